@@ -1,0 +1,88 @@
+//! Command-line flags, dockerd-style, and the config file they point at.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use berth_engine::config::DaemonJson;
+use berth_engine::EngineConfig;
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth-agent",
+    version,
+    about = "Berth's Docker-API container engine"
+)]
+pub(crate) struct Args {
+    /// Where to listen: unix:///path/to.sock (repeatable)
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "unix:///var/run/berth/engine.sock"
+    )]
+    pub(crate) hosts: Vec<String>,
+    /// Root of persistent state (images, containers, volumes, logs)
+    #[arg(long, default_value = "/var/lib/berth")]
+    pub(crate) data_root: PathBuf,
+    /// Root of runtime state (shim sockets, runc state); defaults to <data-root>/run
+    #[arg(long)]
+    pub(crate) exec_root: Option<PathBuf>,
+    /// daemon.json-style config file
+    #[arg(long)]
+    pub(crate) config_file: Option<PathBuf>,
+    /// Log level: error, warn, info, debug, trace
+    #[arg(short = 'l', long)]
+    pub(crate) log_level: Option<String>,
+    /// Registry mirror for docker.io (repeatable)
+    #[arg(long = "registry-mirror")]
+    pub(crate) registry_mirrors: Vec<String>,
+    /// Registry reached over plain HTTP (repeatable); 127.0.0.0/8 always is
+    #[arg(long = "insecure-registry")]
+    pub(crate) insecure_registries: Vec<String>,
+    /// Name of the default bridge
+    #[arg(long = "bridge")]
+    pub(crate) bridge: Option<String>,
+    /// Address/prefix of the default bridge, e.g. 172.30.0.1/16
+    #[arg(long)]
+    pub(crate) bip: Option<String>,
+    /// Program NAT rules for outbound traffic
+    #[arg(long)]
+    pub(crate) iptables: Option<bool>,
+    /// Write the daemon's PID here
+    #[arg(long)]
+    pub(crate) pidfile: Option<PathBuf>,
+}
+
+impl Args {
+    /// Builds the engine config: defaults, then the config file, then flags. Also returns the
+    /// config file's log level.
+    pub(crate) fn engine_config(&self) -> anyhow::Result<(EngineConfig, Option<String>)> {
+        let mut c = EngineConfig::new(self.data_root.clone());
+        if let Some(e) = &self.exec_root {
+            c.exec_root = e.clone();
+        }
+        let mut level = None;
+        if let Some(path) = &self.config_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read {}", path.display()))?;
+            let file: DaemonJson = serde_json::from_str(&text)
+                .with_context(|| format!("invalid config file {}", path.display()))?;
+            level = file.log_level.clone();
+            c.apply(file);
+        }
+        c.registry_mirrors
+            .extend(self.registry_mirrors.iter().cloned());
+        c.insecure_registries
+            .extend(self.insecure_registries.iter().cloned());
+        if let Some(b) = &self.bridge {
+            c.bridge_name = b.clone();
+        }
+        if let Some(b) = &self.bip {
+            c.bridge_cidr = b.clone();
+        }
+        if let Some(i) = self.iptables {
+            c.iptables = i;
+        }
+        Ok((c, level))
+    }
+}

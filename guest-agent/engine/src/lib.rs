@@ -1,0 +1,75 @@
+//! berth-engine: the container engine behind Berth's Docker API, free of any transport.
+//!
+//! Composition: [`Engine::open`] builds the services in dependency order (images and networks
+//! first, then volumes, then containers, which use all three) and restores state from the data
+//! root, so a restarted engine finds its images, containers and logs again.
+
+pub mod config;
+pub mod container;
+pub mod error;
+pub mod events;
+pub mod fsutil;
+pub mod id;
+pub mod image;
+pub mod network;
+pub mod registry;
+pub mod runtime;
+pub mod shim;
+pub mod volume;
+
+use std::sync::Arc;
+
+pub use config::EngineConfig;
+pub use error::{EngineError, ErrorKind, Result};
+pub use events::EventBus;
+
+/// Engine version reported by `/version` and `/info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The engine: every service, shared by all API listeners.
+pub struct Engine {
+    pub config: Arc<EngineConfig>,
+    pub events: EventBus,
+    pub images: Arc<image::ImageService>,
+    pub networks: Arc<network::NetworkService>,
+    pub volumes: Arc<volume::VolumeService>,
+    pub containers: Arc<container::ContainerService>,
+}
+
+impl Engine {
+    /// Opens (or creates) the engine state under `config.data_root` and restores it.
+    pub async fn open(config: EngineConfig) -> Result<Arc<Self>> {
+        std::fs::create_dir_all(&config.data_root)?;
+        std::fs::create_dir_all(&config.exec_root)?;
+        let config = Arc::new(config);
+        let events = EventBus::new();
+        let images = Arc::new(image::ImageService::open(config.clone(), events.clone()).await?);
+        let networks =
+            Arc::new(network::NetworkService::open(config.clone(), events.clone()).await?);
+        let volumes = Arc::new(volume::VolumeService::open(config.clone(), events.clone()).await?);
+        let containers = Arc::new(
+            container::ContainerService::open(
+                config.clone(),
+                events.clone(),
+                images.clone(),
+                networks.clone(),
+                volumes.clone(),
+            )
+            .await?,
+        );
+        Ok(Arc::new(Self {
+            config,
+            events,
+            images,
+            networks,
+            volumes,
+            containers,
+        }))
+    }
+
+    /// Stops background work before the process exits. Containers keep running: their shims
+    /// hold them.
+    pub async fn shutdown(&self) {
+        self.networks.shutdown().await;
+    }
+}

@@ -1,0 +1,1 @@
+//! Registry client: OCI distribution pull/push, auth, mirrors. (Owned by the images work.)

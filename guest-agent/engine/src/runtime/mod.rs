@@ -1,0 +1,1 @@
+//! The OCI runtime seam: runc and crun behind one trait. (Owned by the containers work.)

@@ -1,0 +1,110 @@
+//! Request extractors whose rejections use Docker's error shape.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use berth_engine::EngineError;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// JSON body; malformed input is a 400 `{"message"}`. An empty body deserialises from `{}`
+/// where the type allows it, as some clients send none.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError(EngineError::invalid(e.body_text())))?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError(EngineError::invalid(format!("invalid JSON: {e}"))))
+    }
+}
+
+/// Query string; bad parameters are a 400 `{"message"}`.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e: QueryRejection| ApiError(EngineError::invalid(e.body_text())))
+    }
+}
+
+#[allow(dead_code)]
+fn _json_rejection_is_mapped(e: JsonRejection) -> ApiError {
+    ApiError(EngineError::invalid(e.body_text()))
+}
+
+/// Docker booleans in queries: `1`, `true`, `True` are true; `0`, `false`, empty are false.
+pub fn de_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let s: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(matches!(
+        s.as_deref().map(str::to_ascii_lowercase).as_deref(),
+        Some("1" | "true" | "yes")
+    ))
+}
+
+/// Docker's `filters` query parameter: JSON `{"key":["v"]}` or legacy `{"key":{"v":true}}`.
+pub type Filters = std::collections::BTreeMap<String, Vec<String>>;
+
+/// Parses a `filters` value, accepting both documented and legacy shapes.
+pub fn parse_filters(raw: Option<&str>) -> Result<Filters, ApiError> {
+    let Some(raw) = raw.filter(|s| !s.is_empty()) else {
+        return Ok(Filters::new());
+    };
+    let v: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| ApiError(EngineError::invalid(format!("invalid filter: {e}"))))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError(EngineError::invalid("invalid filter: not an object")))?;
+    let mut out = Filters::new();
+    for (k, vals) in obj {
+        let list: Vec<String> = match vals {
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
+            serde_json::Value::Object(m) => m
+                .iter()
+                .filter(|(_, on)| on.as_bool().unwrap_or(false))
+                .map(|(k, _)| k.clone())
+                .collect(),
+            serde_json::Value::String(s) => vec![s.clone()],
+            _ => {
+                return Err(ApiError(EngineError::invalid(format!(
+                    "invalid filter '{k}'"
+                ))))
+            }
+        };
+        out.insert(k.clone(), list);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_accept_both_shapes() {
+        let a = parse_filters(Some(r#"{"label":{"a=b":true}}"#)).unwrap();
+        let b = parse_filters(Some(r#"{"label":["a=b"]}"#)).unwrap();
+        assert_eq!(a, b);
+        assert!(parse_filters(Some("[1]")).is_err());
+        assert!(parse_filters(None).unwrap().is_empty());
+    }
+}

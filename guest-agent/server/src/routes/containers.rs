@@ -1,0 +1,9 @@
+//! Routes of the `containers` resource.
+
+use axum::Router;
+
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}
