@@ -46,6 +46,12 @@ impl ContainerService {
         })
     }
 
+    /// Ids of containers (running or not) created from image `image_id` (`sha256:…`), so
+    /// `docker rmi` can refuse with a conflict.
+    pub async fn image_users(&self, _image_id: &str) -> Vec<String> {
+        vec![]
+    }
+
     pub async fn counts(&self) -> ContainerCounts {
         ContainerCounts::default()
     }

@@ -35,7 +35,8 @@ pub struct AttachRequest {
 /// The result of attaching; persisted with the container so it can be restored and detached.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Attachment {
-    /// The netns to join; `None` means the host's network namespace.
+    /// The netns to join. `None` with `network_name == "host"` shares the host's network
+    /// namespace; `None` otherwise (`none`) asks the runtime for a fresh one with only `lo`.
     pub netns_path: Option<PathBuf>,
     pub network_name: String,
     pub network_id: String,
@@ -62,9 +63,9 @@ impl NetworkService {
 
     /// Creates the container's network namespace, connects it, and publishes its ports.
     pub async fn attach(&self, req: &AttachRequest) -> Result<Attachment> {
-        if req.network_mode == "host" {
+        if req.network_mode == "host" || req.network_mode == "none" {
             return Ok(Attachment {
-                network_name: "host".into(),
+                network_name: req.network_mode.clone(),
                 ..Default::default()
             });
         }
