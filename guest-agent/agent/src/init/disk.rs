@@ -4,7 +4,6 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context};
 use nix::mount::{mount, MsFlags};
@@ -103,9 +102,9 @@ fn classify(head: &[u8]) -> Content {
 }
 
 fn format(dev: &Path) -> anyhow::Result<()> {
-    let out = Command::new("mkfs.ext4")
+    let out = super::command("mkfs.ext4")
         .args(["-q", "-F", "-L", LABEL, "-m", "0"])
-        .args(["-E", "lazy_itable_init=1,lazy_journal_init=1"])
+        .args(["-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"])
         .arg(dev)
         .output()
         .context("failed to run mkfs.ext4")?;

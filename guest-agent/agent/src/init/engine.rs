@@ -1,7 +1,7 @@
 //! The engine as PID 1's child: its command line, and spawning it with its output copied to the
 //! console and `/run/berth/engine.log`.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use nix::unistd::Pid;
 
@@ -61,8 +61,10 @@ fn registry_host(url: &str) -> Option<String> {
 /// Starts the engine; its stdout and stderr are copied by log threads.
 pub(crate) fn spawn(args: &[String]) -> std::io::Result<Pid> {
     std::fs::create_dir_all(EXEC_ROOT)?;
-    let mut child = Command::new(AGENT_BIN)
+    let mut child = super::command(AGENT_BIN)
         .args(args)
+        // The log goes to a serial console and files: no colour codes.
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -53,8 +53,12 @@ fn run(boot: &cmdline::BootArgs, signals: &nix::sys::signalfd::SignalFd) -> anyh
     if let Err(e) = log::open_file() {
         tracing::warn!("cannot open the init log file: {e}");
     }
-    tracing::info!("berth-init {} starting", env!("CARGO_PKG_VERSION"));
-    modules::load();
+    tracing::info!(
+        "berth-init {} starting at uptime {}",
+        env!("CARGO_PKG_VERSION"),
+        uptime()
+    );
+    modules::load(modules::BEFORE_ENGINE);
     if let Err(e) = net::configure() {
         tracing::warn!("network: {e:#}");
     }
@@ -70,10 +74,40 @@ fn run(boot: &cmdline::BootArgs, signals: &nix::sys::signalfd::SignalFd) -> anyh
     power::shutdown(engine.pid)
 }
 
+/// A `Command` for a child of PID 1: it starts with no blocked signals. PID 1 blocks the ones
+/// it takes through its signalfd, and a blocked mask is inherited across exec; the engine would
+/// otherwise never see SIGTERM.
+pub(crate) fn command(program: &str) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut c = std::process::Command::new(program);
+    // SAFETY: the closure runs between fork and exec and only calls pthread_sigmask, which is
+    // async-signal-safe, on a set built before the fork.
+    unsafe {
+        let empty = nix::sys::signal::SigSet::empty();
+        c.pre_exec(move || {
+            nix::sys::signal::pthread_sigmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&empty),
+                None,
+            )
+            .map_err(std::io::Error::from)
+        });
+    }
+    c
+}
+
+/// Seconds since the kernel started, as `/proc/uptime` says (for boot timing in the log).
+pub(crate) fn uptime() -> String {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|u| u.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "?".into())
+}
+
 /// A busybox shell on the console for development (`berth.debug_shell=1`); reaped like any
 /// other child.
 fn debug_shell() {
-    match std::process::Command::new("/bin/sh").spawn() {
+    match command("/bin/sh").spawn() {
         Ok(c) => tracing::warn!("debug shell on the console (pid {})", c.id()),
         Err(e) => tracing::warn!("cannot start a debug shell: {e}"),
     }

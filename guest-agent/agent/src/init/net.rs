@@ -2,7 +2,6 @@
 //! is the host's loopback, and 10.0.2.3 is the host's DNS. Configured with iproute2's `ip`.
 
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{bail, Context};
 
@@ -37,7 +36,7 @@ pub(crate) fn configure() -> anyhow::Result<()> {
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip")
+    let out = super::command("ip")
         .args(args)
         .output()
         .context("failed to run ip")?;

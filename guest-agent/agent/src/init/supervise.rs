@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::SignalFd;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -31,7 +31,8 @@ pub(crate) enum Stop {
 }
 
 /// Blocks the handled signals (before any thread exists, so every thread inherits the mask)
-/// and returns a signalfd for them. Children get an empty mask from `std::process::Command`.
+/// and returns a signalfd for them. Children are started through `super::command`, which
+/// clears the mask again.
 pub(crate) fn block_signals() -> nix::Result<SignalFd> {
     let mut set = SigSet::empty();
     for s in HANDLED {
@@ -42,7 +43,8 @@ pub(crate) fn block_signals() -> nix::Result<SignalFd> {
     if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
         tracing::debug!("cannot route Ctrl-Alt-Del to PID 1: {e}");
     }
-    SignalFd::new(&set)
+    // Non-blocking: the loop drains it until EAGAIN. Close-on-exec: children must not see it.
+    SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
 
 /// Restart delays of the engine: doubling from 1 s to 30 s; reset after a minute of uptime.
@@ -93,7 +95,7 @@ impl Engine {
             self.started = Instant::now();
             match super::engine::spawn(&self.args) {
                 Ok(pid) => {
-                    tracing::info!("engine started (pid {pid})");
+                    tracing::info!("engine started (pid {pid}) at uptime {}", super::uptime());
                     self.pid = Some(pid);
                 }
                 Err(e) => {
