@@ -112,11 +112,11 @@ now_ns() { date +%s%N; }
 
 stats() { # reads one number per line; prints "median p90"
     python3 -c '
-import statistics, sys
+import math, statistics, sys
 xs = sorted(float(x) for x in sys.stdin.read().split())
 if not xs:
     sys.exit(1)
-p90 = xs[min(len(xs) - 1, max(0, int(round(0.9 * len(xs) + 0.5)) - 1))]
+p90 = xs[max(0, math.ceil(0.9 * len(xs)) - 1)]  # nearest rank
 print(f"{statistics.median(xs):.1f} {p90:.1f}")'
 }
 
