@@ -103,3 +103,18 @@ fn events_stream_replays_with_since_and_until() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn system_responses_match_dockers_spec() {
+    let e = Engine::start_offline();
+    for (path, spec_path) in [
+        ("/version", "/version"),
+        ("/info", "/info"),
+        ("/system/df", "/system/df"),
+    ] {
+        let (s, body) = e.api("GET", &format!("/v1.50{path}"), None);
+        assert_eq!(s, 200, "{path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        berth_test_support::assert_response("GET", spec_path, 200, &v);
+    }
+}
