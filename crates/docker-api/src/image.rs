@@ -11,7 +11,7 @@ pub struct Empty {}
 
 /// One entry of `GET /images/json` (`ImageSummary`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct ImageSummary {
     pub id: String,
     pub parent_id: String,
@@ -29,7 +29,7 @@ pub struct ImageSummary {
 /// The image's default container config as dockerd 20.10 reports it (`Config` in inspect):
 /// the full legacy container-config shape, zero values included.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct ImageConfig {
     pub hostname: String,
     pub domainname: String,
@@ -62,7 +62,7 @@ pub struct ImageConfig {
 
 /// `GraphDriver` of inspect.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct GraphDriver {
     pub name: String,
     pub data: BTreeMap<String, String>,
@@ -70,7 +70,7 @@ pub struct GraphDriver {
 
 /// `RootFS` of inspect.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct RootFs {
     #[serde(rename = "Type")]
     pub typ: String,
@@ -79,14 +79,14 @@ pub struct RootFs {
 
 /// `Metadata` of inspect.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct ImageMetadata {
     pub last_tag_time: String,
 }
 
 /// `GET /images/{name}/json` (`ImageInspect`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct ImageInspect {
     pub id: String,
     pub repo_tags: Vec<String>,
@@ -115,7 +115,7 @@ pub struct ImageInspect {
 
 /// One entry of `GET /images/{name}/history`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct HistoryItem {
     pub id: String,
     pub created: i64,
@@ -134,7 +134,7 @@ pub enum DeleteItem {
 
 /// `POST /images/prune`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct ImagesPruneReport {
     pub images_deleted: Option<Vec<DeleteItem>>,
     pub space_reclaimed: i64,

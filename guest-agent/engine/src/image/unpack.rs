@@ -31,7 +31,7 @@ const COPY_BUF: usize = 256 * 1024;
 /// What unpacking a layer found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct UnpackStats {
-    /// Sum of the sizes of regular files, dockerd's layer size.
+    /// Sum of the sizes of regular files and symlinks, dockerd's layer size.
     pub size: u64,
     pub entries: u64,
     /// Entries skipped as unsafe or unsupported (device nodes, links out of the layer).
@@ -185,6 +185,8 @@ impl<'a> Unpacker<'a> {
                     .into_owned();
                 self.clear(&rel, &abs, false)?;
                 std::os::unix::fs::symlink(&target, &abs)?;
+                // dockerd counts a symlink's own size (its target's length) too.
+                self.stats.size += target.as_os_str().len() as u64;
             }
             EntryType::Link => {
                 let raw_target = entry

@@ -297,7 +297,7 @@ impl Repository {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::debug!(%url, error = %e, "registry endpoint failed");
-                    last_err = Some(format!("{url}: {}", error_chain(&e)));
+                    last_err = Some(format!("Get \"{url}\": {}", root_cause(&e)));
                     idx += 1;
                     continue;
                 }
@@ -318,10 +318,9 @@ impl Repository {
             }
             return Ok(resp);
         }
-        Err(EngineError::unavailable(format!(
-            "error contacting registry: {}",
-            last_err.unwrap_or_else(|| "no endpoint".into())
-        )))
+        Err(EngineError::unavailable(
+            last_err.unwrap_or_else(|| "no registry endpoint".into()),
+        ))
     }
 
     /// Answers a challenge: a bearer token from the realm, or basic credentials.
@@ -454,6 +453,15 @@ fn engine_to_registry(e: EngineError) -> RegistryError {
         status,
         message: e.message().to_string(),
     }
+}
+
+/// The innermost source of an error (`Connection refused (os error 111)`).
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cur = e;
+    while let Some(src) = cur.source() {
+        cur = src;
+    }
+    cur.to_string()
 }
 
 /// An error with its sources, for messages (reqwest's top-level text says little).
