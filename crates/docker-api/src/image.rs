@@ -160,7 +160,14 @@ mod tests {
     #[test]
     fn inspect_has_zero_valued_fields() {
         let v = serde_json::to_value(ImageInspect::default()).unwrap();
-        for k in ["RepoTags", "Parent", "Config", "GraphDriver", "RootFS", "Metadata"] {
+        for k in [
+            "RepoTags",
+            "Parent",
+            "Config",
+            "GraphDriver",
+            "RootFS",
+            "Metadata",
+        ] {
             assert!(v.get(k).is_some(), "{k}");
         }
         assert!(v["Config"]["Cmd"].is_null());

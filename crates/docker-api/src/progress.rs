@@ -81,7 +81,8 @@ mod tests {
 
     #[test]
     fn lines_match_dockerd() {
-        let l = serde_json::to_string(&ProgressMessage::with_id("Pulling fs layer", "abc")).unwrap();
+        let l =
+            serde_json::to_string(&ProgressMessage::with_id("Pulling fs layer", "abc")).unwrap();
         assert_eq!(
             l,
             r#"{"status":"Pulling fs layer","progressDetail":{},"id":"abc"}"#

@@ -148,7 +148,10 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let st = extract(&blob[..], &sha(&blob), &sha(&tar), dir.path()).unwrap();
             assert_eq!(st.size, 5);
-            assert_eq!(std::fs::read(dir.path().join("hello.txt")).unwrap(), b"hello");
+            assert_eq!(
+                std::fs::read(dir.path().join("hello.txt")).unwrap(),
+                b"hello"
+            );
         }
     }
 

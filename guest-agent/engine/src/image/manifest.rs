@@ -142,7 +142,10 @@ impl ManifestDoc {
         // Prefer an exact variant match, then the first match.
         let mut first = None;
         for d in candidates {
-            if d.platform.as_ref().is_some_and(|p| p.variant == want.variant) {
+            if d.platform
+                .as_ref()
+                .is_some_and(|p| p.variant == want.variant)
+            {
                 return Ok(d);
             }
             first.get_or_insert(d);
@@ -172,7 +175,10 @@ mod tests {
     fn index_selects_platform() {
         let doc = ManifestDoc::parse(INDEX.as_bytes(), "").unwrap();
         assert!(doc.is_index());
-        let pick = |p: &str| doc.select(&Platform::parse(p).unwrap()).map(|d| d.digest.clone());
+        let pick = |p: &str| {
+            doc.select(&Platform::parse(p).unwrap())
+                .map(|d| d.digest.clone())
+        };
         assert_eq!(pick("linux/amd64").unwrap(), "sha256:amd");
         assert_eq!(pick("linux/arm64").unwrap(), "sha256:arm");
         assert_eq!(pick("linux/arm/v7").unwrap(), "sha256:armv7");

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use berth_docker_api::auth::AuthConfig;
 use berth_docker_api::image::{
-    DeleteItem, GraphDriver, HistoryItem, ImageConfig, ImageInspect, ImageMetadata,
-    ImageSummary, ImagesPruneReport, RootFs,
+    DeleteItem, GraphDriver, HistoryItem, ImageConfig, ImageInspect, ImageMetadata, ImageSummary,
+    ImagesPruneReport, RootFs,
 };
 use serde::Deserialize;
 
@@ -90,9 +90,7 @@ fn glob_match(pattern: &str, s: &str) -> bool {
     fn go(p: &[u8], s: &[u8]) -> bool {
         match (p.first(), s.first()) {
             (None, None) => true,
-            (Some(b'*'), _) => {
-                go(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && go(p, &s[1..]))
-            }
+            (Some(b'*'), _) => go(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && go(p, &s[1..])),
             (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &s[1..]),
             (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
             _ => false,
@@ -281,11 +279,19 @@ impl ImageService {
                 continue;
             }
             let keep = |canonical: &String| {
-                get("reference").is_none_or(|pats| pats.iter().any(|p| reference_matches(p, canonical)))
+                get("reference")
+                    .is_none_or(|pats| pats.iter().any(|p| reference_matches(p, canonical)))
             };
-            let mut repo_tags: Vec<String> = tags.iter().filter(|t| keep(t)).map(|t| familiar(t)).collect();
-            let mut repo_digests: Vec<String> =
-                digests.iter().filter(|d| keep(d)).map(|d| familiar(d)).collect();
+            let mut repo_tags: Vec<String> = tags
+                .iter()
+                .filter(|t| keep(t))
+                .map(|t| familiar(t))
+                .collect();
+            let mut repo_digests: Vec<String> = digests
+                .iter()
+                .filter(|d| keep(d))
+                .map(|d| familiar(d))
+                .collect();
             if tags.is_empty() && digests.is_empty() {
                 if dangling == Some(false) || get("reference").is_some() {
                     continue;
@@ -382,7 +388,10 @@ impl ImageService {
                 layers: rec.layers.clone(),
             },
             metadata: ImageMetadata {
-                last_tag_time: rec.last_tag_time.clone().unwrap_or_else(|| ZERO_TIME.into()),
+                last_tag_time: rec
+                    .last_tag_time
+                    .clone()
+                    .unwrap_or_else(|| ZERO_TIME.into()),
             },
         })
     }
@@ -446,9 +455,8 @@ impl ImageService {
             s.tags.insert(r.to_string(), rec.id.clone());
             s.save_tags()?;
             if let Some(mut updated) = s.images.get(rec.hex()).cloned() {
-                updated.last_tag_time = Some(
-                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-                );
+                updated.last_tag_time =
+                    Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
                 s.save_image(&updated)?;
                 s.images.insert(updated.hex().to_string(), updated);
             }
@@ -609,7 +617,11 @@ impl ImageService {
 
     /// `POST /images/prune`: dangling images, or every image no container uses when
     /// `dangling_only` is false. `in_use` holds the ids containers were created from.
-    pub fn prune(&self, dangling_only: bool, in_use: &HashSet<String>) -> Result<ImagesPruneReport> {
+    pub fn prune(
+        &self,
+        dangling_only: bool,
+        in_use: &HashSet<String>,
+    ) -> Result<ImagesPruneReport> {
         let candidates: Vec<ImageRecord> = {
             let s = self.lock();
             s.images
@@ -650,8 +662,17 @@ mod tests {
         assert!(!glob_match("*", "library/busybox"));
         assert!(glob_match("*/*", "user/app"));
         assert!(glob_match("b?sybox", "busybox"));
-        assert!(reference_matches("busybox", "docker.io/library/busybox:latest"));
-        assert!(reference_matches("busybox:lat*", "docker.io/library/busybox:latest"));
-        assert!(!reference_matches("alpine", "docker.io/library/busybox:latest"));
+        assert!(reference_matches(
+            "busybox",
+            "docker.io/library/busybox:latest"
+        ));
+        assert!(reference_matches(
+            "busybox:lat*",
+            "docker.io/library/busybox:latest"
+        ));
+        assert!(!reference_matches(
+            "alpine",
+            "docker.io/library/busybox:latest"
+        ));
     }
 }

@@ -85,7 +85,11 @@ pub fn bar(current: u64, total: u64) -> String {
     } else {
         format!("{:>8}/{}", human_size(current), human_size(total))
     };
-    format!("[{}>{}] {numbers}", "=".repeat(filled), " ".repeat(50 - filled))
+    format!(
+        "[{}>{}] {numbers}",
+        "=".repeat(filled),
+        " ".repeat(50 - filled)
+    )
 }
 
 #[cfg(test)]

@@ -89,7 +89,10 @@ impl ImageService {
             rec.layers.iter().all(|l| s.has_layer(l))
         });
         let layer_sizes = if complete {
-            existing.as_ref().map(|r| r.layer_sizes.clone()).unwrap_or_default()
+            existing
+                .as_ref()
+                .map(|r| r.layer_sizes.clone())
+                .unwrap_or_default()
         } else {
             self.fetch_layers(&repo, layers, &head.rootfs.diff_ids, &progress)
                 .await?
@@ -157,10 +160,12 @@ impl ImageService {
             let short_id = short(&desc.digest).to_string();
             let (present, dest, known) = {
                 let s = self.lock();
-                let known = s
-                    .images
-                    .values()
-                    .find_map(|r| r.layers.iter().position(|l| l == diff_id).map(|p| r.layer_sizes[p]));
+                let known = s.images.values().find_map(|r| {
+                    r.layers
+                        .iter()
+                        .position(|l| l == diff_id)
+                        .map(|p| r.layer_sizes[p])
+                });
                 (s.has_layer(diff_id), s.layer_dir(diff_id)?, known)
             };
             if present || !seen.insert(diff_id.clone()) {

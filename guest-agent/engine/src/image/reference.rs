@@ -220,19 +220,30 @@ mod tests {
     fn hub_names_are_normalised() {
         assert_eq!(canon("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(canon("busybox:1.36"), "docker.io/library/busybox:1.36");
-        assert_eq!(canon("docker.io/library/busybox"), "docker.io/library/busybox:latest");
-        assert_eq!(canon("index.docker.io/user/app:v1"), "docker.io/user/app:v1");
+        assert_eq!(
+            canon("docker.io/library/busybox"),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(
+            canon("index.docker.io/user/app:v1"),
+            "docker.io/user/app:v1"
+        );
         assert_eq!(canon("user/app"), "docker.io/user/app:latest");
     }
 
     #[test]
     fn registries_with_ports_and_digests() {
         let r = Reference::parse("localhost:5000/x/y:t").unwrap();
-        assert_eq!((r.domain.as_str(), r.path.as_str()), ("localhost:5000", "x/y"));
+        assert_eq!(
+            (r.domain.as_str(), r.path.as_str()),
+            ("localhost:5000", "x/y")
+        );
         assert_eq!(r.tag.as_deref(), Some("t"));
         assert_eq!(r.familiar(), "localhost:5000/x/y:t");
         let d = format!("sha256:{}", "a".repeat(64));
-        let r = Reference::parse(&format!("busybox@{d}")).unwrap().with_default_tag();
+        let r = Reference::parse(&format!("busybox@{d}"))
+            .unwrap()
+            .with_default_tag();
         assert_eq!(r.tag, None);
         assert_eq!(r.familiar(), format!("busybox@{d}"));
         assert_eq!(r.tag_or_digest(), d);
@@ -243,13 +254,28 @@ mod tests {
 
     #[test]
     fn familiar_keeps_user_repos() {
-        assert_eq!(Reference::parse("user/app:1").unwrap().familiar(), "user/app:1");
-        assert_eq!(Reference::parse("busybox:1").unwrap().familiar(), "busybox:1");
+        assert_eq!(
+            Reference::parse("user/app:1").unwrap().familiar(),
+            "user/app:1"
+        );
+        assert_eq!(
+            Reference::parse("busybox:1").unwrap().familiar(),
+            "busybox:1"
+        );
     }
 
     #[test]
     fn invalid_references_are_rejected() {
-        for s in ["", "Busybox", "a//b", "a:b:c/d", "x@sha256:zz", "-a", "a:", "a b"] {
+        for s in [
+            "",
+            "Busybox",
+            "a//b",
+            "a:b:c/d",
+            "x@sha256:zz",
+            "-a",
+            "a:",
+            "a b",
+        ] {
             assert!(Reference::parse(s).is_err(), "{s}");
         }
         let e = Reference::parse("Busybox").unwrap_err();

@@ -91,7 +91,9 @@ impl Store {
                         images.insert(r.hex().to_string(), r);
                     }
                     Ok(None) => {}
-                    Err(e) => tracing::warn!(path = %p.display(), error = %e, "bad image record skipped"),
+                    Err(e) => {
+                        tracing::warn!(path = %p.display(), error = %e, "bad image record skipped")
+                    }
                 }
             }
         }
@@ -115,7 +117,10 @@ impl Store {
 
     /// Fresh temp directory for an extraction, on the same filesystem as the layers.
     pub fn layer_tmp_dir(&self) -> Result<PathBuf> {
-        let p = self.root.join("layers").join(format!(".tmp-{}", crate::id::new_id()));
+        let p = self
+            .root
+            .join("layers")
+            .join(format!(".tmp-{}", crate::id::new_id()));
         fs::create_dir(&p)?;
         Ok(p)
     }
@@ -178,7 +183,11 @@ impl Store {
         let mut doomed = Vec::new();
         for layer in &rec.layers {
             let used = self.images.values().any(|o| o.layers.contains(layer));
-            if !used && !doomed.iter().any(|d: &PathBuf| d.ends_with(hex_of(layer).unwrap_or(""))) {
+            if !used
+                && !doomed
+                    .iter()
+                    .any(|d: &PathBuf| d.ends_with(hex_of(layer).unwrap_or("")))
+            {
                 let dir = self.layer_dir(layer)?;
                 // Move it aside first so a half-deleted layer is never taken for a whole one.
                 let trash = self
@@ -231,7 +240,8 @@ mod tests {
         s.put_blob(&rec.id, cfg).unwrap();
         s.save_image(&rec).unwrap();
         s.images.insert(rec.hex().to_string(), rec.clone());
-        s.tags.insert("docker.io/library/x:latest".into(), rec.id.clone());
+        s.tags
+            .insert("docker.io/library/x:latest".into(), rec.id.clone());
         s.save_tags().unwrap();
         let s2 = Store::open(dir.path().to_path_buf()).unwrap();
         assert_eq!(s2.images.get(rec.hex()), Some(&rec));
@@ -255,7 +265,10 @@ mod tests {
     fn shared_layers_stay_until_last_user_goes() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path().to_path_buf()).unwrap();
-        let (l1, l2) = (format!("sha256:{}", "1".repeat(64)), format!("sha256:{}", "2".repeat(64)));
+        let (l1, l2) = (
+            format!("sha256:{}", "1".repeat(64)),
+            format!("sha256:{}", "2".repeat(64)),
+        );
         for l in [&l1, &l2] {
             fs::create_dir_all(s.layer_dir(l).unwrap()).unwrap();
         }

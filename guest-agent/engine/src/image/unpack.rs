@@ -39,10 +39,7 @@ pub struct UnpackStats {
 }
 
 fn unsafe_entry(path: &Path, why: &str) -> EngineError {
-    EngineError::invalid(format!(
-        "refusing layer entry {}: {why}",
-        path.display()
-    ))
+    EngineError::invalid(format!("refusing layer entry {}: {why}", path.display()))
 }
 
 /// Turns a tar path into a path relative to the layer root: drops `/` and `.`, refuses `..`.
@@ -365,7 +362,11 @@ mod tests {
                 }
             }
             h.set_entry_type(kind);
-            h.set_mode(if kind == EntryType::Directory { 0o755 } else { 0o644 });
+            h.set_mode(if kind == EntryType::Directory {
+                0o755
+            } else {
+                0o644
+            });
             h.set_size(data.len() as u64);
             h.set_mtime(1_600_000_000);
             h.set_uid(0);
@@ -431,7 +432,10 @@ mod tests {
             .bytes();
         let st = unpack(&tar[..], &s.layer).unwrap();
         assert_eq!(st.size, 11);
-        assert_eq!(fs::read(s.layer.join("etc/passwd2")).unwrap(), b"root:x:0:0\n");
+        assert_eq!(
+            fs::read(s.layer.join("etc/passwd2")).unwrap(),
+            b"root:x:0:0\n"
+        );
         let m = fs::metadata(s.layer.join("etc/passwd")).unwrap();
         assert_eq!(m.nlink(), 2);
         assert_eq!(m.mode() & 0o777, 0o644);

@@ -9,10 +9,8 @@ use crate::{EngineError, Result};
 
 const LENIENT: GeneralPurposeConfig =
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-const URL_SAFE_LENIENT: GeneralPurpose =
-    GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
-const STANDARD_LENIENT: GeneralPurpose =
-    GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
+const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
+const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
 
 /// Credentials for one registry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,7 +33,10 @@ impl Credentials {
                 .decode(c.auth.trim())
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())))
+                .and_then(|s| {
+                    s.split_once(':')
+                        .map(|(u, p)| (u.to_string(), p.to_string()))
+                })
             {
                 username = u;
                 password = p;
@@ -183,7 +184,10 @@ mod tests {
             ..AuthConfig::default()
         };
         let cr = Credentials::from_auth_config(&c).unwrap();
-        assert_eq!((cr.username.as_str(), cr.password.as_str()), ("bob", "s3:cret"));
+        assert_eq!(
+            (cr.username.as_str(), cr.password.as_str()),
+            ("bob", "s3:cret")
+        );
         assert!(Credentials::from_auth_config(&AuthConfig::default()).is_none());
     }
 
@@ -201,7 +205,10 @@ mod tests {
                 scope: Some("repository:library/busybox:pull,push".into()),
             }
         );
-        assert_eq!(parse_challenge(r#"Basic realm="Registry""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Digest x=1"), None);
     }
 }

@@ -208,7 +208,11 @@ impl RegistryClient {
             .trim_start_matches("https://")
             .trim_start_matches("http://");
         let domain = server.split('/').next().unwrap_or_default();
-        let domain = if domain.is_empty() { "docker.io" } else { domain };
+        let domain = if domain.is_empty() {
+            "docker.io"
+        } else {
+            domain
+        };
         let creds = Credentials::from_auth_config(cfg);
         let repo = Repository {
             http: self.http.clone(),
@@ -217,7 +221,16 @@ impl RegistryClient {
             creds,
             state: Mutex::new(AuthState::default()),
         };
-        let resp = repo.send(Method::GET, "/v2/", None, None).await?;
+        let first = format!("{}/v2/", repo.endpoints.first().map_or("", String::as_str));
+        let resp = repo
+            .send(Method::GET, "/v2/", None, None)
+            .await
+            .map_err(|e| match e.kind() {
+                crate::ErrorKind::Unauthorized => {
+                    EngineError::unauthorized(format!("Get \"{first}\": {}", e.message()))
+                }
+                _ => e,
+            })?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -489,7 +502,10 @@ mod tests {
 
     #[test]
     fn endpoints_follow_mirrors_and_insecure_rules() {
-        let c = client(&["http://127.0.0.1:5001/"], &["reg.lan:5000", "10.1.0.0/16"]);
+        let c = client(
+            &["http://127.0.0.1:5001/"],
+            &["reg.lan:5000", "10.1.0.0/16"],
+        );
         assert_eq!(c.endpoints("docker.io"), ["http://127.0.0.1:5001"]);
         assert_eq!(c.endpoints("localhost:5000"), ["http://localhost:5000"]);
         assert_eq!(c.endpoints("127.0.0.5:80"), ["http://127.0.0.5:80"]);

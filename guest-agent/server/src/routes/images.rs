@@ -71,7 +71,9 @@ fn pull_reference(from_image: &str, tag: &str) -> Result<String, ApiError> {
     })
 }
 
-fn registry_auth(headers: &HeaderMap) -> Result<Option<berth_docker_api::auth::AuthConfig>, ApiError> {
+fn registry_auth(
+    headers: &HeaderMap,
+) -> Result<Option<berth_docker_api::auth::AuthConfig>, ApiError> {
     match headers.get("x-registry-auth") {
         Some(v) => Ok(decode_registry_auth(v.to_str().unwrap_or_default())?),
         None => Ok(None),
@@ -131,13 +133,17 @@ async fn create(
         };
         if let Some(msg) = err {
             tracing::info!(error = %msg, "pull failed after streaming began");
-            let _ = out_tx.send(Ok(json_line(&ProgressMessage::error(msg)))).await;
+            let _ = out_tx
+                .send(Ok(json_line(&ProgressMessage::error(msg))))
+                .await;
         }
     });
-    let mut resp = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(out_rx))
-        .into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut resp =
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(out_rx)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }
 
