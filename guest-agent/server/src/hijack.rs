@@ -78,7 +78,7 @@ pub fn spawn(on_upgrade: OnUpgrade, prelude: Vec<Bytes>, session: SessionFuture,
             loop {
                 match cr.read(&mut buf).await {
                     Ok(0) | Err(_) => {
-                        if let Some(i) = input.as_mut() {
+                        if let Some(mut i) = input.take() {
                             let _ = i.shutdown().await;
                         }
                         // Half-closed: keep streaming output until the process ends.

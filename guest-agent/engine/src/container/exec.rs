@@ -319,19 +319,14 @@ impl Svc {
                     pump(stderr.map(|s| Box::new(s) as _), 2, want_err)
                 );
                 let status = child.wait().await.ok();
-                let code = status.and_then(|s| s.code()).unwrap_or(255);
-                if code != 0 {
-                    if let Some(msg) = std::fs::read_to_string(opts.log_file.as_ref().map(|p| p.as_path()).unwrap_or(std::path::Path::new("/nonexistent")))
-                        .ok()
-                        .and_then(|t| error_line(&t))
-                    {
-                        let _ = out.lock().await.write_all(&frame(super::stream::SYSTEMERR, msg.as_bytes())).await;
-                    }
+                let mut code = status.and_then(|s| s.code()).unwrap_or(255);
+                // The runtime failed to start the process (not found, not executable).
+                if code != 0 && log_error(opts.log_file.as_deref()).is_some() {
+                    code = 126;
                 }
                 svc.exec_finished(&exec, &cid, i64::from(code));
             });
         }
-        let _ = std::fs::remove_file(&process_file).ok();
         self.publish(
             &c,
             &format!("exec_start: {}", e.config.cmd.clone().unwrap_or_default().join(" ")),
@@ -344,6 +339,9 @@ impl Svc {
     }
 
     fn exec_finished(&self, e: &Exec, c: &super::Container, code: i64) {
+        let bundle = self.paths(&c.id).bundle();
+        let _ = std::fs::remove_file(bundle.join(format!("exec-{}.json", &e.id[..12])));
+        let _ = std::fs::remove_file(bundle.join(format!("exec-{}.log", &e.id[..12])));
         {
             let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
             st.running = false;
@@ -362,6 +360,10 @@ fn error_line(log: &str) -> Option<String> {
         .filter_map(|v| v["msg"].as_str().map(str::to_string))
         .last()
         .map(|m| format!("OCI runtime exec failed: {m}\n"))
+}
+
+fn log_error(path: Option<&std::path::Path>) -> Option<String> {
+    std::fs::read_to_string(path?).ok().and_then(|t| error_line(&t))
 }
 
 fn exec_failure(opts: &ExecOptions, err: String) -> EngineError {
