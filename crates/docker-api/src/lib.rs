@@ -1,5 +1,7 @@
 //! berth-docker-api: Docker Engine API wire types (serde only, no I/O).
 
 pub mod auth;
+pub mod container;
 pub mod image;
 pub mod progress;
+pub mod volume;
