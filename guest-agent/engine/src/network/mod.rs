@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use berth_docker_api::network::{Network, NetworkCreateRequest};
 use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
 
 use self::ipam::Subnet;
 use self::nat::{Nat, NatNet};
@@ -91,6 +92,8 @@ pub struct NetworkService {
     /// Serialises network create/remove (subnet choice, bridge creation).
     admin_lock: tokio::sync::Mutex<()>,
     published: Mutex<HashMap<String, Published>>,
+    /// Background link deletions started by `detach`.
+    cleanups: Mutex<JoinSet<()>>,
 }
 
 fn now_rfc3339() -> String {
@@ -140,6 +143,7 @@ impl NetworkService {
             save_lock: tokio::sync::Mutex::new(()),
             admin_lock: tokio::sync::Mutex::new(()),
             published: Mutex::new(HashMap::new()),
+            cleanups: Mutex::new(JoinSet::new()),
         };
         svc.apply_nat().await?;
         Ok(svc)
@@ -199,11 +203,21 @@ impl NetworkService {
             }
             st.find(key)?.clone()
         };
-        if net.driver != "bridge" {
-            if !req.port_bindings.is_empty() && net.driver == "host" {
-                tracing::debug!(id = %req.container_id, "published ports are ignored with --network host");
-            }
+        if net.driver == "host" {
             return Ok(Attachment {
+                network_name: net.name.clone(),
+                network_id: net.id.clone(),
+                ..Default::default()
+            });
+        }
+        if net.driver == "null" {
+            // A namespace of our own with `lo` up (a runtime-made one would have it down).
+            let path = self.netns_dir.join(&req.container_id);
+            self.loopback_only(&path).await.inspect_err(|_| {
+                let _ = netns::remove(&path);
+            })?;
+            return Ok(Attachment {
+                netns_path: Some(path),
                 network_name: net.name.clone(),
                 network_id: net.id.clone(),
                 ..Default::default()
@@ -304,16 +318,7 @@ impl NetworkService {
             self.nl.index(&net.bridge).await?.ok_or_else(|| {
                 EngineError::internal(format!("bridge {} is missing", net.bridge))
             })?;
-        let path = netns_path.to_owned();
-        let created = tokio::task::spawn_blocking(move || netns::create(&path))
-            .await
-            .map_err(|e| EngineError::internal(format!("netns: {e}")))?
-            .map_err(|e| {
-                EngineError::internal(format!(
-                    "cannot create network namespace {}: {e}",
-                    netns_path.display()
-                ))
-            })?;
+        let created = self.create_netns(netns_path).await?;
         self.nl
             .add_veth(veth, bridge, created.file.as_fd(), ipam::mac_for(ip))
             .await?;
@@ -323,6 +328,24 @@ impl NetworkService {
         let resolved = resolved_ports(&bound);
         self.start_proxies(&req.container_id, bound, ip);
         Ok(resolved)
+    }
+
+    async fn create_netns(&self, path: &std::path::Path) -> Result<netns::Created> {
+        let p = path.to_owned();
+        tokio::task::spawn_blocking(move || netns::create(&p))
+            .await
+            .map_err(|e| EngineError::internal(format!("netns: {e}")))?
+            .map_err(|e| {
+                EngineError::internal(format!(
+                    "cannot create network namespace {}: {e}",
+                    path.display()
+                ))
+            })
+    }
+
+    async fn loopback_only(&self, path: &std::path::Path) -> Result<()> {
+        let created = self.create_netns(path).await?;
+        Netlink::from_fd(created.netlink)?.bring_up_lo().await
     }
 
     /// Binds every planned port, all or nothing.
@@ -445,7 +468,16 @@ impl NetworkService {
             None => None,
         };
         if let Some(v) = veth {
-            self.nl.delete(&v).await?;
+            // Deleting a veth waits for an RCU grace period (~20 ms): keep it off the
+            // container's exit path. The name is unique to the endpoint, so nothing waits on it.
+            let nl = self.nl.clone();
+            let mut jobs = lock(&self.cleanups);
+            while jobs.try_join_next().is_some() {}
+            jobs.spawn(async move {
+                if let Err(e) = nl.delete(&v).await {
+                    tracing::warn!(veth = %v, error = %e, "cannot delete veth");
+                }
+            });
         }
         if let Some(path) = att.netns_path.clone() {
             tokio::task::spawn_blocking(move || netns::remove(&path))
@@ -470,6 +502,7 @@ impl NetworkService {
     /// Stops every port proxy and removes the NAT rules. Bridges and namespaces stay so
     /// running containers keep their addresses; the next `open` adopts them.
     pub async fn shutdown(&self) {
+        self.settle().await;
         let all: Vec<Published> = lock(&self.published).drain().map(|(_, p)| p).collect();
         for p in all {
             p.proxies.stop().await;
@@ -477,6 +510,12 @@ impl NetworkService {
         if let Some(nat) = &self.nat {
             nat.remove().await;
         }
+    }
+
+    /// Waits for background cleanups started by `detach`.
+    pub async fn settle(&self) {
+        let mut jobs = std::mem::take(&mut *lock(&self.cleanups));
+        while jobs.join_next().await.is_some() {}
     }
 
     // ---- the /networks API ----
@@ -586,7 +625,7 @@ impl NetworkService {
             if ours.iter().any(|o| o.contains(&s.net) || s.net.contains(o)) {
                 return Err(EngineError::new(
                     crate::ErrorKind::Forbidden,
-                    format!("Pool overlaps with other one on this address space"),
+                    "Pool overlaps with other one on this address space",
                 ));
             }
             return Ok(s);
@@ -722,7 +761,7 @@ fn matches_filters(
         let ok = match key.as_str() {
             "name" => want.iter().any(|w| n.name.contains(w.as_str())),
             "id" => want.iter().any(|w| n.id.starts_with(w.as_str())),
-            "driver" => want.iter().any(|w| *w == n.driver),
+            "driver" => want.contains(&n.driver),
             "scope" => want.iter().any(|w| w == "local"),
             "type" => want.iter().any(|w| match w.as_str() {
                 "custom" => !n.is_predefined(),

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::sync::Arc;
 
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
@@ -16,10 +17,11 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::{EngineError, Result};
 
-/// A netlink route connection; its I/O task stops when this is dropped.
+/// A netlink route connection; its I/O task stops when the last clone is dropped.
+#[derive(Clone)]
 pub(crate) struct Netlink {
     handle: Handle,
-    _conn: AbortOnDropHandle<()>,
+    _conn: Arc<AbortOnDropHandle<()>>,
 }
 
 fn errno(e: &rtnetlink::Error) -> Option<i32> {
@@ -46,7 +48,7 @@ impl Netlink {
             .map_err(|e| EngineError::internal(format!("cannot open netlink socket: {e}")))?;
         Ok(Self {
             handle,
-            _conn: AbortOnDropHandle::new(tokio::spawn(conn)),
+            _conn: Arc::new(AbortOnDropHandle::new(tokio::spawn(conn))),
         })
     }
 
@@ -59,7 +61,7 @@ impl Netlink {
         let (conn, handle, _) = rtnetlink::from_socket(sock);
         Ok(Self {
             handle,
-            _conn: AbortOnDropHandle::new(tokio::spawn(conn)),
+            _conn: Arc::new(AbortOnDropHandle::new(tokio::spawn(conn))),
         })
     }
 

@@ -3,6 +3,7 @@
 //! socket per client address until it idles out. Every task belongs to a [`ProxySet`], which
 //! stops them all when stopped or dropped.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -225,31 +226,41 @@ async fn serve_udp(sock: Arc<UdpSocket>, to: SocketAddr, cancel: CancellationTok
                         continue;
                     }
                 };
-                if !flows.contains_key(&client) {
-                    let upstream = match UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], 0))).await {
-                        Ok(u) => u,
-                        Err(e) => {
-                            tracing::warn!(%to, error = %e, "udp proxy cannot open upstream socket");
+                let flow = match flows.entry(client) {
+                    Entry::Occupied(o) => o.into_mut(),
+                    Entry::Vacant(v) => {
+                        let Some(flow) = open_flow(to, base).await else {
                             continue;
-                        }
-                    };
-                    if let Err(e) = upstream.connect(to).await {
-                        tracing::debug!(%to, error = %e, "udp proxy connect failed");
-                        continue;
+                        };
+                        readers.spawn(udp_replies(flow.upstream.clone(), sock.clone(), client, flow.last.clone(), base));
+                        v.insert(flow)
                     }
-                    let flow = Flow { upstream: Arc::new(upstream), last: Arc::new(AtomicU64::new(millis_since(base))) };
-                    readers.spawn(udp_replies(flow.upstream.clone(), sock.clone(), client, flow.last.clone(), base));
-                    flows.insert(client, flow);
-                }
-                if let Some(flow) = flows.get(&client) {
-                    flow.last.store(millis_since(base), Ordering::Relaxed);
-                    if let Err(e) = flow.upstream.send(&buf[..n]).await {
-                        tracing::debug!(%to, error = %e, "udp proxy send failed");
-                    }
+                };
+                flow.last.store(millis_since(base), Ordering::Relaxed);
+                if let Err(e) = flow.upstream.send(&buf[..n]).await {
+                    tracing::debug!(%to, error = %e, "udp proxy send failed");
                 }
             }
         }
     }
+}
+
+async fn open_flow(to: SocketAddr, base: Instant) -> Option<Flow> {
+    let upstream = match UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], 0))).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(%to, error = %e, "udp proxy cannot open upstream socket");
+            return None;
+        }
+    };
+    if let Err(e) = upstream.connect(to).await {
+        tracing::debug!(%to, error = %e, "udp proxy connect failed");
+        return None;
+    }
+    Some(Flow {
+        upstream: Arc::new(upstream),
+        last: Arc::new(AtomicU64::new(millis_since(base))),
+    })
 }
 
 /// Relays a flow's replies to its client until the flow has been idle for [`UDP_IDLE`].

@@ -159,6 +159,7 @@ async fn attach_publishes_port_and_detach_cleans_up() {
     eprintln!("detach took {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
     assert!(!netns.exists());
     assert!(TcpStream::connect(("127.0.0.1", host_port)).is_err());
+    fx.svc.settle().await;
     let veth = format!("veth{}", &att.endpoint_id[..7]);
     assert_eq!(fx.svc.nl.index(&veth).await.unwrap(), None);
     fx.svc.detach(&req.container_id, &att).await.unwrap();
@@ -271,4 +272,52 @@ async fn user_networks_restore_and_nat() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "chain removed at shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn none_and_host_modes() {
+    let fx = Fixture::new("c").await;
+    let host = fx
+        .svc
+        .attach(&AttachRequest {
+            container_id: format!("{:0>64}", "h1"),
+            network_mode: "host".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(host.network_name, "host");
+    assert!(host.netns_path.is_none());
+
+    let id = format!("{:0>64}", "n1");
+    let none = fx
+        .svc
+        .attach(&AttachRequest {
+            container_id: id.clone(),
+            network_mode: "none".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(none.network_name, "none");
+    assert!(none.ip_address.is_empty());
+    let path = none.netns_path.clone().unwrap();
+    // Loopback works inside; there is no other interface.
+    let links = in_netns(&path, || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        TcpStream::connect(addr).unwrap();
+        let mut names: Vec<String> = nix::ifaddrs::getifaddrs()
+            .unwrap()
+            .map(|i| i.interface_name)
+            .collect();
+        names.dedup();
+        names
+    })
+    .join()
+    .unwrap();
+    assert_eq!(links, ["lo"]);
+    fx.svc.detach(&id, &none).await.unwrap();
+    assert!(!path.exists());
+    fx.cleanup().await;
 }
