@@ -23,10 +23,15 @@ impl Fixture {
         let mut config = EngineConfig::new(dir.path().join("data"));
         config.exec_root = dir.path().join("exec");
         config.bridge_name = bridge.clone();
-        let b = u8::try_from(200 + pid % 50).unwrap();
-        let c = u8::try_from((pid / 50) % 250).unwrap();
-        let d = if tag == "a" { 1 } else { 129 };
-        config.bridge_cidr = format!("10.{b}.{c}.{d}/25");
+        // 10.200-229.x.y: clear of the e2e harness's 10.231.N.0/24 slots.
+        let b = u8::try_from(200 + pid % 30).unwrap();
+        let c = u8::try_from((pid / 30) % 250).unwrap();
+        let d = match tag {
+            "a" => 1,
+            "b" => 65,
+            _ => 129,
+        };
+        config.bridge_cidr = format!("10.{b}.{c}.{d}/26");
         let events = EventBus::new();
         let svc = NetworkService::open(Arc::new(config), events.clone())
             .await
@@ -188,7 +193,7 @@ async fn user_networks_restore_and_nat() {
             labels: BTreeMap::from([("k".to_string(), "v".to_string())]),
             ipam: Some(berth_docker_api::network::Ipam {
                 config: vec![berth_docker_api::network::IpamConfig {
-                    subnet: "10.199.7.0/24".into(),
+                    subnet: format!("10.199.{}.0/24", std::process::id() % 250),
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -231,7 +236,11 @@ async fn user_networks_restore_and_nat() {
         ..Default::default()
     };
     let att = fx.svc.attach(&req).await.unwrap();
-    assert!(att.ip_address.starts_with("10.199.7."), "{att:?}");
+    assert!(
+        att.ip_address
+            .starts_with(&format!("10.199.{}.", std::process::id() % 250)),
+        "{att:?}"
+    );
     assert_eq!(
         fx.svc.remove(&name).await.unwrap_err().kind(),
         crate::ErrorKind::Conflict
