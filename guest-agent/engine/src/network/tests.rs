@@ -6,6 +6,8 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+use berth_docker_api::network::NetworkCreateRequest;
+
 use super::*;
 
 struct Fixture {
