@@ -55,6 +55,8 @@ pub struct AttachRequest {
     pub publish_all: bool,
     /// `"80/tcp"` keys of `Config.ExposedPorts` (used by `-P`).
     pub exposed_ports: Vec<String>,
+    /// `--ip` (`EndpointsConfig.<net>.IPAMConfig.IPv4Address`); empty picks a free address.
+    pub ipv4_address: String,
 }
 
 /// The result of attaching; persisted with the container so it can be restored and detached.
@@ -238,12 +240,17 @@ impl NetworkService {
                     req.container_id, old.network_id
                 )));
             }
-            let ip = subnet.allocate(&st.used_ips(&net.id)).ok_or_else(|| {
-                EngineError::unavailable(format!(
-                    "no available IPv4 addresses on network {}",
-                    net.name
-                ))
-            })?;
+            let used = st.used_ips(&net.id);
+            let ip = if req.ipv4_address.is_empty() {
+                subnet.allocate(&used).ok_or_else(|| {
+                    EngineError::unavailable(format!(
+                        "no available IPv4 addresses on network {}",
+                        net.name
+                    ))
+                })?
+            } else {
+                requested_ip(&req.ipv4_address, &net, subnet, &used)?
+            };
             st.endpoints.insert(
                 req.container_id.clone(),
                 EndpointRecord {
@@ -518,6 +525,35 @@ impl NetworkService {
         let mut jobs = std::mem::take(&mut *lock(&self.cleanups));
         while jobs.join_next().await.is_some() {}
     }
+}
+
+/// Checks a user-chosen address: only on user networks (dockerd's rule), inside the subnet,
+/// not the gateway, not taken.
+fn requested_ip(
+    want: &str,
+    net: &NetworkRecord,
+    subnet: Subnet,
+    used: &std::collections::HashSet<Ipv4Addr>,
+) -> Result<Ipv4Addr> {
+    if net.is_predefined() {
+        return Err(EngineError::invalid(
+            "user specified IP address is supported on user defined networks only",
+        ));
+    }
+    let ip: Ipv4Addr = want
+        .parse()
+        .map_err(|_| EngineError::invalid(format!("invalid IPv4 address {want:?}")))?;
+    if !subnet.net.contains(&ip) || ip == subnet.net.network() || ip == subnet.net.broadcast() {
+        return Err(EngineError::invalid(format!(
+            "no configured subnet or ip-range contain the IP address {ip}"
+        )));
+    }
+    if ip == subnet.gateway || used.contains(&ip) {
+        return Err(EngineError::conflict(format!(
+            "Address already in use: {ip}"
+        )));
+    }
+    Ok(ip)
 }
 
 /// Endpoints whose namespace pin is gone (the host rebooted, the exec root was wiped) belong

@@ -237,6 +237,21 @@ async fn user_networks_restore_and_nat() {
         )]),
         ..Default::default()
     };
+    let mut fixed = req.clone();
+    fixed.container_id = format!("{:0>64}", "d2");
+    fixed.port_bindings.clear();
+    fixed.ipv4_address = format!("10.199.{}.77", std::process::id() % 250);
+    let fixed_att = fx.svc.attach(&fixed).await.unwrap();
+    assert_eq!(fixed_att.ip_address, fixed.ipv4_address);
+    fixed.container_id = format!("{:0>64}", "d3");
+    assert_eq!(
+        fx.svc.attach(&fixed).await.unwrap_err().kind(),
+        crate::ErrorKind::Conflict
+    );
+    fx.svc
+        .detach(&format!("{:0>64}", "d2"), &fixed_att)
+        .await
+        .unwrap();
     let att = fx.svc.attach(&req).await.unwrap();
     assert!(
         att.ip_address
