@@ -206,6 +206,20 @@ impl NetworkService {
             }
             st.find(key)?.clone()
         };
+        // Each start gets a fresh namespace: drop whatever an earlier run of this container
+        // left behind (an engine crash between exit and detach).
+        let stale = self.netns_dir.join(&req.container_id);
+        let leftover = stale.exists()
+            || lock(&self.state).endpoints.contains_key(&req.container_id)
+            || lock(&self.published).contains_key(&req.container_id);
+        if leftover {
+            tracing::info!(id = %req.container_id, "releasing a previous endpoint");
+            let old = Attachment {
+                netns_path: Some(stale),
+                ..Default::default()
+            };
+            self.detach(&req.container_id, &old).await?;
+        }
         if net.driver == "host" {
             return Ok(Attachment {
                 network_name: net.name.clone(),
@@ -518,6 +532,8 @@ impl NetworkService {
         if let Some(nat) = &self.nat {
             nat.remove().await;
         }
+        let dir = self.netns_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || netns::release_dir(&dir)).await;
     }
 
     /// Waits for background cleanups started by `detach`.

@@ -43,6 +43,16 @@ pub(crate) fn prepare_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Undoes [`prepare_dir`] when no namespace is pinned in `dir` any more, so an engine that
+/// stops with no containers leaves no mount behind.
+pub(crate) fn release_dir(dir: &Path) -> io::Result<()> {
+    if fs::read_dir(dir)?.next().is_some() || !is_mount_point(dir)? {
+        return Ok(());
+    }
+    umount2(dir, MntFlags::MNT_DETACH)?;
+    Ok(())
+}
+
 fn is_mount_point(dir: &Path) -> io::Result<bool> {
     let dir = fs::canonicalize(dir)?;
     let info = fs::read_to_string("/proc/self/mountinfo")?;

@@ -48,6 +48,12 @@ impl Fixture {
 
     async fn cleanup(self) {
         self.svc.shutdown().await;
+        let dir = self.svc.netns_dir.canonicalize().unwrap();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(&format!(" {} ", dir.display())),
+            "netns dir unmounted at shutdown"
+        );
         let _ = self.svc.nl.delete(&self.bridge).await;
     }
 }
@@ -343,6 +349,17 @@ async fn none_and_host_modes() {
     .join()
     .unwrap();
     assert_eq!(links, ["lo"]);
+    // A second start without a detach in between (engine crash) replaces the namespace.
+    let again = fx
+        .svc
+        .attach(&AttachRequest {
+            container_id: id.clone(),
+            network_mode: "none".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.netns_path, none.netns_path);
     fx.svc.detach(&id, &none).await.unwrap();
     assert!(!path.exists());
     fx.cleanup().await;
