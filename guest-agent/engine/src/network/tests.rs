@@ -54,7 +54,34 @@ impl Fixture {
             !mounts.contains(&format!(" {} ", dir.display())),
             "netns dir unmounted at shutdown"
         );
-        let _ = self.svc.nl.delete(&self.bridge).await;
+    }
+}
+
+/// Removes what a test made on the host even when it panics: the bridge, the iptables chains
+/// and the netns mounts.
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let run = |args: &[&str]| {
+            let _ = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .stderr(std::process::Stdio::null())
+                .status();
+        };
+        for (table, from, chain) in [
+            ("nat", "POSTROUTING", format!("BERTH-NAT-{}", self.bridge)),
+            ("filter", "FORWARD", format!("BERTH-FWD-{}", self.bridge)),
+        ] {
+            run(&["iptables", "-w", "-t", table, "-D", from, "-j", &chain]);
+            run(&["iptables", "-w", "-t", table, "-F", &chain]);
+            run(&["iptables", "-w", "-t", table, "-X", &chain]);
+        }
+        run(&["ip", "link", "del", &self.bridge]);
+        if let Ok(entries) = std::fs::read_dir(&self.svc.netns_dir) {
+            for e in entries.flatten() {
+                let _ = netns::remove(&e.path());
+            }
+        }
+        let _ = netns::release_dir(&self.svc.netns_dir);
     }
 }
 
