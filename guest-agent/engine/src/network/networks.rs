@@ -67,6 +67,15 @@ impl NetworkService {
             .get("com.docker.network.bridge.name")
             .cloned()
             .unwrap_or_else(|| format!("br-{}", &id[..12]));
+        if bridge.is_empty() || bridge.len() > 15 {
+            return Err(EngineError::invalid(format!("invalid bridge name {bridge:?}")));
+        }
+        // Never adopt an interface someone else made (another engine, dockerd).
+        if self.nl.index(&bridge).await?.is_some() {
+            return Err(EngineError::conflict(format!(
+                "bridge name {bridge} is already in use"
+            )));
+        }
         self.nl
             .ensure_bridge(&bridge, subnet.gateway, subnet.net.prefix_len())
             .await?;
