@@ -3,5 +3,6 @@
 pub mod auth;
 pub mod container;
 pub mod image;
+pub mod network;
 pub mod progress;
 pub mod volume;
