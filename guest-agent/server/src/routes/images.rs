@@ -1,9 +1,257 @@
-//! Routes of the `images` resource.
+//! Routes of the `images` resource. Image names in paths hold `/` and `:` unescaped
+//! (`/images/localhost:5000/x/y/json`), so everything under `/images/` that is not a fixed
+//! path goes through one wildcard route that splits the action suffix off itself.
 
-use axum::Router;
+use std::collections::HashSet;
+use std::convert::Infallible;
 
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use berth_docker_api::progress::ProgressMessage;
+use berth_engine::image::Progress;
+use berth_engine::registry::auth::decode_registry_auth;
+use berth_engine::EngineError;
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{de_bool, parse_filters, Query};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/images/create", post(create))
+        .route("/images/json", get(list))
+        .route("/images/prune", post(prune))
+        .route("/images/search", get(not_supported))
+        .route("/images/get", get(not_supported))
+        .route("/images/load", post(not_supported))
+        .route(
+            "/images/{*rest}",
+            get(by_name).post(by_name).delete(by_name),
+        )
+}
+
+async fn not_supported() -> ApiError {
+    ApiError(EngineError::not_implemented(
+        "this endpoint is not supported by Berth yet",
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct CreateQuery {
+    #[serde(default)]
+    from_image: String,
+    #[serde(default)]
+    from_src: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    platform: String,
+}
+
+/// Builds the reference a pull names: `fromImage` with `tag` (a tag or a digest) replacing
+/// whatever tag it had, as dockerd does.
+fn pull_reference(from_image: &str, tag: &str) -> Result<String, ApiError> {
+    if from_image.is_empty() {
+        return Err(ApiError(EngineError::invalid("image name is required")));
+    }
+    if tag.is_empty() {
+        return Ok(from_image.to_string());
+    }
+    let r = berth_engine::image::reference::Reference::parse(from_image)?;
+    Ok(if tag.starts_with("sha256:") {
+        format!("{}@{tag}", r.name())
+    } else {
+        format!("{}:{tag}", r.name())
+    })
+}
+
+fn registry_auth(
+    headers: &HeaderMap,
+) -> Result<Option<berth_docker_api::auth::AuthConfig>, ApiError> {
+    match headers.get("x-registry-auth") {
+        Some(v) => Ok(decode_registry_auth(v.to_str().unwrap_or_default())?),
+        None => Ok(None),
+    }
+}
+
+fn json_line(m: &ProgressMessage) -> Bytes {
+    let mut line = serde_json::to_vec(m).unwrap_or_default();
+    line.push(b'\r');
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// `POST /images/create?fromImage=&tag=&platform=`: a pull with streamed progress. Errors
+/// found before the first progress line are plain HTTP errors (404 for an unknown image);
+/// later ones are sent in-band.
+async fn create(
+    State(engine): State<AppState>,
+    Query(q): Query<CreateQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if !q.from_src.is_empty() {
+        return Err(ApiError(EngineError::not_implemented(
+            "importing images (fromSrc) is not supported by Berth yet",
+        )));
+    }
+    let reference = pull_reference(&q.from_image, &q.tag)?;
+    let auth = registry_auth(&headers)?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let pull = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .images
+                .pull(&reference, &q.platform, auth, Progress::new(tx))
+                .await
+        })
+    };
+    let Some(first) = rx.recv().await else {
+        return match pull.await {
+            Ok(Ok(_)) => Ok(StatusCode::OK.into_response()),
+            Ok(Err(e)) => Err(ApiError(e)),
+            Err(e) => Err(ApiError(EngineError::internal(format!("pull failed: {e}")))),
+        };
+    };
+    let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(64);
+    tokio::spawn(async move {
+        // A gone client does not stop the pull: keep draining so it completes.
+        let _ = out_tx.send(Ok(json_line(&first))).await;
+        while let Some(m) = rx.recv().await {
+            let _ = out_tx.send(Ok(json_line(&m))).await;
+        }
+        let err = match pull.await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.message().to_string()),
+            Err(e) => Some(format!("pull failed: {e}")),
+        };
+        if let Some(msg) = err {
+            tracing::info!(error = %msg, "pull failed after streaming began");
+            let _ = out_tx
+                .send(Ok(json_line(&ProgressMessage::error(msg))))
+                .await;
+        }
+    });
+    let mut resp =
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(out_rx)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    #[serde(default, deserialize_with = "de_bool")]
+    all: bool,
+    filters: Option<String>,
+}
+
+async fn list(State(engine): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+    let filters = parse_filters(q.filters.as_deref())?;
+    Ok(Json(engine.images.list(q.all, &filters)?).into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct PruneQuery {
+    filters: Option<String>,
+}
+
+/// Ids of images some container was created from.
+async fn images_in_use(engine: &AppState) -> HashSet<String> {
+    let mut used = HashSet::new();
+    for id in engine.images.ids() {
+        if !engine.containers.image_users(&id).await.is_empty() {
+            used.insert(id);
+        }
+    }
+    used
+}
+
+async fn prune(State(engine): State<AppState>, Query(q): Query<PruneQuery>) -> ApiResult<Response> {
+    let filters = parse_filters(q.filters.as_deref())?;
+    let dangling_only = filters
+        .get("dangling")
+        .and_then(|v| v.first())
+        .is_none_or(|v| !matches!(v.as_str(), "false" | "0"));
+    let in_use = images_in_use(&engine).await;
+    Ok(Json(engine.images.prune(dangling_only, &in_use)?).into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct NameQuery {
+    #[serde(default)]
+    repo: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default, deserialize_with = "de_bool")]
+    force: bool,
+}
+
+/// `/images/{name}[/json|/history|/tag|/push|/get]`.
+async fn by_name(
+    State(engine): State<AppState>,
+    method: Method,
+    Path(rest): Path<String>,
+    Query(q): Query<NameQuery>,
+) -> ApiResult<Response> {
+    let rest = rest.trim_start_matches('/');
+    let split = |suffix: &str| rest.strip_suffix(suffix).filter(|n| !n.is_empty());
+    if method == Method::DELETE {
+        let id = engine.images.image_id(rest)?;
+        let users = engine.containers.image_users(&id).await;
+        return Ok(Json(engine.images.remove(rest, q.force, &users)?).into_response());
+    }
+    if method == Method::GET {
+        if let Some(name) = split("/json") {
+            return Ok(Json(engine.images.inspect(name)?).into_response());
+        }
+        if let Some(name) = split("/history") {
+            return Ok(Json(engine.images.history(name)?).into_response());
+        }
+        if split("/get").is_some() {
+            return Err(not_supported().await);
+        }
+    }
+    if method == Method::POST {
+        if let Some(name) = split("/tag") {
+            engine.images.tag(name, &q.repo, &q.tag)?;
+            return Ok(StatusCode::CREATED.into_response());
+        }
+        if split("/push").is_some() {
+            return Err(not_supported().await);
+        }
+    }
+    Err(ApiError(EngineError::not_found("page not found")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_reference_combines_like_dockerd() {
+        assert_eq!(
+            pull_reference("docker.io/library/busybox", "latest").unwrap(),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(pull_reference("busybox:1", "").unwrap(), "busybox:1");
+        assert_eq!(
+            pull_reference("localhost:5000/x", "2").unwrap(),
+            "localhost:5000/x:2"
+        );
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            pull_reference("busybox", &d).unwrap(),
+            format!("docker.io/library/busybox@{d}")
+        );
+        assert!(pull_reference("", "x").is_err());
+    }
 }
