@@ -314,6 +314,10 @@ build_rootfs() {
     E2FSPROGS_FAKE_TIME=$EPOCH mke2fs -q -F -t ext4 -L berth-root -U "$ROOT_UUID" \
         -E "hash_seed=$ROOT_UUID,root_owner=0:0" -O ^has_journal -m 0 -b 4096 \
         -d "$root" "$OUT/rootfs.img.tmp" "${mib}M"
+    # mke2fs -d copies atime and ctime from the source tree, which touch cannot fix: set them.
+    (cd "$root" && find . | LC_ALL=C sort) | sed -e 's|^\.||' -e 's|^$|/|' |
+        awk -v t="@$EPOCH" '{printf "sif \"%s\" ctime %s\nsif \"%s\" atime %s\n", $0, t, $0, t}' |
+        E2FSPROGS_FAKE_TIME=$EPOCH debugfs -w -f - "$OUT/rootfs.img.tmp" >/dev/null 2>&1
     mv "$OUT/rootfs.img.tmp" "$OUT/rootfs.img"
     echo "$key" >"$WORK/rootfs.key"
     rm -rf "$root"
