@@ -155,6 +155,8 @@ impl Svc {
                     .unwrap_or_default()
                     .into_keys()
                     .collect(),
+                // `--ip` is not recorded from NetworkingConfig yet: the network picks a free address.
+                ipv4_address: String::new(),
             })
             .await?;
         c.update(paths, |st| st.attachment = Some(att.clone()))?;
