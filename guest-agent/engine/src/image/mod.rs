@@ -298,11 +298,10 @@ impl ImageService {
                 }
                 repo_tags = vec!["<none>:<none>".into()];
                 repo_digests = vec!["<none>@<none>".into()];
-            } else if repo_tags.is_empty() && repo_digests.is_empty() {
-                continue; // reference filter matched nothing
-            } else if dangling == Some(true) && !tags.is_empty() {
-                continue;
-            } else if dangling == Some(false) && tags.is_empty() {
+            } else if (repo_tags.is_empty() && repo_digests.is_empty())
+                || dangling.is_some_and(|want| want == tags.is_empty())
+            {
+                // Nothing matched the reference filter, or the dangling filter excludes it.
                 continue;
             }
             let labels = self
