@@ -34,7 +34,9 @@ fn ping_has_docker_headers_on_head_and_get() {
         let out = std::process::Command::new("curl")
             .args(["-sS", "-i", "--unix-socket"])
             .arg(e.host().trim_start_matches("unix://"))
-            .args(["-X", method, "http://d/_ping"])
+            .args(["--max-time", "10"])
+            .args(if method == "HEAD" { vec!["-I"] } else { vec![] })
+            .arg("http://d/_ping")
             .output()
             .expect("curl");
         let text = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
@@ -100,4 +102,19 @@ fn events_stream_replays_with_since_and_until() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn system_responses_match_dockers_spec() {
+    let e = Engine::start_offline();
+    for (path, spec_path) in [
+        ("/version", "/version"),
+        ("/info", "/info"),
+        ("/system/df", "/system/df"),
+    ] {
+        let (s, body) = e.api("GET", &format!("/v1.50{path}"), None);
+        assert_eq!(s, 200, "{path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        berth_test_support::assert_response("GET", spec_path, 200, &v);
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod hijack;
 pub mod routes;
 pub mod serve;
 pub mod version;
