@@ -348,3 +348,37 @@ fn login_and_authenticated_pull_basic_and_token() {
         );
     }
 }
+
+#[test]
+fn load_docker_archive_fixture() {
+    let e = Engine::start_offline();
+    let cache = std::env::var("BERTH_FIXTURES")
+        .unwrap_or_else(|_| "/root/.cache/berth/fixtures".to_string());
+    let fixture = format!("{cache}/images/busybox.tar");
+    let fixture = fixture.as_str();
+    assert!(
+        Path::new(fixture).exists(),
+        "fixture {fixture} missing: run tests/fixtures/images.py"
+    );
+    let out = e.docker_ok(&["load", "-i", fixture]);
+    assert!(out.contains("Loaded image: busybox:latest"), "{out}");
+    assert!(tags(&e, &[]).contains(&"busybox:latest".to_string()));
+    let n = e.docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{len .RootFS.Layers}}",
+        "busybox",
+    ]);
+    assert_eq!(n.trim(), "1");
+    // Loading again is idempotent; garbage is refused without leaving anything behind.
+    e.docker_ok(&["load", "-i", fixture]);
+    let out = e.docker_stdin(&["load"], b"not a tar archive at all");
+    assert!(!out.status.success());
+    let tmp: Vec<_> = std::fs::read_dir(e.data_root().join("image/layers"))
+        .unwrap()
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
+}

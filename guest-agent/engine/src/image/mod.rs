@@ -4,6 +4,7 @@
 //! directory, so images share them and a container's overlay uses them directly as lowerdirs.
 
 pub mod layer;
+mod load;
 pub mod manifest;
 pub mod progress;
 mod pull;
@@ -299,7 +300,7 @@ impl ImageService {
                 repo_tags = vec!["<none>:<none>".into()];
                 repo_digests = vec!["<none>@<none>".into()];
             } else if (repo_tags.is_empty() && repo_digests.is_empty())
-                || dangling.is_some_and(|want| want == tags.is_empty())
+                || dangling.is_some_and(|want| want != tags.is_empty())
             {
                 // Nothing matched the reference filter, or the dangling filter excludes it.
                 continue;

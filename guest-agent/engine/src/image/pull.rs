@@ -28,18 +28,58 @@ const MAX_CONCURRENT_LAYERS: usize = 8;
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 const MAX_MANIFEST_DEPTH: usize = 2;
 
-/// The parts of an image config a pull needs.
+/// The parts of an image config a pull or load needs.
 #[derive(Deserialize)]
-struct ConfigHead {
+pub(super) struct ConfigHead {
     #[serde(default)]
-    created: Option<String>,
-    rootfs: RootFsHead,
+    pub(super) created: Option<String>,
+    pub(super) rootfs: RootFsHead,
 }
 
 #[derive(Deserialize)]
-struct RootFsHead {
+pub(super) struct RootFsHead {
     #[serde(default)]
-    diff_ids: Vec<String>,
+    pub(super) diff_ids: Vec<String>,
+}
+
+impl ImageService {
+    /// Records an image whose layers are all in place: config blob, image record (merged
+    /// with an existing one), repo digest and tags (moved from other images). Returns whether
+    /// any tag now points somewhere new.
+    pub(super) fn commit_image(
+        &self,
+        id: &str,
+        config: &[u8],
+        head: &ConfigHead,
+        layer_sizes: &[u64],
+        repo_digest: Option<String>,
+        tags: &[String],
+    ) -> Result<bool> {
+        let hex = id.trim_start_matches("sha256:").to_string();
+        let mut s = self.lock();
+        s.put_blob(id, config)?;
+        let mut rec = s.images.get(&hex).cloned().unwrap_or_else(|| ImageRecord {
+            id: id.to_string(),
+            layers: head.rootfs.diff_ids.clone(),
+            layer_sizes: layer_sizes.to_vec(),
+            created: head.created.clone().unwrap_or_default(),
+            last_tag_time: None,
+            repo_digests: vec![],
+        });
+        if let Some(d) = repo_digest.filter(|d| !rec.repo_digests.contains(d)) {
+            rec.repo_digests.push(d);
+        }
+        s.save_image(&rec)?;
+        s.images.insert(hex, rec);
+        let mut moved = false;
+        for t in tags {
+            moved |= s.tags.insert(t.clone(), id.to_string()).as_deref() != Some(id);
+        }
+        if !tags.is_empty() {
+            s.save_tags()?;
+        }
+        Ok(moved)
+    }
 }
 
 /// What a pull needs to know before it streams: resolved before the 200, so that an unknown
@@ -99,33 +139,24 @@ impl ImageService {
         };
 
         // Metadata last: the image exists once all its layers do.
-        let canonical = r.to_string();
         let repo_digest = format!("{}@{}", r.name(), resolved.top_digest);
-        let tag_updated = {
-            let mut s = self.lock();
-            s.put_blob(&id, &resolved.config)?;
-            let mut rec = s.images.get(&hex).cloned().unwrap_or_else(|| ImageRecord {
-                id: id.clone(),
-                layers: head.rootfs.diff_ids.clone(),
-                layer_sizes: layer_sizes.clone(),
-                created: head.created.clone().unwrap_or_default(),
-                last_tag_time: None,
-                repo_digests: vec![],
-            });
-            // Only one digest per repository, like dockerd's reference store.
-            let name_at = format!("{}@", r.name());
-            rec.repo_digests.retain(|d| !d.starts_with(&name_at));
-            rec.repo_digests.push(repo_digest);
-            s.save_image(&rec)?;
-            s.images.insert(hex.clone(), rec);
-            let updated = if r.digest.is_none() {
-                let prev = s.tags.insert(canonical.clone(), id.clone());
-                s.save_tags()?;
-                prev.as_deref() != Some(id.as_str())
-            } else {
-                existing.is_none()
-            };
-            updated
+        let tags: Vec<String> = if r.digest.is_none() {
+            vec![r.to_string()]
+        } else {
+            vec![]
+        };
+        let tags_moved = self.commit_image(
+            &id,
+            &resolved.config,
+            &head,
+            &layer_sizes,
+            Some(repo_digest),
+            &tags,
+        )?;
+        let tag_updated = if r.digest.is_none() {
+            tags_moved
+        } else {
+            existing.is_none()
         };
 
         progress.status(format!("Digest: {}", resolved.top_digest));
@@ -263,7 +294,7 @@ impl LayerJob {
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(64);
         let unpack = tokio::task::spawn_blocking({
             let (digest, diff_id, tmp) = (desc.digest.clone(), diff_id.clone(), tmp.clone());
-            move || layer::extract(ChannelReader::new(rx), &digest, &diff_id, &tmp)
+            move || layer::extract(ChannelReader::new(rx), Some(&digest), &diff_id, &tmp)
         });
         let mut body = resp.bytes_stream();
         let mut current = 0u64;

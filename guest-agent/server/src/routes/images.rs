@@ -28,7 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/images/prune", post(prune))
         .route("/images/search", get(not_supported))
         .route("/images/get", get(not_supported))
-        .route("/images/load", post(not_supported))
+        .route("/images/load", post(load))
         .route(
             "/images/{*rest}",
             get(by_name).post(by_name).delete(by_name),
@@ -140,6 +140,45 @@ async fn create(
     });
     let mut resp =
         Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(out_rx)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+/// `POST /images/load`: a docker-archive body, answered with `Loaded image: …` lines.
+async fn load(State(engine): State<AppState>, body: Body) -> ApiResult<Response> {
+    use futures::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
+    let loader = {
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || {
+            engine
+                .images
+                .load_archive(berth_engine::image::layer::ChannelReader::new(rx))
+        })
+    };
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    let loaded = loader
+        .await
+        .map_err(|e| ApiError(EngineError::internal(format!("load failed: {e}"))))??;
+    let mut out = Vec::new();
+    for line in loaded {
+        out.extend_from_slice(&json_line(&ProgressMessage {
+            stream: Some(format!("{line}\n")),
+            ..ProgressMessage::default()
+        }));
+    }
+    let mut resp = Body::from(out).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
