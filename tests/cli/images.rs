@@ -382,3 +382,30 @@ fn load_docker_archive_fixture() {
         .collect();
     assert!(tmp.is_empty(), "{tmp:?}");
 }
+
+#[test]
+fn save_then_load_round_trips() {
+    let e = Engine::start();
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    e.docker_ok(&["tag", "busybox", "localhost:5999/a/b:c"]);
+    let id = e.docker_ok(&["image", "inspect", "--format", "{{.Id}}", "busybox"]);
+    let archive = e.scratch().join("saved.tar");
+    let archive = archive.to_str().unwrap();
+    e.docker_ok(&["save", "-o", archive, "busybox", "localhost:5999/a/b:c"]);
+    let err = e.docker_err(&["save", "-o", archive, "nope"]);
+    assert!(err.contains("No such image: nope"), "{err}");
+    e.docker_ok(&["save", "-o", archive, "busybox", "localhost:5999/a/b:c"]);
+    e.docker_ok(&["image", "prune", "-a", "-f"]);
+    assert!(tags(&e, &[]).is_empty());
+    let out = e.docker_ok(&["load", "-i", archive]);
+    assert!(out.contains("Loaded image: busybox:latest"), "{out}");
+    assert!(out.contains("Loaded image: localhost:5999/a/b:c"), "{out}");
+    let again = e.docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        "localhost:5999/a/b:c",
+    ]);
+    assert_eq!(again.trim(), id.trim());
+}

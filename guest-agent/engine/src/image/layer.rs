@@ -59,6 +59,28 @@ impl<R: Read> Read for HashReader<'_, R> {
     }
 }
 
+/// Copies everything read through it to `out` (a blob being kept).
+pub struct TeeReader<R, W> {
+    pub inner: R,
+    pub out: W,
+}
+
+impl<R: Read, W: io::Write> Read for TeeReader<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// What [`extract`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    pub stats: UnpackStats,
+    /// Digest of the bytes read (the blob as stored or sent).
+    pub blob_digest: String,
+}
+
 fn digest_of(h: Sha256) -> String {
     format!("sha256:{}", hex::encode(h.finalize()))
 }
@@ -70,7 +92,7 @@ pub fn extract(
     blob_digest: Option<&str>,
     diff_id: &str,
     dir: &Path,
-) -> Result<UnpackStats> {
+) -> Result<Extracted> {
     let mut blob_hash = Sha256::new();
     let mut diff_hash = Sha256::new();
     let stats = {
@@ -103,10 +125,10 @@ pub fn extract(
         io::copy(&mut compressed, &mut io::sink())?;
         stats
     };
-    let got = digest_of(blob_hash);
-    if let Some(want) = blob_digest.filter(|w| *w != got) {
+    let blob = digest_of(blob_hash);
+    if let Some(want) = blob_digest.filter(|w| *w != blob) {
         return Err(EngineError::invalid(format!(
-            "digest mismatch for layer {want}: downloaded content has {got}"
+            "digest mismatch for layer {want}: downloaded content has {blob}"
         )));
     }
     let got = digest_of(diff_hash);
@@ -115,7 +137,10 @@ pub fn extract(
             "layer does not match its diff id {diff_id}: got {got}"
         )));
     }
-    Ok(stats)
+    Ok(Extracted {
+        stats,
+        blob_digest: blob,
+    })
 }
 
 #[cfg(test)]
@@ -146,8 +171,9 @@ mod tests {
         let zst = zstd::encode_all(&tar[..], 1).unwrap();
         for blob in [tar.clone(), gz, zst] {
             let dir = tempfile::tempdir().unwrap();
-            let st = extract(&blob[..], Some(&sha(&blob)), &sha(&tar), dir.path()).unwrap();
-            assert_eq!(st.size, 5);
+            let x = extract(&blob[..], Some(&sha(&blob)), &sha(&tar), dir.path()).unwrap();
+            assert_eq!(x.stats.size, 5);
+            assert_eq!(x.blob_digest, sha(&blob));
             assert_eq!(
                 std::fs::read(dir.path().join("hello.txt")).unwrap(),
                 b"hello"

@@ -10,8 +10,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::layer;
-use super::pull::ConfigHead;
+use super::layer::{self, TeeReader};
+use super::pull::{ConfigHead, NewImage};
 use super::reference::Reference;
 use super::store::{commit_layer, sha256_digest};
 use super::unpack::unpack;
@@ -88,6 +88,7 @@ impl ImageService {
                 )));
             }
             let mut sizes = Vec::with_capacity(diff_ids.len());
+            let mut blobs = Vec::with_capacity(diff_ids.len());
             let mut known: BTreeMap<String, u64> = {
                 let s = self.lock();
                 s.images
@@ -102,16 +103,31 @@ impl ImageService {
                 };
                 if present {
                     sizes.push(known.get(diff_id).copied().unwrap_or(0));
+                    // The archive's layer is the plain tar (diff id) or a compressed one we
+                    // did not hash; keep a blob reference only for the plain-tar case.
+                    blobs.push(diff_id.clone());
                     continue;
                 }
-                let tmp = self.lock().layer_tmp_dir()?;
+                let (tmp, mut writer) = {
+                    let s = self.lock();
+                    (s.layer_tmp_dir()?, s.blob_writer()?)
+                };
                 let file = BufReader::new(open_inside(spool, path)?);
-                let res = layer::extract(file, None, diff_id, &tmp)
-                    .and_then(|st| commit_layer(&tmp, &dest).map(|_| st));
+                let mut tee = TeeReader {
+                    inner: file,
+                    out: &mut writer,
+                };
+                let res = layer::extract(&mut tee, None, diff_id, &tmp).and_then(|x| {
+                    let blob_path = self.lock().blob_path(&x.blob_digest)?;
+                    writer.commit(&blob_path)?;
+                    commit_layer(&tmp, &dest)?;
+                    Ok(x)
+                });
                 match res {
-                    Ok(st) => {
-                        known.insert(diff_id.clone(), st.size);
-                        sizes.push(st.size);
+                    Ok(x) => {
+                        known.insert(diff_id.clone(), x.stats.size);
+                        sizes.push(x.stats.size);
+                        blobs.push(x.blob_digest);
                     }
                     Err(e) => {
                         let _ = fs::remove_dir_all(&tmp);
@@ -126,7 +142,16 @@ impl ImageService {
                 .map(|t| Reference::parse(t).map(Reference::with_default_tag))
                 .collect::<Result<_>>()?;
             let canonical: Vec<String> = tags.iter().map(ToString::to_string).collect();
-            self.commit_image(&id, &config, &head, &sizes, None, &canonical)?;
+            self.commit_image(NewImage {
+                id: &id,
+                config: &config,
+                head: &head,
+                layer_sizes: &sizes,
+                repo_digest: None,
+                tags: &canonical,
+                manifest: None,
+                layer_blobs: blobs,
+            })?;
             if tags.is_empty() {
                 out.push(format!("Loaded image ID: {id}"));
                 self.event("load", &id, &id);

@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod progress;
 mod pull;
 pub mod reference;
+pub mod save;
 pub mod store;
 pub mod unpack;
 

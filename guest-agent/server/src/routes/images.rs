@@ -27,7 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/images/json", get(list))
         .route("/images/prune", post(prune))
         .route("/images/search", get(not_supported))
-        .route("/images/get", get(not_supported))
+        .route("/images/get", get(save))
         .route("/images/load", post(load))
         .route(
             "/images/{*rest}",
@@ -186,6 +186,70 @@ async fn load(State(engine): State<AppState>, body: Body) -> ApiResult<Response>
     Ok(resp)
 }
 
+/// `GET /images/get?names=a&names=b`: a docker-archive of the named images.
+async fn save(State(engine): State<AppState>, uri: axum::http::Uri) -> ApiResult<Response> {
+    let names: Vec<String> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k == "names")
+        .map(|(_, v)| percent_decode(v))
+        .filter(|v| !v.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Err(ApiError(EngineError::invalid("no image names given")));
+    }
+    save_names(engine, names).await
+}
+
+/// `%xx` and `+` decoding for query values.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (_, Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, None) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn save_names(engine: AppState, names: Vec<String>) -> ApiResult<Response> {
+    engine.images.check_saveable(&names)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(16);
+    tokio::task::spawn_blocking(move || {
+        let mut w = berth_engine::image::save::ChannelWriter::new(tx.clone());
+        if let Err(e) = engine.images.save_archive(&names, &mut w) {
+            tracing::warn!(error = %e, "save failed while streaming");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.message().to_string())));
+        }
+    });
+    let mut resp =
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
+    Ok(resp)
+}
+
 #[derive(Deserialize, Default)]
 struct ListQuery {
     #[serde(default, deserialize_with = "de_bool")]
@@ -255,8 +319,8 @@ async fn by_name(
         if let Some(name) = split("/history") {
             return Ok(Json(engine.images.history(name)?).into_response());
         }
-        if split("/get").is_some() {
-            return Err(not_supported().await);
+        if let Some(name) = split("/get") {
+            return save_names(engine, vec![name.to_string()]).await;
         }
     }
     if method == Method::POST {
@@ -292,5 +356,15 @@ mod tests {
             format!("docker.io/library/busybox@{d}")
         );
         assert!(pull_reference("", "x").is_err());
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(
+            percent_decode("localhost%3A5000%2Fx%3A1"),
+            "localhost:5000/x:1"
+        );
+        assert_eq!(percent_decode("a+b%zz%"), "a b%zz%");
+        assert_eq!(percent_decode("%é1"), "%é1");
     }
 }
