@@ -346,6 +346,17 @@ fn login_and_authenticated_pull_basic_and_token() {
             out.contains("Status: Downloaded newer image"),
             "{mode}: {out}"
         );
+        // Push under a new name, drop everything, pull it back.
+        let pushed = format!("{}/team/pushed:1", reg.addr);
+        e.docker_ok(&["tag", &image, &pushed]);
+        let out = e.docker_ok(&["push", &pushed]);
+        assert!(out.contains(": Pushed"), "{mode}: {out}");
+        assert!(out.contains("1: digest: sha256:"), "{mode}: {out}");
+        let again = e.docker_ok(&["push", &pushed]);
+        assert!(again.contains("Layer already exists"), "{mode}: {again}");
+        e.docker_ok(&["image", "prune", "-a", "-f"]);
+        let out = e.docker_ok(&["pull", &pushed]);
+        assert!(out.contains("Pull complete"), "{mode}: {out}");
     }
 }
 

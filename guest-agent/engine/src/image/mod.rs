@@ -8,6 +8,7 @@ mod load;
 pub mod manifest;
 pub mod progress;
 mod pull;
+mod push;
 pub mod reference;
 pub mod save;
 pub mod store;

@@ -102,37 +102,46 @@ async fn create(
     }
     let reference = pull_reference(&q.from_image, &q.tag)?;
     let auth = registry_auth(&headers)?;
+    progress_stream(move |progress| async move {
+        engine
+            .images
+            .pull(&reference, &q.platform, auth, progress)
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
+/// Runs `op` with a progress sink and streams its lines as the response. An error before the
+/// first line is a plain HTTP error; a later one is the last, in-band line.
+async fn progress_stream<F, Fut>(op: F) -> ApiResult<Response>
+where
+    F: FnOnce(Progress) -> Fut,
+    Fut: std::future::Future<Output = berth_engine::Result<()>> + Send + 'static,
+{
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let pull = {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            engine
-                .images
-                .pull(&reference, &q.platform, auth, Progress::new(tx))
-                .await
-        })
-    };
+    let task = tokio::spawn(op(Progress::new(tx)));
     let Some(first) = rx.recv().await else {
-        return match pull.await {
-            Ok(Ok(_)) => Ok(StatusCode::OK.into_response()),
+        return match task.await {
+            Ok(Ok(())) => Ok(StatusCode::OK.into_response()),
             Ok(Err(e)) => Err(ApiError(e)),
-            Err(e) => Err(ApiError(EngineError::internal(format!("pull failed: {e}")))),
+            Err(e) => Err(ApiError(EngineError::internal(format!("task failed: {e}")))),
         };
     };
     let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(64);
     tokio::spawn(async move {
-        // A gone client does not stop the pull: keep draining so it completes.
+        // A gone client does not stop the operation: keep draining so it completes.
         let _ = out_tx.send(Ok(json_line(&first))).await;
         while let Some(m) = rx.recv().await {
             let _ = out_tx.send(Ok(json_line(&m))).await;
         }
-        let err = match pull.await {
-            Ok(Ok(_)) => None,
+        let err = match task.await {
+            Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.message().to_string()),
-            Err(e) => Some(format!("pull failed: {e}")),
+            Err(e) => Some(format!("task failed: {e}")),
         };
         if let Some(msg) = err {
-            tracing::info!(error = %msg, "pull failed after streaming began");
+            tracing::info!(error = %msg, "failed after streaming began");
             let _ = out_tx
                 .send(Ok(json_line(&ProgressMessage::error(msg))))
                 .await;
@@ -304,6 +313,7 @@ async fn by_name(
     method: Method,
     Path(rest): Path<String>,
     Query(q): Query<NameQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let rest = rest.trim_start_matches('/');
     let split = |suffix: &str| rest.strip_suffix(suffix).filter(|n| !n.is_empty());
@@ -328,8 +338,13 @@ async fn by_name(
             engine.images.tag(name, &q.repo, &q.tag)?;
             return Ok(StatusCode::CREATED.into_response());
         }
-        if split("/push").is_some() {
-            return Err(not_supported().await);
+        if let Some(name) = split("/push") {
+            let auth = registry_auth(&headers)?;
+            let (name, tag) = (name.to_string(), q.tag.clone());
+            return progress_stream(move |progress| async move {
+                engine.images.push(&name, &tag, auth, progress).await
+            })
+            .await;
         }
     }
     Err(ApiError(EngineError::not_found("page not found")))
