@@ -165,8 +165,19 @@ impl ImageService {
         } else {
             vec![]
         };
-        self.lock()
-            .put_blob(&resolved.manifest_digest, &resolved.manifest_bytes)?;
+        let blob_paths: Vec<_> = {
+            let s = self.lock();
+            s.put_blob(&resolved.manifest_digest, &resolved.manifest_bytes)?;
+            layers
+                .iter()
+                .filter_map(|l| s.blob_path(&l.digest).ok())
+                .filter(|p| p.is_file())
+                .collect()
+        };
+        if !complete {
+            // Layer blobs were renamed into place unsynced; make them durable in the background.
+            tokio::task::spawn_blocking(move || super::store::sync_files(&blob_paths));
+        }
         let tags_moved = self.commit_image(NewImage {
             id: &id,
             config: &resolved.config,
@@ -339,7 +350,7 @@ impl LayerJob {
                             out: &mut writer,
                         };
                         let x = layer::extract(&mut tee, Some(&digest), &diff_id, &tmp)?;
-                        writer.commit(&dest)?;
+                        writer.commit_unsynced(&dest)?;
                         Ok(x)
                     }
                     None => layer::extract(input, Some(&digest), &diff_id, &tmp),

@@ -149,11 +149,15 @@ impl ImageService {
         Ok(())
     }
 
+    /// Reads a blob, refusing one whose content does not match its digest.
     async fn read_blob_file(&self, digest: &str) -> Result<Bytes> {
         let path = self.lock().blob_path(digest)?;
         let data = tokio::fs::read(&path)
             .await
             .map_err(|e| EngineError::from(e).context(format!("blob {digest}")))?;
+        if sha256_digest(&data) != digest {
+            return Err(EngineError::internal(format!("blob {digest} is corrupt")));
+        }
         Ok(Bytes::from(data))
     }
 

@@ -116,6 +116,7 @@ impl ImageService {
                     continue;
                 }
                 let path = self.lock().blob_path(digest)?;
+                super::store::verify_file(&path, digest)?;
                 let file = File::open(&path)
                     .map_err(|e| EngineError::from(e).context(format!("blob {digest}")))?;
                 let mut h = tar::Header::new_ustar();

@@ -260,22 +260,69 @@ impl std::io::Write for BlobWriter {
 }
 
 impl BlobWriter {
-    /// Makes the blob visible as `dest` (its verified digest's path).
-    pub fn commit(mut self, dest: &Path) -> Result<()> {
+    /// Makes the blob visible as `dest` (its verified digest's path) after an fsync.
+    pub fn commit(self, dest: &Path) -> Result<()> {
+        self.finish(dest, true)
+    }
+
+    /// Like [`BlobWriter::commit`] but leaves the fsync to [`sync_files`] later, off a pull's
+    /// critical path. Readers of such blobs verify their digest ([`verify_file`]).
+    pub fn commit_unsynced(self, dest: &Path) -> Result<()> {
+        self.finish(dest, false)
+    }
+
+    fn finish(mut self, dest: &Path, durable: bool) -> Result<()> {
         let file = self
             .file
             .take()
             .ok_or_else(|| EngineError::internal("blob already committed"))?;
-        let file = file
-            .into_inner()
-            .map_err(|e| EngineError::from(e.into_error()))?;
-        file.sync_all()?;
-        fs::rename(&self.tmp, dest)?;
-        if let Some(dir) = dest.parent() {
-            crate::fsutil::sync_dir(dir)?;
+        let result = (|| -> Result<()> {
+            let file = file
+                .into_inner()
+                .map_err(|e| EngineError::from(e.into_error()))?;
+            if durable {
+                file.sync_all()?;
+            }
+            fs::rename(&self.tmp, dest)?;
+            if durable {
+                if let Some(dir) = dest.parent() {
+                    crate::fsutil::sync_dir(dir)?;
+                }
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&self.tmp);
         }
-        Ok(())
+        result
     }
+}
+
+/// fsyncs files written with [`BlobWriter::commit_unsynced`] (best effort, logged).
+pub fn sync_files(paths: &[PathBuf]) {
+    for p in paths {
+        if let Err(e) = fs::File::open(p).and_then(|f| f.sync_all()) {
+            tracing::debug!(path = %p.display(), error = %e, "blob fsync failed");
+        }
+    }
+    if let Some(dir) = paths.first().and_then(|p| p.parent()) {
+        let _ = crate::fsutil::sync_dir(dir);
+    }
+}
+
+/// Checks that the file at `path` hashes to `digest`.
+pub fn verify_file(path: &Path, digest: &str) -> Result<()> {
+    let mut f =
+        fs::File::open(path).map_err(|e| EngineError::from(e).context(format!("blob {digest}")))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    let got = format!("sha256:{}", hex::encode(h.finalize()));
+    if got != digest {
+        return Err(EngineError::internal(format!(
+            "blob {digest} is corrupt (content hashes to {got})"
+        )));
+    }
+    Ok(())
 }
 
 impl Drop for BlobWriter {
@@ -344,6 +391,28 @@ mod tests {
         s.put_blob(&d, b"a").unwrap();
         fs::write(s.blob_path(&d).unwrap(), b"tampered").unwrap();
         assert!(s.get_blob(&d).is_err());
+    }
+
+    #[test]
+    fn blob_writer_commits_or_leaves_nothing() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path().to_path_buf()).unwrap();
+        let d = sha256_digest(b"layer");
+        let mut w = s.blob_writer().unwrap();
+        w.write_all(b"layer").unwrap();
+        w.commit_unsynced(&s.blob_path(&d).unwrap()).unwrap();
+        verify_file(&s.blob_path(&d).unwrap(), &d).unwrap();
+        assert!(verify_file(&s.blob_path(&d).unwrap(), &sha256_digest(b"x")).is_err());
+        // Dropped before commit: the temp file goes away.
+        let mut w = s.blob_writer().unwrap();
+        w.write_all(b"half").unwrap();
+        drop(w);
+        let names: Vec<_> = fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
     }
 
     #[test]
