@@ -68,7 +68,9 @@ impl NetworkService {
             .cloned()
             .unwrap_or_else(|| format!("br-{}", &id[..12]));
         if bridge.is_empty() || bridge.len() > 15 {
-            return Err(EngineError::invalid(format!("invalid bridge name {bridge:?}")));
+            return Err(EngineError::invalid(format!(
+                "invalid bridge name {bridge:?}"
+            )));
         }
         // Never adopt an interface someone else made (another engine, dockerd).
         if self.nl.index(&bridge).await?.is_some() {
