@@ -56,7 +56,7 @@ fn not_running(id: &str) -> EngineError {
     EngineError::conflict(format!("Container {id} is not running"))
 }
 
-fn cgroup_v2() -> bool {
+pub(super) fn cgroup_v2() -> bool {
     std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
