@@ -479,6 +479,7 @@ impl NetworkService {
 
     /// Unpublishes ports, removes the endpoint and the network namespace. Idempotent.
     pub async fn detach(&self, container_id: &str, att: &Attachment) -> Result<()> {
+        let started = Instant::now();
         let published = lock(&self.published).remove(container_id);
         if let Some(p) = published {
             p.proxies.stop().await;
@@ -518,6 +519,11 @@ impl NetworkService {
                 self.publish_event("disconnect", &net, Some(container_id));
             }
         }
+        tracing::debug!(
+            id = %container_id,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "network detached"
+        );
         Ok(())
     }
 
