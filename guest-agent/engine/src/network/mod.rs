@@ -62,8 +62,9 @@ pub struct AttachRequest {
 /// The result of attaching; persisted with the container so it can be restored and detached.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Attachment {
-    /// The netns to join. `None` with `network_name == "host"` shares the host's network
-    /// namespace; `None` otherwise (`none`) asks the runtime for a fresh one with only `lo`.
+    /// The netns to join: ours for bridge networks and for `none` (only `lo`, up). `None` for
+    /// `host` (share the host's namespace); `None` with another name (an attachment persisted
+    /// before `none` got its own namespace) asks the runtime for a fresh one.
     pub netns_path: Option<PathBuf>,
     pub network_name: String,
     pub network_id: String,
