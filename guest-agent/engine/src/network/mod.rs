@@ -149,13 +149,15 @@ impl NetworkService {
             published: Mutex::new(HashMap::new()),
             cleanups: Mutex::new(JoinSet::new()),
         };
-        svc.apply_nat().await?;
+        svc.apply_nat().await;
         Ok(svc)
     }
 
-    async fn apply_nat(&self) -> Result<()> {
+    /// Programs NAT and forwarding for every bridge network. A failure (no iptables in a
+    /// minimal VM image, say) is logged, not fatal: containers then reach only the host.
+    async fn apply_nat(&self) {
         let Some(nat) = &self.nat else {
-            return Ok(());
+            return;
         };
         let nets: Vec<NatNet> = lock(&self.state)
             .networks
@@ -168,7 +170,9 @@ impl NetworkService {
                 })
             })
             .collect();
-        nat.apply(&nets).await
+        if let Err(e) = nat.apply(&nets).await {
+            tracing::warn!(error = %e, "outbound NAT rules not installed");
+        }
     }
 
     async fn save(&self) -> Result<()> {
