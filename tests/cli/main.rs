@@ -1,1 +1,10 @@
-fn main() {}
+//! End-to-end tests: the real docker CLI against a fresh berth-agent per test.
+
+mod containers;
+mod exec;
+mod images;
+mod network;
+mod restart;
+mod sdk;
+mod system;
+mod volumes;

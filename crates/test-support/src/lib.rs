@@ -1,1 +1,42 @@
-//! berth-test-support
+//! Test support for Berth's end-to-end tests: a fresh `berth-agent` per test, the real docker
+//! CLI pointed at it, a loopback registry filled with the offline fixtures, bounded waits and
+//! cleanup of exactly the processes a test started.
+
+mod engine;
+mod net_slot;
+mod registry;
+mod spec;
+mod wait;
+
+pub use engine::{Engine, EngineOptions};
+pub use registry::Registry;
+pub use spec::assert_response;
+pub use wait::{free_port, http_get, wait_until};
+
+use std::path::PathBuf;
+
+/// The workspace root (for fixtures scripts).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The `berth-agent` binary under test: `$BERTH_AGENT_BIN`, else the one cargo built next to
+/// the running test binary (`target/<profile>/berth-agent`).
+pub fn agent_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_AGENT_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current test binary");
+    // target/<profile>/deps/<test>-<hash>
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile dir");
+    let bin = profile_dir.join("berth-agent");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build -p berth-agent) or set BERTH_AGENT_BIN",
+        bin.display()
+    );
+    bin
+}

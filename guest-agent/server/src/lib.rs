@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod hijack;
 pub mod routes;
 pub mod serve;
 pub mod version;
@@ -26,6 +27,7 @@ pub fn router(engine: AppState) -> Router {
         .merge(routes::system::routes())
         .merge(routes::events::routes())
         .merge(routes::images::routes())
+        .merge(routes::auth::routes())
         .merge(routes::containers::routes())
         .merge(routes::exec::routes())
         .merge(routes::networks::routes())

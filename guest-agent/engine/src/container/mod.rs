@@ -1,11 +1,38 @@
-//! Containers: records, lifecycle, logs, exec. (Owned by the containers work.)
+//! Containers: records, lifecycle, attach, logs, exec.
+//!
+//! Each container is an [`Container`] in memory (its persisted [`record::Stored`] behind a
+//! short-held mutex, an operation lock serialising start/stop/remove, and a watch channel of
+//! its [`Status`]). A per-container shim (`crate::shim`) holds the running process; the
+//! engine talks to it over its socket and can be restarted without disturbing it.
 
-use std::sync::Arc;
+pub mod create;
+pub mod etc;
+pub mod exec;
+pub mod io;
+pub mod lifecycle;
+pub mod logs;
+pub mod names;
+pub mod record;
+pub mod rootfs;
+pub mod size;
+pub mod stream;
+pub mod user;
+pub mod view;
 
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::watch;
+
+use crate::id::{match_prefix, PrefixMatch};
 use crate::image::ImageService;
 use crate::network::NetworkService;
+use crate::runtime::RuntimeSpec;
 use crate::volume::VolumeService;
-use crate::{EngineConfig, EventBus, Result};
+use crate::{EngineConfig, EngineError, EventBus, Result};
+use record::{Paths, Stored};
 
 /// Container counts for `/info`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -16,17 +43,94 @@ pub struct ContainerCounts {
     pub stopped: usize,
 }
 
+/// What waiters watch.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Status {
+    pub running: bool,
+    /// Incremented at every exit.
+    pub exits: u64,
+    pub exit_code: i64,
+    pub removed: bool,
+}
+
+/// An attach registered before start, connected to the shim when the container starts.
+pub(crate) struct PendingAttach {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tx: tokio::sync::oneshot::Sender<tokio::net::UnixStream>,
+}
+
+/// One container in memory.
+pub struct Container {
+    pub id: String,
+    stored: Mutex<Stored>,
+    /// Serialises start, stop, restart and remove.
+    op: tokio::sync::Mutex<()>,
+    status: watch::Sender<Status>,
+    pending: Mutex<Vec<PendingAttach>>,
+}
+
+impl Container {
+    fn new(stored: Stored) -> Arc<Self> {
+        let st = Status {
+            running: stored.state.state.running,
+            exits: 0,
+            exit_code: stored.state.state.exit_code,
+            removed: false,
+        };
+        Arc::new(Self {
+            id: stored.record.id.clone(),
+            stored: Mutex::new(stored),
+            op: tokio::sync::Mutex::new(()),
+            status: watch::channel(st).0,
+            pending: Mutex::new(vec![]),
+        })
+    }
+
+    /// A copy of the persisted state.
+    pub fn snapshot(&self) -> Stored {
+        self.stored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes the persisted state and writes it.
+    fn update<T>(&self, paths: &Paths, f: impl FnOnce(&mut Stored) -> T) -> Result<T> {
+        let mut g = self.stored.lock().unwrap_or_else(|e| e.into_inner());
+        let out = f(&mut g);
+        g.save_state(paths)?;
+        Ok(out)
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Status> {
+        self.status.subscribe()
+    }
+}
+
+/// The container service; cheap handle over shared state so background tasks can hold it.
 pub struct ContainerService {
-    #[allow(dead_code)]
-    config: Arc<EngineConfig>,
-    #[allow(dead_code)]
-    events: EventBus,
-    #[allow(dead_code)]
-    images: Arc<ImageService>,
-    #[allow(dead_code)]
-    networks: Arc<NetworkService>,
-    #[allow(dead_code)]
-    volumes: Arc<VolumeService>,
+    inner: Arc<Svc>,
+}
+
+impl Deref for ContainerService {
+    type Target = Arc<Svc>;
+    fn deref(&self) -> &Arc<Svc> {
+        &self.inner
+    }
+}
+
+pub struct Svc {
+    pub(crate) config: Arc<EngineConfig>,
+    pub(crate) events: EventBus,
+    pub(crate) images: Arc<ImageService>,
+    pub(crate) networks: Arc<NetworkService>,
+    pub(crate) volumes: Arc<VolumeService>,
+    containers: RwLock<HashMap<String, Arc<Container>>>,
+    /// Serialises name reservation.
+    names: Mutex<()>,
+    pub(crate) execs: exec::ExecTable,
 }
 
 impl ContainerService {
@@ -37,27 +141,195 @@ impl ContainerService {
         networks: Arc<NetworkService>,
         volumes: Arc<VolumeService>,
     ) -> Result<Self> {
-        Ok(Self {
+        std::fs::create_dir_all(config.data_root.join("containers"))?;
+        let svc = Arc::new(Svc {
             config,
             events,
             images,
             networks,
             volumes,
+            containers: RwLock::new(HashMap::new()),
+            names: Mutex::new(()),
+            execs: exec::ExecTable::default(),
+        });
+        svc.restore().await?;
+        Ok(Self { inner: svc })
+    }
+}
+
+impl Svc {
+    pub(crate) fn paths(&self, id: &str) -> Paths {
+        Paths::new(&self.config.data_root, id)
+    }
+
+    /// The runtime a container uses (`HostConfig.Runtime` or the default).
+    pub(crate) fn runtime_spec(&self, name: &str) -> Result<RuntimeSpec> {
+        let name = if name.is_empty() {
+            self.config.default_runtime.as_str()
+        } else {
+            name
+        };
+        let r = self.config.runtimes.get(name).ok_or_else(|| {
+            EngineError::invalid(format!("unknown or invalid runtime name: {name}"))
+        })?;
+        Ok(RuntimeSpec {
+            name: name.to_string(),
+            path: PathBuf::from(&r.path),
+            root: self.config.exec_root.join(name),
+            args: r.runtime_args.clone(),
         })
+    }
+
+    /// Short socket path of a container's shim (unix socket paths are limited to 108 bytes).
+    pub(crate) fn shim_socket(&self, id: &str) -> PathBuf {
+        self.config
+            .exec_root
+            .join("s")
+            .join(format!("{}.sock", &id[..id.len().min(16)]))
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<Container>> {
+        let mut v: Vec<_> = self
+            .containers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by_key(|c| std::cmp::Reverse(c.snapshot().record.created));
+        v
+    }
+
+    fn insert(&self, c: Arc<Container>) {
+        self.containers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(c.id.clone(), c);
+    }
+
+    fn forget(&self, id: &str) {
+        self.containers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Finds a container by full id, name (with or without `/`) or unique id prefix.
+    pub fn get(&self, key: &str) -> Result<Arc<Container>> {
+        let map = self.containers.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get(key) {
+            return Ok(c.clone());
+        }
+        let name = key.strip_prefix('/').unwrap_or(key);
+        if let Some(c) = map.values().find(|c| {
+            c.stored
+                .lock()
+                .map(|s| s.record.name == name)
+                .unwrap_or(false)
+        }) {
+            return Ok(c.clone());
+        }
+        match match_prefix(key, map.keys().map(String::as_str)) {
+            PrefixMatch::One(id) => Ok(map[id].clone()),
+            PrefixMatch::Ambiguous => Err(EngineError::invalid(format!(
+                "multiple IDs found with provided prefix: {key}"
+            ))),
+            PrefixMatch::None => Err(EngineError::not_found(format!("No such container: {key}"))),
+        }
+    }
+
+    /// The id of the container that has `name`, if any.
+    fn name_owner(&self, name: &str) -> Option<String> {
+        self.containers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .find(|c| {
+                c.stored
+                    .lock()
+                    .map(|s| s.record.name == name)
+                    .unwrap_or(false)
+            })
+            .map(|c| c.id.clone())
+    }
+
+    fn name_conflict(name: &str, owner: &str) -> EngineError {
+        EngineError::conflict(format!(
+            "Conflict. The container name \"/{name}\" is already in use by container \"{owner}\". You have to remove (or rename) that container to be able to reuse that name."
+        ))
+    }
+
+    /// Attributes of container events: name, image and labels.
+    pub(crate) fn event_attrs(&self, c: &Container) -> std::collections::BTreeMap<String, String> {
+        let s = c.snapshot();
+        let mut a: std::collections::BTreeMap<String, String> = s
+            .record
+            .config
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        a.insert("name".into(), s.record.name.clone());
+        a.insert("image".into(), s.record.image.clone());
+        a
+    }
+
+    pub(crate) fn publish(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
+        let mut a = self.event_attrs(c);
+        for (k, v) in extra {
+            a.insert((*k).to_string(), v.clone());
+        }
+        self.events.publish("container", action, &c.id, a);
     }
 
     /// Ids of containers (running or not) created from image `image_id` (`sha256:…`), so
     /// `docker rmi` can refuse with a conflict.
-    pub async fn image_users(&self, _image_id: &str) -> Vec<String> {
-        vec![]
+    pub async fn image_users(&self, image_id: &str) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .filter(|c| c.snapshot().record.image_id == image_id)
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// Names of containers using volume `name`.
+    pub fn volume_users(&self, name: &str) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .filter(|c| {
+                c.snapshot()
+                    .record
+                    .mounts
+                    .iter()
+                    .any(|m| m.typ == "volume" && m.name == name)
+            })
+            .map(|c| c.id.clone())
+            .collect()
     }
 
     pub async fn counts(&self) -> ContainerCounts {
-        ContainerCounts::default()
+        let mut n = ContainerCounts::default();
+        for c in self.all() {
+            let s = c.snapshot().state.state;
+            n.total += 1;
+            if s.paused {
+                n.paused += 1;
+            } else if s.running {
+                n.running += 1;
+            } else {
+                n.stopped += 1;
+            }
+        }
+        n
     }
 
     /// `/system/df` container entries (`ContainerSummary` objects with `SizeRw`, `SizeRootFs`).
     pub async fn disk_usage(&self) -> Result<Vec<serde_json::Value>> {
-        Ok(vec![])
+        Ok(self
+            .all()
+            .iter()
+            .map(|c| view::summary(self, c, true))
+            .collect())
     }
 }

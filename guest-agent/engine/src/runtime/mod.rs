@@ -1,1 +1,71 @@
-//! The OCI runtime seam: runc and crun behind one trait. (Owned by the containers work.)
+//! The OCI runtime seam: runc and crun behind one narrow, synchronous trait.
+//!
+//! Both the engine (through `spawn_blocking`) and the synchronous shim use it. Back-ends:
+//! [`cli::OciCli`], which execs a runc-compatible binary (runc, crun).
+
+pub mod cli;
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+
+/// How to reach a runtime: its binary, state root and extra global arguments.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RuntimeSpec {
+    pub name: String,
+    pub path: PathBuf,
+    pub root: PathBuf,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// The runtime's view of a container (`runc state`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct RuntimeState {
+    pub id: String,
+    #[serde(default)]
+    pub pid: i64,
+    pub status: String,
+}
+
+/// Options of `create`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub pid_file: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    /// File the runtime logs to (JSON lines), read back for error messages.
+    pub log_file: Option<PathBuf>,
+}
+
+/// Options of `exec`.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub process_file: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub log_file: Option<PathBuf>,
+}
+
+/// The operations Berth needs from an OCI runtime. `create` and `exec` return the command to
+/// spawn, so the caller wires stdio; the others run to completion.
+pub trait Runtime: Send + Sync {
+    fn name(&self) -> &str;
+    fn create_command(&self, id: &str, bundle: &Path, opts: &CreateOptions) -> Command;
+    fn start(&self, id: &str) -> Result<()>;
+    fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()>;
+    fn delete(&self, id: &str, force: bool) -> Result<()>;
+    fn state(&self, id: &str) -> Result<RuntimeState>;
+    fn pause(&self, id: &str) -> Result<()>;
+    fn resume(&self, id: &str) -> Result<()>;
+    fn exec_command(&self, id: &str, opts: &ExecOptions) -> Command;
+    /// Host pids of the container's processes.
+    fn ps(&self, id: &str) -> Result<Vec<i32>>;
+}
+
+/// Picks the back-end for a runtime spec. Every runtime Berth knows speaks runc's CLI.
+pub fn for_spec(spec: &RuntimeSpec) -> Box<dyn Runtime> {
+    Box::new(cli::OciCli::new(spec.clone()))
+}

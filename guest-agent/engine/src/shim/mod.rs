@@ -1,8 +1,161 @@
-//! The per-container monitor (`berth-agent shim …`): holds the container's stdio and exit
-//! status so containers outlive the engine. (Owned by the containers work.)
+//! The per-container monitor (`berth-agent shim <config.json>`): holds the container's stdio
+//! and exit status so containers outlive the engine.
+//!
+//! Life of a shim (synchronous, std + nix only):
+//! 1. the engine writes a [`ShimConfig`] and spawns `berth-agent shim <file>` with its stdout
+//!    on a pipe; the shim calls `setsid`, becomes child subreaper, mounts the rootfs, binds its
+//!    control socket and runs the runtime's `create` (pipes, or a console socket for a TTY);
+//! 2. it reports `ok <pid>` (or `error <msg>`) on stdout and closes it;
+//! 3. the engine connects pending attaches, then sends `start`; the shim runs the runtime's
+//!    `start` only then, so no early output is lost;
+//! 4. output goes to the json-file log and to every attached client; when the container's init
+//!    exits the shim drains the output, writes the exit file atomically, deletes the runtime
+//!    container, unmounts the rootfs, answers `wait`ers and exits.
+//!
+//! Control protocol (one request line per connection, see [`Request`]):
+//! `attach <stdin> <stdout> <stderr>` → `ok\n`, then output (raw for a TTY, else Docker's
+//! multiplexed frames) and stdin the other way; `start` → `ok <pid>` | `error <msg>`;
+//! `resize <h> <w>` → `ok`; `wait` → `exit <code>` once the container has exited.
 
-/// Entry point of `berth-agent shim`; returns the process exit code.
-pub fn main(_args: &[String]) -> i32 {
-    eprintln!("berth-agent shim: not implemented");
-    2
+pub mod client;
+pub(crate) mod console;
+pub mod jsonlog;
+mod monitor;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::RuntimeSpec;
+
+/// The overlay root filesystem the shim mounts before `create` and unmounts after exit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RootfsMount {
+    /// Lower layers, base first.
+    pub lower: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub target: PathBuf,
+}
+
+/// Everything a shim needs, written by the engine next to the bundle.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShimConfig {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub runtime: RuntimeSpec,
+    pub rootfs: Option<RootfsMount>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    pub log_path: PathBuf,
+    /// Rotate when the log would exceed this many bytes (0: never).
+    pub log_max_size: u64,
+    /// Files kept including the current one (at least 1).
+    pub log_max_files: u32,
+    pub socket: PathBuf,
+    pub exit_file: PathBuf,
+    pub console_size: Option<(u16, u16)>,
+}
+
+/// Written atomically by the shim when the container's init has exited.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExitRecord {
+    pub exit_code: i32,
+    pub finished_at: String,
+    #[serde(default)]
+    pub oom_killed: bool,
+}
+
+/// A control request, one line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Attach {
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
+    Start,
+    Resize {
+        height: u16,
+        width: u16,
+    },
+    Wait,
+}
+
+impl Request {
+    pub fn encode(&self) -> String {
+        let b = |x: bool| u8::from(x);
+        match self {
+            Request::Attach {
+                stdin,
+                stdout,
+                stderr,
+            } => format!("attach {} {} {}\n", b(*stdin), b(*stdout), b(*stderr)),
+            Request::Start => "start\n".into(),
+            Request::Resize { height, width } => format!("resize {height} {width}\n"),
+            Request::Wait => "wait\n".into(),
+        }
+    }
+
+    pub fn parse(line: &str) -> Option<Request> {
+        let mut it = line.split_whitespace();
+        let verb = it.next()?;
+        let mut num = || it.next().and_then(|s| s.parse::<u16>().ok());
+        Some(match verb {
+            "attach" => Request::Attach {
+                stdin: num()? == 1,
+                stdout: num()? == 1,
+                stderr: num()? == 1,
+            },
+            "start" => Request::Start,
+            "resize" => Request::Resize {
+                height: num()?,
+                width: num()?,
+            },
+            "wait" => Request::Wait,
+            _ => return None,
+        })
+    }
+}
+
+/// Entry point of `berth-agent shim <config>`; returns the process exit code.
+pub fn main(args: &[String]) -> i32 {
+    let Some(path) = args.first() else {
+        eprintln!("usage: berth-agent shim <config.json>");
+        return 2;
+    };
+    match monitor::run(std::path::Path::new(path)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth-agent shim: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        for r in [
+            Request::Attach {
+                stdin: true,
+                stdout: true,
+                stderr: false,
+            },
+            Request::Start,
+            Request::Resize {
+                height: 24,
+                width: 80,
+            },
+            Request::Wait,
+        ] {
+            assert_eq!(Request::parse(r.encode().trim_end()), Some(r));
+        }
+        assert_eq!(Request::parse("bogus"), None);
+        assert_eq!(Request::parse("resize x"), None);
+    }
 }

@@ -1,23 +1,190 @@
-//! Named volumes. (Owned by the containers work.)
+//! Named volumes (`local` driver): `<data_root>/volumes/<name>/_data` plus `meta.json`.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
-use crate::{EngineConfig, EventBus, Result};
+use berth_docker_api::volume::{Volume, VolumeCreateOptions};
+
+use crate::fsutil::{read_json, write_json_atomic};
+use crate::{EngineConfig, EngineError, EventBus, Result};
 
 pub struct VolumeService {
-    #[allow(dead_code)]
     config: Arc<EngineConfig>,
-    #[allow(dead_code)]
     events: EventBus,
+    /// Serialises create/remove so two requests never race on one name.
+    lock: Mutex<()>,
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 impl VolumeService {
     pub async fn open(config: Arc<EngineConfig>, events: EventBus) -> Result<Self> {
-        Ok(Self { config, events })
+        std::fs::create_dir_all(config.data_root.join("volumes"))?;
+        Ok(Self {
+            config,
+            events,
+            lock: Mutex::new(()),
+        })
     }
 
-    /// `/system/df` volume entries (`Volume` objects with `UsageData`).
+    fn dir(&self, name: &str) -> PathBuf {
+        self.config.data_root.join("volumes").join(name)
+    }
+
+    /// The host directory mounted into containers.
+    pub fn data_path(&self, name: &str) -> PathBuf {
+        self.dir(name).join("_data")
+    }
+
+    /// Creates a volume, or returns the existing one of that name (Docker's behaviour).
+    pub fn create(&self, opts: VolumeCreateOptions) -> Result<Volume> {
+        let name = if opts.name.is_empty() {
+            crate::id::new_id()
+        } else {
+            opts.name.clone()
+        };
+        if !valid_name(&name) {
+            return Err(EngineError::invalid(format!(
+                "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+            )));
+        }
+        if !opts.driver.is_empty() && opts.driver != "local" {
+            return Err(EngineError::not_found(format!(
+                "error looking up volume plugin {}: plugin \"{}\" not found",
+                opts.driver, opts.driver
+            )));
+        }
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(v) = self.inspect(&name) {
+            return Ok(v);
+        }
+        std::fs::create_dir_all(self.data_path(&name))?;
+        let v = Volume {
+            name: name.clone(),
+            driver: "local".into(),
+            mountpoint: self.data_path(&name).display().to_string(),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            status: None,
+            labels: opts.labels,
+            scope: "local".into(),
+            options: opts.driver_opts,
+            usage_data: None,
+        };
+        write_json_atomic(&self.dir(&name).join("meta.json"), &v)?;
+        self.events.publish(
+            "volume",
+            "create",
+            &name,
+            BTreeMap::from([("driver".into(), "local".into())]),
+        );
+        Ok(v)
+    }
+
+    pub fn inspect(&self, name: &str) -> Result<Volume> {
+        if valid_name(name) {
+            if let Some(v) = read_json::<Volume>(&self.dir(name).join("meta.json"))? {
+                return Ok(v);
+            }
+        }
+        Err(EngineError::not_found(format!(
+            "get {name}: no such volume"
+        )))
+    }
+
+    pub fn list(&self) -> Result<Vec<Volume>> {
+        let mut out = vec![];
+        for e in std::fs::read_dir(self.config.data_root.join("volumes"))? {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if let Ok(v) = self.inspect(&name) {
+                out.push(v);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Removes a volume; the caller checks that no container uses it.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.inspect(name)?;
+        let dir = self.dir(name);
+        let trash = self
+            .config
+            .data_root
+            .join("volumes")
+            .join(format!(".rm-{}", crate::id::new_id()));
+        std::fs::rename(&dir, &trash)?;
+        std::fs::remove_dir_all(&trash)?;
+        self.events.publish(
+            "volume",
+            "destroy",
+            name,
+            BTreeMap::from([("driver".into(), "local".into())]),
+        );
+        Ok(())
+    }
+
+    /// Size in bytes of a volume's data.
+    pub fn size(&self, name: &str) -> i64 {
+        crate::container::size::dir_size(&self.data_path(name)) as i64
+    }
+
+    /// `/system/df` volume entries (`Volume` objects with `UsageData`). Reference counts are
+    /// filled in by the caller, which knows the containers.
     pub async fn disk_usage(&self) -> Result<Vec<serde_json::Value>> {
-        Ok(vec![])
+        let mut out = vec![];
+        for mut v in self.list()? {
+            v.usage_data = Some(berth_docker_api::volume::VolumeUsage {
+                size: self.size(&v.name),
+                ref_count: 0,
+            });
+            out.push(serde_json::to_value(v)?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn create_inspect_remove() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = Arc::new(EngineConfig::new(d.path().to_path_buf()));
+        let s = VolumeService::open(cfg, EventBus::new()).await.unwrap();
+        let v = s
+            .create(VolumeCreateOptions {
+                name: "data".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(std::path::Path::new(&v.mountpoint).is_dir());
+        assert_eq!(
+            s.create(VolumeCreateOptions {
+                name: "data".into(),
+                ..Default::default()
+            })
+            .unwrap()
+            .created_at,
+            v.created_at
+        );
+        assert_eq!(s.list().unwrap().len(), 1);
+        s.remove("data").unwrap();
+        assert_eq!(
+            s.inspect("data").unwrap_err().kind(),
+            crate::ErrorKind::NotFound
+        );
+        assert!(s
+            .create(VolumeCreateOptions {
+                name: "/bad".into(),
+                ..Default::default()
+            })
+            .is_err());
     }
 }

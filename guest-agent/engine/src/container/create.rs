@@ -1,0 +1,374 @@
+//! `POST /containers/create`: merge the request with the image config, reserve the name,
+//! resolve mounts and persist the record.
+
+use std::collections::BTreeMap;
+
+use berth_docker_api::container::{ContainerCreateRequest, MountPoint};
+use berth_docker_api::volume::VolumeCreateOptions;
+
+use super::record::{Record, StateRecord, Stored};
+use super::{names, Container, Svc};
+use crate::{EngineError, Result};
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Merges `KEY=value` lists; later entries override earlier ones with the same key.
+pub fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = base.to_vec();
+    for e in over {
+        let key = e.split('=').next().unwrap_or("");
+        if let Some(pos) = out
+            .iter()
+            .position(|x| x.split('=').next().unwrap_or("") == key)
+        {
+            out[pos] = e.clone();
+        } else {
+            out.push(e.clone());
+        }
+    }
+    out
+}
+
+/// Entrypoint and Cmd after Docker's rules: a create-time Entrypoint resets the image's Cmd.
+pub fn command(
+    img: &oci_spec::image::Config,
+    entrypoint: &Option<Vec<String>>,
+    cmd: &Option<Vec<String>>,
+) -> (Vec<String>, Vec<String>) {
+    let ep = match entrypoint {
+        Some(e) => e.clone(),
+        None => img.entrypoint().clone().unwrap_or_default(),
+    };
+    let cmd = match (cmd, entrypoint) {
+        (Some(c), _) => c.clone(),
+        (None, Some(_)) => vec![],
+        (None, None) => img.cmd().clone().unwrap_or_default(),
+    };
+    (ep, cmd)
+}
+
+impl Svc {
+    /// Creates a container; returns its id.
+    pub async fn create(&self, name: Option<&str>, req: ContainerCreateRequest) -> Result<String> {
+        let mut cfg = req.config;
+        let mut host = req.host_config;
+        if cfg.image.is_empty() {
+            return Err(EngineError::invalid(
+                "config cannot be empty in order to create a container",
+            ));
+        }
+        let image = self.images.resolve(&cfg.image).await?;
+        let img = &image.config;
+        let (entrypoint, cmd) = command(img, &cfg.entrypoint, &cfg.cmd);
+        let argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+        let Some((path, args)) = argv.split_first() else {
+            return Err(EngineError::invalid("no command specified"));
+        };
+        let id = crate::id::new_id();
+        // Merge the image config into the container config, as dockerd stores it.
+        let mut env = merge_env(
+            &img.env().clone().unwrap_or_default(),
+            &cfg.env.clone().unwrap_or_default(),
+        );
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, DEFAULT_PATH.into());
+        }
+        cfg.env = Some(env);
+        cfg.cmd = (!cmd.is_empty()).then_some(cmd);
+        cfg.entrypoint = (!entrypoint.is_empty()).then_some(entrypoint);
+        if cfg.working_dir.is_empty() {
+            cfg.working_dir = img.working_dir().clone().unwrap_or_default();
+        }
+        if cfg.user.is_empty() {
+            cfg.user = img.user().clone().unwrap_or_default();
+        }
+        if cfg.hostname.is_empty() {
+            cfg.hostname = id[..12].to_string();
+        }
+        let mut labels: BTreeMap<String, String> = img
+            .labels()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        labels.extend(cfg.labels.take().unwrap_or_default());
+        cfg.labels = Some(labels);
+        if cfg.stop_signal.is_none() {
+            cfg.stop_signal = img.stop_signal().clone();
+        }
+        let mut exposed = cfg.exposed_ports.take().unwrap_or_default();
+        for p in img.exposed_ports().clone().unwrap_or_default() {
+            exposed.entry(p).or_default();
+        }
+        cfg.exposed_ports = (!exposed.is_empty()).then_some(exposed);
+        let mut vols = cfg.volumes.take().unwrap_or_default();
+        for v in img.volumes().clone().unwrap_or_default() {
+            vols.entry(v).or_default();
+        }
+        cfg.volumes = (!vols.is_empty()).then_some(vols);
+
+        if host.network_mode.is_empty() || host.network_mode == "default" {
+            host.network_mode = "bridge".into();
+        }
+        if host.cgroupns_mode.is_empty() {
+            // dockerd's default: a private cgroup namespace on cgroup v2, the host's on v1.
+            host.cgroupns_mode = if super::lifecycle::cgroup_v2() {
+                "private"
+            } else {
+                "host"
+            }
+            .into();
+        }
+        if host.log_config.typ.is_empty() {
+            host.log_config.typ = self.config.log_driver.clone();
+        }
+        if host.log_config.typ != "json-file" && host.log_config.typ != "none" {
+            return Err(EngineError::invalid(format!(
+                "logging driver {} is not supported",
+                host.log_config.typ
+            )));
+        }
+        if host.restart_policy.name == "no" {
+            host.restart_policy.name = String::new();
+        }
+        match host.restart_policy.name.as_str() {
+            "" | "always" | "unless-stopped" | "on-failure" => {}
+            other => {
+                return Err(EngineError::invalid(format!(
+                    "invalid restart policy '{other}'"
+                )))
+            }
+        }
+        if host.auto_remove && !host.restart_policy.name.is_empty() {
+            return Err(EngineError::invalid(
+                "can't create 'AutoRemove' container with restart policy",
+            ));
+        }
+        if host.runtime.is_empty() {
+            host.runtime = self.config.default_runtime.clone();
+        }
+        self.runtime_spec(&host.runtime)?;
+        crate::runtime::spec::capabilities(
+            host.privileged,
+            host.cap_add.as_deref().unwrap_or_default(),
+            host.cap_drop.as_deref().unwrap_or_default(),
+        )?;
+        if host.masked_paths.is_none() && !host.privileged {
+            host.masked_paths = Some(
+                crate::runtime::spec::MASKED_PATHS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            );
+            host.readonly_paths = Some(
+                crate::runtime::spec::READONLY_PATHS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            );
+        }
+
+        let mounts = self.resolve_mounts(&host, cfg.volumes.as_ref())?;
+        let anonymous: Vec<String> = mounts
+            .iter()
+            .filter(|(_, anon)| *anon)
+            .map(|(m, _)| m.name.clone())
+            .collect();
+        let mounts: Vec<MountPoint> = mounts.into_iter().map(|(m, _)| m).collect();
+
+        let _g = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(n);
+                if !names::valid(n) {
+                    return Err(EngineError::invalid(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                if let Some(owner) = self.name_owner(n) {
+                    return Err(Self::name_conflict(n, &owner));
+                }
+                n.to_string()
+            }
+            None => loop {
+                let n = names::generate();
+                if self.name_owner(&n).is_none() {
+                    break n;
+                }
+            },
+        };
+        let stored = Stored {
+            record: Record {
+                id: id.clone(),
+                name,
+                created: crate::shim::jsonlog::now_rfc3339(),
+                path: path.clone(),
+                args: args.to_vec(),
+                image: cfg.image.clone(),
+                image_id: image.id.clone(),
+                config: cfg,
+                mounts,
+                anonymous_volumes: anonymous,
+            },
+            host,
+            state: StateRecord {
+                state: berth_docker_api::container::ContainerState {
+                    status: "created".into(),
+                    started_at: "0001-01-01T00:00:00Z".into(),
+                    finished_at: "0001-01-01T00:00:00Z".into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            attachment: None,
+        };
+        let paths = self.paths(&id);
+        std::fs::create_dir_all(&paths.dir)?;
+        if let Err(e) = stored.save_all(&paths) {
+            let _ = std::fs::remove_dir_all(&paths.dir);
+            return Err(e);
+        }
+        let c = Container::new(stored);
+        self.insert(c.clone());
+        drop(_g);
+        self.publish(&c, "create", &[]);
+        Ok(id)
+    }
+
+    /// Binds, Mounts and image volumes → mount points (bool: anonymous volume made here).
+    fn resolve_mounts(
+        &self,
+        host: &berth_docker_api::container::HostConfig,
+        image_volumes: Option<&BTreeMap<String, berth_docker_api::container::Empty>>,
+    ) -> Result<Vec<(MountPoint, bool)>> {
+        let mut out: Vec<(MountPoint, bool)> = vec![];
+        for b in host.binds.clone().unwrap_or_default() {
+            let parts: Vec<&str> = b.split(':').collect();
+            let (src, dst, mode) = match parts.as_slice() {
+                [s, d] => (*s, *d, ""),
+                [s, d, m] => (*s, *d, *m),
+                _ => {
+                    return Err(EngineError::invalid(format!(
+                        "invalid volume specification: '{b}'"
+                    )))
+                }
+            };
+            if !dst.starts_with('/') {
+                return Err(EngineError::invalid(format!(
+                    "invalid volume specification: '{b}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
+                )));
+            }
+            let rw = !mode.split(',').any(|m| m == "ro");
+            out.push((self.mount_point(src, dst, rw, mode)?, false));
+        }
+        for m in host.mounts.clone().unwrap_or_default() {
+            let typ = if m.typ.is_empty() {
+                "volume"
+            } else {
+                m.typ.as_str()
+            };
+            match typ {
+                "bind" => {
+                    if !std::path::Path::new(&m.source).exists() {
+                        return Err(EngineError::invalid(format!(
+                            "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                            m.source
+                        )));
+                    }
+                    out.push((
+                        self.mount_point(&m.source, &m.target, !m.read_only, "")?,
+                        false,
+                    ));
+                }
+                "volume" => {
+                    let anon = m.source.is_empty();
+                    out.push((
+                        self.mount_point(&m.source, &m.target, !m.read_only, "")?,
+                        anon,
+                    ));
+                }
+                other => {
+                    return Err(EngineError::invalid(format!(
+                        "mount type {other} is not supported"
+                    )))
+                }
+            }
+        }
+        for dst in image_volumes
+            .map(|v| v.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            if out.iter().any(|(m, _)| m.destination == dst) {
+                continue;
+            }
+            out.push((self.mount_point("", &dst, true, "")?, true));
+        }
+        Ok(out)
+    }
+
+    /// A host-path bind (absolute `src`) or a named (`src`) / anonymous (empty) volume.
+    fn mount_point(&self, src: &str, dst: &str, rw: bool, mode: &str) -> Result<MountPoint> {
+        if src.starts_with('/') {
+            std::fs::create_dir_all(src).ok();
+            return Ok(MountPoint {
+                typ: "bind".into(),
+                source: src.into(),
+                destination: dst.into(),
+                mode: mode.into(),
+                rw,
+                propagation: "rprivate".into(),
+                ..Default::default()
+            });
+        }
+        let v = self.volumes.create(VolumeCreateOptions {
+            name: src.into(),
+            ..Default::default()
+        })?;
+        Ok(MountPoint {
+            typ: "volume".into(),
+            name: v.name.clone(),
+            source: v.mountpoint,
+            destination: dst.into(),
+            driver: "local".into(),
+            mode: if mode.is_empty() {
+                "z".into()
+            } else {
+                mode.into()
+            },
+            rw,
+            propagation: String::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_merges_by_key() {
+        let e = merge_env(
+            &["PATH=/bin".into(), "A=1".into()],
+            &["A=2".into(), "B=3".into()],
+        );
+        assert_eq!(e, ["PATH=/bin", "A=2", "B=3"]);
+    }
+
+    #[test]
+    fn entrypoint_resets_image_cmd() {
+        let mut img = oci_spec::image::Config::default();
+        img.set_cmd(Some(vec!["sh".into()]));
+        assert_eq!(
+            command(&img, &None, &None),
+            (vec![], vec!["sh".to_string()])
+        );
+        assert_eq!(
+            command(&img, &Some(vec!["echo".into()]), &None),
+            (vec!["echo".to_string()], vec![])
+        );
+        assert_eq!(
+            command(&img, &None, &Some(vec!["true".into()])),
+            (vec![], vec!["true".to_string()])
+        );
+    }
+}

@@ -1,0 +1,448 @@
+//! `docker exec`: processes started in a running container with the runtime's `exec`,
+//! as children of the engine (they do not outlive it).
+
+use std::collections::HashMap;
+use std::os::unix::net::UnixListener;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use berth_docker_api::container::ExecConfig;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::io::Session;
+use super::stream::frame;
+use super::{user, Svc};
+use crate::runtime::spec::{self, ProcessInput};
+use crate::runtime::ExecOptions;
+use crate::{EngineError, Result};
+
+#[derive(Debug, Default)]
+struct ExecState {
+    running: bool,
+    started: bool,
+    exit_code: Option<i64>,
+    pid: i64,
+    master: Option<Arc<std::fs::File>>,
+}
+
+/// One exec instance.
+pub struct Exec {
+    pub id: String,
+    pub container_id: String,
+    pub config: ExecConfig,
+    state: Mutex<ExecState>,
+}
+
+#[derive(Default)]
+pub struct ExecTable {
+    map: Mutex<HashMap<String, Arc<Exec>>>,
+}
+
+impl ExecTable {
+    fn get(&self, id: &str) -> Result<Arc<Exec>> {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::not_found(format!("No such exec instance: {id}")))
+    }
+
+    pub(crate) fn forget_container(&self, cid: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, e| e.container_id != cid);
+    }
+
+    pub(crate) fn ids_of(&self, cid: &str) -> Vec<String> {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|e| e.container_id == cid)
+            .map(|e| e.id.clone())
+            .collect()
+    }
+}
+
+impl Svc {
+    /// `POST /containers/{id}/exec`.
+    pub async fn exec_create(&self, key: &str, cfg: ExecConfig) -> Result<String> {
+        let c = self.get(key)?;
+        let s = c.snapshot();
+        if !s.state.state.running {
+            return Err(EngineError::conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        if s.state.state.paused {
+            return Err(EngineError::conflict(format!(
+                "container {} is paused, unpause the container before exec",
+                c.id
+            )));
+        }
+        if cfg.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(EngineError::invalid("No exec command specified"));
+        }
+        let id = crate::id::new_id();
+        let cmdline = cfg.cmd.clone().unwrap_or_default().join(" ");
+        self.execs
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                id.clone(),
+                Arc::new(Exec {
+                    id: id.clone(),
+                    container_id: c.id.clone(),
+                    config: cfg,
+                    state: Mutex::new(ExecState::default()),
+                }),
+            );
+        self.publish(
+            &c,
+            &format!("exec_create: {cmdline}"),
+            &[("execID", id.clone())],
+        );
+        Ok(id)
+    }
+
+    /// `GET /exec/{id}/json`.
+    pub fn exec_inspect(&self, id: &str) -> Result<serde_json::Value> {
+        let e = self.execs.get(id)?;
+        let st = e.state.lock().unwrap_or_else(|p| p.into_inner());
+        let cmd = e.config.cmd.clone().unwrap_or_default();
+        Ok(serde_json::json!({
+            "ID": e.id,
+            "Running": st.running,
+            "ExitCode": st.exit_code,
+            "ProcessConfig": {
+                "tty": e.config.tty,
+                "entrypoint": cmd.first().cloned().unwrap_or_default(),
+                "arguments": cmd.get(1..).unwrap_or_default(),
+                "privileged": e.config.privileged,
+                "user": e.config.user,
+            },
+            "OpenStdin": e.config.attach_stdin,
+            "OpenStderr": e.config.attach_stderr,
+            "OpenStdout": e.config.attach_stdout,
+            "CanRemove": false,
+            "ContainerID": e.container_id,
+            "DetachKeys": e.config.detach_keys,
+            "Pid": st.pid,
+        }))
+    }
+
+    /// `POST /exec/{id}/resize`.
+    pub fn exec_resize(&self, id: &str, h: u16, w: u16) -> Result<()> {
+        let e = self.execs.get(id)?;
+        let st = e.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = &st.master {
+            crate::shim::console::resize(m, h, w);
+        }
+        Ok(())
+    }
+
+    /// The exec's TTY flag and detach keys, for the server's framing.
+    pub fn exec_info(&self, id: &str) -> Result<(bool, String)> {
+        let e = self.execs.get(id)?;
+        Ok((e.config.tty, e.config.detach_keys.clone()))
+    }
+
+    /// `POST /exec/{id}/start`: starts the process; the session carries its stdio.
+    pub async fn exec_start(
+        self: &Arc<Self>,
+        id: &str,
+        console: Option<[u32; 2]>,
+    ) -> Result<Session> {
+        let e = self.execs.get(id)?;
+        {
+            let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
+            if st.started {
+                return Err(EngineError::conflict(format!(
+                    "Error: Exec command {id} has already run"
+                )));
+            }
+            st.started = true;
+            st.running = true;
+        }
+        match self.exec_spawn(&e, console).await {
+            Ok(s) => Ok(s),
+            Err(err) => {
+                let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.running = false;
+                st.exit_code = Some(126);
+                Err(err)
+            }
+        }
+    }
+
+    async fn exec_spawn(
+        self: &Arc<Self>,
+        e: &Arc<Exec>,
+        console: Option<[u32; 2]>,
+    ) -> Result<Session> {
+        let c = self.get(&e.container_id)?;
+        let s = c.snapshot();
+        if !s.state.state.running {
+            return Err(EngineError::conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        let paths = self.paths(&c.id);
+        let usr_spec = if e.config.user.is_empty() {
+            s.record.config.user.clone()
+        } else {
+            e.config.user.clone()
+        };
+        let usr = user::resolve(&paths.rootfs(), &usr_spec)?;
+        let mut env = s.record.config.env.clone().unwrap_or_default();
+        env = super::create::merge_env(&env, &e.config.env.clone().unwrap_or_default());
+        if e.config.tty && !env.iter().any(|x| x.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        if !env.iter().any(|x| x.starts_with("HOME=")) {
+            env.push(format!("HOME={}", usr.home));
+        }
+        let size = console.or(e.config.console_size).filter(|s| s[0] > 0);
+        let process = spec::build_process(&ProcessInput {
+            args: e.config.cmd.clone().unwrap_or_default(),
+            env,
+            cwd: if e.config.working_dir.is_empty() {
+                s.record.config.working_dir.clone()
+            } else {
+                e.config.working_dir.clone()
+            },
+            uid: usr.uid,
+            gid: usr.gid,
+            additional_gids: usr.additional_gids,
+            tty: e.config.tty,
+            console_size: size.map(|s| {
+                (
+                    u16::try_from(s[0]).unwrap_or(24),
+                    u16::try_from(s[1]).unwrap_or(80),
+                )
+            }),
+            caps: spec::capabilities(
+                s.host.privileged || e.config.privileged,
+                s.host.cap_add.as_deref().unwrap_or_default(),
+                s.host.cap_drop.as_deref().unwrap_or_default(),
+            )?,
+            no_new_privileges: false,
+        })?;
+        let process_file = paths.bundle().join(format!("exec-{}.json", &e.id[..12]));
+        crate::fsutil::write_json_atomic(&process_file, &process)?;
+        let rt = crate::runtime::for_spec(&self.runtime_spec(&s.host.runtime)?);
+        let mut opts = ExecOptions {
+            process_file: process_file.clone(),
+            console_socket: None,
+            log_file: Some(paths.bundle().join(format!("exec-{}.log", &e.id[..12]))),
+        };
+        let listener = if e.config.tty {
+            let p = self
+                .config
+                .exec_root
+                .join("s")
+                .join(format!("e{}.con", &e.id[..12]));
+            let _ = std::fs::remove_file(&p);
+            let l = UnixListener::bind(&p)?;
+            l.set_nonblocking(true)?;
+            opts.console_socket = Some(p);
+            Some(l)
+        } else {
+            None
+        };
+        let mut cmd = tokio::process::Command::from(rt.exec_command(&c.id, &opts));
+        let (tx_out, rx_out) = tokio::io::duplex(64 * 1024);
+        let attach_stdin = e.config.attach_stdin;
+        let svc = self.clone();
+        let exec = e.clone();
+        let cid = c.clone();
+        let input: Option<std::pin::Pin<Box<dyn AsyncWrite + Send>>>;
+        if let Some(l) = listener {
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let mut child = cmd
+                .spawn()
+                .map_err(|err| EngineError::internal(format!("exec: {err}")))?;
+            let master = tokio::task::spawn_blocking(move || accept_console(&l))
+                .await
+                .map_err(|err| EngineError::internal(err.to_string()))?;
+            if let Some(p) = &opts.console_socket {
+                let _ = std::fs::remove_file(p);
+            }
+            let master = match master {
+                Ok(m) => m,
+                Err(err) => {
+                    let _ = child.kill().await;
+                    return Err(exec_failure(&opts, err));
+                }
+            };
+            let master = Arc::new(master);
+            {
+                let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.master = Some(master.clone());
+                st.pid = child.id().map(i64::from).unwrap_or(0);
+            }
+            let reader = tokio::fs::File::from_std(master.try_clone()?);
+            let writer = tokio::fs::File::from_std(master.try_clone()?);
+            input =
+                attach_stdin.then(|| Box::pin(writer) as std::pin::Pin<Box<dyn AsyncWrite + Send>>);
+            tokio::spawn(async move {
+                let mut reader = reader;
+                let mut out = tx_out;
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if out.write_all(&buf[..n]).await.is_err() {
+                                // Client gone: keep draining so the process is not blocked.
+                            }
+                        }
+                    }
+                }
+                let code = child
+                    .wait()
+                    .await
+                    .ok()
+                    .and_then(|s| s.code())
+                    .unwrap_or(255);
+                svc.exec_finished(&exec, &cid, i64::from(code));
+                drop(out);
+            });
+        } else {
+            cmd.stdin(if attach_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            let mut child = cmd
+                .spawn()
+                .map_err(|err| EngineError::internal(format!("exec: {err}")))?;
+            e.state.lock().unwrap_or_else(|p| p.into_inner()).pid =
+                child.id().map(i64::from).unwrap_or(0);
+            input = child
+                .stdin
+                .take()
+                .map(|s| Box::pin(s) as std::pin::Pin<Box<dyn AsyncWrite + Send>>);
+            let stdout = child.stdout.take();
+            let stderr = child.stderr.take();
+            let (want_out, want_err) = (e.config.attach_stdout, e.config.attach_stderr);
+            tokio::spawn(async move {
+                let out = Arc::new(tokio::sync::Mutex::new(tx_out));
+                let pump = |src: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>,
+                            stream: u8,
+                            want: bool| {
+                    let out = out.clone();
+                    async move {
+                        let Some(mut src) = src else { return };
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            match src.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) if want => {
+                                    let _ =
+                                        out.lock().await.write_all(&frame(stream, &buf[..n])).await;
+                                }
+                                Ok(_) => {}
+                            }
+                        }
+                    }
+                };
+                tokio::join!(
+                    pump(stdout.map(|s| Box::new(s) as _), 1, want_out),
+                    pump(stderr.map(|s| Box::new(s) as _), 2, want_err)
+                );
+                let status = child.wait().await.ok();
+                let mut code = status.and_then(|s| s.code()).unwrap_or(255);
+                // The runtime failed to start the process (not found, not executable).
+                if code != 0 && log_error(opts.log_file.as_deref()).is_some() {
+                    code = 126;
+                }
+                svc.exec_finished(&exec, &cid, i64::from(code));
+            });
+        }
+        self.publish(
+            &c,
+            &format!(
+                "exec_start: {}",
+                e.config.cmd.clone().unwrap_or_default().join(" ")
+            ),
+            &[("execID", e.id.clone())],
+        );
+        Ok(Session {
+            output: Box::pin(rx_out),
+            input,
+        })
+    }
+
+    fn exec_finished(&self, e: &Exec, c: &super::Container, code: i64) {
+        let bundle = self.paths(&c.id).bundle();
+        let _ = std::fs::remove_file(bundle.join(format!("exec-{}.json", &e.id[..12])));
+        let _ = std::fs::remove_file(bundle.join(format!("exec-{}.log", &e.id[..12])));
+        {
+            let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.running = false;
+            st.exit_code = Some(code);
+            st.master = None;
+        }
+        self.publish(
+            c,
+            "exec_die",
+            &[("execID", e.id.clone()), ("exitCode", code.to_string())],
+        );
+    }
+}
+
+/// The error a failed runtime exec logged (e.g. executable not found).
+fn error_line(log: &str) -> Option<String> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["level"] == "error")
+        .filter_map(|v| v["msg"].as_str().map(str::to_string))
+        .last()
+        .map(|m| format!("OCI runtime exec failed: {m}\n"))
+}
+
+fn log_error(path: Option<&std::path::Path>) -> Option<String> {
+    std::fs::read_to_string(path?)
+        .ok()
+        .and_then(|t| error_line(&t))
+}
+
+fn exec_failure(opts: &ExecOptions, err: String) -> EngineError {
+    let msg = opts
+        .log_file
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| error_line(&t))
+        .unwrap_or(err);
+    EngineError::internal(msg.trim_end().to_string())
+}
+
+fn accept_console(l: &UnixListener) -> std::result::Result<std::fs::File, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match l.accept() {
+            Ok((c, _)) => {
+                c.set_nonblocking(false).map_err(|e| e.to_string())?;
+                return crate::shim::console::recv_fd(&c);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() > deadline {
+                    return Err("timed out waiting for the exec console".into());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}

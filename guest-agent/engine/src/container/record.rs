@@ -1,0 +1,178 @@
+//! What a container persists under `<data_root>/containers/<id>/`: `config.json` (the
+//! [`Record`]), `hostconfig.json`, `state.json` and `network.json`, each written atomically.
+
+use std::path::{Path, PathBuf};
+
+use berth_docker_api::container::{ContainerConfig, ContainerState, HostConfig, MountPoint};
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{read_json, write_json_atomic};
+use crate::network::Attachment;
+use crate::Result;
+
+/// The container's identity and configuration; written at create, changed only by rename.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub id: String,
+    /// Without the leading `/`.
+    pub name: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    /// The image as the user named it.
+    pub image: String,
+    /// `sha256:…` of the image config.
+    pub image_id: String,
+    pub config: ContainerConfig,
+    pub mounts: Vec<MountPoint>,
+    /// Named volumes created for image `Volumes` (removed by `rm -v`).
+    #[serde(default)]
+    pub anonymous_volumes: Vec<String>,
+}
+
+/// Runtime state, rewritten at every transition.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StateRecord {
+    pub state: ContainerState,
+    pub restart_count: i64,
+    /// Set by `stop`/`kill` from the user, so restart policies leave it stopped.
+    pub manually_stopped: bool,
+    pub has_been_started: bool,
+}
+
+/// Paths of one container's files.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub dir: PathBuf,
+}
+
+impl Paths {
+    pub fn new(data_root: &Path, id: &str) -> Self {
+        Self {
+            dir: data_root.join("containers").join(id),
+        }
+    }
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+    pub fn host_config(&self) -> PathBuf {
+        self.dir.join("hostconfig.json")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+    pub fn network(&self) -> PathBuf {
+        self.dir.join("network.json")
+    }
+    pub fn log(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}-json.log"))
+    }
+    pub fn hosts(&self) -> PathBuf {
+        self.dir.join("hosts")
+    }
+    pub fn hostname(&self) -> PathBuf {
+        self.dir.join("hostname")
+    }
+    pub fn resolv_conf(&self) -> PathBuf {
+        self.dir.join("resolv.conf")
+    }
+    /// The OCI bundle (`config.json` of the runtime lives in `bundle/`).
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+    pub fn exit_file(&self) -> PathBuf {
+        self.dir.join("exit.json")
+    }
+    pub fn shim_config(&self) -> PathBuf {
+        self.dir.join("shim.json")
+    }
+    pub fn shim_log(&self) -> PathBuf {
+        self.dir.join("shim.log")
+    }
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("fs/upper")
+    }
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("fs/work")
+    }
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+}
+
+/// Everything persisted about one container.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub record: Record,
+    pub host: HostConfig,
+    pub state: StateRecord,
+    pub attachment: Option<Attachment>,
+}
+
+impl Stored {
+    pub fn save_all(&self, p: &Paths) -> Result<()> {
+        write_json_atomic(&p.config(), &self.record)?;
+        write_json_atomic(&p.host_config(), &self.host)?;
+        self.save_state(p)
+    }
+
+    pub fn save_state(&self, p: &Paths) -> Result<()> {
+        write_json_atomic(&p.state(), &self.state)?;
+        match &self.attachment {
+            Some(a) => write_json_atomic(&p.network(), a)?,
+            None => {
+                let _ = std::fs::remove_file(p.network());
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads a container; `None` when `config.json` is missing (a half-created directory).
+    pub fn load(p: &Paths) -> Result<Option<Self>> {
+        let Some(record) = read_json::<Record>(&p.config())? else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            record,
+            host: read_json(&p.host_config())?.unwrap_or_default(),
+            state: read_json(&p.state())?.unwrap_or_default(),
+            attachment: read_json(&p.network())?,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_round_trips() {
+        let d = tempfile::tempdir().unwrap();
+        let p = Paths::new(d.path(), "abc");
+        let mut s = Stored {
+            record: Record {
+                id: "abc".into(),
+                name: "x".into(),
+                created: "t".into(),
+                path: "sh".into(),
+                args: vec![],
+                image: "busybox".into(),
+                image_id: "sha256:1".into(),
+                config: ContainerConfig::default(),
+                mounts: vec![],
+                anonymous_volumes: vec![],
+            },
+            host: HostConfig::default(),
+            state: StateRecord::default(),
+            attachment: None,
+        };
+        s.state.state.exit_code = 3;
+        s.save_all(&p).unwrap();
+        let l = Stored::load(&p).unwrap().unwrap();
+        assert_eq!(l.record, s.record);
+        assert_eq!(l.state.state.exit_code, 3);
+        assert!(Stored::load(&Paths::new(d.path(), "nope"))
+            .unwrap()
+            .is_none());
+    }
+}

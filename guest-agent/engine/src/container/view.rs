@@ -1,0 +1,385 @@
+//! Inspect (`ContainerInspectResponse`) and list (`ContainerSummary`) shapes, with dockerd's
+//! zero values, and the list filters.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::record::Stored;
+use super::{Container, Svc};
+use crate::Result;
+
+fn ports_map(s: &Stored) -> Value {
+    let mut m = serde_json::Map::new();
+    for p in s
+        .record
+        .config
+        .exposed_ports
+        .clone()
+        .unwrap_or_default()
+        .keys()
+    {
+        m.insert(p.clone(), Value::Null);
+    }
+    if let Some(att) = &s.attachment {
+        for (p, b) in &att.ports {
+            let list: Vec<Value> = b
+                .iter()
+                .map(|b| {
+                    let ip = if b.host_ip.is_empty() {
+                        "0.0.0.0"
+                    } else {
+                        &b.host_ip
+                    };
+                    json!({"HostIp": ip, "HostPort": b.host_port})
+                })
+                .collect();
+            m.insert(p.clone(), Value::Array(list));
+        }
+    }
+    Value::Object(m)
+}
+
+fn networks(s: &Stored) -> Value {
+    let mode = s.host.network_mode.clone();
+    let name = s
+        .attachment
+        .as_ref()
+        .map(|a| a.network_name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(if mode == "none" { "none".into() } else { mode });
+    let a = s.attachment.clone().unwrap_or_default();
+    let mut m = serde_json::Map::new();
+    m.insert(
+        name,
+        json!({
+            "IPAMConfig": null,
+            "Links": null,
+            "Aliases": null,
+            "MacAddress": a.mac_address,
+            "DriverOpts": null,
+            "GwPriority": 0,
+            "NetworkID": a.network_id,
+            "EndpointID": a.endpoint_id,
+            "Gateway": a.gateway,
+            "IPAddress": a.ip_address,
+            "IPPrefixLen": a.ip_prefix_len,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "DNSNames": null,
+        }),
+    );
+    Value::Object(m)
+}
+
+/// `GET /containers/{id}/json`.
+pub fn inspect(svc: &Svc, c: &Container, size: bool) -> Result<Value> {
+    let s = c.snapshot();
+    let paths = svc.paths(&c.id);
+    let a = s.attachment.clone().unwrap_or_default();
+    let mut state = serde_json::to_value(&s.state.state)?;
+    state["Status"] = json!(status_word(&s));
+    let ids = svc.execs.ids_of(&c.id);
+    let exec_ids = if ids.is_empty() {
+        Value::Null
+    } else {
+        json!(ids)
+    };
+    let log_path = if s.host.log_config.typ == "json-file" {
+        paths.log(&c.id).display().to_string()
+    } else {
+        String::new()
+    };
+    let sandbox_key = a
+        .netns_path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let mut v = json!({
+        "Id": c.id,
+        "Created": s.record.created,
+        "Path": s.record.path,
+        "Args": s.record.args,
+        "State": state,
+        "Image": s.record.image_id,
+        "ResolvConfPath": paths.resolv_conf(),
+        "HostnamePath": paths.hostname(),
+        "HostsPath": paths.hosts(),
+        "LogPath": log_path,
+        "Name": format!("/{}", s.record.name),
+        "RestartCount": s.state.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": exec_ids,
+        "HostConfig": s.host,
+        "GraphDriver": {
+            "Data": {
+                "LowerDir": "",
+                "MergedDir": paths.rootfs(),
+                "UpperDir": paths.upper(),
+                "WorkDir": paths.work(),
+            },
+            "Name": "overlay2",
+        },
+        "Mounts": s.record.mounts,
+        "Config": s.record.config,
+        "NetworkSettings": {
+            "Bridge": "",
+            "SandboxID": "",
+            "SandboxKey": sandbox_key,
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "Ports": ports_map(&s),
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": a.endpoint_id,
+            "Gateway": a.gateway,
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": a.ip_address,
+            "IPPrefixLen": a.ip_prefix_len,
+            "IPv6Gateway": "",
+            "MacAddress": a.mac_address,
+            "Networks": networks(&s),
+        },
+    });
+    if size {
+        let rw = super::size::dir_size(&paths.upper()) as i64;
+        v["SizeRw"] = json!(rw);
+        v["SizeRootFs"] = json!(rw);
+    }
+    Ok(v)
+}
+
+fn status_word(s: &Stored) -> &'static str {
+    let st = &s.state.state;
+    if st.paused {
+        "paused"
+    } else if st.restarting {
+        "restarting"
+    } else if st.running {
+        "running"
+    } else if s.state.has_been_started {
+        "exited"
+    } else {
+        "created"
+    }
+}
+
+fn parse_time(t: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+fn human_duration(d: chrono::Duration) -> String {
+    let secs = d.num_seconds();
+    if secs < 1 {
+        "Less than a second".into()
+    } else if secs == 1 {
+        "1 second".into()
+    } else if secs < 60 {
+        format!("{secs} seconds")
+    } else if secs < 120 {
+        "About a minute".into()
+    } else if secs < 3600 {
+        format!("{} minutes", secs / 60)
+    } else if secs < 7200 {
+        "About an hour".into()
+    } else if secs < 48 * 3600 {
+        format!("{} hours", secs / 3600)
+    } else {
+        format!("{} days", secs / 86400)
+    }
+}
+
+/// The `Status` column text: `Up 5 seconds`, `Exited (0) 2 minutes ago`, `Created`.
+fn status_text(s: &Stored) -> String {
+    let st = &s.state.state;
+    let now = chrono::Utc::now();
+    match status_word(s) {
+        "running" | "paused" => {
+            let up = parse_time(&st.started_at)
+                .map(|t| now - t)
+                .unwrap_or_default();
+            let mut t = format!("Up {}", human_duration(up));
+            if st.paused {
+                t.push_str(" (Paused)");
+            }
+            t
+        }
+        "restarting" => format!("Restarting ({}) Less than a second ago", st.exit_code),
+        "exited" => {
+            let ago = parse_time(&st.finished_at)
+                .map(|t| now - t)
+                .unwrap_or_default();
+            format!("Exited ({}) {} ago", st.exit_code, human_duration(ago))
+        }
+        _ => "Created".into(),
+    }
+}
+
+/// One `ContainerSummary` of `GET /containers/json`.
+pub fn summary(svc: &Svc, c: &Container, size: bool) -> Value {
+    let s = c.snapshot();
+    let mut ports = vec![];
+    if let Some(a) = &s.attachment {
+        for (p, binds) in &a.ports {
+            let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            for b in binds {
+                let ip = if b.host_ip.is_empty() {
+                    "0.0.0.0"
+                } else {
+                    b.host_ip.as_str()
+                };
+                ports.push(json!({
+                    "IP": ip,
+                    "PrivatePort": num.parse::<u16>().unwrap_or(0),
+                    "PublicPort": b.host_port.parse::<u16>().unwrap_or(0),
+                    "Type": proto,
+                }));
+            }
+        }
+    }
+    let created = parse_time(&s.record.created)
+        .map(|t| t.timestamp())
+        .unwrap_or(0);
+    let command = std::iter::once(s.record.path.clone())
+        .chain(s.record.args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut v = json!({
+        "Id": c.id,
+        "Names": [format!("/{}", s.record.name)],
+        "Image": s.record.image,
+        "ImageID": s.record.image_id,
+        "Command": command,
+        "Created": created,
+        "Ports": ports,
+        "Labels": s.record.config.labels.clone().unwrap_or_default(),
+        "State": status_word(&s),
+        "Status": status_text(&s),
+        "HostConfig": {"NetworkMode": s.host.network_mode},
+        "NetworkSettings": {"Networks": networks(&s)},
+        "Mounts": s.record.mounts,
+    });
+    if size {
+        let rw = super::size::dir_size(&svc.paths(&c.id).upper()) as i64;
+        v["SizeRw"] = json!(rw);
+        v["SizeRootFs"] = json!(rw);
+    }
+    v
+}
+
+/// Whether the container's labels satisfy `key` / `key=value` filters.
+pub fn labels_match(s: &Stored, want: &[String]) -> bool {
+    let labels = s.record.config.labels.clone().unwrap_or_default();
+    want.iter().all(|w| match w.split_once('=') {
+        Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
+        None => labels.contains_key(w),
+    })
+}
+
+/// `GET /containers/json` filters.
+pub fn list_matches(c: &Container, f: &BTreeMap<String, Vec<String>>) -> bool {
+    let s = c.snapshot();
+    for (k, want) in f {
+        if want.is_empty() {
+            continue;
+        }
+        let ok = match k.as_str() {
+            "status" => want.iter().any(|w| w == status_word(&s)),
+            "label" => labels_match(&s, want),
+            "name" => want.iter().any(|w| {
+                let w = w.trim_start_matches('/');
+                s.record.name.contains(w)
+            }),
+            "id" => want.iter().any(|w| c.id.starts_with(w.as_str())),
+            "ancestor" => want.iter().any(|w| {
+                s.record.image == *w
+                    || s.record.image == format!("{w}:latest")
+                    || s.record.image_id == *w
+                    || s.record
+                        .image_id
+                        .trim_start_matches("sha256:")
+                        .starts_with(w.trim_start_matches("sha256:"))
+            }),
+            "exited" => {
+                status_word(&s) == "exited"
+                    && want
+                        .iter()
+                        .any(|w| w.parse::<i64>().ok() == Some(s.state.state.exit_code))
+            }
+            "network" => want.iter().any(|w| {
+                s.host.network_mode == *w
+                    || s.attachment
+                        .as_ref()
+                        .is_some_and(|a| a.network_name == *w || a.network_id == *w)
+            }),
+            "volume" => want.iter().any(|w| {
+                s.record
+                    .mounts
+                    .iter()
+                    .any(|m| m.name == *w || m.destination == *w)
+            }),
+            _ => true,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+impl Svc {
+    /// `GET /containers/json`.
+    pub fn list(
+        &self,
+        all: bool,
+        limit: Option<usize>,
+        size: bool,
+        f: &BTreeMap<String, Vec<String>>,
+    ) -> Vec<Value> {
+        let mut out = vec![];
+        for c in self.all() {
+            let running = c.snapshot().state.state.running;
+            let explicit_status = f.get("status").is_some_and(|v| !v.is_empty());
+            if !all && !running && !explicit_status && limit.is_none() {
+                continue;
+            }
+            if !list_matches(&c, f) {
+                continue;
+            }
+            out.push(summary(self, &c, size));
+            if limit.is_some_and(|l| l > 0 && out.len() >= l) {
+                break;
+            }
+        }
+        out
+    }
+
+    pub fn inspect(&self, key: &str, size: bool) -> Result<Value> {
+        let c = self.get(key)?;
+        inspect(self, &c, size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_docker() {
+        assert_eq!(
+            human_duration(chrono::Duration::seconds(0)),
+            "Less than a second"
+        );
+        assert_eq!(human_duration(chrono::Duration::seconds(5)), "5 seconds");
+        assert_eq!(human_duration(chrono::Duration::seconds(300)), "5 minutes");
+    }
+}

@@ -1,0 +1,566 @@
+//! Builds OCI runtime specs (`config.json`) and exec process specs the way dockerd does:
+//! namespaces, Docker's default capabilities, masked and read-only paths, default mounts and
+//! device rules, resources and the container's own mounts.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use oci_spec::runtime::{
+    BoxBuilder, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
+    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, Process, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder,
+};
+
+use crate::{EngineError, Result};
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+/// Every capability the kernel headers of oci-spec know, for `ALL` and `--privileged`.
+const ALL_CAPS: &[&str] = &[
+    "AUDIT_CONTROL",
+    "AUDIT_READ",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "PERFMON",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYSLOG",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "WAKE_ALARM",
+];
+
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// How the container gets its network namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NetNs {
+    /// Share the host's.
+    Host,
+    /// A fresh one made by the runtime (only `lo`).
+    New,
+    /// Join an existing one.
+    Path(PathBuf),
+}
+
+/// A bind mount of the container (volume, host path, /etc/hosts …).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub destination: String,
+    pub readonly: bool,
+}
+
+/// The process half of a spec, shared by the container's init and exec.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessInput {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub tty: bool,
+    pub console_size: Option<(u16, u16)>,
+    pub caps: Vec<String>,
+    pub no_new_privileges: bool,
+}
+
+/// Resource limits in Docker's units.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resources {
+    pub memory: i64,
+    pub memory_swap: i64,
+    pub nano_cpus: i64,
+    pub cpu_shares: i64,
+    pub cpu_quota: i64,
+    pub cpu_period: i64,
+    pub pids_limit: Option<i64>,
+}
+
+/// Everything a container spec is built from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpecInput {
+    pub process: ProcessInput,
+    pub rootfs: PathBuf,
+    pub readonly_rootfs: bool,
+    pub hostname: String,
+    pub privileged: bool,
+    pub netns: Option<NetNs>,
+    pub cgroup_ns: bool,
+    pub cgroups_path: String,
+    pub mounts: Vec<BindMount>,
+    pub resources: Resources,
+    pub shm_size: i64,
+}
+
+/// The capability set after `--cap-add`/`--cap-drop` (names with or without `CAP_`, `ALL`).
+pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec<String>> {
+    let norm = |c: &str| {
+        let c = c.to_ascii_uppercase();
+        c.strip_prefix("CAP_").map(str::to_string).unwrap_or(c)
+    };
+    let mut set: BTreeSet<String> = if privileged {
+        ALL_CAPS.iter().map(|s| s.to_string()).collect()
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+    };
+    let add: Vec<String> = add.iter().map(|c| norm(c)).collect();
+    let drop: Vec<String> = drop.iter().map(|c| norm(c)).collect();
+    for c in add.iter().chain(drop.iter()) {
+        if c != "ALL" && !ALL_CAPS.contains(&c.as_str()) {
+            return Err(EngineError::invalid(format!("invalid capability: CAP_{c}")));
+        }
+    }
+    if drop.iter().any(|c| c == "ALL") {
+        set.clear();
+    }
+    for c in &drop {
+        set.remove(c);
+    }
+    if add.iter().any(|c| c == "ALL") {
+        set.extend(ALL_CAPS.iter().map(|s| s.to_string()));
+    }
+    for c in add.into_iter().filter(|c| c != "ALL") {
+        set.insert(c);
+    }
+    Ok(set.into_iter().collect())
+}
+
+fn oci_err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::internal(format!("invalid runtime spec: {e}"))
+}
+
+fn cap_set(caps: &[String]) -> Result<oci_spec::runtime::Capabilities> {
+    caps.iter()
+        .map(|c| {
+            Capability::from_str(c)
+                .or_else(|_| serde_json::from_str(&format!("\"CAP_{c}\"")))
+                .map_err(|_| EngineError::invalid(format!("invalid capability: CAP_{c}")))
+        })
+        .collect()
+}
+
+/// The process spec (also the `--process` file of `runc exec`).
+pub fn build_process(p: &ProcessInput) -> Result<Process> {
+    let caps = cap_set(&p.caps)?;
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .build()
+        .map_err(oci_err)?;
+    let user = UserBuilder::default()
+        .uid(p.uid)
+        .gid(p.gid)
+        .additional_gids(p.additional_gids.clone())
+        .build()
+        .map_err(oci_err)?;
+    let mut b = ProcessBuilder::default()
+        .terminal(p.tty)
+        .user(user)
+        .args(p.args.clone())
+        .env(p.env.clone())
+        .cwd(if p.cwd.is_empty() { "/" } else { &p.cwd })
+        .capabilities(capabilities)
+        .no_new_privileges(p.no_new_privileges);
+    if let (true, Some((h, w))) = (p.tty, p.console_size) {
+        let size = BoxBuilder::default()
+            .height(u64::from(h))
+            .width(u64::from(w))
+            .build()
+            .map_err(oci_err)?;
+        b = b.console_size(size);
+    }
+    let mut proc = b.build().map_err(oci_err)?;
+    proc.set_rlimits(Some(vec![]));
+    Ok(proc)
+}
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount> {
+    MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .build()
+        .map_err(oci_err)
+}
+
+fn default_mounts(input: &SpecInput) -> Result<Vec<Mount>> {
+    let sys_mode = if input.privileged { "rw" } else { "ro" };
+    let shm = if input.shm_size > 0 {
+        input.shm_size
+    } else {
+        64 << 20
+    };
+    let shm_opt = format!("size={shm}");
+    Ok(vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", sys_mode],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", sys_mode],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", &shm_opt],
+        )?,
+    ])
+}
+
+fn device_rule(
+    allow: bool,
+    typ: Option<LinuxDeviceType>,
+    major: Option<i64>,
+    minor: Option<i64>,
+) -> Result<LinuxDeviceCgroup> {
+    let mut b = LinuxDeviceCgroupBuilder::default()
+        .allow(allow)
+        .access("rwm");
+    if let Some(t) = typ {
+        b = b.typ(t);
+    }
+    if let Some(m) = major {
+        b = b.major(m);
+    }
+    if let Some(m) = minor {
+        b = b.minor(m);
+    }
+    b.build().map_err(oci_err)
+}
+
+/// Docker's device cgroup rules: deny all, then the usual character devices.
+fn device_rules(privileged: bool) -> Result<Vec<LinuxDeviceCgroup>> {
+    if privileged {
+        return Ok(vec![device_rule(true, None, None, None)?]);
+    }
+    let c = Some(LinuxDeviceType::C);
+    let mut rules = vec![device_rule(false, None, None, None)?];
+    for (maj, min) in [
+        (1, Some(3)),
+        (1, Some(5)),
+        (1, Some(7)),
+        (1, Some(8)),
+        (1, Some(9)),
+        (5, Some(0)),
+        (5, Some(1)),
+        (5, Some(2)),
+        (136, None),
+        (10, Some(200)),
+    ] {
+        rules.push(device_rule(true, c, Some(maj), min)?);
+    }
+    Ok(rules)
+}
+
+fn resources(input: &SpecInput) -> Result<oci_spec::runtime::LinuxResources> {
+    let r = &input.resources;
+    let mut b = LinuxResourcesBuilder::default().devices(device_rules(input.privileged)?);
+    if r.memory > 0 {
+        let mut m = LinuxMemoryBuilder::default().limit(r.memory);
+        if r.memory_swap != 0 {
+            m = m.swap(r.memory_swap);
+        }
+        b = b.memory(m.build().map_err(oci_err)?);
+    }
+    let mut cpu = LinuxCpuBuilder::default();
+    let mut any_cpu = false;
+    if r.cpu_shares > 0 {
+        cpu = cpu.shares(r.cpu_shares as u64);
+        any_cpu = true;
+    }
+    if r.nano_cpus > 0 {
+        let period: u64 = 100_000;
+        cpu = cpu
+            .period(period)
+            .quota(r.nano_cpus * period as i64 / 1_000_000_000);
+        any_cpu = true;
+    } else {
+        if r.cpu_period > 0 {
+            cpu = cpu.period(r.cpu_period as u64);
+            any_cpu = true;
+        }
+        if r.cpu_quota > 0 {
+            cpu = cpu.quota(r.cpu_quota);
+            any_cpu = true;
+        }
+    }
+    if any_cpu {
+        b = b.cpu(cpu.build().map_err(oci_err)?);
+    }
+    if let Some(p) = r.pids_limit.filter(|p| *p != 0) {
+        b = b.pids(
+            LinuxPidsBuilder::default()
+                .limit(p)
+                .build()
+                .map_err(oci_err)?,
+        );
+    }
+    b.build().map_err(oci_err)
+}
+
+fn namespace(typ: LinuxNamespaceType, path: Option<&PathBuf>) -> Result<LinuxNamespace> {
+    let mut b = LinuxNamespaceBuilder::default().typ(typ);
+    if let Some(p) = path {
+        b = b.path(p.clone());
+    }
+    b.build().map_err(oci_err)
+}
+
+/// The container's full runtime spec.
+pub fn build_spec(input: &SpecInput) -> Result<Spec> {
+    let mut namespaces = vec![
+        namespace(LinuxNamespaceType::Pid, None)?,
+        namespace(LinuxNamespaceType::Ipc, None)?,
+        namespace(LinuxNamespaceType::Uts, None)?,
+        namespace(LinuxNamespaceType::Mount, None)?,
+    ];
+    match &input.netns {
+        Some(NetNs::Host) => {}
+        Some(NetNs::Path(p)) => namespaces.push(namespace(LinuxNamespaceType::Network, Some(p))?),
+        Some(NetNs::New) | None => namespaces.push(namespace(LinuxNamespaceType::Network, None)?),
+    }
+    if input.cgroup_ns {
+        namespaces.push(namespace(LinuxNamespaceType::Cgroup, None)?);
+    }
+    let (masked, readonly): (Vec<String>, Vec<String>) = if input.privileged {
+        (vec![], vec![])
+    } else {
+        (
+            MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+            READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+        )
+    };
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .masked_paths(masked)
+        .readonly_paths(readonly)
+        .resources(resources(input)?)
+        .cgroups_path(PathBuf::from(&input.cgroups_path))
+        .build()
+        .map_err(oci_err)?;
+    let mut mounts = default_mounts(input)?;
+    for m in &input.mounts {
+        let mut opts = vec!["rbind", "rprivate"];
+        opts.push(if m.readonly { "ro" } else { "rw" });
+        mounts.push(mount(
+            &m.destination,
+            "bind",
+            &m.source.to_string_lossy(),
+            &opts,
+        )?);
+    }
+    let root = RootBuilder::default()
+        .path(input.rootfs.clone())
+        .readonly(input.readonly_rootfs)
+        .build()
+        .map_err(oci_err)?;
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2-dev")
+        .process(build_process(&input.process)?)
+        .root(root)
+        .hostname(input.hostname.clone())
+        .mounts(mounts)
+        .linux(linux)
+        .build()
+        .map_err(oci_err)?;
+    spec.set_annotations(None);
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> SpecInput {
+        SpecInput {
+            process: ProcessInput {
+                args: vec!["sh".into()],
+                env: vec!["PATH=/bin".into()],
+                caps: capabilities(false, &[], &[]).unwrap(),
+                ..Default::default()
+            },
+            rootfs: "/r".into(),
+            hostname: "abc".into(),
+            netns: Some(NetNs::New),
+            cgroups_path: "/berth/abc".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn caps_add_drop_all() {
+        let c = capabilities(false, &["NET_ADMIN".into()], &["CAP_CHOWN".into()]).unwrap();
+        assert!(c.contains(&"NET_ADMIN".to_string()));
+        assert!(!c.contains(&"CHOWN".to_string()));
+        let c = capabilities(false, &["kill".into()], &["ALL".into()]).unwrap();
+        assert_eq!(c, ["KILL"]);
+        assert_eq!(
+            capabilities(false, &["ALL".into()], &[]).unwrap().len(),
+            ALL_CAPS.len()
+        );
+        assert!(capabilities(false, &["BOGUS".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn spec_has_docker_defaults() {
+        let v = serde_json::to_value(build_spec(&input()).unwrap()).unwrap();
+        let caps = v["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert_eq!(caps.len(), DEFAULT_CAPS.len());
+        assert!(caps.iter().any(|c| c == "CAP_NET_BIND_SERVICE"));
+        let ns: Vec<_> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network"]);
+        assert_eq!(
+            v["linux"]["maskedPaths"].as_array().unwrap().len(),
+            MASKED_PATHS.len()
+        );
+        let dests: Vec<_> = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap().to_string())
+            .collect();
+        assert!(dests.contains(&"/dev/shm".to_string()));
+        assert_eq!(v["linux"]["cgroupsPath"], "/berth/abc");
+        assert_eq!(v["hostname"], "abc");
+    }
+
+    #[test]
+    fn host_network_and_limits() {
+        let mut i = input();
+        i.netns = Some(NetNs::Host);
+        i.resources.memory = 64 << 20;
+        i.resources.nano_cpus = 500_000_000;
+        i.resources.pids_limit = Some(10);
+        i.privileged = true;
+        i.mounts.push(BindMount {
+            source: "/h".into(),
+            destination: "/c".into(),
+            readonly: true,
+        });
+        let v = serde_json::to_value(build_spec(&i).unwrap()).unwrap();
+        let ns = v["linux"]["namespaces"].as_array().unwrap();
+        assert!(!ns.iter().any(|n| n["type"] == "network"));
+        assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
+        assert_eq!(v["linux"]["resources"]["pids"]["limit"], 10);
+        assert!(v["linux"]["maskedPaths"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()));
+        let last = v["mounts"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["destination"], "/c");
+        assert!(last["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "ro"));
+    }
+}

@@ -1,0 +1,470 @@
+//! The shim process itself (synchronous: std threads, nix, libc).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use super::jsonlog;
+use super::{ExitRecord, Request, RootfsMount, ShimConfig};
+use crate::runtime::{self, CreateOptions, Runtime};
+
+type ShimResult<T> = Result<T, String>;
+
+/// How long the shim waits for the engine's `start` after `create`.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long output may keep flowing after the init process exited.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+struct Client {
+    stream: UnixStream,
+    stdout: bool,
+    stderr: bool,
+}
+
+type StartReply = mpsc::Sender<ShimResult<()>>;
+
+struct Shared {
+    cfg: ShimConfig,
+    pid: i32,
+    clients: Mutex<Vec<Client>>,
+    stdin: Mutex<Option<File>>,
+    master: Option<File>,
+    log: Mutex<jsonlog::Writer>,
+    exit: Mutex<Option<i32>>,
+    exited: Condvar,
+    start_tx: Mutex<mpsc::Sender<StartReply>>,
+}
+
+/// The container's stdio as seen from the shim.
+struct Io {
+    stdin: Option<File>,
+    outputs: Vec<(u8, File)>,
+    master: Option<File>,
+}
+
+pub(super) fn run(path: &Path) -> ShimResult<()> {
+    let text = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let cfg: ShimConfig = serde_json::from_slice(&text).map_err(|e| e.to_string())?;
+    let _ = nix::unistd::setsid();
+    set_subreaper();
+    let rt = runtime::for_spec(&cfg.runtime);
+    let (pid, io, listener) = match setup(&cfg, rt.as_ref()) {
+        Ok(v) => v,
+        Err(e) => {
+            report(&format!("error {}", e.replace('\n', " ")));
+            cleanup(&cfg, rt.as_ref());
+            return Err(e);
+        }
+    };
+    let log = jsonlog::Writer::open(&cfg.log_path, cfg.log_max_size, cfg.log_max_files)
+        .map_err(|e| format!("open log {}: {e}", cfg.log_path.display()))?;
+    let (start_tx, start_rx) = mpsc::channel::<StartReply>();
+    let shared = Arc::new(Shared {
+        cfg: cfg.clone(),
+        pid,
+        clients: Mutex::new(vec![]),
+        stdin: Mutex::new(io.stdin),
+        master: io.master,
+        log: Mutex::new(log),
+        exit: Mutex::new(None),
+        exited: Condvar::new(),
+        start_tx: Mutex::new(start_tx),
+    });
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let n_pumps = io.outputs.len();
+    for (stream, file) in io.outputs {
+        let s = shared.clone();
+        let done = done_tx.clone();
+        std::thread::spawn(move || {
+            pump(&s, stream, file);
+            let _ = done.send(());
+        });
+    }
+    {
+        let s = shared.clone();
+        std::thread::spawn(move || serve(&s, listener));
+    }
+    report(&format!("ok {pid}"));
+
+    // Wait for the engine's go, then start.
+    let started = match start_rx.recv_timeout(START_TIMEOUT) {
+        Ok(reply) => {
+            let r = rt.start(&cfg.id).map_err(|e| e.to_string());
+            let ok = r.is_ok();
+            let _ = reply.send(r);
+            ok
+        }
+        Err(_) => false,
+    };
+    let code = if started {
+        reap(pid)
+    } else {
+        let _ = rt.kill(&cfg.id, libc::SIGKILL, true);
+        reap(pid)
+    };
+    // Drain output, then record the exit.
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    for _ in 0..n_pumps {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if done_rx.recv_timeout(left).is_err() {
+            break;
+        }
+    }
+    if let Ok(mut l) = shared.log.lock() {
+        let _ = l.flush();
+    }
+    if started {
+        let rec = ExitRecord {
+            exit_code: code,
+            finished_at: jsonlog::now_rfc3339(),
+            oom_killed: false,
+        };
+        if let Err(e) = crate::fsutil::write_json_atomic(&cfg.exit_file, &rec) {
+            eprintln!("write exit file: {e}");
+        }
+    }
+    cleanup(&cfg, rt.as_ref());
+    if let Ok(mut clients) = shared.clients.lock() {
+        for c in clients.drain(..) {
+            let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+    if let Ok(mut e) = shared.exit.lock() {
+        *e = Some(code);
+    }
+    shared.exited.notify_all();
+    // Give `wait` connections a moment to read their answer.
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = std::fs::remove_file(&cfg.socket);
+    Ok(())
+}
+
+fn set_subreaper() {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer argument and touches no memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// Writes the one status line to the engine and closes stdout.
+fn report(line: &str) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+    if let Ok(null) = File::options().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdout(&null);
+    }
+}
+
+fn cleanup(cfg: &ShimConfig, rt: &dyn Runtime) {
+    let _ = rt.delete(&cfg.id, true);
+    if let Some(r) = &cfg.rootfs {
+        crate::container::rootfs::unmount(&r.target);
+    }
+    let _ = std::fs::remove_file(console_path(&cfg.socket));
+}
+
+fn console_path(socket: &Path) -> PathBuf {
+    socket.with_extension("con")
+}
+
+fn setup(cfg: &ShimConfig, rt: &dyn Runtime) -> ShimResult<(i32, Io, UnixListener)> {
+    if let Some(r) = &cfg.rootfs {
+        mount_rootfs(r)?;
+    }
+    let _ = std::fs::remove_file(&cfg.socket);
+    let listener = UnixListener::bind(&cfg.socket)
+        .map_err(|e| format!("bind {}: {e}", cfg.socket.display()))?;
+    let pid_file = cfg.bundle.join("init.pid");
+    let log_file = cfg.bundle.join("runtime.log");
+    let _ = std::fs::remove_file(&pid_file);
+    let _ = std::fs::remove_file(&log_file);
+    let mut opts = CreateOptions {
+        pid_file: pid_file.clone(),
+        console_socket: None,
+        log_file: Some(log_file.clone()),
+    };
+    let io = if cfg.tty {
+        let con = console_path(&cfg.socket);
+        let _ = std::fs::remove_file(&con);
+        let con_listener =
+            UnixListener::bind(&con).map_err(|e| format!("bind {}: {e}", con.display()))?;
+        opts.console_socket = Some(con);
+        let mut cmd = rt.create_command(&cfg.id, &cfg.bundle, &opts);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().map_err(|e| format!("spawn runtime: {e}"))?;
+        let master = match receive_console(&con_listener, &mut child) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(runtime_failure(&log_file).unwrap_or(e));
+            }
+        };
+        wait_create(&mut child, &log_file)?;
+        if let Some((h, w)) = cfg.console_size {
+            super::console::resize(&master, h, w);
+        }
+        let reader = master.try_clone().map_err(|e| e.to_string())?;
+        let writer = master.try_clone().map_err(|e| e.to_string())?;
+        Io {
+            stdin: cfg.open_stdin.then_some(writer),
+            outputs: vec![(1, reader)],
+            master: Some(master),
+        }
+    } else {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let mut cmd = rt.create_command(&cfg.id, &cfg.bundle, &opts);
+        let stdin = if cfg.open_stdin {
+            let (in_r, in_w) = pipe()?;
+            cmd.stdin(Stdio::from(in_r));
+            Some(File::from(in_w))
+        } else {
+            cmd.stdin(Stdio::null());
+            None
+        };
+        cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
+        let mut child = cmd.spawn().map_err(|e| format!("spawn runtime: {e}"))?;
+        // Our copies of the child's ends are closed when `cmd` drops.
+        drop(cmd);
+        wait_create(&mut child, &log_file)?;
+        Io {
+            stdin,
+            outputs: vec![(1, File::from(out_r)), (2, File::from(err_r))],
+            master: None,
+        }
+    };
+    let pid = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .ok_or_else(|| "runtime wrote no pid file".to_string())?;
+    Ok((pid, io, listener))
+}
+
+fn pipe() -> ShimResult<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+fn runtime_failure(log_file: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log_file).ok()?;
+    let mut msg = None;
+    for line in text.lines() {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+            if v["level"] == "error" {
+                msg = v["msg"].as_str().map(str::to_string);
+            }
+        }
+    }
+    msg.or_else(|| Some(runtime::cli::last_message(&text)))
+        .filter(|m| !m.is_empty())
+}
+
+fn wait_create(child: &mut Child, log_file: &Path) -> ShimResult<()> {
+    let status = child.wait().map_err(|e| format!("wait runtime: {e}"))?;
+    if status.success() {
+        return Ok(());
+    }
+    Err(runtime_failure(log_file).unwrap_or_else(|| format!("runtime create failed: {status}")))
+}
+
+/// Accepts the runtime's console-socket connection and takes the pty master it sends.
+fn receive_console(listener: &UnixListener, child: &mut Child) -> ShimResult<File> {
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let conn = loop {
+        match listener.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Ok(Some(st)) = child.try_wait() {
+                    return Err(format!("runtime create failed: {st}"));
+                }
+                if Instant::now() > deadline {
+                    return Err("timed out waiting for the console".into());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(format!("accept console: {e}")),
+        }
+    };
+    conn.set_nonblocking(false).map_err(|e| e.to_string())?;
+    super::console::recv_fd(&conn)
+}
+
+fn mount_rootfs(r: &RootfsMount) -> ShimResult<()> {
+    crate::container::rootfs::mount_overlay(r).map_err(|e| e.to_string())
+}
+
+/// Reaps children (we are their subreaper) until the container's init exits; returns its
+/// Docker-style exit code.
+fn reap(pid: i32) -> i32 {
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return code,
+            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => return 128 + sig as i32,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return 255,
+        }
+    }
+}
+
+/// Copies one output stream to the log and every attached client.
+fn pump(s: &Shared, stream: u8, mut src: File) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let data = &buf[..n];
+        if let Ok(mut log) = s.log.lock() {
+            let _ = log.write(stream, data);
+        }
+        let Ok(mut clients) = s.clients.lock() else {
+            break;
+        };
+        clients.retain_mut(|c| {
+            let wanted = if stream == 2 { c.stderr } else { c.stdout };
+            if !wanted {
+                return true;
+            }
+            if s.cfg.tty {
+                c.stream.write_all(data).is_ok()
+            } else {
+                let mut frame = Vec::with_capacity(8 + n);
+                frame.extend_from_slice(&crate::container::stream::frame_header(stream, n));
+                frame.extend_from_slice(data);
+                c.stream.write_all(&frame).is_ok()
+            }
+        });
+    }
+}
+
+fn serve(s: &Arc<Shared>, listener: UnixListener) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let s = s.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = handle(&s, conn) {
+                eprintln!("shim connection: {e}");
+            }
+        });
+    }
+}
+
+fn read_line(conn: &mut UnixStream) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while line.len() < 256 {
+        if conn.read(&mut b)? == 0 {
+            break;
+        }
+        if b[0] == b'\n' {
+            break;
+        }
+        line.push(b[0]);
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+fn handle(s: &Shared, mut conn: UnixStream) -> std::io::Result<()> {
+    let line = read_line(&mut conn)?;
+    match Request::parse(&line) {
+        Some(Request::Attach {
+            stdin,
+            stdout,
+            stderr,
+        }) => {
+            {
+                let mut clients = s
+                    .clients
+                    .lock()
+                    .map_err(|_| std::io::Error::other("lock"))?;
+                conn.write_all(b"ok\n")?;
+                if s.exit.lock().map(|e| e.is_some()).unwrap_or(true) {
+                    return Ok(());
+                }
+                clients.push(Client {
+                    stream: conn.try_clone()?,
+                    stdout,
+                    stderr,
+                });
+            }
+            if stdin {
+                copy_stdin(s, &mut conn);
+            }
+            Ok(())
+        }
+        Some(Request::Start) => {
+            let (tx, rx) = mpsc::channel();
+            let sent = s
+                .start_tx
+                .lock()
+                .map(|t| t.send(tx).is_ok())
+                .unwrap_or(false);
+            let reply = if sent {
+                rx.recv().unwrap_or_else(|_| Err("shim is exiting".into()))
+            } else {
+                Err("container already started".into())
+            };
+            match reply {
+                Ok(()) => writeln!(conn, "ok {}", s.pid),
+                Err(e) => writeln!(conn, "error {}", e.replace('\n', " ")),
+            }
+        }
+        Some(Request::Resize { height, width }) => {
+            if let Some(m) = &s.master {
+                super::console::resize(m, height, width);
+            }
+            conn.write_all(b"ok\n")
+        }
+        Some(Request::Wait) => {
+            let mut e = s.exit.lock().map_err(|_| std::io::Error::other("lock"))?;
+            while e.is_none() {
+                e = s
+                    .exited
+                    .wait(e)
+                    .map_err(|_| std::io::Error::other("lock"))?;
+            }
+            let code = e.unwrap_or(255);
+            drop(e);
+            writeln!(conn, "exit {code}")
+        }
+        None => writeln!(conn, "error unknown request"),
+    }
+}
+
+/// Copies an attach client's bytes to the container's stdin; on EOF closes stdin when the
+/// container was created with `StdinOnce`.
+fn copy_stdin(s: &Shared, conn: &mut UnixStream) {
+    let mut buf = [0u8; 8192];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let Ok(mut g) = s.stdin.lock() else { return };
+                let Some(f) = g.as_mut() else { continue };
+                if f.write_all(&buf[..n]).is_err() {
+                    *g = None;
+                }
+            }
+        }
+    }
+    if s.cfg.stdin_once && !s.cfg.tty {
+        if let Ok(mut g) = s.stdin.lock() {
+            *g = None;
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Hijacked connections for attach and exec: the `101 UPGRADED` answer, then raw bytes both
+//! ways with stdin half-close and server-side detach keys.
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use berth_engine::container::io::{Session, SessionFuture};
+use berth_engine::container::stream::{DetachScanner, Scan};
+use bytes::Bytes;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Content type of a stream: raw for a TTY, multiplexed frames otherwise.
+pub fn stream_content_type(tty: bool) -> &'static str {
+    if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    }
+}
+
+/// The `101 UPGRADED` response that hands the connection over.
+pub fn upgrade_response(tty: bool) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(stream_content_type(tty)),
+    );
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
+    r
+}
+
+/// Runs the hijacked connection: `prelude` first (attach `logs=1`), then the session's
+/// output to the client and the client's bytes to its stdin until the output ends or the
+/// client detaches.
+pub fn spawn(
+    on_upgrade: OnUpgrade,
+    prelude: Vec<Bytes>,
+    session: SessionFuture,
+    detach_keys: Vec<u8>,
+) {
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let (mut cr, mut cw) = tokio::io::split(TokioIo::new(upgraded));
+        for chunk in prelude {
+            if cw.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = cw.flush().await;
+        let Some(Session { mut output, input }) = session.await else {
+            let _ = cw.shutdown().await;
+            return;
+        };
+        let out = async {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match output.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if cw.write_all(&buf[..n]).await.is_err() || cw.flush().await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = cw.shutdown().await;
+        };
+        let inp = async {
+            let mut scanner = DetachScanner::new(detach_keys);
+            let mut input = input;
+            let mut buf = vec![0u8; 8 * 1024];
+            loop {
+                match cr.read(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        if let Some(mut i) = input.take() {
+                            let _ = i.shutdown().await;
+                        }
+                        // Half-closed: keep streaming output until the process ends.
+                        std::future::pending::<()>().await;
+                    }
+                    Ok(n) => {
+                        let (data, detach) = match scanner.feed(&buf[..n]) {
+                            Scan::Data(d) => (d, false),
+                            Scan::Detach(d) => (d, true),
+                        };
+                        if let Some(i) = input.as_mut() {
+                            if !data.is_empty() && i.write_all(&data).await.is_err() {
+                                input = None;
+                            } else {
+                                let _ = i.flush().await;
+                            }
+                        }
+                        if detach {
+                            return;
+                        }
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            _ = out => {}
+            _ = inp => {}
+        }
+    });
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Sets up and runs Berth's whole test suite on a fresh Debian 12 machine (root):
+# packages, VM tools and image, build, static checks, then every test tier (unit, component,
+# end-to-end with the real docker CLI, VM under QEMU).
+#
+# Build output is cached outside the clone (CARGO_TARGET_DIR, default ~/.cache/berth/target) so
+# repeated runs and CI are incremental.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}"
+export CARGO_TERM_COLOR=never
+export RUST_BACKTRACE=1
+
+step() { printf '\n==> %s (%ss)\n' "$*" "$SECONDS"; }
+
+step "packages"
+bash tests/fixtures/deps.sh
+if [ -x scripts/install-vm-tools.sh ]; then bash scripts/install-vm-tools.sh; fi
+
+step "static checks: fmt, clippy"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build"
+cargo build --workspace --all-targets --locked
+if [ -x vm-image/build.sh ]; then
+    step "VM image"
+    bash vm-image/build.sh
+fi
+
+step "fixtures: offline images and a loopback registry"
+python3 tests/fixtures/images.py build >/dev/null
+regdir=$(mktemp -d /tmp/berth-ci-registry.XXXXXX)
+cleanup() { python3 "$root/tests/fixtures/registry.py" stop --dir "$regdir" >/dev/null 2>&1 || true; rm -rf "$regdir"; }
+trap cleanup EXIT
+BERTH_TEST_REGISTRY=$(python3 tests/fixtures/registry.py start --dir "$regdir" | tail -n1)
+export BERTH_TEST_REGISTRY
+python3 tests/fixtures/registry.py fill --registry "$BERTH_TEST_REGISTRY" >/dev/null
+echo "registry: $BERTH_TEST_REGISTRY"
+
+step "fixtures self-test"
+bash tests/fixtures/selftest.sh >/dev/null
+
+step "tests"
+cargo nextest run --workspace --profile ci --locked "$@"
+step "done"

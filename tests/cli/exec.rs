@@ -1,0 +1,1 @@
+//! `docker` CLI tests: exec.

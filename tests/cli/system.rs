@@ -1,0 +1,167 @@
+//! `docker version`, `docker info`, API versioning and error shapes.
+
+use berth_test_support::Engine;
+
+#[test]
+fn version_reports_api_1_50() {
+    let e = Engine::start_offline();
+    let v = e.docker_ok(&[
+        "version",
+        "--format",
+        "{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Server.Os}}",
+    ]);
+    assert_eq!(v.trim(), "1.50 1.24 linux");
+}
+
+#[test]
+fn info_shows_inactive_swarm_and_cgroup_version() {
+    let e = Engine::start_offline();
+    let out = e.docker_ok(&[
+        "info",
+        "--format",
+        "{{.Swarm.LocalNodeState}} {{.OSType}} {{.CgroupVersion}}",
+    ]);
+    let mut parts = out.split_whitespace();
+    assert_eq!(parts.next(), Some("inactive"));
+    assert_eq!(parts.next(), Some("linux"));
+    assert!(matches!(parts.next(), Some("1" | "2")), "{out}");
+}
+
+#[test]
+fn ping_has_docker_headers_on_head_and_get() {
+    let e = Engine::start_offline();
+    for method in ["GET", "HEAD"] {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-i", "--unix-socket"])
+            .arg(e.host().trim_start_matches("unix://"))
+            .args(["--max-time", "10"])
+            .args(if method == "HEAD" { vec!["-I"] } else { vec![] })
+            .arg("http://d/_ping")
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+        assert!(text.starts_with("http/1.1 200"), "{method}: {text}");
+        for h in [
+            "api-version: 1.50",
+            "ostype: linux",
+            "builder-version:",
+            "swarm: inactive",
+        ] {
+            assert!(text.contains(h), "{method} lacks {h}: {text}");
+        }
+    }
+}
+
+#[test]
+fn versioned_paths_and_out_of_range_versions() {
+    let e = Engine::start_offline();
+    let (s, body) = e.api("GET", "/v1.24/version", None);
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = e.api("GET", "/v1.12/version", None);
+    assert_eq!(s, 400);
+    assert!(
+        body.contains("client version 1.12 is too old. Minimum supported API version is 1.24"),
+        "{body}"
+    );
+    let (s, body) = e.api("GET", "/v1.99/version", None);
+    assert_eq!(s, 400);
+    assert!(
+        body.contains("is too new. Maximum supported API version is 1.50"),
+        "{body}"
+    );
+}
+
+#[test]
+fn unknown_paths_and_swarm_give_docker_errors() {
+    let e = Engine::start_offline();
+    let (s, body) = e.api("GET", "/v1.50/nope", None);
+    assert_eq!(s, 404);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json error body");
+    assert_eq!(v["message"], "page not found");
+    let err = e.docker_err(&["node", "ls"]);
+    assert!(err.contains("This node is not a swarm manager"), "{err}");
+    let (s, _) = e.api("POST", "/grpc", None);
+    assert_eq!(s, 404, "BuildKit endpoints must answer 404, never 101");
+}
+
+#[test]
+fn events_stream_replays_with_since_and_until() {
+    let e = Engine::start_offline();
+    // `docker events --since 0 --until now` ends by itself once history is replayed.
+    let until = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1
+    );
+    let out = e.docker(&["events", "--since", "0", "--until", &until]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn system_responses_match_dockers_spec() {
+    let e = Engine::start_offline();
+    for (path, spec_path) in [
+        ("/version", "/version"),
+        ("/info", "/info"),
+        ("/system/df", "/system/df"),
+    ] {
+        let (s, body) = e.api("GET", &format!("/v1.50{path}"), None);
+        assert_eq!(s, 200, "{path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        berth_test_support::assert_response("GET", spec_path, 200, &v);
+    }
+}
+
+#[test]
+fn socket_is_0660_and_sigterm_shuts_down_cleanly() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut e = Engine::start_offline();
+    let mode = std::fs::metadata(e.socket()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let status = e.stop().expect("engine exits on SIGTERM within 15 s");
+    assert!(status.success(), "{status:?}");
+    assert!(!e.socket().exists(), "socket removed at shutdown");
+}
+
+#[test]
+fn config_file_keys_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("daemon.json");
+    std::fs::write(
+        &cfg,
+        r#"{"registry-mirrors":["http://127.0.0.1:1"],"insecure-registries":["myreg.test:5000"],
+            "default-runtime":"runc-alt","runtimes":{"runc-alt":{"path":"runc"}},
+            "log-level":"warn","log-opts":{"max-size":"1m","max-file":"2"}}"#,
+    )
+    .unwrap();
+    let e = Engine::start_with(berth_test_support::EngineOptions {
+        no_mirror: true,
+        args: vec!["--config-file".into(), cfg.display().to_string()],
+    });
+    let out = e.docker_ok(&[
+        "info",
+        "--format",
+        "{{json .RegistryConfig.Mirrors}} {{.DefaultRuntime}}",
+    ]);
+    assert_eq!(out.trim(), r#"["http://127.0.0.1:1"] runc-alt"#);
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{not json").unwrap();
+    let out = std::process::Command::new(berth_test_support::agent_bin())
+        .args(["-H", &format!("unix://{}/x.sock", dir.path().display())])
+        .args(["--data-root", &dir.path().join("d").display().to_string()])
+        .args(["--config-file", &bad.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid config file"),
+        "{out:?}"
+    );
+}
