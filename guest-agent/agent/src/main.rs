@@ -2,9 +2,11 @@
 //! the engine, and the API listeners.
 //!
 //! `berth-agent shim …` is the per-container monitor the engine re-executes; it never starts
-//! the daemon.
+//! the daemon. `berth-agent init` (or the binary run as `init`) is PID 1 of Berth's Linux
+//! guest, which starts the daemon as its child (see `init/`).
 
 mod cli;
+mod init;
 mod listen;
 mod observability;
 
@@ -16,6 +18,9 @@ fn main() -> anyhow::Result<()> {
         // The monitor is synchronous and tiny: no tokio runtime, no logging subscriber.
         let args: Vec<String> = std::env::args().skip(2).collect();
         std::process::exit(berth_engine::shim::main(&args));
+    }
+    if is_init() {
+        init::main();
     }
     let args = cli::Args::parse();
     let config = args.engine_config()?;
@@ -49,6 +54,14 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
         let _ = std::fs::remove_file(p);
     }
     Ok(())
+}
+
+/// `berth-agent init`, or the binary started as `init` (the guest's `/sbin/init` link).
+fn is_init() -> bool {
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_default();
+    args.next().as_deref() == Some("init")
+        || std::path::Path::new(&argv0).file_name() == Some(std::ffi::OsStr::new("init"))
 }
 
 async fn wait_for_signal() {
