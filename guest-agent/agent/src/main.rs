@@ -6,6 +6,7 @@
 //! guest, which starts the daemon as its child (see `init/`).
 
 mod cli;
+mod control;
 mod init;
 mod listen;
 mod observability;
@@ -39,13 +40,38 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
         .context("failed to open the engine")?;
     let app = berth_server::app(engine.clone());
     let cancel = tokio_util::sync::CancellationToken::new();
-    let listeners = listen::start(&args.hosts, app, cancel.clone()).await?;
+    let mut listeners = listen::start(&args.hosts, app.clone(), cancel.clone()).await?;
+    let (control, forward) = args.control_endpoints()?;
+    let in_vm = control.as_ref().is_some_and(|c| c.is_vsock());
+    let host_shutdown = match (&control, &forward) {
+        (Some(c), Some(f)) => Some(control::start(
+            c,
+            f,
+            app,
+            &engine.events,
+            &mut listeners,
+            cancel.clone(),
+        )?),
+        _ => None,
+    };
     if let Some(p) = &args.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .with_context(|| format!("failed to write {}", p.display()))?;
     }
     tracing::info!(hosts = ?args.hosts, "API listen");
-    wait_for_signal().await;
+    let by_host = match host_shutdown {
+        Some(t) => tokio::select! {
+            _ = wait_for_signal() => false,
+            _ = t.cancelled() => true,
+        },
+        None => {
+            wait_for_signal().await;
+            false
+        }
+    };
+    if by_host {
+        control::request_power_off(in_vm);
+    }
     tracing::info!("shutting down");
     cancel.cancel();
     listeners.close().await;

@@ -15,8 +15,8 @@ const EXEC_ROOT: &str = "/run/berth/exec";
 /// In-guest Docker API socket (debugging from the console, health checks).
 pub(crate) const UNIX_SOCKET: &str = "/run/berth/engine.sock";
 /// Whether the agent's listeners accept `vsock://` hosts (`listen.rs`, host side of the work).
-/// Until they do, the engine serves only the in-guest unix socket.
-const VSOCK_LISTENER: bool = false;
+/// They do: `-H vsock://:2375` also starts the control and forward endpoints.
+const VSOCK_LISTENER: bool = true;
 
 /// The engine's arguments for this boot.
 pub(crate) fn args(boot: &BootArgs) -> Vec<String> {

@@ -4,7 +4,7 @@
 //! clock, mounts the data disk, then supervises the engine (a child `berth-agent` process),
 //! reaps orphans and powers off on request. It is synchronous: no async runtime in PID 1.
 
-mod clock;
+pub(crate) mod clock;
 mod cmdline;
 mod disk;
 mod engine;
