@@ -28,6 +28,7 @@ fn pong_server() -> u16 {
 
 #[test]
 fn boot_formats_data_disk_once_and_powers_off_cleanly() {
+    let _serial = crate::qemu::serial();
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("data.qcow2");
     create_disk(&disk, "4G");

@@ -72,6 +72,7 @@ fn docker_ok(sock: &Path, config: &Path, args: &[&str]) -> String {
 
 #[test]
 fn docker_cli_over_vsock_pulls_via_host_mirror_and_runs() {
+    let _serial = crate::qemu::serial();
     let registry = Registry::shared();
     let port = registry.addr.rsplit(':').next().unwrap();
     let dir = tempfile::tempdir().unwrap();

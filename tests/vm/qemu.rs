@@ -6,10 +6,17 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use berth_test_support::wait_until;
+
+/// VM tests run one at a time (each takes 1 GiB and a busy vCPU or two under TCG): hold this
+/// for the whole test.
+pub(crate) fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The built image (`vm-image/build.sh`); a missing image fails the test.
 pub(crate) fn image_dir() -> PathBuf {
