@@ -76,7 +76,20 @@ impl Vm {
         };
         let monitor = dir.join("mon.sock");
         let _ = std::fs::remove_file(&monitor);
-        let mut machine = format!("q35,accel={accel}");
+        // BERTH_VM_MACHINE=microvm: virtio-mmio devices and the TSC frequency the kernel cannot
+        // calibrate there (notes/vm.md §7). q35 (PCI) otherwise.
+        let microvm = std::env::var("BERTH_VM_MACHINE").as_deref() == Ok("microvm");
+        let (kind, bus) = if microvm {
+            ("microvm", "device")
+        } else {
+            ("q35", "pci")
+        };
+        let append = if microvm {
+            format!("{append} tsc_early_khz={}", host_tsc_khz())
+        } else {
+            append.to_string()
+        };
+        let mut machine = format!("{kind},accel={accel}");
         let mut vsock_args: Vec<String> = vec![];
         if let Some(sock) = vhost {
             machine.push_str(",memory-backend=mem");
@@ -86,7 +99,7 @@ impl Vm {
                 "-chardev".into(),
                 format!("socket,id=vsk,path={}", sock.display()),
                 "-device".into(),
-                "vhost-user-vsock-pci,chardev=vsk".into(),
+                format!("vhost-user-vsock-{bus},chardev=vsk"),
             ]);
         }
         let started = Instant::now();
@@ -113,20 +126,23 @@ impl Vm {
                 "file={},format=qcow2,if=none,id=data,cache=unsafe",
                 disk.display()
             ))
-            .args(["-device", "virtio-blk-pci,drive=data,serial=berth-data"])
+            .arg("-device")
+            .arg(format!("virtio-blk-{bus},drive=data,serial=berth-data"))
             .arg("-drive")
             .arg(format!(
                 "file={},format=raw,if=none,id=root,readonly=on",
                 out.join("rootfs.img").display()
             ))
-            .args(["-device", "virtio-blk-pci,drive=root,serial=berth-root"])
+            .arg("-device")
+            .arg(format!("virtio-blk-{bus},drive=root,serial=berth-root"))
             .args([
                 "-netdev",
                 "user,id=net0",
                 "-device",
-                "virtio-net-pci,netdev=net0",
+                &format!("virtio-net-{bus},netdev=net0"),
             ])
-            .args(["-device", "virtio-rng-pci"])
+            .arg("-device")
+            .arg(format!("virtio-rng-{bus}"))
             .args(&vsock_args)
             .arg("-monitor")
             .arg(format!("unix:{},server=on,wait=off", monitor.display()))
@@ -200,6 +216,22 @@ impl Vm {
         );
         t.elapsed()
     }
+}
+
+/// The host's TSC in kHz (the guest's under TCG), from `/proc/cpuinfo`.
+fn host_tsc_khz() -> u64 {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines()
+        .find_map(|l| {
+            l.strip_prefix("cpu MHz")?
+                .split(':')
+                .nth(1)?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map(|mhz| (mhz * 1000.0) as u64)
+        .expect("cpu MHz in /proc/cpuinfo")
 }
 
 impl Drop for Vm {
