@@ -13,6 +13,9 @@ use crate::qemu::{create_disk, Vm};
 /// Generous for TCG on a shared 2-core machine (a boot takes 4–7 s there).
 const BOOT: Duration = Duration::from_secs(90);
 const CMD: Duration = Duration::from_secs(20);
+/// Shell line printing the engine's command line (the berth-agent that is not PID 1).
+const ENGINE_ARGS: &str =
+    "for p in $(pidof berth-agent); do [ $p = 1 ] || tr '\\0' ' ' </proc/$p/cmdline; done; echo";
 
 /// Serves `pong` to every HTTP request on 127.0.0.1; returns the port.
 fn pong_server() -> u16 {
@@ -87,11 +90,7 @@ fn boot_formats_data_disk_once_and_powers_off_cleanly() {
         "host loopback not reachable from the guest: {pong}"
     );
     // The mirror from the command line reaches the engine, and counts as insecure.
-    let args = vm.shell(
-        "for p in $(pidof berth-agent); do [ $p = 1 ] || tr '\\0' ' ' </proc/$p/cmdline; done; echo",
-        "args",
-        CMD,
-    );
+    let args = vm.shell(ENGINE_ARGS, "args", CMD);
     assert!(
         args.contains(&format!("--registry-mirror {mirror}")),
         "{args}"
@@ -120,7 +119,11 @@ fn boot_formats_data_disk_once_and_powers_off_cleanly() {
     let relisten = wait_until(BOOT, || vm.console().matches("API listen").count() >= 2);
     assert!(relisten, "the engine was not restarted:\n{}", vm.console());
 
-    vm.shell("echo kept > /var/lib/berth/vm-test-marker", "mark", CMD);
+    vm.shell(
+        "echo kept > /var/lib/berth/vm-test-marker; echo '{}' > /var/lib/berth/daemon.json",
+        "mark",
+        CMD,
+    );
     let off = vm.power_off(Duration::from_secs(60));
     eprintln!("power button -> QEMU exit {:.2} s", off.as_secs_f64());
     let console = vm.console();
@@ -138,5 +141,11 @@ fn boot_formats_data_disk_once_and_powers_off_cleanly() {
     assert!(!vm.console().contains("formatting"), "{}", vm.console());
     let marker = vm.shell("cat /var/lib/berth/vm-test-marker", "keep", CMD);
     assert_eq!(marker.trim(), "kept");
+    // A daemon.json on the data disk is handed to the engine.
+    let args = vm.shell(ENGINE_ARGS, "args2", CMD);
+    assert!(
+        args.contains("--config-file /var/lib/berth/daemon.json"),
+        "{args}"
+    );
     vm.power_off(Duration::from_secs(60));
 }

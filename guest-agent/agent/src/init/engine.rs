@@ -18,8 +18,12 @@ pub(crate) const UNIX_SOCKET: &str = "/run/berth/engine.sock";
 /// They do: `-H vsock://:2375` also starts the control and forward endpoints.
 const VSOCK_LISTENER: bool = true;
 
-/// The engine's arguments for this boot.
-pub(crate) fn args(boot: &BootArgs) -> Vec<String> {
+/// A daemon.json the user (or the host, over the control protocol) keeps on the data disk; the
+/// engine reads it when present, so settings survive reboots and image updates.
+pub(crate) const CONFIG_FILE: &str = "/var/lib/berth/daemon.json";
+
+/// The engine's arguments for this boot; `config_file` when it exists.
+pub(crate) fn args(boot: &BootArgs, config_file: Option<&str>) -> Vec<String> {
     let mut a: Vec<String> = ["--data-root", DATA_ROOT, "--exec-root", EXEC_ROOT]
         .iter()
         .map(|s| s.to_string())
@@ -43,6 +47,9 @@ pub(crate) fn args(boot: &BootArgs) -> Vec<String> {
     insecure.dedup();
     for i in insecure {
         a.extend(["--insecure-registry".into(), i]);
+    }
+    if let Some(f) = config_file {
+        a.extend(["--config-file".into(), f.to_string()]);
     }
     if let Some(l) = &boot.log_level {
         a.extend(["--log-level".into(), l.clone()]);
@@ -87,7 +94,7 @@ mod tests {
 
     #[test]
     fn args_default_boot() {
-        let a = args(&BootArgs::default());
+        let a = args(&BootArgs::default(), None);
         assert_eq!(
             a[..6],
             [
@@ -110,7 +117,7 @@ mod tests {
             log_level: Some("debug".into()),
             ..Default::default()
         };
-        let a = args(&boot).join(" ");
+        let a = args(&boot, Some(CONFIG_FILE)).join(" ");
         assert!(a.contains("--registry-mirror http://10.0.2.2:5000"), "{a}");
         assert_eq!(
             a.matches("--insecure-registry 10.0.2.2:5000").count(),
@@ -118,6 +125,10 @@ mod tests {
             "{a}"
         );
         assert!(a.contains("--insecure-registry reg:1"), "{a}");
+        assert!(
+            a.contains("--config-file /var/lib/berth/daemon.json"),
+            "{a}"
+        );
         assert!(a.ends_with("--log-level debug"), "{a}");
     }
 

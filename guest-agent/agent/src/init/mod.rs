@@ -65,7 +65,10 @@ fn run(boot: &cmdline::BootArgs, signals: &nix::sys::signalfd::SignalFd) -> anyh
     if boot.debug_shell {
         debug_shell();
     }
-    let mut engine = supervise::Engine::new(engine::args(boot));
+    let config = std::path::Path::new(engine::CONFIG_FILE)
+        .exists()
+        .then_some(engine::CONFIG_FILE);
+    let mut engine = supervise::Engine::new(engine::args(boot, config));
     match supervise::run(signals, &mut engine, supervise::power_button()) {
         supervise::Stop::Signal(s) => tracing::info!("power-off requested by {s}"),
         supervise::Stop::PowerButton => tracing::info!("power-off requested by the power button"),
