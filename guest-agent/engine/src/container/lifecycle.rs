@@ -162,6 +162,8 @@ impl Svc {
                     .collect(),
                 // `--ip` is not recorded from NetworkingConfig yet: the network picks a free address.
                 ipv4_address: String::new(),
+                // `EndpointsConfig.<net>.Aliases` are not recorded yet: DNS knows the name only.
+                aliases: Vec::new(),
             })
             .await?;
         c.update(paths, |st| st.attachment = Some(att.clone()))?;
