@@ -346,5 +346,77 @@ fn login_and_authenticated_pull_basic_and_token() {
             out.contains("Status: Downloaded newer image"),
             "{mode}: {out}"
         );
+        // Push under a new name, drop everything, pull it back.
+        let pushed = format!("{}/team/pushed:1", reg.addr);
+        e.docker_ok(&["tag", &image, &pushed]);
+        let out = e.docker_ok(&["push", &pushed]);
+        assert!(out.contains(": Pushed"), "{mode}: {out}");
+        assert!(out.contains("1: digest: sha256:"), "{mode}: {out}");
+        let again = e.docker_ok(&["push", &pushed]);
+        assert!(again.contains("Layer already exists"), "{mode}: {again}");
+        e.docker_ok(&["image", "prune", "-a", "-f"]);
+        let out = e.docker_ok(&["pull", &pushed]);
+        assert!(out.contains("Pull complete"), "{mode}: {out}");
     }
+}
+
+#[test]
+fn load_docker_archive_fixture() {
+    let e = Engine::start_offline();
+    let cache = std::env::var("BERTH_FIXTURES")
+        .unwrap_or_else(|_| "/root/.cache/berth/fixtures".to_string());
+    let fixture = format!("{cache}/images/busybox.tar");
+    let fixture = fixture.as_str();
+    assert!(
+        Path::new(fixture).exists(),
+        "fixture {fixture} missing: run tests/fixtures/images.py"
+    );
+    let out = e.docker_ok(&["load", "-i", fixture]);
+    assert!(out.contains("Loaded image: busybox:latest"), "{out}");
+    assert!(tags(&e, &[]).contains(&"busybox:latest".to_string()));
+    let n = e.docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{len .RootFS.Layers}}",
+        "busybox",
+    ]);
+    assert_eq!(n.trim(), "1");
+    // Loading again is idempotent; garbage is refused without leaving anything behind.
+    e.docker_ok(&["load", "-i", fixture]);
+    let out = e.docker_stdin(&["load"], b"not a tar archive at all");
+    assert!(!out.status.success());
+    let tmp: Vec<_> = std::fs::read_dir(e.data_root().join("image/layers"))
+        .unwrap()
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
+}
+
+#[test]
+fn save_then_load_round_trips() {
+    let e = Engine::start();
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    e.docker_ok(&["tag", "busybox", "localhost:5999/a/b:c"]);
+    let id = e.docker_ok(&["image", "inspect", "--format", "{{.Id}}", "busybox"]);
+    let archive = e.scratch().join("saved.tar");
+    let archive = archive.to_str().unwrap();
+    e.docker_ok(&["save", "-o", archive, "busybox", "localhost:5999/a/b:c"]);
+    let err = e.docker_err(&["save", "-o", archive, "nope"]);
+    assert!(err.contains("No such image: nope"), "{err}");
+    e.docker_ok(&["save", "-o", archive, "busybox", "localhost:5999/a/b:c"]);
+    e.docker_ok(&["image", "prune", "-a", "-f"]);
+    assert!(tags(&e, &[]).is_empty());
+    let out = e.docker_ok(&["load", "-i", archive]);
+    assert!(out.contains("Loaded image: busybox:latest"), "{out}");
+    assert!(out.contains("Loaded image: localhost:5999/a/b:c"), "{out}");
+    let again = e.docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        "localhost:5999/a/b:c",
+    ]);
+    assert_eq!(again.trim(), id.trim());
 }

@@ -59,18 +59,40 @@ impl<R: Read> Read for HashReader<'_, R> {
     }
 }
 
+/// Copies everything read through it to `out` (a blob being kept).
+pub struct TeeReader<R, W> {
+    pub inner: R,
+    pub out: W,
+}
+
+impl<R: Read, W: io::Write> Read for TeeReader<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// What [`extract`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    pub stats: UnpackStats,
+    /// Digest of the bytes read (the blob as stored or sent).
+    pub blob_digest: String,
+}
+
 fn digest_of(h: Sha256) -> String {
     format!("sha256:{}", hex::encode(h.finalize()))
 }
 
 /// Unpacks a (possibly compressed) layer stream into `dir`, checking the compressed bytes
-/// against `blob_digest` and the tar against `diff_id`.
+/// against `blob_digest` (when known) and the tar against `diff_id`.
 pub fn extract(
     input: impl Read,
-    blob_digest: &str,
+    blob_digest: Option<&str>,
     diff_id: &str,
     dir: &Path,
-) -> Result<UnpackStats> {
+) -> Result<Extracted> {
     let mut blob_hash = Sha256::new();
     let mut diff_hash = Sha256::new();
     let stats = {
@@ -103,19 +125,22 @@ pub fn extract(
         io::copy(&mut compressed, &mut io::sink())?;
         stats
     };
-    let got = digest_of(blob_hash);
-    if got != blob_digest {
+    let blob = digest_of(blob_hash);
+    if let Some(want) = blob_digest.filter(|w| *w != blob) {
         return Err(EngineError::invalid(format!(
-            "digest mismatch for layer {blob_digest}: downloaded content has {got}"
+            "digest mismatch for layer {want}: downloaded content has {blob}"
         )));
     }
     let got = digest_of(diff_hash);
     if got != diff_id {
         return Err(EngineError::invalid(format!(
-            "layer {blob_digest} does not match its diff id {diff_id}: got {got}"
+            "layer does not match its diff id {diff_id}: got {got}"
         )));
     }
-    Ok(stats)
+    Ok(Extracted {
+        stats,
+        blob_digest: blob,
+    })
 }
 
 #[cfg(test)]
@@ -146,8 +171,9 @@ mod tests {
         let zst = zstd::encode_all(&tar[..], 1).unwrap();
         for blob in [tar.clone(), gz, zst] {
             let dir = tempfile::tempdir().unwrap();
-            let st = extract(&blob[..], &sha(&blob), &sha(&tar), dir.path()).unwrap();
-            assert_eq!(st.size, 5);
+            let x = extract(&blob[..], Some(&sha(&blob)), &sha(&tar), dir.path()).unwrap();
+            assert_eq!(x.stats.size, 5);
+            assert_eq!(x.blob_digest, sha(&blob));
             assert_eq!(
                 std::fs::read(dir.path().join("hello.txt")).unwrap(),
                 b"hello"
@@ -160,9 +186,9 @@ mod tests {
         let tar = layer_tar();
         let dir = tempfile::tempdir().unwrap();
         let wrong = sha(b"other");
-        assert!(extract(&tar[..], &wrong, &sha(&tar), dir.path()).is_err());
+        assert!(extract(&tar[..], Some(&wrong), &sha(&tar), dir.path()).is_err());
         let dir = tempfile::tempdir().unwrap();
-        assert!(extract(&tar[..], &sha(&tar), &wrong, dir.path()).is_err());
+        assert!(extract(&tar[..], Some(&sha(&tar)), &wrong, dir.path()).is_err());
     }
 
     #[test]

@@ -4,10 +4,13 @@
 //! directory, so images share them and a container's overlay uses them directly as lowerdirs.
 
 pub mod layer;
+mod load;
 pub mod manifest;
 pub mod progress;
 mod pull;
+mod push;
 pub mod reference;
+pub mod save;
 pub mod store;
 pub mod unpack;
 
@@ -298,11 +301,10 @@ impl ImageService {
                 }
                 repo_tags = vec!["<none>:<none>".into()];
                 repo_digests = vec!["<none>@<none>".into()];
-            } else if repo_tags.is_empty() && repo_digests.is_empty() {
-                continue; // reference filter matched nothing
-            } else if dangling == Some(true) && !tags.is_empty() {
-                continue;
-            } else if dangling == Some(false) && tags.is_empty() {
+            } else if (repo_tags.is_empty() && repo_digests.is_empty())
+                || dangling.is_some_and(|want| want != tags.is_empty())
+            {
+                // Nothing matched the reference filter, or the dangling filter excludes it.
                 continue;
             }
             let labels = self

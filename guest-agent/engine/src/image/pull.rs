@@ -12,11 +12,11 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::layer::{self, ChannelReader};
+use super::layer::{self, ChannelReader, TeeReader};
 use super::manifest::{Descriptor, ManifestDoc, Platform};
 use super::progress::Progress;
 use super::reference::Reference;
-use super::store::{commit_layer, sha256_digest, ImageRecord};
+use super::store::{commit_layer, sha256_digest, BlobWriter, ImageRecord};
 use super::ImageService;
 use crate::id::short;
 use crate::registry::{Credentials, Repository};
@@ -28,18 +28,75 @@ const MAX_CONCURRENT_LAYERS: usize = 8;
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 const MAX_MANIFEST_DEPTH: usize = 2;
 
-/// The parts of an image config a pull needs.
+/// The parts of an image config a pull or load needs.
 #[derive(Deserialize)]
-struct ConfigHead {
+pub(super) struct ConfigHead {
     #[serde(default)]
-    created: Option<String>,
-    rootfs: RootFsHead,
+    pub(super) created: Option<String>,
+    pub(super) rootfs: RootFsHead,
 }
 
 #[derive(Deserialize)]
-struct RootFsHead {
+pub(super) struct RootFsHead {
     #[serde(default)]
-    diff_ids: Vec<String>,
+    pub(super) diff_ids: Vec<String>,
+}
+
+/// An image whose layers are all in place, ready to be recorded.
+pub(super) struct NewImage<'a> {
+    pub(super) id: &'a str,
+    pub(super) config: &'a [u8],
+    pub(super) head: &'a ConfigHead,
+    pub(super) layer_sizes: &'a [u64],
+    /// `name@digest` it was pulled by.
+    pub(super) repo_digest: Option<String>,
+    /// Canonical tags to point at it (moved from other images).
+    pub(super) tags: &'a [String],
+    /// Digest of its manifest, stored as a blob.
+    pub(super) manifest: Option<String>,
+    /// Digests of its layer blobs, when kept.
+    pub(super) layer_blobs: Vec<String>,
+}
+
+impl ImageService {
+    /// Records an image: config blob, image record (merged with an existing one), repo
+    /// digest and tags. Returns whether any tag now points somewhere new.
+    pub(super) fn commit_image(&self, new: NewImage<'_>) -> Result<bool> {
+        let id = new.id;
+        let hex = id.trim_start_matches("sha256:").to_string();
+        let mut s = self.lock();
+        s.put_blob(id, new.config)?;
+        let mut rec = s.images.get(&hex).cloned().unwrap_or_else(|| ImageRecord {
+            id: id.to_string(),
+            layers: new.head.rootfs.diff_ids.clone(),
+            layer_sizes: new.layer_sizes.to_vec(),
+            created: new.head.created.clone().unwrap_or_default(),
+            last_tag_time: None,
+            repo_digests: vec![],
+            manifest: None,
+            layer_blobs: vec![],
+        });
+        if let Some(d) = new.repo_digest.filter(|d| !rec.repo_digests.contains(d)) {
+            rec.repo_digests.push(d);
+        }
+        // Keep blob references only when every blob is really there.
+        let all_kept = new.layer_blobs.len() == rec.layers.len()
+            && new.layer_blobs.iter().all(|b| s.has_blob(b));
+        if all_kept && (rec.layer_blobs.is_empty() || rec.manifest.is_none()) {
+            rec.layer_blobs = new.layer_blobs;
+            rec.manifest = new.manifest.or(rec.manifest);
+        }
+        s.save_image(&rec)?;
+        s.images.insert(hex, rec);
+        let mut moved = false;
+        for t in new.tags {
+            moved |= s.tags.insert(t.clone(), id.to_string()).as_deref() != Some(id);
+        }
+        if !new.tags.is_empty() {
+            s.save_tags()?;
+        }
+        Ok(moved)
+    }
 }
 
 /// What a pull needs to know before it streams: resolved before the 200, so that an unknown
@@ -48,6 +105,9 @@ struct Resolved {
     /// Digest of the manifest named by the reference (the index when there is one).
     top_digest: String,
     manifest: ManifestDoc,
+    /// The platform's manifest as received, and its digest.
+    manifest_bytes: bytes::Bytes,
+    manifest_digest: String,
     config_digest: String,
     config: bytes::Bytes,
 }
@@ -99,33 +159,39 @@ impl ImageService {
         };
 
         // Metadata last: the image exists once all its layers do.
-        let canonical = r.to_string();
         let repo_digest = format!("{}@{}", r.name(), resolved.top_digest);
-        let tag_updated = {
-            let mut s = self.lock();
-            s.put_blob(&id, &resolved.config)?;
-            let mut rec = s.images.get(&hex).cloned().unwrap_or_else(|| ImageRecord {
-                id: id.clone(),
-                layers: head.rootfs.diff_ids.clone(),
-                layer_sizes: layer_sizes.clone(),
-                created: head.created.clone().unwrap_or_default(),
-                last_tag_time: None,
-                repo_digests: vec![],
-            });
-            // Only one digest per repository, like dockerd's reference store.
-            let name_at = format!("{}@", r.name());
-            rec.repo_digests.retain(|d| !d.starts_with(&name_at));
-            rec.repo_digests.push(repo_digest);
-            s.save_image(&rec)?;
-            s.images.insert(hex.clone(), rec);
-            let updated = if r.digest.is_none() {
-                let prev = s.tags.insert(canonical.clone(), id.clone());
-                s.save_tags()?;
-                prev.as_deref() != Some(id.as_str())
-            } else {
-                existing.is_none()
-            };
-            updated
+        let tags: Vec<String> = if r.digest.is_none() {
+            vec![r.to_string()]
+        } else {
+            vec![]
+        };
+        let blob_paths: Vec<_> = {
+            let s = self.lock();
+            s.put_blob(&resolved.manifest_digest, &resolved.manifest_bytes)?;
+            layers
+                .iter()
+                .filter_map(|l| s.blob_path(&l.digest).ok())
+                .filter(|p| p.is_file())
+                .collect()
+        };
+        if !complete {
+            // Layer blobs were renamed into place unsynced; make them durable in the background.
+            tokio::task::spawn_blocking(move || super::store::sync_files(&blob_paths));
+        }
+        let tags_moved = self.commit_image(NewImage {
+            id: &id,
+            config: &resolved.config,
+            head: &head,
+            layer_sizes: &layer_sizes,
+            repo_digest: Some(repo_digest),
+            tags: &tags,
+            manifest: Some(resolved.manifest_digest.clone()),
+            layer_blobs: layers.iter().map(|l| l.digest.clone()).collect(),
+        })?;
+        let tag_updated = if r.digest.is_none() {
+            tags_moved
+        } else {
+            existing.is_none()
         };
 
         progress.status(format!("Digest: {}", resolved.top_digest));
@@ -184,8 +250,17 @@ impl ImageService {
                 continue;
             }
             progress.with_id("Pulling fs layer", &short_id);
-            let tmp = self.lock().layer_tmp_dir()?;
+            let (tmp, blob) = {
+                let s = self.lock();
+                let blob = if s.has_blob(&desc.digest) {
+                    None
+                } else {
+                    Some((s.blob_writer()?, s.blob_path(&desc.digest)?))
+                };
+                (s.layer_tmp_dir()?, blob)
+            };
             let job = LayerJob {
+                blob,
                 repo: repo.clone(),
                 desc: desc.clone(),
                 diff_id: diff_id.clone(),
@@ -225,6 +300,8 @@ impl ImageService {
 
 /// One layer to download and unpack.
 struct LayerJob {
+    /// Where the compressed blob is kept, unless it already is.
+    blob: Option<(BlobWriter, std::path::PathBuf)>,
     repo: Arc<Repository>,
     desc: Descriptor,
     diff_id: String,
@@ -246,6 +323,7 @@ impl LayerJob {
 
     async fn download_and_unpack(self) -> Result<u64> {
         let Self {
+            blob,
             repo,
             desc,
             diff_id,
@@ -263,7 +341,21 @@ impl LayerJob {
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(64);
         let unpack = tokio::task::spawn_blocking({
             let (digest, diff_id, tmp) = (desc.digest.clone(), diff_id.clone(), tmp.clone());
-            move || layer::extract(ChannelReader::new(rx), &digest, &diff_id, &tmp)
+            move || -> Result<layer::Extracted> {
+                let input = ChannelReader::new(rx);
+                match blob {
+                    Some((mut writer, dest)) => {
+                        let mut tee = TeeReader {
+                            inner: input,
+                            out: &mut writer,
+                        };
+                        let x = layer::extract(&mut tee, Some(&digest), &diff_id, &tmp)?;
+                        writer.commit_unsynced(&dest)?;
+                        Ok(x)
+                    }
+                    None => layer::extract(input, Some(&digest), &diff_id, &tmp),
+                }
+            }
         });
         let mut body = resp.bytes_stream();
         let mut current = 0u64;
@@ -303,7 +395,7 @@ impl LayerJob {
             .await
             .map_err(|e| EngineError::internal(format!("commit task failed: {e}")))??;
         progress.with_id("Pull complete", &short_id);
-        Ok(stats.size)
+        Ok(stats.stats.size)
     }
 }
 
@@ -381,8 +473,10 @@ async fn resolve_manifest(
             )));
         }
         return Ok(Resolved {
-            top_digest: top_digest.unwrap_or(digest),
+            top_digest: top_digest.unwrap_or_else(|| digest.clone()),
             manifest: doc,
+            manifest_bytes: m.bytes,
+            manifest_digest: digest,
             config_digest: config_desc.digest,
             config,
         });

@@ -36,6 +36,13 @@ pub struct ImageRecord {
     /// Manifest digests it was pulled by, per repository: `docker.io/library/busybox@sha256:…`.
     #[serde(default)]
     pub repo_digests: Vec<String>,
+    /// Digest of the (platform) manifest stored in `blobs/`, for push and save.
+    #[serde(default)]
+    pub manifest: Option<String>,
+    /// Digests of the layer blobs as stored in `blobs/` (compressed as pulled, or the plain
+    /// tar as loaded), same order as `layers`; empty for records written before blobs were kept.
+    #[serde(default)]
+    pub layer_blobs: Vec<String>,
 }
 
 impl ImageRecord {
@@ -75,11 +82,14 @@ impl Store {
         for d in ["blobs/sha256", "layers", "imagedb"] {
             fs::create_dir_all(root.join(d))?;
         }
-        for e in fs::read_dir(root.join("layers"))? {
-            let e = e?;
-            if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                tracing::info!(path = %e.path().display(), "removing interrupted layer extraction");
-                let _ = fs::remove_dir_all(e.path());
+        for dir in ["layers", "blobs/sha256"] {
+            for e in fs::read_dir(root.join(dir))? {
+                let e = e?;
+                if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                    tracing::info!(path = %e.path().display(), "removing interrupted write");
+                    let p = e.path();
+                    let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
+                }
             }
         }
         let mut images = BTreeMap::new();
@@ -123,6 +133,23 @@ impl Store {
             .join(format!(".tmp-{}", crate::id::new_id()));
         fs::create_dir(&p)?;
         Ok(p)
+    }
+
+    /// A writer for a blob whose digest is checked by the caller before [`BlobWriter::commit`].
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        let tmp = self
+            .root
+            .join("blobs/sha256")
+            .join(format!(".tmp-{}", crate::id::new_id()));
+        let file = std::io::BufWriter::with_capacity(256 * 1024, fs::File::create(&tmp)?);
+        Ok(BlobWriter {
+            tmp,
+            file: Some(file),
+        })
+    }
+
+    pub fn has_blob(&self, digest: &str) -> bool {
+        self.blob_path(digest).is_ok_and(|p| p.is_file())
     }
 
     pub fn has_layer(&self, diff_id: &str) -> bool {
@@ -180,6 +207,16 @@ impl Store {
             _ => {}
         }
         let _ = fs::remove_file(self.blob_path(&rec.id)?);
+        let blobs = rec.manifest.iter().chain(&rec.layer_blobs);
+        for b in blobs {
+            let used = self
+                .images
+                .values()
+                .any(|o| o.manifest.as_ref() == Some(b) || o.layer_blobs.contains(b));
+            if !used {
+                let _ = fs::remove_file(self.blob_path(b)?);
+            }
+        }
         let mut doomed = Vec::new();
         for layer in &rec.layers {
             let used = self.images.values().any(|o| o.layers.contains(layer));
@@ -200,6 +237,99 @@ impl Store {
             }
         }
         Ok(doomed)
+    }
+}
+
+/// A blob being written: temp file in the blob directory, fsynced and renamed by
+/// [`BlobWriter::commit`] once its digest was checked; removed when dropped uncommitted.
+pub struct BlobWriter {
+    tmp: PathBuf,
+    file: Option<std::io::BufWriter<fs::File>>,
+}
+
+impl std::io::Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut self.file {
+            Some(f) => f.write(buf),
+            None => Err(std::io::Error::other("blob already committed")),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), std::io::Write::flush)
+    }
+}
+
+impl BlobWriter {
+    /// Makes the blob visible as `dest` (its verified digest's path) after an fsync.
+    pub fn commit(self, dest: &Path) -> Result<()> {
+        self.finish(dest, true)
+    }
+
+    /// Like [`BlobWriter::commit`] but leaves the fsync to [`sync_files`] later, off a pull's
+    /// critical path. Readers of such blobs verify their digest ([`verify_file`]).
+    pub fn commit_unsynced(self, dest: &Path) -> Result<()> {
+        self.finish(dest, false)
+    }
+
+    fn finish(mut self, dest: &Path, durable: bool) -> Result<()> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| EngineError::internal("blob already committed"))?;
+        let result = (|| -> Result<()> {
+            let file = file
+                .into_inner()
+                .map_err(|e| EngineError::from(e.into_error()))?;
+            if durable {
+                file.sync_all()?;
+            }
+            fs::rename(&self.tmp, dest)?;
+            if durable {
+                if let Some(dir) = dest.parent() {
+                    crate::fsutil::sync_dir(dir)?;
+                }
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+        result
+    }
+}
+
+/// fsyncs files written with [`BlobWriter::commit_unsynced`] (best effort, logged).
+pub fn sync_files(paths: &[PathBuf]) {
+    for p in paths {
+        if let Err(e) = fs::File::open(p).and_then(|f| f.sync_all()) {
+            tracing::debug!(path = %p.display(), error = %e, "blob fsync failed");
+        }
+    }
+    if let Some(dir) = paths.first().and_then(|p| p.parent()) {
+        let _ = crate::fsutil::sync_dir(dir);
+    }
+}
+
+/// Checks that the file at `path` hashes to `digest`.
+pub fn verify_file(path: &Path, digest: &str) -> Result<()> {
+    let mut f =
+        fs::File::open(path).map_err(|e| EngineError::from(e).context(format!("blob {digest}")))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    let got = format!("sha256:{}", hex::encode(h.finalize()));
+    if got != digest {
+        return Err(EngineError::internal(format!(
+            "blob {digest} is corrupt (content hashes to {got})"
+        )));
+    }
+    Ok(())
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
     }
 }
 
@@ -228,6 +358,8 @@ mod tests {
             created: String::new(),
             last_tag_time: None,
             repo_digests: vec![],
+            manifest: None,
+            layer_blobs: vec![],
         }
     }
 
@@ -259,6 +391,28 @@ mod tests {
         s.put_blob(&d, b"a").unwrap();
         fs::write(s.blob_path(&d).unwrap(), b"tampered").unwrap();
         assert!(s.get_blob(&d).is_err());
+    }
+
+    #[test]
+    fn blob_writer_commits_or_leaves_nothing() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path().to_path_buf()).unwrap();
+        let d = sha256_digest(b"layer");
+        let mut w = s.blob_writer().unwrap();
+        w.write_all(b"layer").unwrap();
+        w.commit_unsynced(&s.blob_path(&d).unwrap()).unwrap();
+        verify_file(&s.blob_path(&d).unwrap(), &d).unwrap();
+        assert!(verify_file(&s.blob_path(&d).unwrap(), &sha256_digest(b"x")).is_err());
+        // Dropped before commit: the temp file goes away.
+        let mut w = s.blob_writer().unwrap();
+        w.write_all(b"half").unwrap();
+        drop(w);
+        let names: Vec<_> = fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
     }
 
     #[test]

@@ -190,14 +190,28 @@ impl RegistryClient {
         }
     }
 
-    /// A handle on repository `path` of registry `domain`.
+    /// A handle on repository `path` of registry `domain`, for pulling.
     pub fn repository(&self, domain: &str, path: &str, creds: Option<Credentials>) -> Repository {
         Repository {
             http: self.http.clone(),
             endpoints: self.endpoints(domain),
             path: path.to_string(),
             creds,
+            actions: "pull",
             state: Mutex::new(AuthState::default()),
+        }
+    }
+
+    /// A handle on repository `path` of registry `domain`, for pushing.
+    pub fn repository_for_push(
+        &self,
+        domain: &str,
+        path: &str,
+        creds: Option<Credentials>,
+    ) -> Repository {
+        Repository {
+            actions: "pull,push",
+            ..self.repository(domain, path, creds)
         }
     }
 
@@ -219,11 +233,12 @@ impl RegistryClient {
             endpoints: self.endpoints(domain),
             path: String::new(),
             creds,
+            actions: "pull",
             state: Mutex::new(AuthState::default()),
         };
         let first = format!("{}/v2/", repo.endpoints.first().map_or("", String::as_str));
         let resp = repo
-            .send(Method::GET, "/v2/", None, None)
+            .send(Method::GET, "/v2/", None, Extra::default())
             .await
             .map_err(|e| match e.kind() {
                 crate::ErrorKind::Unauthorized => {
@@ -260,7 +275,18 @@ pub struct Repository {
     endpoints: Vec<String>,
     path: String,
     creds: Option<Credentials>,
+    /// Token scope actions: `pull` or `pull,push`.
+    actions: &'static str,
     state: Mutex<AuthState>,
+}
+
+/// Optional parts of a registry request.
+#[derive(Default, Clone)]
+struct Extra {
+    /// Resume a download from this byte.
+    range_from: Option<u64>,
+    /// Request body and its content type.
+    body: Option<(bytes::Bytes, String)>,
 }
 
 #[derive(Deserialize)]
@@ -285,7 +311,7 @@ impl Repository {
         method: Method,
         suffix: &str,
         accept: Option<&str>,
-        range_from: Option<u64>,
+        extra: Extra,
     ) -> Result<reqwest::Response> {
         let (start, mut auth) = {
             let st = self.state.lock().await;
@@ -295,15 +321,25 @@ impl Repository {
         let mut idx = start;
         let mut last_err = None;
         while idx < self.endpoints.len() {
-            let url = format!("{}{suffix}", self.endpoints[idx]);
+            // Upload locations come back as absolute URLs.
+            let url = if suffix.starts_with("http://") || suffix.starts_with("https://") {
+                suffix.to_string()
+            } else {
+                format!("{}{suffix}", self.endpoints[idx])
+            };
             let mut req = self.http.request(method.clone(), &url);
+            if let Some((body, content_type)) = &extra.body {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
+                    .body(body.clone());
+            }
             if let Some(a) = accept {
                 req = req.header(ACCEPT, a);
             }
             if let Some(a) = &auth {
                 req = req.header(AUTHORIZATION, a.clone());
             }
-            if let Some(from) = range_from.filter(|f| *f > 0) {
+            if let Some(from) = extra.range_from.filter(|f| *f > 0) {
                 req = req.header(reqwest::header::RANGE, format!("bytes={from}-"));
             }
             let resp = match req.send().await {
@@ -354,7 +390,7 @@ impl Repository {
                     let scope = if self.path.is_empty() {
                         scope
                     } else {
-                        Some(format!("repository:{}:pull", self.path))
+                        Some(format!("repository:{}:{}", self.path, self.actions))
                     };
                     format!("Bearer {}", self.token(&realm, service, scope).await?)
                 }
@@ -413,7 +449,12 @@ impl Repository {
     pub async fn manifest(&self, tag_or_digest: &str) -> Result<Manifest, RegistryError> {
         let suffix = format!("/v2/{}/manifests/{tag_or_digest}", self.path);
         let resp = self
-            .send(Method::GET, &suffix, Some(MANIFEST_ACCEPT), None)
+            .send(
+                Method::GET,
+                &suffix,
+                Some(MANIFEST_ACCEPT),
+                Extra::default(),
+            )
             .await
             .map_err(engine_to_registry)?;
         if !resp.status().is_success() {
@@ -439,7 +480,11 @@ impl Repository {
     /// Starts downloading a blob (from byte `from` on, when resuming).
     pub async fn blob(&self, digest: &str, from: u64) -> Result<reqwest::Response> {
         let suffix = format!("/v2/{}/blobs/{digest}", self.path);
-        let resp = self.send(Method::GET, &suffix, None, Some(from)).await?;
+        let extra = Extra {
+            range_from: Some(from),
+            body: None,
+        };
+        let resp = self.send(Method::GET, &suffix, None, extra).await?;
         if !resp.status().is_success() {
             return Err(error_of(resp).await.into_engine());
         }
@@ -453,6 +498,74 @@ impl Repository {
             .bytes()
             .await
             .map_err(|e| EngineError::unavailable(format!("reading blob {digest}: {e}")))
+    }
+}
+
+impl Repository {
+    /// Whether the registry already has a blob in this repository.
+    pub async fn blob_exists(&self, digest: &str) -> Result<bool> {
+        let suffix = format!("/v2/{}/blobs/{digest}", self.path);
+        let resp = self
+            .send(Method::HEAD, &suffix, None, Extra::default())
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(error_of(resp).await.into_engine()),
+        }
+    }
+
+    /// Uploads a blob in one request (POST for a session, then PUT with the digest).
+    pub async fn upload_blob(&self, digest: &str, data: bytes::Bytes) -> Result<()> {
+        let suffix = format!("/v2/{}/blobs/uploads/", self.path);
+        let resp = self
+            .send(Method::POST, &suffix, None, Extra::default())
+            .await?;
+        if !resp.status().is_success() {
+            return Err(error_of(resp).await.into_engine());
+        }
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| EngineError::unavailable("registry gave no upload location"))?
+            .to_string();
+        let location = if location.starts_with('/') {
+            let base = self.state.lock().await.base.unwrap_or(0);
+            format!("{}{location}", self.endpoints[base])
+        } else {
+            location
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{sep}digest={digest}");
+        let extra = Extra {
+            range_from: None,
+            body: Some((data, "application/octet-stream".into())),
+        };
+        let resp = self.send(Method::PUT, &url, None, extra).await?;
+        if !resp.status().is_success() {
+            return Err(error_of(resp).await.into_engine());
+        }
+        Ok(())
+    }
+
+    /// Stores a manifest under a tag or digest.
+    pub async fn put_manifest(
+        &self,
+        reference: &str,
+        media_type: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<()> {
+        let suffix = format!("/v2/{}/manifests/{reference}", self.path);
+        let extra = Extra {
+            range_from: None,
+            body: Some((bytes, media_type.to_string())),
+        };
+        let resp = self.send(Method::PUT, &suffix, None, extra).await?;
+        if !resp.status().is_success() {
+            return Err(error_of(resp).await.into_engine());
+        }
+        Ok(())
     }
 }
 

@@ -27,8 +27,8 @@ pub fn routes() -> Router<AppState> {
         .route("/images/json", get(list))
         .route("/images/prune", post(prune))
         .route("/images/search", get(not_supported))
-        .route("/images/get", get(not_supported))
-        .route("/images/load", post(not_supported))
+        .route("/images/get", get(save))
+        .route("/images/load", post(load))
         .route(
             "/images/{*rest}",
             get(by_name).post(by_name).delete(by_name),
@@ -102,37 +102,46 @@ async fn create(
     }
     let reference = pull_reference(&q.from_image, &q.tag)?;
     let auth = registry_auth(&headers)?;
+    progress_stream(move |progress| async move {
+        engine
+            .images
+            .pull(&reference, &q.platform, auth, progress)
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
+/// Runs `op` with a progress sink and streams its lines as the response. An error before the
+/// first line is a plain HTTP error; a later one is the last, in-band line.
+async fn progress_stream<F, Fut>(op: F) -> ApiResult<Response>
+where
+    F: FnOnce(Progress) -> Fut,
+    Fut: std::future::Future<Output = berth_engine::Result<()>> + Send + 'static,
+{
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let pull = {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            engine
-                .images
-                .pull(&reference, &q.platform, auth, Progress::new(tx))
-                .await
-        })
-    };
+    let task = tokio::spawn(op(Progress::new(tx)));
     let Some(first) = rx.recv().await else {
-        return match pull.await {
-            Ok(Ok(_)) => Ok(StatusCode::OK.into_response()),
+        return match task.await {
+            Ok(Ok(())) => Ok(StatusCode::OK.into_response()),
             Ok(Err(e)) => Err(ApiError(e)),
-            Err(e) => Err(ApiError(EngineError::internal(format!("pull failed: {e}")))),
+            Err(e) => Err(ApiError(EngineError::internal(format!("task failed: {e}")))),
         };
     };
     let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(64);
     tokio::spawn(async move {
-        // A gone client does not stop the pull: keep draining so it completes.
+        // A gone client does not stop the operation: keep draining so it completes.
         let _ = out_tx.send(Ok(json_line(&first))).await;
         while let Some(m) = rx.recv().await {
             let _ = out_tx.send(Ok(json_line(&m))).await;
         }
-        let err = match pull.await {
-            Ok(Ok(_)) => None,
+        let err = match task.await {
+            Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.message().to_string()),
-            Err(e) => Some(format!("pull failed: {e}")),
+            Err(e) => Some(format!("task failed: {e}")),
         };
         if let Some(msg) = err {
-            tracing::info!(error = %msg, "pull failed after streaming began");
+            tracing::info!(error = %msg, "failed after streaming began");
             let _ = out_tx
                 .send(Ok(json_line(&ProgressMessage::error(msg))))
                 .await;
@@ -143,6 +152,109 @@ async fn create(
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+/// `POST /images/load`: a docker-archive body, answered with `Loaded image: …` lines.
+async fn load(State(engine): State<AppState>, body: Body) -> ApiResult<Response> {
+    use futures::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
+    let loader = {
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || {
+            engine
+                .images
+                .load_archive(berth_engine::image::layer::ChannelReader::new(rx))
+        })
+    };
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    let loaded = loader
+        .await
+        .map_err(|e| ApiError(EngineError::internal(format!("load failed: {e}"))))??;
+    let mut out = Vec::new();
+    for line in loaded {
+        out.extend_from_slice(&json_line(&ProgressMessage {
+            stream: Some(format!("{line}\n")),
+            ..ProgressMessage::default()
+        }));
+    }
+    let mut resp = Body::from(out).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+/// `GET /images/get?names=a&names=b`: a docker-archive of the named images.
+async fn save(State(engine): State<AppState>, uri: axum::http::Uri) -> ApiResult<Response> {
+    let names: Vec<String> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k == "names")
+        .map(|(_, v)| percent_decode(v))
+        .filter(|v| !v.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Err(ApiError(EngineError::invalid("no image names given")));
+    }
+    save_names(engine, names).await
+}
+
+/// `%xx` and `+` decoding for query values.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (_, Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, None) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn save_names(engine: AppState, names: Vec<String>) -> ApiResult<Response> {
+    engine.images.check_saveable(&names)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(16);
+    tokio::task::spawn_blocking(move || {
+        let mut w = berth_engine::image::save::ChannelWriter::new(tx.clone());
+        if let Err(e) = engine.images.save_archive(&names, &mut w) {
+            tracing::warn!(error = %e, "save failed while streaming");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.message().to_string())));
+        }
+    });
+    let mut resp =
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
     );
     Ok(resp)
 }
@@ -201,6 +313,7 @@ async fn by_name(
     method: Method,
     Path(rest): Path<String>,
     Query(q): Query<NameQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let rest = rest.trim_start_matches('/');
     let split = |suffix: &str| rest.strip_suffix(suffix).filter(|n| !n.is_empty());
@@ -216,8 +329,8 @@ async fn by_name(
         if let Some(name) = split("/history") {
             return Ok(Json(engine.images.history(name)?).into_response());
         }
-        if split("/get").is_some() {
-            return Err(not_supported().await);
+        if let Some(name) = split("/get") {
+            return save_names(engine, vec![name.to_string()]).await;
         }
     }
     if method == Method::POST {
@@ -225,8 +338,13 @@ async fn by_name(
             engine.images.tag(name, &q.repo, &q.tag)?;
             return Ok(StatusCode::CREATED.into_response());
         }
-        if split("/push").is_some() {
-            return Err(not_supported().await);
+        if let Some(name) = split("/push") {
+            let auth = registry_auth(&headers)?;
+            let (name, tag) = (name.to_string(), q.tag.clone());
+            return progress_stream(move |progress| async move {
+                engine.images.push(&name, &tag, auth, progress).await
+            })
+            .await;
         }
     }
     Err(ApiError(EngineError::not_found("page not found")))
@@ -253,5 +371,15 @@ mod tests {
             format!("docker.io/library/busybox@{d}")
         );
         assert!(pull_reference("", "x").is_err());
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(
+            percent_decode("localhost%3A5000%2Fx%3A1"),
+            "localhost:5000/x:1"
+        );
+        assert_eq!(percent_decode("a+b%zz%"), "a b%zz%");
+        assert_eq!(percent_decode("%é1"), "%é1");
     }
 }
