@@ -366,6 +366,15 @@ async fn user_networks_restore_and_nat() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn none_and_host_modes() {
     let fx = Fixture::new("c").await;
+    let err = fx
+        .svc
+        .nl
+        .ensure_bridge("lo", Ipv4Addr::new(10, 1, 2, 3), 8)
+        .await;
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "lo exists and is not a bridge"
+    );
     let host = fx
         .svc
         .attach(&AttachRequest {
