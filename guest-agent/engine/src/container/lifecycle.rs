@@ -101,12 +101,25 @@ impl Svc {
                 })? {
                     let _ = self.networks.detach(&c.id, &att).await;
                 }
+                if c.snapshot().host.auto_remove {
+                    // `docker run --rm` waits for the removal after a failed start.
+                    let svc = self.clone();
+                    let id = c.id.clone();
+                    tokio::spawn(async move {
+                        let _ = svc.remove(&id, true, true).await;
+                    });
+                }
                 Err(e)
             }
         }
     }
 
-    async fn start_inner(self: &Arc<Self>, c: &Arc<Container>, s: &Stored, paths: &Paths) -> Result<()> {
+    async fn start_inner(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        s: &Stored,
+        paths: &Paths,
+    ) -> Result<()> {
         let rec = &s.record;
         let host = &s.host;
         let image = self.images.resolve(&rec.image_id).await?;
@@ -190,7 +203,9 @@ impl Svc {
             let tini = ["/usr/bin/tini-static", "/usr/bin/tini"]
                 .into_iter()
                 .find(|p| std::path::Path::new(p).exists())
-                .ok_or_else(|| EngineError::invalid("no init binary (tini) installed for --init"))?;
+                .ok_or_else(|| {
+                    EngineError::invalid("no init binary (tini) installed for --init")
+                })?;
             mounts.push(BindMount {
                 source: tini.into(),
                 destination: "/sbin/docker-init".into(),
@@ -308,9 +323,15 @@ impl Svc {
         };
         crate::fsutil::write_json_atomic(&paths.shim_config(), &cfg)?;
         let _ = std::fs::remove_file(paths.exit_file());
-        client::spawn(&self.config.self_exe, &paths.shim_config(), &paths.shim_log()).await?;
+        client::spawn(
+            &self.config.self_exe,
+            &paths.shim_config(),
+            &paths.shim_log(),
+        )
+        .await?;
         let shim = ShimClient::new(socket);
-        let pending: Vec<_> = std::mem::take(&mut *c.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let pending: Vec<_> =
+            std::mem::take(&mut *c.pending.lock().unwrap_or_else(|e| e.into_inner()));
         for p in pending {
             if let Ok(conn) = shim.attach(p.stdin, p.stdout, p.stderr).await {
                 let _ = p.tx.send(conn);
@@ -357,9 +378,7 @@ impl Svc {
     async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, code: Option<i32>) {
         let paths = self.paths(&c.id);
         let rec: Option<ExitRecord> = read_json(&paths.exit_file()).ok().flatten();
-        let code = code
-            .or(rec.as_ref().map(|r| r.exit_code))
-            .unwrap_or(255);
+        let code = code.or(rec.as_ref().map(|r| r.exit_code)).unwrap_or(255);
         let finished = rec.map(|r| r.finished_at).unwrap_or_else(now);
         // Make sure nothing is left behind if the shim died uncleanly.
         super::rootfs::unmount(&paths.rootfs());
@@ -410,7 +429,8 @@ impl Svc {
                     st.state.state.restarting = true;
                     st.state.state.status = "restarting".into();
                 });
-                tokio::time::sleep(Duration::from_millis(100 << n).min(Duration::from_secs(60))).await;
+                tokio::time::sleep(Duration::from_millis(100 << n).min(Duration::from_secs(60)))
+                    .await;
                 let _op = c.op.lock().await;
                 let s = c.snapshot();
                 if s.state.manually_stopped || s.state.state.running || c.status.borrow().removed {
@@ -464,13 +484,23 @@ impl Svc {
     }
 
     /// `POST /containers/{id}/stop`.
-    pub async fn stop(self: &Arc<Self>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+    pub async fn stop(
+        self: &Arc<Self>,
+        key: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         let c = self.get(key)?;
         let _op = c.op.lock().await;
         self.stop_locked(&c, signal, timeout).await
     }
 
-    async fn stop_locked(self: &Arc<Self>, c: &Arc<Container>, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+    async fn stop_locked(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         let s = c.snapshot();
         if !s.state.state.running {
             return Err(EngineError::not_modified("container already stopped"));
@@ -481,21 +511,33 @@ impl Svc {
             .or(s.record.config.stop_signal.clone())
             .unwrap_or_else(|| "SIGTERM".into());
         let sig = parse_signal(&sig_name)?;
-        let t = timeout
-            .or(s.record.config.stop_timeout)
-            .unwrap_or(10);
+        let t = timeout.or(s.record.config.stop_timeout).unwrap_or(10);
         let paths = self.paths(&c.id);
         c.update(&paths, |st| st.state.manually_stopped = true)?;
         let mut rx = c.subscribe();
         let paused = s.state.state.paused;
-        if self.runtime_call(c, move |rt, id| rt.kill(id, sig, false)).await.is_ok() {
+        if self
+            .runtime_call(c, move |rt, id| rt.kill(id, sig, false))
+            .await
+            .is_ok()
+        {
             self.publish(c, "kill", &[("signal", sig.to_string())]);
         }
         if paused {
             let _ = self.runtime_call(c, |rt, id| rt.resume(id)).await;
         }
         let limit = Duration::from_secs(u64::try_from(t).unwrap_or(0));
-        if t < 0 || !Self::wait_stopped(&mut rx, if t < 0 { Duration::from_secs(3600) } else { limit }).await {
+        if t < 0
+            || !Self::wait_stopped(
+                &mut rx,
+                if t < 0 {
+                    Duration::from_secs(3600)
+                } else {
+                    limit
+                },
+            )
+            .await
+        {
             let _ = self
                 .runtime_call(c, |rt, id| rt.kill(id, libc::SIGKILL, true))
                 .await;
@@ -522,7 +564,8 @@ impl Svc {
         if sig == libc::SIGKILL || sig == libc::SIGTERM || sig == libc::SIGINT {
             c.update(&self.paths(&c.id), |st| st.state.manually_stopped = true)?;
         }
-        self.runtime_call(&c, move |rt, id| rt.kill(id, sig, false)).await?;
+        self.runtime_call(&c, move |rt, id| rt.kill(id, sig, false))
+            .await?;
         self.publish(&c, "kill", &[("signal", sig.to_string())]);
         if sig == libc::SIGKILL {
             let mut rx = c.subscribe();
@@ -532,7 +575,12 @@ impl Svc {
     }
 
     /// `POST /containers/{id}/restart`.
-    pub async fn restart(self: &Arc<Self>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+    pub async fn restart(
+        self: &Arc<Self>,
+        key: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         let c = self.get(key)?;
         let _op = c.op.lock().await;
         match self.stop_locked(&c, signal, timeout).await {
@@ -553,10 +601,16 @@ impl Svc {
             return Err(not_running(&c.id));
         }
         if pause && s.paused {
-            return Err(EngineError::conflict(format!("Container {} is already paused", c.id)));
+            return Err(EngineError::conflict(format!(
+                "Container {} is already paused",
+                c.id
+            )));
         }
         if !pause && !s.paused {
-            return Err(EngineError::conflict(format!("Container {} is not paused", c.id)));
+            return Err(EngineError::conflict(format!(
+                "Container {} is not paused",
+                c.id
+            )));
         }
         if pause {
             self.runtime_call(&c, |rt, id| rt.pause(id)).await?;
@@ -648,7 +702,9 @@ impl Svc {
         let _g = self.names.lock().unwrap_or_else(|e| e.into_inner());
         let old = c.snapshot().record.name;
         if old == n {
-            return Err(EngineError::invalid("Renaming a container with the same name as its current name"));
+            return Err(EngineError::invalid(
+                "Renaming a container with the same name as its current name",
+            ));
         }
         if let Some(owner) = self.name_owner(n) {
             return Err(Self::name_conflict(n, &owner));
@@ -694,7 +750,11 @@ impl Svc {
             return Err(not_running(&c.id));
         }
         self.shim(&c.id).resize(height, width).await?;
-        self.publish(&c, "resize", &[("height", height.to_string()), ("width", width.to_string())]);
+        self.publish(
+            &c,
+            "resize",
+            &[("height", height.to_string()), ("width", width.to_string())],
+        );
         Ok(())
     }
 
@@ -807,7 +867,10 @@ pub fn parse_ps(out: &str, pids: &[i32]) -> Result<serde_json::Value> {
         if !pids.contains(&pid) {
             continue;
         }
-        let mut row: Vec<String> = fields[..titles.len() - 1].iter().map(|s| s.to_string()).collect();
+        let mut row: Vec<String> = fields[..titles.len() - 1]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         row.push(fields[titles.len() - 1..].join(" "));
         procs.push(row);
     }
