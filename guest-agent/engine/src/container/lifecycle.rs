@@ -101,6 +101,14 @@ impl Svc {
                 })? {
                     let _ = self.networks.detach(&c.id, &att).await;
                 }
+                if c.snapshot().host.auto_remove {
+                    // `docker run --rm` waits for the removal after a failed start.
+                    let svc = self.clone();
+                    let id = c.id.clone();
+                    tokio::spawn(async move {
+                        let _ = svc.remove(&id, true, true).await;
+                    });
+                }
                 Err(e)
             }
         }
