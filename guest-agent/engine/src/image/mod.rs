@@ -84,6 +84,19 @@ fn familiar(canonical: &str) -> String {
     Reference::parse(canonical).map_or_else(|_| canonical.to_string(), |r| r.familiar())
 }
 
+/// dockerd's text: `No such image: busybox:latest` for names (tag defaulted, familiar form),
+/// the input as given for `sha256:` ids.
+fn no_such_image(reference: &str) -> EngineError {
+    let shown = if reference.starts_with("sha256:") {
+        reference.to_string()
+    } else {
+        Reference::parse(reference)
+            .map(|r| r.with_default_tag().familiar())
+            .unwrap_or_else(|_| reference.to_string())
+    };
+    EngineError::not_found(format!("No such image: {shown}"))
+}
+
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -188,7 +201,7 @@ impl ImageService {
         let s = self.lock();
         Self::find_hex(&s, reference)
             .and_then(|h| s.images.get(&h).cloned())
-            .ok_or_else(|| EngineError::not_found(format!("No such image: {reference}")))
+            .ok_or_else(|| no_such_image(reference))
     }
 
     /// The id (`sha256:…`) of the image `reference` names, or `No such image`.
@@ -204,7 +217,7 @@ impl ImageService {
     }
 
     /// Resolves a reference (name[:tag], name@digest, full or short id) to a local image, or
-    /// `NotFound` with `No such image: <reference>`.
+    /// `NotFound` with dockerd's `No such image: busybox:latest` (name with its tag defaulted).
     pub async fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
         let rec = self.get(reference)?;
         let raw = self.lock().get_blob(&rec.id)?;
