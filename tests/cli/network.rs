@@ -202,6 +202,25 @@ fn container_reaches_a_listener_on_the_bridge_gateway() {
     ]);
     assert_eq!(out, "from-host");
     let peer = server.join().unwrap();
+    // Outbound NAT for the engine's subnet, in the engine's own chain.
+    let link = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "to", &gw])
+        .output()
+        .unwrap();
+    let link = String::from_utf8_lossy(&link.stdout);
+    let bridge = link
+        .split_whitespace()
+        .nth(1)
+        .expect("bridge holding the gateway");
+    let rules = std::process::Command::new("iptables")
+        .args(["-w", "-t", "nat", "-S", &format!("BERTH-NAT-{bridge}")])
+        .output()
+        .unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    assert!(
+        rules.contains(&format!("! -o {bridge} -j MASQUERADE")),
+        "{rules}"
+    );
     let subnet_prefix = gw.rsplit_once('.').unwrap().0;
     assert!(
         peer.ip().to_string().starts_with(subnet_prefix),
@@ -305,6 +324,14 @@ fn published_ports_survive_an_engine_restart() {
     assert!(
         serves_page(port),
         "port {port} not served after restart\n{}",
+        e.log_tail()
+    );
+    // A crash (no shutdown, NAT chains left in place) is recovered the same way.
+    e.kill();
+    e.start_again();
+    assert!(
+        serves_page(port),
+        "port {port} not served after a crash\n{}",
         e.log_tail()
     );
     assert_eq!(

@@ -272,7 +272,10 @@ mod tests {
             "PortBindings":{"80/tcp":[{"HostIp":"","HostPort":"8080"}]},"ConsoleSize":[24,80]},
             "NetworkingConfig":{"EndpointsConfig":{"default":{}}}}"#;
         let r: ContainerCreateRequest = serde_json::from_str(body).unwrap();
-        assert_eq!(r.config.cmd.as_deref(), Some(&["echo".into(), "hi".into()][..]));
+        assert_eq!(
+            r.config.cmd.as_deref(),
+            Some(&["echo".into(), "hi".into()][..])
+        );
         assert!(r.host_config.auto_remove);
         assert_eq!(r.host_config.console_size, [24, 80]);
         assert_eq!(r.config.image, "busybox");

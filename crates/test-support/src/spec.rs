@@ -1,6 +1,8 @@
 //! Validation of API responses against Docker's own swagger (v1.50, vendored in
 //! `crates/docker-api/spec/`). Swagger 2.0 schemas are JSON Schema draft 4 plus `x-nullable`,
-//! which is turned into `"type": [T, "null"]`.
+//! which is turned into `"type": [T, "null"]`. Arrays and maps also accept `null`: dockerd is
+//! written in Go, whose encoder writes nil slices and maps as `null` (e.g. `Aliases`, `Links` of
+//! the default bridge), and clients handle it; strings, numbers, booleans and structs stay strict.
 
 use std::sync::OnceLock;
 
@@ -14,9 +16,24 @@ fn spec() -> &'static Value {
         let y: serde_yaml::Value = serde_yaml::from_str(&text).expect("parse swagger yaml");
         let mut v = yaml_to_json(y);
         nullable(&mut v);
+        for (def, prop) in GO_POINTERS {
+            let p = &mut v["definitions"][def]["properties"][prop];
+            if let Some(Value::String(t)) = p.get("type").cloned() {
+                p["type"] = json!([t, "null"]);
+            }
+        }
         v
     })
 }
+
+/// Fields that are Go pointers in moby's types, which dockerd itself sends as `null` when unset,
+/// though the swagger does not mark them `x-nullable`.
+const GO_POINTERS: &[(&str, &str)] = &[
+    ("Resources", "MemorySwappiness"),
+    ("Resources", "OomKillDisable"),
+    ("Resources", "PidsLimit"),
+    ("Resources", "Init"),
+];
 
 fn yaml_to_json(y: serde_yaml::Value) -> Value {
     match y {
@@ -55,7 +72,10 @@ fn yaml_to_json(y: serde_yaml::Value) -> Value {
 fn nullable(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            if m.get("x-nullable") == Some(&Value::Bool(true)) {
+            let is_map =
+                m.get("type") == Some(&json!("object")) && m.contains_key("additionalProperties");
+            let go_nil = m.get("type") == Some(&json!("array")) || is_map;
+            if m.get("x-nullable") == Some(&Value::Bool(true)) || go_nil {
                 if let Some(Value::String(t)) = m.get("type").cloned() {
                     m.insert("type".into(), json!([t, "null"]));
                 }

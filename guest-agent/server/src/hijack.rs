@@ -37,7 +37,12 @@ pub fn upgrade_response(tty: bool) -> Response {
 /// Runs the hijacked connection: `prelude` first (attach `logs=1`), then the session's
 /// output to the client and the client's bytes to its stdin until the output ends or the
 /// client detaches.
-pub fn spawn(on_upgrade: OnUpgrade, prelude: Vec<Bytes>, session: SessionFuture, detach_keys: Vec<u8>) {
+pub fn spawn(
+    on_upgrade: OnUpgrade,
+    prelude: Vec<Bytes>,
+    session: SessionFuture,
+    detach_keys: Vec<u8>,
+) {
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,

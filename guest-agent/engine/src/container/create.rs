@@ -53,7 +53,9 @@ impl Svc {
         let mut cfg = req.config;
         let mut host = req.host_config;
         if cfg.image.is_empty() {
-            return Err(EngineError::invalid("config cannot be empty in order to create a container"));
+            return Err(EngineError::invalid(
+                "config cannot be empty in order to create a container",
+            ));
         }
         let image = self.images.resolve(&cfg.image).await?;
         let img = &image.config;
@@ -83,8 +85,12 @@ impl Svc {
         if cfg.hostname.is_empty() {
             cfg.hostname = id[..12].to_string();
         }
-        let mut labels: BTreeMap<String, String> =
-            img.labels().clone().unwrap_or_default().into_iter().collect();
+        let mut labels: BTreeMap<String, String> = img
+            .labels()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         labels.extend(cfg.labels.take().unwrap_or_default());
         cfg.labels = Some(labels);
         if cfg.stop_signal.is_none() {
@@ -103,6 +109,15 @@ impl Svc {
 
         if host.network_mode.is_empty() || host.network_mode == "default" {
             host.network_mode = "bridge".into();
+        }
+        if host.cgroupns_mode.is_empty() {
+            // dockerd's default: a private cgroup namespace on cgroup v2, the host's on v1.
+            host.cgroupns_mode = if super::lifecycle::cgroup_v2() {
+                "private"
+            } else {
+                "host"
+            }
+            .into();
         }
         if host.log_config.typ.is_empty() {
             host.log_config.typ = self.config.log_driver.clone();
@@ -232,7 +247,11 @@ impl Svc {
             let (src, dst, mode) = match parts.as_slice() {
                 [s, d] => (*s, *d, ""),
                 [s, d, m] => (*s, *d, *m),
-                _ => return Err(EngineError::invalid(format!("invalid volume specification: '{b}'"))),
+                _ => {
+                    return Err(EngineError::invalid(format!(
+                        "invalid volume specification: '{b}'"
+                    )))
+                }
             };
             if !dst.starts_with('/') {
                 return Err(EngineError::invalid(format!(
@@ -243,7 +262,11 @@ impl Svc {
             out.push((self.mount_point(src, dst, rw, mode)?, false));
         }
         for m in host.mounts.clone().unwrap_or_default() {
-            let typ = if m.typ.is_empty() { "volume" } else { m.typ.as_str() };
+            let typ = if m.typ.is_empty() {
+                "volume"
+            } else {
+                m.typ.as_str()
+            };
             match typ {
                 "bind" => {
                     if !std::path::Path::new(&m.source).exists() {
@@ -252,11 +275,17 @@ impl Svc {
                             m.source
                         )));
                     }
-                    out.push((self.mount_point(&m.source, &m.target, !m.read_only, "")?, false));
+                    out.push((
+                        self.mount_point(&m.source, &m.target, !m.read_only, "")?,
+                        false,
+                    ));
                 }
                 "volume" => {
                     let anon = m.source.is_empty();
-                    out.push((self.mount_point(&m.source, &m.target, !m.read_only, "")?, anon));
+                    out.push((
+                        self.mount_point(&m.source, &m.target, !m.read_only, "")?,
+                        anon,
+                    ));
                 }
                 other => {
                     return Err(EngineError::invalid(format!(
@@ -265,7 +294,10 @@ impl Svc {
                 }
             }
         }
-        for dst in image_volumes.map(|v| v.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+        for dst in image_volumes
+            .map(|v| v.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
             if out.iter().any(|(m, _)| m.destination == dst) {
                 continue;
             }
@@ -298,7 +330,11 @@ impl Svc {
             source: v.mountpoint,
             destination: dst.into(),
             driver: "local".into(),
-            mode: if mode.is_empty() { "z".into() } else { mode.into() },
+            mode: if mode.is_empty() {
+                "z".into()
+            } else {
+                mode.into()
+            },
             rw,
             propagation: String::new(),
         })
@@ -322,7 +358,10 @@ mod tests {
     fn entrypoint_resets_image_cmd() {
         let mut img = oci_spec::image::Config::default();
         img.set_cmd(Some(vec!["sh".into()]));
-        assert_eq!(command(&img, &None, &None), (vec![], vec!["sh".to_string()]));
+        assert_eq!(
+            command(&img, &None, &None),
+            (vec![], vec!["sh".to_string()])
+        );
         assert_eq!(
             command(&img, &Some(vec!["echo".into()]), &None),
             (vec!["echo".to_string()], vec![])

@@ -74,7 +74,10 @@ mod tests {
 
     #[test]
     fn resolv_drops_loopback() {
-        let r = resolv_conf("search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.1\n", false);
+        let r = resolv_conf(
+            "search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.1\n",
+            false,
+        );
         assert_eq!(r, "search lan\nnameserver 10.0.0.1\n");
         let r = resolv_conf("nameserver 127.0.0.1\n", false);
         assert!(r.contains("8.8.8.8"));

@@ -73,7 +73,10 @@ impl Svc {
         let c = self.get(key)?;
         let s = c.snapshot();
         if !s.state.state.running {
-            return Err(EngineError::conflict(format!("container {} is not running", c.id)));
+            return Err(EngineError::conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
         }
         if s.state.state.paused {
             return Err(EngineError::conflict(format!(
@@ -86,16 +89,24 @@ impl Svc {
         }
         let id = crate::id::new_id();
         let cmdline = cfg.cmd.clone().unwrap_or_default().join(" ");
-        self.execs.map.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            id.clone(),
-            Arc::new(Exec {
-                id: id.clone(),
-                container_id: c.id.clone(),
-                config: cfg,
-                state: Mutex::new(ExecState::default()),
-            }),
+        self.execs
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                id.clone(),
+                Arc::new(Exec {
+                    id: id.clone(),
+                    container_id: c.id.clone(),
+                    config: cfg,
+                    state: Mutex::new(ExecState::default()),
+                }),
+            );
+        self.publish(
+            &c,
+            &format!("exec_create: {cmdline}"),
+            &[("execID", id.clone())],
         );
-        self.publish(&c, &format!("exec_create: {cmdline}"), &[("execID", id.clone())]);
         Ok(id)
     }
 
@@ -142,12 +153,18 @@ impl Svc {
     }
 
     /// `POST /exec/{id}/start`: starts the process; the session carries its stdio.
-    pub async fn exec_start(self: &Arc<Self>, id: &str, console: Option<[u32; 2]>) -> Result<Session> {
+    pub async fn exec_start(
+        self: &Arc<Self>,
+        id: &str,
+        console: Option<[u32; 2]>,
+    ) -> Result<Session> {
         let e = self.execs.get(id)?;
         {
             let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
             if st.started {
-                return Err(EngineError::conflict(format!("Error: Exec command {id} has already run")));
+                return Err(EngineError::conflict(format!(
+                    "Error: Exec command {id} has already run"
+                )));
             }
             st.started = true;
             st.running = true;
@@ -163,11 +180,18 @@ impl Svc {
         }
     }
 
-    async fn exec_spawn(self: &Arc<Self>, e: &Arc<Exec>, console: Option<[u32; 2]>) -> Result<Session> {
+    async fn exec_spawn(
+        self: &Arc<Self>,
+        e: &Arc<Exec>,
+        console: Option<[u32; 2]>,
+    ) -> Result<Session> {
         let c = self.get(&e.container_id)?;
         let s = c.snapshot();
         if !s.state.state.running {
-            return Err(EngineError::conflict(format!("container {} is not running", c.id)));
+            return Err(EngineError::conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
         }
         let paths = self.paths(&c.id);
         let usr_spec = if e.config.user.is_empty() {
@@ -240,8 +264,12 @@ impl Svc {
         let cid = c.clone();
         let input: Option<std::pin::Pin<Box<dyn AsyncWrite + Send>>>;
         if let Some(l) = listener {
-            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-            let mut child = cmd.spawn().map_err(|err| EngineError::internal(format!("exec: {err}")))?;
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let mut child = cmd
+                .spawn()
+                .map_err(|err| EngineError::internal(format!("exec: {err}")))?;
             let master = tokio::task::spawn_blocking(move || accept_console(&l))
                 .await
                 .map_err(|err| EngineError::internal(err.to_string()))?;
@@ -263,7 +291,8 @@ impl Svc {
             }
             let reader = tokio::fs::File::from_std(master.try_clone()?);
             let writer = tokio::fs::File::from_std(master.try_clone()?);
-            input = attach_stdin.then(|| Box::pin(writer) as std::pin::Pin<Box<dyn AsyncWrite + Send>>);
+            input =
+                attach_stdin.then(|| Box::pin(writer) as std::pin::Pin<Box<dyn AsyncWrite + Send>>);
             tokio::spawn(async move {
                 let mut reader = reader;
                 let mut out = tx_out;
@@ -278,15 +307,26 @@ impl Svc {
                         }
                     }
                 }
-                let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(255);
+                let code = child
+                    .wait()
+                    .await
+                    .ok()
+                    .and_then(|s| s.code())
+                    .unwrap_or(255);
                 svc.exec_finished(&exec, &cid, i64::from(code));
                 drop(out);
             });
         } else {
-            cmd.stdin(if attach_stdin { Stdio::piped() } else { Stdio::null() })
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut child = cmd.spawn().map_err(|err| EngineError::internal(format!("exec: {err}")))?;
+            cmd.stdin(if attach_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            let mut child = cmd
+                .spawn()
+                .map_err(|err| EngineError::internal(format!("exec: {err}")))?;
             e.state.lock().unwrap_or_else(|p| p.into_inner()).pid =
                 child.id().map(i64::from).unwrap_or(0);
             input = child
@@ -298,7 +338,9 @@ impl Svc {
             let (want_out, want_err) = (e.config.attach_stdout, e.config.attach_stderr);
             tokio::spawn(async move {
                 let out = Arc::new(tokio::sync::Mutex::new(tx_out));
-                let pump = |src: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>, stream: u8, want: bool| {
+                let pump = |src: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>,
+                            stream: u8,
+                            want: bool| {
                     let out = out.clone();
                     async move {
                         let Some(mut src) = src else { return };
@@ -307,7 +349,8 @@ impl Svc {
                             match src.read(&mut buf).await {
                                 Ok(0) | Err(_) => break,
                                 Ok(n) if want => {
-                                    let _ = out.lock().await.write_all(&frame(stream, &buf[..n])).await;
+                                    let _ =
+                                        out.lock().await.write_all(&frame(stream, &buf[..n])).await;
                                 }
                                 Ok(_) => {}
                             }
@@ -329,7 +372,10 @@ impl Svc {
         }
         self.publish(
             &c,
-            &format!("exec_start: {}", e.config.cmd.clone().unwrap_or_default().join(" ")),
+            &format!(
+                "exec_start: {}",
+                e.config.cmd.clone().unwrap_or_default().join(" ")
+            ),
             &[("execID", e.id.clone())],
         );
         Ok(Session {
@@ -348,7 +394,11 @@ impl Svc {
             st.exit_code = Some(code);
             st.master = None;
         }
-        self.publish(c, "exec_die", &[("execID", e.id.clone()), ("exitCode", code.to_string())]);
+        self.publish(
+            c,
+            "exec_die",
+            &[("execID", e.id.clone()), ("exitCode", code.to_string())],
+        );
     }
 }
 
@@ -363,7 +413,9 @@ fn error_line(log: &str) -> Option<String> {
 }
 
 fn log_error(path: Option<&std::path::Path>) -> Option<String> {
-    std::fs::read_to_string(path?).ok().and_then(|t| error_line(&t))
+    std::fs::read_to_string(path?)
+        .ok()
+        .and_then(|t| error_line(&t))
 }
 
 fn exec_failure(opts: &ExecOptions, err: String) -> EngineError {

@@ -37,14 +37,21 @@ fn session(conn: tokio::net::UnixStream, stdin: bool) -> Session {
 impl Svc {
     /// `POST /containers/{id}/attach`: returns whether the container has a TTY and a future
     /// for the session (ready now when running, else when the container starts).
-    pub async fn attach(self: &Arc<Self>, key: &str, opts: AttachOptions) -> Result<(bool, SessionFuture)> {
+    pub async fn attach(
+        self: &Arc<Self>,
+        key: &str,
+        opts: AttachOptions,
+    ) -> Result<(bool, SessionFuture)> {
         let c = self.get(key)?;
         let s = c.snapshot();
         let tty = s.record.config.tty;
         let stdin = opts.stdin && s.record.config.open_stdin;
         self.publish(&c, "attach", &[]);
         if s.state.state.running {
-            let conn = self.shim(&c.id).attach(stdin, opts.stdout, opts.stderr).await?;
+            let conn = self
+                .shim(&c.id)
+                .attach(stdin, opts.stdout, opts.stderr)
+                .await?;
             return Ok((tty, Box::pin(async move { Some(session(conn, stdin)) })));
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -57,6 +64,9 @@ impl Svc {
                 stderr: opts.stderr,
                 tx,
             });
-        Ok((tty, Box::pin(async move { rx.await.ok().map(|c| session(c, stdin)) })))
+        Ok((
+            tty,
+            Box::pin(async move { rx.await.ok().map(|c| session(c, stdin)) }),
+        ))
     }
 }

@@ -56,7 +56,7 @@ fn not_running(id: &str) -> EngineError {
     EngineError::conflict(format!("Container {id} is not running"))
 }
 
-fn cgroup_v2() -> bool {
+pub(super) fn cgroup_v2() -> bool {
     std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
@@ -106,7 +106,12 @@ impl Svc {
         }
     }
 
-    async fn start_inner(self: &Arc<Self>, c: &Arc<Container>, s: &Stored, paths: &Paths) -> Result<()> {
+    async fn start_inner(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        s: &Stored,
+        paths: &Paths,
+    ) -> Result<()> {
         let rec = &s.record;
         let host = &s.host;
         let image = self.images.resolve(&rec.image_id).await?;
@@ -192,7 +197,9 @@ impl Svc {
             let tini = ["/usr/bin/tini-static", "/usr/bin/tini"]
                 .into_iter()
                 .find(|p| std::path::Path::new(p).exists())
-                .ok_or_else(|| EngineError::invalid("no init binary (tini) installed for --init"))?;
+                .ok_or_else(|| {
+                    EngineError::invalid("no init binary (tini) installed for --init")
+                })?;
             mounts.push(BindMount {
                 source: tini.into(),
                 destination: "/sbin/docker-init".into(),
@@ -310,9 +317,15 @@ impl Svc {
         };
         crate::fsutil::write_json_atomic(&paths.shim_config(), &cfg)?;
         let _ = std::fs::remove_file(paths.exit_file());
-        client::spawn(&self.config.self_exe, &paths.shim_config(), &paths.shim_log()).await?;
+        client::spawn(
+            &self.config.self_exe,
+            &paths.shim_config(),
+            &paths.shim_log(),
+        )
+        .await?;
         let shim = ShimClient::new(socket);
-        let pending: Vec<_> = std::mem::take(&mut *c.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let pending: Vec<_> =
+            std::mem::take(&mut *c.pending.lock().unwrap_or_else(|e| e.into_inner()));
         for p in pending {
             if let Ok(conn) = shim.attach(p.stdin, p.stdout, p.stderr).await {
                 let _ = p.tx.send(conn);
@@ -359,9 +372,7 @@ impl Svc {
     async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, code: Option<i32>) {
         let paths = self.paths(&c.id);
         let rec: Option<ExitRecord> = read_json(&paths.exit_file()).ok().flatten();
-        let code = code
-            .or(rec.as_ref().map(|r| r.exit_code))
-            .unwrap_or(255);
+        let code = code.or(rec.as_ref().map(|r| r.exit_code)).unwrap_or(255);
         let finished = rec.map(|r| r.finished_at).unwrap_or_else(now);
         // Make sure nothing is left behind if the shim died uncleanly.
         super::rootfs::unmount(&paths.rootfs());
@@ -412,7 +423,8 @@ impl Svc {
                     st.state.state.restarting = true;
                     st.state.state.status = "restarting".into();
                 });
-                tokio::time::sleep(Duration::from_millis(100 << n).min(Duration::from_secs(60))).await;
+                tokio::time::sleep(Duration::from_millis(100 << n).min(Duration::from_secs(60)))
+                    .await;
                 let _op = c.op.lock().await;
                 let s = c.snapshot();
                 if s.state.manually_stopped || s.state.state.running || c.status.borrow().removed {
@@ -466,13 +478,23 @@ impl Svc {
     }
 
     /// `POST /containers/{id}/stop`.
-    pub async fn stop(self: &Arc<Self>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+    pub async fn stop(
+        self: &Arc<Self>,
+        key: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         let c = self.get(key)?;
         let _op = c.op.lock().await;
         self.stop_locked(&c, signal, timeout).await
     }
 
-    async fn stop_locked(self: &Arc<Self>, c: &Arc<Container>, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+    async fn stop_locked(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         let s = c.snapshot();
         if !s.state.state.running {
             return Err(EngineError::not_modified("container already stopped"));
@@ -483,21 +505,33 @@ impl Svc {
             .or(s.record.config.stop_signal.clone())
             .unwrap_or_else(|| "SIGTERM".into());
         let sig = parse_signal(&sig_name)?;
-        let t = timeout
-            .or(s.record.config.stop_timeout)
-            .unwrap_or(10);
+        let t = timeout.or(s.record.config.stop_timeout).unwrap_or(10);
         let paths = self.paths(&c.id);
         c.update(&paths, |st| st.state.manually_stopped = true)?;
         let mut rx = c.subscribe();
         let paused = s.state.state.paused;
-        if self.runtime_call(c, move |rt, id| rt.kill(id, sig, false)).await.is_ok() {
+        if self
+            .runtime_call(c, move |rt, id| rt.kill(id, sig, false))
+            .await
+            .is_ok()
+        {
             self.publish(c, "kill", &[("signal", sig.to_string())]);
         }
         if paused {
             let _ = self.runtime_call(c, |rt, id| rt.resume(id)).await;
         }
         let limit = Duration::from_secs(u64::try_from(t).unwrap_or(0));
-        if t < 0 || !Self::wait_stopped(&mut rx, if t < 0 { Duration::from_secs(3600) } else { limit }).await {
+        if t < 0
+            || !Self::wait_stopped(
+                &mut rx,
+                if t < 0 {
+                    Duration::from_secs(3600)
+                } else {
+                    limit
+                },
+            )
+            .await
+        {
             let _ = self
                 .runtime_call(c, |rt, id| rt.kill(id, libc::SIGKILL, true))
                 .await;
@@ -524,7 +558,8 @@ impl Svc {
         if sig == libc::SIGKILL || sig == libc::SIGTERM || sig == libc::SIGINT {
             c.update(&self.paths(&c.id), |st| st.state.manually_stopped = true)?;
         }
-        self.runtime_call(&c, move |rt, id| rt.kill(id, sig, false)).await?;
+        self.runtime_call(&c, move |rt, id| rt.kill(id, sig, false))
+            .await?;
         self.publish(&c, "kill", &[("signal", sig.to_string())]);
         if sig == libc::SIGKILL {
             let mut rx = c.subscribe();
@@ -534,7 +569,12 @@ impl Svc {
     }
 
     /// `POST /containers/{id}/restart`.
-    pub async fn restart(self: &Arc<Self>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+    pub async fn restart(
+        self: &Arc<Self>,
+        key: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         let c = self.get(key)?;
         let _op = c.op.lock().await;
         match self.stop_locked(&c, signal, timeout).await {
@@ -555,10 +595,16 @@ impl Svc {
             return Err(not_running(&c.id));
         }
         if pause && s.paused {
-            return Err(EngineError::conflict(format!("Container {} is already paused", c.id)));
+            return Err(EngineError::conflict(format!(
+                "Container {} is already paused",
+                c.id
+            )));
         }
         if !pause && !s.paused {
-            return Err(EngineError::conflict(format!("Container {} is not paused", c.id)));
+            return Err(EngineError::conflict(format!(
+                "Container {} is not paused",
+                c.id
+            )));
         }
         if pause {
             self.runtime_call(&c, |rt, id| rt.pause(id)).await?;
@@ -650,7 +696,9 @@ impl Svc {
         let _g = self.names.lock().unwrap_or_else(|e| e.into_inner());
         let old = c.snapshot().record.name;
         if old == n {
-            return Err(EngineError::invalid("Renaming a container with the same name as its current name"));
+            return Err(EngineError::invalid(
+                "Renaming a container with the same name as its current name",
+            ));
         }
         if let Some(owner) = self.name_owner(n) {
             return Err(Self::name_conflict(n, &owner));
@@ -696,7 +744,11 @@ impl Svc {
             return Err(not_running(&c.id));
         }
         self.shim(&c.id).resize(height, width).await?;
-        self.publish(&c, "resize", &[("height", height.to_string()), ("width", width.to_string())]);
+        self.publish(
+            &c,
+            "resize",
+            &[("height", height.to_string()), ("width", width.to_string())],
+        );
         Ok(())
     }
 
@@ -809,7 +861,10 @@ pub fn parse_ps(out: &str, pids: &[i32]) -> Result<serde_json::Value> {
         if !pids.contains(&pid) {
             continue;
         }
-        let mut row: Vec<String> = fields[..titles.len() - 1].iter().map(|s| s.to_string()).collect();
+        let mut row: Vec<String> = fields[..titles.len() - 1]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         row.push(fields[titles.len() - 1..].join(" "));
         procs.push(row);
     }

@@ -62,7 +62,11 @@ fn wanted(e: &Entry, o: &LogOptions) -> bool {
 impl Svc {
     /// Streams the log: history first, then (with `follow`) new entries until the container
     /// stops. Returns whether the container has a TTY and the byte stream.
-    pub async fn logs(self: &Arc<Self>, key: &str, o: LogOptions) -> Result<(bool, mpsc::Receiver<Bytes>)> {
+    pub async fn logs(
+        self: &Arc<Self>,
+        key: &str,
+        o: LogOptions,
+    ) -> Result<(bool, mpsc::Receiver<Bytes>)> {
         let c = self.get(key)?;
         let s = c.snapshot();
         if s.host.log_config.typ == "none" {
@@ -87,7 +91,11 @@ impl Svc {
                 entries.drain(..skip);
             }
             for e in &entries {
-                if tx.send(Bytes::from(render(e, tty, o.timestamps))).await.is_err() {
+                if tx
+                    .send(Bytes::from(render(e, tty, o.timestamps)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -99,7 +107,11 @@ impl Svc {
                 let (new, next) = read_from(&path, offset);
                 offset = next;
                 for e in new.iter().filter(|e| wanted(e, &o)) {
-                    if tx.send(Bytes::from(render(e, tty, o.timestamps))).await.is_err() {
+                    if tx
+                        .send(Bytes::from(render(e, tty, o.timestamps)))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -168,7 +180,10 @@ mod tests {
 
     #[test]
     fn render_frames_and_timestamps() {
-        assert_eq!(render(&e("stderr", "x\n"), false, false), [2, 0, 0, 0, 0, 0, 0, 2, b'x', b'\n']);
+        assert_eq!(
+            render(&e("stderr", "x\n"), false, false),
+            [2, 0, 0, 0, 0, 0, 0, 2, b'x', b'\n']
+        );
         assert_eq!(
             render(&e("stdout", "x\n"), true, true),
             b"2024-01-01T00:00:00.5Z x\n".to_vec()

@@ -90,7 +90,10 @@ impl Container {
 
     /// A copy of the persisted state.
     pub fn snapshot(&self) -> Stored {
-        self.stored.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.stored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Changes the persisted state and writes it.
@@ -218,10 +221,12 @@ impl Svc {
             return Ok(c.clone());
         }
         let name = key.strip_prefix('/').unwrap_or(key);
-        if let Some(c) = map
-            .values()
-            .find(|c| c.stored.lock().map(|s| s.record.name == name).unwrap_or(false))
-        {
+        if let Some(c) = map.values().find(|c| {
+            c.stored
+                .lock()
+                .map(|s| s.record.name == name)
+                .unwrap_or(false)
+        }) {
             return Ok(c.clone());
         }
         match match_prefix(key, map.keys().map(String::as_str)) {
@@ -229,9 +234,7 @@ impl Svc {
             PrefixMatch::Ambiguous => Err(EngineError::invalid(format!(
                 "multiple IDs found with provided prefix: {key}"
             ))),
-            PrefixMatch::None => Err(EngineError::not_found(format!(
-                "No such container: {key}"
-            ))),
+            PrefixMatch::None => Err(EngineError::not_found(format!("No such container: {key}"))),
         }
     }
 
@@ -241,7 +244,12 @@ impl Svc {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .find(|c| c.stored.lock().map(|s| s.record.name == name).unwrap_or(false))
+            .find(|c| {
+                c.stored
+                    .lock()
+                    .map(|s| s.record.name == name)
+                    .unwrap_or(false)
+            })
             .map(|c| c.id.clone())
     }
 
@@ -267,12 +275,7 @@ impl Svc {
         a
     }
 
-    pub(crate) fn publish(
-        &self,
-        c: &Container,
-        action: &str,
-        extra: &[(&str, String)],
-    ) {
+    pub(crate) fn publish(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
         let mut a = self.event_attrs(c);
         for (k, v) in extra {
             a.insert((*k).to_string(), v.clone());

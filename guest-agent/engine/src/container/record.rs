@@ -171,6 +171,8 @@ mod tests {
         let l = Stored::load(&p).unwrap().unwrap();
         assert_eq!(l.record, s.record);
         assert_eq!(l.state.state.exit_code, 3);
-        assert!(Stored::load(&Paths::new(d.path(), "nope")).unwrap().is_none());
+        assert!(Stored::load(&Paths::new(d.path(), "nope"))
+            .unwrap()
+            .is_none());
     }
 }

@@ -104,6 +104,9 @@ mod tests {
             "lowerdir=/l/b:/l/a,upperdir=/c/u,workdir=/c/w"
         );
         let base = common_parent(&r.lower).unwrap();
-        assert_eq!(options(&r, Some(&base)), "lowerdir=b:a,upperdir=/c/u,workdir=/c/w");
+        assert_eq!(
+            options(&r, Some(&base)),
+            "lowerdir=b:a,upperdir=/c/u,workdir=/c/w"
+        );
     }
 }

@@ -92,14 +92,18 @@ pub fn resolve_with(passwd: &str, group: &str, spec: &str) -> Result<ResolvedUse
 mod tests {
     use super::*;
 
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n";
+    const PASSWD: &str =
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n";
     const GROUP: &str = "root:x:0:\nwheel:x:10:nobody\nnogroup:x:65534:\n";
 
     #[test]
     fn users_resolve() {
         assert_eq!(resolve_with(PASSWD, GROUP, "").unwrap().home, "/root");
         let n = resolve_with(PASSWD, GROUP, "nobody").unwrap();
-        assert_eq!((n.uid, n.gid, n.additional_gids.clone()), (65534, 65534, vec![10]));
+        assert_eq!(
+            (n.uid, n.gid, n.additional_gids.clone()),
+            (65534, 65534, vec![10])
+        );
         let n = resolve_with(PASSWD, GROUP, "1000:wheel").unwrap();
         assert_eq!((n.uid, n.gid), (1000, 10));
         assert!(resolve_with(PASSWD, GROUP, "ghost").is_err());

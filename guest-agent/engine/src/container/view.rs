@@ -11,7 +11,14 @@ use crate::Result;
 
 fn ports_map(s: &Stored) -> Value {
     let mut m = serde_json::Map::new();
-    for p in s.record.config.exposed_ports.clone().unwrap_or_default().keys() {
+    for p in s
+        .record
+        .config
+        .exposed_ports
+        .clone()
+        .unwrap_or_default()
+        .keys()
+    {
         m.insert(p.clone(), Value::Null);
     }
     if let Some(att) = &s.attachment {
@@ -19,7 +26,11 @@ fn ports_map(s: &Stored) -> Value {
             let list: Vec<Value> = b
                 .iter()
                 .map(|b| {
-                    let ip = if b.host_ip.is_empty() { "0.0.0.0" } else { &b.host_ip };
+                    let ip = if b.host_ip.is_empty() {
+                        "0.0.0.0"
+                    } else {
+                        &b.host_ip
+                    };
                     json!({"HostIp": ip, "HostPort": b.host_port})
                 })
                 .collect();
@@ -70,7 +81,11 @@ pub fn inspect(svc: &Svc, c: &Container, size: bool) -> Result<Value> {
     let mut state = serde_json::to_value(&s.state.state)?;
     state["Status"] = json!(status_word(&s));
     let ids = svc.execs.ids_of(&c.id);
-    let exec_ids = if ids.is_empty() { Value::Null } else { json!(ids) };
+    let exec_ids = if ids.is_empty() {
+        Value::Null
+    } else {
+        json!(ids)
+    };
     let log_path = if s.host.log_config.typ == "json-file" {
         paths.log(&c.id).display().to_string()
     } else {
@@ -189,7 +204,9 @@ fn status_text(s: &Stored) -> String {
     let now = chrono::Utc::now();
     match status_word(s) {
         "running" | "paused" => {
-            let up = parse_time(&st.started_at).map(|t| now - t).unwrap_or_default();
+            let up = parse_time(&st.started_at)
+                .map(|t| now - t)
+                .unwrap_or_default();
             let mut t = format!("Up {}", human_duration(up));
             if st.paused {
                 t.push_str(" (Paused)");
@@ -198,7 +215,9 @@ fn status_text(s: &Stored) -> String {
         }
         "restarting" => format!("Restarting ({}) Less than a second ago", st.exit_code),
         "exited" => {
-            let ago = parse_time(&st.finished_at).map(|t| now - t).unwrap_or_default();
+            let ago = parse_time(&st.finished_at)
+                .map(|t| now - t)
+                .unwrap_or_default();
             format!("Exited ({}) {} ago", st.exit_code, human_duration(ago))
         }
         _ => "Created".into(),
@@ -213,7 +232,11 @@ pub fn summary(svc: &Svc, c: &Container, size: bool) -> Value {
         for (p, binds) in &a.ports {
             let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
             for b in binds {
-                let ip = if b.host_ip.is_empty() { "0.0.0.0" } else { b.host_ip.as_str() };
+                let ip = if b.host_ip.is_empty() {
+                    "0.0.0.0"
+                } else {
+                    b.host_ip.as_str()
+                };
                 ports.push(json!({
                     "IP": ip,
                     "PrivatePort": num.parse::<u16>().unwrap_or(0),
@@ -223,7 +246,9 @@ pub fn summary(svc: &Svc, c: &Container, size: bool) -> Value {
             }
         }
     }
-    let created = parse_time(&s.record.created).map(|t| t.timestamp()).unwrap_or(0);
+    let created = parse_time(&s.record.created)
+        .map(|t| t.timestamp())
+        .unwrap_or(0);
     let command = std::iter::once(s.record.path.clone())
         .chain(s.record.args.iter().cloned())
         .collect::<Vec<_>>()
@@ -279,19 +304,29 @@ pub fn list_matches(c: &Container, f: &BTreeMap<String, Vec<String>>) -> bool {
                 s.record.image == *w
                     || s.record.image == format!("{w}:latest")
                     || s.record.image_id == *w
-                    || s.record.image_id.trim_start_matches("sha256:").starts_with(w.trim_start_matches("sha256:"))
+                    || s.record
+                        .image_id
+                        .trim_start_matches("sha256:")
+                        .starts_with(w.trim_start_matches("sha256:"))
             }),
             "exited" => {
                 status_word(&s) == "exited"
-                    && want.iter().any(|w| w.parse::<i64>().ok() == Some(s.state.state.exit_code))
+                    && want
+                        .iter()
+                        .any(|w| w.parse::<i64>().ok() == Some(s.state.state.exit_code))
             }
             "network" => want.iter().any(|w| {
                 s.host.network_mode == *w
-                    || s.attachment.as_ref().is_some_and(|a| a.network_name == *w || a.network_id == *w)
+                    || s.attachment
+                        .as_ref()
+                        .is_some_and(|a| a.network_name == *w || a.network_id == *w)
             }),
-            "volume" => want
-                .iter()
-                .any(|w| s.record.mounts.iter().any(|m| m.name == *w || m.destination == *w)),
+            "volume" => want.iter().any(|w| {
+                s.record
+                    .mounts
+                    .iter()
+                    .any(|m| m.name == *w || m.destination == *w)
+            }),
             _ => true,
         };
         if !ok {
@@ -303,7 +338,13 @@ pub fn list_matches(c: &Container, f: &BTreeMap<String, Vec<String>>) -> bool {
 
 impl Svc {
     /// `GET /containers/json`.
-    pub fn list(&self, all: bool, limit: Option<usize>, size: bool, f: &BTreeMap<String, Vec<String>>) -> Vec<Value> {
+    pub fn list(
+        &self,
+        all: bool,
+        limit: Option<usize>,
+        size: bool,
+        f: &BTreeMap<String, Vec<String>>,
+    ) -> Vec<Value> {
         let mut out = vec![];
         for c in self.all() {
             let running = c.snapshot().state.state.running;
@@ -334,7 +375,10 @@ mod tests {
 
     #[test]
     fn durations_read_like_docker() {
-        assert_eq!(human_duration(chrono::Duration::seconds(0)), "Less than a second");
+        assert_eq!(
+            human_duration(chrono::Duration::seconds(0)),
+            "Less than a second"
+        );
         assert_eq!(human_duration(chrono::Duration::seconds(5)), "5 seconds");
         assert_eq!(human_duration(chrono::Duration::seconds(300)), "5 minutes");
     }

@@ -62,8 +62,9 @@ pub struct AttachRequest {
 /// The result of attaching; persisted with the container so it can be restored and detached.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Attachment {
-    /// The netns to join. `None` with `network_name == "host"` shares the host's network
-    /// namespace; `None` otherwise (`none`) asks the runtime for a fresh one with only `lo`.
+    /// The netns to join: ours for bridge networks and for `none` (only `lo`, up). `None` for
+    /// `host` (share the host's namespace); `None` with another name (an attachment persisted
+    /// before `none` got its own namespace) asks the runtime for a fresh one.
     pub netns_path: Option<PathBuf>,
     pub network_name: String,
     pub network_id: String,
@@ -148,13 +149,15 @@ impl NetworkService {
             published: Mutex::new(HashMap::new()),
             cleanups: Mutex::new(JoinSet::new()),
         };
-        svc.apply_nat().await?;
+        svc.apply_nat().await;
         Ok(svc)
     }
 
-    async fn apply_nat(&self) -> Result<()> {
+    /// Programs NAT and forwarding for every bridge network. A failure (no iptables in a
+    /// minimal VM image, say) is logged, not fatal: containers then reach only the host.
+    async fn apply_nat(&self) {
         let Some(nat) = &self.nat else {
-            return Ok(());
+            return;
         };
         let nets: Vec<NatNet> = lock(&self.state)
             .networks
@@ -167,7 +170,9 @@ impl NetworkService {
                 })
             })
             .collect();
-        nat.apply(&nets).await
+        if let Err(e) = nat.apply(&nets).await {
+            tracing::warn!(error = %e, "outbound NAT rules not installed");
+        }
     }
 
     async fn save(&self) -> Result<()> {
@@ -479,6 +484,7 @@ impl NetworkService {
 
     /// Unpublishes ports, removes the endpoint and the network namespace. Idempotent.
     pub async fn detach(&self, container_id: &str, att: &Attachment) -> Result<()> {
+        let started = Instant::now();
         let published = lock(&self.published).remove(container_id);
         if let Some(p) = published {
             p.proxies.stop().await;
@@ -518,6 +524,11 @@ impl NetworkService {
                 self.publish_event("disconnect", &net, Some(container_id));
             }
         }
+        tracing::debug!(
+            id = %container_id,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "network detached"
+        );
         Ok(())
     }
 

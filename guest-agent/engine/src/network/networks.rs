@@ -68,7 +68,9 @@ impl NetworkService {
             .cloned()
             .unwrap_or_else(|| format!("br-{}", &id[..12]));
         if bridge.is_empty() || bridge.len() > 15 {
-            return Err(EngineError::invalid(format!("invalid bridge name {bridge:?}")));
+            return Err(EngineError::invalid(format!(
+                "invalid bridge name {bridge:?}"
+            )));
         }
         // Never adopt an interface someone else made (another engine, dockerd).
         if self.nl.index(&bridge).await?.is_some() {
@@ -94,17 +96,13 @@ impl NetworkService {
             ipam_options: req.ipam.map(|i| i.options).unwrap_or_default(),
         };
         lock(&self.state).networks.push(rec.clone());
-        let done = async {
-            self.save().await?;
-            self.apply_nat().await
-        }
-        .await;
-        if let Err(e) = done {
+        if let Err(e) = self.save().await {
             lock(&self.state).networks.retain(|n| n.id != id);
             let _ = self.nl.delete(&bridge).await;
             let _ = self.save().await;
             return Err(e);
         }
+        self.apply_nat().await;
         self.publish_event("create", &rec, None);
         Ok((id, String::new()))
     }
@@ -162,7 +160,7 @@ impl NetworkService {
         };
         lock(&self.state).networks.retain(|n| n.id != net.id);
         self.save().await?;
-        self.apply_nat().await?;
+        self.apply_nat().await;
         self.nl.delete(&net.bridge).await?;
         self.publish_event("destroy", &net, None);
         Ok(())

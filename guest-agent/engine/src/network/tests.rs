@@ -31,6 +31,7 @@ impl Fixture {
         let d = match tag {
             "a" => 1,
             "b" => 65,
+            "r" => 193,
             _ => 129,
         };
         config.bridge_cidr = format!("10.{b}.{c}.{d}/26");
@@ -389,5 +390,107 @@ async fn none_and_host_modes() {
     assert_eq!(again.netns_path, none.netns_path);
     fx.svc.detach(&id, &none).await.unwrap();
     assert!(!path.exists());
+    fx.cleanup().await;
+}
+
+/// A minimal busybox bundle whose process runs `args` in the namespace at `netns`.
+fn runc_bundle(dir: &std::path::Path, netns: &std::path::Path, args: &[&str]) {
+    let rootfs = dir.join("rootfs");
+    for d in ["bin", "proc", "dev", "sys", "tmp", "www", "etc"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    std::fs::write(rootfs.join("www/index.html"), "runc-page\n").unwrap();
+    let out = std::process::Command::new("runc")
+        .args(["spec", "--bundle"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let path = dir.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!(args);
+    spec["root"]["readonly"] = false.into();
+    for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = netns.to_string_lossy().into_owned().into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&spec).unwrap()).unwrap();
+}
+
+/// The real runtime joins the pinned namespace by path: busybox httpd under runc answers
+/// through the proxy, and detach after the container is gone leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runc_container_serves_through_published_port() {
+    let fx = Fixture::new("r").await;
+    let host_port = free_port();
+    let cid = format!("berthnettest{}", std::process::id());
+    let req = AttachRequest {
+        container_id: cid.clone(),
+        container_name: "/runc-web".into(),
+        network_mode: "bridge".into(),
+        port_bindings: BTreeMap::from([(
+            "80/tcp".to_string(),
+            vec![PortBinding {
+                host_ip: "127.0.0.1".into(),
+                host_port: host_port.to_string(),
+            }],
+        )]),
+        ..Default::default()
+    };
+    let att = fx.svc.attach(&req).await.unwrap();
+    let bundle = fx._dir.path().join("bundle");
+    runc_bundle(
+        &bundle,
+        att.netns_path.as_ref().unwrap(),
+        &["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    let runc = |args: &[&str]| {
+        std::process::Command::new("runc")
+            .args(["--root"])
+            .arg(fx._dir.path().join("runc-state"))
+            .args(args)
+            // The detached container inherits runc's stdio: files, never pipes we would
+            // wait on for EOF.
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(fx._dir.path().join("runc.err")).unwrap())
+            .status()
+            .unwrap()
+    };
+    let bundle_s = bundle.to_string_lossy().into_owned();
+    let status = runc(&["run", "-d", "--bundle", &bundle_s, &cid]);
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(fx._dir.path().join("runc.err")).unwrap_or_default()
+    );
+    let addr = format!("127.0.0.1:{host_port}");
+    let page = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = TcpStream::connect(&addr).and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+                let mut out = String::new();
+                s.read_to_string(&mut out)?;
+                Ok(out)
+            });
+            match got {
+                Ok(p) if p.contains("runc-page") => return p,
+                _ if std::time::Instant::now() > deadline => return format!("{got:?}"),
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let _ = runc(&["delete", "-f", &cid]);
+    assert!(page.contains("runc-page"), "{page}");
+    fx.svc.detach(&cid, &att).await.unwrap();
+    assert!(!att.netns_path.as_ref().unwrap().exists());
     fx.cleanup().await;
 }

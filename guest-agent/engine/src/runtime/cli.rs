@@ -33,10 +33,7 @@ impl OciCli {
             .stdin(Stdio::null())
             .output()
             .map_err(|e| {
-                EngineError::internal(format!(
-                    "failed to run {}: {e}",
-                    self.spec.path.display()
-                ))
+                EngineError::internal(format!("failed to run {}: {e}", self.spec.path.display()))
             })?;
         if out.status.success() {
             return Ok(out.stdout);
@@ -52,8 +49,7 @@ fn runtime_error(name: &str, verb: &str, msg: &str) -> EngineError {
     let text = format!("{name} {verb} failed: {}", last_message(msg));
     if msg.contains("does not exist") || msg.contains("not found") {
         EngineError::not_found(text)
-    } else if msg.contains("not running") || msg.contains("not paused") || msg.contains("paused")
-    {
+    } else if msg.contains("not running") || msg.contains("not paused") || msg.contains("paused") {
         EngineError::conflict(text)
     } else {
         EngineError::internal(text)

@@ -177,9 +177,7 @@ pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result
     let drop: Vec<String> = drop.iter().map(|c| norm(c)).collect();
     for c in add.iter().chain(drop.iter()) {
         if c != "ALL" && !ALL_CAPS.contains(&c.as_str()) {
-            return Err(EngineError::invalid(format!(
-                "invalid capability: CAP_{c}"
-            )));
+            return Err(EngineError::invalid(format!("invalid capability: CAP_{c}")));
         }
     }
     if drop.iter().any(|c| c == "ALL") {
@@ -286,7 +284,12 @@ fn default_mounts(input: &SpecInput) -> Result<Vec<Mount>> {
                 "gid=5",
             ],
         )?,
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", sys_mode])?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", sys_mode],
+        )?,
         mount(
             "/sys/fs/cgroup",
             "cgroup",
@@ -389,7 +392,12 @@ fn resources(input: &SpecInput) -> Result<oci_spec::runtime::LinuxResources> {
         b = b.cpu(cpu.build().map_err(oci_err)?);
     }
     if let Some(p) = r.pids_limit.filter(|p| *p != 0) {
-        b = b.pids(LinuxPidsBuilder::default().limit(p).build().map_err(oci_err)?);
+        b = b.pids(
+            LinuxPidsBuilder::default()
+                .limit(p)
+                .build()
+                .map_err(oci_err)?,
+        );
     }
     b.build().map_err(oci_err)
 }
@@ -490,7 +498,10 @@ mod tests {
         assert!(!c.contains(&"CHOWN".to_string()));
         let c = capabilities(false, &["kill".into()], &["ALL".into()]).unwrap();
         assert_eq!(c, ["KILL"]);
-        assert_eq!(capabilities(false, &["ALL".into()], &[]).unwrap().len(), ALL_CAPS.len());
+        assert_eq!(
+            capabilities(false, &["ALL".into()], &[]).unwrap().len(),
+            ALL_CAPS.len()
+        );
         assert!(capabilities(false, &["BOGUS".into()], &[]).is_err());
     }
 
@@ -507,7 +518,10 @@ mod tests {
             .map(|n| n["type"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network"]);
-        assert_eq!(v["linux"]["maskedPaths"].as_array().unwrap().len(), MASKED_PATHS.len());
+        assert_eq!(
+            v["linux"]["maskedPaths"].as_array().unwrap().len(),
+            MASKED_PATHS.len()
+        );
         let dests: Vec<_> = v["mounts"]
             .as_array()
             .unwrap()
@@ -538,9 +552,15 @@ mod tests {
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
         assert_eq!(v["linux"]["resources"]["pids"]["limit"], 10);
-        assert!(v["linux"]["maskedPaths"].as_array().is_none_or(|a| a.is_empty()));
+        assert!(v["linux"]["maskedPaths"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()));
         let last = v["mounts"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["destination"], "/c");
-        assert!(last["options"].as_array().unwrap().iter().any(|o| o == "ro"));
+        assert!(last["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "ro"));
     }
 }

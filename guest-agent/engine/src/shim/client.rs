@@ -67,10 +67,7 @@ impl ShimClient {
 
     async fn connect(&self) -> Result<UnixStream> {
         UnixStream::connect(&self.socket).await.map_err(|e| {
-            EngineError::unavailable(format!(
-                "shim {} unreachable: {e}",
-                self.socket.display()
-            ))
+            EngineError::unavailable(format!("shim {} unreachable: {e}", self.socket.display()))
         })
     }
 
@@ -108,7 +105,9 @@ impl ShimClient {
             })
             .await?;
         if reply != "ok" {
-            return Err(EngineError::internal(format!("shim refused attach: {reply}")));
+            return Err(EngineError::internal(format!(
+                "shim refused attach: {reply}"
+            )));
         }
         Ok(conn)
     }
@@ -120,7 +119,9 @@ impl ShimClient {
     }
 
     pub async fn resize(&self, height: u16, width: u16) -> Result<()> {
-        self.call(&Request::Resize { height, width }).await.map(drop)
+        self.call(&Request::Resize { height, width })
+            .await
+            .map(drop)
     }
 
     /// Waits for the container to exit; returns its exit code.

@@ -44,4 +44,3 @@ pub(crate) fn resize(tty: &File, height: u16, width: u16) {
         libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &ws);
     }
 }
-

@@ -59,7 +59,10 @@ pub fn parse_size(s: &str) -> Option<u64> {
         'g' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
         _ => (s, 1),
     };
-    num.trim().parse::<f64>().ok().map(|n| (n * mul as f64) as u64)
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .map(|n| (n * mul as f64) as u64)
 }
 
 pub fn now_rfc3339() -> String {
@@ -174,10 +177,17 @@ mod tests {
         w.write(2, b"err\n").unwrap();
         w.flush().unwrap();
         let e = read_entries(&p).unwrap();
-        let logs: Vec<_> = e.iter().map(|e| (e.stream.as_str(), e.log.as_str())).collect();
+        let logs: Vec<_> = e
+            .iter()
+            .map(|e| (e.stream.as_str(), e.log.as_str()))
+            .collect();
         assert_eq!(
             logs,
-            [("stdout", "hello\n"), ("stderr", "err\n"), ("stdout", "wor")]
+            [
+                ("stdout", "hello\n"),
+                ("stderr", "err\n"),
+                ("stdout", "wor")
+            ]
         );
         assert!(e[0].time.ends_with('Z'));
         let raw = fs::read_to_string(&p).unwrap();

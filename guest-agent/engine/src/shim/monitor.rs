@@ -182,8 +182,8 @@ fn setup(cfg: &ShimConfig, rt: &dyn Runtime) -> ShimResult<(i32, Io, UnixListene
         mount_rootfs(r)?;
     }
     let _ = std::fs::remove_file(&cfg.socket);
-    let listener =
-        UnixListener::bind(&cfg.socket).map_err(|e| format!("bind {}: {e}", cfg.socket.display()))?;
+    let listener = UnixListener::bind(&cfg.socket)
+        .map_err(|e| format!("bind {}: {e}", cfg.socket.display()))?;
     let pid_file = cfg.bundle.join("init.pid");
     let log_file = cfg.bundle.join("runtime.log");
     let _ = std::fs::remove_file(&pid_file);
@@ -388,7 +388,10 @@ fn handle(s: &Shared, mut conn: UnixStream) -> std::io::Result<()> {
             stderr,
         }) => {
             {
-                let mut clients = s.clients.lock().map_err(|_| std::io::Error::other("lock"))?;
+                let mut clients = s
+                    .clients
+                    .lock()
+                    .map_err(|_| std::io::Error::other("lock"))?;
                 conn.write_all(b"ok\n")?;
                 if s.exit.lock().map(|e| e.is_some()).unwrap_or(true) {
                     return Ok(());

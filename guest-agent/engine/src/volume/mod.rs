@@ -76,8 +76,12 @@ impl VolumeService {
             usage_data: None,
         };
         write_json_atomic(&self.dir(&name).join("meta.json"), &v)?;
-        self.events
-            .publish("volume", "create", &name, BTreeMap::from([("driver".into(), "local".into())]));
+        self.events.publish(
+            "volume",
+            "create",
+            &name,
+            BTreeMap::from([("driver".into(), "local".into())]),
+        );
         Ok(v)
     }
 
@@ -116,8 +120,12 @@ impl VolumeService {
             .join(format!(".rm-{}", crate::id::new_id()));
         std::fs::rename(&dir, &trash)?;
         std::fs::remove_dir_all(&trash)?;
-        self.events
-            .publish("volume", "destroy", name, BTreeMap::from([("driver".into(), "local".into())]));
+        self.events.publish(
+            "volume",
+            "destroy",
+            name,
+            BTreeMap::from([("driver".into(), "local".into())]),
+        );
         Ok(())
     }
 
@@ -157,10 +165,26 @@ mod tests {
             })
             .unwrap();
         assert!(std::path::Path::new(&v.mountpoint).is_dir());
-        assert_eq!(s.create(VolumeCreateOptions { name: "data".into(), ..Default::default() }).unwrap().created_at, v.created_at);
+        assert_eq!(
+            s.create(VolumeCreateOptions {
+                name: "data".into(),
+                ..Default::default()
+            })
+            .unwrap()
+            .created_at,
+            v.created_at
+        );
         assert_eq!(s.list().unwrap().len(), 1);
         s.remove("data").unwrap();
-        assert_eq!(s.inspect("data").unwrap_err().kind(), crate::ErrorKind::NotFound);
-        assert!(s.create(VolumeCreateOptions { name: "/bad".into(), ..Default::default() }).is_err());
+        assert_eq!(
+            s.inspect("data").unwrap_err().kind(),
+            crate::ErrorKind::NotFound
+        );
+        assert!(s
+            .create(VolumeCreateOptions {
+                name: "/bad".into(),
+                ..Default::default()
+            })
+            .is_err());
     }
 }

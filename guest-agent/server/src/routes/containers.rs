@@ -69,7 +69,10 @@ struct ListQuery {
     filters: Option<String>,
 }
 
-async fn list(State(e): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Json<serde_json::Value>> {
+async fn list(
+    State(e): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
     let f = parse_filters(q.filters.as_deref())?;
     let limit = q.limit.filter(|l| *l > 0).map(|l| l as usize);
     Ok(Json(json!(e.containers.list(q.all, limit, q.size, &f))))
@@ -176,8 +179,10 @@ async fn wait(
         )))
     });
     let mut r = Response::new(Body::from_stream(body));
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(r)
 }
 
@@ -378,7 +383,10 @@ struct PruneQuery {
     filters: Option<String>,
 }
 
-async fn prune(State(e): State<AppState>, Query(q): Query<PruneQuery>) -> ApiResult<Json<serde_json::Value>> {
+async fn prune(
+    State(e): State<AppState>,
+    Query(q): Query<PruneQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
     let f = parse_filters(q.filters.as_deref())?;
     let labels = f.get("label").cloned().unwrap_or_default();
     let ids = e.containers.prune(&labels).await?;

@@ -38,7 +38,11 @@ async fn create(
 }
 
 /// Reads the JSON body by hand: the request itself is kept for the upgrade.
-async fn start(State(e): State<AppState>, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
+async fn start(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
     let (mut parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
@@ -61,7 +65,9 @@ async fn start(State(e): State<AppState>, Path(id): Path<String>, req: Request) 
         return Ok(StatusCode::OK.into_response());
     }
     let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
-        return Err(ApiError(EngineError::invalid("exec start needs an upgradable connection")));
+        return Err(ApiError(EngineError::invalid(
+            "exec start needs an upgradable connection",
+        )));
     };
     hijack::spawn(
         on_upgrade,
@@ -88,6 +94,9 @@ async fn resize(
     Ok(StatusCode::OK.into_response())
 }
 
-async fn inspect(State(e): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+async fn inspect(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(e.containers.exec_inspect(&id)?))
 }

@@ -34,7 +34,10 @@ fn label_match(labels: &std::collections::BTreeMap<String, String>, want: &[Stri
     })
 }
 
-async fn list(State(e): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Json<serde_json::Value>> {
+async fn list(
+    State(e): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
     let f = parse_filters(q.filters.as_deref())?;
     let mut out = vec![];
     for v in e.volumes.list()? {
@@ -43,7 +46,10 @@ async fn list(State(e): State<AppState>, Query(q): Query<ListQuery>) -> ApiResul
                 continue;
             }
         }
-        if !label_match(&v.labels, f.get("label").map(Vec::as_slice).unwrap_or_default()) {
+        if !label_match(
+            &v.labels,
+            f.get("label").map(Vec::as_slice).unwrap_or_default(),
+        ) {
             continue;
         }
         if let Some(d) = f.get("dangling").and_then(|d| d.first()) {
@@ -65,8 +71,13 @@ async fn create(
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-async fn inspect(State(e): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(serde_json::to_value(e.volumes.inspect(&name)?).map_err(EngineError::from)?))
+async fn inspect(
+    State(e): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(
+        serde_json::to_value(e.volumes.inspect(&name)?).map_err(EngineError::from)?,
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -101,7 +112,10 @@ struct PruneQuery {
 }
 
 /// Removes unused volumes: anonymous ones only, unless `all=true` (API ≥ 1.42 behaviour).
-async fn prune(State(e): State<AppState>, Query(q): Query<PruneQuery>) -> ApiResult<Json<serde_json::Value>> {
+async fn prune(
+    State(e): State<AppState>,
+    Query(q): Query<PruneQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
     let f = parse_filters(q.filters.as_deref())?;
     let all = f
         .get("all")
@@ -124,5 +138,7 @@ async fn prune(State(e): State<AppState>, Query(q): Query<PruneQuery>) -> ApiRes
             deleted.push(v.name);
         }
     }
-    Ok(Json(json!({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed})))
+    Ok(Json(
+        json!({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}),
+    ))
 }
