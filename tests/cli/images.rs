@@ -484,3 +484,53 @@ fn corrupt_layer_blob_is_refused_and_leaves_nothing() {
         assert!(left.is_empty(), "{sub}: {left:?}");
     }
 }
+
+#[test]
+fn import_a_tarball_with_changes() {
+    let e = Engine::start_offline();
+    let cache = std::env::var("BERTH_FIXTURES")
+        .unwrap_or_else(|_| "/root/.cache/berth/fixtures".to_string());
+    // The layer of the busybox fixture is a plain root filesystem tar.
+    let fixture = format!("{cache}/images/busybox.tar");
+    let out = Command::new("tar")
+        .args(["-xOf", &fixture, "manifest.json"])
+        .output()
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layer = manifest[0]["Layers"][0].as_str().unwrap().to_string();
+    let rootfs = Command::new("tar")
+        .args(["-xOf", &fixture, &layer])
+        .output()
+        .unwrap();
+    assert!(rootfs.status.success());
+    let out = e.docker_stdin(
+        &[
+            "import",
+            "--change",
+            r#"CMD ["echo", "imported"]"#,
+            "--change",
+            "ENV X=1",
+            "-m",
+            "from a test",
+            "-",
+            "imported:1",
+        ],
+        &rootfs.stdout,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("sha256:"));
+    let cfg = e.docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Cmd}} {{json .Config.Env}} {{.Comment}}",
+        "imported:1",
+    ]);
+    assert_eq!(cfg.trim(), r#"["echo","imported"] ["X=1"] from a test"#);
+    let err = e.docker_stdin(&["import", "-", "bad:1"], b"not a tar");
+    assert!(!err.status.success());
+}

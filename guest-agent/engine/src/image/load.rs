@@ -117,7 +117,7 @@ impl ImageService {
                     inner: file,
                     out: &mut writer,
                 };
-                let res = layer::extract(&mut tee, None, diff_id, &tmp).and_then(|x| {
+                let res = layer::extract(&mut tee, None, Some(diff_id), &tmp).and_then(|x| {
                     let blob_path = self.lock().blob_path(&x.blob_digest)?;
                     writer.commit(&blob_path)?;
                     commit_layer(&tmp, &dest)?;

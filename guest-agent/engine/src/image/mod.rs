@@ -3,6 +3,7 @@
 //! Layout on disk: see [`store`]. Layers are unpacked once per diff id into their own
 //! directory, so images share them and a container's overlay uses them directly as lowerdirs.
 
+pub mod create;
 pub mod layer;
 mod load;
 pub mod manifest;

@@ -349,11 +349,11 @@ impl LayerJob {
                             inner: input,
                             out: &mut writer,
                         };
-                        let x = layer::extract(&mut tee, Some(&digest), &diff_id, &tmp)?;
+                        let x = layer::extract(&mut tee, Some(&digest), Some(&diff_id), &tmp)?;
                         writer.commit_unsynced(&dest)?;
                         Ok(x)
                     }
-                    None => layer::extract(input, Some(&digest), &diff_id, &tmp),
+                    None => layer::extract(input, Some(&digest), Some(&diff_id), &tmp),
                 }
             }
         });
