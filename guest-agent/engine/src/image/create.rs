@@ -125,6 +125,7 @@ impl ImageService {
     /// Creates an image from `spec` and an optional layer tar (gzip, zstd or plain; blocking).
     /// Returns the new image id; tag it with [`ImageService::tag`].
     pub fn create_image(&self, spec: ImageSpec, diff: Option<impl Read>) -> Result<String> {
+        let _busy = self.busy();
         let parent = match &spec.parent {
             Some(p) => {
                 let rec = self.get(p)?;

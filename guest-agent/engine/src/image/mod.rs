@@ -130,14 +130,34 @@ pub struct ImageService {
     events: EventBus,
     registry: RegistryClient,
     store: Mutex<Store>,
+    /// Pulls, loads and creates in progress: they commit layers before their image record,
+    /// so orphan collection waits until none runs.
+    busy: Mutex<usize>,
+}
+
+/// Marks an operation that commits layers or blobs ahead of its record.
+pub(crate) struct BusyGuard<'a>(&'a ImageService);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        let mut n = self.0.busy.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+    }
 }
 
 impl ImageService {
     pub async fn open(config: Arc<EngineConfig>, events: EventBus) -> Result<Self> {
         let root = config.data_root.join("image");
-        let store = tokio::task::spawn_blocking(move || Store::open(root))
-            .await
-            .map_err(|e| EngineError::internal(format!("opening image store: {e}")))??;
+        let store = tokio::task::spawn_blocking(move || -> Result<Store> {
+            let mut store = Store::open(root)?;
+            // Nothing runs yet: leftovers of pulls cut short by a crash can go now.
+            for d in store.gc_orphans()? {
+                let _ = std::fs::remove_dir_all(&d);
+            }
+            Ok(store)
+        })
+        .await
+        .map_err(|e| EngineError::internal(format!("opening image store: {e}")))??;
         tracing::info!(images = store.images.len(), "image store opened");
         let registry = RegistryClient::new(config.clone())?;
         Ok(Self {
@@ -145,7 +165,30 @@ impl ImageService {
             events,
             registry,
             store: Mutex::new(store),
+            busy: Mutex::new(0),
         })
+    }
+
+    pub(crate) fn busy(&self) -> BusyGuard<'_> {
+        *self.busy.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        BusyGuard(self)
+    }
+
+    /// Deletes unreferenced layers and blobs unless an operation that creates them runs.
+    fn collect_orphans(&self) {
+        let idle = *self.busy.lock().unwrap_or_else(|e| e.into_inner()) == 0;
+        if !idle {
+            tracing::debug!("orphan collection skipped: image operation in progress");
+            return;
+        }
+        match self.lock().gc_orphans() {
+            Ok(doomed) => {
+                for d in doomed {
+                    let _ = std::fs::remove_dir_all(&d);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "orphan collection failed"),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {
@@ -658,6 +701,7 @@ impl ImageService {
             }
         }
         report.images_deleted = (!deleted.is_empty()).then_some(deleted);
+        self.collect_orphans();
         Ok(report)
     }
 

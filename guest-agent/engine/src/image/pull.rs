@@ -125,6 +125,7 @@ impl ImageService {
     ) -> Result<String> {
         let r = Reference::parse(reference)?.with_default_tag();
         let platform = Platform::parse(platform)?;
+        let _busy = self.busy();
         let creds = auth.as_ref().and_then(Credentials::from_auth_config);
         let repo = Arc::new(self.registry.repository(&r.domain, &r.path, creds));
         let resolved = resolve_manifest(&repo, &r, &platform).await?;
