@@ -28,6 +28,9 @@ pub fn watch(
             EventKind::Create(_) => FileEventKind::Create,
             EventKind::Modify(notify::event::ModifyKind::Name(notify::event::RenameMode::From))
             | EventKind::Remove(_) => FileEventKind::Remove,
+            // The guest's replay re-sets times, which the host reports as a metadata change:
+            // forwarding those would loop forever.
+            EventKind::Modify(notify::event::ModifyKind::Metadata(_)) => return,
             EventKind::Modify(_) => FileEventKind::Modify,
             _ => return,
         };
