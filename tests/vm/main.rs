@@ -3,4 +3,5 @@
 //! `cargo test -p berth-e2e --test vm -- --test-threads=1 --nocapture` after building the image.
 
 mod boot;
+mod host;
 mod qemu;

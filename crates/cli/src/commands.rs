@@ -30,10 +30,13 @@ pub(crate) async fn start(state: &StateDir, timeout: u64) -> anyhow::Result<()> 
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     loop {
-        if ping(&state.docker_socket()).await {
+        let st = Status::read(state);
+        // Running = shares mounted and ports followed, not just the API answering.
+        if st.as_ref().is_some_and(|s| s.state == VmState::Running)
+            && ping(&state.docker_socket()).await
+        {
             break;
         }
-        let st = Status::read(state);
         let gone = match child.as_mut() {
             Some(c) => c.try_wait().ok().flatten().is_some(),
             None => live_pid(&state.pid_file(DAEMON)).is_none(),
