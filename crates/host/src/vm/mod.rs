@@ -63,7 +63,7 @@ pub trait Hypervisor: Send + Sync {
 /// Picks the back-end for this platform.
 #[cfg(target_os = "linux")]
 pub fn probe() -> Result<Arc<dyn Hypervisor>> {
-    Ok(Arc::new(qemu::Qemu::default()))
+    Ok(Arc::new(qemu::Qemu))
 }
 
 #[cfg(not(target_os = "linux"))]
