@@ -4,4 +4,5 @@
 
 mod boot;
 mod docker;
+mod host;
 mod qemu;

@@ -1,7 +1,9 @@
 //! Replays host file events in the guest. virtiofs does not forward host-side inotify, so the
-//! agent touches what changed: re-setting a file's own times fires IN_ATTRIB on the file and
-//! its directory, and the lookup refreshes virtiofs's cached entry; for a removal the parent
-//! directory is touched so watchers of it wake up and re-scan.
+//! agent touches what changed: re-setting a file's own times fires IN_ATTRIB on the file (seen
+//! by watchers of its directory, with its name), and the lookup refreshes virtiofs's cached
+//! entry; for a removal the parent directory is touched so watchers of it wake up and re-scan.
+//! Watchers thus see IN_ATTRIB, not IN_CREATE/IN_DELETE (those need kernel help). The host
+//! ignores the metadata change the re-set causes, so nothing loops.
 
 use std::path::Path;
 
