@@ -284,7 +284,10 @@ fn docker_cli_through_forwarded_socket() {
     let raw = hybrid_churn(&b.home.path().join("run/vsock.sock"), 2375, 8, 20);
     eprintln!("figure: raw hybrid CONNECT churn, 8 threads x 20, no mux: {raw}/160 failed");
     let after = ping_churn(&b.socket(), 200, 8);
-    assert_eq!(after, 0, "the multiplexed path failed after a raw churn burst");
+    assert_eq!(
+        after, 0,
+        "the multiplexed path failed after a raw churn burst"
+    );
 
     // Pull from the host's loopback registry through the mirror, run.
     b.docker_ok(&["pull", "busybox"]);
