@@ -64,14 +64,16 @@ pub(crate) async fn start(state: &StateDir, timeout: u64) -> anyhow::Result<()> 
 }
 
 fn print_usage(state: &StateDir) {
-    let sock = state.docker_socket();
-    println!("Docker socket: unix://{}", sock.display());
-    println!("Use it with:   docker --context berth ps");
-    println!(
-        "          or:  export DOCKER_HOST=unix://{}",
-        sock.display()
+    use std::io::Write;
+    let sock = state.docker_socket().display().to_string();
+    // A closed stdout (`berth start | head -1`) is not an error of ours.
+    let _ = write!(
+        std::io::stdout(),
+        "Docker socket: unix://{sock}\n\
+         Use it with:   docker --context berth ps\n\
+         \x20         or:  export DOCKER_HOST=unix://{sock}\n\
+         \x20         or:  docker context use berth\n"
     );
-    println!("          or:  docker context use berth");
 }
 
 /// Creates or updates the `berth` docker context (best effort: docker may be absent).
