@@ -113,6 +113,25 @@ fn spawn_daemon(state: &StateDir) -> anyhow::Result<std::process::Child> {
     cmd.spawn().context("failed to start the supervisor")
 }
 
+/// The supervisor in this process; prints how to connect once the engine is ready.
+pub(crate) async fn start_foreground(state: StateDir) -> anyhow::Result<()> {
+    let s = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let running = Status::read(&s).is_some_and(|st| st.state == VmState::Running);
+            if running && ping(&s.docker_socket()).await {
+                create_context(&s);
+                println!("Berth is running (Ctrl-C stops it).");
+                print_usage(&s);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let _ = std::fs::remove_file(state.run_dir().join("status.json"));
+    daemon(state).await
+}
+
 pub(crate) async fn daemon(state: StateDir) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(

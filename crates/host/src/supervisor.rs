@@ -90,8 +90,21 @@ pub async fn run(
         }
     }
     write_status(&state, &status);
-    let _ = std::fs::remove_file(state.docker_socket());
+    remove_sockets(&state);
     r
+}
+
+/// Removes the sockets (and virtiofsd's own pid files) of a stopped run.
+fn remove_sockets(state: &StateDir) {
+    let Ok(dir) = std::fs::read_dir(state.run_dir()) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".sock") || name.ends_with(".sock.pid") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// An error and its sources on one line.
