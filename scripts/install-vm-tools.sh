@@ -15,7 +15,7 @@ command -v qemu-img >/dev/null 2>&1 || need_apt="$need_apt qemu-utils"
 [ -e /usr/include/cap-ng.h ] || need_apt="$need_apt libcap-ng-dev"
 if [ -n "$need_apt" ]; then
     echo "install-vm-tools: apt-get install$need_apt"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y $need_apt
+    DEBIAN_FRONTEND=noninteractive apt-get install -y $need_apt || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y $need_apt; }
 fi
 
 install_crate() { # name version

@@ -66,19 +66,21 @@ ensure_tools() {
     done
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
+        mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-            $(printf '%s\n' "${missing[@]}" | sort -u) >&2
+            "${missing[@]}" >&2
     fi
 }
 
 # --- 1. packages -----------------------------------------------------------------------------
 # packages.lock: "name version" per line, the rootfs closure plus the kernel package.
 resolve_lock() {
-    local empty kpkg kver
+    local empty kpkg kver pkgs
     empty=$(mktemp)
+    mapfile -t pkgs < <(list "$HERE/packages.txt")
     log "resolving package versions"
     apt-get -s -q -o Dir::State::status="$empty" -o Debug::NoLocking=1 \
-        --no-install-recommends install $(list "$HERE/packages.txt") |
+        --no-install-recommends install "${pkgs[@]}" |
         awk '/^Inst /{v=$3; sub(/^\(/, "", v); print $2, v}' | LC_ALL=C sort >"$LOCK.tmp"
     rm -f "$empty"
     kpkg=$(apt-cache depends "linux-image-cloud-$ARCH" | awk '/Depends: linux-image-/{print $2; exit}')
@@ -128,6 +130,7 @@ build_kernel() {
     depmod -b "$dir" "$KVER"
     vmlinuz=$dir/boot/vmlinuz-$KVER
     # The cloud kernel's payload is LZ4 (legacy frame, magic 02 21 4c 18); try each match.
+    # shellcheck disable=SC2013 # byte offsets, one number per line
     for off in $(grep -obUaP '\x02\x21\x4c\x18' "$vmlinuz" | cut -d: -f1); do
         tail -c +$((off + 1)) "$vmlinuz" | lz4 -dc 2>/dev/null >"$dir/vmlinux" || true
         if [ "$(head -c 4 "$dir/vmlinux" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]; then
@@ -314,6 +317,10 @@ build_rootfs() {
     E2FSPROGS_FAKE_TIME=$EPOCH mke2fs -q -F -t ext4 -L berth-root -U "$ROOT_UUID" \
         -E "hash_seed=$ROOT_UUID,root_owner=0:0" -O ^has_journal -m 0 -b 4096 \
         -d "$root" "$OUT/rootfs.img.tmp" "${mib}M"
+    # mke2fs -d copies atime and ctime from the source tree, which touch cannot fix: set them.
+    (cd "$root" && find . | LC_ALL=C sort) | sed -e 's|^\.||' -e 's|^$|/|' |
+        awk -v t="@$EPOCH" '{printf "sif \"%s\" ctime %s\nsif \"%s\" atime %s\n", $0, t, $0, t}' |
+        E2FSPROGS_FAKE_TIME=$EPOCH debugfs -w -f - "$OUT/rootfs.img.tmp" >/dev/null 2>&1
     mv "$OUT/rootfs.img.tmp" "$OUT/rootfs.img"
     echo "$key" >"$WORK/rootfs.key"
     rm -rf "$root"
@@ -362,7 +369,9 @@ fi
 build_kernel
 if [ "$mode" = agent ]; then
     BASE=$WORK/base
-    [ -d "$BASE" ] && [ -f "$OUT/initrd.img" ] || die "no base image yet: run a full build first"
+    if [ ! -d "$BASE" ] || [ ! -f "$OUT/initrd.img" ]; then
+        die "no base image yet: run a full build first"
+    fi
 else
     build_base
     build_initrd

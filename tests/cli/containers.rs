@@ -1,1 +1,222 @@
-//! `docker` CLI tests: containers.
+//! `docker` CLI tests: containers (run, lifecycle, logs, inspect, errors).
+
+use std::time::Duration;
+
+use berth_test_support::{wait_until, Engine};
+
+/// Containers use `--network none` so these tests do not depend on bridge networking.
+const NET: &str = "--network=none";
+
+#[test]
+fn run_rm_prints_and_propagates_exit_codes() {
+    let e = Engine::start();
+    let out = e.docker_ok(&["run", "--rm", NET, "busybox", "echo", "hi"]);
+    assert_eq!(out, "hi\n");
+    let o = e.docker(&[
+        "run", NET, "--name", "three", "busybox", "sh", "-c", "exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    let ps = e.docker_ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.contains("three Exited (3)"), "{ps}");
+    assert_eq!(ps.lines().count(), 1, "--rm container must be gone: {ps}");
+    let o = e.docker(&["run", "--rm", NET, "busybox", "no-such-binary"]);
+    assert_eq!(o.status.code(), Some(127), "{o:?}");
+}
+
+#[test]
+fn detached_lifecycle_inspect_and_errors() {
+    let e = Engine::start();
+    let id = e.docker_ok(&[
+        "run",
+        "-d",
+        NET,
+        "--name",
+        "web",
+        "-l",
+        "tier=front",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64);
+    let fmt = "{{.Name}} {{.State.Status}} {{.State.Running}} {{.HostConfig.LogConfig.Type}} {{.HostConfig.RestartPolicy.Name}} {{.Config.Labels.tier}}";
+    let insp = e.docker_ok(&["inspect", "--format", fmt, "web"]);
+    assert_eq!(insp.trim(), "/web running true json-file  front");
+    // Prefix and name lookups; filters.
+    e.docker_ok(&["inspect", &id[..8]]);
+    let ps = e.docker_ok(&[
+        "ps",
+        "--filter",
+        "label=tier=front",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(ps.trim(), "web");
+    let ps = e.docker_ok(&["ps", "--filter", "status=exited", "--format", "{{.Names}}"]);
+    assert_eq!(ps.trim(), "");
+    // Name conflicts use dockerd's text.
+    let err = e.docker_err(&["create", NET, "--name", "web", "busybox"]);
+    assert!(
+        err.contains("Conflict. The container name \"/web\" is already in use by container"),
+        "{err}"
+    );
+    // top, pause/unpause, rename.
+    let top = e.docker_ok(&["top", "web"]);
+    assert!(top.contains("sleep 300"), "{top}");
+    e.docker_ok(&["pause", "web"]);
+    let st = e.docker_ok(&["inspect", "--format", "{{.State.Status}}", "web"]);
+    assert_eq!(st.trim(), "paused");
+    e.docker_ok(&["unpause", "web"]);
+    e.docker_ok(&["rename", "web", "web2"]);
+    let err = e.docker_err(&["rm", "web2"]);
+    assert!(
+        err.contains("stop the container before removing or force remove"),
+        "{err}"
+    );
+    e.docker_ok(&["stop", "-t", "1", "web2"]);
+    let st = e.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "web2",
+    ]);
+    assert_eq!(st.trim(), "exited 137");
+    e.docker_ok(&["start", "web2"]);
+    e.docker_ok(&["restart", "-t", "1", "web2"]);
+    e.docker_ok(&["kill", "web2"]);
+    e.docker_ok(&["rm", "-f", "web2"]);
+    let err = e.docker_err(&["rm", "web2"]);
+    assert!(err.contains("No such container: web2"), "{err}");
+    let (s, body) = e.api("GET", "/v1.50/containers/nope/json", None);
+    assert_eq!(s, 404);
+    assert!(body.contains("No such container: nope"), "{body}");
+    let (s, _) = e.api("POST", "/v1.50/containers/create", Some("{not json"));
+    assert_eq!(s, 400);
+}
+
+#[test]
+fn logs_streams_tail_and_timestamps() {
+    let e = Engine::start();
+    e.docker_ok(&[
+        "run",
+        NET,
+        "--name",
+        "lg",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two; sleep 0.2; echo err >&2",
+    ]);
+    let out = e.docker(&["logs", "lg"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    let out = e.docker(&["logs", "--tail", "1", "lg"]);
+    assert_eq!(
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        "err\n"
+    );
+    let ts = e.docker_ok(&["logs", "-t", "lg"]);
+    assert!(ts.lines().next().unwrap().ends_with("Z one"), "{ts}");
+    // The json-file format on disk.
+    let id = e.docker_ok(&["inspect", "--format", "{{.Id}}", "lg"]);
+    let path = e
+        .data_root()
+        .join("containers")
+        .join(id.trim())
+        .join(format!("{}-json.log", id.trim()));
+    let raw = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        raw.starts_with("{\"log\":\"one\\n\",\"stream\":\"stdout\",\"time\":\""),
+        "{raw}"
+    );
+    // follow ends when the container exits.
+    e.docker_ok(&[
+        "run",
+        "-d",
+        NET,
+        "--name",
+        "fl",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; echo late",
+    ]);
+    let out = e.docker_ok(&["logs", "-f", "fl"]);
+    assert_eq!(out, "late\n");
+}
+
+#[test]
+fn interactive_stdin_and_tty() {
+    let e = Engine::start();
+    let o = e.docker_stdin(
+        &["run", "-i", "--rm", NET, "busybox", "sh"],
+        b"echo from-stdin; exit 7\n",
+    );
+    assert_eq!(o.status.code(), Some(7), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "from-stdin\n");
+    // -it through a pseudo terminal made by script(1).
+    let cmd = "docker run -it --rm --network=none busybox sh -c 'tty; exit 5'";
+    let out = std::process::Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .env("DOCKER_HOST", e.host())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert_eq!(out.status.code(), Some(5), "{text}");
+}
+
+#[test]
+fn restart_policy_and_autoremove_wait() {
+    let e = Engine::start();
+    e.docker_ok(&[
+        "run",
+        "-d",
+        NET,
+        "--name",
+        "rp",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            e.docker_ok(&[
+                "inspect",
+                "--format",
+                "{{.RestartCount}} {{.State.Running}}",
+                "rp",
+            ])
+            .trim()
+                == "2 false"
+        }),
+        "{}",
+        e.docker_ok(&["inspect", "rp"])
+    );
+    let o = e.docker_ok(&["run", "-d", "--rm", NET, "--name", "arm", "busybox", "true"]);
+    assert_eq!(o.trim().len(), 64);
+    assert!(wait_until(Duration::from_secs(10), || !e
+        .docker_ok(&["ps", "-a", "--format", "{{.Names}}"])
+        .contains("arm")));
+}
+
+#[test]
+fn host_mode_init_and_resource_flags() {
+    let e = Engine::start();
+    let out = e.docker_ok(&[
+        "run", "--rm", "--network", "host", "--init", "-m", "64m", "--cpus", "0.5", "--pids-limit", "50",
+        "--cap-drop", "ALL", "--read-only", "-u", "nobody", "-w", "/tmp", "-e", "A=b",
+        "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; id -u; pwd; echo $A; touch /x 2>&1 | head -c 0; test -w / || echo ro",
+    ]);
+    assert!(out.starts_with("/sbin/docker-init -- sh"), "{out}");
+    assert!(out.contains("65534\n/tmp\nb\nro\n"), "{out}");
+}

@@ -267,14 +267,15 @@ struct AuthRegistry {
 }
 
 impl AuthRegistry {
-    /// Starts it with its state in `dir` (inside the test engine's scratch directory).
-    fn start(dir: PathBuf, mode: &str, creds: &str) -> Self {
+    /// Starts it with its state in `dir` (inside the test engine's scratch directory);
+    /// `auth` is `["--htpasswd", "u:p"]`, `["--token", "u:p"]` or empty.
+    fn start(dir: PathBuf, auth: &[&str]) -> Self {
         std::fs::create_dir_all(&dir).unwrap();
         let out = Command::new("python3")
             .arg(repo_root().join("tests/fixtures/registry.py"))
             .args(["start", "--dir"])
             .arg(&dir)
-            .args([mode, creds])
+            .args(auth)
             .output()
             .unwrap();
         assert!(
@@ -288,27 +289,43 @@ impl AuthRegistry {
             .unwrap()
             .trim()
             .to_string();
-        // Only busybox, copied from the shared registry.
+        Self { dir, addr }
+    }
+
+    /// Copies busybox from the shared registry to `team/busybox:latest`.
+    fn with_busybox(self, creds: Option<&str>) -> Self {
         let shared = &Registry::shared().addr;
-        let copy = Command::new("skopeo")
-            .args([
-                "copy",
-                "-q",
-                "--src-tls-verify=false",
-                "--dest-tls-verify=false",
-                "--dest-creds",
-                creds,
-            ])
+        let mut copy = Command::new("skopeo");
+        copy.args([
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+        ]);
+        if let Some(c) = creds {
+            copy.args(["--dest-creds", c]);
+        }
+        let out = copy
             .arg(format!("docker://{shared}/library/busybox:latest"))
-            .arg(format!("docker://{addr}/team/busybox:latest"))
+            .arg(format!("docker://{}/team/busybox:latest", self.addr))
             .output()
             .unwrap();
         assert!(
-            copy.status.success(),
+            out.status.success(),
             "{}",
-            String::from_utf8_lossy(&copy.stderr)
+            String::from_utf8_lossy(&out.stderr)
         );
-        Self { dir, addr }
+        self
+    }
+
+    /// The file holding a blob in the registry's storage.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
     }
 }
 
@@ -330,7 +347,8 @@ fn login_and_authenticated_pull_basic_and_token() {
         ("--token", "bob", "hunter2"),
     ] {
         let dir = e.scratch().join(format!("registry{mode}"));
-        let reg = AuthRegistry::start(dir, mode, &format!("{user}:{pass}"));
+        let creds = format!("{user}:{pass}");
+        let reg = AuthRegistry::start(dir, &[mode, &creds]).with_busybox(Some(&creds));
         let image = format!("{}/team/busybox", reg.addr);
         let err = e.docker_err(&["pull", &image]);
         assert!(err.contains("Error response from daemon"), "{mode}: {err}");
@@ -419,4 +437,100 @@ fn save_then_load_round_trips() {
         "localhost:5999/a/b:c",
     ]);
     assert_eq!(again.trim(), id.trim());
+}
+
+#[test]
+fn corrupt_layer_blob_is_refused_and_leaves_nothing() {
+    let e = Engine::start_offline();
+    let reg = AuthRegistry::start(e.scratch().join("registry-plain"), &[]);
+    // A loaded image has its layer as a plain tar, so a flipped byte inside a file keeps the
+    // tar readable and only the digests can catch it.
+    let cache = std::env::var("BERTH_FIXTURES")
+        .unwrap_or_else(|_| "/root/.cache/berth/fixtures".to_string());
+    e.docker_ok(&["load", "-i", &format!("{cache}/images/busybox.tar")]);
+    let name = format!("{}/team/plain:1", reg.addr);
+    e.docker_ok(&["tag", "busybox", &name]);
+    e.docker_ok(&["push", &name]);
+    let raw = e.docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RootFS.Layers}}",
+        &name,
+    ]);
+    let layers: Vec<String> = serde_json::from_str(raw.trim()).unwrap();
+    let blob = reg.blob_file(&layers[0]);
+    let mut data = std::fs::read(&blob).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    std::fs::write(&blob, &data).unwrap();
+
+    e.docker_ok(&["image", "prune", "-a", "-f"]);
+    let out = e.docker(&["pull", &name]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("Pulling from team/plain"), "{text}");
+    assert!(text.contains("digest mismatch"), "{text}");
+    assert!(tags(&e, &[]).is_empty());
+    for sub in ["image/layers", "image/blobs/sha256"] {
+        let left: Vec<_> = std::fs::read_dir(e.data_root().join(sub))
+            .unwrap()
+            .map(|d| d.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{sub}: {left:?}");
+    }
+}
+
+#[test]
+fn import_a_tarball_with_changes() {
+    let e = Engine::start_offline();
+    let cache = std::env::var("BERTH_FIXTURES")
+        .unwrap_or_else(|_| "/root/.cache/berth/fixtures".to_string());
+    // The layer of the busybox fixture is a plain root filesystem tar.
+    let fixture = format!("{cache}/images/busybox.tar");
+    let out = Command::new("tar")
+        .args(["-xOf", &fixture, "manifest.json"])
+        .output()
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layer = manifest[0]["Layers"][0].as_str().unwrap().to_string();
+    let rootfs = Command::new("tar")
+        .args(["-xOf", &fixture, &layer])
+        .output()
+        .unwrap();
+    assert!(rootfs.status.success());
+    let out = e.docker_stdin(
+        &[
+            "import",
+            "--change",
+            r#"CMD ["echo", "imported"]"#,
+            "--change",
+            "ENV X=1",
+            "-m",
+            "from a test",
+            "-",
+            "imported:1",
+        ],
+        &rootfs.stdout,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("sha256:"));
+    let cfg = e.docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Cmd}} {{json .Config.Env}} {{.Comment}}",
+        "imported:1",
+    ]);
+    assert_eq!(cfg.trim(), r#"["echo","imported"] ["X=1"] from a test"#);
+    let err = e.docker_stdin(&["import", "-", "bad:1"], b"not a tar");
+    assert!(!err.status.success());
 }

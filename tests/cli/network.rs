@@ -340,3 +340,44 @@ fn published_ports_survive_an_engine_restart() {
     );
     e.docker_ok(&["rm", "-f", &id]);
 }
+
+#[test]
+fn user_network_dns_resolves_container_names() {
+    let e = Engine::start();
+    e.docker_ok(&["network", "create", "dnsnet"]);
+    let web = e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "dnsnet",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let web_ip = e.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.dnsnet.IPAddress}}",
+        "web",
+    ]);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "dnsnet",
+        "busybox",
+        "nslookup",
+        "web",
+        "127.0.0.11",
+    ]);
+    assert!(
+        out.contains(&format!("Address: {}", web_ip.trim())),
+        "{out}"
+    );
+    // The default bridge has no embedded DNS, as with dockerd.
+    let out = e.docker(&["run", "--rm", "busybox", "nslookup", "web", "127.0.0.11"]);
+    assert!(!out.status.success() || !String::from_utf8_lossy(&out.stdout).contains(web_ip.trim()));
+    e.docker_ok(&["rm", "-f", web.trim()]);
+}

@@ -1,1 +1,69 @@
-//! `docker` CLI tests: volumes.
+//! `docker volume` tests and volume mounts.
+
+use berth_test_support::Engine;
+
+#[test]
+fn volumes_create_share_and_remove() {
+    let e = Engine::start();
+    e.docker_ok(&["volume", "create", "--label", "k=v", "data"]);
+    let ls = e.docker_ok(&["volume", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert_eq!(ls.trim(), "data local");
+    let mp = e.docker_ok(&[
+        "volume",
+        "inspect",
+        "--format",
+        "{{.Mountpoint}} {{.Labels.k}}",
+        "data",
+    ]);
+    assert!(mp.trim().ends_with("/_data v"), "{mp}");
+    e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    let out = e.docker_ok(&[
+        "run",
+        "--name",
+        "reader",
+        "--network=none",
+        "-v",
+        "data:/d:ro",
+        "busybox",
+        "cat",
+        "/d/f",
+    ]);
+    assert_eq!(out, "kept\n");
+    let err = e.docker_err(&["volume", "rm", "data"]);
+    assert!(err.contains("volume is in use"), "{err}");
+    // Host bind mounts.
+    let host = e.scratch().join("bind");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("h"), "host\n").unwrap();
+    let spec = format!("{}:/h", host.display());
+    assert_eq!(
+        e.docker_ok(&[
+            "run",
+            "--rm",
+            "--network=none",
+            "-v",
+            &spec,
+            "busybox",
+            "cat",
+            "/h/h"
+        ]),
+        "host\n"
+    );
+    e.docker_ok(&["rm", "-v", "reader"]);
+    e.docker_ok(&["volume", "rm", "data"]);
+    let err = e.docker_err(&["volume", "inspect", "data"]);
+    assert!(err.contains("no such volume"), "{err}");
+    e.docker_ok(&["volume", "create", "junk"]);
+    let out = e.docker_ok(&["volume", "prune", "-a", "-f"]);
+    assert!(out.contains("junk"), "{out}");
+}

@@ -1,10 +1,12 @@
 //! Boot checks of the guest's PID 1: first boot formats the data disk, the engine reaches
-//! "API listen", the mounts, cgroups, DNS and host gateway are set, orphans are reaped, the
-//! power button powers off cleanly, and a second boot keeps the disk.
+//! "API listen", the mounts, cgroups, DNS and host gateway are set, orphans are reaped, a killed
+//! engine is restarted, the power button powers off cleanly, and a second boot keeps the disk.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
+
+use berth_test_support::wait_until;
 
 use crate::qemu::{create_disk, Vm};
 
@@ -28,6 +30,7 @@ fn pong_server() -> u16 {
 
 #[test]
 fn boot_formats_data_disk_once_and_powers_off_cleanly() {
+    let _serial = crate::qemu::serial();
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("data.qcow2");
     create_disk(&disk, "4G");
@@ -106,6 +109,16 @@ fn boot_formats_data_disk_once_and_powers_off_cleanly() {
         CMD,
     );
     assert_eq!(zombies.trim(), "0", "zombies left: {zombies}");
+
+    // A dead engine is restarted and serves again.
+    vm.shell(
+        "for p in $(pidof berth-agent); do [ $p = 1 ] || kill -9 $p; done",
+        "kill",
+        CMD,
+    );
+    vm.expect("engine restarts in 1 s", CMD);
+    let relisten = wait_until(BOOT, || vm.console().matches("API listen").count() >= 2);
+    assert!(relisten, "the engine was not restarted:\n{}", vm.console());
 
     vm.shell("echo kept > /var/lib/berth/vm-test-marker", "mark", CMD);
     let off = vm.power_off(Duration::from_secs(60));

@@ -3,5 +3,6 @@
 //! `cargo test -p berth-e2e --test vm -- --test-threads=1 --nocapture` after building the image.
 
 mod boot;
+mod docker;
 mod host;
 mod qemu;

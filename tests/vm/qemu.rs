@@ -6,10 +6,17 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use berth_test_support::wait_until;
+
+/// VM tests run one at a time (each takes 1 GiB and a busy vCPU or two under TCG): hold this
+/// for the whole test.
+pub(crate) fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The built image (`vm-image/build.sh`); a missing image fails the test.
 pub(crate) fn image_dir() -> PathBuf {
@@ -50,6 +57,12 @@ impl Vm {
     /// Boots the image with `disk` as the data disk and `append` added to the kernel command
     /// line. `dir` holds the monitor socket and `console.log`.
     pub(crate) fn boot(dir: &Path, disk: &Path, append: &str) -> Vm {
+        Self::boot_with(dir, disk, append, None)
+    }
+
+    /// Like [`Vm::boot`], with a vhost-user-vsock device on `vhost` (a vhost-device-vsock
+    /// control socket); guest memory is then a shared memfd, as vhost-user needs.
+    pub(crate) fn boot_with(dir: &Path, disk: &Path, append: &str, vhost: Option<&Path>) -> Vm {
         let out = image_dir();
         let cmdline = std::fs::read_to_string(out.join("cmdline")).unwrap();
         let now = std::time::SystemTime::now()
@@ -63,9 +76,22 @@ impl Vm {
         };
         let monitor = dir.join("mon.sock");
         let _ = std::fs::remove_file(&monitor);
+        let mut machine = format!("q35,accel={accel}");
+        let mut vsock_args: Vec<String> = vec![];
+        if let Some(sock) = vhost {
+            machine.push_str(",memory-backend=mem");
+            vsock_args.extend([
+                "-object".into(),
+                "memory-backend-memfd,id=mem,size=1024M,share=on".into(),
+                "-chardev".into(),
+                format!("socket,id=vsk,path={}", sock.display()),
+                "-device".into(),
+                "vhost-user-vsock-pci,chardev=vsk".into(),
+            ]);
+        }
         let started = Instant::now();
         let mut child = Command::new("qemu-system-x86_64")
-            .args(["-machine", &format!("q35,accel={accel}")])
+            .args(["-machine", &machine])
             .args([
                 "-nodefaults",
                 "-no-user-config",
@@ -101,6 +127,7 @@ impl Vm {
                 "virtio-net-pci,netdev=net0",
             ])
             .args(["-device", "virtio-rng-pci"])
+            .args(&vsock_args)
             .arg("-monitor")
             .arg(format!("unix:{},server=on,wait=off", monitor.display()))
             .stdin(Stdio::piped())
@@ -201,5 +228,54 @@ fn copy_console(mut from: Box<dyn Read + Send>, to: &Mutex<String>, log: &Path) 
         to.lock()
             .unwrap()
             .push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
+/// vhost-device-vsock for one VM (guest CID 3): `socket` for QEMU, `uds` for host programs
+/// (hybrid `CONNECT <port>`). Killed by PID on drop.
+pub(crate) struct VsockDaemon {
+    child: Child,
+    pub(crate) socket: PathBuf,
+    pub(crate) uds: PathBuf,
+}
+
+impl VsockDaemon {
+    pub(crate) fn start(dir: &Path) -> VsockDaemon {
+        let tools = std::env::var_os("BERTH_TOOLS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/root/.cache/berth/tools"));
+        let bin = tools.join("bin/vhost-device-vsock");
+        assert!(
+            bin.exists(),
+            "{} missing: run scripts/install-vm-tools.sh",
+            bin.display()
+        );
+        let socket = dir.join("vhost.sock");
+        let uds = dir.join("vm.vsock");
+        let child = Command::new(&bin)
+            .arg("--vm")
+            .arg(format!(
+                "guest-cid=3,socket={},uds-path={}",
+                socket.display(),
+                uds.display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("vhost-device-vsock.log")).unwrap())
+            .spawn()
+            .expect("start vhost-device-vsock");
+        let d = VsockDaemon { child, socket, uds };
+        assert!(
+            wait_until(Duration::from_secs(10), || d.socket.exists()),
+            "vhost-device-vsock did not create {}",
+            d.socket.display()
+        );
+        d
+    }
+}
+
+impl Drop for VsockDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -9,6 +9,7 @@ mod cli;
 mod control;
 mod init;
 mod listen;
+mod memory;
 mod observability;
 
 use anyhow::Context;
@@ -23,6 +24,7 @@ fn main() -> anyhow::Result<()> {
     if is_init() {
         init::main();
     }
+    memory::limit_arenas();
     let args = cli::Args::parse();
     let config = args.engine_config()?;
     observability::init(args.log_level.as_deref().or(config.1.as_deref()));
@@ -40,6 +42,7 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
         .context("failed to open the engine")?;
     let app = berth_server::app(engine.clone());
     let cancel = tokio_util::sync::CancellationToken::new();
+    let trimmer = memory::spawn_trimmer(&engine.events, cancel.clone());
     let mut listeners = listen::start(&args.hosts, app.clone(), cancel.clone()).await?;
     let (control, forward) = args.control_endpoints()?;
     let in_vm = control.as_ref().is_some_and(|c| c.is_vsock());
@@ -77,6 +80,7 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
     }
     tracing::info!("shutting down");
     cancel.cancel();
+    let _ = trimmer.await;
     listeners.close().await;
     engine.shutdown().await;
     if let Some(p) = &args.pidfile {

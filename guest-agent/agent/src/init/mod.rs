@@ -15,8 +15,7 @@ mod net;
 mod power;
 mod supervise;
 
-#[allow(unused_imports)] // for the control server (time sync after resume)
-pub(crate) use clock::set_wall_clock;
+use clock::set_wall_clock;
 
 use anyhow::{bail, Context};
 

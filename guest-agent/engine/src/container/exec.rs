@@ -405,10 +405,11 @@ impl Svc {
 /// The error a failed runtime exec logged (e.g. executable not found).
 fn error_line(log: &str) -> Option<String> {
     log.lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["level"] == "error")
         .filter_map(|v| v["msg"].as_str().map(str::to_string))
-        .last()
+        .next()
         .map(|m| format!("OCI runtime exec failed: {m}\n"))
 }
 

@@ -101,6 +101,14 @@ impl Svc {
                 })? {
                     let _ = self.networks.detach(&c.id, &att).await;
                 }
+                if c.snapshot().host.auto_remove {
+                    // `docker run --rm` waits for the removal after a failed start.
+                    let svc = self.clone();
+                    let id = c.id.clone();
+                    tokio::spawn(async move {
+                        let _ = svc.remove(&id, true, true).await;
+                    });
+                }
                 Err(e)
             }
         }
@@ -162,6 +170,8 @@ impl Svc {
                     .collect(),
                 // `--ip` is not recorded from NetworkingConfig yet: the network picks a free address.
                 ipv4_address: String::new(),
+                // `EndpointsConfig.<net>.Aliases` are not recorded yet: DNS knows the name only.
+                aliases: Vec::new(),
             })
             .await?;
         c.update(paths, |st| st.attachment = Some(att.clone()))?;

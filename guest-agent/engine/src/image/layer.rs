@@ -79,6 +79,8 @@ pub struct Extracted {
     pub stats: UnpackStats,
     /// Digest of the bytes read (the blob as stored or sent).
     pub blob_digest: String,
+    /// Digest of the uncompressed tar.
+    pub diff_id: String,
 }
 
 fn digest_of(h: Sha256) -> String {
@@ -86,11 +88,11 @@ fn digest_of(h: Sha256) -> String {
 }
 
 /// Unpacks a (possibly compressed) layer stream into `dir`, checking the compressed bytes
-/// against `blob_digest` (when known) and the tar against `diff_id`.
+/// against `blob_digest` and the tar against `diff_id` when they are known.
 pub fn extract(
     input: impl Read,
     blob_digest: Option<&str>,
-    diff_id: &str,
+    diff_id: Option<&str>,
     dir: &Path,
 ) -> Result<Extracted> {
     let mut blob_hash = Sha256::new();
@@ -131,15 +133,16 @@ pub fn extract(
             "digest mismatch for layer {want}: downloaded content has {blob}"
         )));
     }
-    let got = digest_of(diff_hash);
-    if got != diff_id {
+    let diff = digest_of(diff_hash);
+    if let Some(want) = diff_id.filter(|w| *w != diff) {
         return Err(EngineError::invalid(format!(
-            "layer does not match its diff id {diff_id}: got {got}"
+            "layer does not match its diff id {want}: got {diff}"
         )));
     }
     Ok(Extracted {
         stats,
         blob_digest: blob,
+        diff_id: diff,
     })
 }
 
@@ -171,9 +174,10 @@ mod tests {
         let zst = zstd::encode_all(&tar[..], 1).unwrap();
         for blob in [tar.clone(), gz, zst] {
             let dir = tempfile::tempdir().unwrap();
-            let x = extract(&blob[..], Some(&sha(&blob)), &sha(&tar), dir.path()).unwrap();
+            let x = extract(&blob[..], Some(&sha(&blob)), Some(&sha(&tar)), dir.path()).unwrap();
             assert_eq!(x.stats.size, 5);
             assert_eq!(x.blob_digest, sha(&blob));
+            assert_eq!(x.diff_id, sha(&tar));
             assert_eq!(
                 std::fs::read(dir.path().join("hello.txt")).unwrap(),
                 b"hello"
@@ -186,9 +190,9 @@ mod tests {
         let tar = layer_tar();
         let dir = tempfile::tempdir().unwrap();
         let wrong = sha(b"other");
-        assert!(extract(&tar[..], Some(&wrong), &sha(&tar), dir.path()).is_err());
+        assert!(extract(&tar[..], Some(&wrong), Some(&sha(&tar)), dir.path()).is_err());
         let dir = tempfile::tempdir().unwrap();
-        assert!(extract(&tar[..], Some(&sha(&tar)), &wrong, dir.path()).is_err());
+        assert!(extract(&tar[..], Some(&sha(&tar)), Some(&wrong), dir.path()).is_err());
     }
 
     #[test]

@@ -55,6 +55,7 @@ impl ImageService {
     /// Loads every image of a docker-archive read from `input` (blocking). Returns the
     /// `Loaded image: …` lines.
     pub fn load_archive(&self, input: impl Read) -> Result<Vec<String>> {
+        let _busy = self.busy();
         let spool = self.lock().layer_tmp_dir()?;
         let result = self.load_from(input, &spool);
         if let Err(e) = fs::remove_dir_all(&spool) {
@@ -117,7 +118,7 @@ impl ImageService {
                     inner: file,
                     out: &mut writer,
                 };
-                let res = layer::extract(&mut tee, None, diff_id, &tmp).and_then(|x| {
+                let res = layer::extract(&mut tee, None, Some(diff_id), &tmp).and_then(|x| {
                     let blob_path = self.lock().blob_path(&x.blob_digest)?;
                     writer.commit(&blob_path)?;
                     commit_layer(&tmp, &dest)?;

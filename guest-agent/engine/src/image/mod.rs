@@ -3,6 +3,7 @@
 //! Layout on disk: see [`store`]. Layers are unpacked once per diff id into their own
 //! directory, so images share them and a container's overlay uses them directly as lowerdirs.
 
+pub mod create;
 pub mod layer;
 mod load;
 pub mod manifest;
@@ -84,6 +85,19 @@ fn familiar(canonical: &str) -> String {
     Reference::parse(canonical).map_or_else(|_| canonical.to_string(), |r| r.familiar())
 }
 
+/// dockerd's text: `No such image: busybox:latest` for names (tag defaulted, familiar form),
+/// the input as given for `sha256:` ids.
+fn no_such_image(reference: &str) -> EngineError {
+    let shown = if reference.starts_with("sha256:") {
+        reference.to_string()
+    } else {
+        Reference::parse(reference)
+            .map(|r| r.with_default_tag().familiar())
+            .unwrap_or_else(|_| reference.to_string())
+    };
+    EngineError::not_found(format!("No such image: {shown}"))
+}
+
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -116,14 +130,34 @@ pub struct ImageService {
     events: EventBus,
     registry: RegistryClient,
     store: Mutex<Store>,
+    /// Pulls, loads and creates in progress: they commit layers before their image record,
+    /// so orphan collection waits until none runs.
+    busy: Mutex<usize>,
+}
+
+/// Marks an operation that commits layers or blobs ahead of its record.
+pub(crate) struct BusyGuard<'a>(&'a ImageService);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        let mut n = self.0.busy.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+    }
 }
 
 impl ImageService {
     pub async fn open(config: Arc<EngineConfig>, events: EventBus) -> Result<Self> {
         let root = config.data_root.join("image");
-        let store = tokio::task::spawn_blocking(move || Store::open(root))
-            .await
-            .map_err(|e| EngineError::internal(format!("opening image store: {e}")))??;
+        let store = tokio::task::spawn_blocking(move || -> Result<Store> {
+            let mut store = Store::open(root)?;
+            // Nothing runs yet: leftovers of pulls cut short by a crash can go now.
+            for d in store.gc_orphans()? {
+                let _ = std::fs::remove_dir_all(&d);
+            }
+            Ok(store)
+        })
+        .await
+        .map_err(|e| EngineError::internal(format!("opening image store: {e}")))??;
         tracing::info!(images = store.images.len(), "image store opened");
         let registry = RegistryClient::new(config.clone())?;
         Ok(Self {
@@ -131,7 +165,30 @@ impl ImageService {
             events,
             registry,
             store: Mutex::new(store),
+            busy: Mutex::new(0),
         })
+    }
+
+    pub(crate) fn busy(&self) -> BusyGuard<'_> {
+        *self.busy.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        BusyGuard(self)
+    }
+
+    /// Deletes unreferenced layers and blobs unless an operation that creates them runs.
+    fn collect_orphans(&self) {
+        let idle = *self.busy.lock().unwrap_or_else(|e| e.into_inner()) == 0;
+        if !idle {
+            tracing::debug!("orphan collection skipped: image operation in progress");
+            return;
+        }
+        match self.lock().gc_orphans() {
+            Ok(doomed) => {
+                for d in doomed {
+                    let _ = std::fs::remove_dir_all(&d);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "orphan collection failed"),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {
@@ -188,7 +245,7 @@ impl ImageService {
         let s = self.lock();
         Self::find_hex(&s, reference)
             .and_then(|h| s.images.get(&h).cloned())
-            .ok_or_else(|| EngineError::not_found(format!("No such image: {reference}")))
+            .ok_or_else(|| no_such_image(reference))
     }
 
     /// The id (`sha256:…`) of the image `reference` names, or `No such image`.
@@ -204,7 +261,7 @@ impl ImageService {
     }
 
     /// Resolves a reference (name[:tag], name@digest, full or short id) to a local image, or
-    /// `NotFound` with `No such image: <reference>`.
+    /// `NotFound` with dockerd's `No such image: busybox:latest` (name with its tag defaulted).
     pub async fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
         let rec = self.get(reference)?;
         let raw = self.lock().get_blob(&rec.id)?;
@@ -644,6 +701,7 @@ impl ImageService {
             }
         }
         report.images_deleted = (!deleted.is_empty()).then_some(deleted);
+        self.collect_orphans();
         Ok(report)
     }
 

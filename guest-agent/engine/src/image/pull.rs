@@ -125,6 +125,7 @@ impl ImageService {
     ) -> Result<String> {
         let r = Reference::parse(reference)?.with_default_tag();
         let platform = Platform::parse(platform)?;
+        let _busy = self.busy();
         let creds = auth.as_ref().and_then(Credentials::from_auth_config);
         let repo = Arc::new(self.registry.repository(&r.domain, &r.path, creds));
         let resolved = resolve_manifest(&repo, &r, &platform).await?;
@@ -349,11 +350,11 @@ impl LayerJob {
                             inner: input,
                             out: &mut writer,
                         };
-                        let x = layer::extract(&mut tee, Some(&digest), &diff_id, &tmp)?;
+                        let x = layer::extract(&mut tee, Some(&digest), Some(&diff_id), &tmp)?;
                         writer.commit_unsynced(&dest)?;
                         Ok(x)
                     }
-                    None => layer::extract(input, Some(&digest), &diff_id, &tmp),
+                    None => layer::extract(input, Some(&digest), Some(&diff_id), &tmp),
                 }
             }
         });

@@ -240,6 +240,59 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Removes layer directories and blobs no image record refers to (leftovers of failed or
+    /// interrupted pulls). Only safe while no pull, load or create is running. Layer
+    /// directories are renamed aside and returned for the caller to delete.
+    pub fn gc_orphans(&mut self) -> Result<Vec<PathBuf>> {
+        let mut layers = std::collections::HashSet::new();
+        let mut blobs = std::collections::HashSet::new();
+        for r in self.images.values() {
+            layers.extend(
+                r.layers
+                    .iter()
+                    .map(|l| l.trim_start_matches("sha256:").to_string()),
+            );
+            blobs.insert(r.hex().to_string());
+            blobs.extend(
+                r.manifest
+                    .iter()
+                    .map(|m| m.trim_start_matches("sha256:").to_string()),
+            );
+            blobs.extend(
+                r.layer_blobs
+                    .iter()
+                    .map(|b| b.trim_start_matches("sha256:").to_string()),
+            );
+        }
+        let mut doomed = Vec::new();
+        for e in fs::read_dir(self.root.join("layers"))? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || layers.contains(&name) {
+                continue;
+            }
+            let trash = self
+                .root
+                .join("layers")
+                .join(format!(".tmp-{}", crate::id::new_id()));
+            if fs::rename(e.path(), &trash).is_ok() {
+                tracing::info!(layer = %name, "removing unreferenced layer");
+                doomed.push(trash);
+            }
+        }
+        for e in fs::read_dir(self.root.join("blobs/sha256"))? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') && !blobs.contains(&name) {
+                tracing::info!(blob = %name, "removing unreferenced blob");
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        Ok(doomed)
+    }
+}
+
 /// A blob being written: temp file in the blob directory, fsynced and renamed by
 /// [`BlobWriter::commit`] once its digest was checked; removed when dropped uncommitted.
 pub struct BlobWriter {
@@ -438,6 +491,13 @@ mod tests {
         let doomed = s.remove_image(a.hex()).unwrap();
         assert_eq!(doomed.len(), 1);
         assert!(!s.has_layer(&l1));
+        // Leftovers of a failed pull go at the next collection.
+        let orphan = format!("sha256:{}", "3".repeat(64));
+        fs::create_dir_all(s.layer_dir(&orphan).unwrap()).unwrap();
+        s.put_blob(&sha256_digest(b"stray"), b"stray").unwrap();
+        let doomed = s.gc_orphans().unwrap();
+        assert_eq!(doomed.len(), 1);
+        assert!(!s.has_layer(&orphan) && !s.has_blob(&sha256_digest(b"stray")));
         // Interrupted work is cleaned up on open.
         let tmp = s.layer_tmp_dir().unwrap();
         drop(s);

@@ -7,6 +7,7 @@
 //! namespaces outlive the engine process; after a restart [`NetworkService::restore`] brings
 //! the proxies back for containers that kept running.
 
+mod dns;
 mod ipam;
 mod nat;
 mod netlink;
@@ -26,6 +27,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
+use self::dns::DnsServer;
 use self::ipam::Subnet;
 use self::nat::{Nat, NatNet};
 use self::netlink::Netlink;
@@ -57,6 +59,9 @@ pub struct AttachRequest {
     pub exposed_ports: Vec<String>,
     /// `--ip` (`EndpointsConfig.<net>.IPAMConfig.IPv4Address`); empty picks a free address.
     pub ipv4_address: String,
+    /// `EndpointsConfig.<net>.Aliases` (`--network-alias`, compose service names): more
+    /// names the embedded DNS of a user network answers for.
+    pub aliases: Vec<String>,
 }
 
 /// The result of attaching; persisted with the container so it can be restored and detached.
@@ -75,6 +80,10 @@ pub struct Attachment {
     pub mac_address: String,
     /// Resolved bindings, host ports filled in (for `-P` and `docker port`).
     pub ports: BTreeMap<String, Vec<PortBinding>>,
+    /// Nameservers for the container's resolv.conf: `["127.0.0.11"]` on user networks (the
+    /// embedded DNS, with `options ndots:0`), empty otherwise (use the host's).
+    #[serde(default)]
+    pub dns_servers: Vec<String>,
 }
 
 /// Published ports of one container.
@@ -89,12 +98,14 @@ pub struct NetworkService {
     netns_dir: PathBuf,
     nl: Netlink,
     nat: Option<Nat>,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     /// Serialises state writes so the newest snapshot is the one that lands last.
     save_lock: tokio::sync::Mutex<()>,
     /// Serialises network create/remove (subnet choice, bridge creation).
     admin_lock: tokio::sync::Mutex<()>,
     published: Mutex<HashMap<String, Published>>,
+    /// Embedded DNS servers of containers on user networks.
+    dns: Mutex<HashMap<String, DnsServer>>,
     /// Background link deletions started by `detach`.
     cleanups: Mutex<JoinSet<()>>,
 }
@@ -143,7 +154,8 @@ impl NetworkService {
             netns_dir,
             nl,
             nat,
-            state: Mutex::new(state),
+            state: Arc::new(Mutex::new(state)),
+            dns: Mutex::new(HashMap::new()),
             save_lock: tokio::sync::Mutex::new(()),
             admin_lock: tokio::sync::Mutex::new(()),
             published: Mutex::new(HashMap::new()),
@@ -280,6 +292,7 @@ impl NetworkService {
                     ip,
                     mac: ipam::format_mac(&ipam::mac_for(ip)),
                     veth: veth.clone(),
+                    aliases: req.aliases.clone(),
                 },
             );
             ip
@@ -310,6 +323,11 @@ impl NetworkService {
                     gateway: subnet.gateway.to_string(),
                     mac_address: ipam::format_mac(&ipam::mac_for(ip)),
                     ports,
+                    dns_servers: if net.is_predefined() {
+                        vec![]
+                    } else {
+                        vec![dns::DNS_ADDR.to_string()]
+                    },
                 })
             }
             Err(e) => {
@@ -352,9 +370,36 @@ impl NetworkService {
         Netlink::from_fd(created.netlink)?
             .configure_container(ip, subnet.net.prefix_len(), subnet.gateway)
             .await?;
+        if !net.is_predefined() {
+            self.start_dns(&req.container_id, netns_path, &net.id)
+                .await?;
+        }
         let resolved = resolved_ports(&bound);
         self.start_proxies(&req.container_id, bound, ip);
         Ok(resolved)
+    }
+
+    /// Serves the embedded DNS at 127.0.0.11 inside the container's namespace.
+    async fn start_dns(
+        &self,
+        container_id: &str,
+        netns_path: &std::path::Path,
+        network_id: &str,
+    ) -> Result<()> {
+        let path = netns_path.to_owned();
+        let sock = tokio::task::spawn_blocking(move || dns::bind_in(&path))
+            .await
+            .map_err(|e| EngineError::internal(format!("dns: {e}")))?
+            .map_err(|e| EngineError::internal(format!("cannot start embedded DNS: {e}")))?;
+        let server = DnsServer::start(
+            sock,
+            self.state.clone(),
+            network_id.to_string(),
+            dns::host_upstreams(),
+        )
+        .map_err(|e| EngineError::internal(format!("cannot start embedded DNS: {e}")))?;
+        lock(&self.dns).insert(container_id.to_string(), server);
+        Ok(())
     }
 
     async fn create_netns(&self, path: &std::path::Path) -> Result<netns::Created> {
@@ -415,10 +460,7 @@ impl NetworkService {
     }
 
     async fn rollback(&self, container_id: &str, veth: &str, netns_path: &std::path::Path) {
-        let published = lock(&self.published).remove(container_id);
-        if let Some(p) = published {
-            p.proxies.stop().await;
-        }
+        self.stop_services(container_id).await;
         if let Err(e) = self.nl.delete(veth).await {
             tracing::warn!(container_id, error = %e, "cannot delete veth");
         }
@@ -427,12 +469,27 @@ impl NetworkService {
         lock(&self.state).endpoints.remove(container_id);
     }
 
-    /// Re-establishes port publishing for a container that kept running across an engine restart.
+    /// Stops a container's port proxies and DNS server.
+    async fn stop_services(&self, container_id: &str) {
+        let published = lock(&self.published).remove(container_id);
+        if let Some(p) = published {
+            p.proxies.stop().await;
+        }
+        let dns = lock(&self.dns).remove(container_id);
+        if let Some(d) = dns {
+            d.stop().await;
+        }
+    }
+
+    /// Re-establishes port publishing (and the embedded DNS on user networks) for a container
+    /// that kept running across an engine restart.
     pub async fn restore(&self, container_id: &str, att: &Attachment) -> Result<()> {
         let Ok(ip) = att.ip_address.parse::<Ipv4Addr>() else {
             return Ok(());
         };
-        if lock(&self.published).contains_key(container_id) {
+        if lock(&self.published).contains_key(container_id)
+            || lock(&self.dns).contains_key(container_id)
+        {
             return Ok(());
         }
         {
@@ -448,9 +505,13 @@ impl NetworkService {
                         ip,
                         mac: att.mac_address.clone(),
                         veth: format!("veth{}", &att.endpoint_id[..att.endpoint_id.len().min(7)]),
+                        aliases: vec![],
                     },
                 );
             }
+        }
+        if let (false, Some(path)) = (att.dns_servers.is_empty(), &att.netns_path) {
+            self.start_dns(container_id, path, &att.network_id).await?;
         }
         let mut plan = Vec::new();
         for (key, list) in &att.ports {
@@ -485,10 +546,7 @@ impl NetworkService {
     /// Unpublishes ports, removes the endpoint and the network namespace. Idempotent.
     pub async fn detach(&self, container_id: &str, att: &Attachment) -> Result<()> {
         let started = Instant::now();
-        let published = lock(&self.published).remove(container_id);
-        if let Some(p) = published {
-            p.proxies.stop().await;
-        }
+        self.stop_services(container_id).await;
         let record = lock(&self.state).endpoints.get(container_id).cloned();
         let veth = match &record {
             Some(r) => Some(r.veth.clone()),
@@ -539,6 +597,10 @@ impl NetworkService {
         let all: Vec<Published> = lock(&self.published).drain().map(|(_, p)| p).collect();
         for p in all {
             p.proxies.stop().await;
+        }
+        let all: Vec<DnsServer> = lock(&self.dns).drain().map(|(_, d)| d).collect();
+        for d in all {
+            d.stop().await;
         }
         if let Some(nat) = &self.nat {
             nat.remove().await;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
 use rtnetlink::{
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
@@ -66,6 +66,11 @@ impl Netlink {
     }
 
     pub(crate) async fn index(&self, name: &str) -> Result<Option<u32>> {
+        Ok(self.link(name).await?.map(|(i, _)| i))
+    }
+
+    /// Index of the link `name` and whether it is a bridge.
+    async fn link(&self, name: &str) -> Result<Option<(u32, bool)>> {
         let mut s = self
             .handle
             .link()
@@ -73,7 +78,13 @@ impl Netlink {
             .match_name(name.to_string())
             .execute();
         match s.try_next().await {
-            Ok(m) => Ok(m.map(|m| m.header.index)),
+            Ok(m) => Ok(m.map(|m| {
+                let bridge = m.attributes.iter().any(|a| {
+                    matches!(a, LinkAttribute::LinkInfo(infos)
+                        if infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge))))
+                });
+                (m.header.index, bridge)
+            })),
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(nl_err(format!("cannot look up link {name}"))(e)),
         }
@@ -87,8 +98,14 @@ impl Netlink {
         addr: Ipv4Addr,
         prefix: u8,
     ) -> Result<u32> {
-        let idx = match self.index(name).await? {
-            Some(i) => i,
+        let idx = match self.link(name).await? {
+            Some((i, true)) => i,
+            // Never put addresses on someone's ordinary interface.
+            Some((_, false)) => {
+                return Err(EngineError::invalid(format!(
+                    "{name} exists and is not a bridge"
+                )))
+            }
             None => {
                 let r = self
                     .handle

@@ -114,6 +114,9 @@ pub(crate) struct EndpointRecord {
     pub(crate) mac: String,
     /// Host end of the veth pair.
     pub(crate) veth: String,
+    /// Extra names the embedded DNS answers for (compose service names).
+    #[serde(default)]
+    pub(crate) aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -224,6 +227,7 @@ mod tests {
                 ip: Ipv4Addr::new(10, 7, 0, 2),
                 mac: "02:42:0a:07:00:02".into(),
                 veth: "veth1".into(),
+                aliases: vec![],
             },
         );
         s.save(dir.path()).unwrap();

@@ -120,6 +120,27 @@ fn request(addr: &str) -> String {
     out
 }
 
+/// Asks the embedded DNS inside `netns` for `name`; the A record's address, if any.
+fn dns_lookup(netns: &std::path::Path, name: &str) -> Option<Ipv4Addr> {
+    let mut q = vec![0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in name.split('.') {
+        q.push(u8::try_from(l.len()).unwrap());
+        q.extend_from_slice(l.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    in_netns(netns, move || {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.send_to(&q, "127.0.0.11:53").unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.recv(&mut buf).unwrap();
+        let answers = u16::from_be_bytes([buf[6], buf[7]]);
+        (answers > 0).then(|| Ipv4Addr::new(buf[n - 4], buf[n - 3], buf[n - 2], buf[n - 1]))
+    })
+    .join()
+    .unwrap()
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -262,6 +283,7 @@ async fn user_networks_restore_and_nat() {
         container_id: format!("{:0>64}", "d1"),
         container_name: "/u".into(),
         network_mode: name.clone(),
+        aliases: vec!["svc-alias".into()],
         port_bindings: BTreeMap::from([(
             "7/tcp".to_string(),
             vec![PortBinding {
@@ -292,6 +314,12 @@ async fn user_networks_restore_and_nat() {
             .starts_with(&format!("10.199.{}.", std::process::id() % 250)),
         "{att:?}"
     );
+    // The embedded DNS answers for the container's own name and aliases.
+    assert_eq!(att.dns_servers, ["127.0.0.11"]);
+    let ns = att.netns_path.clone().unwrap();
+    let me: Ipv4Addr = att.ip_address.parse().unwrap();
+    assert_eq!(dns_lookup(&ns, "u"), Some(me));
+    assert_eq!(dns_lookup(&ns, "svc-alias"), Some(me));
     assert_eq!(
         fx.svc.remove(&name).await.unwrap_err().kind(),
         crate::ErrorKind::Conflict
@@ -315,6 +343,7 @@ async fn user_networks_restore_and_nat() {
         .await
         .unwrap();
     assert_eq!(got, "echo:ping");
+    assert_eq!(dns_lookup(&ns, "u"), Some(me), "DNS back after restore");
 
     fx.svc.detach(&req.container_id, &att).await.unwrap();
     assert_eq!(
@@ -337,6 +366,15 @@ async fn user_networks_restore_and_nat() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn none_and_host_modes() {
     let fx = Fixture::new("c").await;
+    let err = fx
+        .svc
+        .nl
+        .ensure_bridge("lo", Ipv4Addr::new(10, 1, 2, 3), 8)
+        .await;
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "lo exists and is not a bridge"
+    );
     let host = fx
         .svc
         .attach(&AttachRequest {

@@ -216,6 +216,8 @@ pub fn build_process(p: &ProcessInput) -> Result<Process> {
         .bounding(caps.clone())
         .effective(caps.clone())
         .permitted(caps)
+        .inheritable(std::collections::HashSet::new())
+        .ambient(std::collections::HashSet::new())
         .build()
         .map_err(oci_err)?;
     let user = UserBuilder::default()

@@ -133,6 +133,8 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
         }
     }
     cleanup(&cfg, rt.as_ref());
+    // Gone before anyone hears of the exit, so a restart can bind the same path.
+    let _ = std::fs::remove_file(&cfg.socket);
     if let Ok(mut clients) = shared.clients.lock() {
         for c in clients.drain(..) {
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
@@ -144,7 +146,6 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
     shared.exited.notify_all();
     // Give `wait` connections a moment to read their answer.
     std::thread::sleep(Duration::from_millis(100));
-    let _ = std::fs::remove_file(&cfg.socket);
     Ok(())
 }
 

@@ -52,6 +52,84 @@ struct CreateQuery {
     tag: String,
     #[serde(default)]
     platform: String,
+    #[serde(default)]
+    repo: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Every value of a repeated query parameter (`changes=…&changes=…`).
+fn query_values(uri: &axum::http::Uri, key: &str) -> Vec<String> {
+    uri.query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| percent_decode(v))
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// Feeds a request body to a blocking reader.
+fn body_reader(body: Body) -> berth_engine::image::layer::ChannelReader {
+    use futures::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    berth_engine::image::layer::ChannelReader::new(rx)
+}
+
+/// `POST /images/create?fromSrc=-&repo=&tag=&changes=&message=`: `docker import` of the
+/// body (a tar, possibly compressed) as a one-layer image.
+async fn import(
+    engine: AppState,
+    q: CreateQuery,
+    uri: &axum::http::Uri,
+    body: Body,
+) -> ApiResult<Response> {
+    if q.from_src != "-" {
+        return Err(ApiError(EngineError::not_implemented(
+            "importing from a URL is not supported by Berth; pipe the archive instead",
+        )));
+    }
+    let mut config = serde_json::json!({});
+    berth_engine::image::create::apply_changes(&mut config, &query_values(uri, "changes"))?;
+    let spec = berth_engine::image::create::ImageSpec {
+        parent: None,
+        config: Some(config),
+        created_by: String::new(),
+        comment: if q.message.is_empty() {
+            "Imported from -".to_string()
+        } else {
+            q.message.clone()
+        },
+        author: String::new(),
+    };
+    let reader = body_reader(body);
+    let id = {
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || engine.images.create_image(spec, Some(reader)))
+            .await
+            .map_err(|e| ApiError(EngineError::internal(format!("import failed: {e}"))))??
+    };
+    if !q.repo.is_empty() {
+        engine.images.tag(&id, &q.repo, &q.tag)?;
+    }
+    engine.images.note_import(&id);
+    let mut resp = Body::from(json_line(&ProgressMessage::status(id))).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
 }
 
 /// Builds the reference a pull names: `fromImage` with `tag` (a tag or a digest) replacing
@@ -93,12 +171,12 @@ fn json_line(m: &ProgressMessage) -> Bytes {
 async fn create(
     State(engine): State<AppState>,
     Query(q): Query<CreateQuery>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<Response> {
     if !q.from_src.is_empty() {
-        return Err(ApiError(EngineError::not_implemented(
-            "importing images (fromSrc) is not supported by Berth yet",
-        )));
+        return import(engine, q, &uri, body).await;
     }
     let reference = pull_reference(&q.from_image, &q.tag)?;
     let auth = registry_auth(&headers)?;
@@ -158,25 +236,11 @@ where
 
 /// `POST /images/load`: a docker-archive body, answered with `Loaded image: …` lines.
 async fn load(State(engine): State<AppState>, body: Body) -> ApiResult<Response> {
-    use futures::StreamExt;
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
+    let reader = body_reader(body);
     let loader = {
         let engine = engine.clone();
-        tokio::task::spawn_blocking(move || {
-            engine
-                .images
-                .load_archive(berth_engine::image::layer::ChannelReader::new(rx))
-        })
+        tokio::task::spawn_blocking(move || engine.images.load_archive(reader))
     };
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
-        let failed = item.is_err();
-        if tx.send(item).await.is_err() || failed {
-            break;
-        }
-    }
-    drop(tx);
     let loaded = loader
         .await
         .map_err(|e| ApiError(EngineError::internal(format!("load failed: {e}"))))??;
@@ -197,15 +261,7 @@ async fn load(State(engine): State<AppState>, body: Body) -> ApiResult<Response>
 
 /// `GET /images/get?names=a&names=b`: a docker-archive of the named images.
 async fn save(State(engine): State<AppState>, uri: axum::http::Uri) -> ApiResult<Response> {
-    let names: Vec<String> = uri
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| *k == "names")
-        .map(|(_, v)| percent_decode(v))
-        .filter(|v| !v.is_empty())
-        .collect();
+    let names = query_values(&uri, "names");
     if names.is_empty() {
         return Err(ApiError(EngineError::invalid("no image names given")));
     }
