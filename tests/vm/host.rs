@@ -294,6 +294,27 @@ fn docker_cli_through_forwarded_socket() {
     let echo = b.docker_ok(&["run", "--rm", "busybox", "echo", "hello-from-berth"]);
     assert_eq!(echo.trim(), "hello-from-berth");
 
+    // Hijacked attach with stdin: bytes both ways and the half-close of stdin (EOF ends `cat`).
+    let mut child = Command::new("docker")
+        .env("DOCKER_HOST", format!("unix://{}", b.socket().display()))
+        .args(["run", "-i", "--rm", "busybox", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through-the-mux\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "through-the-mux"
+    );
+
     // A published port appears on the host's 127.0.0.1 and goes when the container stops.
     let hp = free_port();
     let name = format!("berth-vm-web-{hp}");
@@ -324,6 +345,8 @@ fn docker_cli_through_forwarded_socket() {
         "figure: docker run -d returned -> host port answers: {:?}",
         t.elapsed()
     );
+    let ex = b.docker_ok(&["exec", &name, "cat", "/www/index.html"]);
+    assert!(!ex.is_empty(), "docker exec printed nothing");
     b.docker_ok(&["rm", "-f", &name]);
     assert!(
         wait_until(Duration::from_secs(5), || std::net::TcpStream::connect(

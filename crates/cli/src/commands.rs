@@ -64,14 +64,16 @@ pub(crate) async fn start(state: &StateDir, timeout: u64) -> anyhow::Result<()> 
 }
 
 fn print_usage(state: &StateDir) {
-    let sock = state.docker_socket();
-    println!("Docker socket: unix://{}", sock.display());
-    println!("Use it with:   docker --context berth ps");
-    println!(
-        "          or:  export DOCKER_HOST=unix://{}",
-        sock.display()
+    use std::io::Write;
+    let sock = state.docker_socket().display().to_string();
+    // A closed stdout (`berth start | head -1`) is not an error of ours.
+    let _ = write!(
+        std::io::stdout(),
+        "Docker socket: unix://{sock}\n\
+         Use it with:   docker --context berth ps\n\
+         \x20         or:  export DOCKER_HOST=unix://{sock}\n\
+         \x20         or:  docker context use berth\n"
     );
-    println!("          or:  docker context use berth");
 }
 
 /// Creates or updates the `berth` docker context (best effort: docker may be absent).
@@ -109,6 +111,25 @@ fn spawn_daemon(state: &StateDir) -> anyhow::Result<std::process::Child> {
     // A stale status from an earlier run must not be read as this run's.
     let _ = std::fs::remove_file(state.run_dir().join("status.json"));
     cmd.spawn().context("failed to start the supervisor")
+}
+
+/// The supervisor in this process; prints how to connect once the engine is ready.
+pub(crate) async fn start_foreground(state: StateDir) -> anyhow::Result<()> {
+    let s = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let running = Status::read(&s).is_some_and(|st| st.state == VmState::Running);
+            if running && ping(&s.docker_socket()).await {
+                create_context(&s);
+                println!("Berth is running (Ctrl-C stops it).");
+                print_usage(&s);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let _ = std::fs::remove_file(state.run_dir().join("status.json"));
+    daemon(state).await
 }
 
 pub(crate) async fn daemon(state: StateDir) -> anyhow::Result<()> {

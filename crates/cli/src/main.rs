@@ -26,6 +26,9 @@ enum Cmd {
         /// Seconds to wait for the Docker API
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        /// Run the supervisor in this process instead of a background daemon (Ctrl-C stops)
+        #[arg(long)]
+        foreground: bool,
     },
     /// Shut the VM down in order (QEMU is killed after a timeout)
     Stop,
@@ -66,7 +69,13 @@ fn main() {
     };
     let r = rt.block_on(async {
         match cli.cmd {
-            Cmd::Start { timeout } => commands::start(&state, timeout).await,
+            Cmd::Start {
+                timeout,
+                foreground: false,
+            } => commands::start(&state, timeout).await,
+            Cmd::Start {
+                foreground: true, ..
+            } => commands::start_foreground(state.clone()).await,
             Cmd::Stop => commands::stop(&state).await,
             Cmd::Restart { timeout } => {
                 commands::stop(&state).await?;

@@ -90,8 +90,21 @@ pub async fn run(
         }
     }
     write_status(&state, &status);
-    let _ = std::fs::remove_file(state.docker_socket());
+    remove_sockets(&state);
     r
+}
+
+/// Removes the sockets (and virtiofsd's own pid files) of a stopped run.
+fn remove_sockets(state: &StateDir) {
+    let Ok(dir) = std::fs::read_dir(state.run_dir()) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".sock") || name.ends_with(".sock.pid") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// An error and its sources on one line.
@@ -272,7 +285,6 @@ fn spec(state: &StateDir, config: &Config, shares: Vec<ShareDevice>) -> Result<V
 struct Session {
     control: ControlClient,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    _watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl Session {
@@ -307,21 +319,21 @@ impl Session {
                 ports.apply(&ev).await;
             }
         })];
-        let watcher = match share::watch(&config.shares) {
-            Ok((w, rx)) => {
-                tasks.push(tokio::spawn(share::forward_events(rx, control.clone())));
-                Some(w)
+        // Setting up a recursive watch walks the whole tree (a home folder can take long), so it
+        // runs off the async threads and does not hold up readiness.
+        let dirs = config.shares.clone();
+        let c = control.clone();
+        tasks.push(tokio::spawn(async move {
+            match tokio::task::spawn_blocking(move || share::watch(&dirs)).await {
+                Ok(Ok((watcher, rx))) => {
+                    share::forward_events(rx, c).await;
+                    drop(watcher);
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "file events will not reach the VM"),
+                Err(e) => tracing::warn!(error = %e, "file watcher setup failed"),
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "file events will not reach the VM");
-                None
-            }
-        };
-        Self {
-            control,
-            tasks,
-            _watcher: watcher,
-        }
+        }));
+        Self { control, tasks }
     }
 
     fn end(self) {

@@ -152,7 +152,15 @@ pub(crate) async fn start(
             continue;
         }
         let ep = Endpoint::parse(host)?;
-        let acc = ep.bind()?;
+        let acc = match ep.bind() {
+            Ok(a) => a,
+            // A VM without a vsock device still serves its unix socket.
+            Err(e) if ep.is_vsock() => {
+                tracing::error!(error = format!("{e:#}"), "vsock API listener not started");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         match ep {
             Endpoint::Unix(ref path) => {
                 let Acceptor::Unix(listener) = acc else {

@@ -47,14 +47,17 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
     let (control, forward) = args.control_endpoints()?;
     let in_vm = control.as_ref().is_some_and(|c| c.is_vsock());
     let host_shutdown = match (&control, &forward) {
-        (Some(c), Some(f)) => Some(control::start(
-            c,
-            f,
-            app,
-            &engine.events,
-            &mut listeners,
-            cancel.clone(),
-        )?),
+        (Some(c), Some(f)) => {
+            match control::start(c, f, app, &engine.events, &mut listeners, cancel.clone()) {
+                Ok(t) => Some(t),
+                // Without vsock (a VM lacking the device) the engine still runs.
+                Err(e) if in_vm => {
+                    tracing::error!(error = format!("{e:#}"), "control endpoint not started");
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        }
         _ => None,
     };
     if let Some(p) = &args.pidfile {

@@ -13,7 +13,8 @@ pub(crate) async fn splice<C>(mut client: C, mut stream: MuxStream)
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
-    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut stream).await {
+    let n = berth_vsock::mux::SPLICE_BUFFER;
+    if let Err(e) = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut stream, n, n).await {
         tracing::debug!(error = %e, "forwarded connection ended with error");
     }
 }

@@ -1,6 +1,6 @@
 //! Port-forward tunnels: every multiplexed stream from the host starts with a `ForwardHeader`
-//! and is spliced to the published port, first on the guest's loopback (the engine's port
-//! proxy), else straight to the container.
+//! and is spliced to the published port: straight to the container when the port tracker knows
+//! it, else through the engine's port proxy on the guest's loopback.
 
 use berth_agent_proto::{read_frame, ForwardHeader, Proto, PublishedPort};
 use berth_vsock::{mux, BoxIo};
@@ -24,28 +24,29 @@ async fn tunnel(mut s: mux::MuxStream, tracker: PortTracker) {
     if h.proto != Proto::Tcp {
         return;
     }
-    let mut upstream = match TcpStream::connect(("127.0.0.1", h.port)).await {
-        Ok(u) => u,
-        Err(e) => {
-            let target = tracker.target(&PublishedPort {
-                proto: h.proto,
-                host_port: h.port,
-            });
-            let direct = match target.and_then(|t| Some((t.container_ip?, t.private_port))) {
-                Some((ip, p)) => TcpStream::connect((ip.as_str(), p)).await,
-                None => Err(e),
-            };
-            match direct {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::debug!(port = h.port, error = %e, "forward target unreachable");
-                    return;
-                }
+    // Straight to the container when we know it (one hop less in the guest), else through the
+    // engine's port proxy on the guest's loopback.
+    let target = tracker.target(&PublishedPort {
+        proto: h.proto,
+        host_port: h.port,
+    });
+    let direct = match target.and_then(|t| Some((t.container_ip?, t.private_port))) {
+        Some((ip, p)) => TcpStream::connect((ip.as_str(), p)).await.ok(),
+        None => None,
+    };
+    let mut upstream = match direct {
+        Some(u) => u,
+        None => match TcpStream::connect(("127.0.0.1", h.port)).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(port = h.port, error = %e, "forward target unreachable");
+                return;
             }
-        }
+        },
     };
     let _ = upstream.set_nodelay(true);
-    if let Err(e) = tokio::io::copy_bidirectional(&mut s, &mut upstream).await {
+    let n = mux::SPLICE_BUFFER;
+    if let Err(e) = tokio::io::copy_bidirectional_with_sizes(&mut s, &mut upstream, n, n).await {
         tracing::debug!(port = h.port, error = %e, "forward ended");
     }
 }

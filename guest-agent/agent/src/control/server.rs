@@ -154,3 +154,107 @@ fn result(r: std::io::Result<()>) -> Reply {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use berth_engine::EventBus;
+
+    async fn ask(s: &mut tokio::io::DuplexStream, id: u64, request: Request) -> Vec<GuestFrame> {
+        write_frame(s, &HostFrame { id, request }).await.unwrap();
+        let f: GuestFrame = read_frame(s).await.unwrap().unwrap();
+        vec![f]
+    }
+
+    #[tokio::test]
+    async fn hello_then_ports_health_and_shutdown() {
+        let bus = EventBus::new();
+        let shutdown = CancellationToken::new();
+        let ctx = Arc::new(ControlCtx {
+            tracker: PortTracker::start(Router::new(), &bus),
+            started: Instant::now(),
+            shutdown: shutdown.clone(),
+        });
+        let (mut host, guest) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(serve_control(Box::new(guest), ctx));
+
+        let r = ask(
+            &mut host,
+            1,
+            Request::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                host_version: "test".into(),
+            },
+        )
+        .await;
+        assert!(matches!(
+            &r[0],
+            GuestFrame::Reply {
+                id: 1,
+                reply: Reply::Hello {
+                    protocol_version: PROTOCOL_VERSION,
+                    ..
+                }
+            }
+        ));
+        let ev: GuestFrame = read_frame(&mut host).await.unwrap().unwrap();
+        assert_eq!(
+            ev,
+            GuestFrame::Event {
+                event: Event::PortsChanged {
+                    published: vec![],
+                    unpublished: vec![]
+                }
+            }
+        );
+        let r = ask(&mut host, 2, Request::Health).await;
+        assert!(matches!(
+            &r[0],
+            GuestFrame::Reply {
+                id: 2,
+                reply: Reply::Health {
+                    engine_ready: true,
+                    ..
+                }
+            }
+        ));
+        let r = ask(&mut host, 3, Request::Shutdown).await;
+        assert!(matches!(
+            &r[0],
+            GuestFrame::Reply {
+                id: 3,
+                reply: Reply::Ok
+            }
+        ));
+        assert!(shutdown.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn wrong_protocol_version_is_refused() {
+        let bus = EventBus::new();
+        let ctx = Arc::new(ControlCtx {
+            tracker: PortTracker::start(Router::new(), &bus),
+            started: Instant::now(),
+            shutdown: CancellationToken::new(),
+        });
+        let (mut host, guest) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(serve_control(Box::new(guest), ctx));
+        let r = ask(
+            &mut host,
+            1,
+            Request::Hello {
+                protocol_version: PROTOCOL_VERSION + 1,
+                host_version: "test".into(),
+            },
+        )
+        .await;
+        assert!(matches!(
+            &r[0],
+            GuestFrame::Reply {
+                reply: Reply::Error { .. },
+                ..
+            }
+        ));
+    }
+}
