@@ -220,3 +220,46 @@ fn host_mode_init_and_resource_flags() {
     assert!(out.starts_with("/sbin/docker-init -- sh"), "{out}");
     assert!(out.contains("65534\n/tmp\nb\nro\n"), "{out}");
 }
+
+#[test]
+fn attach_detach_keys_wait_and_prune() {
+    let e = Engine::start();
+    e.docker_ok(&["run", "-dit", NET, "--name", "att", "busybox", "sh"]);
+    // Type a command, then ctrl-p ctrl-q: the server sees the keys and ends the attach.
+    let script = "(sleep 1; printf 'echo marker-$((6*7))\\r'; sleep 1; printf '\\020\\021'; sleep 3) | script -qec 'docker attach att' /dev/null";
+    let out = std::process::Command::new("timeout")
+        .args(["20", "sh", "-c", script])
+        .env("DOCKER_HOST", e.host())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("marker-42"), "{text}");
+    assert!(text.contains("read escape sequence"), "{text}");
+    let st = e.docker_ok(&["inspect", "--format", "{{.State.Running}}", "att"]);
+    assert_eq!(st.trim(), "true", "detach must leave the container running");
+    // docker wait returns the exit code once the container stops.
+    e.docker_ok(&[
+        "run",
+        "-d",
+        NET,
+        "--name",
+        "waiter",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 9",
+    ]);
+    assert_eq!(e.docker_ok(&["wait", "waiter"]).trim(), "9");
+    let ps = e.docker_ok(&["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"]);
+    assert!(ps.contains("waiter"), "{ps}");
+    let out = e.docker_ok(&["container", "prune", "-f"]);
+    let id = out
+        .lines()
+        .find(|l| l.len() == 64)
+        .unwrap_or_default()
+        .to_string();
+    assert!(!id.is_empty(), "{out}");
+    let ps = e.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(ps.trim(), "att");
+    e.docker_ok(&["rm", "-f", "att"]);
+}
