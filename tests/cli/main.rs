@@ -5,5 +5,6 @@ mod exec;
 mod images;
 mod network;
 mod restart;
+mod sdk;
 mod system;
 mod volumes;

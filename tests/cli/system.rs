@@ -103,3 +103,65 @@ fn events_stream_replays_with_since_and_until() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn system_responses_match_dockers_spec() {
+    let e = Engine::start_offline();
+    for (path, spec_path) in [
+        ("/version", "/version"),
+        ("/info", "/info"),
+        ("/system/df", "/system/df"),
+    ] {
+        let (s, body) = e.api("GET", &format!("/v1.50{path}"), None);
+        assert_eq!(s, 200, "{path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        berth_test_support::assert_response("GET", spec_path, 200, &v);
+    }
+}
+
+#[test]
+fn socket_is_0660_and_sigterm_shuts_down_cleanly() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut e = Engine::start_offline();
+    let mode = std::fs::metadata(e.socket()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let status = e.stop().expect("engine exits on SIGTERM within 15 s");
+    assert!(status.success(), "{status:?}");
+    assert!(!e.socket().exists(), "socket removed at shutdown");
+}
+
+#[test]
+fn config_file_keys_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("daemon.json");
+    std::fs::write(
+        &cfg,
+        r#"{"registry-mirrors":["http://127.0.0.1:1"],"insecure-registries":["myreg.test:5000"],
+            "default-runtime":"runc-alt","runtimes":{"runc-alt":{"path":"runc"}},
+            "log-level":"warn","log-opts":{"max-size":"1m","max-file":"2"}}"#,
+    )
+    .unwrap();
+    let e = Engine::start_with(berth_test_support::EngineOptions {
+        no_mirror: true,
+        args: vec!["--config-file".into(), cfg.display().to_string()],
+    });
+    let out = e.docker_ok(&[
+        "info",
+        "--format",
+        "{{json .RegistryConfig.Mirrors}} {{.DefaultRuntime}}",
+    ]);
+    assert_eq!(out.trim(), r#"["http://127.0.0.1:1"] runc-alt"#);
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{not json").unwrap();
+    let out = std::process::Command::new(berth_test_support::agent_bin())
+        .args(["-H", &format!("unix://{}/x.sock", dir.path().display())])
+        .args(["--data-root", &dir.path().join("d").display().to_string()])
+        .args(["--config-file", &bad.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid config file"),
+        "{out:?}"
+    );
+}

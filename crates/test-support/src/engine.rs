@@ -138,19 +138,27 @@ impl Engine {
         format!("--- engine log (tail) ---\n{}", lines[from..].join("\n"))
     }
 
-    /// Stops the engine with SIGTERM (SIGKILL after 15 s). Containers keep running.
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: signalling a child we spawned, by its PID.
-            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
-            let done = wait_until(Duration::from_secs(15), || {
-                matches!(c.try_wait(), Ok(Some(_)))
-            });
-            if !done {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+    /// Stops the engine with SIGTERM (SIGKILL after 15 s) and returns how it exited (`None` when
+    /// it had to be killed or was not running). Containers keep running.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        // SAFETY: signalling a child we spawned, by its PID.
+        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+        let mut status = None;
+        let done = wait_until(Duration::from_secs(15), || {
+            status = c.try_wait().ok().flatten();
+            status.is_some()
+        });
+        if !done {
+            let _ = c.kill();
+            let _ = c.wait();
         }
+        status
+    }
+
+    /// The engine's API socket path.
+    pub fn socket(&self) -> &Path {
+        &self.sock
     }
 
     /// Kills the engine with SIGKILL, as a crash would. Containers keep running.
@@ -169,7 +177,7 @@ impl Engine {
 
     /// `stop` then `start_again`.
     pub fn restart(&mut self) {
-        self.stop();
+        let _ = self.stop();
         self.start_again();
     }
 
@@ -282,7 +290,7 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.cleanup_containers();
         let _ = self.docker(&["network", "prune", "-f"]);
-        self.stop();
+        let _ = self.stop();
         // Unmount anything left under the test's directory (rootfs overlays, netns files).
         let root = self.dir.path().to_string_lossy().into_owned();
         if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {

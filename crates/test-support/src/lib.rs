@@ -5,10 +5,12 @@
 mod engine;
 mod net_slot;
 mod registry;
+mod spec;
 mod wait;
 
 pub use engine::{Engine, EngineOptions};
 pub use registry::Registry;
+pub use spec::assert_response;
 pub use wait::{free_port, http_get, wait_until};
 
 use std::path::PathBuf;

@@ -5,14 +5,14 @@ use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 
 /// A claimed slot; the claim lasts as long as this value.
-pub struct NetSlot {
-    pub bridge: String,
-    pub bip: String,
+pub(crate) struct NetSlot {
+    pub(crate) bridge: String,
+    pub(crate) bip: String,
     _lock: File,
 }
 
 impl NetSlot {
-    pub fn claim() -> NetSlot {
+    pub(crate) fn claim() -> NetSlot {
         let dir = std::env::temp_dir().join("berth-test-net-slots");
         std::fs::create_dir_all(&dir).expect("slot dir");
         for n in 0..250u32 {

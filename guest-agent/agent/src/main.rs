@@ -6,6 +6,7 @@
 
 mod cli;
 mod listen;
+mod memory;
 mod observability;
 
 use anyhow::Context;
@@ -17,6 +18,7 @@ fn main() -> anyhow::Result<()> {
         let args: Vec<String> = std::env::args().skip(2).collect();
         std::process::exit(berth_engine::shim::main(&args));
     }
+    memory::limit_arenas();
     let args = cli::Args::parse();
     let config = args.engine_config()?;
     observability::init(args.log_level.as_deref().or(config.1.as_deref()));
@@ -34,6 +36,7 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
         .context("failed to open the engine")?;
     let app = berth_server::app(engine.clone());
     let cancel = tokio_util::sync::CancellationToken::new();
+    let trimmer = memory::spawn_trimmer(&engine.events, cancel.clone());
     let listeners = listen::start(&args.hosts, app, cancel.clone()).await?;
     if let Some(p) = &args.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
@@ -43,6 +46,7 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
     wait_for_signal().await;
     tracing::info!("shutting down");
     cancel.cancel();
+    let _ = trimmer.await;
     listeners.close().await;
     engine.shutdown().await;
     if let Some(p) = &args.pidfile {

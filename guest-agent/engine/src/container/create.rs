@@ -110,6 +110,15 @@ impl Svc {
         if host.network_mode.is_empty() || host.network_mode == "default" {
             host.network_mode = "bridge".into();
         }
+        if host.cgroupns_mode.is_empty() {
+            // dockerd's default: a private cgroup namespace on cgroup v2, the host's on v1.
+            host.cgroupns_mode = if super::lifecycle::cgroup_v2() {
+                "private"
+            } else {
+                "host"
+            }
+            .into();
+        }
         if host.log_config.typ.is_empty() {
             host.log_config.typ = self.config.log_driver.clone();
         }

@@ -56,7 +56,7 @@ fn not_running(id: &str) -> EngineError {
     EngineError::conflict(format!("Container {id} is not running"))
 }
 
-fn cgroup_v2() -> bool {
+pub(super) fn cgroup_v2() -> bool {
     std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
@@ -168,6 +168,10 @@ impl Svc {
                     .unwrap_or_default()
                     .into_keys()
                     .collect(),
+                // `--ip` is not recorded from NetworkingConfig yet: the network picks a free address.
+                ipv4_address: String::new(),
+                // `EndpointsConfig.<net>.Aliases` are not recorded yet: DNS knows the name only.
+                aliases: Vec::new(),
             })
             .await?;
         c.update(paths, |st| st.attachment = Some(att.clone()))?;

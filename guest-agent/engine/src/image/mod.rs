@@ -1,9 +1,40 @@
-//! Images: content store, metadata, tags, layer snapshots. (Owned by the images work.)
+//! Images: content store, metadata, tags, layer snapshots; pull from registries.
+//!
+//! Layout on disk: see [`store`]. Layers are unpacked once per diff id into their own
+//! directory, so images share them and a container's overlay uses them directly as lowerdirs.
 
+pub mod create;
+pub mod layer;
+mod load;
+pub mod manifest;
+pub mod progress;
+mod pull;
+mod push;
+pub mod reference;
+pub mod save;
+pub mod store;
+pub mod unpack;
+
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::{EngineConfig, EventBus, Result};
+use berth_docker_api::auth::AuthConfig;
+use berth_docker_api::image::{
+    DeleteItem, GraphDriver, HistoryItem, ImageConfig, ImageInspect, ImageMetadata, ImageSummary,
+    ImagesPruneReport, RootFs,
+};
+use serde::Deserialize;
+
+use crate::id::{is_hex_prefix, short};
+use crate::registry::RegistryClient;
+use crate::{EngineConfig, EngineError, EventBus, Result};
+pub use progress::Progress;
+use reference::Reference;
+use store::{ImageRecord, Store};
+
+/// `Metadata.LastTagTime` of an image never tagged locally (Go's zero time).
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// An image resolved for running a container.
 #[derive(Debug, Clone)]
@@ -18,33 +49,690 @@ pub struct ResolvedImage {
     pub layer_dirs: Vec<PathBuf>,
 }
 
+/// The image config fields inspect and history show (Docker's image JSON).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ConfigDoc {
+    created: Option<String>,
+    author: String,
+    comment: String,
+    container: String,
+    container_config: Option<ImageConfig>,
+    docker_version: String,
+    config: Option<ImageConfig>,
+    architecture: String,
+    variant: Option<String>,
+    os: String,
+    #[serde(rename = "os.version")]
+    os_version: Option<String>,
+    history: Vec<HistoryDoc>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct HistoryDoc {
+    created: Option<String>,
+    created_by: String,
+    comment: String,
+    empty_layer: bool,
+}
+
+fn unix_time(rfc3339: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or(0, |t| t.timestamp())
+}
+
+fn familiar(canonical: &str) -> String {
+    Reference::parse(canonical).map_or_else(|_| canonical.to_string(), |r| r.familiar())
+}
+
+/// dockerd's text: `No such image: busybox:latest` for names (tag defaulted, familiar form),
+/// the input as given for `sha256:` ids.
+fn no_such_image(reference: &str) -> EngineError {
+    let shown = if reference.starts_with("sha256:") {
+        reference.to_string()
+    } else {
+        Reference::parse(reference)
+            .map(|r| r.with_default_tag().familiar())
+            .unwrap_or_else(|_| reference.to_string())
+    };
+    EngineError::not_found(format!("No such image: {shown}"))
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// `path.Match`-style glob: `*` and `?` do not cross `/`.
+fn glob_match(pattern: &str, s: &str) -> bool {
+    fn go(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && go(p, &s[1..])),
+            (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), s.as_bytes())
+}
+
+/// Docker's `reference.FamiliarMatch`: the pattern against `name:tag` or the bare name.
+fn reference_matches(pattern: &str, canonical: &str) -> bool {
+    let Ok(r) = Reference::parse(canonical) else {
+        return false;
+    };
+    glob_match(pattern, &r.familiar()) || glob_match(pattern, &r.familiar_name())
+}
+
 pub struct ImageService {
     #[allow(dead_code)]
     config: Arc<EngineConfig>,
-    #[allow(dead_code)]
     events: EventBus,
+    registry: RegistryClient,
+    store: Mutex<Store>,
+    /// Pulls, loads and creates in progress: they commit layers before their image record,
+    /// so orphan collection waits until none runs.
+    busy: Mutex<usize>,
+}
+
+/// Marks an operation that commits layers or blobs ahead of its record.
+pub(crate) struct BusyGuard<'a>(&'a ImageService);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        let mut n = self.0.busy.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+    }
 }
 
 impl ImageService {
     pub async fn open(config: Arc<EngineConfig>, events: EventBus) -> Result<Self> {
-        Ok(Self { config, events })
+        let root = config.data_root.join("image");
+        let store = tokio::task::spawn_blocking(move || -> Result<Store> {
+            let mut store = Store::open(root)?;
+            // Nothing runs yet: leftovers of pulls cut short by a crash can go now.
+            for d in store.gc_orphans()? {
+                let _ = std::fs::remove_dir_all(&d);
+            }
+            Ok(store)
+        })
+        .await
+        .map_err(|e| EngineError::internal(format!("opening image store: {e}")))??;
+        tracing::info!(images = store.images.len(), "image store opened");
+        let registry = RegistryClient::new(config.clone())?;
+        Ok(Self {
+            config,
+            events,
+            registry,
+            store: Mutex::new(store),
+            busy: Mutex::new(0),
+        })
     }
 
-    /// Resolves a reference (name[:tag], name@digest, full or short id) to a local image, or
-    /// `NotFound` with `No such image: <reference>`.
+    pub(crate) fn busy(&self) -> BusyGuard<'_> {
+        *self.busy.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        BusyGuard(self)
+    }
+
+    /// Deletes unreferenced layers and blobs unless an operation that creates them runs.
+    fn collect_orphans(&self) {
+        let idle = *self.busy.lock().unwrap_or_else(|e| e.into_inner()) == 0;
+        if !idle {
+            tracing::debug!("orphan collection skipped: image operation in progress");
+            return;
+        }
+        match self.lock().gc_orphans() {
+            Ok(doomed) => {
+                for d in doomed {
+                    let _ = std::fs::remove_dir_all(&d);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "orphan collection failed"),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Number of images, for `/info`.
     pub async fn count(&self) -> usize {
-        0
+        self.lock().images.len()
     }
 
     /// `/system/df` image entries (`ImageSummary` objects with `Size`, `SharedSize`, `Containers`).
     pub async fn disk_usage(&self) -> Result<Vec<serde_json::Value>> {
-        Ok(vec![])
+        let list = self.list(true, &BTreeMap::new())?;
+        Ok(list
+            .into_iter()
+            .filter_map(|s| serde_json::to_value(s).ok())
+            .collect())
     }
 
+    /// Ids (`sha256:…`) of all images.
+    pub fn ids(&self) -> Vec<String> {
+        self.lock().images.values().map(|r| r.id.clone()).collect()
+    }
+
+    /// Finds an image by reference, digest reference, full id or unique id prefix.
+    fn find_hex(s: &Store, reference: &str) -> Option<String> {
+        let by_prefix = |p: &str| -> Option<String> {
+            if !is_hex_prefix(p) {
+                return None;
+            }
+            match crate::id::match_prefix(p, s.images.keys().map(String::as_str)) {
+                crate::id::PrefixMatch::One(h) => Some(h.to_string()),
+                _ => None,
+            }
+        };
+        if let Some(h) = reference.strip_prefix("sha256:") {
+            return by_prefix(h);
+        }
+        if let Ok(r) = Reference::parse(reference) {
+            if r.digest.is_some() {
+                let want = r.to_string();
+                if let Some(rec) = s.images.values().find(|i| i.repo_digests.contains(&want)) {
+                    return Some(rec.hex().to_string());
+                }
+            } else if let Some(id) = s.tags.get(&r.with_default_tag().to_string()) {
+                return Some(id.trim_start_matches("sha256:").to_string());
+            }
+        }
+        by_prefix(reference)
+    }
+
+    fn get(&self, reference: &str) -> Result<ImageRecord> {
+        let s = self.lock();
+        Self::find_hex(&s, reference)
+            .and_then(|h| s.images.get(&h).cloned())
+            .ok_or_else(|| no_such_image(reference))
+    }
+
+    /// The id (`sha256:…`) of the image `reference` names, or `No such image`.
+    pub fn image_id(&self, reference: &str) -> Result<String> {
+        self.get(reference).map(|r| r.id)
+    }
+
+    fn config_doc(&self, rec: &ImageRecord) -> Result<(Vec<u8>, ConfigDoc)> {
+        let raw = self.lock().get_blob(&rec.id)?;
+        let doc = serde_json::from_slice(&raw)
+            .map_err(|e| EngineError::internal(format!("image config {}: {e}", rec.id)))?;
+        Ok((raw, doc))
+    }
+
+    /// Resolves a reference (name[:tag], name@digest, full or short id) to a local image, or
+    /// `NotFound` with dockerd's `No such image: busybox:latest` (name with its tag defaulted).
     pub async fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
-        Err(crate::EngineError::not_found(format!(
-            "No such image: {reference}"
-        )))
+        let rec = self.get(reference)?;
+        let raw = self.lock().get_blob(&rec.id)?;
+        let value: serde_json::Value = serde_json::from_slice(&raw)?;
+        let config = match value.get("config").filter(|c| !c.is_null()) {
+            Some(c) => serde_json::from_value(c.clone()).map_err(|e| {
+                EngineError::internal(format!("image config {} unreadable: {e}", rec.id))
+            })?,
+            None => oci_spec::image::Config::default(),
+        };
+        let s = self.lock();
+        let mut layer_dirs = Vec::with_capacity(rec.layers.len());
+        for l in &rec.layers {
+            let d = s.layer_dir(l)?;
+            if !d.is_dir() {
+                return Err(EngineError::internal(format!(
+                    "layer {l} of image {} is missing",
+                    rec.id
+                )));
+            }
+            layer_dirs.push(d);
+        }
+        Ok(ResolvedImage {
+            id: rec.id,
+            reference: reference.to_string(),
+            config,
+            layer_dirs,
+        })
+    }
+
+    fn refs_of(s: &Store, rec: &ImageRecord) -> (Vec<String>, Vec<String>) {
+        let tags = s
+            .tags
+            .iter()
+            .filter(|(_, id)| **id == rec.id)
+            .map(|(t, _)| t.clone())
+            .collect();
+        (tags, rec.repo_digests.clone())
+    }
+
+    /// `GET /images/json`.
+    pub fn list(
+        &self,
+        all: bool,
+        filters: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Vec<ImageSummary>> {
+        let _ = all; // No intermediate images: pulled images have no parents.
+        let get = |k: &str| filters.get(k).filter(|v| !v.is_empty());
+        let dangling = get("dangling").map(|v| v.iter().any(|x| x == "true" || x == "1"));
+        let time_bound = |k: &str| -> Result<Option<i64>> {
+            match get(k).and_then(|v| v.first()) {
+                Some(r) => {
+                    let rec = self.get(r)?;
+                    Ok(Some(unix_time(&rec.created)))
+                }
+                None => Ok(None),
+            }
+        };
+        let before = time_bound("before")?;
+        let since = time_bound("since")?;
+        let records: Vec<(ImageRecord, Vec<String>, Vec<String>)> = {
+            let s = self.lock();
+            s.images
+                .values()
+                .map(|r| {
+                    let (t, d) = Self::refs_of(&s, r);
+                    (r.clone(), t, d)
+                })
+                .collect()
+        };
+        let mut out = Vec::new();
+        for (rec, tags, digests) in records {
+            let created = unix_time(&rec.created);
+            if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
+                continue;
+            }
+            let keep = |canonical: &String| {
+                get("reference")
+                    .is_none_or(|pats| pats.iter().any(|p| reference_matches(p, canonical)))
+            };
+            let mut repo_tags: Vec<String> = tags
+                .iter()
+                .filter(|t| keep(t))
+                .map(|t| familiar(t))
+                .collect();
+            let mut repo_digests: Vec<String> = digests
+                .iter()
+                .filter(|d| keep(d))
+                .map(|d| familiar(d))
+                .collect();
+            if tags.is_empty() && digests.is_empty() {
+                if dangling == Some(false) || get("reference").is_some() {
+                    continue;
+                }
+                repo_tags = vec!["<none>:<none>".into()];
+                repo_digests = vec!["<none>@<none>".into()];
+            } else if (repo_tags.is_empty() && repo_digests.is_empty())
+                || dangling.is_some_and(|want| want != tags.is_empty())
+            {
+                // Nothing matched the reference filter, or the dangling filter excludes it.
+                continue;
+            }
+            let labels = self
+                .config_doc(&rec)
+                .ok()
+                .and_then(|(_, d)| d.config.and_then(|c| c.labels))
+                .unwrap_or_default();
+            if let Some(want) = get("label") {
+                let ok = want.iter().all(|w| match w.split_once('=') {
+                    Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+                    None => labels.contains_key(w),
+                });
+                if !ok {
+                    continue;
+                }
+            }
+            repo_tags.sort();
+            let size = to_i64(rec.size());
+            out.push(ImageSummary {
+                id: rec.id.clone(),
+                parent_id: String::new(),
+                repo_tags,
+                repo_digests,
+                created,
+                size,
+                shared_size: -1,
+                virtual_size: size,
+                labels,
+                containers: -1,
+            });
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// `GET /images/{name}/json`.
+    pub fn inspect(&self, name: &str) -> Result<ImageInspect> {
+        let rec = self.get(name)?;
+        let (_, doc) = self.config_doc(&rec)?;
+        let (tags, digests) = Self::refs_of(&self.lock(), &rec);
+        let dirs: Vec<String> = {
+            let s = self.lock();
+            rec.layers
+                .iter()
+                .filter_map(|l| s.layer_dir(l).ok())
+                .map(|d| d.display().to_string())
+                .collect()
+        };
+        let mut data = BTreeMap::new();
+        if let Some((top, lower)) = dirs.split_last() {
+            data.insert("UpperDir".to_string(), top.clone());
+            if !lower.is_empty() {
+                let lower: Vec<&str> = lower.iter().rev().map(String::as_str).collect();
+                data.insert("LowerDir".to_string(), lower.join(":"));
+            }
+        }
+        let size = to_i64(rec.size());
+        let config = doc.config.unwrap_or_default();
+        Ok(ImageInspect {
+            id: rec.id.clone(),
+            repo_tags: tags.iter().map(|t| familiar(t)).collect(),
+            repo_digests: digests.iter().map(|d| familiar(d)).collect(),
+            parent: String::new(),
+            comment: doc.comment,
+            created: doc.created.unwrap_or_else(|| ZERO_TIME.into()),
+            container: doc.container,
+            container_config: doc.container_config.unwrap_or_default(),
+            docker_version: doc.docker_version,
+            author: doc.author,
+            config,
+            architecture: doc.architecture,
+            variant: doc.variant,
+            os: doc.os,
+            os_version: doc.os_version,
+            size,
+            virtual_size: size,
+            graph_driver: GraphDriver {
+                name: "overlay2".into(),
+                data,
+            },
+            root_fs: RootFs {
+                typ: "layers".into(),
+                layers: rec.layers.clone(),
+            },
+            metadata: ImageMetadata {
+                last_tag_time: rec
+                    .last_tag_time
+                    .clone()
+                    .unwrap_or_else(|| ZERO_TIME.into()),
+            },
+        })
+    }
+
+    /// `GET /images/{name}/history`, newest first.
+    pub fn history(&self, name: &str) -> Result<Vec<HistoryItem>> {
+        let rec = self.get(name)?;
+        let (_, doc) = self.config_doc(&rec)?;
+        let (tags, _) = Self::refs_of(&self.lock(), &rec);
+        let mut sizes = rec.layer_sizes.iter();
+        let mut items: Vec<HistoryItem> = if doc.history.is_empty() {
+            rec.layer_sizes
+                .iter()
+                .map(|s| HistoryItem {
+                    id: "<missing>".into(),
+                    created: unix_time(&rec.created),
+                    size: to_i64(*s),
+                    ..HistoryItem::default()
+                })
+                .collect()
+        } else {
+            doc.history
+                .iter()
+                .map(|h| HistoryItem {
+                    id: "<missing>".into(),
+                    created: h.created.as_deref().map_or(0, unix_time),
+                    created_by: h.created_by.clone(),
+                    tags: vec![],
+                    size: if h.empty_layer {
+                        0
+                    } else {
+                        sizes.next().map_or(0, |s| to_i64(*s))
+                    },
+                    comment: h.comment.clone(),
+                })
+                .collect()
+        };
+        items.reverse();
+        if let Some(top) = items.first_mut() {
+            top.id = rec.id.clone();
+            top.tags = tags.iter().map(|t| familiar(t)).collect();
+        }
+        Ok(items)
+    }
+
+    /// `POST /images/{name}/tag?repo=&tag=`.
+    pub fn tag(&self, name: &str, repo: &str, tag: &str) -> Result<()> {
+        let rec = self.get(name)?;
+        let mut r = Reference::parse(repo)?;
+        if r.digest.is_some() {
+            return Err(EngineError::invalid(
+                "refusing to create a tag with a digest reference",
+            ));
+        }
+        if !tag.is_empty() {
+            r = Reference::parse(&format!("{}:{tag}", r.name()))?;
+        }
+        let r = r.with_default_tag();
+        {
+            let mut s = self.lock();
+            s.tags.insert(r.to_string(), rec.id.clone());
+            s.save_tags()?;
+            if let Some(mut updated) = s.images.get(rec.hex()).cloned() {
+                updated.last_tag_time =
+                    Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+                s.save_image(&updated)?;
+                s.images.insert(updated.hex().to_string(), updated);
+            }
+        }
+        self.event("tag", &rec.id, &r.familiar());
+        Ok(())
+    }
+
+    fn event(&self, action: &str, id: &str, name: &str) {
+        self.events.publish(
+            "image",
+            action,
+            id,
+            BTreeMap::from([("name".to_string(), name.to_string())]),
+        );
+    }
+
+    /// `DELETE /images/{name}`, following dockerd's rules. `users` are the containers created
+    /// from the image (ask the container service).
+    pub fn remove(&self, name: &str, force: bool, users: &[String]) -> Result<Vec<DeleteItem>> {
+        let rec = self.get(name)?;
+        let mut out = Vec::new();
+        let (tags, digests) = Self::refs_of(&self.lock(), &rec);
+        let all_refs: Vec<String> = tags.iter().chain(&digests).cloned().collect();
+        let repo_of = |c: &str| Reference::parse(c).map(|r| r.name()).unwrap_or_default();
+        let single_reference = tags.len() <= 1
+            && all_refs
+                .windows(2)
+                .all(|w| repo_of(&w[0]) == repo_of(&w[1]));
+        let short_id = short(&rec.id).to_string();
+        let by_id = name.starts_with("sha256:")
+            || (is_hex_prefix(name) && rec.hex().starts_with(name) && {
+                let s = self.lock();
+                Self::find_hex_by_ref_only(&s, name).is_none()
+            });
+        if !by_id {
+            let r = Reference::parse(name)?.with_default_tag();
+            let canonical = r.to_string();
+            if !force && single_reference {
+                if let Some(c) = users.first() {
+                    return Err(EngineError::conflict(format!(
+                        "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {short_id}",
+                        short(c)
+                    )));
+                }
+            }
+            let remaining = {
+                let mut s = self.lock();
+                let mut removed = Vec::new();
+                if r.digest.is_some() {
+                    if let Some(mut updated) = s.images.get(rec.hex()).cloned() {
+                        updated.repo_digests.retain(|d| d != &canonical);
+                        s.save_image(&updated)?;
+                        s.images.insert(updated.hex().to_string(), updated);
+                    }
+                    removed.push(canonical.clone());
+                } else {
+                    s.tags.remove(&canonical);
+                    s.save_tags()?;
+                    removed.push(canonical.clone());
+                    // No tag of this repository left: its digest references go too.
+                    let repo = r.name();
+                    let repo_tag_left = s
+                        .tags
+                        .iter()
+                        .any(|(t, id)| *id == rec.id && repo_of(t) == repo);
+                    if !repo_tag_left {
+                        if let Some(mut updated) = s.images.get(rec.hex()).cloned() {
+                            let (gone, keep): (Vec<String>, Vec<String>) = updated
+                                .repo_digests
+                                .iter()
+                                .cloned()
+                                .partition(|d| repo_of(d) == repo);
+                            updated.repo_digests = keep;
+                            s.save_image(&updated)?;
+                            s.images.insert(updated.hex().to_string(), updated);
+                            removed.extend(gone);
+                        }
+                    }
+                }
+                let (t, d) = s
+                    .images
+                    .get(rec.hex())
+                    .map(|i| Self::refs_of(&s, i))
+                    .unwrap_or_default();
+                for x in &removed {
+                    out.push(DeleteItem::Untagged(familiar(x)));
+                }
+                t.len() + d.len()
+            };
+            self.event("untag", &rec.id, &rec.id);
+            if remaining > 0 {
+                return Ok(out);
+            }
+        } else {
+            if !single_reference && !force {
+                return Err(EngineError::conflict(format!(
+                    "conflict: unable to delete {short_id} (must be forced) - image is referenced in multiple repositories"
+                )));
+            }
+            if let Some(c) = users.first() {
+                if !force {
+                    return Err(EngineError::conflict(format!(
+                        "conflict: unable to delete {short_id} (must be forced) - image is being used by stopped container {}",
+                        short(c)
+                    )));
+                }
+            }
+            self.untag_all(&rec, &mut out)?;
+        }
+        if !users.is_empty() {
+            // Containers still need the layers: the image stays, untagged.
+            return Ok(out);
+        }
+        self.delete_record(&rec, &mut out)?;
+        Ok(out)
+    }
+
+    /// A name lookup that ignores id prefixes (is `name` a tag?).
+    fn find_hex_by_ref_only(s: &Store, name: &str) -> Option<String> {
+        let r = Reference::parse(name).ok()?.with_default_tag();
+        s.tags
+            .get(&r.to_string())
+            .map(|id| id.trim_start_matches("sha256:").to_string())
+    }
+
+    fn untag_all(&self, rec: &ImageRecord, out: &mut Vec<DeleteItem>) -> Result<()> {
+        let mut s = self.lock();
+        let (tags, digests) = Self::refs_of(&s, rec);
+        s.tags.retain(|_, id| *id != rec.id);
+        s.save_tags()?;
+        if let Some(mut updated) = s.images.get(rec.hex()).cloned() {
+            updated.repo_digests.clear();
+            s.save_image(&updated)?;
+            s.images.insert(updated.hex().to_string(), updated);
+        }
+        drop(s);
+        for r in tags.iter().chain(&digests) {
+            out.push(DeleteItem::Untagged(familiar(r)));
+            self.event("untag", &rec.id, &rec.id);
+        }
+        Ok(())
+    }
+
+    fn delete_record(&self, rec: &ImageRecord, out: &mut Vec<DeleteItem>) -> Result<()> {
+        let doomed = self.lock().remove_image(rec.hex())?;
+        for d in doomed {
+            // Already renamed out of the way; a failure here only leaves garbage that the
+            // next open removes.
+            if let Err(e) = std::fs::remove_dir_all(&d) {
+                tracing::warn!(path = %d.display(), error = %e, "layer not removed");
+            }
+        }
+        out.push(DeleteItem::Deleted(rec.id.clone()));
+        self.event("delete", &rec.id, &rec.id);
+        Ok(())
+    }
+
+    /// `POST /images/prune`: dangling images, or every image no container uses when
+    /// `dangling_only` is false. `in_use` holds the ids containers were created from.
+    pub fn prune(
+        &self,
+        dangling_only: bool,
+        in_use: &HashSet<String>,
+    ) -> Result<ImagesPruneReport> {
+        let candidates: Vec<ImageRecord> = {
+            let s = self.lock();
+            s.images
+                .values()
+                .filter(|r| !in_use.contains(&r.id))
+                .filter(|r| !dangling_only || !s.tags.values().any(|id| *id == r.id))
+                .cloned()
+                .collect()
+        };
+        let mut report = ImagesPruneReport::default();
+        let mut deleted = Vec::new();
+        for rec in candidates {
+            let before = self.lock().images.len();
+            self.untag_all(&rec, &mut deleted)?;
+            self.delete_record(&rec, &mut deleted)?;
+            if self.lock().images.len() < before {
+                report.space_reclaimed += to_i64(rec.size());
+            }
+        }
+        report.images_deleted = (!deleted.is_empty()).then_some(deleted);
+        self.collect_orphans();
+        Ok(report)
+    }
+
+    /// `POST /auth`: checks credentials against the registry.
+    pub async fn login(&self, auth: &AuthConfig) -> Result<()> {
+        self.registry.login(auth).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_follow_path_match() {
+        assert!(glob_match("busy*", "busybox"));
+        assert!(glob_match("busybox:*", "busybox:latest"));
+        assert!(!glob_match("*", "library/busybox"));
+        assert!(glob_match("*/*", "user/app"));
+        assert!(glob_match("b?sybox", "busybox"));
+        assert!(reference_matches(
+            "busybox",
+            "docker.io/library/busybox:latest"
+        ));
+        assert!(reference_matches(
+            "busybox:lat*",
+            "docker.io/library/busybox:latest"
+        ));
+        assert!(!reference_matches(
+            "alpine",
+            "docker.io/library/busybox:latest"
+        ));
     }
 }

@@ -73,7 +73,7 @@ pub fn matches(ev: &Event, f: &Filters) -> bool {
                         ev.actor.id.starts_with(w.as_str()) || Some(w.as_str()) == attr("name")
                     })
             }
-            "volume" => ev.typ == "volume" && want.iter().any(|w| ev.actor.id == *w),
+            "volume" => ev.typ == "volume" && want.contains(&ev.actor.id),
             "label" => want.iter().any(|w| match w.split_once('=') {
                 Some((k, v)) => attr(k) == Some(v),
                 None => attr(w).is_some(),

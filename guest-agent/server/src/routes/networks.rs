@@ -1,9 +1,98 @@
-//! Routes of the `networks` resource.
+//! Routes of the `networks` resource: list, inspect, create, remove, prune, connect and
+//! disconnect.
 
-use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use berth_docker_api::network::{
+    NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkPruneResponse,
+};
+use berth_engine::EngineError;
+use serde::Deserialize;
 
+use crate::error::ApiResult;
+use crate::extract::{parse_filters, JsonBody, Query};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/networks", get(list))
+        .route("/networks/create", post(create))
+        .route("/networks/prune", post(prune))
+        .route("/networks/{id}", get(inspect).delete(remove))
+        .route("/networks/{id}/connect", post(connect))
+        .route("/networks/{id}/disconnect", post(disconnect))
+}
+
+#[derive(Deserialize, Default)]
+struct FiltersQuery {
+    filters: Option<String>,
+}
+
+async fn list(
+    State(engine): State<AppState>,
+    Query(q): Query<FiltersQuery>,
+) -> ApiResult<Response> {
+    let filters = parse_filters(q.filters.as_deref())?;
+    Ok(Json(engine.networks.list(&filters)?).into_response())
+}
+
+async fn inspect(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    Ok(Json(engine.networks.inspect(&id)?).into_response())
+}
+
+async fn create(
+    State(engine): State<AppState>,
+    JsonBody(req): JsonBody<NetworkCreateRequest>,
+) -> ApiResult<Response> {
+    let (id, warning) = engine.networks.create(req).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NetworkCreateResponse { id, warning }),
+    )
+        .into_response())
+}
+
+async fn remove(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    engine.networks.remove(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn prune(
+    State(engine): State<AppState>,
+    Query(q): Query<FiltersQuery>,
+) -> ApiResult<Response> {
+    let filters = parse_filters(q.filters.as_deref())?;
+    let networks_deleted = engine.networks.prune(&filters).await?;
+    Ok(Json(NetworkPruneResponse { networks_deleted }).into_response())
+}
+
+/// Containers join networks when they are created (`--network`); joining or leaving one
+/// later is not supported yet.
+async fn connect(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<NetworkConnectRequest>,
+) -> ApiResult<StatusCode> {
+    let net = engine.networks.inspect(&id)?;
+    Err(EngineError::not_implemented(format!(
+        "connecting container {} to network {} after creation is not supported",
+        req.container, net.name
+    ))
+    .into())
+}
+
+async fn disconnect(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<NetworkConnectRequest>,
+) -> ApiResult<StatusCode> {
+    let net = engine.networks.inspect(&id)?;
+    Err(EngineError::not_implemented(format!(
+        "disconnecting container {} from network {} is not supported",
+        req.container, net.name
+    ))
+    .into())
 }

@@ -176,7 +176,7 @@ async fn info(
         "Plugins": {
             "Volume": ["local"],
             "Network": ["bridge", "host", "null"],
-            "Authorization": null,
+            "Authorization": [],
             "Log": ["json-file"],
         },
         "MemoryLimit": true,
@@ -211,7 +211,7 @@ async fn info(
         },
         "NCPU": ncpu,
         "MemTotal": mem_total(),
-        "GenericResources": null,
+        "GenericResources": [],
         "HttpProxy": "",
         "HttpsProxy": "",
         "NoProxy": "",

@@ -1,0 +1,486 @@
+//! `docker pull`: manifest (through an index if needed), config, then every missing layer
+//! downloaded and unpacked concurrently (one pass per layer, see [`super::layer`]).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_docker_api::auth::AuthConfig;
+use futures::StreamExt;
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::layer::{self, ChannelReader, TeeReader};
+use super::manifest::{Descriptor, ManifestDoc, Platform};
+use super::progress::Progress;
+use super::reference::Reference;
+use super::store::{commit_layer, sha256_digest, BlobWriter, ImageRecord};
+use super::ImageService;
+use crate::id::short;
+use crate::registry::{Credentials, Repository};
+use crate::{EngineError, Result};
+
+/// Layers downloaded at once.
+const MAX_CONCURRENT_LAYERS: usize = 8;
+/// Minimum time between two `Downloading` lines of one layer.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+const MAX_MANIFEST_DEPTH: usize = 2;
+
+/// The parts of an image config a pull or load needs.
+#[derive(Deserialize)]
+pub(super) struct ConfigHead {
+    #[serde(default)]
+    pub(super) created: Option<String>,
+    pub(super) rootfs: RootFsHead,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RootFsHead {
+    #[serde(default)]
+    pub(super) diff_ids: Vec<String>,
+}
+
+/// An image whose layers are all in place, ready to be recorded.
+pub(super) struct NewImage<'a> {
+    pub(super) id: &'a str,
+    pub(super) config: &'a [u8],
+    pub(super) head: &'a ConfigHead,
+    pub(super) layer_sizes: &'a [u64],
+    /// `name@digest` it was pulled by.
+    pub(super) repo_digest: Option<String>,
+    /// Canonical tags to point at it (moved from other images).
+    pub(super) tags: &'a [String],
+    /// Digest of its manifest, stored as a blob.
+    pub(super) manifest: Option<String>,
+    /// Digests of its layer blobs, when kept.
+    pub(super) layer_blobs: Vec<String>,
+}
+
+impl ImageService {
+    /// Records an image: config blob, image record (merged with an existing one), repo
+    /// digest and tags. Returns whether any tag now points somewhere new.
+    pub(super) fn commit_image(&self, new: NewImage<'_>) -> Result<bool> {
+        let id = new.id;
+        let hex = id.trim_start_matches("sha256:").to_string();
+        let mut s = self.lock();
+        s.put_blob(id, new.config)?;
+        let mut rec = s.images.get(&hex).cloned().unwrap_or_else(|| ImageRecord {
+            id: id.to_string(),
+            layers: new.head.rootfs.diff_ids.clone(),
+            layer_sizes: new.layer_sizes.to_vec(),
+            created: new.head.created.clone().unwrap_or_default(),
+            last_tag_time: None,
+            repo_digests: vec![],
+            manifest: None,
+            layer_blobs: vec![],
+        });
+        if let Some(d) = new.repo_digest.filter(|d| !rec.repo_digests.contains(d)) {
+            rec.repo_digests.push(d);
+        }
+        // Keep blob references only when every blob is really there.
+        let all_kept = new.layer_blobs.len() == rec.layers.len()
+            && new.layer_blobs.iter().all(|b| s.has_blob(b));
+        if all_kept && (rec.layer_blobs.is_empty() || rec.manifest.is_none()) {
+            rec.layer_blobs = new.layer_blobs;
+            rec.manifest = new.manifest.or(rec.manifest);
+        }
+        s.save_image(&rec)?;
+        s.images.insert(hex, rec);
+        let mut moved = false;
+        for t in new.tags {
+            moved |= s.tags.insert(t.clone(), id.to_string()).as_deref() != Some(id);
+        }
+        if !new.tags.is_empty() {
+            s.save_tags()?;
+        }
+        Ok(moved)
+    }
+}
+
+/// What a pull needs to know before it streams: resolved before the 200, so that an unknown
+/// image is a plain 404.
+struct Resolved {
+    /// Digest of the manifest named by the reference (the index when there is one).
+    top_digest: String,
+    manifest: ManifestDoc,
+    /// The platform's manifest as received, and its digest.
+    manifest_bytes: bytes::Bytes,
+    manifest_digest: String,
+    config_digest: String,
+    config: bytes::Bytes,
+}
+
+impl ImageService {
+    /// Pulls `reference` for `platform` (empty: the host's), reporting progress; returns the
+    /// image id. Errors before the first progress line are plain errors (404 for an unknown
+    /// image); the caller turns later ones into in-band error lines.
+    pub async fn pull(
+        &self,
+        reference: &str,
+        platform: &str,
+        auth: Option<AuthConfig>,
+        progress: Progress,
+    ) -> Result<String> {
+        let r = Reference::parse(reference)?.with_default_tag();
+        let platform = Platform::parse(platform)?;
+        let _busy = self.busy();
+        let creds = auth.as_ref().and_then(Credentials::from_auth_config);
+        let repo = Arc::new(self.registry.repository(&r.domain, &r.path, creds));
+        let resolved = resolve_manifest(&repo, &r, &platform).await?;
+        let id = resolved.config_digest.clone();
+        let tag_or_digest = r.tag_or_digest().to_string();
+        progress.with_id(format!("Pulling from {}", r.path), &tag_or_digest);
+
+        let head: ConfigHead = serde_json::from_slice(&resolved.config)
+            .map_err(|e| EngineError::invalid(format!("invalid image config {id}: {e}")))?;
+        let layers = &resolved.manifest.layers;
+        if head.rootfs.diff_ids.len() != layers.len() {
+            return Err(EngineError::invalid(format!(
+                "image config {id} lists {} layers but the manifest has {}",
+                head.rootfs.diff_ids.len(),
+                layers.len()
+            )));
+        }
+        let hex = id.trim_start_matches("sha256:").to_string();
+        let existing = self.lock().images.get(&hex).cloned();
+        let complete = existing.as_ref().is_some_and(|rec| {
+            let s = self.lock();
+            rec.layers.iter().all(|l| s.has_layer(l))
+        });
+        let layer_sizes = if complete {
+            existing
+                .as_ref()
+                .map(|r| r.layer_sizes.clone())
+                .unwrap_or_default()
+        } else {
+            self.fetch_layers(&repo, layers, &head.rootfs.diff_ids, &progress)
+                .await?
+        };
+
+        // Metadata last: the image exists once all its layers do.
+        let repo_digest = format!("{}@{}", r.name(), resolved.top_digest);
+        let tags: Vec<String> = if r.digest.is_none() {
+            vec![r.to_string()]
+        } else {
+            vec![]
+        };
+        let blob_paths: Vec<_> = {
+            let s = self.lock();
+            s.put_blob(&resolved.manifest_digest, &resolved.manifest_bytes)?;
+            layers
+                .iter()
+                .filter_map(|l| s.blob_path(&l.digest).ok())
+                .filter(|p| p.is_file())
+                .collect()
+        };
+        if !complete {
+            // Layer blobs were renamed into place unsynced; make them durable in the background.
+            tokio::task::spawn_blocking(move || super::store::sync_files(&blob_paths));
+        }
+        let tags_moved = self.commit_image(NewImage {
+            id: &id,
+            config: &resolved.config,
+            head: &head,
+            layer_sizes: &layer_sizes,
+            repo_digest: Some(repo_digest),
+            tags: &tags,
+            manifest: Some(resolved.manifest_digest.clone()),
+            layer_blobs: layers.iter().map(|l| l.digest.clone()).collect(),
+        })?;
+        let tag_updated = if r.digest.is_none() {
+            tags_moved
+        } else {
+            existing.is_none()
+        };
+
+        progress.status(format!("Digest: {}", resolved.top_digest));
+        let familiar = r.familiar();
+        if tag_updated || !complete {
+            progress.status(format!("Status: Downloaded newer image for {familiar}"));
+        } else {
+            progress.status(format!("Status: Image is up to date for {familiar}"));
+        }
+        self.events.publish(
+            "image",
+            "pull",
+            &familiar,
+            BTreeMap::from([("name".to_string(), r.familiar_name())]),
+        );
+        Ok(id)
+    }
+
+    /// Downloads and unpacks the layers not present yet; returns every layer's size.
+    async fn fetch_layers(
+        &self,
+        repo: &Arc<Repository>,
+        layers: &[Descriptor],
+        diff_ids: &[String],
+        progress: &Progress,
+    ) -> Result<Vec<u64>> {
+        let mut sizes = vec![0u64; layers.len()];
+        let mut tasks = JoinSet::new();
+        let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_LAYERS));
+        let mut seen = std::collections::HashSet::new();
+        for (i, (desc, diff_id)) in layers.iter().zip(diff_ids).enumerate() {
+            let short_id = short(&desc.digest).to_string();
+            let (present, dest, known) = {
+                let s = self.lock();
+                let known = s.images.values().find_map(|r| {
+                    r.layers
+                        .iter()
+                        .position(|l| l == diff_id)
+                        .map(|p| r.layer_sizes[p])
+                });
+                (s.has_layer(diff_id), s.layer_dir(diff_id)?, known)
+            };
+            if present || !seen.insert(diff_id.clone()) {
+                if present {
+                    progress.with_id("Already exists", &short_id);
+                }
+                sizes[i] = match known {
+                    Some(k) => k,
+                    None => tokio::task::spawn_blocking({
+                        let dest = dest.clone();
+                        move || dir_size(&dest)
+                    })
+                    .await
+                    .unwrap_or(0),
+                };
+                continue;
+            }
+            progress.with_id("Pulling fs layer", &short_id);
+            let (tmp, blob) = {
+                let s = self.lock();
+                let blob = if s.has_blob(&desc.digest) {
+                    None
+                } else {
+                    Some((s.blob_writer()?, s.blob_path(&desc.digest)?))
+                };
+                (s.layer_tmp_dir()?, blob)
+            };
+            let job = LayerJob {
+                blob,
+                repo: repo.clone(),
+                desc: desc.clone(),
+                diff_id: diff_id.clone(),
+                tmp,
+                dest,
+                progress: progress.clone(),
+                short_id,
+            };
+            let limit = limit.clone();
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                (i, job.run().await)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (i, result) =
+                joined.map_err(|e| EngineError::internal(format!("layer task failed: {e}")))?;
+            match result {
+                Ok(size) => sizes[i] = size,
+                Err(e) => {
+                    tasks.abort_all();
+                    return Err(e);
+                }
+            }
+        }
+        // Duplicated layers of one image take the size of their first copy.
+        for (i, diff_id) in diff_ids.iter().enumerate() {
+            if sizes[i] == 0 {
+                if let Some(j) = diff_ids.iter().position(|d| d == diff_id) {
+                    sizes[i] = sizes[j];
+                }
+            }
+        }
+        Ok(sizes)
+    }
+}
+
+/// One layer to download and unpack.
+struct LayerJob {
+    /// Where the compressed blob is kept, unless it already is.
+    blob: Option<(BlobWriter, std::path::PathBuf)>,
+    repo: Arc<Repository>,
+    desc: Descriptor,
+    diff_id: String,
+    tmp: std::path::PathBuf,
+    dest: std::path::PathBuf,
+    progress: Progress,
+    short_id: String,
+}
+
+impl LayerJob {
+    async fn run(self) -> Result<u64> {
+        let tmp = self.tmp.clone();
+        let result = self.download_and_unpack().await;
+        if result.is_err() {
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
+        }
+        result
+    }
+
+    async fn download_and_unpack(self) -> Result<u64> {
+        let Self {
+            blob,
+            repo,
+            desc,
+            diff_id,
+            tmp,
+            dest,
+            progress,
+            short_id,
+        } = self;
+        let resp = repo.blob(&desc.digest, 0).await?;
+        let total = if desc.size > 0 {
+            desc.size
+        } else {
+            resp.content_length().unwrap_or(0)
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(64);
+        let unpack = tokio::task::spawn_blocking({
+            let (digest, diff_id, tmp) = (desc.digest.clone(), diff_id.clone(), tmp.clone());
+            move || -> Result<layer::Extracted> {
+                let input = ChannelReader::new(rx);
+                match blob {
+                    Some((mut writer, dest)) => {
+                        let mut tee = TeeReader {
+                            inner: input,
+                            out: &mut writer,
+                        };
+                        let x = layer::extract(&mut tee, Some(&digest), Some(&diff_id), &tmp)?;
+                        writer.commit_unsynced(&dest)?;
+                        Ok(x)
+                    }
+                    None => layer::extract(input, Some(&digest), Some(&diff_id), &tmp),
+                }
+            }
+        });
+        let mut body = resp.bytes_stream();
+        let mut current = 0u64;
+        let mut last = Instant::now();
+        let mut first = true;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(b) => {
+                    current += b.len() as u64;
+                    if tx.send(Ok(b)).await.is_err() {
+                        // The unpacker stopped: its error explains why.
+                        break;
+                    }
+                    if first || last.elapsed() >= PROGRESS_EVERY {
+                        first = false;
+                        last = Instant::now();
+                        progress.bytes("Downloading", &short_id, current, total);
+                    }
+                }
+                Err(e) => {
+                    let msg = crate::registry::error_chain(&e);
+                    let _ = tx.send(Err(io::Error::other(msg))).await;
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        progress.with_id("Verifying Checksum", &short_id);
+        progress.with_id("Download complete", &short_id);
+        let stats = unpack
+            .await
+            .map_err(|e| EngineError::internal(format!("unpack task failed: {e}")))?
+            .map_err(|e| e.context(format!("layer {}", short(&desc.digest))))?;
+        progress.bytes("Extracting", &short_id, total, total);
+        let dest2 = dest.clone();
+        tokio::task::spawn_blocking(move || commit_layer(&tmp, &dest2))
+            .await
+            .map_err(|e| EngineError::internal(format!("commit task failed: {e}")))??;
+        progress.with_id("Pull complete", &short_id);
+        Ok(stats.stats.size)
+    }
+}
+
+/// Size of the regular files below `dir`.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+/// Fetches the manifest (following an index to the platform's entry) and the config.
+async fn resolve_manifest(
+    repo: &Repository,
+    r: &Reference,
+    platform: &Platform,
+) -> Result<Resolved> {
+    let not_found = |msg: String| {
+        EngineError::not_found(format!("manifest for {} not found: {msg}", r.familiar()))
+    };
+    let registry_err = |e: crate::registry::RegistryError| {
+        if e.status == reqwest::StatusCode::NOT_FOUND {
+            not_found(e.message)
+        } else if e.status == reqwest::StatusCode::UNAUTHORIZED
+            || e.status == reqwest::StatusCode::FORBIDDEN
+        {
+            EngineError::new(
+                crate::ErrorKind::NotFound,
+                format!(
+                    "pull access denied for {}, repository does not exist or may require 'docker login': {}",
+                    r.familiar_name(),
+                    e.message
+                ),
+            )
+        } else {
+            EngineError::unavailable(e.message)
+        }
+    };
+    let mut name = r.tag_or_digest().to_string();
+    let mut top_digest = None;
+    for _ in 0..=MAX_MANIFEST_DEPTH {
+        let m = repo.manifest(&name).await.map_err(registry_err)?;
+        let digest = sha256_digest(&m.bytes);
+        if name.starts_with("sha256:") && digest != name {
+            return Err(EngineError::invalid(format!(
+                "manifest digest mismatch: asked for {name}, got {digest}"
+            )));
+        }
+        top_digest.get_or_insert_with(|| digest.clone());
+        let doc = ManifestDoc::parse(&m.bytes, &m.media_type)?;
+        if doc.is_index() {
+            name = doc.select(platform)?.digest.clone();
+            continue;
+        }
+        let config_desc = doc
+            .config
+            .clone()
+            .ok_or_else(|| EngineError::invalid(format!("manifest {digest} has no config")))?;
+        let config = repo.blob_bytes(&config_desc.digest).await?;
+        if sha256_digest(&config) != config_desc.digest {
+            return Err(EngineError::invalid(format!(
+                "digest mismatch for config {}",
+                config_desc.digest
+            )));
+        }
+        return Ok(Resolved {
+            top_digest: top_digest.unwrap_or_else(|| digest.clone()),
+            manifest: doc,
+            manifest_bytes: m.bytes,
+            manifest_digest: digest,
+            config_digest: config_desc.digest,
+            config,
+        });
+    }
+    Err(EngineError::invalid("manifest index nested too deeply"))
+}

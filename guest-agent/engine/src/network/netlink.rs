@@ -1,0 +1,288 @@
+//! Links, addresses and routes over rtnetlink: bridges, veth pairs, the container side of a
+//! veth inside its namespace, and the host's IPv4 routes (to pick free subnets).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use ipnet::Ipv4Net;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::{EngineError, Result};
+
+/// A netlink route connection; its I/O task stops when the last clone is dropped.
+#[derive(Clone)]
+pub(crate) struct Netlink {
+    handle: Handle,
+    _conn: Arc<AbortOnDropHandle<()>>,
+}
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(m.raw_code().abs()),
+        _ => None,
+    }
+}
+
+fn nl_err(what: impl std::fmt::Display) -> impl FnOnce(rtnetlink::Error) -> EngineError {
+    move |e| {
+        let detail = match &e {
+            rtnetlink::Error::NetlinkError(m) => m.to_io().to_string(),
+            other => other.to_string(),
+        };
+        EngineError::internal(format!("{what}: {detail}"))
+    }
+}
+
+impl Netlink {
+    /// Connects in the calling thread's network namespace (the host's).
+    pub(crate) fn host() -> Result<Self> {
+        let (conn, handle, _) = rtnetlink::new_connection()
+            .map_err(|e| EngineError::internal(format!("cannot open netlink socket: {e}")))?;
+        Ok(Self {
+            handle,
+            _conn: Arc::new(AbortOnDropHandle::new(tokio::spawn(conn))),
+        })
+    }
+
+    /// Wraps a netlink socket opened inside another network namespace.
+    pub(crate) fn from_fd(fd: OwnedFd) -> Result<Self> {
+        let raw = fd.into_raw_fd();
+        // SAFETY: `raw` is a netlink socket we own (from `OwnedFd::into_raw_fd`); ownership
+        // passes to the TokioSocket, which closes it.
+        let sock = unsafe { rtnetlink::sys::TokioSocket::from_raw_fd(raw) };
+        let (conn, handle, _) = rtnetlink::from_socket(sock);
+        Ok(Self {
+            handle,
+            _conn: Arc::new(AbortOnDropHandle::new(tokio::spawn(conn))),
+        })
+    }
+
+    pub(crate) async fn index(&self, name: &str) -> Result<Option<u32>> {
+        Ok(self.link(name).await?.map(|(i, _)| i))
+    }
+
+    /// Index of the link `name` and whether it is a bridge.
+    async fn link(&self, name: &str) -> Result<Option<(u32, bool)>> {
+        let mut s = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match s.try_next().await {
+            Ok(m) => Ok(m.map(|m| {
+                let bridge = m.attributes.iter().any(|a| {
+                    matches!(a, LinkAttribute::LinkInfo(infos)
+                        if infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge))))
+                });
+                (m.header.index, bridge)
+            })),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(nl_err(format!("cannot look up link {name}"))(e)),
+        }
+    }
+
+    /// Creates the bridge `name` unless it exists, gives it `addr/prefix`, brings it up, and
+    /// returns its index.
+    pub(crate) async fn ensure_bridge(
+        &self,
+        name: &str,
+        addr: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<u32> {
+        let idx = match self.link(name).await? {
+            Some((i, true)) => i,
+            // Never put addresses on someone's ordinary interface.
+            Some((_, false)) => {
+                return Err(EngineError::invalid(format!(
+                    "{name} exists and is not a bridge"
+                )))
+            }
+            None => {
+                let r = self
+                    .handle
+                    .link()
+                    .add(LinkBridge::new(name).build())
+                    .execute()
+                    .await;
+                if let Err(e) = r {
+                    if errno(&e) != Some(libc::EEXIST) {
+                        return Err(nl_err(format!("cannot create bridge {name}"))(e));
+                    }
+                }
+                self.index(name)
+                    .await?
+                    .ok_or_else(|| EngineError::internal(format!("bridge {name} vanished")))?
+            }
+        };
+        if !self.has_address(idx, addr).await? {
+            let r = self
+                .handle
+                .address()
+                .add(idx, IpAddr::V4(addr), prefix)
+                .execute()
+                .await;
+            if let Err(e) = r {
+                if errno(&e) != Some(libc::EEXIST) {
+                    return Err(nl_err(format!("cannot add {addr}/{prefix} to {name}"))(e));
+                }
+            }
+        }
+        self.set_up(idx).await?;
+        Ok(idx)
+    }
+
+    async fn has_address(&self, idx: u32, addr: Ipv4Addr) -> Result<bool> {
+        let mut s = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(idx)
+            .execute();
+        while let Some(m) = s
+            .try_next()
+            .await
+            .map_err(nl_err("cannot list addresses"))?
+        {
+            if m.attributes
+                .iter()
+                .any(|a| matches!(a, AddressAttribute::Address(IpAddr::V4(x)) if *x == addr))
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    pub(crate) async fn set_up(&self, idx: u32) -> Result<()> {
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(idx).up().build())
+            .execute()
+            .await
+            .map_err(nl_err(format!("cannot bring link {idx} up")))
+    }
+
+    /// Creates a veth pair in one request: `host` enslaved to `bridge` and up, its peer created
+    /// directly inside the namespace `netns` as `eth0` with `mac`.
+    pub(crate) async fn add_veth(
+        &self,
+        host: &str,
+        bridge: u32,
+        netns: BorrowedFd<'_>,
+        mac: [u8; 6],
+    ) -> Result<()> {
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name("eth0")
+            .address(mac.to_vec())
+            .setns_by_fd(netns.as_raw_fd())
+            .build();
+        let msg = LinkVeth::new(host, "eth0")
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .controller(bridge)
+            .up()
+            .build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(nl_err(format!("cannot create veth pair {host}")))
+    }
+
+    /// Deletes a link by name; a missing link is not an error.
+    pub(crate) async fn delete(&self, name: &str) -> Result<()> {
+        let Some(idx) = self.index(name).await? else {
+            return Ok(());
+        };
+        match self.handle.link().del(idx).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
+            Err(e) => Err(nl_err(format!("cannot delete link {name}"))(e)),
+        }
+    }
+
+    /// Inside a container namespace: address and bring up `eth0`, bring up `lo`, and route
+    /// everything via `gateway`.
+    pub(crate) async fn configure_container(
+        &self,
+        ip: Ipv4Addr,
+        prefix: u8,
+        gateway: Ipv4Addr,
+    ) -> Result<()> {
+        let eth0 = self
+            .index("eth0")
+            .await?
+            .ok_or_else(|| EngineError::internal("eth0 missing in container namespace"))?;
+        self.handle
+            .address()
+            .add(eth0, IpAddr::V4(ip), prefix)
+            .execute()
+            .await
+            .map_err(nl_err(format!("cannot add {ip}/{prefix} to eth0")))?;
+        self.set_up(eth0).await?;
+        self.bring_up_lo().await?;
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gateway)
+            .output_interface(eth0)
+            .build();
+        self.handle
+            .route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(nl_err(format!("cannot add default route via {gateway}")))
+    }
+
+    pub(crate) async fn bring_up_lo(&self) -> Result<()> {
+        let lo = self.index("lo").await?.unwrap_or(1);
+        self.set_up(lo).await
+    }
+
+    /// IPv4 destinations of every route and the subnets of every address on the host.
+    pub(crate) async fn ipv4_in_use(&self) -> Result<Vec<Ipv4Net>> {
+        let mut out = Vec::new();
+        let mut routes = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute();
+        while let Some(r) = routes
+            .try_next()
+            .await
+            .map_err(nl_err("cannot list routes"))?
+        {
+            let prefix = r.header.destination_prefix_length;
+            for a in &r.attributes {
+                if let RouteAttribute::Destination(RouteAddress::Inet(d)) = a {
+                    if let Ok(n) = Ipv4Net::new(*d, prefix) {
+                        out.push(n.trunc());
+                    }
+                }
+            }
+        }
+        let mut addrs = self.handle.address().get().execute();
+        while let Some(m) = addrs
+            .try_next()
+            .await
+            .map_err(nl_err("cannot list addresses"))?
+        {
+            for a in &m.attributes {
+                if let AddressAttribute::Address(IpAddr::V4(x)) = a {
+                    if let Ok(n) = Ipv4Net::new(*x, m.header.prefix_len) {
+                        out.push(n.trunc());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}

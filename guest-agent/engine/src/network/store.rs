@@ -1,0 +1,241 @@
+//! The persisted network state: every network (predefined and user-defined) and every
+//! endpoint, in one JSON file written atomically after each change. Addresses in use are the
+//! endpoints' addresses, so an address is never handed out twice, across restarts too.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use berth_docker_api::network::{Ipam, IpamConfig, Network, NetworkContainer};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use super::ipam::Subnet;
+use crate::fsutil;
+use crate::id::{match_prefix, PrefixMatch};
+use crate::{EngineError, Result};
+
+pub(crate) const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub(crate) struct NetworkRecord {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    /// `bridge`, `host` or `null`.
+    pub(crate) driver: String,
+    /// Interface name of the bridge (empty for `host`/`none`).
+    #[serde(default)]
+    pub(crate) bridge: String,
+    #[serde(default)]
+    pub(crate) subnet: Option<Ipv4Net>,
+    #[serde(default)]
+    pub(crate) gateway: Option<Ipv4Addr>,
+    pub(crate) created: String,
+    #[serde(default)]
+    pub(crate) internal: bool,
+    #[serde(default)]
+    pub(crate) attachable: bool,
+    #[serde(default)]
+    pub(crate) labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) ipam_options: BTreeMap<String, String>,
+}
+
+impl NetworkRecord {
+    pub(crate) fn is_predefined(&self) -> bool {
+        PREDEFINED.contains(&self.name.as_str())
+    }
+
+    pub(crate) fn subnet(&self) -> Option<Subnet> {
+        Some(Subnet {
+            net: self.subnet?,
+            gateway: self.gateway?,
+        })
+    }
+
+    /// Docker's `Network` object, with the endpoints in `Containers`.
+    pub(crate) fn to_api(&self, endpoints: &[&EndpointRecord]) -> Network {
+        let config = match (self.subnet, self.gateway) {
+            (Some(s), Some(g)) => vec![IpamConfig {
+                subnet: s.to_string(),
+                gateway: g.to_string(),
+                ..Default::default()
+            }],
+            _ => vec![],
+        };
+        let prefix = self.subnet.map(|s| s.prefix_len()).unwrap_or(32);
+        Network {
+            name: self.name.clone(),
+            id: self.id.clone(),
+            created: self.created.clone(),
+            scope: "local".into(),
+            driver: self.driver.clone(),
+            enable_ipv4: self.driver == "bridge",
+            enable_ipv6: false,
+            ipam: Ipam {
+                driver: "default".into(),
+                config,
+                options: self.ipam_options.clone(),
+            },
+            internal: self.internal,
+            attachable: self.attachable,
+            containers: endpoints
+                .iter()
+                .map(|e| {
+                    (
+                        e.container_id.clone(),
+                        NetworkContainer {
+                            name: e.container_name.clone(),
+                            endpoint_id: e.endpoint_id.clone(),
+                            mac_address: e.mac.clone(),
+                            ipv4_address: format!("{}/{prefix}", e.ip),
+                            ipv6_address: String::new(),
+                        },
+                    )
+                })
+                .collect(),
+            options: self.options.clone(),
+            labels: self.labels.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A container's connection to a bridge network.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct EndpointRecord {
+    pub(crate) container_id: String,
+    pub(crate) container_name: String,
+    pub(crate) network_id: String,
+    pub(crate) endpoint_id: String,
+    pub(crate) ip: Ipv4Addr,
+    pub(crate) mac: String,
+    /// Host end of the veth pair.
+    pub(crate) veth: String,
+    /// Extra names the embedded DNS answers for (compose service names).
+    #[serde(default)]
+    pub(crate) aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub(crate) struct State {
+    #[serde(default)]
+    pub(crate) networks: Vec<NetworkRecord>,
+    /// By container id.
+    #[serde(default)]
+    pub(crate) endpoints: BTreeMap<String, EndpointRecord>,
+}
+
+impl State {
+    pub(crate) fn path(dir: &Path) -> PathBuf {
+        dir.join("state.json")
+    }
+
+    pub(crate) fn load(dir: &Path) -> Result<Self> {
+        Ok(fsutil::read_json(&Self::path(dir))?.unwrap_or_default())
+    }
+
+    pub(crate) fn save(&self, dir: &Path) -> Result<()> {
+        fsutil::write_json_atomic(&Self::path(dir), self)
+            .map_err(|e| EngineError::internal(format!("cannot save network state: {e}")))
+    }
+
+    pub(crate) fn by_name(&self, name: &str) -> Option<&NetworkRecord> {
+        self.networks.iter().find(|n| n.name == name)
+    }
+
+    /// By full id, then name, then unique id prefix (dockerd's order).
+    pub(crate) fn find(&self, key: &str) -> Result<&NetworkRecord> {
+        if let Some(n) = self.networks.iter().find(|n| n.id == key) {
+            return Ok(n);
+        }
+        if let Some(n) = self.by_name(key) {
+            return Ok(n);
+        }
+        match match_prefix(key, self.networks.iter().map(|n| n.id.as_str())) {
+            PrefixMatch::One(id) => self
+                .networks
+                .iter()
+                .find(|n| n.id == id)
+                .ok_or_else(|| EngineError::not_found(format!("network {key} not found"))),
+            PrefixMatch::Ambiguous => {
+                Err(EngineError::invalid(format!("network {key} is ambiguous")))
+            }
+            PrefixMatch::None => Err(EngineError::not_found(format!("network {key} not found"))),
+        }
+    }
+
+    pub(crate) fn endpoints_of(&self, network_id: &str) -> Vec<&EndpointRecord> {
+        self.endpoints
+            .values()
+            .filter(|e| e.network_id == network_id)
+            .collect()
+    }
+
+    pub(crate) fn used_ips(&self, network_id: &str) -> HashSet<Ipv4Addr> {
+        self.endpoints_of(network_id).iter().map(|e| e.ip).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(id: &str, name: &str) -> NetworkRecord {
+        NetworkRecord {
+            id: id.into(),
+            name: name.into(),
+            driver: "bridge".into(),
+            subnet: Some("10.7.0.0/24".parse().unwrap()),
+            gateway: Some(Ipv4Addr::new(10, 7, 0, 1)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn find_by_id_name_and_prefix() {
+        let s = State {
+            networks: vec![net("abc123", "one"), net("abd456", "abc")],
+            ..Default::default()
+        };
+        assert_eq!(s.find("abc123").unwrap().name, "one");
+        assert_eq!(s.find("abc").unwrap().name, "abc", "name wins over prefix");
+        assert_eq!(s.find("abd").unwrap().name, "abc");
+        assert!(s.find("ab").is_err());
+        assert_eq!(
+            s.find("zzz").unwrap_err().to_string(),
+            "network zzz not found"
+        );
+    }
+
+    #[test]
+    fn state_round_trips_and_tracks_used_ips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State {
+            networks: vec![net("n1", "one")],
+            ..Default::default()
+        };
+        s.endpoints.insert(
+            "c1".into(),
+            EndpointRecord {
+                container_id: "c1".into(),
+                container_name: "web".into(),
+                network_id: "n1".into(),
+                endpoint_id: "e1".into(),
+                ip: Ipv4Addr::new(10, 7, 0, 2),
+                mac: "02:42:0a:07:00:02".into(),
+                veth: "veth1".into(),
+                aliases: vec![],
+            },
+        );
+        s.save(dir.path()).unwrap();
+        let back = State::load(dir.path()).unwrap();
+        assert_eq!(back, s);
+        assert!(back.used_ips("n1").contains(&Ipv4Addr::new(10, 7, 0, 2)));
+        let api = back.networks[0].to_api(&back.endpoints_of("n1"));
+        assert_eq!(api.containers["c1"].ipv4_address, "10.7.0.2/24");
+        assert_eq!(api.ipam.config[0].gateway, "10.7.0.1");
+    }
+}
