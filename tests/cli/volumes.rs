@@ -67,3 +67,36 @@ fn volumes_create_share_and_remove() {
     let out = e.docker_ok(&["volume", "prune", "-a", "-f"]);
     assert!(out.contains("junk"), "{out}");
 }
+
+#[test]
+fn anonymous_volumes_go_with_rm_v() {
+    let e = Engine::start();
+    e.docker_ok(&[
+        "run",
+        "--name",
+        "anon",
+        "--network=none",
+        "-v",
+        "/data",
+        "--mount",
+        "type=volume,target=/more",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /data/a /more/b",
+    ]);
+    let vols = e.docker_ok(&["volume", "ls", "-q"]);
+    assert_eq!(vols.lines().count(), 2, "{vols}");
+    let mounts = e.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Type}}:{{.Destination}} {{end}}",
+        "anon",
+    ]);
+    assert!(
+        mounts.contains("volume:/data") && mounts.contains("volume:/more"),
+        "{mounts}"
+    );
+    e.docker_ok(&["rm", "-v", "anon"]);
+    assert_eq!(e.docker_ok(&["volume", "ls", "-q"]).trim(), "");
+}
