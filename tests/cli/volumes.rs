@@ -100,3 +100,42 @@ fn anonymous_volumes_go_with_rm_v() {
     e.docker_ok(&["rm", "-v", "anon"]);
     assert_eq!(e.docker_ok(&["volume", "ls", "-q"]).trim(), "");
 }
+
+#[test]
+fn new_volume_gets_image_content() {
+    let e = Engine::start();
+    // busybox's /etc is copied into a fresh volume mounted there; an existing volume is kept.
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "-v",
+        "etcvol:/etc",
+        "busybox",
+        "cat",
+        "/etc/passwd",
+    ]);
+    assert!(out.starts_with("root:"), "{out}");
+    e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "-v",
+        "etcvol:/etc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo mine > /etc/passwd",
+    ]);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "-v",
+        "etcvol:/etc",
+        "busybox",
+        "cat",
+        "/etc/passwd",
+    ]);
+    assert_eq!(out, "mine\n");
+}

@@ -233,6 +233,14 @@ impl Svc {
         }
         for m in &rec.mounts {
             std::fs::create_dir_all(&m.source).ok();
+            if m.typ == "volume" {
+                copy_up(
+                    &image.layer_dirs,
+                    &m.destination,
+                    std::path::Path::new(&m.source),
+                )
+                .await;
+            }
             mounts.push(BindMount {
                 source: m.source.clone().into(),
                 destination: m.destination.clone(),
@@ -847,6 +855,43 @@ impl Svc {
             }
         }
         Ok(())
+    }
+}
+
+/// Fills an empty volume with what the image has at its mount path (Docker's copy-up), from
+/// the top-most layer holding that directory. Whiteouts below it are not considered.
+async fn copy_up(layers: &[PathBuf], dest: &str, volume: &std::path::Path) {
+    let empty = std::fs::read_dir(volume)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if !empty {
+        return;
+    }
+    let rel = dest.trim_start_matches('/');
+    let Some(src) = layers.iter().rev().map(|l| l.join(rel)).find(|p| {
+        p.is_dir()
+            && std::fs::read_dir(p)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false)
+    }) else {
+        return;
+    };
+    let mut from = src.into_os_string();
+    from.push("/.");
+    let out = tokio::process::Command::new("cp")
+        .arg("-a")
+        .arg(&from)
+        .arg(volume)
+        .output()
+        .await;
+    if let Err(e) = out.as_ref().map_err(|e| e.to_string()).and_then(|o| {
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into_owned())
+        }
+    }) {
+        tracing::warn!(volume = %volume.display(), error = %e, "volume copy-up failed");
     }
 }
 
