@@ -122,6 +122,7 @@ impl Svc {
     ) -> Result<()> {
         let rec = &s.record;
         let host = &s.host;
+        let t0 = std::time::Instant::now();
         let image = self.images.resolve(&rec.image_id).await?;
         std::fs::create_dir_all(paths.bundle())?;
         let socket = self.shim_socket(&c.id);
@@ -131,7 +132,7 @@ impl Svc {
         let rt_spec = self.runtime_spec(&host.runtime)?;
         std::fs::create_dir_all(&rt_spec.root)?;
         // A stale runtime container (engine crash) would block create.
-        {
+        if rt_spec.root.join(&c.id).exists() {
             let rt = runtime::for_spec(&rt_spec);
             let id = c.id.clone();
             let _ = tokio::task::spawn_blocking(move || rt.delete(&id, true)).await;
@@ -299,7 +300,11 @@ impl Svc {
             shm_size: host.shm_size,
         };
         let oci = spec::build_spec(&input)?;
-        crate::fsutil::write_json_atomic(&paths.bundle().join("config.json"), &oci)?;
+        // Derived files, rewritten at every start: no fsync needed.
+        std::fs::write(
+            paths.bundle().join("config.json"),
+            serde_json::to_vec(&oci)?,
+        )?;
         let opts = &host.log_config.config;
         let cfg = ShimConfig {
             id: c.id.clone(),
@@ -333,14 +338,16 @@ impl Svc {
             exit_file: paths.exit_file(),
             console_size: input.process.console_size,
         };
-        crate::fsutil::write_json_atomic(&paths.shim_config(), &cfg)?;
+        std::fs::write(paths.shim_config(), serde_json::to_vec(&cfg)?)?;
         let _ = std::fs::remove_file(paths.exit_file());
+        let t_prep = t0.elapsed();
         client::spawn(
             &self.config.self_exe,
             &paths.shim_config(),
             &paths.shim_log(),
         )
         .await?;
+        let t_created = t0.elapsed();
         let shim = ShimClient::new(socket);
         let pending: Vec<_> =
             std::mem::take(&mut *c.pending.lock().unwrap_or_else(|e| e.into_inner()));
@@ -350,6 +357,7 @@ impl Svc {
             }
         }
         let pid = shim.start().await?;
+        tracing::debug!(id = %c.id, prepare = ?t_prep, created = ?t_created, started = ?t0.elapsed(), "container started");
         c.update(paths, |st| {
             let s = &mut st.state.state;
             s.status = "running".into();
@@ -377,7 +385,8 @@ impl Svc {
             let code = match shim.wait().await {
                 Ok(code) => Some(code),
                 Err(e) => {
-                    tracing::warn!(id = %c.id, error = %e, "lost the shim");
+                    // A short-lived container may be gone before we ask; the exit file tells.
+                    tracing::debug!(id = %c.id, error = %e, "shim wait failed");
                     None
                 }
             };
@@ -390,6 +399,9 @@ impl Svc {
     async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, code: Option<i32>) {
         let paths = self.paths(&c.id);
         let rec: Option<ExitRecord> = read_json(&paths.exit_file()).ok().flatten();
+        if code.is_none() && rec.is_none() {
+            tracing::warn!(id = %c.id, "shim gone without an exit record; assuming 255");
+        }
         let code = code.or(rec.as_ref().map(|r| r.exit_code)).unwrap_or(255);
         let finished = rec.map(|r| r.finished_at).unwrap_or_else(now);
         // Make sure nothing is left behind if the shim died uncleanly.
