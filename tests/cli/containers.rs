@@ -219,6 +219,21 @@ fn host_mode_init_and_resource_flags() {
     ]);
     assert!(out.starts_with("/sbin/docker-init -- sh"), "{out}");
     assert!(out.contains("65534\n/tmp\nb\nro\n"), "{out}");
+    // Docker's default capability set, and --privileged getting everything the engine holds.
+    let caps = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm", NET];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "sh", "-c", "grep CapEff /proc/self/status"]);
+        e.docker_ok(&args)
+    };
+    assert_eq!(caps(&[]).trim(), "CapEff:\t00000000a80425fb");
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = own
+        .lines()
+        .find(|l| l.starts_with("CapBnd:"))
+        .unwrap()
+        .replace("CapBnd:", "CapEff:");
+    assert_eq!(caps(&["--privileged"]).trim(), bnd.trim());
 }
 
 #[test]
