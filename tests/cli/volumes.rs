@@ -139,3 +139,14 @@ fn new_volume_gets_image_content() {
     ]);
     assert_eq!(out, "mine\n");
 }
+
+#[test]
+fn tmpfs_mounts() {
+    let e = Engine::start();
+    let out = e.docker_ok(&[
+        "run", "--rm", "--network=none", "--read-only", "--tmpfs", "/scratch:size=1m",
+        "--mount", "type=tmpfs,target=/t2,tmpfs-size=2097152", "busybox", "sh", "-c",
+        "echo x > /scratch/f && echo x > /t2/f && df -k /scratch /t2 | tail -2 | awk '{print $1, $2}'",
+    ]);
+    assert_eq!(out, "tmpfs 1024\ntmpfs 2048\n");
+}

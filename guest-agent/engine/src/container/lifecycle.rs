@@ -232,7 +232,31 @@ impl Svc {
                 readonly: false,
             });
         }
-        for m in &rec.mounts {
+        let mut tmpfs: Vec<(String, Vec<String>)> = host
+            .tmpfs
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(dest, opts)| {
+                let o = opts
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                (dest, o)
+            })
+            .collect();
+        for m in rec.mounts.iter().filter(|m| m.typ == "tmpfs") {
+            let mut o: Vec<String> = m
+                .mode
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            o.push(if m.rw { "rw" } else { "ro" }.into());
+            tmpfs.push((m.destination.clone(), o));
+        }
+        for m in rec.mounts.iter().filter(|m| m.typ != "tmpfs") {
             std::fs::create_dir_all(&m.source).ok();
             if m.typ == "volume" {
                 copy_up(
@@ -288,6 +312,7 @@ impl Svc {
             cgroup_ns: cgroup_v2() && host.cgroupns_mode != "host",
             cgroups_path: format!("/berth/{}", c.id),
             mounts,
+            tmpfs,
             resources: Resources {
                 memory: host.memory,
                 memory_swap: host.memory_swap,

@@ -171,6 +171,8 @@ pub struct SpecInput {
     pub cgroup_ns: bool,
     pub cgroups_path: String,
     pub mounts: Vec<BindMount>,
+    /// tmpfs mounts: destination and mount options (`size=…`, `mode=…`, `noexec` …).
+    pub tmpfs: Vec<(String, Vec<String>)>,
     pub resources: Resources,
     pub shm_size: i64,
 }
@@ -483,6 +485,11 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec> {
             &m.source.to_string_lossy(),
             &opts,
         )?);
+    }
+    for (dest, opts) in &input.tmpfs {
+        let mut o: Vec<&str> = vec!["nosuid", "nodev"];
+        o.extend(opts.iter().map(String::as_str));
+        mounts.push(mount(dest, "tmpfs", "tmpfs", &o)?);
     }
     let root = RootBuilder::default()
         .path(input.rootfs.clone())
