@@ -278,3 +278,56 @@ fn attach_detach_keys_wait_and_prune() {
     assert_eq!(ps.trim(), "att");
     e.docker_ok(&["rm", "-f", "att"]);
 }
+
+#[test]
+fn health_checks_report_status_and_events() {
+    let e = Engine::start();
+    e.docker_ok(&[
+        "run",
+        "-d",
+        NET,
+        "--name",
+        "hc",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let health = || {
+        e.docker_ok(&["inspect", "--format", "{{.State.Health.Status}}", "hc"])
+            .trim()
+            .to_string()
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || health() == "unhealthy"),
+        "{}",
+        health()
+    );
+    e.docker_ok(&["exec", "hc", "touch", "/tmp/ok"]);
+    assert!(
+        wait_until(Duration::from_secs(15), || health() == "healthy"),
+        "{}",
+        health()
+    );
+    let ps = e.docker_ok(&[
+        "ps",
+        "--filter",
+        "health=healthy",
+        "--format",
+        "{{.Status}}",
+    ]);
+    assert!(ps.trim().ends_with("(healthy)"), "{ps}");
+    let log = e.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{(index .State.Health.Log 0).ExitCode}}",
+        "hc",
+    ]);
+    assert!(matches!(log.trim(), "0" | "1"), "{log}");
+    e.docker_ok(&["rm", "-f", "hc"]);
+}

@@ -400,6 +400,7 @@ impl Svc {
         c.status.send_modify(|st| st.running = true);
         self.publish(c, "start", &[]);
         self.spawn_monitor(c.clone(), shim);
+        self.spawn_health(c);
         Ok(())
     }
 
@@ -885,7 +886,8 @@ impl Svc {
                     }
                 }
                 tracing::info!(id = %c.id, "reconnected to running container");
-                self.spawn_monitor(c, shim);
+                self.spawn_monitor(c.clone(), shim);
+                self.spawn_health(&c);
             } else {
                 tracing::info!(id = %c.id, "container exited while the engine was down");
                 self.handle_exit(&c, None).await;
