@@ -10,15 +10,17 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}"
 mode=vm
 [ "${1:-}" = "--native" ] && mode=native
-[ -x crates/cli/src/main.rs ] || true
 
 bash tests/fixtures/deps.sh
 cargo build --release --locked -p berth-agent
-if [ "$mode" = vm ] && [ -x vm-image/build.sh ] && grep -q 'fn main' crates/cli/src/main.rs && [ -x scripts/install-vm-tools.sh ]; then
+if [ "$mode" = vm ]; then
     bash scripts/install-vm-tools.sh
     bash vm-image/build.sh
     cargo build --release --locked -p berth-cli
-    exec "$CARGO_TARGET_DIR/release/berth" start --foreground
+    # Boots the VM under a background supervisor, waits for the Docker API, creates the `berth`
+    # docker context. `berth stop` shuts it down; `berth logs -f` shows the console.
+    "$CARGO_TARGET_DIR/release/berth" start
+    exec "$CARGO_TARGET_DIR/release/berth" status
 fi
 
 state="$HOME/.berth"

@@ -1,1 +1,84 @@
-fn main() {}
+//! `berth`: headless control of Berth's VM. `start` runs the supervisor as a background daemon
+//! (`berth daemon`), waits for the Docker API and sets up a `berth` docker context; `stop` asks
+//! the daemon for an orderly shutdown.
+//!
+//! Exit codes: 0 success, 1 failure, 2 usage (clap).
+
+mod commands;
+mod ping;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "berth", version, about = "Run Berth's container VM")]
+struct Cli {
+    /// State directory (default: $BERTH_HOME or ~/.berth)
+    #[arg(long, global = true)]
+    home: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Boot the VM and forward the Docker socket
+    Start {
+        /// Seconds to wait for the Docker API
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Shut the VM down in order (QEMU is killed after a timeout)
+    Stop,
+    /// Stop, then start
+    Restart {
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Show whether the VM and the Docker API are up
+    Status,
+    /// Print the VM console log
+    Logs {
+        /// Keep printing new lines
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Run the supervisor in the foreground (what `start` spawns)
+    #[command(hide = true)]
+    Daemon,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let state = cli
+        .home
+        .map(berth_host::StateDir::new)
+        .unwrap_or_else(berth_host::StateDir::default_location);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: failed to start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let r = rt.block_on(async {
+        match cli.cmd {
+            Cmd::Start { timeout } => commands::start(&state, timeout).await,
+            Cmd::Stop => commands::stop(&state).await,
+            Cmd::Restart { timeout } => {
+                commands::stop(&state).await?;
+                commands::start(&state, timeout).await
+            }
+            Cmd::Status => commands::status(&state).await,
+            Cmd::Logs { follow } => commands::logs(&state, follow).await,
+            Cmd::Daemon => commands::daemon(state.clone()).await,
+        }
+    });
+    if let Err(e) = r {
+        eprintln!("berth: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,1 +1,27 @@
-//! berth-host
+//! berth-host: runs Berth's VM and connects the host to it.
+//!
+//! - [`state`]: the state directory (`~/.berth`) and what lives where;
+//! - [`config`]: CPUs, memory, disk size, shares, image location;
+//! - [`vm`]: the [`vm::Hypervisor`] seam with the QEMU back-end (other platforms: see
+//!   `docs/design/host.md`);
+//! - [`disk`]: the qcow2 data disk; [`helpers`]: vhost-device-vsock and virtiofsd processes;
+//! - [`control`]: the host end of the control protocol;
+//! - [`forward`]: the Docker socket and published ports over multiplexed vsock;
+//! - [`share`]: host file events under shared folders;
+//! - [`supervisor`]: the daemon that owns all of the above and restarts a dead VM.
+
+pub mod config;
+pub mod control;
+pub mod disk;
+pub mod error;
+pub mod forward;
+pub mod helpers;
+pub mod process;
+pub mod share;
+pub mod state;
+pub mod supervisor;
+pub mod vm;
+
+pub use config::Config;
+pub use error::HostError;
+pub use state::StateDir;

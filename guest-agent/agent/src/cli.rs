@@ -48,12 +48,41 @@ pub(crate) struct Args {
     /// Program NAT rules for outbound traffic
     #[arg(long)]
     pub(crate) iptables: Option<bool>,
+    /// Control-protocol endpoint (unix:///path or vsock://:PORT); defaults to vsock://:2376
+    /// when a vsock API host is given
+    #[arg(long)]
+    pub(crate) control_listen: Option<String>,
+    /// Port-forward tunnel endpoint; defaults to vsock://:2377 when a vsock API host is given
+    #[arg(long)]
+    pub(crate) forward_listen: Option<String>,
     /// Write the daemon's PID here
     #[arg(long)]
     pub(crate) pidfile: Option<PathBuf>,
 }
 
 impl Args {
+    /// The control and forward endpoints: the flags, else the vsock defaults in a VM.
+    pub(crate) fn control_endpoints(
+        &self,
+    ) -> anyhow::Result<(
+        Option<crate::listen::Endpoint>,
+        Option<crate::listen::Endpoint>,
+    )> {
+        use crate::listen::Endpoint;
+        let vm = self.hosts.iter().any(|h| h.starts_with("vsock://"));
+        let pick = |flag: &Option<String>, port: u32| -> anyhow::Result<Option<Endpoint>> {
+            match flag {
+                Some(s) => Ok(Some(Endpoint::parse(s)?)),
+                None if vm => Ok(Some(Endpoint::Vsock(port))),
+                None => Ok(None),
+            }
+        };
+        Ok((
+            pick(&self.control_listen, berth_agent_proto::CONTROL_PORT)?,
+            pick(&self.forward_listen, berth_agent_proto::FORWARD_PORT)?,
+        ))
+    }
+
     /// Builds the engine config: defaults, then the config file, then flags. Also returns the
     /// config file's log level.
     pub(crate) fn engine_config(&self) -> anyhow::Result<(EngineConfig, Option<String>)> {

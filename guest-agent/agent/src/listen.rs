@@ -1,11 +1,102 @@
-//! API listeners named by `-H`: `unix:///path` (mode 0660).
+//! API listeners named by `-H`:
+//! - `unix:///path`: HTTP on a unix socket (mode 0660);
+//! - `vsock://:PORT`: the VM's Docker API port; every connection (from the host, CID 2 only)
+//!   is a yamux multiplexer whose streams are HTTP connections;
+//! - `mux+unix:///path`: the same multiplexer on a unix socket (tests and native mode).
+//!
+//! The control and port-forward endpoints (`control/`) use the same [`Endpoint`] forms.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use axum::Router;
+use berth_vsock::BoxIo;
+use futures::future::BoxFuture;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// A place to accept byte streams.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Endpoint {
+    Unix(PathBuf),
+    Vsock(u32),
+}
+
+impl Endpoint {
+    /// Parses `unix:///path` or `vsock://:PORT` (also `vsock://PORT`).
+    pub(crate) fn parse(s: &str) -> anyhow::Result<Self> {
+        if let Some(p) = s.strip_prefix("unix://") {
+            return Ok(Self::Unix(PathBuf::from(p)));
+        }
+        if let Some(p) = s.strip_prefix("vsock://") {
+            let port = p.trim_start_matches(':');
+            let port = port
+                .parse()
+                .with_context(|| format!("invalid vsock port in {s}"))?;
+            return Ok(Self::Vsock(port));
+        }
+        bail!("unsupported endpoint {s}: use unix:///path or vsock://:PORT")
+    }
+
+    pub(crate) fn is_vsock(&self) -> bool {
+        matches!(self, Self::Vsock(_))
+    }
+
+    /// Binds; vsock endpoints accept only the host (CID 2).
+    pub(crate) fn bind(&self) -> anyhow::Result<Acceptor> {
+        match self {
+            Self::Unix(path) => Ok(Acceptor::Unix(
+                berth_server::serve::bind_unix(path, 0o660)
+                    .with_context(|| format!("failed to listen on {}", path.display()))?,
+            )),
+            Self::Vsock(port) => Ok(Acceptor::Vsock(
+                berth_vsock::VsockListener::bind(
+                    berth_vsock::CID_ANY,
+                    *port,
+                    Some(berth_agent_proto::HOST_CID),
+                )
+                .with_context(|| format!("failed to listen on vsock port {port}"))?,
+            )),
+        }
+    }
+}
+
+/// A bound endpoint.
+pub(crate) enum Acceptor {
+    Unix(tokio::net::UnixListener),
+    Vsock(berth_vsock::VsockListener),
+}
+
+impl Acceptor {
+    pub(crate) async fn accept(&self) -> std::io::Result<BoxIo> {
+        match self {
+            Self::Unix(l) => Ok(Box::new(l.accept().await?.0)),
+            Self::Vsock(l) => Ok(Box::new(l.accept().await?.0)),
+        }
+    }
+
+    /// Accepts until `cancel` fires, running `handle` on its own task per connection.
+    pub(crate) async fn run<H, F>(self, cancel: CancellationToken, handle: H)
+    where
+        H: Fn(BoxIo) -> F,
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = self.accept() => match r {
+                    Ok(io) => {
+                        tokio::spawn(handle(io));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+    }
+}
 
 /// Running listeners; closing waits for the accept loops and removes unix sockets.
 pub(crate) struct Listeners {
@@ -14,6 +105,30 @@ pub(crate) struct Listeners {
 }
 
 impl Listeners {
+    pub(crate) fn new() -> Self {
+        Self {
+            tasks: JoinSet::new(),
+            sockets: vec![],
+        }
+    }
+
+    /// Runs `acceptor` (bound from `ep`) on the listener set.
+    pub(crate) fn add<H, F>(
+        &mut self,
+        ep: &Endpoint,
+        acceptor: Acceptor,
+        cancel: CancellationToken,
+        handle: H,
+    ) where
+        H: Fn(BoxIo) -> F + Send + 'static,
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        if let Endpoint::Unix(p) = ep {
+            self.sockets.push(p.clone());
+        }
+        self.tasks.spawn(acceptor.run(cancel, handle));
+    }
+
     pub(crate) async fn close(mut self) {
         while self.tasks.join_next().await.is_some() {}
         for s in &self.sockets {
@@ -22,29 +137,71 @@ impl Listeners {
     }
 }
 
+/// Starts the API listeners of `hosts`.
 pub(crate) async fn start(
     hosts: &[String],
     app: Router,
     cancel: CancellationToken,
 ) -> anyhow::Result<Listeners> {
-    let mut l = Listeners {
-        tasks: JoinSet::new(),
-        sockets: vec![],
-    };
+    let mut l = Listeners::new();
     for host in hosts {
-        if let Some(path) = host.strip_prefix("unix://") {
-            let path = PathBuf::from(path);
-            let listener = berth_server::serve::bind_unix(&path, 0o660)
-                .with_context(|| format!("failed to listen on {}", path.display()))?;
-            l.tasks.spawn(berth_server::serve::serve_unix(
-                app.clone(),
-                listener,
-                cancel.clone(),
-            ));
-            l.sockets.push(path);
-        } else {
-            bail!("unsupported host {host}: use unix:///path");
+        if let Some(path) = host.strip_prefix("mux+unix://") {
+            let ep = Endpoint::Unix(PathBuf::from(path));
+            let acc = ep.bind()?;
+            l.add(&ep, acc, cancel.clone(), mux_api(app.clone()));
+            continue;
+        }
+        let ep = Endpoint::parse(host)?;
+        let acc = ep.bind()?;
+        match ep {
+            Endpoint::Unix(ref path) => {
+                let Acceptor::Unix(listener) = acc else {
+                    unreachable!("unix endpoint binds a unix listener")
+                };
+                l.tasks.spawn(berth_server::serve::serve_unix(
+                    app.clone(),
+                    listener,
+                    cancel.clone(),
+                ));
+                l.sockets.push(path.clone());
+            }
+            Endpoint::Vsock(_) => l.add(&ep, acc, cancel.clone(), mux_api(app.clone())),
         }
     }
     Ok(l)
+}
+
+/// Serves the Docker API on every stream of a multiplexed connection.
+fn mux_api(app: Router) -> impl Fn(BoxIo) -> BoxFuture<'static, ()> + Send + 'static {
+    move |io| {
+        let app = app.clone();
+        Box::pin(async move {
+            berth_vsock::mux::serve(io, move |s| {
+                berth_server::serve::serve_stream(app.clone(), s)
+            })
+            .await;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(
+            Endpoint::parse("vsock://:2375").unwrap(),
+            Endpoint::Vsock(2375)
+        );
+        assert_eq!(
+            Endpoint::parse("vsock://2376").unwrap(),
+            Endpoint::Vsock(2376)
+        );
+        assert_eq!(
+            Endpoint::parse("unix:///run/x.sock").unwrap(),
+            Endpoint::Unix("/run/x.sock".into())
+        );
+        assert!(Endpoint::parse("tcp://0.0.0.0:2375").is_err());
+    }
 }

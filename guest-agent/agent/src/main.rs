@@ -2,9 +2,12 @@
 //! the engine, and the API listeners.
 //!
 //! `berth-agent shim …` is the per-container monitor the engine re-executes; it never starts
-//! the daemon.
+//! the daemon. `berth-agent init` (or the binary run as `init`) is PID 1 of Berth's Linux
+//! guest, which starts the daemon as its child (see `init/`).
 
 mod cli;
+mod control;
+mod init;
 mod listen;
 mod memory;
 mod observability;
@@ -17,6 +20,9 @@ fn main() -> anyhow::Result<()> {
         // The monitor is synchronous and tiny: no tokio runtime, no logging subscriber.
         let args: Vec<String> = std::env::args().skip(2).collect();
         std::process::exit(berth_engine::shim::main(&args));
+    }
+    if is_init() {
+        init::main();
     }
     memory::limit_arenas();
     let args = cli::Args::parse();
@@ -37,13 +43,38 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
     let app = berth_server::app(engine.clone());
     let cancel = tokio_util::sync::CancellationToken::new();
     let trimmer = memory::spawn_trimmer(&engine.events, cancel.clone());
-    let listeners = listen::start(&args.hosts, app, cancel.clone()).await?;
+    let mut listeners = listen::start(&args.hosts, app.clone(), cancel.clone()).await?;
+    let (control, forward) = args.control_endpoints()?;
+    let in_vm = control.as_ref().is_some_and(|c| c.is_vsock());
+    let host_shutdown = match (&control, &forward) {
+        (Some(c), Some(f)) => Some(control::start(
+            c,
+            f,
+            app,
+            &engine.events,
+            &mut listeners,
+            cancel.clone(),
+        )?),
+        _ => None,
+    };
     if let Some(p) = &args.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .with_context(|| format!("failed to write {}", p.display()))?;
     }
     tracing::info!(hosts = ?args.hosts, "API listen");
-    wait_for_signal().await;
+    let by_host = match host_shutdown {
+        Some(t) => tokio::select! {
+            _ = wait_for_signal() => false,
+            _ = t.cancelled() => true,
+        },
+        None => {
+            wait_for_signal().await;
+            false
+        }
+    };
+    if by_host {
+        control::request_power_off(in_vm);
+    }
     tracing::info!("shutting down");
     cancel.cancel();
     let _ = trimmer.await;
@@ -53,6 +84,14 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
         let _ = std::fs::remove_file(p);
     }
     Ok(())
+}
+
+/// `berth-agent init`, or the binary started as `init` (the guest's `/sbin/init` link).
+fn is_init() -> bool {
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_default();
+    args.next().as_deref() == Some("init")
+        || std::path::Path::new(&argv0).file_name() == Some(std::ffi::OsStr::new("init"))
 }
 
 async fn wait_for_signal() {

@@ -1,0 +1,116 @@
+//! Control-protocol messages. The JSON form is the wire form: tagged with `"type"`, snake case,
+//! checked by the golden files in `tests/golden/`.
+
+use serde::{Deserialize, Serialize};
+
+/// A host request with the id its reply carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostFrame {
+    pub id: u64,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// What the host asks the guest agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// First message on a connection; the guest answers [`Reply::Hello`] and then pushes the
+    /// full set of published ports as a [`Event::PortsChanged`].
+    Hello {
+        protocol_version: u32,
+        host_version: String,
+    },
+    /// Is the engine up?
+    Health,
+    /// Stop containers, sync and power off; the reply comes before the power-off.
+    Shutdown,
+    /// Set the guest clock (after boot and resume).
+    TimeSync { unix_nanos: i64 },
+    /// Mount a virtiofs share at `guest_path`.
+    Mount(Share),
+    /// Host file events under shared folders, so guest inotify watchers see them.
+    FileEvents { events: Vec<FileEvent> },
+}
+
+/// A host folder exported over virtiofs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    /// virtiofs tag (the `tag=` of QEMU's vhost-user-fs device).
+    pub tag: String,
+    /// Mount point in the guest; the same as the host path.
+    pub guest_path: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEvent {
+    /// Absolute path, the same on host and guest.
+    pub path: String,
+    pub kind: FileEventKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileEventKind {
+    Create,
+    Modify,
+    Remove,
+}
+
+/// What the guest sends: replies to requests and unsolicited events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GuestFrame {
+    Reply { id: u64, reply: Reply },
+    Event { event: Event },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    Hello {
+        protocol_version: u32,
+        agent_version: String,
+    },
+    Health {
+        engine_ready: bool,
+        uptime_secs: u64,
+    },
+    Ok,
+    Error {
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Host ports that containers published or stopped publishing since the last event.
+    PortsChanged {
+        published: Vec<PublishedPort>,
+        unpublished: Vec<PublishedPort>,
+    },
+}
+
+/// A port bound on the guest's host side by a container (`-p host_port:...`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PublishedPort {
+    pub proto: Proto,
+    pub host_port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// First frame of every stream on [`crate::FORWARD_PORT`]: the guest port to connect to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardHeader {
+    pub proto: Proto,
+    pub port: u16,
+}

@@ -1,0 +1,147 @@
+//! The wire form of every control message, pinned by golden files. A change here is a protocol
+//! change: bump PROTOCOL_VERSION or keep the old form readable. `BLESS=1` rewrites the files.
+
+use berth_agent_proto::*;
+
+fn check<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+    name: &str,
+    msg: &T,
+) {
+    let path = format!("{}/tests/golden/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let wire = serde_json::to_string(msg).unwrap();
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&path, format!("{wire}\n")).unwrap();
+    }
+    let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(wire, golden.trim_end(), "wire form of {name} changed");
+    let back: T = serde_json::from_str(golden.trim_end()).unwrap();
+    assert_eq!(&back, msg);
+}
+
+fn req(id: u64, request: Request) -> HostFrame {
+    HostFrame { id, request }
+}
+
+#[test]
+fn host_requests_match_golden() {
+    check(
+        "hello",
+        &req(
+            1,
+            Request::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                host_version: "0.1.0".into(),
+            },
+        ),
+    );
+    check("health", &req(2, Request::Health));
+    check("shutdown", &req(3, Request::Shutdown));
+    check(
+        "time_sync",
+        &req(
+            4,
+            Request::TimeSync {
+                unix_nanos: 1_790_000_000_123_456_789,
+            },
+        ),
+    );
+    check(
+        "mount",
+        &req(
+            5,
+            Request::Mount(Share {
+                tag: "share0".into(),
+                guest_path: "/root".into(),
+                read_only: false,
+            }),
+        ),
+    );
+    check(
+        "file_events",
+        &req(
+            6,
+            Request::FileEvents {
+                events: vec![
+                    FileEvent {
+                        path: "/root/a".into(),
+                        kind: FileEventKind::Create,
+                    },
+                    FileEvent {
+                        path: "/root/b".into(),
+                        kind: FileEventKind::Remove,
+                    },
+                ],
+            },
+        ),
+    );
+}
+
+#[test]
+fn guest_frames_match_golden() {
+    check(
+        "reply_hello",
+        &GuestFrame::Reply {
+            id: 1,
+            reply: Reply::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                agent_version: "0.1.0".into(),
+            },
+        },
+    );
+    check(
+        "reply_health",
+        &GuestFrame::Reply {
+            id: 2,
+            reply: Reply::Health {
+                engine_ready: true,
+                uptime_secs: 12,
+            },
+        },
+    );
+    check(
+        "reply_ok",
+        &GuestFrame::Reply {
+            id: 3,
+            reply: Reply::Ok,
+        },
+    );
+    check(
+        "reply_error",
+        &GuestFrame::Reply {
+            id: 5,
+            reply: Reply::Error {
+                message: "failed to mount share0 at /root".into(),
+            },
+        },
+    );
+    check(
+        "ports_changed",
+        &GuestFrame::Event {
+            event: Event::PortsChanged {
+                published: vec![PublishedPort {
+                    proto: Proto::Tcp,
+                    host_port: 18080,
+                }],
+                unpublished: vec![PublishedPort {
+                    proto: Proto::Udp,
+                    host_port: 5353,
+                }],
+            },
+        },
+    );
+    check(
+        "forward_header",
+        &ForwardHeader {
+            proto: Proto::Tcp,
+            port: 18080,
+        },
+    );
+}
+
+#[test]
+fn ports_are_pinned() {
+    assert_eq!(DOCKER_API_PORT, 2375);
+    assert_eq!(CONTROL_PORT, 2376);
+    assert_eq!(FORWARD_PORT, 2377);
+    assert_eq!(HOST_CID, 2);
+}

@@ -1,0 +1,254 @@
+//! The subcommands.
+
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use berth_host::process::{live_pid, wait_pid_gone};
+use berth_host::supervisor::{Status, VmState};
+use berth_host::{Config, StateDir};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::ping::ping;
+
+const DAEMON: &str = "supervisor";
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub(crate) async fn start(state: &StateDir, timeout: u64) -> anyhow::Result<()> {
+    state.create()?;
+    Config::load_or_init(state)?;
+    let mut child = None;
+    if let Some(pid) = live_pid(&state.pid_file(DAEMON)) {
+        if ping(&state.docker_socket()).await {
+            println!("Berth is already running (pid {pid}).");
+            print_usage(state);
+            return Ok(());
+        }
+    } else {
+        child = Some(spawn_daemon(state)?);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    loop {
+        let st = Status::read(state);
+        // Running = shares mounted and ports followed, not just the API answering.
+        if st.as_ref().is_some_and(|s| s.state == VmState::Running)
+            && ping(&state.docker_socket()).await
+        {
+            break;
+        }
+        let gone = match child.as_mut() {
+            Some(c) => c.try_wait().ok().flatten().is_some(),
+            None => live_pid(&state.pid_file(DAEMON)).is_none(),
+        };
+        if gone || st.as_ref().is_some_and(|s| s.state == VmState::Failed) {
+            let msg = st.and_then(|s| s.message).unwrap_or_default();
+            bail!(
+                "the VM failed to start: {msg} (logs: {}, {})",
+                state.log_file(DAEMON).display(),
+                state.console_log().display()
+            );
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "the Docker API did not come up within {timeout} s (console: {})",
+                state.console_log().display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    create_context(state);
+    println!("Berth is running.");
+    print_usage(state);
+    Ok(())
+}
+
+fn print_usage(state: &StateDir) {
+    let sock = state.docker_socket();
+    println!("Docker socket: unix://{}", sock.display());
+    println!("Use it with:   docker --context berth ps");
+    println!(
+        "          or:  export DOCKER_HOST=unix://{}",
+        sock.display()
+    );
+    println!("          or:  docker context use berth");
+}
+
+/// Creates or updates the `berth` docker context (best effort: docker may be absent).
+fn create_context(state: &StateDir) {
+    let host = format!("host=unix://{}", state.docker_socket().display());
+    let run = |verb: &str| {
+        std::process::Command::new("docker")
+            .args(["context", verb, "berth", "--docker", &host])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !run("update") && !run("create") {
+        eprintln!("berth: could not create the docker context `berth` (is docker installed?)");
+    }
+}
+
+fn spawn_daemon(state: &StateDir) -> anyhow::Result<std::process::Child> {
+    let exe = std::env::current_exe().context("cannot find the berth binary")?;
+    let log_path = state.log_file(DAEMON);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("failed to open {}", log_path.display()))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--home")
+        .arg(state.root())
+        .arg("daemon")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    // A stale status from an earlier run must not be read as this run's.
+    let _ = std::fs::remove_file(state.run_dir().join("status.json"));
+    cmd.spawn().context("failed to start the supervisor")
+}
+
+pub(crate) async fn daemon(state: StateDir) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .init();
+    state.create()?;
+    let pid_file = state.pid_file(DAEMON);
+    if let Some(pid) = live_pid(&pid_file) {
+        bail!("a supervisor is already running (pid {pid})");
+    }
+    std::fs::write(&pid_file, format!("{}\n", std::process::id()))?;
+    let config = Config::load_or_init(&state)?;
+    let hv = berth_host::vm::probe()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        s.cancel();
+    });
+    let r = berth_host::supervisor::run(state.clone(), config, hv, stop).await;
+    let _ = std::fs::remove_file(&pid_file);
+    if let Err(e) = &r {
+        tracing::error!(error = %berth_host::supervisor::error_chain(e), "supervisor failed");
+    }
+    Ok(r?)
+}
+
+pub(crate) async fn stop(state: &StateDir) -> anyhow::Result<()> {
+    let Some(pid) = live_pid(&state.pid_file(DAEMON)) else {
+        println!("Berth is not running.");
+        kill_leftovers(state);
+        return Ok(());
+    };
+    kill(Pid::from_raw(pid), Signal::SIGTERM).context("failed to signal the supervisor")?;
+    if !wait_pid_gone(pid, STOP_TIMEOUT).await {
+        eprintln!("berth: the supervisor did not stop in time; killing it");
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        wait_pid_gone(pid, Duration::from_secs(5)).await;
+    }
+    kill_leftovers(state);
+    println!("Berth stopped.");
+    Ok(())
+}
+
+/// Kills processes a dead supervisor left behind, by their pid files.
+fn kill_leftovers(state: &StateDir) {
+    let Ok(dir) = std::fs::read_dir(state.run_dir()) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "pid") {
+            if let Some(pid) = live_pid(&p) {
+                eprintln!("berth: killing leftover {} (pid {pid})", p.display());
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+pub(crate) async fn status(state: &StateDir) -> anyhow::Result<()> {
+    let daemon = live_pid(&state.pid_file(DAEMON));
+    let st = Status::read(state);
+    let api = daemon.is_some() && ping(&state.docker_socket()).await;
+    match (daemon, &st) {
+        (Some(pid), Some(s)) => {
+            println!("supervisor: running (pid {pid})");
+            println!(
+                "vm:         {:?}{}",
+                s.state,
+                s.vm_pid
+                    .map(|p| format!(" (qemu pid {p})"))
+                    .unwrap_or_default()
+            );
+            println!("restarts:   {}", s.restarts);
+        }
+        (Some(pid), None) => println!("supervisor: running (pid {pid})"),
+        (None, Some(s)) => {
+            println!("supervisor: not running");
+            println!("last state: {:?}", s.state);
+            if let Some(m) = &s.message {
+                println!("last error: {m}");
+            }
+        }
+        (None, None) => println!("supervisor: not running"),
+    }
+    println!(
+        "docker api: {} (unix://{})",
+        if api { "ready" } else { "down" },
+        state.docker_socket().display()
+    );
+    if !api {
+        std::process::exit(3);
+    }
+    Ok(())
+}
+
+pub(crate) async fn logs(state: &StateDir, follow: bool) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+    let path = state.console_log();
+    let mut f = tokio::fs::File::open(&path)
+        .await
+        .with_context(|| format!("no console log at {}", path.display()))?;
+    let mut out = tokio::io::stdout();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n > 0 {
+            out.write_all(&buf[..n]).await?;
+            continue;
+        }
+        if !follow {
+            break;
+        }
+        out.flush().await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // A new boot truncates the log: start over.
+        let len = tokio::fs::metadata(&path)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if len < f.stream_position().await? {
+            f.seek(std::io::SeekFrom::Start(0)).await?;
+        }
+    }
+    out.flush().await?;
+    Ok(())
+}

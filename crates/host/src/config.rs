@@ -1,0 +1,103 @@
+//! `config.json`: what the user may change. Missing keys take defaults; a missing file is
+//! written with the defaults on first start.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{HostError, Result};
+use crate::StateDir;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub cpus: u32,
+    pub memory_mib: u32,
+    pub disk_gib: u32,
+    /// Host folders shared into the VM at the same path (virtiofs).
+    pub shares: Vec<PathBuf>,
+    /// Where the guest image lives (`vmlinux`, `initrd.img`, `rootfs.img`, `cmdline`).
+    pub image_dir: PathBuf,
+    /// Where `vhost-device-vsock` and `virtiofsd` are (`bin/` below it).
+    pub tools_dir: PathBuf,
+    /// `auto` (TCG unless `BERTH_KVM=1` and /dev/kvm opens), `kvm` or `tcg`.
+    pub accel: String,
+    /// Registry mirrors as the guest must reach them (e.g. `http://10.0.2.2:5000`).
+    pub registry_mirrors: Vec<String>,
+    /// How often the supervisor restarts a VM that died, before giving up.
+    pub max_restarts: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        Self {
+            cpus: 2,
+            memory_mib: 1024,
+            disk_gib: 16,
+            shares: home.into_iter().collect(),
+            image_dir: PathBuf::from("/root/.cache/berth/vm-image/out"),
+            tools_dir: PathBuf::from("/root/.cache/berth/tools"),
+            accel: "auto".into(),
+            registry_mirrors: vec![],
+            max_restarts: 3,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `config.json`, writing the defaults if there is none.
+    pub fn load_or_init(state: &StateDir) -> Result<Self> {
+        let path = state.config_file();
+        match std::fs::read(&path) {
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|source| HostError::Config { path, source })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let c = Self::default();
+                c.save(state)?;
+                Ok(c)
+            }
+            Err(e) => Err(HostError::Io { path, source: e }),
+        }
+    }
+
+    /// Writes atomically (temp file, then rename).
+    pub fn save(&self, state: &StateDir) -> Result<()> {
+        let path = state.config_file();
+        let tmp = path.with_extension("json.tmp");
+        let body = serde_json::to_vec_pretty(self).map_err(|source| HostError::Config {
+            path: path.clone(),
+            source,
+        })?;
+        std::fs::write(&tmp, body).map_err(HostError::io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(HostError::io(&path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_keys_take_defaults() {
+        let c: Config = serde_json::from_str(r#"{"cpus": 4}"#).unwrap();
+        assert_eq!(c.cpus, 4);
+        assert_eq!(c.memory_mib, 1024);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(serde_json::from_str::<Config>(r#"{"cpu": 4}"#).is_err());
+    }
+
+    #[test]
+    fn first_load_writes_defaults() {
+        let d = tempfile::tempdir().unwrap();
+        let s = StateDir::new(d.path());
+        s.create().unwrap();
+        let c = Config::load_or_init(&s).unwrap();
+        assert!(s.config_file().exists());
+        assert_eq!(Config::load_or_init(&s).unwrap(), c);
+    }
+}

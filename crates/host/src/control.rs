@@ -1,0 +1,148 @@
+//! The host end of the control protocol: one connection to the guest's CONTROL_PORT, requests
+//! matched to replies by id, guest events delivered on a channel.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_agent_proto::{
+    read_frame, write_frame, Event, GuestFrame, HostFrame, Reply, Request, CONTROL_PORT,
+    PROTOCOL_VERSION,
+};
+use berth_vsock::Connector;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{HostError, Result};
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
+
+/// A connected, greeted control channel. Cheap to clone.
+#[derive(Clone)]
+pub struct ControlClient {
+    out: mpsc::Sender<HostFrame>,
+    pending: Pending,
+    next: Arc<AtomicU64>,
+}
+
+impl ControlClient {
+    /// Connects once and says hello; returns the client and the guest's events. The channel
+    /// closes when the connection ends (VM gone).
+    pub async fn connect(connector: &dyn Connector) -> Result<(Self, mpsc::Receiver<Event>)> {
+        let io = connector
+            .connect(CONTROL_PORT)
+            .await
+            .map_err(|e| HostError::Control(format!("connect: {e}")))?;
+        let (mut rd, mut wr) = tokio::io::split(io);
+        let (out, mut out_rx) = mpsc::channel::<HostFrame>(64);
+        let (ev_tx, ev_rx) = mpsc::channel::<Event>(256);
+        let pending: Pending = Arc::default();
+        tokio::spawn(async move {
+            while let Some(f) = out_rx.recv().await {
+                if write_frame(&mut wr, &f).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let p = pending.clone();
+        tokio::spawn(async move {
+            loop {
+                match read_frame::<_, GuestFrame>(&mut rd).await {
+                    Ok(Some(GuestFrame::Reply { id, reply })) => {
+                        let tx = p.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                        if let Some(tx) = tx {
+                            let _ = tx.send(reply);
+                        }
+                    }
+                    Ok(Some(GuestFrame::Event { event })) => {
+                        if ev_tx.send(event).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "control channel failed");
+                        break;
+                    }
+                }
+            }
+            // Wake every waiter: the connection is gone.
+            p.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        });
+        let c = Self {
+            out,
+            pending,
+            next: Arc::new(AtomicU64::new(1)),
+        };
+        match c
+            .request(Request::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                host_version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .await?
+        {
+            Reply::Hello {
+                protocol_version,
+                agent_version,
+            } => {
+                tracing::info!(protocol_version, agent_version, "guest agent connected");
+                Ok((c, ev_rx))
+            }
+            other => Err(HostError::Control(format!(
+                "unexpected hello reply {other:?}"
+            ))),
+        }
+    }
+
+    /// Sends `req` and waits (bounded) for its reply; `Reply::Error` becomes an error.
+    pub async fn request(&self, req: Request) -> Result<Reply> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        self.out
+            .send(HostFrame { id, request: req })
+            .await
+            .map_err(|_| HostError::Control("connection closed".into()))?;
+        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+            Ok(Ok(Reply::Error { message })) => Err(HostError::Control(message)),
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(HostError::Control("connection closed".into())),
+            Err(_) => Err(HostError::Timeout {
+                what: "control reply".into(),
+                secs: REQUEST_TIMEOUT.as_secs(),
+            }),
+        }
+    }
+
+    /// Whether the connection is still up.
+    pub fn is_open(&self) -> bool {
+        !self.out.is_closed()
+    }
+}
+
+/// Connects, retrying every 200 ms until `timeout`: the guest agent is not listening until
+/// the VM has booted.
+pub async fn wait_for_agent(
+    connector: &dyn Connector,
+    timeout: Duration,
+) -> Result<(ControlClient, mpsc::Receiver<Event>)> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::new();
+    while tokio::time::Instant::now() < deadline {
+        match ControlClient::connect(connector).await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tracing::debug!(last, "agent did not answer");
+    Err(HostError::Timeout {
+        what: "the guest agent".into(),
+        secs: timeout.as_secs(),
+    })
+}

@@ -1,0 +1,46 @@
+//! Errors of the host library.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("failed to access {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}")]
+    Config {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("failed to start {program}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} is missing: run scripts/install-vm-tools.sh")]
+    MissingTool(String),
+    #[error("VM image file {0} is missing: run vm-image/build.sh")]
+    MissingImage(PathBuf),
+    #[error("{what} failed: {detail}")]
+    Command { what: String, detail: String },
+    #[error("timed out after {secs} s waiting for {what}")]
+    Timeout { what: String, secs: u64 },
+    #[error("control channel: {0}")]
+    Control(String),
+    #[error("{0} is not supported on this platform")]
+    NotSupported(&'static str),
+}
+
+impl HostError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { path, source }
+    }
+}
+
+pub type Result<T, E = HostError> = std::result::Result<T, E>;

@@ -1,0 +1,121 @@
+//! Published ports: on a `ports_changed` event the host listens on 127.0.0.1:<port> (at once,
+//! no polling) and tunnels each connection over the FORWARD_PORT multiplexer; an unpublished
+//! port's listener is closed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use berth_agent_proto::{write_frame, Event, ForwardHeader, Proto, PublishedPort};
+use berth_vsock::mux::MuxClient;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The set of forwarded ports.
+pub struct PortForwarder {
+    mux: Arc<MuxClient>,
+    open: Mutex<HashMap<PublishedPort, CancellationToken>>,
+}
+
+impl PortForwarder {
+    pub fn new(mux: Arc<MuxClient>) -> Self {
+        Self {
+            mux,
+            open: Mutex::default(),
+        }
+    }
+
+    /// Applies a guest event.
+    pub async fn apply(&self, ev: &Event) {
+        let Event::PortsChanged {
+            published,
+            unpublished,
+        } = ev;
+        for p in unpublished {
+            if let Some(t) = self.lock().remove(p) {
+                t.cancel();
+                tracing::info!(port = p.host_port, "port forward closed");
+            }
+        }
+        for p in published {
+            self.open_port(p).await;
+        }
+    }
+
+    /// Ports currently forwarded.
+    pub fn ports(&self) -> Vec<PublishedPort> {
+        let mut v: Vec<_> = self.lock().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Closes every listener (the VM went away).
+    pub fn clear(&self) {
+        for (_, t) in self.lock().drain() {
+            t.cancel();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PublishedPort, CancellationToken>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn open_port(&self, p: &PublishedPort) {
+        if p.proto != Proto::Tcp || self.lock().contains_key(p) {
+            // UDP forwarding is not implemented yet (docs/design/host.md).
+            return;
+        }
+        let l = match TcpListener::bind(("127.0.0.1", p.host_port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(port = p.host_port, error = %e, "cannot forward published port");
+                return;
+            }
+        };
+        let token = CancellationToken::new();
+        self.lock().insert(p.clone(), token.clone());
+        tracing::info!(port = p.host_port, "port forward open");
+        tokio::spawn(accept_loop(l, p.host_port, self.mux.clone(), token));
+    }
+}
+
+impl Drop for PortForwarder {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+async fn accept_loop(l: TcpListener, port: u16, mux: Arc<MuxClient>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = l.accept() => match r {
+                Ok((client, _)) => {
+                    let _ = client.set_nodelay(true);
+                    tokio::spawn(tunnel(client, port, mux.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(port, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn tunnel(client: tokio::net::TcpStream, port: u16, mux: Arc<MuxClient>) {
+    let mut stream = match mux.open().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(port, error = %e, "cannot reach the guest for a forwarded port");
+            return;
+        }
+    };
+    let header = ForwardHeader {
+        proto: Proto::Tcp,
+        port,
+    };
+    if write_frame(&mut stream, &header).await.is_err() {
+        return;
+    }
+    super::splice(client, stream).await;
+}

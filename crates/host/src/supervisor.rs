@@ -1,0 +1,349 @@
+//! The supervisor: owns the helper daemons, the VM and the forwarders; restarts a VM that
+//! died (bounded); on stop shuts the guest down in order. `berth start` runs it as a daemon.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_agent_proto::{Request, Share, DOCKER_API_PORT, FORWARD_PORT};
+use berth_vsock::mux::MuxClient;
+use berth_vsock::{Connector, HybridConnector};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::control::{wait_for_agent, ControlClient};
+use crate::error::{HostError, Result};
+use crate::forward::ports::PortForwarder;
+use crate::process::Child;
+use crate::vm::{Hypervisor, ShareDevice, VmHandle, VmSpec};
+use crate::{disk, forward, helpers, share, Config, StateDir};
+
+/// Bound on boot → agent answering (TCG on a loaded 2-core machine is slow).
+pub const AGENT_TIMEOUT: Duration = Duration::from_secs(240);
+/// How long an orderly guest shutdown may take before QEMU is killed.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What `run/status.json` says; written by the supervisor at each state change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub state: VmState,
+    pub vm_pid: Option<u32>,
+    pub restarts: u32,
+    pub docker_socket: PathBuf,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VmState {
+    Starting,
+    Running,
+    Restarting,
+    Stopping,
+    Stopped,
+    Failed,
+}
+
+impl Status {
+    pub fn read(state: &StateDir) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(status_file(state)).ok()?).ok()
+    }
+}
+
+fn status_file(state: &StateDir) -> PathBuf {
+    state.run_dir().join("status.json")
+}
+
+fn write_status(state: &StateDir, s: &Status) {
+    let path = status_file(state);
+    let tmp = path.with_extension("json.tmp");
+    if let Ok(b) = serde_json::to_vec_pretty(s) {
+        if std::fs::write(&tmp, b).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+}
+
+/// Runs Berth's VM until `stop` fires or it fails for good.
+pub async fn run(
+    state: StateDir,
+    config: Config,
+    hv: Arc<dyn Hypervisor>,
+    stop: CancellationToken,
+) -> Result<()> {
+    state.create()?;
+    let mut status = Status {
+        state: VmState::Starting,
+        vm_pid: None,
+        restarts: 0,
+        docker_socket: state.docker_socket(),
+        message: None,
+    };
+    write_status(&state, &status);
+    let r = run_inner(&state, &config, hv, &stop, &mut status).await;
+    status.vm_pid = None;
+    match &r {
+        Ok(()) => status.state = VmState::Stopped,
+        Err(e) => {
+            status.state = VmState::Failed;
+            status.message = Some(error_chain(e));
+        }
+    }
+    write_status(&state, &status);
+    let _ = std::fs::remove_file(state.docker_socket());
+    r
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+async fn run_inner(
+    state: &StateDir,
+    config: &Config,
+    hv: Arc<dyn Hypervisor>,
+    stop: &CancellationToken,
+    status: &mut Status,
+) -> Result<()> {
+    disk::ensure_data_disk(&state.data_disk(), config.disk_gib).await?;
+    let mut vsockd = helpers::start_vsock_daemon(state, &config.tools_dir).await?;
+    let connector: Arc<dyn Connector> = Arc::new(HybridConnector::new(state.vsock_socket()));
+    let docker_mux = Arc::new(MuxClient::new(connector.clone(), DOCKER_API_PORT));
+    let ports = Arc::new(PortForwarder::new(Arc::new(MuxClient::new(
+        connector.clone(),
+        FORWARD_PORT,
+    ))));
+    let listener = forward::docker::bind_owner_only(&state.docker_socket())?;
+    let fwd_cancel = stop.child_token();
+    tokio::spawn(forward::docker::serve(
+        listener,
+        docker_mux.clone(),
+        fwd_cancel.clone(),
+    ));
+
+    let result = loop {
+        let mut boot = match Boot::start(state, config, hv.as_ref()).await {
+            Ok(b) => b,
+            Err(e) => break Err(e),
+        };
+        status.vm_pid = boot.vm.pid();
+        write_status(state, status);
+        let agent = tokio::select! {
+            r = wait_for_agent(connector.as_ref(), AGENT_TIMEOUT) => Some(r),
+            _ = boot.vm.wait() => None,
+            _ = stop.cancelled() => {
+                boot.vm.kill().await;
+                break Ok(());
+            }
+        };
+        let died_early = match agent {
+            Some(Ok((control, events))) => {
+                let session = Session::begin(config, control, events, ports.clone()).await;
+                status.state = VmState::Running;
+                status.message = None;
+                write_status(state, status);
+                tracing::info!("engine ready");
+                tokio::select! {
+                    _ = boot.vm.wait() => {
+                        session.end();
+                        false
+                    }
+                    _ = stop.cancelled() => {
+                        status.state = VmState::Stopping;
+                        write_status(state, status);
+                        orderly_shutdown(&session.control, boot.vm.as_mut()).await;
+                        session.end();
+                        boot.stop_shares().await;
+                        break Ok(());
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                boot.vm.kill().await;
+                break Err(e);
+            }
+            None => true,
+        };
+        ports.clear();
+        docker_mux.reset().await;
+        boot.stop_shares().await;
+        status.restarts += 1;
+        tracing::warn!(
+            restarts = status.restarts,
+            early = died_early,
+            "the VM stopped unexpectedly"
+        );
+        if status.restarts > config.max_restarts {
+            break Err(HostError::Command {
+                what: "the VM".into(),
+                detail: format!(
+                    "stopped {} times; see {}",
+                    status.restarts,
+                    state.console_log().display()
+                ),
+            });
+        }
+        status.state = VmState::Restarting;
+        write_status(state, status);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    fwd_cancel.cancel();
+    ports.clear();
+    vsockd.stop(Duration::from_secs(2)).await;
+    result
+}
+
+/// One boot: the VM and its per-boot helpers.
+struct Boot {
+    vm: Box<dyn VmHandle>,
+    shares: Vec<Child>,
+}
+
+impl Boot {
+    async fn start(state: &StateDir, config: &Config, hv: &dyn Hypervisor) -> Result<Self> {
+        let mut shares = Vec::new();
+        let mut devices = Vec::new();
+        for (i, dir) in config.shares.iter().enumerate() {
+            shares.push(helpers::start_virtiofsd(state, &config.tools_dir, i, dir).await?);
+            devices.push(ShareDevice {
+                socket: state.virtiofs_socket(i),
+                tag: share_tag(i),
+            });
+        }
+        let spec = spec(state, config, devices)?;
+        let vm = hv.start(&spec)?;
+        Ok(Self { vm, shares })
+    }
+
+    async fn stop_shares(&mut self) {
+        for c in &mut self.shares {
+            c.stop(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+fn share_tag(i: usize) -> String {
+    format!("share{i}")
+}
+
+fn spec(state: &StateDir, config: &Config, shares: Vec<ShareDevice>) -> Result<VmSpec> {
+    let img = &config.image_dir;
+    let cmdline_file = img.join("cmdline");
+    let base = std::fs::read_to_string(&cmdline_file)
+        .map_err(|_| HostError::MissingImage(cmdline_file.clone()))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let mut cmdline = format!("{} berth.time={now}", base.trim());
+    if !config.registry_mirrors.is_empty() {
+        cmdline.push_str(&format!(
+            " berth.registry_mirror={}",
+            config.registry_mirrors.join(",")
+        ));
+    }
+    Ok(VmSpec {
+        cpus: config.cpus,
+        memory_mib: config.memory_mib,
+        kernel: img.join("vmlinux"),
+        initrd: img.join("initrd.img"),
+        rootfs: img.join("rootfs.img"),
+        cmdline,
+        data_disk: state.data_disk(),
+        console_log: state.console_log(),
+        vhost_vsock_socket: state.vhost_vsock_socket(),
+        shares,
+        monitor_socket: state.qemu_monitor(),
+        pid_file: state.pid_file("qemu"),
+        log_file: state.log_file("qemu"),
+        kvm: crate::vm::want_kvm(&config.accel),
+    })
+}
+
+/// What runs while the agent is connected.
+struct Session {
+    control: ControlClient,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl Session {
+    async fn begin(
+        config: &Config,
+        control: ControlClient,
+        mut events: tokio::sync::mpsc::Receiver<berth_agent_proto::Event>,
+        ports: Arc<PortForwarder>,
+    ) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or_default();
+        if let Err(e) = control
+            .request(Request::TimeSync { unix_nanos: nanos })
+            .await
+        {
+            tracing::warn!(error = %e, "time sync failed");
+        }
+        for (i, dir) in config.shares.iter().enumerate() {
+            let share = Share {
+                tag: share_tag(i),
+                guest_path: dir.to_string_lossy().into_owned(),
+                read_only: false,
+            };
+            if let Err(e) = control.request(Request::Mount(share)).await {
+                tracing::warn!(dir = %dir.display(), error = %e, "share not mounted");
+            }
+        }
+        let mut tasks = vec![tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                ports.apply(&ev).await;
+            }
+        })];
+        let watcher = match share::watch(&config.shares) {
+            Ok((w, rx)) => {
+                tasks.push(tokio::spawn(share::forward_events(rx, control.clone())));
+                Some(w)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "file events will not reach the VM");
+                None
+            }
+        };
+        Self {
+            control,
+            tasks,
+            _watcher: watcher,
+        }
+    }
+
+    fn end(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Asks the agent to shut down, then the power button, then kills QEMU.
+async fn orderly_shutdown(control: &ControlClient, vm: &mut dyn VmHandle) {
+    if let Err(e) = control.request(Request::Shutdown).await {
+        tracing::warn!(error = %e, "shutdown request failed; pressing the power button");
+        let _ = vm.power_button().await;
+    }
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, vm.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the guest did not power off in time; killing the VM");
+        vm.kill().await;
+    } else {
+        tracing::info!("VM powered off");
+    }
+}

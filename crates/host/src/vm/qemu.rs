@@ -1,0 +1,199 @@
+//! QEMU back-end: q35 (robust under TCG; microvm needs `tsc_early_khz`, notes/vm.md §7),
+//! memfd shared memory for the vhost-user devices, vhost-user-vsock, vhost-user-fs per share,
+//! the data disk and the read-only root as virtio-blk found by serial, user networking, serial
+//! console to a file, a monitor socket for `system_powerdown`.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::io::AsyncWriteExt;
+
+use super::{Hypervisor, VmHandle, VmSpec};
+use crate::error::{HostError, Result};
+use crate::process::Child;
+
+#[derive(Debug, Default)]
+pub struct Qemu;
+
+/// QEMU's command line for `spec`.
+pub fn args(spec: &VmSpec) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |s: &str| a.push(s.into());
+    let accel = if spec.kvm { "kvm" } else { "tcg" };
+    let mem = spec.memory_mib;
+    push("-machine");
+    push(&format!("q35,accel={accel},memory-backend=mem"));
+    if spec.kvm {
+        push("-cpu");
+        push("host");
+    }
+    for s in [
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ] {
+        push(s);
+    }
+    push("-m");
+    push(&format!("{mem}M"));
+    push("-smp");
+    push(&spec.cpus.to_string());
+    push("-object");
+    push(&format!("memory-backend-memfd,id=mem,size={mem}M,share=on"));
+    push("-serial");
+    push(&format!("file:{}", spec.console_log.display()));
+    push("-kernel");
+    push(&spec.kernel.display().to_string());
+    push("-initrd");
+    push(&spec.initrd.display().to_string());
+    push("-append");
+    push(&spec.cmdline);
+    push("-drive");
+    push(&format!(
+        "file={},format=qcow2,if=none,id=data,cache=unsafe",
+        spec.data_disk.display()
+    ));
+    push("-device");
+    push("virtio-blk-pci,drive=data,serial=berth-data");
+    push("-drive");
+    push(&format!(
+        "file={},format=raw,if=none,id=root,readonly=on",
+        spec.rootfs.display()
+    ));
+    push("-device");
+    push("virtio-blk-pci,drive=root,serial=berth-root");
+    push("-netdev");
+    push("user,id=net0");
+    push("-device");
+    push("virtio-net-pci,netdev=net0");
+    push("-device");
+    push("virtio-rng-pci");
+    push("-chardev");
+    push(&format!(
+        "socket,id=vsk,path={}",
+        spec.vhost_vsock_socket.display()
+    ));
+    push("-device");
+    push("vhost-user-vsock-pci,chardev=vsk");
+    for (i, s) in spec.shares.iter().enumerate() {
+        push("-chardev");
+        push(&format!("socket,id=vfs{i},path={}", s.socket.display()));
+        push("-device");
+        push(&format!("vhost-user-fs-pci,chardev=vfs{i},tag={}", s.tag));
+    }
+    push("-monitor");
+    push(&format!(
+        "unix:{},server=on,wait=off",
+        spec.monitor_socket.display()
+    ));
+    a
+}
+
+impl Hypervisor for Qemu {
+    fn name(&self) -> &'static str {
+        "qemu"
+    }
+
+    fn start(&self, spec: &VmSpec) -> Result<Box<dyn VmHandle>> {
+        for f in [&spec.kernel, &spec.initrd, &spec.rootfs] {
+            if !f.exists() {
+                return Err(HostError::MissingImage(f.clone()));
+            }
+        }
+        let _ = std::fs::remove_file(&spec.monitor_socket);
+        let mut cmd = tokio::process::Command::new("qemu-system-x86_64");
+        cmd.args(args(spec));
+        let child = Child::spawn("qemu", cmd, &spec.log_file, &spec.pid_file)?;
+        tracing::info!(
+            pid = child.pid(),
+            accel = if spec.kvm { "kvm" } else { "tcg" },
+            "VM started"
+        );
+        Ok(Box::new(QemuVm {
+            child,
+            monitor: spec.monitor_socket.clone(),
+        }))
+    }
+}
+
+struct QemuVm {
+    child: Child,
+    monitor: std::path::PathBuf,
+}
+
+impl VmHandle for QemuVm {
+    fn pid(&self) -> Option<u32> {
+        self.child.pid()
+    }
+
+    fn wait(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let _ = self.child.wait().await;
+        })
+    }
+
+    fn power_button(&mut self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let mut s = tokio::net::UnixStream::connect(&self.monitor)
+                .await
+                .map_err(HostError::io(&self.monitor))?;
+            s.write_all(b"system_powerdown\n")
+                .await
+                .map_err(HostError::io(&self.monitor))?;
+            // Let the monitor read the line before the socket closes.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(())
+        })
+    }
+
+    fn kill(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move { self.child.stop(Duration::from_secs(2)).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vm::ShareDevice;
+
+    #[test]
+    fn args_carry_shared_memory_vsock_disks_and_shares() {
+        let spec = VmSpec {
+            cpus: 2,
+            memory_mib: 1024,
+            kernel: "/i/vmlinux".into(),
+            initrd: "/i/initrd.img".into(),
+            rootfs: "/i/rootfs.img".into(),
+            cmdline: "console=ttyS0".into(),
+            data_disk: "/s/disk/data.qcow2".into(),
+            console_log: "/s/logs/console.log".into(),
+            vhost_vsock_socket: "/s/run/vhost-vsock.sock".into(),
+            shares: vec![ShareDevice {
+                socket: "/s/run/virtiofs-0.sock".into(),
+                tag: "share0".into(),
+            }],
+            monitor_socket: "/s/run/qemu-monitor.sock".into(),
+            pid_file: "/s/run/qemu.pid".into(),
+            log_file: "/s/logs/qemu.log".into(),
+            kvm: false,
+        };
+        let a: Vec<String> = args(&spec)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let joined = a.join(" ");
+        assert!(joined.contains("-machine q35,accel=tcg,memory-backend=mem"));
+        assert!(joined.contains("memory-backend-memfd,id=mem,size=1024M,share=on"));
+        assert!(joined.contains("vhost-user-vsock-pci,chardev=vsk"));
+        assert!(joined.contains("virtio-blk-pci,drive=data,serial=berth-data"));
+        assert!(joined.contains("vhost-user-fs-pci,chardev=vfs0,tag=share0"));
+        assert!(joined.contains("-serial file:/s/logs/console.log"));
+        // The data disk comes before the root (fallback order without serials).
+        let data = joined.find("id=data").unwrap();
+        let root = joined.find("id=root").unwrap();
+        assert!(data < root);
+    }
+}

@@ -1,0 +1,73 @@
+//! Guest system calls behind control requests: clock, share mounts, power-off.
+
+use std::io;
+use std::path::Path;
+
+use berth_agent_proto::Share;
+
+/// Sets the wall clock to the host's time (the same call PID 1 uses at boot).
+pub(super) fn set_clock(unix_nanos: i64) -> io::Result<()> {
+    crate::init::clock::set_wall_clock(
+        unix_nanos.div_euclid(1_000_000_000),
+        unix_nanos.rem_euclid(1_000_000_000),
+    )
+    .map_err(io::Error::from)
+}
+
+/// Mounts a virtiofs share at its guest path (created if missing); a mounted share is left as is.
+pub(super) fn mount_share(share: &Share) -> io::Result<()> {
+    let path = Path::new(&share.guest_path);
+    if is_mountpoint(path) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("failed to create {}: {e}", path.display()),
+        )
+    })?;
+    let flags = if share.read_only {
+        nix::mount::MsFlags::MS_RDONLY
+    } else {
+        nix::mount::MsFlags::empty()
+    };
+    let mount = || {
+        nix::mount::mount(
+            Some(share.tag.as_str()),
+            path,
+            Some("virtiofs"),
+            flags,
+            None::<&str>,
+        )
+    };
+    let r = mount().or_else(|e| {
+        if e == nix::errno::Errno::ENODEV {
+            // The module may not be loaded yet.
+            let _ = std::process::Command::new("modprobe")
+                .arg("virtiofs")
+                .status();
+            mount()
+        } else {
+            Err(e)
+        }
+    });
+    r.map_err(|e| {
+        io::Error::other(format!(
+            "failed to mount share {} at {}: {e}",
+            share.tag,
+            path.display()
+        ))
+    })?;
+    tracing::info!(tag = share.tag, path = %path.display(), "share mounted");
+    Ok(())
+}
+
+fn is_mountpoint(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|mp| mp == want)
+}

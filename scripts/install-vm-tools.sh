@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs the host-side helper daemons Berth's VM needs, idempotently:
+#   vhost-device-vsock (hybrid vsock for QEMU's vhost-user-vsock) and virtiofsd (folder sharing),
+# plus qemu-img. Tools go to $BERTH_TOOLS (default /root/.cache/berth/tools, binaries in bin/).
+set -eu
+
+TOOLS="${BERTH_TOOLS:-/root/.cache/berth/tools}"
+VSOCK_VERSION="${VHOST_DEVICE_VSOCK_VERSION:-0.3.0}"
+VIRTIOFSD_VERSION="${VIRTIOFSD_VERSION:-1.14.0}"
+
+need_apt=""
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need_apt="$need_apt qemu-system-x86"
+command -v qemu-img >/dev/null 2>&1 || need_apt="$need_apt qemu-utils"
+[ -e /usr/include/seccomp.h ] || need_apt="$need_apt libseccomp-dev"
+[ -e /usr/include/cap-ng.h ] || need_apt="$need_apt libcap-ng-dev"
+if [ -n "$need_apt" ]; then
+    echo "install-vm-tools: apt-get install$need_apt"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y $need_apt || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y $need_apt; }
+fi
+
+install_crate() { # name version
+    if [ -x "$TOOLS/bin/$1" ] && "$TOOLS/bin/$1" --version 2>/dev/null | grep -q "$2"; then
+        echo "install-vm-tools: $1 $2 already installed"
+        return
+    fi
+    echo "install-vm-tools: cargo install $1 $2"
+    cargo install --locked "$1" --version "$2" --root "$TOOLS"
+}
+
+install_crate vhost-device-vsock "$VSOCK_VERSION"
+install_crate virtiofsd "$VIRTIOFSD_VERSION"
+echo "install-vm-tools: tools in $TOOLS/bin"

@@ -1,0 +1,431 @@
+//! The host side end to end: `berth start` boots the guest under TCG through the library and
+//! CLI, then the REAL docker CLI talks through the forwarded socket (vsock, multiplexed):
+//! version, 1000 pings 8-way, pull from the loopback registry (guest → host via 10.0.2.2), run,
+//! a published port reached on the host's 127.0.0.1, a shared folder read and written, host
+//! file events seen by inotify in a container, and `berth stop` + `berth start` keeping images.
+//! Boot once, check many; every process is stopped by PID when the test ends.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use berth_test_support::{free_port, http_get, wait_until, Registry};
+
+/// `berth` as cargo built it next to this test binary.
+fn berth_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("berth");
+    assert!(
+        bin.exists(),
+        "{} not found: cargo build -p berth-cli first",
+        bin.display()
+    );
+    bin
+}
+
+/// A Berth home in a temp dir; dropping it stops Berth and kills anything left, by PID.
+struct Berth {
+    home: tempfile::TempDir,
+    share: PathBuf,
+}
+
+impl Berth {
+    fn new(mirror: &str) -> Self {
+        let home = tempfile::Builder::new()
+            .prefix("berth-vm-")
+            .tempdir()
+            .unwrap();
+        let share = home.path().join("share");
+        std::fs::create_dir_all(share.join("w")).unwrap();
+        let config = serde_json::json!({
+            "cpus": 2,
+            "memory_mib": 1024,
+            "disk_gib": 4,
+            "shares": [share],
+            "image_dir": crate::qemu::image_dir(),
+            "tools_dir": std::env::var("BERTH_TOOLS").unwrap_or_else(|_| "/root/.cache/berth/tools".into()),
+            "accel": "auto",
+            "registry_mirrors": [mirror],
+            "max_restarts": 1,
+        });
+        std::fs::write(
+            home.path().join("config.json"),
+            serde_json::to_vec_pretty(&config).unwrap(),
+        )
+        .unwrap();
+        Self { home, share }
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        Command::new(berth_bin())
+            .arg("--home")
+            .arg(self.home.path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn berth_ok(&self, args: &[&str]) -> String {
+        let o = self.berth(args);
+        assert!(
+            o.status.success(),
+            "berth {args:?} failed: {}{}\n--- supervisor log:\n{}\n--- console tail:\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            self.read_log("logs/supervisor.log"),
+            tail(&self.read_log("logs/console.log"), 30),
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn read_log(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.home.path().join(rel)).unwrap_or_default()
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.home.path().join("run/docker.sock")
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn docker_ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn pid(&self, name: &str) -> Option<i32> {
+        let p = std::fs::read_to_string(self.home.path().join(format!("run/{name}.pid"))).ok()?;
+        p.trim().parse().ok()
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        let _ = self.berth(&["stop"]);
+        // Belt and braces: anything a failed stop left behind, by its pid file.
+        if let Ok(dir) = std::fs::read_dir(self.home.path().join("run")) {
+            for e in dir.flatten() {
+                if e.path().extension().is_some_and(|x| x == "pid") {
+                    if let Some(pid) = std::fs::read_to_string(e.path())
+                        .ok()
+                        .and_then(|s| s.trim().parse::<i32>().ok())
+                    {
+                        // SAFETY: kill(2) with a PID we started.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks existence.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+/// One `GET /_ping` over the forwarded socket, each on a new connection like the CLI's.
+fn ping(sock: &Path) -> bool {
+    let Ok(mut s) = UnixStream::connect(sock) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    if s.write_all(b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.starts_with("HTTP/1.1 200") && out.ends_with("OK")
+}
+
+/// `n` pings over `threads` threads; returns the failures.
+fn ping_churn(sock: &Path, n: usize, threads: usize) -> usize {
+    let per = n / threads;
+    let hs: Vec<_> = (0..threads)
+        .map(|_| {
+            let sock = sock.to_path_buf();
+            std::thread::spawn(move || (0..per).filter(|_| !ping(&sock)).count())
+        })
+        .collect();
+    hs.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
+/// `threads` x `per` raw hybrid-vsock connections to guest `port`, each closed right after the
+/// handshake; returns how many saw EOF instead of `OK`.
+fn hybrid_churn(uds: &Path, port: u32, threads: usize, per: usize) -> usize {
+    let hs: Vec<_> = (0..threads)
+        .map(|_| {
+            let uds = uds.to_path_buf();
+            std::thread::spawn(move || {
+                (0..per)
+                    .filter(|_| {
+                        let Ok(mut s) = UnixStream::connect(&uds) else {
+                            return true;
+                        };
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                        if s.write_all(format!("CONNECT {port}\n").as_bytes()).is_err() {
+                            return true;
+                        }
+                        let mut line = Vec::new();
+                        let mut b = [0u8; 1];
+                        while let Ok(1) = s.read(&mut b) {
+                            if b[0] == b'\n' {
+                                break;
+                            }
+                            line.push(b[0]);
+                        }
+                        !line.starts_with(b"OK ")
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    hs.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
+/// A static inotify watcher for the container (busybox images lack `inotifyd`).
+fn build_watcher(dir: &Path) -> PathBuf {
+    let src = dir.join("watch.c");
+    std::fs::write(
+        &src,
+        r#"#include <stdio.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+int main(int c, char **v) {
+  int fd = inotify_init();
+  if (c < 2 || inotify_add_watch(fd, v[1], IN_ALL_EVENTS) < 0) { perror("watch"); return 1; }
+  printf("watching\n"); fflush(stdout);
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf); if (n <= 0) return 1;
+    for (char *p = buf; p < buf + n;) {
+      struct inotify_event *e = (struct inotify_event *)p;
+      printf("%08x %s\n", e->mask, e->len ? e->name : ".");
+      fflush(stdout);
+      p += sizeof *e + e->len;
+    }
+  }
+}
+"#,
+    )
+    .unwrap();
+    let bin = dir.join("watch");
+    let st = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("run cc");
+    assert!(st.success(), "cc -static failed");
+    bin
+}
+
+#[test]
+fn docker_cli_through_forwarded_socket() {
+    let reg = Registry::shared();
+    let port = reg.addr.rsplit(':').next().unwrap();
+    let b = Berth::new(&format!("http://10.0.2.2:{port}"));
+
+    // Boot through the CLI.
+    let t = Instant::now();
+    let out = b.berth_ok(&["start", "--timeout", "240"]);
+    let boot = t.elapsed();
+    assert!(out.contains("docker.sock"), "{out}");
+    eprintln!("figure: berth start -> Docker API ready: {boot:?}");
+    let st = b.berth_ok(&["status"]);
+    assert!(st.contains("Running") && st.contains("ready"), "{st}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(b.socket()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "docker socket must be owner-only");
+    }
+
+    // The real CLI.
+    let v = b.docker_ok(&[
+        "version",
+        "--format",
+        "{{.Server.Version}} {{.Server.APIVersion}}",
+    ]);
+    assert!(v.contains("1.50"), "{v}");
+
+    // Churn through the multiplexer: every ping is a new host connection.
+    let t = Instant::now();
+    let failures = ping_churn(&b.socket(), 1000, 8);
+    eprintln!(
+        "figure: 1000 forwarded /_ping 8-way: {:?}, {failures} failures",
+        t.elapsed()
+    );
+    assert_eq!(failures, 0);
+
+    // The reproducer of vhost-device-vsock's churn bug (notes/vm.md §5), without the mux:
+    // connect, CONNECT, close at once. The figure is reported, not asserted (the daemon's bug);
+    // what must hold is that the multiplexed path is unaffected right after such a burst.
+    let raw = hybrid_churn(&b.home.path().join("run/vsock.sock"), 2375, 8, 20);
+    eprintln!("figure: raw hybrid CONNECT churn, 8 threads x 20, no mux: {raw}/160 failed");
+    let after = ping_churn(&b.socket(), 200, 8);
+    assert_eq!(
+        after, 0,
+        "the multiplexed path failed after a raw churn burst"
+    );
+
+    // Pull from the host's loopback registry through the mirror, run.
+    b.docker_ok(&["pull", "busybox"]);
+    let echo = b.docker_ok(&["run", "--rm", "busybox", "echo", "hello-from-berth"]);
+    assert_eq!(echo.trim(), "hello-from-berth");
+
+    // A published port appears on the host's 127.0.0.1 and goes when the container stops.
+    let hp = free_port();
+    let name = format!("berth-vm-web-{hp}");
+    b.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-p",
+        &format!("{hp}:80"),
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    let addr = format!("127.0.0.1:{hp}");
+    let t = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(10), || http_get(&addr, "/")
+            .is_ok_and(|r| r.contains("200"))),
+        "published port {hp} not reachable on the host\n{}",
+        b.read_log("logs/supervisor.log")
+    );
+    eprintln!(
+        "figure: docker run -d returned -> host port answers: {:?}",
+        t.elapsed()
+    );
+    b.docker_ok(&["rm", "-f", &name]);
+    assert!(
+        wait_until(Duration::from_secs(5), || std::net::TcpStream::connect(
+            &addr
+        )
+        .is_err()),
+        "port {hp} still open after the container was removed"
+    );
+
+    // A shared folder at the same path: read a host file, write one back.
+    std::fs::write(b.share.join("in.txt"), "from-host").unwrap();
+    let vol = format!("{}:/data", b.share.display());
+    let got = b.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &vol,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/in.txt; echo from-container > /data/out.txt",
+    ]);
+    assert_eq!(got.trim(), "from-host");
+    assert_eq!(
+        std::fs::read_to_string(b.share.join("out.txt"))
+            .unwrap()
+            .trim(),
+        "from-container"
+    );
+
+    // Host file events reach inotify watchers in a container.
+    let bin_dir = b.share.join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    build_watcher(&bin_dir);
+    let wname = format!("berth-vm-watch-{hp}");
+    b.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &wname,
+        "-v",
+        &vol,
+        "busybox",
+        "/data/bin/watch",
+        "/data/w",
+    ]);
+    let logs = |b: &Berth| {
+        let o = b.docker(&["logs", &wname]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(wait_until(Duration::from_secs(10), || logs(&b).contains("watching")));
+    std::fs::write(b.share.join("w/created.txt"), "x").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || logs(&b).contains("created.txt")),
+        "no inotify event for a host-side create: {}",
+        logs(&b)
+    );
+    let before = logs(&b).lines().count();
+    std::fs::remove_file(b.share.join("w/created.txt")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || logs(&b)
+            .lines()
+            .skip(before)
+            .any(|l| l.ends_with(" ."))),
+        "no inotify event for a host-side delete: {}",
+        logs(&b)
+    );
+    b.docker_ok(&["rm", "-f", &wname]);
+
+    // Stop and start keep the images; stop leaves no VM behind.
+    let qemu = b.pid("qemu").expect("qemu pid file");
+    b.berth_ok(&["stop"]);
+    assert!(!alive(qemu), "QEMU still running after berth stop");
+    b.berth_ok(&["start", "--timeout", "240"]);
+    let images = b.docker_ok(&["image", "ls", "--format", "{{.Repository}}"]);
+    assert!(
+        images.contains("busybox"),
+        "images lost across restart: {images}"
+    );
+    let qemu = b.pid("qemu").expect("qemu pid file");
+    b.berth_ok(&["stop"]);
+    assert!(!alive(qemu));
+}
+
+#[test]
+fn supervisor_restarts_a_dead_vm() {
+    let reg = Registry::shared();
+    let port = reg.addr.rsplit(':').next().unwrap();
+    let b = Berth::new(&format!("http://10.0.2.2:{port}"));
+    b.berth_ok(&["start", "--timeout", "240"]);
+    let qemu = b.pid("qemu").expect("qemu pid file");
+    // SAFETY: kill(2) on the QEMU this test started.
+    unsafe { libc::kill(qemu, libc::SIGKILL) };
+    assert!(
+        wait_until(Duration::from_secs(240), || b
+            .pid("qemu")
+            .is_some_and(|p| p != qemu && alive(p))
+            && ping(&b.socket())),
+        "the VM was not restarted\n{}",
+        b.read_log("logs/supervisor.log")
+    );
+    let st = b.berth_ok(&["status"]);
+    assert!(st.contains("restarts:   1"), "{st}");
+    b.berth_ok(&["stop"]);
+}
