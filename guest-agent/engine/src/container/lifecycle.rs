@@ -873,8 +873,30 @@ impl Svc {
                 }
             };
             let was_running = stored.state.state.running;
+            let policy = stored.host.restart_policy.name.clone();
+            let revive = !was_running
+                && stored.state.has_been_started
+                && !stored.state.manually_stopped
+                && (policy == "always" || policy == "unless-stopped");
             let c = Container::new(stored);
             self.insert(c.clone());
+            if c.snapshot().state.state.restarting {
+                let _ = c.update(&paths, |st| {
+                    st.state.state.restarting = false;
+                    st.state.state.status = "exited".into();
+                });
+            }
+            if revive {
+                // dockerd restarts these when it comes up.
+                let svc = self.clone();
+                let id = c.id.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = svc.start(&id).await {
+                        tracing::warn!(%id, error = %e, "restart at engine start failed");
+                    }
+                });
+                continue;
+            }
             if !was_running {
                 continue;
             }
