@@ -219,4 +219,115 @@ fn host_mode_init_and_resource_flags() {
     ]);
     assert!(out.starts_with("/sbin/docker-init -- sh"), "{out}");
     assert!(out.contains("65534\n/tmp\nb\nro\n"), "{out}");
+    // Docker's default capability set, and --privileged getting everything the engine holds.
+    let caps = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm", NET];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "sh", "-c", "grep CapEff /proc/self/status"]);
+        e.docker_ok(&args)
+    };
+    assert_eq!(caps(&[]).trim(), "CapEff:\t00000000a80425fb");
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = own
+        .lines()
+        .find(|l| l.starts_with("CapBnd:"))
+        .unwrap()
+        .replace("CapBnd:", "CapEff:");
+    assert_eq!(caps(&["--privileged"]).trim(), bnd.trim());
+}
+
+#[test]
+fn attach_detach_keys_wait_and_prune() {
+    let e = Engine::start();
+    e.docker_ok(&["run", "-dit", NET, "--name", "att", "busybox", "sh"]);
+    // Type a command, then ctrl-p ctrl-q: the server sees the keys and ends the attach.
+    let script = "(sleep 1; printf 'echo marker-$((6*7))\\r'; sleep 1; printf '\\020\\021'; sleep 3) | script -qec 'docker attach att' /dev/null";
+    let out = std::process::Command::new("timeout")
+        .args(["20", "sh", "-c", script])
+        .env("DOCKER_HOST", e.host())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("marker-42"), "{text}");
+    assert!(text.contains("read escape sequence"), "{text}");
+    let st = e.docker_ok(&["inspect", "--format", "{{.State.Running}}", "att"]);
+    assert_eq!(st.trim(), "true", "detach must leave the container running");
+    // docker wait returns the exit code once the container stops.
+    e.docker_ok(&[
+        "run",
+        "-d",
+        NET,
+        "--name",
+        "waiter",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 9",
+    ]);
+    assert_eq!(e.docker_ok(&["wait", "waiter"]).trim(), "9");
+    let ps = e.docker_ok(&["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"]);
+    assert!(ps.contains("waiter"), "{ps}");
+    let out = e.docker_ok(&["container", "prune", "-f"]);
+    let id = out
+        .lines()
+        .find(|l| l.len() == 64)
+        .unwrap_or_default()
+        .to_string();
+    assert!(!id.is_empty(), "{out}");
+    let ps = e.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(ps.trim(), "att");
+    e.docker_ok(&["rm", "-f", "att"]);
+}
+
+#[test]
+fn health_checks_report_status_and_events() {
+    let e = Engine::start();
+    e.docker_ok(&[
+        "run",
+        "-d",
+        NET,
+        "--name",
+        "hc",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let health = || {
+        e.docker_ok(&["inspect", "--format", "{{.State.Health.Status}}", "hc"])
+            .trim()
+            .to_string()
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || health() == "unhealthy"),
+        "{}",
+        health()
+    );
+    e.docker_ok(&["exec", "hc", "touch", "/tmp/ok"]);
+    assert!(
+        wait_until(Duration::from_secs(15), || health() == "healthy"),
+        "{}",
+        health()
+    );
+    let ps = e.docker_ok(&[
+        "ps",
+        "--filter",
+        "health=healthy",
+        "--format",
+        "{{.Status}}",
+    ]);
+    assert!(ps.trim().ends_with("(healthy)"), "{ps}");
+    let log = e.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{(index .State.Health.Log 0).ExitCode}}",
+        "hc",
+    ]);
+    assert!(matches!(log.trim(), "0" | "1"), "{log}");
+    e.docker_ok(&["rm", "-f", "hc"]);
 }

@@ -64,3 +64,33 @@ fn containers_survive_engine_kill() {
     let n = e.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(n.lines().count(), 3, "{n}");
 }
+
+#[test]
+fn restart_policy_applies_to_exits_while_engine_was_down() {
+    let mut e = Engine::start();
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--network=none",
+        "--restart",
+        "always",
+        "--name",
+        "phoenix",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 2; exit 1",
+    ]);
+    e.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    e.start_again();
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let out = e.docker_ok(&["inspect", "--format", "{{.RestartCount}}", "phoenix"]);
+            out.trim().parse::<u32>().unwrap_or(0) >= 1
+        }),
+        "{}",
+        e.log_tail()
+    );
+    e.docker_ok(&["rm", "-f", "phoenix"]);
+}

@@ -67,3 +67,86 @@ fn volumes_create_share_and_remove() {
     let out = e.docker_ok(&["volume", "prune", "-a", "-f"]);
     assert!(out.contains("junk"), "{out}");
 }
+
+#[test]
+fn anonymous_volumes_go_with_rm_v() {
+    let e = Engine::start();
+    e.docker_ok(&[
+        "run",
+        "--name",
+        "anon",
+        "--network=none",
+        "-v",
+        "/data",
+        "--mount",
+        "type=volume,target=/more",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /data/a /more/b",
+    ]);
+    let vols = e.docker_ok(&["volume", "ls", "-q"]);
+    assert_eq!(vols.lines().count(), 2, "{vols}");
+    let mounts = e.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Type}}:{{.Destination}} {{end}}",
+        "anon",
+    ]);
+    assert!(
+        mounts.contains("volume:/data") && mounts.contains("volume:/more"),
+        "{mounts}"
+    );
+    e.docker_ok(&["rm", "-v", "anon"]);
+    assert_eq!(e.docker_ok(&["volume", "ls", "-q"]).trim(), "");
+}
+
+#[test]
+fn new_volume_gets_image_content() {
+    let e = Engine::start();
+    // busybox's /etc is copied into a fresh volume mounted there; an existing volume is kept.
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "-v",
+        "etcvol:/etc",
+        "busybox",
+        "cat",
+        "/etc/passwd",
+    ]);
+    assert!(out.starts_with("root:"), "{out}");
+    e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "-v",
+        "etcvol:/etc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo mine > /etc/passwd",
+    ]);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "-v",
+        "etcvol:/etc",
+        "busybox",
+        "cat",
+        "/etc/passwd",
+    ]);
+    assert_eq!(out, "mine\n");
+}
+
+#[test]
+fn tmpfs_mounts() {
+    let e = Engine::start();
+    let out = e.docker_ok(&[
+        "run", "--rm", "--network=none", "--read-only", "--tmpfs", "/scratch:size=1m",
+        "--mount", "type=tmpfs,target=/t2,tmpfs-size=2097152", "busybox", "sh", "-c",
+        "echo x > /scratch/f && echo x > /t2/f && df -k /scratch /t2 | tail -2 | awk '{print $1, $2}'",
+    ]);
+    assert_eq!(out, "tmpfs 1024\ntmpfs 2048\n");
+}

@@ -29,7 +29,7 @@ pub struct ContainerConfig {
     pub env: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<serde_json::Value>,
+    pub healthcheck: Option<HealthConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub args_escaped: Option<bool>,
     pub image: String,
@@ -214,6 +214,41 @@ pub struct ContainerState {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// Present only when a health check is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// `State.Health`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Health {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+    pub failing_streak: i64,
+    pub log: Vec<HealthcheckResult>,
+}
+
+/// One probe in `State.Health.Log`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthcheckResult {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i64,
+    pub output: String,
+}
+
+/// `Config.Healthcheck` (durations in nanoseconds).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthConfig {
+    pub test: Option<Vec<String>>,
+    pub interval: i64,
+    pub timeout: i64,
+    pub retries: i64,
+    pub start_period: i64,
+    pub start_interval: i64,
 }
 
 /// `MountPoint` of inspect's `Mounts`.

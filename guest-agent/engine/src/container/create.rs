@@ -287,6 +287,16 @@ impl Svc {
                         anon,
                     ));
                 }
+                "tmpfs" => out.push((
+                    MountPoint {
+                        typ: "tmpfs".into(),
+                        destination: m.target.clone(),
+                        rw: !m.read_only,
+                        mode: tmpfs_options(m.tmpfs_options.as_ref()).join(","),
+                        ..Default::default()
+                    },
+                    false,
+                )),
                 other => {
                     return Err(EngineError::invalid(format!(
                         "mount type {other} is not supported"
@@ -339,6 +349,24 @@ impl Svc {
             propagation: String::new(),
         })
     }
+}
+
+/// Mount options of `--mount type=tmpfs,tmpfs-size=…,tmpfs-mode=…`.
+fn tmpfs_options(o: Option<&serde_json::Value>) -> Vec<String> {
+    let mut out = vec![];
+    if let Some(o) = o {
+        if let Some(size) = o
+            .get("SizeBytes")
+            .and_then(|v| v.as_i64())
+            .filter(|s| *s > 0)
+        {
+            out.push(format!("size={size}"));
+        }
+        if let Some(mode) = o.get("Mode").and_then(|v| v.as_u64()) {
+            out.push(format!("mode={mode:o}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -42,9 +42,10 @@ pub fn resolv_conf(host: &str, keep_loopback: bool) -> String {
     out
 }
 
-/// Writes the three files into `dir`.
+/// Writes the three files into `dir`. They are regenerated at every start, so a plain write
+/// (no fsync) is enough.
 pub fn write_all(dir: &Path, ip: &str, hostname: &str, host_network: bool) -> Result<()> {
-    use crate::fsutil::write_atomic;
+    let write_atomic = |p: &Path, data: &[u8]| std::fs::write(p, data);
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
     let hosts_text = if host_network {

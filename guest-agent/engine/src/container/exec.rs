@@ -194,46 +194,7 @@ impl Svc {
             )));
         }
         let paths = self.paths(&c.id);
-        let usr_spec = if e.config.user.is_empty() {
-            s.record.config.user.clone()
-        } else {
-            e.config.user.clone()
-        };
-        let usr = user::resolve(&paths.rootfs(), &usr_spec)?;
-        let mut env = s.record.config.env.clone().unwrap_or_default();
-        env = super::create::merge_env(&env, &e.config.env.clone().unwrap_or_default());
-        if e.config.tty && !env.iter().any(|x| x.starts_with("TERM=")) {
-            env.push("TERM=xterm".into());
-        }
-        if !env.iter().any(|x| x.starts_with("HOME=")) {
-            env.push(format!("HOME={}", usr.home));
-        }
-        let size = console.or(e.config.console_size).filter(|s| s[0] > 0);
-        let process = spec::build_process(&ProcessInput {
-            args: e.config.cmd.clone().unwrap_or_default(),
-            env,
-            cwd: if e.config.working_dir.is_empty() {
-                s.record.config.working_dir.clone()
-            } else {
-                e.config.working_dir.clone()
-            },
-            uid: usr.uid,
-            gid: usr.gid,
-            additional_gids: usr.additional_gids,
-            tty: e.config.tty,
-            console_size: size.map(|s| {
-                (
-                    u16::try_from(s[0]).unwrap_or(24),
-                    u16::try_from(s[1]).unwrap_or(80),
-                )
-            }),
-            caps: spec::capabilities(
-                s.host.privileged || e.config.privileged,
-                s.host.cap_add.as_deref().unwrap_or_default(),
-                s.host.cap_drop.as_deref().unwrap_or_default(),
-            )?,
-            no_new_privileges: false,
-        })?;
+        let process = self.exec_process(&s, &e.config, console)?;
         let process_file = paths.bundle().join(format!("exec-{}.json", &e.id[..12]));
         crate::fsutil::write_json_atomic(&process_file, &process)?;
         let rt = crate::runtime::for_spec(&self.runtime_spec(&s.host.runtime)?);
@@ -381,6 +342,55 @@ impl Svc {
         Ok(Session {
             output: Box::pin(rx_out),
             input,
+        })
+    }
+
+    /// The process spec of an exec in the container `s`.
+    pub(crate) fn exec_process(
+        &self,
+        s: &super::record::Stored,
+        cfg: &ExecConfig,
+        console: Option<[u32; 2]>,
+    ) -> Result<oci_spec::runtime::Process> {
+        let usr_spec = if cfg.user.is_empty() {
+            s.record.config.user.clone()
+        } else {
+            cfg.user.clone()
+        };
+        let usr = user::resolve(&self.paths(&s.record.id).rootfs(), &usr_spec)?;
+        let mut env = s.record.config.env.clone().unwrap_or_default();
+        env = super::create::merge_env(&env, &cfg.env.clone().unwrap_or_default());
+        if cfg.tty && !env.iter().any(|x| x.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        if !env.iter().any(|x| x.starts_with("HOME=")) {
+            env.push(format!("HOME={}", usr.home));
+        }
+        let size = console.or(cfg.console_size).filter(|s| s[0] > 0);
+        spec::build_process(&ProcessInput {
+            args: cfg.cmd.clone().unwrap_or_default(),
+            env,
+            cwd: if cfg.working_dir.is_empty() {
+                s.record.config.working_dir.clone()
+            } else {
+                cfg.working_dir.clone()
+            },
+            uid: usr.uid,
+            gid: usr.gid,
+            additional_gids: usr.additional_gids,
+            tty: cfg.tty,
+            console_size: size.map(|s| {
+                (
+                    u16::try_from(s[0]).unwrap_or(24),
+                    u16::try_from(s[1]).unwrap_or(80),
+                )
+            }),
+            caps: spec::capabilities(
+                s.host.privileged || cfg.privileged,
+                s.host.cap_add.as_deref().unwrap_or_default(),
+                s.host.cap_drop.as_deref().unwrap_or_default(),
+            )?,
+            no_new_privileges: false,
         })
     }
 

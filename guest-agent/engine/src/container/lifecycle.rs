@@ -122,6 +122,7 @@ impl Svc {
     ) -> Result<()> {
         let rec = &s.record;
         let host = &s.host;
+        let t0 = std::time::Instant::now();
         let image = self.images.resolve(&rec.image_id).await?;
         std::fs::create_dir_all(paths.bundle())?;
         let socket = self.shim_socket(&c.id);
@@ -131,7 +132,7 @@ impl Svc {
         let rt_spec = self.runtime_spec(&host.runtime)?;
         std::fs::create_dir_all(&rt_spec.root)?;
         // A stale runtime container (engine crash) would block create.
-        {
+        if rt_spec.root.join(&c.id).exists() {
             let rt = runtime::for_spec(&rt_spec);
             let id = c.id.clone();
             let _ = tokio::task::spawn_blocking(move || rt.delete(&id, true)).await;
@@ -231,8 +232,40 @@ impl Svc {
                 readonly: false,
             });
         }
-        for m in &rec.mounts {
+        let mut tmpfs: Vec<(String, Vec<String>)> = host
+            .tmpfs
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(dest, opts)| {
+                let o = opts
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                (dest, o)
+            })
+            .collect();
+        for m in rec.mounts.iter().filter(|m| m.typ == "tmpfs") {
+            let mut o: Vec<String> = m
+                .mode
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            o.push(if m.rw { "rw" } else { "ro" }.into());
+            tmpfs.push((m.destination.clone(), o));
+        }
+        for m in rec.mounts.iter().filter(|m| m.typ != "tmpfs") {
             std::fs::create_dir_all(&m.source).ok();
+            if m.typ == "volume" {
+                copy_up(
+                    &image.layer_dirs,
+                    &m.destination,
+                    std::path::Path::new(&m.source),
+                )
+                .await;
+            }
             mounts.push(BindMount {
                 source: m.source.clone().into(),
                 destination: m.destination.clone(),
@@ -279,6 +312,7 @@ impl Svc {
             cgroup_ns: cgroup_v2() && host.cgroupns_mode != "host",
             cgroups_path: format!("/berth/{}", c.id),
             mounts,
+            tmpfs,
             resources: Resources {
                 memory: host.memory,
                 memory_swap: host.memory_swap,
@@ -291,7 +325,11 @@ impl Svc {
             shm_size: host.shm_size,
         };
         let oci = spec::build_spec(&input)?;
-        crate::fsutil::write_json_atomic(&paths.bundle().join("config.json"), &oci)?;
+        // Derived files, rewritten at every start: no fsync needed.
+        std::fs::write(
+            paths.bundle().join("config.json"),
+            serde_json::to_vec(&oci)?,
+        )?;
         let opts = &host.log_config.config;
         let cfg = ShimConfig {
             id: c.id.clone(),
@@ -325,14 +363,16 @@ impl Svc {
             exit_file: paths.exit_file(),
             console_size: input.process.console_size,
         };
-        crate::fsutil::write_json_atomic(&paths.shim_config(), &cfg)?;
+        std::fs::write(paths.shim_config(), serde_json::to_vec(&cfg)?)?;
         let _ = std::fs::remove_file(paths.exit_file());
+        let t_prep = t0.elapsed();
         client::spawn(
             &self.config.self_exe,
             &paths.shim_config(),
             &paths.shim_log(),
         )
         .await?;
+        let t_created = t0.elapsed();
         let shim = ShimClient::new(socket);
         let pending: Vec<_> =
             std::mem::take(&mut *c.pending.lock().unwrap_or_else(|e| e.into_inner()));
@@ -342,6 +382,7 @@ impl Svc {
             }
         }
         let pid = shim.start().await?;
+        tracing::debug!(id = %c.id, prepare = ?t_prep, created = ?t_created, started = ?t0.elapsed(), "container started");
         c.update(paths, |st| {
             let s = &mut st.state.state;
             s.status = "running".into();
@@ -359,6 +400,7 @@ impl Svc {
         c.status.send_modify(|st| st.running = true);
         self.publish(c, "start", &[]);
         self.spawn_monitor(c.clone(), shim);
+        self.spawn_health(c);
         Ok(())
     }
 
@@ -369,7 +411,8 @@ impl Svc {
             let code = match shim.wait().await {
                 Ok(code) => Some(code),
                 Err(e) => {
-                    tracing::warn!(id = %c.id, error = %e, "lost the shim");
+                    // A short-lived container may be gone before we ask; the exit file tells.
+                    tracing::debug!(id = %c.id, error = %e, "shim wait failed");
                     None
                 }
             };
@@ -382,6 +425,9 @@ impl Svc {
     async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, code: Option<i32>) {
         let paths = self.paths(&c.id);
         let rec: Option<ExitRecord> = read_json(&paths.exit_file()).ok().flatten();
+        if code.is_none() && rec.is_none() {
+            tracing::warn!(id = %c.id, "shim gone without an exit record; assuming 255");
+        }
         let code = code.or(rec.as_ref().map(|r| r.exit_code)).unwrap_or(255);
         let finished = rec.map(|r| r.finished_at).unwrap_or_else(now);
         // Make sure nothing is left behind if the shim died uncleanly.
@@ -827,8 +873,30 @@ impl Svc {
                 }
             };
             let was_running = stored.state.state.running;
+            let policy = stored.host.restart_policy.name.clone();
+            let revive = !was_running
+                && stored.state.has_been_started
+                && !stored.state.manually_stopped
+                && (policy == "always" || policy == "unless-stopped");
             let c = Container::new(stored);
             self.insert(c.clone());
+            if c.snapshot().state.state.restarting {
+                let _ = c.update(&paths, |st| {
+                    st.state.state.restarting = false;
+                    st.state.state.status = "exited".into();
+                });
+            }
+            if revive {
+                // dockerd restarts these when it comes up.
+                let svc = self.clone();
+                let id = c.id.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = svc.start(&id).await {
+                        tracing::warn!(%id, error = %e, "restart at engine start failed");
+                    }
+                });
+                continue;
+            }
             if !was_running {
                 continue;
             }
@@ -840,13 +908,51 @@ impl Svc {
                     }
                 }
                 tracing::info!(id = %c.id, "reconnected to running container");
-                self.spawn_monitor(c, shim);
+                self.spawn_monitor(c.clone(), shim);
+                self.spawn_health(&c);
             } else {
                 tracing::info!(id = %c.id, "container exited while the engine was down");
                 self.handle_exit(&c, None).await;
             }
         }
         Ok(())
+    }
+}
+
+/// Fills an empty volume with what the image has at its mount path (Docker's copy-up), from
+/// the top-most layer holding that directory. Whiteouts below it are not considered.
+async fn copy_up(layers: &[PathBuf], dest: &str, volume: &std::path::Path) {
+    let empty = std::fs::read_dir(volume)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if !empty {
+        return;
+    }
+    let rel = dest.trim_start_matches('/');
+    let Some(src) = layers.iter().rev().map(|l| l.join(rel)).find(|p| {
+        p.is_dir()
+            && std::fs::read_dir(p)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false)
+    }) else {
+        return;
+    };
+    let mut from = src.into_os_string();
+    from.push("/.");
+    let out = tokio::process::Command::new("cp")
+        .arg("-a")
+        .arg(&from)
+        .arg(volume)
+        .output()
+        .await;
+    if let Err(e) = out.as_ref().map_err(|e| e.to_string()).and_then(|o| {
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into_owned())
+        }
+    }) {
+        tracing::warn!(volume = %volume.display(), error = %e, "volume copy-up failed");
     }
 }
 

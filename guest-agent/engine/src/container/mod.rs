@@ -8,6 +8,7 @@
 pub mod create;
 pub mod etc;
 pub mod exec;
+pub mod health;
 pub mod io;
 pub mod lifecycle;
 pub mod logs;

@@ -210,6 +210,12 @@ fn status_text(s: &Stored) -> String {
             let mut t = format!("Up {}", human_duration(up));
             if st.paused {
                 t.push_str(" (Paused)");
+            } else if let Some(h) = &st.health {
+                if h.status == "starting" {
+                    t.push_str(" (health: starting)");
+                } else {
+                    t.push_str(&format!(" ({})", h.status));
+                }
             }
             t
         }
@@ -294,6 +300,10 @@ pub fn list_matches(c: &Container, f: &BTreeMap<String, Vec<String>>) -> bool {
         }
         let ok = match k.as_str() {
             "status" => want.iter().any(|w| w == status_word(&s)),
+            "health" => want.iter().any(|w| {
+                let h = s.state.state.health.as_ref().map(|h| h.status.as_str());
+                h.unwrap_or("none") == w
+            }),
             "label" => labels_match(&s, want),
             "name" => want.iter().any(|w| {
                 let w = w.trim_start_matches('/');

@@ -34,50 +34,63 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "AUDIT_WRITE",
 ];
 
-/// Every capability the kernel headers of oci-spec know, for `ALL` and `--privileged`.
+/// Every capability Berth knows, in kernel bit order (`CAP_CHOWN` = bit 0 …).
 const ALL_CAPS: &[&str] = &[
-    "AUDIT_CONTROL",
-    "AUDIT_READ",
-    "AUDIT_WRITE",
-    "BLOCK_SUSPEND",
-    "BPF",
-    "CHECKPOINT_RESTORE",
     "CHOWN",
     "DAC_OVERRIDE",
     "DAC_READ_SEARCH",
     "FOWNER",
     "FSETID",
-    "IPC_LOCK",
-    "IPC_OWNER",
     "KILL",
-    "LEASE",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
     "LINUX_IMMUTABLE",
-    "MAC_ADMIN",
-    "MAC_OVERRIDE",
-    "MKNOD",
-    "NET_ADMIN",
     "NET_BIND_SERVICE",
     "NET_BROADCAST",
+    "NET_ADMIN",
     "NET_RAW",
-    "PERFMON",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYSLOG",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
     "SYS_ADMIN",
     "SYS_BOOT",
-    "SYS_CHROOT",
-    "SYS_MODULE",
     "SYS_NICE",
-    "SYS_PACCT",
-    "SYS_PTRACE",
-    "SYS_RAWIO",
     "SYS_RESOURCE",
     "SYS_TIME",
     "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
     "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
 ];
+
+/// The engine's own capability bounding set (`CapBnd` of /proc/self/status); a container can
+/// never get more, so `--privileged` and `ALL` mean "all of these", as in dockerd.
+fn bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
 
 pub const MASKED_PATHS: &[&str] = &[
     "/proc/asound",
@@ -158,12 +171,24 @@ pub struct SpecInput {
     pub cgroup_ns: bool,
     pub cgroups_path: String,
     pub mounts: Vec<BindMount>,
+    /// tmpfs mounts: destination and mount options (`size=…`, `mode=…`, `noexec` …).
+    pub tmpfs: Vec<(String, Vec<String>)>,
     pub resources: Resources,
     pub shm_size: i64,
 }
 
 /// The capability set after `--cap-add`/`--cap-drop` (names with or without `CAP_`, `ALL`).
 pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec<String>> {
+    capabilities_within(bounding_set(), privileged, add, drop)
+}
+
+/// [`capabilities`] limited to the bounding set `bounding` (bit per capability).
+pub fn capabilities_within(
+    bounding: u64,
+    privileged: bool,
+    add: &[String],
+    drop: &[String],
+) -> Result<Vec<String>> {
     let norm = |c: &str| {
         let c = c.to_ascii_uppercase();
         c.strip_prefix("CAP_").map(str::to_string).unwrap_or(c)
@@ -192,7 +217,13 @@ pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result
     for c in add.into_iter().filter(|c| c != "ALL") {
         set.insert(c);
     }
-    Ok(set.into_iter().collect())
+    let held = |c: &String| {
+        ALL_CAPS
+            .iter()
+            .position(|k| k == c)
+            .is_some_and(|bit| bounding & (1u64 << bit) != 0)
+    };
+    Ok(set.into_iter().filter(held).collect())
 }
 
 fn oci_err(e: impl std::fmt::Display) -> EngineError {
@@ -455,6 +486,11 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec> {
             &opts,
         )?);
     }
+    for (dest, opts) in &input.tmpfs {
+        let mut o: Vec<&str> = vec!["nosuid", "nodev"];
+        o.extend(opts.iter().map(String::as_str));
+        mounts.push(mount(dest, "tmpfs", "tmpfs", &o)?);
+    }
     let root = RootBuilder::default()
         .path(input.rootfs.clone())
         .readonly(input.readonly_rootfs)
@@ -501,10 +537,17 @@ mod tests {
         let c = capabilities(false, &["kill".into()], &["ALL".into()]).unwrap();
         assert_eq!(c, ["KILL"]);
         assert_eq!(
-            capabilities(false, &["ALL".into()], &[]).unwrap().len(),
+            capabilities_within(u64::MAX, false, &["ALL".into()], &[])
+                .unwrap()
+                .len(),
             ALL_CAPS.len()
         );
         assert!(capabilities(false, &["BOGUS".into()], &[]).is_err());
+        // Capabilities outside the engine's bounding set are never granted.
+        let without_sys_resource: u64 = !(1 << 24);
+        let c = capabilities_within(without_sys_resource, true, &[], &[]).unwrap();
+        assert!(!c.contains(&"SYS_RESOURCE".to_string()));
+        assert!(c.contains(&"SYS_ADMIN".to_string()));
     }
 
     #[test]
