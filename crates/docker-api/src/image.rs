@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Empty JSON object, for Docker's `{"80/tcp": {}}` maps.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Empty {}
+pub use crate::container::Empty;
 
 /// One entry of `GET /images/json` (`ImageSummary`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -26,39 +24,9 @@ pub struct ImageSummary {
     pub containers: i64,
 }
 
-/// The image's default container config as dockerd 20.10 reports it (`Config` in inspect):
-/// the full legacy container-config shape, zero values included.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct ImageConfig {
-    pub hostname: String,
-    pub domainname: String,
-    pub user: String,
-    pub attach_stdin: bool,
-    pub attach_stdout: bool,
-    pub attach_stderr: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exposed_ports: Option<BTreeMap<String, Empty>>,
-    pub tty: bool,
-    pub open_stdin: bool,
-    pub stdin_once: bool,
-    pub env: Option<Vec<String>>,
-    pub cmd: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub args_escaped: Option<bool>,
-    pub image: String,
-    pub volumes: Option<BTreeMap<String, Empty>>,
-    pub working_dir: String,
-    pub entrypoint: Option<Vec<String>>,
-    pub on_build: Option<Vec<String>>,
-    pub labels: Option<BTreeMap<String, String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stop_signal: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shell: Option<Vec<String>>,
-}
+/// The image's default container config (`Config` and `ContainerConfig` in inspect): the same
+/// legacy container-config shape as a container's, zero values included.
+pub type ImageConfig = crate::container::ContainerConfig;
 
 /// `GraphDriver` of inspect.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

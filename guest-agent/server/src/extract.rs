@@ -49,6 +49,19 @@ fn _json_rejection_is_mapped(e: JsonRejection) -> ApiError {
     ApiError(EngineError::invalid(e.body_text()))
 }
 
+/// Queries that carry only `filters` (list and prune endpoints).
+#[derive(serde::Deserialize, Default)]
+pub struct FiltersQuery {
+    pub filters: Option<String>,
+}
+
+/// `…/resize?h=&w=` of containers and execs.
+#[derive(serde::Deserialize, Default)]
+pub struct ResizeQuery {
+    pub h: Option<u16>,
+    pub w: Option<u16>,
+}
+
 /// Docker booleans in queries: `1`, `true`, `True` are true; `0`, `false`, empty are false.
 pub fn de_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     let s: Option<String> = serde::Deserialize::deserialize(d)?;

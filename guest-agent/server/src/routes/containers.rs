@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{de_bool, parse_filters, JsonBody, Query};
+use crate::extract::{de_bool, parse_filters, FiltersQuery, JsonBody, Query, ResizeQuery};
 use crate::hijack;
 use crate::AppState;
 
@@ -245,12 +245,6 @@ async fn attach(
     Ok(hijack::upgrade_response(tty))
 }
 
-#[derive(Deserialize, Default)]
-struct ResizeQuery {
-    h: Option<u16>,
-    w: Option<u16>,
-}
-
 async fn resize(
     State(e): State<AppState>,
     Path(id): Path<String>,
@@ -378,14 +372,9 @@ async fn remove(
     Ok(no_content())
 }
 
-#[derive(Deserialize, Default)]
-struct PruneQuery {
-    filters: Option<String>,
-}
-
 async fn prune(
     State(e): State<AppState>,
-    Query(q): Query<PruneQuery>,
+    Query(q): Query<FiltersQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let f = parse_filters(q.filters.as_deref())?;
     let labels = f.get("label").cloned().unwrap_or_default();

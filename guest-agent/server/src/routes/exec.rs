@@ -8,12 +8,11 @@ use axum::{Json, Router};
 use berth_docker_api::container::{ExecConfig, ExecStartConfig};
 use berth_engine::container::stream::parse_detach_keys;
 use berth_engine::EngineError;
-use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Query};
+use crate::extract::{JsonBody, Query, ResizeQuery};
 use crate::hijack;
 use crate::AppState;
 
@@ -76,12 +75,6 @@ async fn start(
         keys,
     );
     Ok(hijack::upgrade_response(tty))
-}
-
-#[derive(Deserialize, Default)]
-struct ResizeQuery {
-    h: Option<u16>,
-    w: Option<u16>,
 }
 
 async fn resize(

@@ -18,7 +18,7 @@ use berth_engine::EngineError;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{de_bool, parse_filters, Query};
+use crate::extract::{de_bool, parse_filters, FiltersQuery, Query};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -327,11 +327,6 @@ async fn list(State(engine): State<AppState>, Query(q): Query<ListQuery>) -> Api
     Ok(Json(engine.images.list(q.all, &filters)?).into_response())
 }
 
-#[derive(Deserialize, Default)]
-struct PruneQuery {
-    filters: Option<String>,
-}
-
 /// Ids of images some container was created from.
 async fn images_in_use(engine: &AppState) -> HashSet<String> {
     let mut used = HashSet::new();
@@ -343,7 +338,10 @@ async fn images_in_use(engine: &AppState) -> HashSet<String> {
     used
 }
 
-async fn prune(State(engine): State<AppState>, Query(q): Query<PruneQuery>) -> ApiResult<Response> {
+async fn prune(
+    State(engine): State<AppState>,
+    Query(q): Query<FiltersQuery>,
+) -> ApiResult<Response> {
     let filters = parse_filters(q.filters.as_deref())?;
     let dangling_only = filters
         .get("dangling")

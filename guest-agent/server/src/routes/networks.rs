@@ -10,10 +10,9 @@ use berth_docker_api::network::{
     NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkPruneResponse,
 };
 use berth_engine::EngineError;
-use serde::Deserialize;
 
 use crate::error::ApiResult;
-use crate::extract::{parse_filters, JsonBody, Query};
+use crate::extract::{parse_filters, FiltersQuery, JsonBody, Query};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -24,11 +23,6 @@ pub fn routes() -> Router<AppState> {
         .route("/networks/{id}", get(inspect).delete(remove))
         .route("/networks/{id}/connect", post(connect))
         .route("/networks/{id}/disconnect", post(disconnect))
-}
-
-#[derive(Deserialize, Default)]
-struct FiltersQuery {
-    filters: Option<String>,
 }
 
 async fn list(

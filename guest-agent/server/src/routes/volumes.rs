@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{de_bool, parse_filters, JsonBody, Query};
+use crate::extract::{de_bool, parse_filters, FiltersQuery, JsonBody, Query};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -20,11 +20,6 @@ pub fn routes() -> Router<AppState> {
         .route("/volumes/create", post(create))
         .route("/volumes/prune", post(prune))
         .route("/volumes/{name}", get(inspect).delete(remove))
-}
-
-#[derive(Deserialize, Default)]
-struct ListQuery {
-    filters: Option<String>,
 }
 
 fn label_match(labels: &std::collections::BTreeMap<String, String>, want: &[String]) -> bool {
@@ -36,7 +31,7 @@ fn label_match(labels: &std::collections::BTreeMap<String, String>, want: &[Stri
 
 async fn list(
     State(e): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<FiltersQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let f = parse_filters(q.filters.as_deref())?;
     let mut out = vec![];
@@ -106,15 +101,10 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize, Default)]
-struct PruneQuery {
-    filters: Option<String>,
-}
-
 /// Removes unused volumes: anonymous ones only, unless `all=true` (API ≥ 1.42 behaviour).
 async fn prune(
     State(e): State<AppState>,
-    Query(q): Query<PruneQuery>,
+    Query(q): Query<FiltersQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let f = parse_filters(q.filters.as_deref())?;
     let all = f
