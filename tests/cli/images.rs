@@ -534,3 +534,32 @@ fn import_a_tarball_with_changes() {
     let err = e.docker_stdin(&["import", "-", "bad:1"], b"not a tar");
     assert!(!err.status.success());
 }
+
+#[test]
+fn rmi_of_an_image_in_use_by_a_running_or_stopped_container() {
+    let e = Engine::start();
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    let id = e.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
+    let id = id.trim();
+    let short = &id["sha256:".len().."sha256:".len() + 12];
+    e.docker_ok(&["run", "-d", "--name", "user", "busybox", "sleep", "300"]);
+    // Running: refused even when forced.
+    let err = e.docker_err(&["rmi", "-f", id]);
+    assert!(
+        err.contains(&format!(
+            "conflict: unable to delete {short} (cannot be forced) - image is being used by running container"
+        )),
+        "{err}"
+    );
+    e.docker_ok(&["rm", "-f", "user"]);
+    e.docker_ok(&["create", "--name", "stopped", "busybox", "true"]);
+    let err = e.docker_err(&["rmi", id]);
+    assert!(
+        err.contains(&format!(
+            "conflict: unable to delete {short} (must be forced) - image is being used by stopped container"
+        )),
+        "{err}"
+    );
+    // Nothing was lost by the refusals.
+    assert_eq!(tags(&e, &[]), ["busybox:latest"]);
+}

@@ -286,11 +286,16 @@ impl Svc {
 
     /// Ids of containers (running or not) created from image `image_id` (`sha256:…`), so
     /// `docker rmi` can refuse with a conflict.
-    pub async fn image_users(&self, image_id: &str) -> Vec<String> {
+    pub async fn image_users(&self, image_id: &str) -> Vec<crate::image::ImageUser> {
         self.all()
             .into_iter()
-            .filter(|c| c.snapshot().record.image_id == image_id)
-            .map(|c| c.id.clone())
+            .filter_map(|c| {
+                let st = c.snapshot();
+                (st.record.image_id == image_id).then(|| crate::image::ImageUser {
+                    id: c.id.clone(),
+                    running: st.state.state.running,
+                })
+            })
             .collect()
     }
 

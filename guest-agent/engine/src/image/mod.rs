@@ -36,6 +36,13 @@ use store::{ImageRecord, Store};
 /// `Metadata.LastTagTime` of an image never tagged locally (Go's zero time).
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
+/// A container created from an image, as `docker rmi` needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUser {
+    pub id: String,
+    pub running: bool,
+}
+
 /// An image resolved for running a container.
 #[derive(Debug, Clone)]
 pub struct ResolvedImage {
@@ -535,7 +542,7 @@ impl ImageService {
 
     /// `DELETE /images/{name}`, following dockerd's rules. `users` are the containers created
     /// from the image (ask the container service).
-    pub fn remove(&self, name: &str, force: bool, users: &[String]) -> Result<Vec<DeleteItem>> {
+    pub fn remove(&self, name: &str, force: bool, users: &[ImageUser]) -> Result<Vec<DeleteItem>> {
         let rec = self.get(name)?;
         let mut out = Vec::new();
         let (tags, digests) = Self::refs_of(&self.lock(), &rec);
@@ -558,7 +565,7 @@ impl ImageService {
                 if let Some(c) = users.first() {
                     return Err(EngineError::conflict(format!(
                         "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {short_id}",
-                        short(c)
+                        short(&c.id)
                     )));
                 }
             }
@@ -616,11 +623,18 @@ impl ImageService {
                     "conflict: unable to delete {short_id} (must be forced) - image is referenced in multiple repositories"
                 )));
             }
+            // dockerd: a running user blocks even a forced delete; a stopped one only an unforced.
+            if let Some(c) = users.iter().find(|u| u.running) {
+                return Err(EngineError::conflict(format!(
+                    "conflict: unable to delete {short_id} (cannot be forced) - image is being used by running container {}",
+                    short(&c.id)
+                )));
+            }
             if let Some(c) = users.first() {
                 if !force {
                     return Err(EngineError::conflict(format!(
                         "conflict: unable to delete {short_id} (must be forced) - image is being used by stopped container {}",
-                        short(c)
+                        short(&c.id)
                     )));
                 }
             }
