@@ -1,19 +1,21 @@
 //! Published ports: on a `ports_changed` event the host listens on 127.0.0.1:<port> (at once,
-//! no polling) and tunnels each connection over the FORWARD_PORT multiplexer; an unpublished
-//! port's listener is closed.
+//! no polling) and tunnels each connection (TCP) or client flow (UDP, [`super::udp`]) over the
+//! FORWARD_PORT multiplexer; an unpublished port's listener is closed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use berth_agent_proto::{write_frame, Event, ForwardHeader, Proto, PublishedPort};
 use berth_vsock::mux::MuxClient;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 /// The set of forwarded ports.
 pub struct PortForwarder {
     mux: Arc<MuxClient>,
     open: Mutex<HashMap<PublishedPort, CancellationToken>>,
+    udp_idle: Duration,
 }
 
 impl PortForwarder {
@@ -21,7 +23,14 @@ impl PortForwarder {
         Self {
             mux,
             open: Mutex::default(),
+            udp_idle: super::udp::UDP_IDLE,
         }
+    }
+
+    /// Sets how long a UDP flow lives without traffic (default 90 s).
+    pub fn with_udp_idle(mut self, idle: Duration) -> Self {
+        self.udp_idle = idle;
+        self
     }
 
     /// Applies a guest event.
@@ -60,21 +69,29 @@ impl PortForwarder {
     }
 
     async fn open_port(&self, p: &PublishedPort) {
-        if p.proto != Proto::Tcp || self.lock().contains_key(p) {
-            // UDP forwarding is not implemented yet (docs/design/host.md).
+        if self.lock().contains_key(p) {
             return;
         }
-        let l = match TcpListener::bind(("127.0.0.1", p.host_port)).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(port = p.host_port, error = %e, "cannot forward published port");
-                return;
-            }
-        };
+        let port = p.host_port;
         let token = CancellationToken::new();
-        self.lock().insert(p.clone(), token.clone());
-        tracing::info!(port = p.host_port, "port forward open");
-        tokio::spawn(accept_loop(l, p.host_port, self.mux.clone(), token));
+        let bound = match p.proto {
+            Proto::Tcp => TcpListener::bind(("127.0.0.1", port)).await.map(|l| {
+                tokio::spawn(accept_loop(l, port, self.mux.clone(), token.clone()));
+            }),
+            Proto::Udp => UdpSocket::bind(("127.0.0.1", port)).await.map(|s| {
+                let (mux, idle) = (self.mux.clone(), self.udp_idle);
+                tokio::spawn(super::udp::serve(s, port, mux, idle, token.clone()));
+            }),
+        };
+        match bound {
+            Ok(()) => {
+                self.lock().insert(p.clone(), token);
+                tracing::info!(port, proto = ?p.proto, "port forward open");
+            }
+            Err(e) => {
+                tracing::warn!(port, proto = ?p.proto, error = %e, "cannot forward published port");
+            }
+        }
     }
 }
 
