@@ -4,6 +4,7 @@ use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use berth_host::forward::ports::{describe, read_record};
 use berth_host::process::{live_pid, wait_pid_gone};
 use berth_host::supervisor::{Status, VmState};
 use berth_host::system_socket::{self, Linked, Unlinked};
@@ -277,6 +278,9 @@ pub(crate) async fn status(state: &StateDir) -> anyhow::Result<()> {
                     .unwrap_or_default()
             );
             println!("restarts:   {}", s.restarts);
+            if s.state == VmState::Running {
+                print_forwards(state, s);
+            }
         }
         (Some(pid), None) => println!("supervisor: running (pid {pid})"),
         (None, Some(s)) => {
@@ -297,6 +301,24 @@ pub(crate) async fn status(state: &StateDir) -> anyhow::Result<()> {
         std::process::exit(3);
     }
     Ok(())
+}
+
+/// Shares mounted, ports forwarded and the system socket link of a running VM.
+fn print_forwards(state: &StateDir, s: &Status) {
+    let list = |v: Vec<String>| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let shares = s.shares.iter().map(|p| p.display().to_string()).collect();
+    println!("shares:     {}", list(shares));
+    let ports = read_record(&state.ports_file());
+    println!("ports:      {}", list(ports.iter().map(describe).collect()));
+    if let Some(p) = system_socket::recorded(state) {
+        println!("system socket: {}", p.display());
+    }
 }
 
 pub(crate) async fn logs(state: &StateDir, follow: bool) -> anyhow::Result<()> {

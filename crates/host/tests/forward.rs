@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use berth_agent_proto::{
     read_datagram, read_frame, write_datagram, Event, ForwardHeader, Proto, PublishedPort,
 };
-use berth_host::forward::{docker, ports::PortForwarder};
+use berth_host::forward::docker;
+use berth_host::forward::ports::{self, PortForwarder};
 use berth_vsock::mux::{self, MuxClient, MuxStream};
 use berth_vsock::UnixDirConnector;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -80,10 +81,12 @@ async fn published_port_opens_fast_tunnels_and_closes() {
             .unwrap();
         s.shutdown().await.unwrap();
     });
+    let record = dir.path().join("ports.json");
     let fwd = PortForwarder::new(Arc::new(MuxClient::new(
         Arc::new(UnixDirConnector::new(dir.path())),
         2377,
-    )));
+    )))
+    .with_record(record.clone());
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -106,6 +109,9 @@ async fn published_port_opens_fast_tunnels_and_closes() {
     c.read_to_string(&mut back).await.unwrap();
     assert_eq!(back, format!("port {port}"));
     assert_eq!(fwd.ports(), vec![p.clone()]);
+    // `berth status` reads the record.
+    assert_eq!(ports::read_record(&record), vec![p.clone()]);
+    assert_eq!(ports::describe(&p), format!("127.0.0.1:{port}/tcp"));
 
     fwd.apply(&Event::PortsChanged {
         published: vec![],
@@ -125,6 +131,7 @@ async fn published_port_opens_fast_tunnels_and_closes() {
     }
     assert!(closed, "port still open after unpublish");
     assert!(fwd.ports().is_empty());
+    assert!(ports::read_record(&record).is_empty());
 }
 
 #[tokio::test]

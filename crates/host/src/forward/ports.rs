@@ -3,6 +3,7 @@
 //! FORWARD_PORT multiplexer; an unpublished port's listener is closed.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ pub struct PortForwarder {
     mux: Arc<MuxClient>,
     open: Mutex<HashMap<PublishedPort, CancellationToken>>,
     udp_idle: Duration,
+    record: Option<PathBuf>,
 }
 
 impl PortForwarder {
@@ -24,12 +26,19 @@ impl PortForwarder {
             mux,
             open: Mutex::default(),
             udp_idle: super::udp::UDP_IDLE,
+            record: None,
         }
     }
 
     /// Sets how long a UDP flow lives without traffic (default 90 s).
     pub fn with_udp_idle(mut self, idle: Duration) -> Self {
         self.udp_idle = idle;
+        self
+    }
+
+    /// Keeps `path` current with the forwarded ports (a JSON list, for `berth status`).
+    pub fn with_record(mut self, path: PathBuf) -> Self {
+        self.record = Some(path);
         self
     }
 
@@ -48,6 +57,7 @@ impl PortForwarder {
         for p in published {
             self.open_port(p).await;
         }
+        self.write_record();
     }
 
     /// Ports currently forwarded.
@@ -61,6 +71,13 @@ impl PortForwarder {
     pub fn clear(&self) {
         for (_, t) in self.lock().drain() {
             t.cancel();
+        }
+        self.write_record();
+    }
+
+    fn write_record(&self) {
+        if let Some(path) = &self.record {
+            crate::state::write_json_atomic(path, &self.ports());
         }
     }
 
@@ -93,6 +110,23 @@ impl PortForwarder {
             }
         }
     }
+}
+
+/// The ports a supervisor's record file lists (empty when there is none).
+pub fn read_record(path: &std::path::Path) -> Vec<PublishedPort> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// How a forwarded port shows to the user: `127.0.0.1:18080/tcp`.
+pub fn describe(p: &PublishedPort) -> String {
+    let proto = match p.proto {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    };
+    format!("127.0.0.1:{}/{proto}", p.host_port)
 }
 
 impl Drop for PortForwarder {
