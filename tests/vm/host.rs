@@ -493,19 +493,37 @@ fn docker_cli_through_forwarded_socket() {
     udp.connect(("127.0.0.1", up)).unwrap();
     udp.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
+    // Bounded by time, not tries: before the host port is bound, the ICMP "port unreachable"
+    // makes send/recv fail at once.
     let mut echoed = None;
-    for i in 0..200 {
+    let mut i = 0;
+    while echoed.is_none() && t.elapsed() < Duration::from_secs(10) {
+        i += 1;
         let msg = format!("ping-{i}");
         let _ = udp.send(msg.as_bytes());
         let mut buf = [0u8; 256];
-        if let Ok(n) = udp.recv(&mut buf) {
-            echoed = Some((msg, String::from_utf8_lossy(&buf[..n]).into_owned()));
-            break;
+        match udp.recv(&mut buf) {
+            Ok(n) => echoed = Some((msg, String::from_utf8_lossy(&buf[..n]).into_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(_) => {}
         }
     }
     let (msg, back) = echoed.unwrap_or_else(|| {
+        let state = b.docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} exit={{.State.ExitCode}} ports={{json .NetworkSettings.Ports}}",
+            &uname,
+        ]);
+        let logs = b.docker(&["logs", &uname]);
         panic!(
-            "no reply on udp port {up}\n{}",
+            "no reply on udp port {up}\ncontainer: {}{}\nlogs: {}{}\n{}",
+            String::from_utf8_lossy(&state.stdout),
+            String::from_utf8_lossy(&state.stderr),
+            String::from_utf8_lossy(&logs.stdout),
+            String::from_utf8_lossy(&logs.stderr),
             b.read_log("logs/supervisor.log")
         )
     });
