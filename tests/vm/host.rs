@@ -1,7 +1,8 @@
 //! The host side end to end: `berth start` boots the guest under TCG through the library and
 //! CLI, then the REAL docker CLI talks through the forwarded socket (vsock, multiplexed):
 //! version, 1000 pings 8-way, pull from the loopback registry (guest → host via 10.0.2.2), run,
-//! a published port reached on the host's 127.0.0.1, a shared folder read and written, host
+//! a published port (TCP and UDP) reached on the host's 127.0.0.1, the opt-in system socket
+//! link, `berth status`'s shares and ports, a shared folder read and written, host
 //! file events seen by inotify in a container, and `berth stop` + `berth start` keeping images.
 //! Boot once, check many; every process is stopped by PID when the test ends.
 
@@ -49,6 +50,7 @@ impl Berth {
             "accel": "auto",
             "registry_mirrors": [mirror],
             "max_restarts": 1,
+            "system_socket_path": home.path().join("system-docker.sock"),
         });
         std::fs::write(
             home.path().join("config.json"),
@@ -204,11 +206,26 @@ fn hybrid_churn(uds: &Path, port: u32, threads: usize, per: usize) -> usize {
     hs.into_iter().map(|h| h.join().unwrap()).sum()
 }
 
+/// Compiles C `src` statically into `dir/name`, to run in a busybox container.
+fn build_static(dir: &Path, name: &str, src: &str) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, src).unwrap();
+    let bin = dir.join(name);
+    let st = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&c)
+        .status()
+        .expect("run cc");
+    assert!(st.success(), "cc -static {name} failed");
+    bin
+}
+
 /// A static inotify watcher for the container (busybox images lack `inotifyd`).
 fn build_watcher(dir: &Path) -> PathBuf {
-    let src = dir.join("watch.c");
-    std::fs::write(
-        &src,
+    build_static(
+        dir,
+        "watch",
         r#"#include <stdio.h>
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -229,16 +246,34 @@ int main(int c, char **v) {
 }
 "#,
     )
-    .unwrap();
-    let bin = dir.join("watch");
-    let st = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .status()
-        .expect("run cc");
-    assert!(st.success(), "cc -static failed");
-    bin
+}
+
+/// A static UDP echo server (busybox's `nc` here has no `-u`): replies `echo:<datagram>`.
+fn build_udp_echo(dir: &Path) -> PathBuf {
+    build_static(
+        dir,
+        "udpecho",
+        r#"#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+int main(int c, char **v) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in a; memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET; a.sin_port = htons(c > 1 ? atoi(v[1]) : 7);
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) { perror("bind"); return 1; }
+  printf("listening\n"); fflush(stdout);
+  char buf[65536]; memcpy(buf, "echo:", 5);
+  for (;;) {
+    struct sockaddr_in from; socklen_t fl = sizeof from;
+    ssize_t n = recvfrom(fd, buf + 5, sizeof buf - 5, 0, (struct sockaddr *)&from, &fl);
+    if (n < 0) return 1;
+    sendto(fd, buf, n + 5, 0, (struct sockaddr *)&from, fl);
+  }
+}
+"#,
+    )
 }
 
 #[test]
@@ -249,12 +284,32 @@ fn docker_cli_through_forwarded_socket() {
 
     // Boot through the CLI.
     let t = Instant::now();
-    let out = b.berth_ok(&["start", "--timeout", "240"]);
+    let out = b.berth_ok(&["start", "--timeout", "240", "--system-socket"]);
     let boot = t.elapsed();
     assert!(out.contains("docker.sock"), "{out}");
     eprintln!("figure: berth start -> Docker API ready: {boot:?}");
     let st = b.berth_ok(&["status"]);
     assert!(st.contains("Running") && st.contains("ready"), "{st}");
+    assert!(
+        st.contains(&format!("shares:     {}", b.share.display())),
+        "{st}"
+    );
+
+    // The opt-in system socket (at a temp path from config.json): a link to Berth's socket
+    // that the real CLI can use.
+    let sys = b.home.path().join("system-docker.sock");
+    assert!(out.contains("System socket: linked"), "{out}");
+    assert_eq!(std::fs::read_link(&sys).unwrap(), b.socket());
+    let o = Command::new("docker")
+        .env("DOCKER_HOST", format!("unix://{}", sys.display()))
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("1.50"),
+        "docker through the system socket link: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(b.socket()).unwrap().permissions().mode();
@@ -416,10 +471,80 @@ fn docker_cli_through_forwarded_socket() {
     );
     b.docker_ok(&["rm", "-f", &wname]);
 
+    // A UDP published port: datagrams from the host reach the container and replies come back.
+    build_udp_echo(&bin_dir);
+    let up = free_port();
+    let uname = format!("berth-vm-udp-{up}");
+    b.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &uname,
+        "-p",
+        &format!("{up}:7/udp"),
+        "-v",
+        &vol,
+        "busybox",
+        "/data/bin/udpecho",
+        "7",
+    ]);
+    let t = Instant::now();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.connect(("127.0.0.1", up)).unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    // Bounded by time, not tries: before the host port is bound, the ICMP "port unreachable"
+    // makes send/recv fail at once.
+    let mut echoed = None;
+    let mut i = 0;
+    while echoed.is_none() && t.elapsed() < Duration::from_secs(10) {
+        i += 1;
+        let msg = format!("ping-{i}");
+        let _ = udp.send(msg.as_bytes());
+        let mut buf = [0u8; 256];
+        match udp.recv(&mut buf) {
+            Ok(n) => echoed = Some((msg, String::from_utf8_lossy(&buf[..n]).into_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(_) => {}
+        }
+    }
+    let (msg, back) = echoed.unwrap_or_else(|| {
+        let state = b.docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} exit={{.State.ExitCode}} ports={{json .NetworkSettings.Ports}}",
+            &uname,
+        ]);
+        let logs = b.docker(&["logs", &uname]);
+        panic!(
+            "no reply on udp port {up}\ncontainer: {}{}\nlogs: {}{}\n{}",
+            String::from_utf8_lossy(&state.stdout),
+            String::from_utf8_lossy(&state.stderr),
+            String::from_utf8_lossy(&logs.stdout),
+            String::from_utf8_lossy(&logs.stderr),
+            b.read_log("logs/supervisor.log")
+        )
+    });
+    assert_eq!(back, format!("echo:{msg}"));
+    eprintln!(
+        "figure: docker run -d -p /udp returned -> first udp echo: {:?}",
+        t.elapsed()
+    );
+    let st = b.berth_ok(&["status"]);
+    assert!(st.contains(&format!("127.0.0.1:{up}/udp")), "{st}");
+    b.docker_ok(&["rm", "-f", &uname]);
+
     // Stop and start keep the images; stop leaves no VM behind.
     let qemu = b.pid("qemu").expect("qemu pid file");
-    b.berth_ok(&["stop"]);
+    let out = b.berth_ok(&["stop"]);
     assert!(!alive(qemu), "QEMU still running after berth stop");
+    assert!(out.contains("removed the link"), "{out}");
+    assert!(
+        std::fs::symlink_metadata(&sys).is_err(),
+        "berth stop left the system socket link"
+    );
     b.berth_ok(&["start", "--timeout", "240"]);
     let images = b.docker_ok(&["image", "ls", "--format", "{{.Repository}}"]);
     assert!(

@@ -6,11 +6,14 @@
 //! - [`CONTROL_PORT`]: one connection of length-delimited JSON frames ([`frame`]), host
 //!   [`HostFrame`] requests, guest [`GuestFrame`] replies and events;
 //! - [`FORWARD_PORT`]: a stream multiplexer whose every stream starts with a [`ForwardHeader`]
-//!   frame naming the guest port it tunnels to.
+//!   frame naming the guest port it tunnels to; a UDP stream then carries length-prefixed
+//!   datagrams ([`datagram`]).
 
+pub mod datagram;
 pub mod frame;
 mod messages;
 
+pub use datagram::{read_datagram, write_datagram, MAX_DATAGRAM};
 pub use frame::{read_frame, write_frame, FrameError, MAX_FRAME};
 pub use messages::*;
 

@@ -4,8 +4,10 @@ use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use berth_host::forward::ports::{describe, read_record};
 use berth_host::process::{live_pid, wait_pid_gone};
 use berth_host::supervisor::{Status, VmState};
+use berth_host::system_socket::{self, Linked, Unlinked};
 use berth_host::{Config, StateDir};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -15,13 +17,18 @@ use crate::ping::ping;
 const DAEMON: &str = "supervisor";
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub(crate) async fn start(state: &StateDir, timeout: u64) -> anyhow::Result<()> {
+pub(crate) async fn start(
+    state: &StateDir,
+    timeout: u64,
+    system_socket: bool,
+) -> anyhow::Result<()> {
     state.create()?;
-    Config::load_or_init(state)?;
+    let config = Config::load_or_init(state)?;
     let mut child = None;
     if let Some(pid) = live_pid(&state.pid_file(DAEMON)) {
         if ping(&state.docker_socket()).await {
             println!("Berth is already running (pid {pid}).");
+            link_system_socket(state, &config, system_socket);
             print_usage(state);
             return Ok(());
         }
@@ -59,8 +66,53 @@ pub(crate) async fn start(state: &StateDir, timeout: u64) -> anyhow::Result<()> 
     }
     create_context(state);
     println!("Berth is running.");
+    link_system_socket(state, &config, system_socket);
     print_usage(state);
     Ok(())
+}
+
+/// Links the system socket when asked (flag or config) and says what happened.
+fn link_system_socket(state: &StateDir, config: &Config, flag: bool) {
+    if !(flag || config.system_socket) {
+        return;
+    }
+    let path = &config.system_socket_path;
+    let target = state.docker_socket();
+    match system_socket::enable(state, path) {
+        Ok(Linked::Created) => println!(
+            "System socket: linked {} -> {}",
+            path.display(),
+            target.display()
+        ),
+        Ok(Linked::AlreadyOurs) => println!(
+            "System socket: {} already links to {}",
+            path.display(),
+            target.display()
+        ),
+        Ok(Linked::Occupied(what)) => eprintln!(
+            "berth: not linking {}: it is {what}; left unchanged (remove it yourself to let Berth link it)",
+            path.display()
+        ),
+        // Not fatal: the engine is up and reachable through the context.
+        Err(e) => eprintln!(
+            "berth: cannot link the system socket {}: {:#}",
+            path.display(),
+            anyhow::Error::new(e)
+        ),
+    }
+}
+
+/// Removes the system socket link made at start, if it is still ours.
+fn unlink_system_socket(state: &StateDir) {
+    match system_socket::disable(state) {
+        Ok(Unlinked::Removed(p)) => println!("System socket: removed the link {}", p.display()),
+        Ok(Unlinked::NotOurs(p, what)) => eprintln!(
+            "berth: left {} alone: it is now {what}, not Berth's link",
+            p.display()
+        ),
+        Ok(Unlinked::NothingRecorded) => {}
+        Err(e) => eprintln!("berth: cannot remove the system socket link: {e:#}"),
+    }
 }
 
 fn print_usage(state: &StateDir) {
@@ -114,7 +166,8 @@ fn spawn_daemon(state: &StateDir) -> anyhow::Result<std::process::Child> {
 }
 
 /// The supervisor in this process; prints how to connect once the engine is ready.
-pub(crate) async fn start_foreground(state: StateDir) -> anyhow::Result<()> {
+pub(crate) async fn start_foreground(state: StateDir, system_socket: bool) -> anyhow::Result<()> {
+    let config = Config::load_or_init(&state)?;
     let s = state.clone();
     tokio::spawn(async move {
         loop {
@@ -122,6 +175,7 @@ pub(crate) async fn start_foreground(state: StateDir) -> anyhow::Result<()> {
             if running && ping(&s.docker_socket()).await {
                 create_context(&s);
                 println!("Berth is running (Ctrl-C stops it).");
+                link_system_socket(&s, &config, system_socket);
                 print_usage(&s);
                 break;
             }
@@ -129,7 +183,9 @@ pub(crate) async fn start_foreground(state: StateDir) -> anyhow::Result<()> {
         }
     });
     let _ = std::fs::remove_file(state.run_dir().join("status.json"));
-    daemon(state).await
+    let r = daemon(state.clone()).await;
+    unlink_system_socket(&state);
+    r
 }
 
 pub(crate) async fn daemon(state: StateDir) -> anyhow::Result<()> {
@@ -175,6 +231,7 @@ pub(crate) async fn stop(state: &StateDir) -> anyhow::Result<()> {
     let Some(pid) = live_pid(&state.pid_file(DAEMON)) else {
         println!("Berth is not running.");
         kill_leftovers(state);
+        unlink_system_socket(state);
         return Ok(());
     };
     kill(Pid::from_raw(pid), Signal::SIGTERM).context("failed to signal the supervisor")?;
@@ -184,6 +241,7 @@ pub(crate) async fn stop(state: &StateDir) -> anyhow::Result<()> {
         wait_pid_gone(pid, Duration::from_secs(5)).await;
     }
     kill_leftovers(state);
+    unlink_system_socket(state);
     println!("Berth stopped.");
     Ok(())
 }
@@ -220,6 +278,9 @@ pub(crate) async fn status(state: &StateDir) -> anyhow::Result<()> {
                     .unwrap_or_default()
             );
             println!("restarts:   {}", s.restarts);
+            if s.state == VmState::Running {
+                print_forwards(state, s);
+            }
         }
         (Some(pid), None) => println!("supervisor: running (pid {pid})"),
         (None, Some(s)) => {
@@ -240,6 +301,24 @@ pub(crate) async fn status(state: &StateDir) -> anyhow::Result<()> {
         std::process::exit(3);
     }
     Ok(())
+}
+
+/// Shares mounted, ports forwarded and the system socket link of a running VM.
+fn print_forwards(state: &StateDir, s: &Status) {
+    let list = |v: Vec<String>| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let shares = s.shares.iter().map(|p| p.display().to_string()).collect();
+    println!("shares:     {}", list(shares));
+    let ports = read_record(&state.ports_file());
+    println!("ports:      {}", list(ports.iter().map(describe).collect()));
+    if let Some(p) = system_socket::recorded(state) {
+        println!("system socket: {}", p.display());
+    }
 }
 
 pub(crate) async fn logs(state: &StateDir, follow: bool) -> anyhow::Result<()> {

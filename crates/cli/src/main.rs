@@ -29,6 +29,10 @@ enum Cmd {
         /// Run the supervisor in this process instead of a background daemon (Ctrl-C stops)
         #[arg(long)]
         foreground: bool,
+        /// Also link /var/run/docker.sock (config `system_socket_path`) to Berth's socket when
+        /// it is free; `berth stop` removes the link (config `system_socket` makes it default)
+        #[arg(long)]
+        system_socket: bool,
     },
     /// Shut the VM down in order (QEMU is killed after a timeout)
     Stop,
@@ -36,6 +40,9 @@ enum Cmd {
     Restart {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        /// As for `start`
+        #[arg(long)]
+        system_socket: bool,
     },
     /// Show whether the VM and the Docker API are up
     Status,
@@ -72,14 +79,20 @@ fn main() {
             Cmd::Start {
                 timeout,
                 foreground: false,
-            } => commands::start(&state, timeout).await,
+                system_socket,
+            } => commands::start(&state, timeout, system_socket).await,
             Cmd::Start {
-                foreground: true, ..
-            } => commands::start_foreground(state.clone()).await,
+                foreground: true,
+                system_socket,
+                ..
+            } => commands::start_foreground(state.clone(), system_socket).await,
             Cmd::Stop => commands::stop(&state).await,
-            Cmd::Restart { timeout } => {
+            Cmd::Restart {
+                timeout,
+                system_socket,
+            } => {
                 commands::stop(&state).await?;
-                commands::start(&state, timeout).await
+                commands::start(&state, timeout, system_socket).await
             }
             Cmd::Status => commands::status(&state).await,
             Cmd::Logs { follow } => commands::logs(&state, follow).await,

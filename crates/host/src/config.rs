@@ -26,6 +26,11 @@ pub struct Config {
     pub registry_mirrors: Vec<String>,
     /// How often the supervisor restarts a VM that died, before giving up.
     pub max_restarts: u32,
+    /// Also make `system_socket_path` a symlink to Berth's socket at start, when it is free
+    /// (`berth start --system-socket` does it for one start).
+    pub system_socket: bool,
+    /// Where the system socket link goes.
+    pub system_socket_path: PathBuf,
 }
 
 impl Default for Config {
@@ -41,6 +46,8 @@ impl Default for Config {
             accel: "auto".into(),
             registry_mirrors: vec![],
             max_restarts: 3,
+            system_socket: false,
+            system_socket_path: PathBuf::from(crate::system_socket::DEFAULT_PATH),
         }
     }
 }

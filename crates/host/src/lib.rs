@@ -8,6 +8,7 @@
 //! - [`control`]: the host end of the control protocol;
 //! - [`forward`]: the Docker socket and published ports over multiplexed vsock;
 //! - [`share`]: host file events under shared folders;
+//! - [`system_socket`]: the opt-in `/var/run/docker.sock` link;
 //! - [`supervisor`]: the daemon that owns all of the above and restarts a dead VM.
 
 pub mod config;
@@ -20,6 +21,7 @@ pub mod process;
 pub mod share;
 pub mod state;
 pub mod supervisor;
+pub mod system_socket;
 pub mod vm;
 
 pub use config::Config;

@@ -89,4 +89,19 @@ impl StateDir {
     pub fn log_file(&self, name: &str) -> PathBuf {
         self.logs_dir().join(format!("{name}.log"))
     }
+    /// The published ports the supervisor forwards now (JSON list), for `berth status`.
+    pub fn ports_file(&self) -> PathBuf {
+        self.run_dir().join("ports.json")
+    }
+}
+
+/// Writes `value` as pretty JSON to `path` through a temp file and a rename (best effort: the
+/// files so written are reports for `berth status`).
+pub(crate) fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) {
+    let tmp = path.with_extension("json.tmp");
+    if let Ok(b) = serde_json::to_vec_pretty(value) {
+        if std::fs::write(&tmp, b).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
 }

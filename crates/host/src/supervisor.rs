@@ -31,6 +31,9 @@ pub struct Status {
     pub restarts: u32,
     pub docker_socket: PathBuf,
     pub message: Option<String>,
+    /// Shared folders mounted in the running VM.
+    #[serde(default)]
+    pub shares: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,13 +58,7 @@ fn status_file(state: &StateDir) -> PathBuf {
 }
 
 fn write_status(state: &StateDir, s: &Status) {
-    let path = status_file(state);
-    let tmp = path.with_extension("json.tmp");
-    if let Ok(b) = serde_json::to_vec_pretty(s) {
-        if std::fs::write(&tmp, b).is_ok() {
-            let _ = std::fs::rename(&tmp, &path);
-        }
-    }
+    crate::state::write_json_atomic(&status_file(state), s);
 }
 
 /// Runs Berth's VM until `stop` fires or it fails for good.
@@ -78,6 +75,7 @@ pub async fn run(
         restarts: 0,
         docker_socket: state.docker_socket(),
         message: None,
+        shares: vec![],
     };
     write_status(&state, &status);
     let r = run_inner(&state, &config, hv, &stop, &mut status).await;
@@ -130,10 +128,10 @@ async fn run_inner(
     let mut vsockd = helpers::start_vsock_daemon(state, &config.tools_dir).await?;
     let connector: Arc<dyn Connector> = Arc::new(HybridConnector::new(state.vsock_socket()));
     let docker_mux = Arc::new(MuxClient::new(connector.clone(), DOCKER_API_PORT));
-    let ports = Arc::new(PortForwarder::new(Arc::new(MuxClient::new(
-        connector.clone(),
-        FORWARD_PORT,
-    ))));
+    let ports = Arc::new(
+        PortForwarder::new(Arc::new(MuxClient::new(connector.clone(), FORWARD_PORT)))
+            .with_record(state.ports_file()),
+    );
     let listener = forward::docker::bind_owner_only(&state.docker_socket())?;
     let fwd_cancel = stop.child_token();
     tokio::spawn(forward::docker::serve(
@@ -162,6 +160,7 @@ async fn run_inner(
                 let session = Session::begin(config, control, events, ports.clone()).await;
                 status.state = VmState::Running;
                 status.message = None;
+                status.shares = session.shares.clone();
                 write_status(state, status);
                 tracing::info!("engine ready");
                 tokio::select! {
@@ -186,6 +185,7 @@ async fn run_inner(
             None => true,
         };
         ports.clear();
+        status.shares.clear();
         docker_mux.reset().await;
         boot.stop_shares().await;
         status.restarts += 1;
@@ -284,6 +284,8 @@ fn spec(state: &StateDir, config: &Config, shares: Vec<ShareDevice>) -> Result<V
 /// What runs while the agent is connected.
 struct Session {
     control: ControlClient,
+    /// The shares that mounted.
+    shares: Vec<PathBuf>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -304,14 +306,16 @@ impl Session {
         {
             tracing::warn!(error = %e, "time sync failed");
         }
+        let mut shares = Vec::new();
         for (i, dir) in config.shares.iter().enumerate() {
             let share = Share {
                 tag: share_tag(i),
                 guest_path: dir.to_string_lossy().into_owned(),
                 read_only: false,
             };
-            if let Err(e) = control.request(Request::Mount(share)).await {
-                tracing::warn!(dir = %dir.display(), error = %e, "share not mounted");
+            match control.request(Request::Mount(share)).await {
+                Ok(_) => shares.push(dir.clone()),
+                Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "share not mounted"),
             }
         }
         let mut tasks = vec![tokio::spawn(async move {
@@ -333,7 +337,11 @@ impl Session {
                 Err(e) => tracing::warn!(error = %e, "file watcher setup failed"),
             }
         }));
-        Self { control, tasks }
+        Self {
+            control,
+            shares,
+            tasks,
+        }
     }
 
     fn end(self) {
@@ -357,5 +365,19 @@ async fn orderly_shutdown(control: &ControlClient, vm: &mut dyn VmHandle) {
         vm.kill().await;
     } else {
         tracing::info!("VM powered off");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_without_shares_still_reads() {
+        let old =
+            r#"{"state":"running","vm_pid":7,"restarts":0,"docker_socket":"/x","message":null}"#;
+        let s: Status = serde_json::from_str(old).unwrap();
+        assert_eq!(s.state, VmState::Running);
+        assert!(s.shares.is_empty());
     }
 }

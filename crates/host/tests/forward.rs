@@ -4,8 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_agent_proto::{read_frame, Event, ForwardHeader, Proto, PublishedPort};
-use berth_host::forward::{docker, ports::PortForwarder};
+use berth_agent_proto::{
+    read_datagram, read_frame, write_datagram, Event, ForwardHeader, Proto, PublishedPort,
+};
+use berth_host::forward::docker;
+use berth_host::forward::ports::{self, PortForwarder};
 use berth_vsock::mux::{self, MuxClient, MuxStream};
 use berth_vsock::UnixDirConnector;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -78,10 +81,12 @@ async fn published_port_opens_fast_tunnels_and_closes() {
             .unwrap();
         s.shutdown().await.unwrap();
     });
+    let record = dir.path().join("ports.json");
     let fwd = PortForwarder::new(Arc::new(MuxClient::new(
         Arc::new(UnixDirConnector::new(dir.path())),
         2377,
-    )));
+    )))
+    .with_record(record.clone());
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -104,6 +109,9 @@ async fn published_port_opens_fast_tunnels_and_closes() {
     c.read_to_string(&mut back).await.unwrap();
     assert_eq!(back, format!("port {port}"));
     assert_eq!(fwd.ports(), vec![p.clone()]);
+    // `berth status` reads the record.
+    assert_eq!(ports::read_record(&record), vec![p.clone()]);
+    assert_eq!(ports::describe(&p), format!("127.0.0.1:{port}/tcp"));
 
     fwd.apply(&Event::PortsChanged {
         published: vec![],
@@ -122,5 +130,100 @@ async fn published_port_opens_fast_tunnels_and_closes() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(closed, "port still open after unpublish");
+    assert!(fwd.ports().is_empty());
+    assert!(ports::read_record(&record).is_empty());
+}
+
+#[tokio::test]
+async fn udp_port_relays_datagrams_per_flow_and_ends_idle_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    // Guest: echo each datagram as "<port>/<flow number>:<datagram>"; report each flow's end.
+    let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let flows = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = flows.clone();
+    fake_guest(dir.path(), 2377, move |mut s: MuxStream| {
+        let (ended_tx, counter) = (ended_tx.clone(), counter.clone());
+        async move {
+            let h: ForwardHeader = read_frame(&mut s).await.unwrap().unwrap();
+            assert_eq!(h.proto, Proto::Udp);
+            let flow = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let mut buf = Vec::new();
+            while read_datagram(&mut s, &mut buf).await.unwrap() {
+                let mut reply = format!("{}/{flow}:", h.port).into_bytes();
+                reply.extend_from_slice(&buf);
+                write_datagram(&mut s, &reply).await.unwrap();
+            }
+            let _ = ended_tx.send(flow);
+        }
+    });
+    let fwd = PortForwarder::new(Arc::new(MuxClient::new(
+        Arc::new(UnixDirConnector::new(dir.path())),
+        2377,
+    )))
+    .with_udp_idle(Duration::from_millis(300));
+    let port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let p = PublishedPort {
+        proto: Proto::Udp,
+        host_port: port,
+    };
+    fwd.apply(&Event::PortsChanged {
+        published: vec![p.clone()],
+        unpublished: vec![],
+    })
+    .await;
+    assert_eq!(fwd.ports(), vec![p.clone()]);
+
+    async fn ask(c: &tokio::net::UdpSocket, msg: &[u8]) -> String {
+        c.send(msg).await.unwrap();
+        let mut buf = vec![0u8; 70_000];
+        let n = tokio::time::timeout(Duration::from_secs(5), c.recv(&mut buf))
+            .await
+            .expect("no udp reply")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+    let a = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    a.connect(("127.0.0.1", port)).await.unwrap();
+    let b = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    b.connect(("127.0.0.1", port)).await.unwrap();
+    // Each client is one flow; datagram boundaries survive, a large one included.
+    assert_eq!(ask(&a, b"hello").await, format!("{port}/1:hello"));
+    assert_eq!(ask(&b, b"other").await, format!("{port}/2:other"));
+    assert_eq!(ask(&a, b"again").await, format!("{port}/1:again"));
+    let big = vec![b'z'; 60_000];
+    let back = ask(&b, &big).await;
+    assert_eq!(back.len(), format!("{port}/2:").len() + big.len());
+
+    // Both flows end after the idle timeout; a later datagram starts a new flow.
+    let mut gone = Vec::new();
+    for _ in 0..2 {
+        let f = tokio::time::timeout(Duration::from_secs(5), ended.recv())
+            .await
+            .expect("idle flow not closed")
+            .unwrap();
+        gone.push(f);
+    }
+    gone.sort();
+    assert_eq!(gone, vec![1, 2]);
+    assert_eq!(ask(&a, b"later").await, format!("{port}/3:later"));
+
+    // Unpublishing frees the port.
+    fwd.apply(&Event::PortsChanged {
+        published: vec![],
+        unpublished: vec![p],
+    })
+    .await;
+    let mut freed = false;
+    for _ in 0..50 {
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(freed, "udp port still bound after unpublish");
     assert!(fwd.ports().is_empty());
 }

@@ -1,9 +1,10 @@
 //! Forwarding over multiplexed vsock: the Docker API socket ([`docker`]) and published ports
-//! ([`ports`]). Every client connection becomes one yamux stream, bytes both ways with
+//! ([`ports`], TCP and UDP). Every client connection becomes one yamux stream, bytes both ways with
 //! half-close, so hijacked attach/exec connections need nothing special.
 
 pub mod docker;
 pub mod ports;
+mod udp;
 
 use berth_vsock::mux::MuxStream;
 use tokio::io::{AsyncRead, AsyncWrite};
