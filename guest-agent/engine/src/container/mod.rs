@@ -70,6 +70,8 @@ pub struct Container {
     op: tokio::sync::Mutex<()>,
     status: watch::Sender<Status>,
     pending: Mutex<Vec<PendingAttach>>,
+    /// The network detach of the last exit, run in the background; a start awaits it.
+    detaching: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Container {
@@ -86,6 +88,7 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             status: watch::channel(st).0,
             pending: Mutex::new(vec![]),
+            detaching: Mutex::new(None),
         })
     }
 

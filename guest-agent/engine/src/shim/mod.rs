@@ -9,8 +9,9 @@
 //! 3. the engine connects pending attaches, then sends `start`; the shim runs the runtime's
 //!    `start` only then, so no early output is lost;
 //! 4. output goes to the json-file log and to every attached client; when the container's init
-//!    exits the shim drains the output, writes the exit file atomically, deletes the runtime
-//!    container, unmounts the rootfs, answers `wait`ers and exits.
+//!    exits the shim drains the output, writes the exit file atomically, answers `wait`ers,
+//!    then deletes the runtime container, unmounts the rootfs, removes its socket and exits
+//!    (the engine waits for a live socket to go before it starts the container again).
 //!
 //! Control protocol (one request line per connection, see [`Request`]):
 //! `attach <stdin> <stdout> <stderr>` → `ok\n`, then output (raw for a TTY, else Docker's

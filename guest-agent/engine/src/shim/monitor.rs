@@ -132,9 +132,8 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
             eprintln!("write exit file: {e}");
         }
     }
-    cleanup(&cfg, rt.as_ref());
-    // Gone before anyone hears of the exit, so a restart can bind the same path.
-    let _ = std::fs::remove_file(&cfg.socket);
+    // The exit is recorded: answer waiters first, then clean up. The socket stays bound until
+    // the cleanup is done, so the engine waits for it (connect succeeds) before a restart.
     if let Ok(mut clients) = shared.clients.lock() {
         for c in clients.drain(..) {
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
@@ -144,8 +143,11 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
         *e = Some(code);
     }
     shared.exited.notify_all();
+    let answered = Instant::now();
+    cleanup(&cfg, rt.as_ref());
+    let _ = std::fs::remove_file(&cfg.socket);
     // Give `wait` connections a moment to read their answer.
-    std::thread::sleep(Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(100).saturating_sub(answered.elapsed()));
     Ok(())
 }
 
