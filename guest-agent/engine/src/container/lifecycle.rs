@@ -129,10 +129,7 @@ impl Svc {
         if let Some(d) = socket.parent() {
             std::fs::create_dir_all(d)?;
         }
-        let detaching = c.detaching.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = detaching {
-            let _ = task.await;
-        }
+        c.detached().await;
         // The previous run's shim answers `wait` before it cleans up; let it finish first.
         ShimClient::new(socket.clone()).wait_gone().await;
         let rt_spec = self.runtime_spec(&host.runtime)?;
@@ -724,6 +721,8 @@ impl Svc {
         }
         let paths = self.paths(&c.id);
         super::rootfs::unmount(&paths.rootfs());
+        // `docker rm` returns with the endpoint released (`network rm` may follow at once).
+        c.detached().await;
         if let Some(att) = c.snapshot().attachment {
             let _ = self.networks.detach(&c.id, &att).await;
         }

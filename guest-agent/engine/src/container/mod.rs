@@ -92,6 +92,18 @@ impl Container {
         })
     }
 
+    /// Waits for the background network detach of the last exit, if any.
+    pub(crate) async fn detached(&self) {
+        let task = self
+            .detaching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
     /// A copy of the persisted state.
     pub fn snapshot(&self) -> Stored {
         self.stored
