@@ -726,9 +726,10 @@ impl Svc {
         if let Some(att) = c.snapshot().attachment {
             let _ = self.networks.detach(&c.id, &att).await;
         }
-        // The shim deletes the runtime's container when it exits; only leftovers need it.
+        // The shim deletes the runtime's container when it exits (a shim still answering is
+        // doing so now); only leftovers of a shim that died need it.
         let rt_spec = self.runtime_spec(&s.host.runtime)?;
-        if rt_spec.root.join(&c.id).exists() {
+        if rt_spec.root.join(&c.id).exists() && !self.shim(&c.id).alive().await {
             let rt = runtime::for_spec(&rt_spec);
             let id = c.id.clone();
             let _ = tokio::task::spawn_blocking(move || rt.delete(&id, true)).await;
