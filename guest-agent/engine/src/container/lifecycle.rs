@@ -129,6 +129,9 @@ impl Svc {
         if let Some(d) = socket.parent() {
             std::fs::create_dir_all(d)?;
         }
+        c.detached().await;
+        // The previous run's shim answers `wait` before it cleans up; let it finish first.
+        ShimClient::new(socket.clone()).wait_gone().await;
         let rt_spec = self.runtime_spec(&host.runtime)?;
         std::fs::create_dir_all(&rt_spec.root)?;
         // A stale runtime container (engine crash) would block create.
@@ -448,9 +451,15 @@ impl Svc {
                 None
             });
         if let Some(att) = att {
-            if let Err(e) = self.networks.detach(&c.id, &att).await {
-                tracing::warn!(id = %c.id, error = %e, "network detach failed");
-            }
+            // Off the exit path: the next start of this container awaits it.
+            let svc = self.clone();
+            let id = c.id.clone();
+            let task = tokio::spawn(async move {
+                if let Err(e) = svc.networks.detach(&id, &att).await {
+                    tracing::warn!(%id, error = %e, "network detach failed");
+                }
+            });
+            *c.detaching.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         }
         self.publish(c, "die", &[("exitCode", code.to_string())]);
         c.status.send_modify(|st| {
@@ -712,12 +721,19 @@ impl Svc {
         }
         let paths = self.paths(&c.id);
         super::rootfs::unmount(&paths.rootfs());
+        // `docker rm` returns with the endpoint released (`network rm` may follow at once).
+        c.detached().await;
         if let Some(att) = c.snapshot().attachment {
             let _ = self.networks.detach(&c.id, &att).await;
         }
-        let rt = self.runtime_for(&s)?;
-        let id = c.id.clone();
-        let _ = tokio::task::spawn_blocking(move || rt.delete(&id, true)).await;
+        // The shim deletes the runtime's container when it exits (a shim still answering is
+        // doing so now); only leftovers of a shim that died need it.
+        let rt_spec = self.runtime_spec(&s.host.runtime)?;
+        if rt_spec.root.join(&c.id).exists() && !self.shim(&c.id).alive().await {
+            let rt = runtime::for_spec(&rt_spec);
+            let id = c.id.clone();
+            let _ = tokio::task::spawn_blocking(move || rt.delete(&id, true)).await;
+        }
         self.forget(&c.id);
         self.execs.forget_container(&c.id);
         let trash = self
@@ -725,8 +741,10 @@ impl Svc {
             .data_root
             .join("containers")
             .join(format!(".rm-{}", c.id));
+        // Gone from the store once renamed; the files go in the background (`restore`
+        // empties leftovers after a crash).
         if std::fs::rename(&paths.dir, &trash).is_ok() {
-            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(trash)).await;
+            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(trash));
         }
         if volumes {
             for v in &s.record.anonymous_volumes {

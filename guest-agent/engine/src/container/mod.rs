@@ -70,6 +70,8 @@ pub struct Container {
     op: tokio::sync::Mutex<()>,
     status: watch::Sender<Status>,
     pending: Mutex<Vec<PendingAttach>>,
+    /// The network detach of the last exit, run in the background; a start awaits it.
+    detaching: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Container {
@@ -86,7 +88,20 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             status: watch::channel(st).0,
             pending: Mutex::new(vec![]),
+            detaching: Mutex::new(None),
         })
+    }
+
+    /// Waits for the background network detach of the last exit, if any.
+    pub(crate) async fn detached(&self) {
+        let task = self
+            .detaching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
 
     /// A copy of the persisted state.

@@ -26,6 +26,24 @@ impl OciCli {
         c
     }
 
+    /// `create` or `run --detach`: the verbs that make a container from a bundle.
+    fn launch_command(
+        &self,
+        verb: &[&str],
+        id: &str,
+        bundle: &Path,
+        opts: &CreateOptions,
+    ) -> Command {
+        let mut c = self.base(opts.log_file.as_deref());
+        c.args(verb).arg("--bundle").arg(bundle);
+        c.arg("--pid-file").arg(&opts.pid_file);
+        if let Some(s) = &opts.console_socket {
+            c.arg("--console-socket").arg(s);
+        }
+        c.arg(id);
+        c
+    }
+
     fn run(&self, args: &[&str]) -> Result<Vec<u8>> {
         let out = self
             .base(None)
@@ -76,14 +94,11 @@ impl Runtime for OciCli {
     }
 
     fn create_command(&self, id: &str, bundle: &Path, opts: &CreateOptions) -> Command {
-        let mut c = self.base(opts.log_file.as_deref());
-        c.arg("create").arg("--bundle").arg(bundle);
-        c.arg("--pid-file").arg(&opts.pid_file);
-        if let Some(s) = &opts.console_socket {
-            c.arg("--console-socket").arg(s);
-        }
-        c.arg(id);
-        c
+        self.launch_command(&["create"], id, bundle, opts)
+    }
+
+    fn run_command(&self, id: &str, bundle: &Path, opts: &CreateOptions) -> Command {
+        self.launch_command(&["run", "--detach"], id, bundle, opts)
     }
 
     fn start(&self, id: &str) -> Result<()> {

@@ -54,6 +54,8 @@ pub struct ExecOptions {
 pub trait Runtime: Send + Sync {
     fn name(&self) -> &str;
     fn create_command(&self, id: &str, bundle: &Path, opts: &CreateOptions) -> Command;
+    /// `run --detach`: create and start in one go; the caller reaps the init (subreaper).
+    fn run_command(&self, id: &str, bundle: &Path, opts: &CreateOptions) -> Command;
     fn start(&self, id: &str) -> Result<()>;
     fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()>;
     fn delete(&self, id: &str, force: bool) -> Result<()>;

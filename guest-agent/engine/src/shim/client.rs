@@ -95,6 +95,18 @@ impl ShimClient {
         self.connect().await.is_ok()
     }
 
+    /// Waits (bounded) until no shim answers on this socket any more: a shim that has reported
+    /// its exit keeps the socket until it has deleted the runtime container and unmounted.
+    pub async fn wait_gone(&self) {
+        const LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+        let _ = tokio::time::timeout(LIMIT, async {
+            while self.alive().await {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+    }
+
     /// Opens an attach stream: output from the shim, stdin to it.
     pub async fn attach(&self, stdin: bool, stdout: bool, stderr: bool) -> Result<UnixStream> {
         let (conn, reply) = self

@@ -4,13 +4,15 @@
 //! Life of a shim (synchronous, std + nix only):
 //! 1. the engine writes a [`ShimConfig`] and spawns `berth-agent shim <file>` with its stdout
 //!    on a pipe; the shim calls `setsid`, becomes child subreaper, mounts the rootfs, binds its
-//!    control socket and runs the runtime's `create` (pipes, or a console socket for a TTY);
-//! 2. it reports `ok <pid>` (or `error <msg>`) on stdout and closes it;
-//! 3. the engine connects pending attaches, then sends `start`; the shim runs the runtime's
-//!    `start` only then, so no early output is lost;
+//!    control socket and prepares the container's stdio (pipes, or a console socket for a TTY);
+//! 2. it reports `ok 0` (or `error <msg>`) on stdout and closes it;
+//! 3. the engine connects pending attaches, then sends `start`; only then the shim runs the
+//!    runtime's `run --detach` (one runtime process instead of `create` + `start`), so no early
+//!    output is lost; the container's init is reparented to the shim, which reaps it;
 //! 4. output goes to the json-file log and to every attached client; when the container's init
-//!    exits the shim drains the output, writes the exit file atomically, deletes the runtime
-//!    container, unmounts the rootfs, answers `wait`ers and exits.
+//!    exits the shim drains the output, writes the exit file atomically, answers `wait`ers,
+//!    then deletes the runtime container, unmounts the rootfs, removes its socket and exits
+//!    (the engine waits for a live socket to go before it starts the container again).
 //!
 //! Control protocol (one request line per connection, see [`Request`]):
 //! `attach <stdin> <stdout> <stderr>` → `ok\n`, then output (raw for a TTY, else Docker's

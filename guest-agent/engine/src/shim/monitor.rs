@@ -7,7 +7,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -30,25 +30,39 @@ struct Client {
     stderr: bool,
 }
 
-type StartReply = mpsc::Sender<ShimResult<()>>;
+type StartReply = mpsc::Sender<ShimResult<i32>>;
 
 struct Shared {
     cfg: ShimConfig,
-    pid: i32,
     clients: Mutex<Vec<Client>>,
     stdin: Mutex<Option<File>>,
-    master: Option<File>,
+    /// The pty master of a TTY container, once the runtime has sent it.
+    master: OnceLock<File>,
     log: Mutex<jsonlog::Writer>,
     exit: Mutex<Option<i32>>,
     exited: Condvar,
     start_tx: Mutex<mpsc::Sender<StartReply>>,
 }
 
-/// The container's stdio as seen from the shim.
+/// The container's stdio prepared before the runtime runs: our ends, and the ends (or the
+/// console socket) handed to the runtime.
 struct Io {
     stdin: Option<File>,
     outputs: Vec<(u8, File)>,
-    master: Option<File>,
+    child_stdio: Option<ChildStdio>,
+    console: Option<UnixListener>,
+}
+
+struct ChildStdio {
+    stdin: Option<OwnedFd>,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+/// Paths the runtime writes to.
+struct Files {
+    pid: PathBuf,
+    log: PathBuf,
 }
 
 pub(super) fn run(path: &Path) -> ShimResult<()> {
@@ -57,7 +71,7 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
     let _ = nix::unistd::setsid();
     set_subreaper();
     let rt = runtime::for_spec(&cfg.runtime);
-    let (pid, io, listener) = match setup(&cfg, rt.as_ref()) {
+    let (mut io, listener, files) = match setup(&cfg) {
         Ok(v) => v,
         Err(e) => {
             report(&format!("error {}", e.replace('\n', " ")));
@@ -70,47 +84,54 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
     let (start_tx, start_rx) = mpsc::channel::<StartReply>();
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
-        pid,
         clients: Mutex::new(vec![]),
-        stdin: Mutex::new(io.stdin),
-        master: io.master,
+        stdin: Mutex::new(io.stdin.take()),
+        master: OnceLock::new(),
         log: Mutex::new(log),
         exit: Mutex::new(None),
         exited: Condvar::new(),
         start_tx: Mutex::new(start_tx),
     });
     let (done_tx, done_rx) = mpsc::channel::<()>();
-    let n_pumps = io.outputs.len();
-    for (stream, file) in io.outputs {
-        let s = shared.clone();
-        let done = done_tx.clone();
-        std::thread::spawn(move || {
-            pump(&s, stream, file);
-            let _ = done.send(());
-        });
-    }
+    let mut n_pumps = 0;
+    let spawn_pumps = |outputs: Vec<(u8, File)>, n: &mut usize| {
+        for (stream, file) in outputs {
+            *n += 1;
+            let s = shared.clone();
+            let done = done_tx.clone();
+            std::thread::spawn(move || {
+                pump(&s, stream, file);
+                let _ = done.send(());
+            });
+        }
+    };
+    spawn_pumps(std::mem::take(&mut io.outputs), &mut n_pumps);
     {
         let s = shared.clone();
         std::thread::spawn(move || serve(&s, listener));
     }
-    report(&format!("ok {pid}"));
+    report("ok 0");
 
-    // Wait for the engine's go, then start.
-    let started = match start_rx.recv_timeout(START_TIMEOUT) {
+    // Wait for the engine's go (attaches are connected by then, so no output is lost), then
+    // create and start the container in one runtime call.
+    let pid = match start_rx.recv_timeout(START_TIMEOUT) {
         Ok(reply) => {
-            let r = rt.start(&cfg.id).map_err(|e| e.to_string());
-            let ok = r.is_ok();
+            let r = launch(&cfg, rt.as_ref(), &mut io, &files).map(|(pid, master)| {
+                if let Some(m) = master {
+                    let outputs = tty_io(&shared, m);
+                    spawn_pumps(outputs, &mut n_pumps);
+                }
+                pid
+            });
+            let pid = r.as_ref().ok().copied();
             let _ = reply.send(r);
-            ok
+            pid
         }
-        Err(_) => false,
+        Err(_) => None,
     };
-    let code = if started {
-        reap(pid)
-    } else {
-        let _ = rt.kill(&cfg.id, libc::SIGKILL, true);
-        reap(pid)
-    };
+    // Our copies of the child's ends must not keep the pumps alive.
+    drop(io);
+    let code = pid.map(reap).unwrap_or(255);
     // Drain output, then record the exit.
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     for _ in 0..n_pumps {
@@ -122,7 +143,7 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
     if let Ok(mut l) = shared.log.lock() {
         let _ = l.flush();
     }
-    if started {
+    if pid.is_some() {
         let rec = ExitRecord {
             exit_code: code,
             finished_at: jsonlog::now_rfc3339(),
@@ -132,9 +153,8 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
             eprintln!("write exit file: {e}");
         }
     }
-    cleanup(&cfg, rt.as_ref());
-    // Gone before anyone hears of the exit, so a restart can bind the same path.
-    let _ = std::fs::remove_file(&cfg.socket);
+    // The exit is recorded: answer waiters first, then clean up. The socket stays bound until
+    // the cleanup is done, so the engine waits for it (connect succeeds) before a restart.
     if let Ok(mut clients) = shared.clients.lock() {
         for c in clients.drain(..) {
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
@@ -144,8 +164,11 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
         *e = Some(code);
     }
     shared.exited.notify_all();
+    let answered = Instant::now();
+    cleanup(&cfg, rt.as_ref());
+    let _ = std::fs::remove_file(&cfg.socket);
     // Give `wait` connections a moment to read their answer.
-    std::thread::sleep(Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(100).saturating_sub(answered.elapsed()));
     Ok(())
 }
 
@@ -178,80 +201,119 @@ fn console_path(socket: &Path) -> PathBuf {
     socket.with_extension("con")
 }
 
-fn setup(cfg: &ShimConfig, rt: &dyn Runtime) -> ShimResult<(i32, Io, UnixListener)> {
+/// Mounts the rootfs, binds the control socket and prepares the stdio (pipes, or the console
+/// socket of a TTY container).
+fn setup(cfg: &ShimConfig) -> ShimResult<(Io, UnixListener, Files)> {
     if let Some(r) = &cfg.rootfs {
         mount_rootfs(r)?;
     }
     let _ = std::fs::remove_file(&cfg.socket);
     let listener = UnixListener::bind(&cfg.socket)
         .map_err(|e| format!("bind {}: {e}", cfg.socket.display()))?;
-    let pid_file = cfg.bundle.join("init.pid");
-    let log_file = cfg.bundle.join("runtime.log");
-    let _ = std::fs::remove_file(&pid_file);
-    let _ = std::fs::remove_file(&log_file);
-    let mut opts = CreateOptions {
-        pid_file: pid_file.clone(),
-        console_socket: None,
-        log_file: Some(log_file.clone()),
+    let files = Files {
+        pid: cfg.bundle.join("init.pid"),
+        log: cfg.bundle.join("runtime.log"),
     };
+    let _ = std::fs::remove_file(&files.pid);
+    let _ = std::fs::remove_file(&files.log);
     let io = if cfg.tty {
         let con = console_path(&cfg.socket);
         let _ = std::fs::remove_file(&con);
         let con_listener =
             UnixListener::bind(&con).map_err(|e| format!("bind {}: {e}", con.display()))?;
-        opts.console_socket = Some(con);
-        let mut cmd = rt.create_command(&cfg.id, &cfg.bundle, &opts);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().map_err(|e| format!("spawn runtime: {e}"))?;
-        let master = match receive_console(&con_listener, &mut child) {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(runtime_failure(&log_file).unwrap_or(e));
-            }
-        };
-        wait_create(&mut child, &log_file)?;
-        if let Some((h, w)) = cfg.console_size {
-            super::console::resize(&master, h, w);
-        }
-        let reader = master.try_clone().map_err(|e| e.to_string())?;
-        let writer = master.try_clone().map_err(|e| e.to_string())?;
         Io {
-            stdin: cfg.open_stdin.then_some(writer),
-            outputs: vec![(1, reader)],
-            master: Some(master),
+            stdin: None,
+            outputs: vec![],
+            child_stdio: None,
+            console: Some(con_listener),
         }
     } else {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        let mut cmd = rt.create_command(&cfg.id, &cfg.bundle, &opts);
-        let stdin = if cfg.open_stdin {
+        let (stdin, child_in) = if cfg.open_stdin {
             let (in_r, in_w) = pipe()?;
-            cmd.stdin(Stdio::from(in_r));
-            Some(File::from(in_w))
+            (Some(File::from(in_w)), Some(in_r))
         } else {
-            cmd.stdin(Stdio::null());
-            None
+            (None, None)
         };
-        cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
-        let mut child = cmd.spawn().map_err(|e| format!("spawn runtime: {e}"))?;
-        // Our copies of the child's ends are closed when `cmd` drops.
-        drop(cmd);
-        wait_create(&mut child, &log_file)?;
         Io {
             stdin,
             outputs: vec![(1, File::from(out_r)), (2, File::from(err_r))],
-            master: None,
+            child_stdio: Some(ChildStdio {
+                stdin: child_in,
+                stdout: out_w,
+                stderr: err_w,
+            }),
+            console: None,
         }
     };
-    let pid = std::fs::read_to_string(&pid_file)
+    Ok((io, listener, files))
+}
+
+/// Runs `run --detach`; returns the init pid and, for a TTY, the pty master.
+fn launch(
+    cfg: &ShimConfig,
+    rt: &dyn Runtime,
+    io: &mut Io,
+    files: &Files,
+) -> ShimResult<(i32, Option<File>)> {
+    let opts = CreateOptions {
+        pid_file: files.pid.clone(),
+        console_socket: io.console.as_ref().map(|_| console_path(&cfg.socket)),
+        log_file: Some(files.log.clone()),
+    };
+    let mut cmd = rt.run_command(&cfg.id, &cfg.bundle, &opts);
+    let mut master = None;
+    if let Some(con_listener) = io.console.take() {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().map_err(|e| format!("spawn runtime: {e}"))?;
+        let m = match receive_console(&con_listener, &mut child) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(runtime_failure(&files.log).unwrap_or(e));
+            }
+        };
+        wait_runtime(&mut child, &files.log)?;
+        if let Some((h, w)) = cfg.console_size {
+            super::console::resize(&m, h, w);
+        }
+        master = Some(m);
+    } else if let Some(st) = io.child_stdio.take() {
+        match st.stdin {
+            Some(fd) => cmd.stdin(Stdio::from(fd)),
+            None => cmd.stdin(Stdio::null()),
+        };
+        cmd.stdout(Stdio::from(st.stdout))
+            .stderr(Stdio::from(st.stderr));
+        let mut child = cmd.spawn().map_err(|e| format!("spawn runtime: {e}"))?;
+        // Our copies of the child's ends are closed when `cmd` drops.
+        drop(cmd);
+        wait_runtime(&mut child, &files.log)?;
+    }
+    let pid = std::fs::read_to_string(&files.pid)
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())
         .ok_or_else(|| "runtime wrote no pid file".to_string())?;
-    Ok((pid, io, listener))
+    Ok((pid, master))
+}
+
+/// Wires a TTY container's pty master: stdin (if open), resize, and the one output stream.
+fn tty_io(s: &Shared, master: File) -> Vec<(u8, File)> {
+    let mut outputs = vec![];
+    if s.cfg.open_stdin {
+        if let (Ok(w), Ok(mut g)) = (master.try_clone(), s.stdin.lock()) {
+            *g = Some(w);
+        }
+    }
+    if let Ok(r) = master.try_clone() {
+        outputs.push((1, r));
+    }
+    let _ = s.master.set(master);
+    outputs
 }
 
 fn pipe() -> ShimResult<(OwnedFd, OwnedFd)> {
@@ -272,12 +334,12 @@ fn runtime_failure(log_file: &Path) -> Option<String> {
         .filter(|m| !m.is_empty())
 }
 
-fn wait_create(child: &mut Child, log_file: &Path) -> ShimResult<()> {
+fn wait_runtime(child: &mut Child, log_file: &Path) -> ShimResult<()> {
     let status = child.wait().map_err(|e| format!("wait runtime: {e}"))?;
     if status.success() {
         return Ok(());
     }
-    Err(runtime_failure(log_file).unwrap_or_else(|| format!("runtime create failed: {status}")))
+    Err(runtime_failure(log_file).unwrap_or_else(|| format!("runtime run failed: {status}")))
 }
 
 /// Accepts the runtime's console-socket connection and takes the pty master it sends.
@@ -289,7 +351,7 @@ fn receive_console(listener: &UnixListener, child: &mut Child) -> ShimResult<Fil
             Ok((c, _)) => break c,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if let Ok(Some(st)) = child.try_wait() {
-                    return Err(format!("runtime create failed: {st}"));
+                    return Err(format!("runtime run failed: {st}"));
                 }
                 if Instant::now() > deadline {
                     return Err("timed out waiting for the console".into());
@@ -421,12 +483,12 @@ fn handle(s: &Shared, mut conn: UnixStream) -> std::io::Result<()> {
                 Err("container already started".into())
             };
             match reply {
-                Ok(()) => writeln!(conn, "ok {}", s.pid),
+                Ok(pid) => writeln!(conn, "ok {pid}"),
                 Err(e) => writeln!(conn, "error {}", e.replace('\n', " ")),
             }
         }
         Some(Request::Resize { height, width }) => {
-            if let Some(m) = &s.master {
+            if let Some(m) = s.master.get() {
                 super::console::resize(m, height, width);
             }
             conn.write_all(b"ok\n")
