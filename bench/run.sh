@@ -272,6 +272,8 @@ measure_pull() { # side
     : >"$TMP/$side.pull.samples"
     for i in $(seq 1 "$PULLS"); do
         dk rmi -f "$ref" >/dev/null 2>&1
+        # Same start for both daemons: no dirty data of earlier work still being written back.
+        sync
         t0=$(now_ns)
         if ! e=$(dk pull -q "$ref" 2>&1 >/dev/null); then
             set_err "$side.pull" "$(echo "$e" | head -2 | tr '\n' ' ')"
