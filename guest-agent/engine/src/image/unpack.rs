@@ -159,13 +159,24 @@ impl<'a> Unpacker<'a> {
                 return Ok(());
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.clear(&rel, &abs, false)?;
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&abs)?;
+                let open = || {
+                    OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .open(&abs)
+                };
+                // The common case is a fresh path: try it first and clear only when something
+                // (a file, a directory, a symlink: O_EXCL never follows one) is already there.
+                let mut f = match open() {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        self.clear(&rel, &abs, false)?;
+                        open()?
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 self.stats.size += entry.size();
                 loop {
                     let n = entry.read(&mut self.buf)?;
@@ -174,6 +185,14 @@ impl<'a> Unpacker<'a> {
                     }
                     f.write_all(&self.buf[..n])?;
                 }
+                // Metadata through the open descriptor: no further path walks per file.
+                let (uid, gid) = ids(uid, gid)?;
+                std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+                f.set_permissions(fs::Permissions::from_mode(mode & 0o7777))?;
+                set_xattrs(&abs, &xattrs);
+                let t = TimeSpec::new(mtime, 0);
+                stat::futimens(&f, &t, &t)?;
+                return Ok(());
             }
             EntryType::Symlink => {
                 let target = entry
@@ -309,9 +328,14 @@ fn make_whiteout(abs: &Path) -> Result<()> {
     Ok(())
 }
 
-fn chown(path: &Path, uid: u64, gid: u64) -> Result<()> {
+fn ids(uid: u64, gid: u64) -> Result<(u32, u32)> {
     let uid = u32::try_from(uid).map_err(|_| EngineError::invalid("uid out of range"))?;
     let gid = u32::try_from(gid).map_err(|_| EngineError::invalid("gid out of range"))?;
+    Ok((uid, gid))
+}
+
+fn chown(path: &Path, uid: u64, gid: u64) -> Result<()> {
+    let (uid, gid) = ids(uid, gid)?;
     std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
     Ok(())
 }
