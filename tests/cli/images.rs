@@ -14,6 +14,13 @@ fn lines(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// Pulls busybox through the mirror and returns its image id (`sha256:…`).
+fn pull_busybox(e: &Engine) -> String {
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    let id = e.docker_ok(&["image", "inspect", "--format", "{{.Id}}", "busybox"]);
+    id.trim().to_string()
+}
+
 fn tags(e: &Engine, extra: &[&str]) -> Vec<String> {
     let mut args = vec!["images", "--format", "{{.Repository}}:{{.Tag}}"];
     args.extend_from_slice(extra);
@@ -145,9 +152,8 @@ fn inspect_and_history_have_dockers_shape() {
 #[test]
 fn tag_rmi_and_filters() {
     let e = Engine::start();
-    e.docker_ok(&["pull", "-q", "busybox"]);
-    let id = e.docker_ok(&["image", "inspect", "--format", "{{.Id}}", "busybox"]);
-    let id = id.trim();
+    let id = pull_busybox(&e);
+    let id = id.as_str();
     e.docker_ok(&["tag", "busybox", "mybox:1"]);
     e.docker_ok(&["tag", "busybox", "localhost:5999/team/app:v2"]);
     assert_eq!(
@@ -538,9 +544,8 @@ fn import_a_tarball_with_changes() {
 #[test]
 fn rmi_of_an_image_in_use_by_a_running_or_stopped_container() {
     let e = Engine::start();
-    e.docker_ok(&["pull", "-q", "busybox"]);
-    let id = e.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
-    let id = id.trim();
+    let id = pull_busybox(&e);
+    let id = id.as_str();
     let short = &id["sha256:".len().."sha256:".len() + 12];
     e.docker_ok(&["run", "-d", "--name", "user", "busybox", "sleep", "300"]);
     // Running: refused even when forced.

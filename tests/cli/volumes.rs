@@ -105,38 +105,22 @@ fn anonymous_volumes_go_with_rm_v() {
 fn new_volume_gets_image_content() {
     let e = Engine::start();
     // busybox's /etc is copied into a fresh volume mounted there; an existing volume is kept.
-    let out = e.docker_ok(&[
-        "run",
-        "--rm",
-        "--network=none",
-        "-v",
-        "etcvol:/etc",
-        "busybox",
-        "cat",
-        "/etc/passwd",
-    ]);
+    let with_etcvol = |cmd: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--network=none",
+            "-v",
+            "etcvol:/etc",
+            "busybox",
+        ];
+        args.extend_from_slice(cmd);
+        e.docker_ok(&args)
+    };
+    let out = with_etcvol(&["cat", "/etc/passwd"]);
     assert!(out.starts_with("root:"), "{out}");
-    e.docker_ok(&[
-        "run",
-        "--rm",
-        "--network=none",
-        "-v",
-        "etcvol:/etc",
-        "busybox",
-        "sh",
-        "-c",
-        "echo mine > /etc/passwd",
-    ]);
-    let out = e.docker_ok(&[
-        "run",
-        "--rm",
-        "--network=none",
-        "-v",
-        "etcvol:/etc",
-        "busybox",
-        "cat",
-        "/etc/passwd",
-    ]);
+    with_etcvol(&["sh", "-c", "echo mine > /etc/passwd"]);
+    let out = with_etcvol(&["cat", "/etc/passwd"]);
     assert_eq!(out, "mine\n");
 }
 
