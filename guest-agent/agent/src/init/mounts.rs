@@ -12,6 +12,8 @@ struct Early {
     fstype: &'static str,
     flags: MsFlags,
     data: &'static str,
+    /// Options tried first and dropped when the kernel rejects them (older kernels).
+    optional: &'static str,
 }
 
 const NOSUID_NODEV: MsFlags = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV);
@@ -25,6 +27,7 @@ const EARLY: &[Early] = &[
         fstype: "proc",
         flags: NOSUID_NODEV_NOEXEC,
         data: "",
+        optional: "",
     },
     Early {
         source: "sysfs",
@@ -32,6 +35,7 @@ const EARLY: &[Early] = &[
         fstype: "sysfs",
         flags: NOSUID_NODEV_NOEXEC,
         data: "",
+        optional: "",
     },
     Early {
         source: "devtmpfs",
@@ -39,6 +43,7 @@ const EARLY: &[Early] = &[
         fstype: "devtmpfs",
         flags: MsFlags::MS_NOSUID,
         data: "mode=0755",
+        optional: "",
     },
     Early {
         source: "devpts",
@@ -46,6 +51,7 @@ const EARLY: &[Early] = &[
         fstype: "devpts",
         flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
         data: "gid=5,mode=0620,ptmxmode=0666",
+        optional: "",
     },
     Early {
         source: "shm",
@@ -53,6 +59,7 @@ const EARLY: &[Early] = &[
         fstype: "tmpfs",
         flags: NOSUID_NODEV,
         data: "mode=1777",
+        optional: "",
     },
     Early {
         source: "tmpfs",
@@ -60,6 +67,7 @@ const EARLY: &[Early] = &[
         fstype: "tmpfs",
         flags: NOSUID_NODEV,
         data: "mode=0755",
+        optional: "",
     },
     Early {
         source: "tmpfs",
@@ -67,6 +75,7 @@ const EARLY: &[Early] = &[
         fstype: "tmpfs",
         flags: NOSUID_NODEV,
         data: "mode=1777",
+        optional: "",
     },
     Early {
         source: "cgroup2",
@@ -74,6 +83,9 @@ const EARLY: &[Early] = &[
         fstype: "cgroup2",
         flags: NOSUID_NODEV_NOEXEC,
         data: "nsdelegate",
+        // Keeps the cgroup attach lock in writer mode, so moving a container's init into its
+        // cgroup does not wait for an RCU grace period on every start (Linux 6.0+).
+        optional: "favordynmods",
     },
 ];
 
@@ -109,6 +121,20 @@ pub(crate) fn early() -> anyhow::Result<()> {
 
 fn mount_one(m: &Early) -> anyhow::Result<()> {
     std::fs::create_dir_all(m.target).with_context(|| format!("failed to create {}", m.target))?;
+    if !m.optional.is_empty() {
+        let data = format!("{},{}", m.data, m.optional);
+        let data = data.trim_start_matches(',');
+        match mount(
+            Some(m.source),
+            m.target,
+            Some(m.fstype),
+            m.flags,
+            Some(data),
+        ) {
+            Ok(()) => return Ok(()),
+            Err(e) => tracing::debug!("mount {} with {data}: {e}; retrying without", m.target),
+        }
+    }
     let data = (!m.data.is_empty()).then_some(m.data);
     mount(Some(m.source), m.target, Some(m.fstype), m.flags, data)
         .with_context(|| format!("failed to mount {} on {}", m.fstype, m.target))

@@ -58,6 +58,8 @@ impl Svc {
             ));
         }
         let image = self.images.resolve(&cfg.image).await?;
+        // `docker run` starts right after the create: let the start find the lock warm.
+        crate::runtime::cgroup::warm_attach_lock();
         let img = &image.config;
         let (entrypoint, cmd) = command(img, &cfg.entrypoint, &cfg.cmd);
         let argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
@@ -112,7 +114,7 @@ impl Svc {
         }
         if host.cgroupns_mode.is_empty() {
             // dockerd's default: a private cgroup namespace on cgroup v2, the host's on v1.
-            host.cgroupns_mode = if super::lifecycle::cgroup_v2() {
+            host.cgroupns_mode = if crate::runtime::cgroup::is_v2() {
                 "private"
             } else {
                 "host"

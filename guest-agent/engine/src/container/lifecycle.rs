@@ -56,10 +56,6 @@ fn not_running(id: &str) -> EngineError {
     EngineError::conflict(format!("Container {id} is not running"))
 }
 
-pub(super) fn cgroup_v2() -> bool {
-    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
-}
-
 /// Finds `etc/passwd` in the top-most layer that has it.
 fn passwd_root(upper: &std::path::Path, layers: &[PathBuf]) -> PathBuf {
     std::iter::once(upper.to_path_buf())
@@ -123,6 +119,7 @@ impl Svc {
         let rec = &s.record;
         let host = &s.host;
         let t0 = std::time::Instant::now();
+        runtime::cgroup::warm_attach_lock();
         let image = self.images.resolve(&rec.image_id).await?;
         std::fs::create_dir_all(paths.bundle())?;
         let socket = self.shim_socket(&c.id);
@@ -312,7 +309,7 @@ impl Svc {
             hostname,
             privileged: host.privileged,
             netns: Some(netns),
-            cgroup_ns: cgroup_v2() && host.cgroupns_mode != "host",
+            cgroup_ns: runtime::cgroup::is_v2() && host.cgroupns_mode != "host",
             cgroups_path: format!("/berth/{}", c.id),
             mounts,
             tmpfs,

@@ -97,6 +97,8 @@ pub struct NetworkService {
     state_dir: PathBuf,
     netns_dir: PathBuf,
     nl: Netlink,
+    /// A second connection for link deletions, which the kernel answers slowly.
+    nl_slow: Netlink,
     nat: Option<Nat>,
     state: Arc<Mutex<State>>,
     /// Serialises state writes so the newest snapshot is the one that lands last.
@@ -153,6 +155,7 @@ impl NetworkService {
             state_dir,
             netns_dir,
             nl,
+            nl_slow: Netlink::host_on_own_thread()?,
             nat,
             state: Arc::new(Mutex::new(state)),
             dns: Mutex::new(HashMap::new()),
@@ -555,8 +558,9 @@ impl NetworkService {
         };
         if let Some(v) = veth {
             // Deleting a veth waits for an RCU grace period (~20 ms): keep it off the
-            // container's exit path. The name is unique to the endpoint, so nothing waits on it.
-            let nl = self.nl.clone();
+            // container's exit path, and off the connection the next start uses. The name is
+            // unique to the endpoint, so nothing waits on it.
+            let nl = self.nl_slow.clone();
             let mut jobs = lock(&self.cleanups);
             while jobs.try_join_next().is_some() {}
             jobs.spawn(async move {

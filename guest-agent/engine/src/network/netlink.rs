@@ -21,7 +21,8 @@ use crate::{EngineError, Result};
 #[derive(Clone)]
 pub(crate) struct Netlink {
     handle: Handle,
-    _conn: Arc<AbortOnDropHandle<()>>,
+    /// The connection's I/O task, when it runs on the caller's runtime.
+    _conn: Option<Arc<AbortOnDropHandle<()>>>,
 }
 
 fn errno(e: &rtnetlink::Error) -> Option<i32> {
@@ -48,7 +49,50 @@ impl Netlink {
             .map_err(|e| EngineError::internal(format!("cannot open netlink socket: {e}")))?;
         Ok(Self {
             handle,
-            _conn: Arc::new(AbortOnDropHandle::new(tokio::spawn(conn))),
+            _conn: Some(Arc::new(AbortOnDropHandle::new(tokio::spawn(conn)))),
+        })
+    }
+
+    /// Connects in the host namespace with the socket's I/O on a thread of its own. For
+    /// requests the kernel answers slowly inside `sendmsg` (a link deletion waits for RCU
+    /// grace periods, ~20 ms): on this connection they block neither a runtime worker nor
+    /// requests on the main connection. The thread ends when the last clone is dropped.
+    pub(crate) fn host_on_own_thread() -> Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("netlink-slow".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match rtnetlink::new_connection() {
+                        Ok((conn, handle, _)) => {
+                            let _ = tx.send(Ok(handle));
+                            // Ends when every handle is gone (the request channel closes).
+                            conn.await;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
+                });
+            })
+            .map_err(|e| EngineError::internal(format!("cannot start netlink thread: {e}")))?;
+        let handle = rx
+            .recv()
+            .map_err(|_| EngineError::internal("netlink thread ended early"))?
+            .map_err(|e| EngineError::internal(format!("cannot open netlink socket: {e}")))?;
+        Ok(Self {
+            handle,
+            _conn: None,
         })
     }
 
@@ -61,7 +105,7 @@ impl Netlink {
         let (conn, handle, _) = rtnetlink::from_socket(sock);
         Ok(Self {
             handle,
-            _conn: Arc::new(AbortOnDropHandle::new(tokio::spawn(conn))),
+            _conn: Some(Arc::new(AbortOnDropHandle::new(tokio::spawn(conn)))),
         })
     }
 

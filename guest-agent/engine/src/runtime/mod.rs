@@ -3,6 +3,7 @@
 //! Both the engine (through `spawn_blocking`) and the synchronous shim use it. Back-ends:
 //! [`cli::OciCli`], which execs a runc-compatible binary (runc, crun).
 
+pub mod cgroup;
 pub mod cli;
 pub mod spec;
 
