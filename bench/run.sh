@@ -280,7 +280,7 @@ measure_pull() { # side
             return 1
         fi
         t1=$(now_ns)
-        awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e9 }' >>"$TMP/$side.pull.samples"
+        awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }' >>"$TMP/$side.pull.samples"
     done
     local med p90
     read -r med p90 < <(stats <"$TMP/$side.pull.samples")
@@ -369,8 +369,8 @@ row "docker run --rm busybox true, median ms" run "<= 0.25x" 1
 row "docker run --rm busybox true, p90 ms" run.p90 "" 1
 row "docker ps, median ms" ps "" 1
 row "GET /containers/json (curl), median ms" api_ps "" 1
-row "pull berth-test/multilayer, median s" pull "<= 0.50x" 1
-row "pull berth-test/multilayer, p90 s" pull.p90 "" 1
+row "pull berth-test/multilayer, median ms" pull "<= 0.50x" 1
+row "pull berth-test/multilayer, p90 ms" pull.p90 "" 1
 row "pulled image content (whiteouts)" pullcheck "ok" 0
 row "idle RSS after ${SETTLE}s settle, MB" rss "berth <= 15 MB" 1
 row "  processes counted" rss.procs "" 0

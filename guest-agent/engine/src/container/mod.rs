@@ -157,7 +157,7 @@ impl ContainerService {
         networks: Arc<NetworkService>,
         volumes: Arc<VolumeService>,
     ) -> Result<Self> {
-        std::fs::create_dir_all(config.data_root.join("containers"))?;
+        crate::fsutil::create_hierarchy_root(&config.data_root.join("containers"))?;
         let svc = Arc::new(Svc {
             config,
             events,

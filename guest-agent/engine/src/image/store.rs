@@ -79,9 +79,10 @@ impl Store {
     /// Opens the store, creating its directories, loading records and dropping leftovers of
     /// interrupted extractions.
     pub fn open(root: PathBuf) -> Result<Self> {
-        for d in ["blobs/sha256", "layers", "imagedb"] {
+        for d in ["blobs/sha256", "imagedb"] {
             fs::create_dir_all(root.join(d))?;
         }
+        crate::fsutil::create_hierarchy_root(&root.join("layers"))?;
         for dir in ["layers", "blobs/sha256"] {
             for e in fs::read_dir(root.join(dir))? {
                 let e = e?;

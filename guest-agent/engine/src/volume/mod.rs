@@ -24,7 +24,7 @@ fn valid_name(n: &str) -> bool {
 
 impl VolumeService {
     pub async fn open(config: Arc<EngineConfig>, events: EventBus) -> Result<Self> {
-        std::fs::create_dir_all(config.data_root.join("volumes"))?;
+        crate::fsutil::create_hierarchy_root(&config.data_root.join("volumes"))?;
         Ok(Self {
             config,
             events,
