@@ -237,6 +237,58 @@ fn host_mode_init_and_resource_flags() {
 }
 
 #[test]
+fn seccomp_default_profile_unconfined_and_custom() {
+    let e = Engine::start();
+    let run = |extra: &[&str], script: &str| {
+        let mut args = vec!["run", "--rm", NET];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "sh", "-c", script]);
+        e.docker(&args)
+    };
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    // Filter mode 2 by default; creating a user namespace needs no capability, only the
+    // profile stops it (and exec'd processes inherit the filter).
+    let script = "grep Seccomp: /proc/self/status; unshare -U true && echo userns-ok";
+    let o = run(&[], script);
+    let out = text(&o);
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(!out.contains("userns-ok"), "{out}");
+    for extra in [
+        &["--security-opt", "seccomp=unconfined"][..],
+        &["--privileged"][..],
+    ] {
+        let out = text(&run(extra, script));
+        assert!(out.contains("Seccomp:\t0"), "{extra:?}: {out}");
+        assert!(out.contains("userns-ok"), "{extra:?}: {out}");
+    }
+    let id = e.docker_ok(&["run", "-d", NET, "busybox", "sleep", "60"]);
+    let out = e.docker_ok(&["exec", id.trim(), "grep", "Seccomp:", "/proc/self/status"]);
+    assert_eq!(out.trim(), "Seccomp:\t2");
+    // A profile in Docker's format (the CLI sends the file's content): deny mkdir.
+    let profile = e.scratch().join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let out = text(&run(&["--security-opt", &opt], "mkdir /tmp/d && echo made"));
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(!out.contains("made"), "{out}");
+    // Valid JSON (the CLI checks that) that is no profile: the engine refuses it at create.
+    std::fs::write(&profile, r#"{"defaultAction":"SCMP_ACT_NOPE"}"#).unwrap();
+    let err = e.docker_err(&["create", "--security-opt", &opt, "busybox"]);
+    assert!(err.contains("decoding seccomp profile failed"), "{err}");
+}
+
+#[test]
 fn attach_detach_keys_wait_and_prune() {
     let e = Engine::start();
     e.docker_ok(&["run", "-dit", NET, "--name", "att", "busybox", "sh"]);

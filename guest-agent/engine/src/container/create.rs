@@ -155,6 +155,7 @@ impl Svc {
             host.cap_add.as_deref().unwrap_or_default(),
             host.cap_drop.as_deref().unwrap_or_default(),
         )?;
+        crate::runtime::seccomp::validate(host.security_opt.as_deref().unwrap_or_default())?;
         if host.masked_paths.is_none() && !host.privileged {
             host.masked_paths = Some(
                 crate::runtime::spec::MASKED_PATHS

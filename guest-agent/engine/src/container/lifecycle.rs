@@ -277,6 +277,13 @@ impl Svc {
             (None, "host") => NetNs::Host,
             (None, _) => NetNs::New,
         };
+        let caps = spec::capabilities(
+            host.privileged,
+            host.cap_add.as_deref().unwrap_or_default(),
+            host.cap_drop.as_deref().unwrap_or_default(),
+        )?;
+        let security_opt = host.security_opt.as_deref().unwrap_or_default();
+        let seccomp = runtime::seccomp::for_container(host.privileged, security_opt, &caps)?;
         let input = SpecInput {
             process: ProcessInput {
                 args,
@@ -292,15 +299,8 @@ impl Svc {
                         u16::try_from(host.console_size[1]).unwrap_or(80),
                     )
                 }),
-                caps: spec::capabilities(
-                    host.privileged,
-                    host.cap_add.as_deref().unwrap_or_default(),
-                    host.cap_drop.as_deref().unwrap_or_default(),
-                )?,
-                no_new_privileges: host
-                    .security_opt
-                    .as_deref()
-                    .unwrap_or_default()
+                caps: caps.clone(),
+                no_new_privileges: security_opt
                     .iter()
                     .any(|o| o.starts_with("no-new-privileges") && !o.ends_with("false")),
             },
@@ -323,6 +323,7 @@ impl Svc {
                 pids_limit: host.pids_limit,
             },
             shm_size: host.shm_size,
+            seccomp,
         };
         let oci = spec::build_spec(&input)?;
         // Derived files, rewritten at every start: no fsync needed.

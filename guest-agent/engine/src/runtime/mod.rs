@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub mod cli;
+pub mod seccomp;
 pub mod spec;
 
 use std::path::{Path, PathBuf};

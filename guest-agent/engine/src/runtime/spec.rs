@@ -175,6 +175,8 @@ pub struct SpecInput {
     pub tmpfs: Vec<(String, Vec<String>)>,
     pub resources: Resources,
     pub shm_size: i64,
+    /// The seccomp filter (see [`super::seccomp`]); `None` runs unfiltered.
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// The capability set after `--cap-add`/`--cap-drop` (names with or without `CAP_`, `ALL`).
@@ -467,7 +469,7 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec> {
             READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
         )
     };
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .masked_paths(masked)
         .readonly_paths(readonly)
@@ -475,6 +477,7 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec> {
         .cgroups_path(PathBuf::from(&input.cgroups_path))
         .build()
         .map_err(oci_err)?;
+    linux.set_seccomp(input.seccomp.clone());
     let mut mounts = default_mounts(input)?;
     for m in &input.mounts {
         let mut opts = vec!["rbind", "rprivate"];
