@@ -188,9 +188,14 @@ fn default_profile(held: &BTreeSet<&str>) -> Result<LinuxSeccomp> {
         if unlocked(caps) {
             continue;
         }
-        for name in names.iter() {
-            let errno = if *name == "clone3" { ENOSYS } else { EPERM };
-            rules.push(syscall(vec![name.to_string()], errno, vec![])?);
+        let (nosys, perm): (Vec<String>, Vec<String>) = names
+            .iter()
+            .map(|n| n.to_string())
+            .partition(|n| n == "clone3");
+        for (names, errno) in [(perm, EPERM), (nosys, ENOSYS)] {
+            if !names.is_empty() {
+                rules.push(syscall(names, errno, vec![])?);
+            }
         }
     }
     if !unlocked(&["SYS_ADMIN"]) {
