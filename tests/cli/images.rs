@@ -567,4 +567,10 @@ fn rmi_of_an_image_in_use_by_a_running_or_stopped_container() {
     );
     // Nothing was lost by the refusals.
     assert_eq!(tags(&e, &[]), ["busybox:latest"]);
+    // Untagging the name a container was created from (the image keeps another tag): `ps`
+    // shows the image's short id.
+    e.docker_ok(&["tag", "busybox", "other:1"]);
+    e.docker_ok(&["rmi", "busybox"]);
+    let ps = e.docker_ok(&["ps", "-a", "--format", "{{.Names}} {{.Image}}"]);
+    assert_eq!(ps.trim(), format!("stopped {short}"));
 }

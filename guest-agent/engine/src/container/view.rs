@@ -259,10 +259,18 @@ pub fn summary(svc: &Svc, c: &Container, size: bool) -> Value {
         .chain(s.record.args.iter().cloned())
         .collect::<Vec<_>>()
         .join(" ");
+    // Like dockerd: the name the container was created from while it still names the same
+    // image, else the image's short id (the tag was removed or moved).
+    let image = if svc.images.image_id(&s.record.image).ok().as_deref() == Some(&s.record.image_id)
+    {
+        s.record.image.clone()
+    } else {
+        crate::id::short(s.record.image_id.trim_start_matches("sha256:")).to_string()
+    };
     let mut v = json!({
         "Id": c.id,
         "Names": [format!("/{}", s.record.name)],
-        "Image": s.record.image,
+        "Image": image,
         "ImageID": s.record.image_id,
         "Command": command,
         "Created": created,
