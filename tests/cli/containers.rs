@@ -237,6 +237,70 @@ fn host_mode_init_and_resource_flags() {
 }
 
 #[test]
+fn groups_limits_and_runtime_errors_read_like_dockerd() {
+    let e = Engine::start();
+    // Supplementary groups as dockerd sets them (compared side by side with dockerd 20.10).
+    for (user, want) in [
+        ("", "uid=0(root) gid=0(root) groups=0(root),10(wheel)"),
+        (
+            "nobody",
+            "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)",
+        ),
+        ("1000", "uid=1000 gid=0(root) groups=0(root)"),
+        (
+            "root:nogroup",
+            "uid=0(root) gid=65534(nogroup) groups=65534(nogroup)",
+        ),
+    ] {
+        let mut args = vec!["run", "--rm", NET];
+        if !user.is_empty() {
+            args.extend_from_slice(&["-u", user]);
+        }
+        args.extend_from_slice(&["busybox", "id"]);
+        assert_eq!(e.docker_ok(&args).trim(), want, "-u {user:?}");
+    }
+    // Resource limits are checked at create, with dockerd's texts.
+    let ncpu = std::thread::available_parallelism().unwrap().get();
+    for (flags, want) in [
+        (
+            vec!["--cpus", "999"],
+            format!(
+                "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+            ),
+        ),
+        (
+            vec!["-m", "1k"],
+            "Minimum memory limit allowed is 6MB".to_string(),
+        ),
+        (
+            vec!["-m", "64m", "--memory-swap", "32m"],
+            "Minimum memoryswap limit should be larger than memory limit, see usage".to_string(),
+        ),
+    ] {
+        let mut args = vec!["create", NET];
+        args.extend_from_slice(&flags);
+        args.push("busybox");
+        let err = e.docker_err(&args);
+        assert!(err.contains(&want), "{flags:?}: {err}");
+    }
+    assert_eq!(
+        e.docker_ok(&["ps", "-aq"]).trim(),
+        "",
+        "nothing half-created"
+    );
+    // A runtime failure is reported once, by the daemon; the runtime's own stderr does not leak
+    // into the container's output.
+    let o = e.docker(&["run", "--rm", NET, "busybox", "nosuchcmd"]);
+    assert_eq!(o.status.code(), Some(127));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("executable file not found").count(), 1, "{err}");
+    assert!(
+        err.starts_with("docker: Error response from daemon:"),
+        "{err}"
+    );
+}
+
+#[test]
 fn seccomp_default_profile_unconfined_and_custom() {
     let e = Engine::start();
     let run = |extra: &[&str], script: &str| {

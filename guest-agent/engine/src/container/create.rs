@@ -146,6 +146,7 @@ impl Svc {
                 "can't create 'AutoRemove' container with restart policy",
             ));
         }
+        check_resources(&host)?;
         if host.runtime.is_empty() {
             host.runtime = self.config.default_runtime.clone();
         }
@@ -355,6 +356,46 @@ impl Svc {
 }
 
 /// Mount options of `--mount type=tmpfs,tmpfs-size=…,tmpfs-mode=…`.
+/// dockerd's checks of memory and CPU limits, with its texts (400 at create).
+pub(crate) fn check_resources(h: &berth_docker_api::container::HostConfig) -> Result<()> {
+    const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+    let fail = |m: &str| Err(EngineError::invalid(m.to_string()));
+    if h.memory != 0 && h.memory < MIN_MEMORY {
+        return fail("Minimum memory limit allowed is 6MB");
+    }
+    if h.memory_swap > 0 && h.memory == 0 {
+        return fail(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        );
+    }
+    if h.memory > 0 && h.memory_swap > 0 && h.memory_swap < h.memory {
+        return fail("Minimum memoryswap limit should be larger than memory limit, see usage");
+    }
+    if h.nano_cpus != 0 {
+        if h.cpu_period != 0 {
+            return fail("Conflicting options: Nano CPUs and CPU Period cannot both be set");
+        }
+        if h.cpu_quota != 0 {
+            return fail("Conflicting options: Nano CPUs and CPU Quota cannot both be set");
+        }
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+        if h.nano_cpus < 10_000_000 || h.nano_cpus > ncpu * 1_000_000_000 {
+            return fail(&format!(
+                "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+            ));
+        }
+    }
+    if h.cpu_period != 0 && !(1000..=1_000_000).contains(&h.cpu_period) {
+        return fail(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        );
+    }
+    if h.cpu_quota > 0 && h.cpu_quota < 1000 {
+        return fail("CPU cfs quota can not be less than 1ms (i.e. 1000)");
+    }
+    Ok(())
+}
+
 fn tmpfs_options(o: Option<&serde_json::Value>) -> Vec<String> {
     let mut out = vec![];
     if let Some(o) = o {

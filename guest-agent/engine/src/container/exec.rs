@@ -73,10 +73,7 @@ impl Svc {
         let c = self.get(key)?;
         let s = c.snapshot();
         if !s.state.state.running {
-            return Err(EngineError::conflict(format!(
-                "container {} is not running",
-                c.id
-            )));
+            return Err(super::lifecycle::not_running(&c.id));
         }
         if s.state.state.paused {
             return Err(EngineError::conflict(format!(
@@ -188,10 +185,7 @@ impl Svc {
         let c = self.get(&e.container_id)?;
         let s = c.snapshot();
         if !s.state.state.running {
-            return Err(EngineError::conflict(format!(
-                "container {} is not running",
-                c.id
-            )));
+            return Err(super::lifecycle::not_running(&c.id));
         }
         let paths = self.paths(&c.id);
         let process = self.exec_process(&s, &e.config, console)?;

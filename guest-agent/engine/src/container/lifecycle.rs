@@ -52,8 +52,9 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         .map_err(|_| EngineError::invalid(format!("Invalid signal: {s}")))
 }
 
-fn not_running(id: &str) -> EngineError {
-    EngineError::conflict(format!("Container {id} is not running"))
+/// dockerd's (moby 23+) conflict for an operation that needs a running container.
+pub(super) fn not_running(id: &str) -> EngineError {
+    EngineError::conflict(format!("container {id} is not running"))
 }
 
 /// Finds `etc/passwd` in the top-most layer that has it.

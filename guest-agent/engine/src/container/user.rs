@@ -72,7 +72,10 @@ pub fn resolve_with(passwd: &str, group: &str, spec: &str) -> Result<ResolvedUse
             }
         }
     }
-    if let Some(f) = found {
+    // Like dockerd (through containerd): the primary group first, then, unless the group was
+    // given explicitly, the groups that list the user as a member.
+    out.additional_gids.push(out.gid);
+    if let (Some(f), None) = (found, grp) {
         let name = f[0];
         for g in &groups {
             let members = g.get(3).copied().unwrap_or("");
@@ -102,7 +105,17 @@ mod tests {
         let n = resolve_with(PASSWD, GROUP, "nobody").unwrap();
         assert_eq!(
             (n.uid, n.gid, n.additional_gids.clone()),
-            (65534, 65534, vec![10])
+            (65534, 65534, vec![65534, 10])
+        );
+        let n = resolve_with(PASSWD, GROUP, "nobody:nogroup").unwrap();
+        assert_eq!(
+            n.additional_gids,
+            vec![65534],
+            "explicit group: no memberships"
+        );
+        assert_eq!(
+            resolve_with(PASSWD, GROUP, "").unwrap().additional_gids,
+            vec![0]
         );
         let n = resolve_with(PASSWD, GROUP, "1000:wheel").unwrap();
         assert_eq!((n.uid, n.gid), (1000, 10));

@@ -105,7 +105,6 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
             });
         }
     };
-    spawn_pumps(std::mem::take(&mut io.outputs), &mut n_pumps);
     {
         let s = shared.clone();
         std::thread::spawn(move || serve(&s, listener));
@@ -116,7 +115,11 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
     // create and start the container in one runtime call.
     let pid = match start_rx.recv_timeout(START_TIMEOUT) {
         Ok(reply) => {
+            // The output pumps start once the runtime succeeded: until then the pipes hold
+            // only what the runtime itself printed on failure (its error, which the engine
+            // reports), never the container's output, which waits in the pipes meanwhile.
             let r = launch(&cfg, rt.as_ref(), &mut io, &files).map(|(pid, master)| {
+                spawn_pumps(std::mem::take(&mut io.outputs), &mut n_pumps);
                 if let Some(m) = master {
                     let outputs = tty_io(&shared, m);
                     spawn_pumps(outputs, &mut n_pumps);
