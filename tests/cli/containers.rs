@@ -301,6 +301,126 @@ fn groups_limits_and_runtime_errors_read_like_dockerd() {
 }
 
 #[test]
+fn pid_ipc_uts_modes_host_and_container() {
+    let e = Engine::start();
+    let own = |ns: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{ns}"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    // Host namespaces: the same namespace ids as this test process (the engine's host).
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        NET,
+        "--pid",
+        "host",
+        "--ipc",
+        "host",
+        "--uts",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "for n in pid ipc uts; do readlink /proc/self/ns/$n; done; hostname",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], [own("pid"), own("ipc"), own("uts")], "{out}");
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(lines[3], host_name.trim());
+    // Private by default.
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        NET,
+        "busybox",
+        "readlink",
+        "/proc/self/ns/pid",
+    ]);
+    assert_ne!(out.trim(), own("pid"));
+    // Joining another container's PID and IPC namespaces: its processes are visible.
+    e.docker_ok(&[
+        "run", "-d", NET, "--name", "target", "busybox", "sleep", "300",
+    ]);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        NET,
+        "--pid",
+        "container:target",
+        "--ipc",
+        "container:target",
+        "busybox",
+        "ps",
+        "-o",
+        "comm",
+    ]);
+    assert!(out.contains("sleep"), "{out}");
+    let ipc = |c: &str| e.docker_ok(&["exec", c, "readlink", "/proc/self/ns/ipc"]);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        NET,
+        "--ipc",
+        "container:target",
+        "busybox",
+        "readlink",
+        "/proc/self/ns/ipc",
+    ]);
+    assert_eq!(out.trim(), ipc("target").trim());
+    // --ipc none: no /dev/shm.
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        NET,
+        "--ipc",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "test -d /dev/shm || echo no-shm",
+    ]);
+    assert_eq!(out.trim(), "no-shm");
+    // Errors: a bad mode at create, a stopped container to join at start.
+    // (The CLI checks --uts itself; other clients reach the engine's check.)
+    let (code, body) = e.api(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"busybox","HostConfig":{"UTSMode":"container:target"}}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("invalid UTS mode: container:target"),
+        "{body}"
+    );
+    e.docker_ok(&["create", NET, "--name", "idle", "busybox"]);
+    let err = e.docker_err(&[
+        "run",
+        "--rm",
+        NET,
+        "--pid",
+        "container:idle",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        err.contains("cannot join PID of a non running container"),
+        "{err}"
+    );
+    let err = e.docker_err(&[
+        "run",
+        "--rm",
+        NET,
+        "--pid",
+        "container:nosuch",
+        "busybox",
+        "true",
+    ]);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+}
+
+#[test]
 fn seccomp_default_profile_unconfined_and_custom() {
     let e = Engine::start();
     let run = |extra: &[&str], script: &str| {

@@ -132,6 +132,39 @@ fn docker_cli_over_vsock_pulls_via_host_mirror_and_runs() {
         &["run", "--rm", "busybox", "echo", "hello-from-the-vm"],
     );
     assert_eq!(out.trim(), "hello-from-the-vm");
+    // The guest's cgroup2 is mounted with favordynmods (no RCU wait on each container start),
+    // and containers get the seccomp filter from the guest's runc.
+    let mounts = docker_ok(
+        &vm,
+        &fwd.sock,
+        &config,
+        &[
+            "run",
+            "--rm",
+            "--privileged",
+            "--pid",
+            "host",
+            "busybox",
+            "grep",
+            "cgroup2",
+            "/proc/1/mounts",
+        ],
+    );
+    assert!(mounts.contains("favordynmods"), "{mounts}");
+    let seccomp = docker_ok(
+        &vm,
+        &fwd.sock,
+        &config,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "grep",
+            "Seccomp:",
+            "/proc/self/status",
+        ],
+    );
+    assert_eq!(seccomp.trim(), "Seccomp:\t2");
     eprintln!(
         "docker run --rm busybox echo: {:.2} s",
         t.elapsed().as_secs_f64()

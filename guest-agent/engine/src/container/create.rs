@@ -147,6 +147,12 @@ impl Svc {
             ));
         }
         check_resources(&host)?;
+        {
+            use super::lifecycle::{check_ns_mode, NsKind};
+            check_ns_mode(NsKind::Pid, &host.pid_mode)?;
+            check_ns_mode(NsKind::Ipc, &host.ipc_mode)?;
+            check_ns_mode(NsKind::Uts, &host.uts_mode)?;
+        }
         if host.runtime.is_empty() {
             host.runtime = self.config.default_runtime.clone();
         }

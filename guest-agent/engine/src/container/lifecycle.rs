@@ -11,7 +11,7 @@ use super::record::{Paths, Stored};
 use super::{etc, user, Container, Status, Svc};
 use crate::fsutil::read_json;
 use crate::network::AttachRequest;
-use crate::runtime::spec::{self, BindMount, NetNs, ProcessInput, Resources, SpecInput};
+use crate::runtime::spec::{self, BindMount, NetNs, NsMode, ProcessInput, Resources, SpecInput};
 use crate::runtime::{self, Runtime};
 use crate::shim::client::{self, ShimClient};
 use crate::shim::{ExitRecord, RootfsMount, ShimConfig};
@@ -65,7 +65,71 @@ fn passwd_root(upper: &std::path::Path, layers: &[PathBuf]) -> PathBuf {
         .unwrap_or_else(|| upper.to_path_buf())
 }
 
+/// The namespaces `--pid`, `--ipc` and `--uts` choose.
+#[derive(Clone, Copy)]
+pub(super) enum NsKind {
+    Pid,
+    Ipc,
+    Uts,
+}
+
+impl NsKind {
+    fn proc_name(self) -> &'static str {
+        match self {
+            NsKind::Pid => "pid",
+            NsKind::Ipc => "ipc",
+            NsKind::Uts => "uts",
+        }
+    }
+}
+
+/// Checks a `--pid`/`--ipc`/`--uts` value's form (at create), with dockerd's texts.
+pub(super) fn check_ns_mode(kind: NsKind, mode: &str) -> Result<()> {
+    let ok = match kind {
+        NsKind::Pid => mode.is_empty() || mode == "host" || joined(mode).is_some(),
+        NsKind::Ipc => {
+            matches!(mode, "" | "private" | "shareable" | "host" | "none") || joined(mode).is_some()
+        }
+        NsKind::Uts => mode.is_empty() || mode == "host",
+    };
+    if ok {
+        Ok(())
+    } else {
+        let k = kind.proc_name().to_ascii_uppercase();
+        Err(EngineError::invalid(format!("invalid {k} mode: {mode}")))
+    }
+}
+
+/// The container named by `container:<name>`, if that is the form.
+fn joined(mode: &str) -> Option<&str> {
+    mode.strip_prefix("container:").filter(|n| !n.is_empty())
+}
+
 impl Svc {
+    /// Resolves a checked `--pid`/`--ipc`/`--uts` value; `container:<name>` joins that running
+    /// container's namespace.
+    fn ns_mode(&self, kind: NsKind, mode: &str) -> Result<NsMode> {
+        check_ns_mode(kind, mode)?;
+        if mode == "host" {
+            return Ok(NsMode::Host);
+        }
+        let Some(name) = joined(mode) else {
+            return Ok(NsMode::New);
+        };
+        let other = self.get(name)?;
+        let st = other.snapshot().state.state;
+        if !st.running || st.pid <= 0 {
+            let k = kind.proc_name().to_ascii_uppercase();
+            return Err(EngineError::conflict(format!(
+                "cannot join {k} of a non running container: {}",
+                other.id
+            )));
+        }
+        Ok(NsMode::Path(
+            format!("/proc/{}/ns/{}", st.pid, kind.proc_name()).into(),
+        ))
+    }
+
     fn runtime_for(&self, s: &Stored) -> Result<Box<dyn Runtime>> {
         Ok(runtime::for_spec(&self.runtime_spec(&s.host.runtime)?))
     }
@@ -285,6 +349,9 @@ impl Svc {
         )?;
         let security_opt = host.security_opt.as_deref().unwrap_or_default();
         let seccomp = runtime::seccomp::for_container(host.privileged, security_opt, &caps)?;
+        let pid_ns = self.ns_mode(NsKind::Pid, &host.pid_mode)?;
+        let ipc_ns = self.ns_mode(NsKind::Ipc, &host.ipc_mode)?;
+        let uts_ns = self.ns_mode(NsKind::Uts, &host.uts_mode)?;
         let input = SpecInput {
             process: ProcessInput {
                 args,
@@ -310,6 +377,10 @@ impl Svc {
             hostname,
             privileged: host.privileged,
             netns: Some(netns),
+            pid_ns,
+            ipc_ns,
+            uts_ns,
+            no_shm: host.ipc_mode == "none",
             cgroup_ns: runtime::cgroup::is_v2() && host.cgroupns_mode != "host",
             cgroups_path: format!("/berth/{}", c.id),
             mounts,

@@ -113,16 +113,20 @@ pub const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-/// How the container gets its network namespace.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NetNs {
+/// How the container gets one of its namespaces.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum NsMode {
     /// Share the host's.
     Host,
-    /// A fresh one made by the runtime (only `lo`).
+    /// A fresh one made by the runtime (for the network: only `lo`).
+    #[default]
     New,
-    /// Join an existing one.
+    /// Join an existing one (another container's, or one the engine prepared).
     Path(PathBuf),
 }
+
+/// The network namespace's mode.
+pub type NetNs = NsMode;
 
 /// A bind mount of the container (volume, host path, /etc/hosts …).
 #[derive(Debug, Clone, PartialEq)]
@@ -168,6 +172,12 @@ pub struct SpecInput {
     pub hostname: String,
     pub privileged: bool,
     pub netns: Option<NetNs>,
+    /// `--pid`, `--ipc`, `--uts`: host, private, or another container's.
+    pub pid_ns: NsMode,
+    pub ipc_ns: NsMode,
+    pub uts_ns: NsMode,
+    /// `--ipc none`: no `/dev/shm` at all.
+    pub no_shm: bool,
     pub cgroup_ns: bool,
     pub cgroups_path: String,
     pub mounts: Vec<BindMount>,
@@ -298,7 +308,7 @@ fn default_mounts(input: &SpecInput) -> Result<Vec<Mount>> {
         64 << 20
     };
     let shm_opt = format!("size={shm}");
-    Ok(vec![
+    let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
             "/dev",
@@ -337,13 +347,24 @@ fn default_mounts(input: &SpecInput) -> Result<Vec<Mount>> {
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         )?,
-        mount(
+    ];
+    // `--ipc host` sees the host's shared memory, `--ipc none` none at all.
+    match (&input.ipc_ns, input.no_shm) {
+        (_, true) => {}
+        (NsMode::Host, false) => mounts.push(mount(
+            "/dev/shm",
+            "bind",
+            "/dev/shm",
+            &["rbind", "rprivate"],
+        )?),
+        _ => mounts.push(mount(
             "/dev/shm",
             "tmpfs",
             "shm",
             &["nosuid", "noexec", "nodev", "mode=1777", &shm_opt],
-        )?,
-    ])
+        )?),
+    }
+    Ok(mounts)
 }
 
 fn device_rule(
@@ -447,16 +468,23 @@ fn namespace(typ: LinuxNamespaceType, path: Option<&PathBuf>) -> Result<LinuxNam
 
 /// The container's full runtime spec.
 pub fn build_spec(input: &SpecInput) -> Result<Spec> {
-    let mut namespaces = vec![
-        namespace(LinuxNamespaceType::Pid, None)?,
-        namespace(LinuxNamespaceType::Ipc, None)?,
-        namespace(LinuxNamespaceType::Uts, None)?,
-        namespace(LinuxNamespaceType::Mount, None)?,
-    ];
-    match &input.netns {
-        Some(NetNs::Host) => {}
-        Some(NetNs::Path(p)) => namespaces.push(namespace(LinuxNamespaceType::Network, Some(p))?),
-        Some(NetNs::New) | None => namespaces.push(namespace(LinuxNamespaceType::Network, None)?),
+    let mut namespaces = vec![];
+    let (default_net, own_mount) = (NsMode::New, NsMode::New);
+    for (typ, mode) in [
+        (LinuxNamespaceType::Pid, &input.pid_ns),
+        (LinuxNamespaceType::Ipc, &input.ipc_ns),
+        (LinuxNamespaceType::Uts, &input.uts_ns),
+        (LinuxNamespaceType::Mount, &own_mount),
+        (
+            LinuxNamespaceType::Network,
+            input.netns.as_ref().unwrap_or(&default_net),
+        ),
+    ] {
+        match mode {
+            NsMode::Host => {}
+            NsMode::New => namespaces.push(namespace(typ, None)?),
+            NsMode::Path(p) => namespaces.push(namespace(typ, Some(p))?),
+        }
     }
     if input.cgroup_ns {
         namespaces.push(namespace(LinuxNamespaceType::Cgroup, None)?);
@@ -509,6 +537,10 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec> {
         .build()
         .map_err(oci_err)?;
     spec.set_annotations(None);
+    if input.uts_ns != NsMode::New {
+        // The runtime refuses to set a hostname in a UTS namespace it did not make.
+        spec.set_hostname(None);
+    }
     Ok(spec)
 }
 
@@ -530,6 +562,46 @@ mod tests {
             cgroups_path: "/berth/abc".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn host_and_joined_namespaces() {
+        let mut i = input();
+        i.pid_ns = NsMode::Host;
+        i.ipc_ns = NsMode::Host;
+        i.uts_ns = NsMode::Path("/proc/7/ns/uts".into());
+        let v = serde_json::to_value(build_spec(&i).unwrap()).unwrap();
+        let ns: Vec<(String, Option<String>)> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    n["type"].as_str().unwrap().to_string(),
+                    n["path"].as_str().map(str::to_string),
+                )
+            })
+            .collect();
+        assert!(!ns.iter().any(|(t, _)| t == "pid" || t == "ipc"), "{ns:?}");
+        assert!(ns.contains(&("uts".into(), Some("/proc/7/ns/uts".into()))));
+        assert!(v.get("hostname").is_none());
+        let shm = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/dev/shm")
+            .unwrap();
+        assert_eq!(
+            shm["source"], "/dev/shm",
+            "--ipc host binds the host's /dev/shm"
+        );
+        i.no_shm = true;
+        let v = serde_json::to_value(build_spec(&i).unwrap()).unwrap();
+        assert!(!v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["destination"] == "/dev/shm"));
     }
 
     #[test]
