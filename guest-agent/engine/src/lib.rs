@@ -4,6 +4,7 @@
 //! first, then volumes, then containers, which use all three) and restores state from the data
 //! root, so a restarted engine finds its images, containers and logs again.
 
+pub mod build;
 pub mod config;
 pub mod container;
 pub mod error;
