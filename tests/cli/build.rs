@@ -337,3 +337,35 @@ fn commit_container_changes_then_run_the_image() {
         .docker_err(&["commit", "nope"])
         .contains("No such container: nope"));
 }
+
+#[test]
+fn built_image_pushes_and_pulls_back_with_its_whiteouts() {
+    let e = Engine::start();
+    let reg = crate::images::AuthRegistry::start(e.scratch().join("registry"), &[]);
+    let dir = context(
+        &e,
+        "push",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nRUN rm /hello && echo made > /made.txt\nCOPY f.txt /f.txt\n",
+            ),
+            ("f.txt", "copied\n"),
+        ],
+    );
+    let name = format!("{}/team/built:1", reg.addr);
+    build_ok(&e, &dir, &["-t", &name]);
+    e.docker_ok(&["push", &name]);
+    e.docker_ok(&["rmi", &name]);
+    e.docker_ok(&["rmi", "busybox"]);
+    e.docker_ok(&["pull", &name]);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        &name,
+        "sh",
+        "-c",
+        "cat /made.txt /f.txt; test -e /hello && echo hello-still-there || echo hello-gone",
+    ]);
+    assert_eq!(out, "made\ncopied\nhello-gone\n");
+}

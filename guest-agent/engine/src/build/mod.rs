@@ -359,6 +359,28 @@ impl Build {
     }
 }
 
+/// Removes what builds cut short by a crash left under `<data-root>/build/`: contexts,
+/// layer tars and image views (unmounted first). Called at engine open, before any build.
+pub fn clean_leftovers(data_root: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_root.join("build")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let p = e.path();
+        if name.starts_with("mnt-") {
+            crate::container::rootfs::unmount(&p);
+        }
+        if ["ctx-", "layer-", "mnt-"]
+            .iter()
+            .any(|x| name.starts_with(x))
+        {
+            tracing::info!(path = %p.display(), "removing leftover of an interrupted build");
+            let _ = std::fs::remove_dir_all(&p);
+        }
+    }
+}
+
 /// Unpacks the context (plain, gzip or zstd tar) into a fresh directory.
 fn unpack_context(context: impl Read, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
