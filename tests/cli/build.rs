@@ -369,3 +369,38 @@ fn built_image_pushes_and_pulls_back_with_its_whiteouts() {
     ]);
     assert_eq!(out, "made\ncopied\nhello-gone\n");
 }
+
+#[test]
+fn dockerfile_from_stdin_or_another_path() {
+    let e = Engine::start();
+    // `docker build -`: the CLI wraps the Dockerfile read from stdin into a context tar.
+    let out = e.docker_stdin(
+        &["build", "-t", "berth-stdin", "-"],
+        b"FROM busybox\nENV FROM_STDIN=1\nCMD [\"sh\", \"-c\", \"echo stdin:$FROM_STDIN\"]\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "berth-stdin"]).trim(),
+        "stdin:1"
+    );
+    // `-f` naming a file outside the context: sent inside the tar under another name.
+    let dir = context(&e, "ctx-f", &[("data.txt", "from context\n")]);
+    let other = context(
+        &e,
+        "elsewhere",
+        &[(
+            "Build.file",
+            "FROM busybox\nCOPY data.txt /\nCMD [\"cat\", \"/data.txt\"]\n",
+        )],
+    );
+    let f = other.join("Build.file");
+    build_ok(&e, &dir, &["-f", f.to_str().unwrap(), "-t", "berth-f"]);
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "berth-f"]).trim(),
+        "from context"
+    );
+}

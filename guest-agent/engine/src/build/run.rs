@@ -16,14 +16,7 @@ use crate::EngineError;
 
 impl Build {
     pub(crate) async fn run_step(&mut self, st: &mut StageState, i: &Instruction) -> StepResult {
-        let argv = match &i.json {
-            Some(v) => v.clone(),
-            None => {
-                let mut c = st.shell();
-                c.push(i.rest.clone());
-                c
-            }
-        };
+        let argv = super::steps::command(st, i);
         if argv.is_empty() {
             return Err(EngineError::invalid("RUN requires at least one argument").into());
         }

@@ -51,7 +51,7 @@ fn parse_duration(s: &str) -> Result<i64> {
 }
 
 /// Exec form as is, shell form behind the stage's shell.
-fn command(st: &StageState, i: &Instruction) -> Vec<String> {
+pub(super) fn command(st: &StageState, i: &Instruction) -> Vec<String> {
     match &i.json {
         Some(v) => v.clone(),
         None => {
