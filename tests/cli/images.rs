@@ -267,15 +267,15 @@ fn multilayer_pull_shares_layers_and_survives_restart() {
 }
 
 /// A registry with auth started for one test, stopped on drop.
-struct AuthRegistry {
+pub(crate) struct AuthRegistry {
     dir: PathBuf,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl AuthRegistry {
     /// Starts it with its state in `dir` (inside the test engine's scratch directory);
     /// `auth` is `["--htpasswd", "u:p"]`, `["--token", "u:p"]` or empty.
-    fn start(dir: PathBuf, auth: &[&str]) -> Self {
+    pub(crate) fn start(dir: PathBuf, auth: &[&str]) -> Self {
         std::fs::create_dir_all(&dir).unwrap();
         let out = Command::new("python3")
             .arg(repo_root().join("tests/fixtures/registry.py"))

@@ -4,6 +4,7 @@
 //! first, then volumes, then containers, which use all three) and restores state from the data
 //! root, so a restarted engine finds its images, containers and logs again.
 
+pub mod build;
 pub mod config;
 pub mod container;
 pub mod error;
@@ -41,6 +42,7 @@ impl Engine {
     pub async fn open(config: EngineConfig) -> Result<Arc<Self>> {
         std::fs::create_dir_all(&config.data_root)?;
         std::fs::create_dir_all(&config.exec_root)?;
+        build::clean_leftovers(&config.data_root);
         let config = Arc::new(config);
         let events = EventBus::new();
         let images = Arc::new(image::ImageService::open(config.clone(), events.clone()).await?);

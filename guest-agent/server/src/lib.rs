@@ -27,6 +27,7 @@ pub fn router(engine: AppState) -> Router {
         .merge(routes::system::routes())
         .merge(routes::events::routes())
         .merge(routes::images::routes())
+        .merge(routes::build::routes())
         .merge(routes::auth::routes())
         .merge(routes::containers::routes())
         .merge(routes::exec::routes())

@@ -122,6 +122,19 @@ impl ImageService {
         self.event("import", id, id);
     }
 
+    /// The id and runtime config (`config` of the image JSON, `{}` when absent) of an image.
+    pub fn config_json(&self, reference: &str) -> Result<(String, Value)> {
+        let rec = self.get(reference)?;
+        let raw = self.lock().get_blob(&rec.id)?;
+        let doc: Value = serde_json::from_slice(&raw)?;
+        let config = doc
+            .get("config")
+            .filter(|c| c.is_object())
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        Ok((rec.id, config))
+    }
+
     /// Creates an image from `spec` and an optional layer tar (gzip, zstd or plain; blocking).
     /// Returns the new image id; tag it with [`ImageService::tag`].
     pub fn create_image(&self, spec: ImageSpec, diff: Option<impl Read>) -> Result<String> {
@@ -229,6 +242,7 @@ impl ImageService {
             tags: &[],
             manifest: None,
             layer_blobs: blobs,
+            parent: parent.as_ref().map(|(r, _)| r.id.clone()),
         })?;
         Ok(id)
     }
@@ -325,9 +339,11 @@ mod tests {
         assert_eq!(hist[0].size, 0);
         assert_eq!(hist[1].size, 2);
         assert_eq!(svc.inspect(&child).unwrap().size, 3);
-        // The child's removal keeps the base layer for the base image.
+        // Removing the top takes its untagged parent (a build step) along, and keeps the
+        // base layer for the base image.
+        svc.tag(&base, "base", "").unwrap();
         svc.remove(&tagged, false, &[]).unwrap();
-        svc.remove(&child, false, &[]).unwrap();
+        assert!(svc.inspect(&child).is_err());
         assert!(svc.resolve(&base).await.unwrap().layer_dirs[0].is_dir());
     }
 }

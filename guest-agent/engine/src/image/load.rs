@@ -152,6 +152,7 @@ impl ImageService {
                 tags: &canonical,
                 manifest: None,
                 layer_blobs: blobs,
+                parent: None,
             })?;
             if tags.is_empty() {
                 out.push(format!("Loaded image ID: {id}"));

@@ -4,6 +4,7 @@
 //! directory, so images share them and a container's overlay uses them directly as lowerdirs.
 
 pub mod create;
+pub mod diff;
 pub mod layer;
 mod load;
 pub mod manifest;
@@ -110,7 +111,7 @@ fn to_i64(n: u64) -> i64 {
 }
 
 /// `path.Match`-style glob: `*` and `?` do not cross `/`.
-fn glob_match(pattern: &str, s: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, s: &str) -> bool {
     fn go(p: &[u8], s: &[u8]) -> bool {
         match (p.first(), s.first()) {
             (None, None) => true,
@@ -315,7 +316,6 @@ impl ImageService {
         all: bool,
         filters: &BTreeMap<String, Vec<String>>,
     ) -> Result<Vec<ImageSummary>> {
-        let _ = all; // No intermediate images: pulled images have no parents.
         let get = |k: &str| filters.get(k).filter(|v| !v.is_empty());
         let dangling = get("dangling").map(|v| v.iter().any(|x| x == "true" || x == "1"));
         let time_bound = |k: &str| -> Result<Option<i64>> {
@@ -339,8 +339,17 @@ impl ImageService {
                 })
                 .collect()
         };
+        // Untagged images other images were built on are build steps, shown only with `all`.
+        let parents: HashSet<&str> = records
+            .iter()
+            .filter_map(|(r, _, _)| r.parent.as_deref())
+            .collect();
         let mut out = Vec::new();
-        for (rec, tags, digests) in records {
+        for (rec, tags, digests) in &records {
+            let (tags, digests) = (tags.clone(), digests.clone());
+            if !all && tags.is_empty() && digests.is_empty() && parents.contains(rec.id.as_str()) {
+                continue;
+            }
             let created = unix_time(&rec.created);
             if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
                 continue;
@@ -372,7 +381,7 @@ impl ImageService {
                 continue;
             }
             let labels = self
-                .config_doc(&rec)
+                .config_doc(rec)
                 .ok()
                 .and_then(|(_, d)| d.config.and_then(|c| c.labels))
                 .unwrap_or_default();
@@ -389,7 +398,7 @@ impl ImageService {
             let size = to_i64(rec.size());
             out.push(ImageSummary {
                 id: rec.id.clone(),
-                parent_id: String::new(),
+                parent_id: rec.parent.clone().unwrap_or_default(),
                 repo_tags,
                 repo_digests,
                 created,
@@ -431,7 +440,7 @@ impl ImageService {
             id: rec.id.clone(),
             repo_tags: tags.iter().map(|t| familiar(t)).collect(),
             repo_digests: digests.iter().map(|d| familiar(d)).collect(),
-            parent: String::new(),
+            parent: rec.parent.clone().unwrap_or_default(),
             comment: doc.comment,
             created: doc.created.unwrap_or_else(|| ZERO_TIME.into()),
             container: doc.container,
@@ -645,7 +654,37 @@ impl ImageService {
             return Ok(out);
         }
         self.delete_record(&rec, &mut out)?;
+        self.delete_build_parents(rec.parent.clone(), &mut out)?;
         Ok(out)
+    }
+
+    /// After a built image goes, so do the untagged build steps below it that nothing else
+    /// was built on (as dockerd deletes an image's untagged parents).
+    fn delete_build_parents(
+        &self,
+        mut parent: Option<String>,
+        out: &mut Vec<DeleteItem>,
+    ) -> Result<()> {
+        while let Some(p) = parent.take() {
+            let doomed = {
+                let s = self.lock();
+                let hex = p.trim_start_matches("sha256:");
+                s.images.get(hex).cloned().filter(|r| {
+                    let (t, d) = Self::refs_of(&s, r);
+                    t.is_empty()
+                        && d.is_empty()
+                        && !s
+                            .images
+                            .values()
+                            .any(|o| o.parent.as_deref() == Some(&r.id))
+                })
+            };
+            if let Some(r) = doomed {
+                self.delete_record(&r, out)?;
+                parent = r.parent;
+            }
+        }
+        Ok(())
     }
 
     /// A name lookup that ignores id prefixes (is `name` a tag?).
@@ -701,18 +740,30 @@ impl ImageService {
                 .values()
                 .filter(|r| !in_use.contains(&r.id))
                 .filter(|r| !dangling_only || !s.tags.values().any(|id| *id == r.id))
+                // Build steps under another image are not dangling.
+                .filter(|r| {
+                    !dangling_only
+                        || !s
+                            .images
+                            .values()
+                            .any(|o| o.parent.as_deref() == Some(&r.id))
+                })
                 .cloned()
                 .collect()
         };
         let mut report = ImagesPruneReport::default();
         let mut deleted = Vec::new();
         for rec in candidates {
+            if !self.lock().images.contains_key(rec.hex()) {
+                continue; // went with an image built on it
+            }
             let before = self.lock().images.len();
             self.untag_all(&rec, &mut deleted)?;
             self.delete_record(&rec, &mut deleted)?;
             if self.lock().images.len() < before {
                 report.space_reclaimed += to_i64(rec.size());
             }
+            self.delete_build_parents(rec.parent.clone(), &mut deleted)?;
         }
         report.images_deleted = (!deleted.is_empty()).then_some(deleted);
         self.collect_orphans();

@@ -56,6 +56,8 @@ pub(super) struct NewImage<'a> {
     pub(super) manifest: Option<String>,
     /// Digests of its layer blobs, when kept.
     pub(super) layer_blobs: Vec<String>,
+    /// The image it was made on (commit, build).
+    pub(super) parent: Option<String>,
 }
 
 impl ImageService {
@@ -75,6 +77,7 @@ impl ImageService {
             repo_digests: vec![],
             manifest: None,
             layer_blobs: vec![],
+            parent: new.parent.clone(),
         });
         if let Some(d) = new.repo_digest.filter(|d| !rec.repo_digests.contains(d)) {
             rec.repo_digests.push(d);
@@ -188,6 +191,7 @@ impl ImageService {
             tags: &tags,
             manifest: Some(resolved.manifest_digest.clone()),
             layer_blobs: layers.iter().map(|l| l.digest.clone()).collect(),
+            parent: None,
         })?;
         let tag_updated = if r.digest.is_none() {
             tags_moved

@@ -43,6 +43,10 @@ pub struct ImageRecord {
     /// tar as loaded), same order as `layers`; empty for records written before blobs were kept.
     #[serde(default)]
     pub layer_blobs: Vec<String>,
+    /// The image it was built or committed on (`sha256:…`); hides untagged build steps from
+    /// `docker images` and is inspect's `Parent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 impl ImageRecord {
@@ -414,6 +418,7 @@ mod tests {
             repo_digests: vec![],
             manifest: None,
             layer_blobs: vec![],
+            parent: None,
         }
     }
 

@@ -59,7 +59,7 @@ struct CreateQuery {
 }
 
 /// Every value of a repeated query parameter (`changes=…&changes=…`).
-fn query_values(uri: &axum::http::Uri, key: &str) -> Vec<String> {
+pub(crate) fn query_values(uri: &axum::http::Uri, key: &str) -> Vec<String> {
     uri.query()
         .unwrap_or_default()
         .split('&')
@@ -71,7 +71,7 @@ fn query_values(uri: &axum::http::Uri, key: &str) -> Vec<String> {
 }
 
 /// Feeds a request body to a blocking reader.
-fn body_reader(body: Body) -> berth_engine::image::layer::ChannelReader {
+pub(crate) fn body_reader(body: Body) -> berth_engine::image::layer::ChannelReader {
     use futures::StreamExt;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
     tokio::spawn(async move {
@@ -192,7 +192,7 @@ async fn create(
 
 /// Runs `op` with a progress sink and streams its lines as the response. An error before the
 /// first line is a plain HTTP error; a later one is the last, in-band line.
-async fn progress_stream<F, Fut>(op: F) -> ApiResult<Response>
+pub(crate) async fn progress_stream<F, Fut>(op: F) -> ApiResult<Response>
 where
     F: FnOnce(Progress) -> Fut,
     Fut: std::future::Future<Output = berth_engine::Result<()>> + Send + 'static,

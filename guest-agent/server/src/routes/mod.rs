@@ -1,6 +1,7 @@
 //! One module per Docker API resource.
 
 pub mod auth;
+pub mod build;
 pub mod containers;
 pub mod events;
 pub mod exec;

@@ -1,0 +1,451 @@
+//! `COPY`/`ADD` (and `WORKDIR`'s directory) as a layer tar written straight from the source
+//! tree: the context, or an image view for `COPY --from`. The tar goes to a file while a
+//! checksum of the copied content (paths, modes, sizes, bytes; not mtimes) is computed, so
+//! the step can be looked up in the cache before the layer is unpacked.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tar::{EntryType, Header};
+
+use super::view::ImageView;
+use crate::{EngineError, Result};
+
+/// What one `COPY`/`ADD` copies.
+pub struct CopySpec<'a> {
+    /// The tree sources are relative to (context dir or image view root).
+    pub src_root: &'a Path,
+    /// Source paths or globs, as expanded.
+    pub sources: Vec<String>,
+    /// Absolute destination (relative ones already joined to `WORKDIR`).
+    pub dest: String,
+    pub owner: (u32, u32),
+    /// `--chmod` in octal.
+    pub chmod: Option<u32>,
+    /// `ADD`: local archives are extracted.
+    pub add: bool,
+    /// The instruction name for messages.
+    pub cmd: &'a str,
+}
+
+/// `path.Clean` relative to a root: no leading `/`, `..` cannot go above the root.
+pub fn clean_rel(p: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in Path::new(p).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Every path under `root` (relative, sorted), directories included.
+fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    let mut names: Vec<_> = fs::read_dir(root.join(rel))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<_>>()?;
+    names.sort();
+    for n in names {
+        let p = rel.join(n);
+        let is_dir = fs::symlink_metadata(root.join(&p))?.is_dir();
+        out.push(p.clone());
+        if is_dir {
+            walk(root, &p, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sources after glob expansion, relative to the root.
+fn matches(spec: &CopySpec<'_>) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for s in &spec.sources {
+        let rel = clean_rel(s);
+        if has_glob(s) {
+            let mut all = Vec::new();
+            walk(spec.src_root, Path::new(""), &mut all)?;
+            let pat = rel.to_string_lossy();
+            out.extend(
+                all.into_iter()
+                    .filter(|p| crate::image::glob_match(&pat, &p.to_string_lossy())),
+            );
+        } else if fs::symlink_metadata(spec.src_root.join(&rel)).is_ok() {
+            out.push(rel);
+        } else {
+            return Err(EngineError::invalid(format!(
+                "{} failed: file not found in build context or excluded by .dockerignore: stat {s}: file does not exist",
+                spec.cmd
+            )));
+        }
+    }
+    if out.is_empty() {
+        return Err(EngineError::invalid(format!(
+            "{} failed: no source files were specified",
+            spec.cmd
+        )));
+    }
+    Ok(out)
+}
+
+/// Hashes what it reads.
+struct Hashing<'h, R> {
+    inner: R,
+    h: &'h mut Sha256,
+}
+
+impl<R: Read> Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.h.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Writes the layer tar and the content checksum.
+pub struct LayerWriter<'v, W: Write> {
+    out: tar::Builder<W>,
+    hash: Sha256,
+    /// Directories already in the tar (relative).
+    dirs: BTreeSet<PathBuf>,
+    view: &'v ImageView,
+    owner: (u32, u32),
+}
+
+impl<'v, W: Write> LayerWriter<'v, W> {
+    pub fn new(out: W, view: &'v ImageView, owner: (u32, u32)) -> Self {
+        Self {
+            out: tar::Builder::new(out),
+            hash: Sha256::new(),
+            dirs: BTreeSet::new(),
+            view,
+            owner,
+        }
+    }
+
+    fn header(&self, kind: EntryType, mode: u32, mtime: i64) -> Header {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode & 0o7777);
+        h.set_uid(u64::from(self.owner.0));
+        h.set_gid(u64::from(self.owner.1));
+        h.set_mtime(u64::try_from(mtime).unwrap_or(0));
+        h.set_size(0);
+        h
+    }
+
+    fn note(&mut self, rel: &Path, kind: &str, mode: u32, extra: &str) {
+        self.hash.update(
+            format!("{}\0{kind}\0{:o}\0{extra}\0", rel.display(), mode & 0o7777).as_bytes(),
+        );
+    }
+
+    /// Adds the missing parents of `rel` (those the image does not have either).
+    fn parents(&mut self, rel: &Path) -> Result<()> {
+        let mut acc = PathBuf::new();
+        let comps: Vec<_> = rel.components().collect();
+        for c in comps.iter().take(comps.len().saturating_sub(1)) {
+            acc.push(c);
+            if !self.dirs.contains(&acc) && !self.view.exists(&acc.to_string_lossy()) {
+                self.dir_entry(&acc.clone(), 0o755, now())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A directory entry (after its parents).
+    pub fn dir_entry(&mut self, rel: &Path, mode: u32, mtime: i64) -> Result<()> {
+        if rel.as_os_str().is_empty() || self.dirs.contains(rel) {
+            return Ok(());
+        }
+        self.parents(rel)?;
+        let mut h = self.header(EntryType::Directory, mode, mtime);
+        self.out.append_data(&mut h, rel, io::empty())?;
+        self.note(rel, "d", mode, "");
+        self.dirs.insert(rel.to_path_buf());
+        Ok(())
+    }
+
+    /// Makes `rel` (a directory path in the image) exist, unless the image has it.
+    pub fn ensure_dir(&mut self, rel: &Path) -> Result<()> {
+        if rel.as_os_str().is_empty() || self.view.is_dir(&rel.to_string_lossy()) {
+            return Ok(());
+        }
+        self.dir_entry(rel, 0o755, now())
+    }
+
+    /// Copies `src` (file, symlink or directory tree) to `rel`.
+    fn copy(&mut self, src: &Path, rel: &Path, chmod: Option<u32>) -> Result<()> {
+        let m = fs::symlink_metadata(src)?;
+        let mode = chmod.unwrap_or(m.permissions().mode());
+        let ft = m.file_type();
+        if ft.is_dir() {
+            if self.view.is_dir(&rel.to_string_lossy()) {
+                self.parents(rel)?;
+            } else {
+                self.dir_entry(rel, mode, m.mtime())?;
+            }
+            let mut names: Vec<_> = fs::read_dir(src)?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<io::Result<_>>()?;
+            names.sort();
+            for n in names {
+                self.copy(&src.join(&n), &rel.join(&n), chmod)?;
+            }
+        } else if ft.is_symlink() {
+            self.parents(rel)?;
+            let target = fs::read_link(src)?;
+            let mut h = self.header(EntryType::Symlink, 0o777, m.mtime());
+            self.out.append_link(&mut h, rel, &target)?;
+            self.note(rel, "l", 0o777, &target.to_string_lossy());
+        } else if ft.is_file() {
+            self.parents(rel)?;
+            let mut h = self.header(EntryType::Regular, mode, m.mtime());
+            h.set_size(m.len());
+            self.note(rel, "f", mode, &m.len().to_string());
+            let f = fs::File::open(src)?;
+            let r = Hashing {
+                inner: f.take(m.len()),
+                h: &mut self.hash,
+            };
+            self.out.append_data(&mut h, rel, r)?;
+        } else {
+            tracing::debug!(path = %src.display(), "special file not copied");
+        }
+        Ok(())
+    }
+
+    /// `ADD` of a local archive: its entries under the directory `rel`.
+    fn extract(&mut self, archive: &Path, rel: &Path) -> Result<()> {
+        self.ensure_dir(rel)?;
+        let r = BufReader::new(fs::File::open(archive)?);
+        let mut archive = tar::Archive::new(decompress(r)?);
+        for e in archive.entries()? {
+            let mut e = e?;
+            let path = clean_rel(&e.path()?.to_string_lossy());
+            if path.as_os_str().is_empty() {
+                continue;
+            }
+            let target = rel.join(&path);
+            let mut h = e.header().clone();
+            // The archive's owners are kept; unreadable ones become the step's owner.
+            if h.uid().is_err() || h.gid().is_err() {
+                h.set_uid(u64::from(self.owner.0));
+                h.set_gid(u64::from(self.owner.1));
+            }
+            self.note(
+                &target,
+                "a",
+                h.mode().unwrap_or(0),
+                &h.size().unwrap_or(0).to_string(),
+            );
+            if h.entry_type() == EntryType::Directory {
+                self.dirs.insert(target.clone());
+            }
+            self.parents(&target)?;
+            match h.entry_type() {
+                EntryType::Link | EntryType::Symlink => {
+                    let link = e.link_name()?.unwrap_or_default().into_owned();
+                    let link = if h.entry_type() == EntryType::Link {
+                        rel.join(clean_rel(&link.to_string_lossy()))
+                    } else {
+                        link
+                    };
+                    self.out.append_link(&mut h, &target, link)?;
+                }
+                _ => {
+                    let r = Hashing {
+                        inner: &mut e,
+                        h: &mut self.hash,
+                    };
+                    self.out.append_data(&mut h, &target, r)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes the tar; returns the content checksum.
+    pub fn finish(self) -> Result<String> {
+        self.out.into_inner()?.flush()?;
+        Ok(hex::encode(self.hash.finalize()))
+    }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A tar reader over a plain or gzip stream.
+fn decompress<'a>(mut r: BufReader<fs::File>) -> Result<Box<dyn Read + 'a>> {
+    let head = r.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(r))
+    } else {
+        Box::new(r)
+    })
+}
+
+/// Whether `ADD` extracts the file: a tar, plain or gzip-compressed.
+fn is_archive(path: &Path) -> bool {
+    let Ok(f) = fs::File::open(path) else {
+        return false;
+    };
+    let Ok(mut r) = decompress(BufReader::new(f)) else {
+        return false;
+    };
+    let mut block = [0u8; 512];
+    r.read_exact(&mut block).is_ok() && &block[257..262] == b"ustar"
+}
+
+/// Writes the layer of one `COPY`/`ADD` into `out`; returns the content checksum.
+pub fn copy_layer(spec: &CopySpec<'_>, view: &ImageView, out: impl Write) -> Result<String> {
+    let found = matches(spec)?;
+    let multi = found.len() > 1 || spec.sources.len() > 1;
+    if multi && !spec.dest.ends_with('/') {
+        return Err(EngineError::invalid(format!(
+            "When using {} with more than one source file, the destination must be a directory and end with a /",
+            spec.cmd
+        )));
+    }
+    let dest = clean_rel(&spec.dest);
+    let dest_is_dir = spec.dest.ends_with('/') || multi || view.is_dir(&spec.dest);
+    let mut w = LayerWriter::new(out, view, spec.owner);
+    w.hash
+        .update(format!("{}\0{:?}\0", spec.dest, spec.chmod).as_bytes());
+    for rel in found {
+        let src = spec.src_root.join(&rel);
+        let m = fs::symlink_metadata(&src)?;
+        if m.is_dir() {
+            // A directory's contents go into the destination.
+            w.copy(&src, &dest, spec.chmod)?;
+        } else if spec.add && m.is_file() && is_archive(&src) {
+            w.extract(&src, &dest)?;
+        } else {
+            let name = rel.file_name().map(PathBuf::from).unwrap_or_default();
+            let target = if dest_is_dir {
+                dest.join(name)
+            } else {
+                dest.clone()
+            };
+            if dest_is_dir {
+                w.ensure_dir(&dest)?;
+            }
+            w.copy(&src, &target, spec.chmod)?;
+        }
+    }
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(tar: &[u8]) -> Vec<(String, u64, u64)> {
+        let mut a = tar::Archive::new(tar);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path()
+                        .unwrap()
+                        .display()
+                        .to_string()
+                        .trim_end_matches('/')
+                        .to_string(),
+                    e.header().uid().unwrap(),
+                    e.header().size().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn files_dirs_and_globs_land_under_the_destination() {
+        let ctx = tempfile::tempdir().unwrap();
+        let c = ctx.path();
+        fs::create_dir_all(c.join("dir/sub")).unwrap();
+        fs::write(c.join("dir/sub/x"), b"xx").unwrap();
+        fs::write(c.join("a.txt"), b"a").unwrap();
+        fs::write(c.join("b.txt"), b"bb").unwrap();
+        fs::write(c.join("c.md"), b"c").unwrap();
+        let img = tempfile::tempdir().unwrap();
+        fs::create_dir_all(img.path().join("etc")).unwrap();
+        let view = ImageView::open(&[img.path().to_path_buf()], PathBuf::new()).unwrap();
+        let spec = |sources: &[&str], dest: &str| CopySpec {
+            src_root: c,
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            dest: dest.into(),
+            owner: (5, 6),
+            chmod: None,
+            add: false,
+            cmd: "COPY",
+        };
+        let mut buf = Vec::new();
+        let sum1 = copy_layer(&spec(&["*.txt"], "/etc/app/"), &view, &mut buf).unwrap();
+        let n = names(&buf);
+        assert_eq!(
+            n.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+            ["etc/app", "etc/app/a.txt", "etc/app/b.txt"]
+        );
+        assert!(n.iter().all(|x| x.1 == 5));
+        let mut again = Vec::new();
+        let sum2 = copy_layer(&spec(&["*.txt"], "/etc/app/"), &view, &mut again).unwrap();
+        assert_eq!(sum1, sum2);
+
+        let mut buf = Vec::new();
+        copy_layer(&spec(&["dir"], "/opt/d"), &view, &mut buf).unwrap();
+        let n: Vec<String> = names(&buf).into_iter().map(|x| x.0).collect();
+        assert_eq!(n, ["opt", "opt/d", "opt/d/sub", "opt/d/sub/x"]);
+
+        let mut buf = Vec::new();
+        copy_layer(&spec(&["a.txt"], "/etc/renamed"), &view, &mut buf).unwrap();
+        assert_eq!(names(&buf)[0].0, "etc/renamed");
+
+        let err = copy_layer(&spec(&["a.txt", "b.txt"], "/x"), &view, Vec::new()).unwrap_err();
+        assert!(err.message().contains("must be a directory"));
+        let err = copy_layer(&spec(&["nope"], "/x"), &view, Vec::new()).unwrap_err();
+        assert!(err.message().contains("file not found in build context"));
+    }
+
+    #[test]
+    fn add_extracts_local_archives() {
+        let ctx = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "in/side.txt", &b"abc"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        fs::write(ctx.path().join("a.tar.gz"), gz.finish().unwrap()).unwrap();
+        let img = tempfile::tempdir().unwrap();
+        let view = ImageView::open(&[img.path().to_path_buf()], PathBuf::new()).unwrap();
+        let spec = CopySpec {
+            src_root: ctx.path(),
+            sources: vec!["a.tar.gz".into()],
+            dest: "/srv/".into(),
+            owner: (0, 0),
+            chmod: None,
+            add: true,
+            cmd: "ADD",
+        };
+        let mut buf = Vec::new();
+        copy_layer(&spec, &view, &mut buf).unwrap();
+        let n: Vec<String> = names(&buf).into_iter().map(|x| x.0).collect();
+        assert_eq!(n, ["srv", "srv/in", "srv/in/side.txt"]);
+    }
+}

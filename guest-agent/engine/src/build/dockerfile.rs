@@ -1,0 +1,247 @@
+//! Dockerfile parsing, as the classic builder does it: parser directives (`# escape=`), line
+//! continuations, comments (also inside continuations), `--flag=value`s, JSON (exec) form.
+//! Variable expansion happens later, per instruction, in [`super::words`].
+
+use crate::{EngineError, Result};
+
+/// One instruction, continuations joined.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instruction {
+    /// Upper case: `FROM`, `RUN`, …
+    pub cmd: String,
+    /// `--name=value` flags in front of the arguments.
+    pub flags: Vec<(String, String)>,
+    /// The arguments after the flags, as written.
+    pub rest: String,
+    /// The arguments as a JSON string array, when written so (exec form).
+    pub json: Option<Vec<String>>,
+    /// The whole instruction as written (continuations joined), for `Step n/m : …`.
+    pub original: String,
+    /// 1-based line where it starts.
+    pub line: usize,
+}
+
+impl Instruction {
+    pub fn flag(&self, name: &str) -> Option<&str> {
+        self.flags
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A parsed Dockerfile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dockerfile {
+    pub escape: char,
+    pub instructions: Vec<Instruction>,
+}
+
+const KNOWN: &[&str] = &[
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
+
+/// Instructions whose arguments may be a JSON array.
+const JSON_FORM: &[&str] = &["ADD", "CMD", "COPY", "ENTRYPOINT", "RUN", "SHELL", "VOLUME"];
+
+/// Instructions that take `--flag`s.
+const FLAGGED: &[&str] = &["ADD", "COPY", "FROM", "HEALTHCHECK", "RUN"];
+
+fn parse_error(line: usize, msg: impl std::fmt::Display) -> EngineError {
+    EngineError::invalid(format!("dockerfile parse error on line {line}: {msg}"))
+}
+
+/// Reads the parser directives at the top (`# escape=`, `# syntax=`).
+fn directives(lines: &[&str]) -> Result<char> {
+    let mut escape = '\\';
+    for l in lines {
+        let Some(body) = l.trim().strip_prefix('#') else {
+            break;
+        };
+        let Some((k, v)) = body.split_once('=') else {
+            break;
+        };
+        let k = k.trim().to_ascii_lowercase();
+        if k.contains(char::is_whitespace) {
+            break;
+        }
+        match k.as_str() {
+            "escape" => {
+                escape = match v.trim() {
+                    "\\" => '\\',
+                    "`" => '`',
+                    other => {
+                        return Err(EngineError::invalid(format!(
+                            "invalid escape token '{other}' does not match ` or \\"
+                        )))
+                    }
+                }
+            }
+            "syntax" | "check" => {}
+            _ => break,
+        }
+    }
+    Ok(escape)
+}
+
+/// Splits leading `--name=value` words off.
+fn split_flags(args: &str) -> (Vec<(String, String)>, String) {
+    let mut flags = Vec::new();
+    let mut rest = args.trim_start();
+    while let Some(f) = rest.strip_prefix("--") {
+        let end = f.find(char::is_whitespace).unwrap_or(f.len());
+        let word = &f[..end];
+        let (k, v) = word.split_once('=').unwrap_or((word, ""));
+        flags.push((k.to_ascii_lowercase(), v.to_string()));
+        rest = f[end..].trim_start();
+    }
+    (flags, rest.to_string())
+}
+
+/// Parses a Dockerfile.
+pub fn parse(text: &str) -> Result<Dockerfile> {
+    let lines: Vec<&str> = text.lines().collect();
+    let escape = directives(&lines)?;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let start = i;
+        let first = lines[i].trim_start();
+        i += 1;
+        if first.trim().is_empty() || first.starts_with('#') {
+            continue;
+        }
+        let mut logical = String::new();
+        let mut cur = first.to_string();
+        loop {
+            let trimmed = cur.trim_end();
+            if let Some(body) = trimmed.strip_suffix(escape) {
+                logical.push_str(body);
+                // Next line that is neither a comment nor empty continues it.
+                let mut next = None;
+                while i < lines.len() {
+                    let l = lines[i];
+                    i += 1;
+                    let t = l.trim_start();
+                    if t.starts_with('#') || t.trim().is_empty() {
+                        continue;
+                    }
+                    next = Some(l.to_string());
+                    break;
+                }
+                match next {
+                    Some(n) => cur = n,
+                    None => break,
+                }
+            } else {
+                logical.push_str(trimmed);
+                break;
+            }
+        }
+        let logical = logical.trim().to_string();
+        let (word, args) = logical
+            .split_once(char::is_whitespace)
+            .unwrap_or((logical.as_str(), ""));
+        let cmd = word.to_ascii_uppercase();
+        if !KNOWN.contains(&cmd.as_str()) {
+            return Err(parse_error(
+                start + 1,
+                format!("unknown instruction: {word}"),
+            ));
+        }
+        let (flags, rest) = if FLAGGED.contains(&cmd.as_str()) {
+            split_flags(args)
+        } else {
+            (vec![], args.trim().to_string())
+        };
+        let json = if JSON_FORM.contains(&cmd.as_str()) && rest.starts_with('[') {
+            serde_json::from_str::<Vec<String>>(&rest).ok()
+        } else {
+            None
+        };
+        if rest.is_empty() && !matches!(cmd.as_str(), "CMD" | "ENTRYPOINT" | "RUN") {
+            return Err(parse_error(
+                start + 1,
+                format!("{cmd} requires at least one argument"),
+            ));
+        }
+        out.push(Instruction {
+            cmd,
+            flags,
+            rest,
+            json,
+            original: logical.clone(),
+            line: start + 1,
+        });
+    }
+    Ok(Dockerfile {
+        escape,
+        instructions: out,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuations_comments_flags_and_json() {
+        let df = parse(
+            "# syntax=docker/dockerfile:1\n\
+             ARG V=1\n\
+             FROM busybox AS base\n\
+             # a comment\n\
+             RUN echo a \\\n  # inside\n\n  && echo b\n\
+             COPY --chown=1:2 --from=base a b /c/\n\
+             CMD [\"sh\", \"-c\", \"x\"]\n\
+             ENTRYPOINT [not json\n",
+        )
+        .unwrap();
+        let i = &df.instructions;
+        assert_eq!(i.len(), 6);
+        assert_eq!(i[0].cmd, "ARG");
+        assert_eq!(i[1].original, "FROM busybox AS base");
+        assert_eq!(i[2].rest, "echo a   && echo b");
+        assert_eq!(i[2].line, 5);
+        assert_eq!(i[3].flag("chown"), Some("1:2"));
+        assert_eq!(i[3].flag("from"), Some("base"));
+        assert_eq!(i[3].rest, "a b /c/");
+        assert_eq!(i[4].json.as_deref().unwrap(), ["sh", "-c", "x"]);
+        assert!(i[5].json.is_none());
+    }
+
+    #[test]
+    fn escape_directive_changes_the_continuation() {
+        let df = parse("# escape=`\nFROM x\nRUN dir c:\\ `\n  /b\n").unwrap();
+        assert_eq!(df.escape, '`');
+        assert_eq!(df.instructions[1].rest, "dir c:\\   /b");
+    }
+
+    #[test]
+    fn unknown_instructions_and_missing_arguments_are_errors() {
+        let e = parse("FROM busybox\nFOO bar\n").unwrap_err();
+        assert_eq!(
+            e.message(),
+            "dockerfile parse error on line 2: unknown instruction: FOO"
+        );
+        assert!(parse("FROM\n").is_err());
+    }
+}
