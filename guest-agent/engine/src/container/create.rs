@@ -112,6 +112,10 @@ impl Svc {
         if host.network_mode.is_empty() || host.network_mode == "default" {
             host.network_mode = "bridge".into();
         }
+        let networks = self.network_plan(
+            &host.network_mode,
+            req.networking_config.endpoints_config.as_ref(),
+        )?;
         if host.cgroupns_mode.is_empty() {
             // dockerd's default: a private cgroup namespace on cgroup v2, the host's on v1.
             host.cgroupns_mode = if crate::runtime::cgroup::is_v2() {
@@ -211,6 +215,7 @@ impl Svc {
                 config: cfg,
                 mounts,
                 anonymous_volumes: anonymous,
+                networks: Some(networks),
             },
             host,
             state: StateRecord {

@@ -6,6 +6,7 @@
 //! engine talks to it over its socket and can be restarted without disturbing it.
 
 pub mod create;
+pub mod endpoints;
 pub mod etc;
 pub mod exec;
 pub mod health;
