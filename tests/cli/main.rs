@@ -3,6 +3,7 @@
 mod containers;
 mod exec;
 mod images;
+mod netconnect;
 mod network;
 mod restart;
 mod sdk;
