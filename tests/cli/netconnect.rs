@@ -326,6 +326,9 @@ fn fixed_ip_aliases_and_several_networks_at_run() {
     e.docker_ok(&["start", "later"]);
     let links = e.docker_ok(&["exec", "later", "ip", "-o", "link"]);
     assert!(!links.contains("eth1"), "{links}");
-    e.docker_ok(&["rm", "-f", "fixed", "multi", "later"]);
+    // A renamed container answers to its new name.
+    e.docker_ok(&["rename", "fixed", "fixed2"]);
+    assert!(pings(&e, "multi", "fixed2"));
+    e.docker_ok(&["rm", "-f", "fixed2", "multi", "later"]);
     e.docker_ok(&["network", "rm", "fixnet", "autonet"]);
 }

@@ -125,7 +125,7 @@ impl Svc {
                 // as dockerd does (rewritten in place: the file is bind-mounted).
                 super::etc::write_resolv_conf(&paths.dir, &att.dns_servers, false)?;
             }
-            c.update(&paths, |st| st.attachment = Some(att))?;
+            set_live(&c, &paths, att)?;
         }
         plan.push(req);
         save_plan(&c, &paths, plan)
@@ -161,7 +161,7 @@ impl Svc {
         if let (true, Some(mut att)) = (s.state.state.running, s.attachment.clone()) {
             if att.endpoints().any(|e| e.network_id == net_id) {
                 self.networks.disconnect(&c.id, &mut att, &net_id).await?;
-                c.update(&paths, |st| st.attachment = Some(att))?;
+                set_live(&c, &paths, att)?;
             }
         }
         plan.remove(pos);
@@ -176,6 +176,16 @@ impl Svc {
             .map(|(_, id)| id)
             .unwrap_or_default()
     }
+}
+
+/// Records the changed attachment of a running container; one that exited meanwhile (its
+/// exit released every endpoint) keeps none.
+fn set_live(c: &Container, paths: &Paths, att: network::Attachment) -> Result<()> {
+    c.update(paths, |st| {
+        if st.state.state.running {
+            st.attachment = Some(att);
+        }
+    })
 }
 
 /// Records the container's network list in `config.json`.

@@ -792,6 +792,10 @@ impl Svc {
             g.record.name = n.to_string();
             crate::fsutil::write_json_atomic(&paths.config(), &g.record)?;
         }
+        drop(_g);
+        if let Err(e) = self.networks.rename_container(&c.id, n).await {
+            tracing::warn!(id = %c.id, error = %e, "network endpoints keep the old name");
+        }
         self.publish(&c, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }

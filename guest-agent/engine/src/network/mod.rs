@@ -625,6 +625,25 @@ impl NetworkService {
         Ok(())
     }
 
+    /// A renamed container answers to its new name in the embedded DNS.
+    pub async fn rename_container(&self, container_id: &str, name: &str) -> Result<()> {
+        let changed = {
+            let mut st = lock(&self.state);
+            let mut changed = false;
+            for e in st.endpoints.values_mut() {
+                if e.container_id == container_id {
+                    e.container_name = name.to_string();
+                    changed = true;
+                }
+            }
+            changed
+        };
+        if changed {
+            self.save().await?;
+        }
+        Ok(())
+    }
+
     /// Checks, before a container is created or connected, that `network` exists and that
     /// `ipv4` and `aliases` (if any) may be asked for on it.
     pub fn check_endpoint(&self, network: &str, ipv4: &str, aliases: &[String]) -> Result<()> {
