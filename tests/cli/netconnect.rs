@@ -163,8 +163,32 @@ fn connect_and_disconnect_a_running_container() {
     let listed = e.docker_ok(&["network", "inspect", "-f", "{{len .Containers}}", "netb"]);
     assert_eq!(listed.trim(), "1");
 
-    // rm -f releases every endpoint: both networks can go.
+    // Leaving the first network hands the default route to the next one.
     e.docker_ok(&["network", "connect", "netb", "both"]);
+    e.docker_ok(&["network", "disconnect", "neta", "both"]);
+    let netb_gw = e.docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        "netb",
+    ]);
+    let routes = e.docker_ok(&["exec", "both", "ip", "route"]);
+    assert!(
+        routes.contains(&format!("default via {} dev eth1", netb_gw.trim())),
+        "{routes}"
+    );
+    assert!(pings(&e, "both", "b1"));
+    let left = e.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "both",
+    ]);
+    assert_eq!(left.trim(), "netb");
+
+    // rm -f releases every endpoint: both networks can go.
+    e.docker_ok(&["network", "connect", "neta", "both"]);
     e.docker_ok(&["rm", "-f", "a1", "b1", "both"]);
     e.docker_ok(&["network", "rm", "neta", "netb"]);
 }
