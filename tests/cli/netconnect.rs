@@ -36,6 +36,22 @@ fn pings(e: &Engine, from: &str, to: &str) -> bool {
         .success()
 }
 
+/// The container's default route goes via `net`'s gateway on `dev`.
+fn assert_default_route(e: &Engine, container: &str, net: &str, dev: &str) {
+    let gw = e.docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        net,
+    ]);
+    let routes = e.docker_ok(&["exec", container, "ip", "route"]);
+    assert!(
+        routes.contains(&format!("default via {} dev {dev}", gw.trim())),
+        "{routes}"
+    );
+}
+
 fn inspect_json(e: &Engine, path: &str, spec_path: &str) -> Value {
     let (status, body) = e.api("GET", path, None);
     assert_eq!(status, 200, "{body}");
@@ -76,18 +92,7 @@ fn connect_and_disconnect_a_running_container() {
     assert!(pings(&e, "b1", "both-alias"));
     assert!(pings(&e, "b1", "both"));
     assert!(pings(&e, "b1", &both[..12]), "short id resolves");
-    let neta_gw = e.docker_ok(&[
-        "network",
-        "inspect",
-        "-f",
-        "{{(index .IPAM.Config 0).Gateway}}",
-        "neta",
-    ]);
-    let routes = e.docker_ok(&["exec", "both", "ip", "route"]);
-    assert!(
-        routes.contains(&format!("default via {} dev eth0", neta_gw.trim())),
-        "{routes}"
-    );
+    assert_default_route(&e, "both", "neta", "eth0");
 
     // Inspect lists both networks with their own addresses; network inspect lists both.
     let v = inspect_json(&e, "/v1.50/containers/both/json", "/containers/{id}/json");
@@ -166,18 +171,7 @@ fn connect_and_disconnect_a_running_container() {
     // Leaving the first network hands the default route to the next one.
     e.docker_ok(&["network", "connect", "netb", "both"]);
     e.docker_ok(&["network", "disconnect", "neta", "both"]);
-    let netb_gw = e.docker_ok(&[
-        "network",
-        "inspect",
-        "-f",
-        "{{(index .IPAM.Config 0).Gateway}}",
-        "netb",
-    ]);
-    let routes = e.docker_ok(&["exec", "both", "ip", "route"]);
-    assert!(
-        routes.contains(&format!("default via {} dev eth1", netb_gw.trim())),
-        "{routes}"
-    );
+    assert_default_route(&e, "both", "netb", "eth1");
     assert!(pings(&e, "both", "b1"));
     let left = e.docker_ok(&[
         "inspect",

@@ -526,16 +526,7 @@ impl NetworkService {
         )?;
         let only = lock(&self.state).endpoints_of_container(container_id).len() == 1;
         let wired = async {
-            let path = netns_path.clone();
-            let ns = tokio::task::spawn_blocking(move || netns::open(&path))
-                .await
-                .map_err(|e| EngineError::internal(format!("netns: {e}")))?
-                .map_err(|e| {
-                    EngineError::internal(format!(
-                        "cannot enter network namespace {}: {e}",
-                        netns_path.display()
-                    ))
-                })?;
+            let ns = self.open_netns(&netns_path).await?;
             let nl = Netlink::from_fd(ns.netlink)?;
             self.wire(&nl, ns.file.as_fd(), &net, &rec, only).await?;
             if !net.is_predefined() && !lock(&self.dns).contains_key(container_id) {
@@ -603,9 +594,7 @@ impl NetworkService {
                 .find(|n| n.id == next.network_id)
                 .and_then(|n| n.gateway);
             if let Some(gw) = gw {
-                let ns = tokio::task::spawn_blocking(move || netns::open(&path))
-                    .await
-                    .map_err(|e| EngineError::internal(format!("netns: {e}")))??;
+                let ns = self.open_netns(&path).await?;
                 Netlink::from_fd(ns.netlink)?
                     .move_default_route(&next.interface, gw)
                     .await?;
@@ -686,16 +675,12 @@ impl NetworkService {
     }
 
     async fn create_netns(&self, path: &std::path::Path) -> Result<netns::Created> {
-        let p = path.to_owned();
-        tokio::task::spawn_blocking(move || netns::create(&p))
-            .await
-            .map_err(|e| EngineError::internal(format!("netns: {e}")))?
-            .map_err(|e| {
-                EngineError::internal(format!(
-                    "cannot create network namespace {}: {e}",
-                    path.display()
-                ))
-            })
+        in_netns_thread(path, "create", netns::create).await
+    }
+
+    /// The running container's namespace, with a netlink socket inside it.
+    async fn open_netns(&self, path: &std::path::Path) -> Result<netns::Created> {
+        in_netns_thread(path, "enter", netns::open).await
     }
 
     async fn loopback_only(&self, path: &std::path::Path) -> Result<()> {
@@ -992,6 +977,24 @@ fn requested_ip(
         )));
     }
     Ok(ip)
+}
+
+/// Runs a blocking namespace call (`netns::create`, `netns::open`) off the runtime.
+async fn in_netns_thread(
+    path: &std::path::Path,
+    verb: &str,
+    f: fn(&std::path::Path) -> std::io::Result<netns::Created>,
+) -> Result<netns::Created> {
+    let p = path.to_owned();
+    tokio::task::spawn_blocking(move || f(&p))
+        .await
+        .map_err(|e| EngineError::internal(format!("netns: {e}")))?
+        .map_err(|e| {
+            EngineError::internal(format!(
+                "cannot {verb} network namespace {}: {e}",
+                path.display()
+            ))
+        })
 }
 
 /// Endpoints whose namespace pin is gone (the host rebooted, the exec root was wiped) belong
