@@ -4,6 +4,7 @@ mod build;
 mod containers;
 mod exec;
 mod images;
+mod netconnect;
 mod network;
 mod restart;
 mod sdk;

@@ -94,3 +94,71 @@ fn restart_policy_applies_to_exits_while_engine_was_down() {
     );
     e.docker_ok(&["rm", "-f", "phoenix"]);
 }
+
+/// A container on two networks keeps both endpoints (addresses, aliases, embedded DNS, the
+/// second interface) across a graceful engine restart and a crash.
+#[test]
+fn two_network_endpoints_survive_engine_restart() {
+    let mut e = Engine::start();
+    e.docker_ok(&["network", "create", "r1"]);
+    e.docker_ok(&["network", "create", "r2"]);
+    let sleeper = |name: &str, net: &str, alias: &str| {
+        e.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            net,
+            "--network-alias",
+            alias,
+            "busybox",
+            "sleep",
+            "300",
+        ]);
+    };
+    sleeper("peer", "r2", "p2");
+    sleeper("multi", "r1", "m1");
+    e.docker_ok(&["network", "connect", "--alias", "m2", "r2", "multi"]);
+    let networks = |e: &Engine| {
+        e.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}}/{{$v.EndpointID}} {{end}}",
+            "multi",
+        ])
+    };
+    let before = networks(&e);
+    assert_eq!(before.matches('=').count(), 2, "{before}");
+    let pings = |e: &Engine, from: &str, to: &str| {
+        e.docker(&["exec", from, "ping", "-c", "1", "-W", "1", to])
+            .status
+            .success()
+    };
+    assert!(pings(&e, "peer", "m2"));
+    for crash in [false, true] {
+        if crash {
+            e.kill();
+            e.start_again();
+        } else {
+            e.restart();
+        }
+        assert_eq!(networks(&e), before, "crash={crash}\n{}", e.log_tail());
+        assert!(pings(&e, "peer", "m2"), "crash={crash}\n{}", e.log_tail());
+        assert!(pings(&e, "multi", "p2"), "crash={crash}");
+        let eth1 = e.docker_ok(&["exec", "multi", "ip", "-o", "-4", "addr", "show", "eth1"]);
+        assert!(!eth1.is_empty());
+    }
+    // The restored endpoints can be left and released as usual.
+    let r2_ip = e.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"r2\").IPAddress}}",
+        "multi",
+    ]);
+    assert!(pings(&e, "peer", r2_ip.trim()));
+    e.docker_ok(&["network", "disconnect", "r2", "multi"]);
+    assert!(!pings(&e, "peer", r2_ip.trim()));
+    e.docker_ok(&["rm", "-f", "peer", "multi"]);
+    e.docker_ok(&["network", "rm", "r1", "r2"]);
+}

@@ -142,8 +142,12 @@ pub struct NetworkCreateResponse {
 pub struct NetworkConnectRequest {
     #[serde(default)]
     pub container: String,
+    /// Disconnect only.
     #[serde(default)]
     pub force: bool,
+    /// Connect only: `EndpointSettings` (`IPAMConfig.IPv4Address`, `Aliases`, …).
+    #[serde(default)]
+    pub endpoint_config: Option<serde_json::Value>,
 }
 
 /// Reply of `POST /networks/prune`.

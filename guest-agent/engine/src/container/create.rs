@@ -112,6 +112,14 @@ impl Svc {
         if host.network_mode.is_empty() || host.network_mode == "default" {
             host.network_mode = "bridge".into();
         }
+        let networks = self.network_plan(
+            &host.network_mode,
+            req.networking_config.endpoints_config.as_ref(),
+        )?;
+        // The CLI sends -1 for "unset"; dockerd's inspect shows null.
+        if host.memory_swappiness == Some(-1) {
+            host.memory_swappiness = None;
+        }
         if host.cgroupns_mode.is_empty() {
             // dockerd's default: a private cgroup namespace on cgroup v2, the host's on v1.
             host.cgroupns_mode = if crate::runtime::cgroup::is_v2() {
@@ -219,6 +227,7 @@ impl Svc {
                 config: cfg,
                 mounts,
                 anonymous_volumes: anonymous,
+                networks: Some(networks),
             },
             host,
             state: StateRecord {

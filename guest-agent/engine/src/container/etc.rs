@@ -42,11 +42,47 @@ pub fn resolv_conf(host: &str, keep_loopback: bool) -> String {
     out
 }
 
+/// resolv.conf of a container on a user network: the embedded DNS (`nameservers`), the
+/// host's search domains, and `ndots:0` so single names go to the embedded DNS first.
+pub fn resolv_conf_embedded(host: &str, nameservers: &[String]) -> String {
+    let mut out: String = nameservers
+        .iter()
+        .map(|n| format!("nameserver {n}\n"))
+        .collect();
+    for line in host.lines() {
+        if line.trim().starts_with("search") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str("options ndots:0\n");
+    out
+}
+
+/// Writes `resolv.conf` into `dir`: the embedded DNS when `nameservers` is not empty, else
+/// the host's. A plain write keeps the inode, so a running container sees the new file
+/// through its bind mount.
+pub fn write_resolv_conf(dir: &Path, nameservers: &[String], host_network: bool) -> Result<()> {
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let text = if nameservers.is_empty() {
+        resolv_conf(&host_resolv, host_network)
+    } else {
+        resolv_conf_embedded(&host_resolv, nameservers)
+    };
+    std::fs::write(dir.join("resolv.conf"), text)?;
+    Ok(())
+}
+
 /// Writes the three files into `dir`. They are regenerated at every start, so a plain write
 /// (no fsync) is enough.
-pub fn write_all(dir: &Path, ip: &str, hostname: &str, host_network: bool) -> Result<()> {
+pub fn write_all(
+    dir: &Path,
+    ip: &str,
+    hostname: &str,
+    host_network: bool,
+    nameservers: &[String],
+) -> Result<()> {
     let write_atomic = |p: &Path, data: &[u8]| std::fs::write(p, data);
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
     let hosts_text = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts("", hostname))
@@ -54,11 +90,7 @@ pub fn write_all(dir: &Path, ip: &str, hostname: &str, host_network: bool) -> Re
         hosts(ip, hostname)
     };
     write_atomic(&dir.join("hosts"), hosts_text.as_bytes())?;
-    write_atomic(
-        &dir.join("resolv.conf"),
-        resolv_conf(&host_resolv, host_network).as_bytes(),
-    )?;
-    Ok(())
+    write_resolv_conf(dir, nameservers, host_network)
 }
 
 #[cfg(test)]
@@ -83,5 +115,14 @@ mod tests {
         let r = resolv_conf("nameserver 127.0.0.1\n", false);
         assert!(r.contains("8.8.8.8"));
         assert!(resolv_conf("nameserver 127.0.0.1\n", true).contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn resolv_for_user_networks_uses_the_embedded_dns() {
+        let r = resolv_conf_embedded(
+            "search lan\nnameserver 10.0.0.1\noptions edns0\n",
+            &["127.0.0.11".to_string()],
+        );
+        assert_eq!(r, "nameserver 127.0.0.11\nsearch lan\noptions ndots:0\n");
     }
 }

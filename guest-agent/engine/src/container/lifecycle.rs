@@ -203,12 +203,19 @@ impl Svc {
             let _ = tokio::task::spawn_blocking(move || rt.delete(&id, true)).await;
         }
 
+        let mut plan = s.network_plan().into_iter();
+        let first = plan
+            .next()
+            .unwrap_or_else(|| crate::network::EndpointRequest {
+                network: "none".into(),
+                ..Default::default()
+            });
         let att = self
             .networks
             .attach(&AttachRequest {
                 container_id: c.id.clone(),
                 container_name: rec.name.clone(),
-                network_mode: host.network_mode.clone(),
+                network_mode: first.network,
                 port_bindings: host
                     .port_bindings
                     .clone()
@@ -234,10 +241,9 @@ impl Svc {
                     .unwrap_or_default()
                     .into_keys()
                     .collect(),
-                // `--ip` is not recorded from NetworkingConfig yet: the network picks a free address.
-                ipv4_address: String::new(),
-                // `EndpointsConfig.<net>.Aliases` are not recorded yet: DNS knows the name only.
-                aliases: Vec::new(),
+                ipv4_address: first.ipv4_address,
+                aliases: first.aliases,
+                extra: plan.collect(),
             })
             .await?;
         c.update(paths, |st| st.attachment = Some(att.clone()))?;
@@ -249,7 +255,13 @@ impl Svc {
         } else {
             rec.config.hostname.clone()
         };
-        etc::write_all(&paths.dir, &att.ip_address, &hostname, host_net)?;
+        etc::write_all(
+            &paths.dir,
+            &att.primary.ip_address,
+            &hostname,
+            host_net,
+            &att.dns_servers,
+        )?;
 
         let usr = user::resolve(
             &passwd_root(&paths.upper(), &image.layer_dirs),
@@ -337,7 +349,7 @@ impl Svc {
                 readonly: !m.rw,
             });
         }
-        let netns = match (&att.netns_path, att.network_name.as_str()) {
+        let netns = match (&att.netns_path, att.primary.network_name.as_str()) {
             (Some(p), _) => NetNs::Path(p.clone()),
             (None, "host") => NetNs::Host,
             (None, _) => NetNs::New,
@@ -852,6 +864,10 @@ impl Svc {
             let mut g = c.stored.lock().unwrap_or_else(|e| e.into_inner());
             g.record.name = n.to_string();
             crate::fsutil::write_json_atomic(&paths.config(), &g.record)?;
+        }
+        drop(_g);
+        if let Err(e) = self.networks.rename_container(&c.id, n).await {
+            tracing::warn!(id = %c.id, error = %e, "network endpoints keep the old name");
         }
         self.publish(&c, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())

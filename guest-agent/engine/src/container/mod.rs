@@ -7,6 +7,7 @@
 
 pub mod commit;
 pub mod create;
+pub mod endpoints;
 pub mod etc;
 pub mod exec;
 pub mod health;

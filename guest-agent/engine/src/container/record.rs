@@ -7,10 +7,11 @@ use berth_docker_api::container::{ContainerConfig, ContainerState, HostConfig, M
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{read_json, write_json_atomic};
-use crate::network::Attachment;
+use crate::network::{Attachment, EndpointRequest};
 use crate::Result;
 
-/// The container's identity and configuration; written at create, changed only by rename.
+/// The container's identity and configuration; written at create, changed by rename and by
+/// `network connect/disconnect`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Record {
     pub id: String,
@@ -28,6 +29,11 @@ pub struct Record {
     /// Named volumes created for image `Volumes` (removed by `rm -v`).
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// The networks joined at start, the one of `eth0` (default route) first, with their
+    /// `--ip` and aliases. `None` in records made before multi-network support: then the
+    /// network mode alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks: Option<Vec<EndpointRequest>>,
 }
 
 /// Runtime state, rewritten at every transition.
@@ -110,6 +116,16 @@ pub struct Stored {
 }
 
 impl Stored {
+    /// The networks to join at start (see [`Record::networks`]).
+    pub fn network_plan(&self) -> Vec<EndpointRequest> {
+        self.record.networks.clone().unwrap_or_else(|| {
+            vec![EndpointRequest {
+                network: self.host.network_mode.clone(),
+                ..Default::default()
+            }]
+        })
+    }
+
     pub fn save_all(&self, p: &Paths) -> Result<()> {
         write_json_atomic(&p.config(), &self.record)?;
         write_json_atomic(&p.host_config(), &self.host)?;
@@ -161,6 +177,7 @@ mod tests {
                 config: ContainerConfig::default(),
                 mounts: vec![],
                 anonymous_volumes: vec![],
+                networks: None,
             },
             host: HostConfig::default(),
             state: StateRecord::default(),

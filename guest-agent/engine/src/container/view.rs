@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::record::Stored;
 use super::{Container, Svc};
+use crate::network::Endpoint;
 use crate::Result;
 
 fn ports_map(s: &Stored) -> Value {
@@ -40,36 +41,67 @@ fn ports_map(s: &Stored) -> Value {
     Value::Object(m)
 }
 
-fn networks(s: &Stored) -> Value {
-    let mode = s.host.network_mode.clone();
-    let name = s
-        .attachment
-        .as_ref()
-        .map(|a| a.network_name.clone())
-        .filter(|n| !n.is_empty())
-        .unwrap_or(if mode == "none" { "none".into() } else { mode });
-    let a = s.attachment.clone().unwrap_or_default();
-    let mut m = serde_json::Map::new();
-    m.insert(
-        name,
+/// `NetworkSettings.Networks`: every network the container is on while it runs (address,
+/// gateway, MAC, endpoint), else the networks it will join, without addresses.
+fn networks(svc: &Svc, c: &Container, s: &Stored) -> Value {
+    let short_id = &c.id[..c.id.len().min(12)];
+    let entry = |e: &Endpoint, user_net: bool| {
+        let aliases = (!e.aliases.is_empty()).then(|| e.aliases.clone());
+        // dockerd's DNSNames: name, aliases, short id, on user networks only.
+        let dns_names = user_net.then(|| {
+            let mut v = vec![s.record.name.clone()];
+            v.extend(e.aliases.iter().cloned());
+            v.push(short_id.to_string());
+            v
+        });
         json!({
             "IPAMConfig": null,
             "Links": null,
-            "Aliases": null,
-            "MacAddress": a.mac_address,
+            "Aliases": aliases,
+            "MacAddress": e.mac_address,
             "DriverOpts": null,
             "GwPriority": 0,
-            "NetworkID": a.network_id,
-            "EndpointID": a.endpoint_id,
-            "Gateway": a.gateway,
-            "IPAddress": a.ip_address,
-            "IPPrefixLen": a.ip_prefix_len,
+            "NetworkID": e.network_id,
+            "EndpointID": e.endpoint_id,
+            "Gateway": e.gateway,
+            "IPAddress": e.ip_address,
+            "IPPrefixLen": e.ip_prefix_len,
             "IPv6Gateway": "",
             "GlobalIPv6Address": "",
             "GlobalIPv6PrefixLen": 0,
-            "DNSNames": null,
-        }),
-    );
+            "DNSNames": dns_names,
+        })
+    };
+    let user_net = |name: &str| !matches!(name, "bridge" | "host" | "none");
+    let mut m = serde_json::Map::new();
+    match &s.attachment {
+        Some(a) => {
+            for e in a.endpoints() {
+                m.insert(e.network_name.clone(), entry(e, user_net(&e.network_name)));
+            }
+        }
+        None => {
+            for r in s.network_plan() {
+                let (name, id) = svc
+                    .networks
+                    .resolve(&r.network)
+                    .unwrap_or_else(|_| (r.network.clone(), String::new()));
+                let mut v = entry(
+                    &Endpoint {
+                        network_name: name.clone(),
+                        network_id: id,
+                        aliases: r.aliases.clone(),
+                        ..Default::default()
+                    },
+                    user_net(&name),
+                );
+                if !r.ipv4_address.is_empty() {
+                    v["IPAMConfig"] = json!({"IPv4Address": r.ipv4_address});
+                }
+                m.insert(name, v);
+            }
+        }
+    }
     Value::Object(m)
 }
 
@@ -137,15 +169,15 @@ pub fn inspect(svc: &Svc, c: &Container, size: bool) -> Result<Value> {
             "Ports": ports_map(&s),
             "SecondaryIPAddresses": null,
             "SecondaryIPv6Addresses": null,
-            "EndpointID": a.endpoint_id,
-            "Gateway": a.gateway,
+            "EndpointID": a.primary.endpoint_id,
+            "Gateway": a.primary.gateway,
             "GlobalIPv6Address": "",
             "GlobalIPv6PrefixLen": 0,
-            "IPAddress": a.ip_address,
-            "IPPrefixLen": a.ip_prefix_len,
+            "IPAddress": a.primary.ip_address,
+            "IPPrefixLen": a.primary.ip_prefix_len,
             "IPv6Gateway": "",
-            "MacAddress": a.mac_address,
-            "Networks": networks(&s),
+            "MacAddress": a.primary.mac_address,
+            "Networks": networks(svc, c, &s),
         },
     });
     if size {
@@ -279,7 +311,7 @@ pub fn summary(svc: &Svc, c: &Container, size: bool) -> Value {
         "State": status_word(&s),
         "Status": status_text(&s),
         "HostConfig": {"NetworkMode": s.host.network_mode},
-        "NetworkSettings": {"Networks": networks(&s)},
+        "NetworkSettings": {"Networks": networks(svc, c, &s)},
         "Mounts": s.record.mounts,
     });
     if size {
@@ -335,9 +367,11 @@ pub fn list_matches(c: &Container, f: &BTreeMap<String, Vec<String>>) -> bool {
             }
             "network" => want.iter().any(|w| {
                 s.host.network_mode == *w
-                    || s.attachment
-                        .as_ref()
-                        .is_some_and(|a| a.network_name == *w || a.network_id == *w)
+                    || s.network_plan().iter().any(|r| r.network == *w)
+                    || s.attachment.as_ref().is_some_and(|a| {
+                        a.endpoints()
+                            .any(|e| e.network_name == *w || e.network_id == *w)
+                    })
             }),
             "volume" => want.iter().any(|w| {
                 s.record

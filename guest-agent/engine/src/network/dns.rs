@@ -1,6 +1,7 @@
 //! The embedded DNS server of user-defined networks (dockerd's 127.0.0.11): inside each
 //! container's namespace, answers A queries for the names, aliases and short ids of the
-//! containers on the same network, and forwards everything else to the host's resolvers.
+//! containers on the user networks it is on, and forwards everything else to the host's
+//! resolvers.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
@@ -36,7 +37,9 @@ pub(crate) fn bind_in(netns: &Path) -> io::Result<StdUdpSocket> {
         .map_err(|_| io::Error::other("dns thread panicked"))?
 }
 
-/// A running DNS server for one container; stops when stopped or dropped.
+/// A running DNS server for one container; stops when stopped or dropped. It reads the
+/// container's networks from the shared state at each query, so joining or leaving a network
+/// needs no restart.
 pub(crate) struct DnsServer {
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -46,12 +49,12 @@ impl DnsServer {
     pub(crate) fn start(
         sock: StdUdpSocket,
         state: Arc<Mutex<State>>,
-        network_id: String,
+        container_id: String,
         upstreams: Vec<SocketAddr>,
     ) -> io::Result<Self> {
         let sock = Arc::new(UdpSocket::from_std(sock)?);
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(serve(sock, state, network_id, upstreams, cancel.clone()));
+        let task = tokio::spawn(serve(sock, state, container_id, upstreams, cancel.clone()));
         Ok(Self { cancel, task })
     }
 
@@ -84,7 +87,7 @@ pub(crate) fn host_upstreams() -> Vec<SocketAddr> {
 async fn serve(
     sock: Arc<UdpSocket>,
     state: Arc<Mutex<State>>,
-    network_id: String,
+    container_id: String,
     upstreams: Vec<SocketAddr>,
     cancel: CancellationToken,
 ) {
@@ -105,7 +108,7 @@ async fn serve(
         };
         let local = {
             let st = state.lock().unwrap_or_else(|e| e.into_inner());
-            lookup(&st, &network_id, &q.name)
+            lookup(&st, &container_id, &q.name)
         };
         let reply = match (local, q.qtype) {
             (Some(ip), TYPE_A) => Some(answer(query, &q, &[ip], 0)),
@@ -146,17 +149,29 @@ async fn forward(upstreams: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// The address of the container called `name` (name, alias or short id) on `network_id`.
-fn lookup(st: &State, network_id: &str, name: &str) -> Option<Ipv4Addr> {
-    st.endpoints
-        .values()
-        .filter(|e| e.network_id == network_id)
-        .find(|e| {
-            e.container_name.eq_ignore_ascii_case(name)
-                || e.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
-                || (name.len() == 12 && e.container_id.starts_with(name))
+/// The address of the container called `name` (name, alias or short id) on one of the user
+/// networks `asker` is on, in the order of the asker's interfaces.
+fn lookup(st: &State, asker: &str, name: &str) -> Option<Ipv4Addr> {
+    let user_net = |id: &str| {
+        st.networks
+            .iter()
+            .find(|n| n.id == id)
+            .is_some_and(|n| !n.is_predefined())
+    };
+    st.endpoints_of_container(asker)
+        .into_iter()
+        .filter(|mine| user_net(&mine.network_id))
+        .find_map(|mine| {
+            st.endpoints
+                .values()
+                .filter(|e| e.network_id == mine.network_id)
+                .find(|e| {
+                    e.container_name.eq_ignore_ascii_case(name)
+                        || e.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+                        || (name.len() == 12 && e.container_id.starts_with(name))
+                })
+                .map(|e| e.ip)
         })
-        .map(|e| e.ip)
 }
 
 const TYPE_A: u16 = 1;
@@ -237,21 +252,52 @@ mod tests {
         m
     }
 
+    fn endpoint(cid: &str, name: &str, net: &str, ip: [u8; 4], aliases: &[&str]) -> EndpointRecord {
+        EndpointRecord {
+            container_id: cid.into(),
+            container_name: name.into(),
+            network_id: net.into(),
+            endpoint_id: format!("{cid}-{net}"),
+            ip: Ipv4Addr::from(ip),
+            mac: String::new(),
+            veth: String::new(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            interface: "eth0".into(),
+        }
+    }
+
+    /// `web` on n1; `db` on n2; `client` on n1 and n2 (eth1); `bridged` on the default
+    /// bridge and n2.
     fn state() -> State {
         let mut st = State::default();
-        st.endpoints.insert(
-            "c1".into(),
-            EndpointRecord {
-                container_id: "0123456789abcdef".into(),
-                container_name: "proj-web-1".into(),
-                network_id: "n1".into(),
-                endpoint_id: "e".into(),
-                ip: Ipv4Addr::new(10, 9, 0, 2),
-                mac: String::new(),
-                veth: String::new(),
-                aliases: vec!["web".into()],
-            },
-        );
+        for (id, name) in [("n1", "one"), ("n2", "two"), ("b", "bridge")] {
+            st.networks.push(crate::network::store::NetworkRecord {
+                id: id.into(),
+                name: name.into(),
+                driver: "bridge".into(),
+                ..Default::default()
+            });
+        }
+        let mut client2 = endpoint("client", "client", "n2", [10, 8, 0, 3], &[]);
+        client2.interface = "eth1".into();
+        for e in [
+            endpoint(
+                "0123456789abcdef",
+                "proj-web-1",
+                "n1",
+                [10, 9, 0, 2],
+                &["web"],
+            ),
+            endpoint("db", "db", "n2", [10, 8, 0, 2], &["database"]),
+            endpoint("client", "client", "n1", [10, 9, 0, 3], &[]),
+            client2,
+            endpoint("bridged", "bridged", "b", [172, 17, 0, 2], &[]),
+        ] {
+            st.endpoints.insert(e.endpoint_id.clone(), e);
+        }
+        let mut b2 = endpoint("bridged", "bridged", "n2", [10, 8, 0, 4], &[]);
+        b2.interface = "eth1".into();
+        st.endpoints.insert(b2.endpoint_id.clone(), b2);
         st
     }
 
@@ -262,7 +308,7 @@ mod tests {
         assert_eq!(q.name, "web");
         assert_eq!(q.end, m.len());
         let st = state();
-        let ip = lookup(&st, "n1", &q.name).unwrap();
+        let ip = lookup(&st, "client", &q.name).unwrap();
         let r = answer(&m, &q, &[ip], 0);
         assert_eq!(&r[..2], &[0x12, 0x34]);
         assert_eq!(u16::from_be_bytes([r[2], r[3]]), 0x8180);
@@ -271,12 +317,23 @@ mod tests {
     }
 
     #[test]
-    fn lookup_is_per_network_and_knows_names_aliases_ids() {
+    fn lookup_covers_the_askers_user_networks_only() {
         let st = state();
-        assert!(lookup(&st, "n1", "proj-web-1").is_some());
-        assert!(lookup(&st, "n1", "0123456789ab").is_some());
-        assert!(lookup(&st, "n2", "web").is_none());
-        assert!(lookup(&st, "n1", "db").is_none());
+        let ip = |a: [u8; 4]| Some(Ipv4Addr::from(a));
+        assert_eq!(lookup(&st, "client", "proj-web-1"), ip([10, 9, 0, 2]));
+        assert_eq!(lookup(&st, "client", "0123456789ab"), ip([10, 9, 0, 2]));
+        assert_eq!(lookup(&st, "client", "database"), ip([10, 8, 0, 2]));
+        assert_eq!(lookup(&st, "db", "web"), None, "web is not on n2");
+        assert_eq!(
+            lookup(&st, "db", "client"),
+            ip([10, 8, 0, 3]),
+            "client's n2 address"
+        );
+        assert_eq!(lookup(&st, "0123456789abcdef", "client"), ip([10, 9, 0, 3]));
+        // The default bridge has no names; its user network does.
+        assert_eq!(lookup(&st, "bridged", "db"), ip([10, 8, 0, 2]));
+        assert_eq!(lookup(&st, "db", "bridged"), ip([10, 8, 0, 4]));
+        assert_eq!(lookup(&st, "nobody", "db"), None);
     }
 
     #[test]
@@ -292,8 +349,13 @@ mod tests {
         let std_sock = StdUdpSocket::bind("127.0.0.1:0").unwrap();
         std_sock.set_nonblocking(true).unwrap();
         let addr = std_sock.local_addr().unwrap();
-        let srv =
-            DnsServer::start(std_sock, Arc::new(Mutex::new(state())), "n1".into(), vec![]).unwrap();
+        let srv = DnsServer::start(
+            std_sock,
+            Arc::new(Mutex::new(state())),
+            "client".into(),
+            vec![],
+        )
+        .unwrap();
         let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         c.send_to(&query("web", TYPE_A), addr).await.unwrap();
         let mut buf = [0u8; 512];

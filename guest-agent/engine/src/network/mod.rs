@@ -34,7 +34,7 @@ use self::netlink::Netlink;
 use self::ports::{HostPorts, PortKey, PortRequest, Proto};
 use self::proxy::{BoundPort, ProxySet};
 use self::store::{EndpointRecord, NetworkRecord, State};
-use crate::{id, EngineConfig, EngineError, EventBus, Result};
+use crate::{id, EngineConfig, EngineError, ErrorKind, EventBus, Result};
 
 /// One host binding of a container port, as in `HostConfig.PortBindings`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -43,6 +43,20 @@ pub struct PortBinding {
     pub host_ip: String,
     #[serde(rename = "HostPort", default)]
     pub host_port: String,
+}
+
+/// A network a container is to join besides its first: `--network a --network b` at create,
+/// or `docker network connect` (`EndpointsConfig.<net>`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct EndpointRequest {
+    /// Network name or id.
+    pub network: String,
+    /// `--ip` (`IPAMConfig.IPv4Address`); empty picks a free address.
+    #[serde(default)]
+    pub ipv4_address: String,
+    /// `--alias` / `--network-alias` (`Aliases`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// What a container asks of the network when it starts.
@@ -62,6 +76,29 @@ pub struct AttachRequest {
     /// `EndpointsConfig.<net>.Aliases` (`--network-alias`, compose service names): more
     /// names the embedded DNS of a user network answers for.
     pub aliases: Vec<String>,
+    /// More bridge networks, joined as `eth1`, `eth2`… (the default route stays on `eth0`).
+    pub extra: Vec<EndpointRequest>,
+}
+
+/// A container's place on one network, as inspect shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Endpoint {
+    #[serde(default)]
+    pub network_name: String,
+    #[serde(default)]
+    pub network_id: String,
+    #[serde(default)]
+    pub endpoint_id: String,
+    #[serde(default)]
+    pub ip_address: String,
+    #[serde(default)]
+    pub ip_prefix_len: u8,
+    #[serde(default)]
+    pub gateway: String,
+    #[serde(default)]
+    pub mac_address: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// The result of attaching; persisted with the container so it can be restored and detached.
@@ -71,19 +108,29 @@ pub struct Attachment {
     /// `host` (share the host's namespace); `None` with another name (an attachment persisted
     /// before `none` got its own namespace) asks the runtime for a fresh one.
     pub netns_path: Option<PathBuf>,
-    pub network_name: String,
-    pub network_id: String,
-    pub endpoint_id: String,
-    pub ip_address: String,
-    pub ip_prefix_len: u8,
-    pub gateway: String,
-    pub mac_address: String,
+    /// The network of `eth0`, which has the default route (empty once the container left
+    /// every network).
+    #[serde(flatten)]
+    pub primary: Endpoint,
     /// Resolved bindings, host ports filled in (for `-P` and `docker port`).
+    #[serde(default)]
     pub ports: BTreeMap<String, Vec<PortBinding>>,
-    /// Nameservers for the container's resolv.conf: `["127.0.0.11"]` on user networks (the
-    /// embedded DNS, with `options ndots:0`), empty otherwise (use the host's).
+    /// Nameservers for the container's resolv.conf: `["127.0.0.11"]` when on a user network
+    /// (the embedded DNS, with `options ndots:0`), empty otherwise (use the host's).
     #[serde(default)]
     pub dns_servers: Vec<String>,
+    /// Further networks (`eth1`…), in the order they were joined.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<Endpoint>,
+}
+
+impl Attachment {
+    /// Every network the container is on, the one with the default route first.
+    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
+        std::iter::once(&self.primary)
+            .filter(|e| !e.network_id.is_empty())
+            .chain(self.extra.iter())
+    }
 }
 
 /// Published ports of one container.
@@ -210,7 +257,8 @@ impl NetworkService {
         self.events.publish("network", action, &net.id, attrs);
     }
 
-    /// Creates the container's network namespace, connects it, and publishes its ports.
+    /// Creates the container's network namespace, connects it to its network (and to
+    /// `req.extra`), and publishes its ports.
     pub async fn attach(&self, req: &AttachRequest) -> Result<Attachment> {
         let mode = req.network_mode.as_str();
         let net = {
@@ -230,7 +278,9 @@ impl NetworkService {
         // left behind (an engine crash between exit and detach).
         let stale = self.netns_dir.join(&req.container_id);
         let leftover = stale.exists()
-            || lock(&self.state).endpoints.contains_key(&req.container_id)
+            || !lock(&self.state)
+                .endpoints_of_container(&req.container_id)
+                .is_empty()
             || lock(&self.published).contains_key(&req.container_id);
         if leftover {
             tracing::info!(id = %req.container_id, "releasing a previous endpoint");
@@ -240,10 +290,14 @@ impl NetworkService {
             };
             self.detach(&req.container_id, &old).await?;
         }
+        let named = |net: &NetworkRecord| Endpoint {
+            network_name: net.name.clone(),
+            network_id: net.id.clone(),
+            ..Default::default()
+        };
         if net.driver == "host" {
             return Ok(Attachment {
-                network_name: net.name.clone(),
-                network_id: net.id.clone(),
+                primary: named(&net),
                 ..Default::default()
             });
         }
@@ -255,140 +309,355 @@ impl NetworkService {
             })?;
             return Ok(Attachment {
                 netns_path: Some(path),
-                network_name: net.name.clone(),
-                network_id: net.id.clone(),
+                primary: named(&net),
                 ..Default::default()
             });
         }
         let started = Instant::now();
-        let subnet = net
-            .subnet()
-            .ok_or_else(|| EngineError::internal(format!("network {} has no subnet", net.name)))?;
-        let endpoint_id = id::new_id();
-        let veth = format!("veth{}", &endpoint_id[..7]);
-        let ip = {
-            let mut st = lock(&self.state);
-            if let Some(old) = st.endpoints.get(&req.container_id) {
-                return Err(EngineError::conflict(format!(
-                    "container {} is already attached to network {}",
-                    req.container_id, old.network_id
-                )));
-            }
-            let used = st.used_ips(&net.id);
-            let ip = if req.ipv4_address.is_empty() {
-                subnet.allocate(&used).ok_or_else(|| {
-                    EngineError::unavailable(format!(
-                        "no available IPv4 addresses on network {}",
-                        net.name
-                    ))
-                })?
-            } else {
-                requested_ip(&req.ipv4_address, &net, subnet, &used)?
-            };
-            st.endpoints.insert(
-                req.container_id.clone(),
-                EndpointRecord {
-                    container_id: req.container_id.clone(),
-                    container_name: req.container_name.trim_start_matches('/').to_string(),
-                    network_id: net.id.clone(),
-                    endpoint_id: endpoint_id.clone(),
-                    ip,
-                    mac: ipam::format_mac(&ipam::mac_for(ip)),
-                    veth: veth.clone(),
-                    aliases: req.aliases.clone(),
-                },
-            );
-            ip
-        };
         let netns_path = self.netns_dir.join(&req.container_id);
-        match self
-            .connect_bridge(req, &net, subnet, ip, &endpoint_id, &veth, &netns_path)
-            .await
-        {
-            Ok(ports) => {
-                if let Err(e) = self.save().await {
-                    self.rollback(&req.container_id, &veth, &netns_path).await;
-                    return Err(e);
-                }
-                self.publish_event("connect", &net, Some(&req.container_id));
+        match self.attach_bridge(req, &net, &netns_path).await {
+            Ok(att) => {
                 tracing::debug!(
                     id = %req.container_id,
                     ms = started.elapsed().as_secs_f64() * 1e3,
                     "network attached"
                 );
-                Ok(Attachment {
-                    netns_path: Some(netns_path),
-                    network_name: net.name.clone(),
-                    network_id: net.id.clone(),
-                    endpoint_id,
-                    ip_address: ip.to_string(),
-                    ip_prefix_len: subnet.net.prefix_len(),
-                    gateway: subnet.gateway.to_string(),
-                    mac_address: ipam::format_mac(&ipam::mac_for(ip)),
-                    ports,
-                    dns_servers: if net.is_predefined() {
-                        vec![]
-                    } else {
-                        vec![dns::DNS_ADDR.to_string()]
-                    },
-                })
+                Ok(att)
             }
             Err(e) => {
-                self.rollback(&req.container_id, &veth, &netns_path).await;
+                self.rollback(&req.container_id, &netns_path).await;
                 Err(e)
             }
         }
     }
 
-    /// Binds the published ports, then creates namespace and veth and starts the proxies.
-    #[allow(clippy::too_many_arguments)]
+    /// Reserves the endpoints, wires them, saves the state; the caller rolls back on error.
+    async fn attach_bridge(
+        &self,
+        req: &AttachRequest,
+        net: &NetworkRecord,
+        netns_path: &std::path::Path,
+    ) -> Result<Attachment> {
+        let cid = req.container_id.as_str();
+        let first = self.reserve(
+            net,
+            cid,
+            &req.container_name,
+            &req.ipv4_address,
+            &req.aliases,
+        )?;
+        let mut more = Vec::with_capacity(req.extra.len());
+        for x in &req.extra {
+            let n = lock(&self.state).find(&x.network)?.clone();
+            joinable(&n)?;
+            let rec = self.reserve(&n, cid, &req.container_name, &x.ipv4_address, &x.aliases)?;
+            more.push((n, rec));
+        }
+        let ports = self
+            .connect_bridge(req, net, &first, &more, netns_path)
+            .await?;
+        self.save().await?;
+        self.publish_event("connect", net, Some(cid));
+        for (n, _) in &more {
+            self.publish_event("connect", n, Some(cid));
+        }
+        let user_net = !net.is_predefined() || more.iter().any(|(n, _)| !n.is_predefined());
+        Ok(Attachment {
+            netns_path: Some(netns_path.to_owned()),
+            primary: endpoint_view(net, &first),
+            ports,
+            dns_servers: if user_net {
+                vec![dns::DNS_ADDR.to_string()]
+            } else {
+                vec![]
+            },
+            extra: more.iter().map(|(n, r)| endpoint_view(n, r)).collect(),
+        })
+    }
+
+    /// Takes an address on `net` for the container and records the endpoint (in memory; the
+    /// caller saves). Its interface is the container's first free `ethN`.
+    fn reserve(
+        &self,
+        net: &NetworkRecord,
+        container_id: &str,
+        container_name: &str,
+        want_ip: &str,
+        aliases: &[String],
+    ) -> Result<EndpointRecord> {
+        let subnet = net
+            .subnet()
+            .ok_or_else(|| EngineError::internal(format!("network {} has no subnet", net.name)))?;
+        let name = container_name.trim_start_matches('/');
+        let endpoint_id = id::new_id();
+        let mut st = lock(&self.state);
+        if st.endpoint_on(container_id, &net.id).is_some() {
+            return Err(EngineError::new(
+                ErrorKind::Forbidden,
+                format!(
+                    "endpoint with name {name} already exists in network {}",
+                    net.name
+                ),
+            ));
+        }
+        let used = st.used_ips(&net.id);
+        let ip = if want_ip.is_empty() {
+            subnet.allocate(&used).ok_or_else(|| {
+                EngineError::unavailable(format!(
+                    "no available IPv4 addresses on network {}",
+                    net.name
+                ))
+            })?
+        } else {
+            requested_ip(want_ip, net, subnet, &used)?
+        };
+        let rec = EndpointRecord {
+            container_id: container_id.to_string(),
+            container_name: name.to_string(),
+            network_id: net.id.clone(),
+            veth: format!("veth{}", &endpoint_id[..7]),
+            endpoint_id: endpoint_id.clone(),
+            ip,
+            mac: ipam::format_mac(&ipam::mac_for(ip)),
+            aliases: aliases.to_vec(),
+            interface: st.free_interface(container_id),
+        };
+        st.endpoints.insert(endpoint_id, rec.clone());
+        Ok(rec)
+    }
+
+    /// Binds the published ports, then creates namespace and veths and starts the proxies.
     async fn connect_bridge(
         &self,
         req: &AttachRequest,
         net: &NetworkRecord,
-        subnet: Subnet,
-        ip: Ipv4Addr,
-        endpoint_id: &str,
-        veth: &str,
+        first: &EndpointRecord,
+        more: &[(NetworkRecord, EndpointRecord)],
         netns_path: &std::path::Path,
     ) -> Result<BTreeMap<String, Vec<PortBinding>>> {
         let plan = ports::plan(&req.port_bindings, req.publish_all, &req.exposed_ports)?;
-        let bound = self
-            .bind_ports(&plan)
-            .await
-            .map_err(|e| {
-                EngineError::internal(format!(
-                    "driver failed programming external connectivity on endpoint {} ({endpoint_id}): {e}",
-                    req.container_name.trim_start_matches('/')
-                ))
-            })?;
+        let bound = self.bind_ports(&plan).await.map_err(|e| {
+            EngineError::internal(format!(
+                "driver failed programming external connectivity on endpoint {} ({}): {e}",
+                req.container_name.trim_start_matches('/'),
+                first.endpoint_id
+            ))
+        })?;
+        let created = self.create_netns(netns_path).await?;
+        let ns = Netlink::from_fd(created.netlink)?;
+        self.wire(&ns, created.file.as_fd(), net, first, true)
+            .await?;
+        ns.bring_up_lo().await?;
+        for (n, rec) in more {
+            self.wire(&ns, created.file.as_fd(), n, rec, false).await?;
+        }
+        if !net.is_predefined() || more.iter().any(|(n, _)| !n.is_predefined()) {
+            self.start_dns(&req.container_id, netns_path).await?;
+        }
+        let resolved = resolved_ports(&bound);
+        self.start_proxies(&req.container_id, bound, first.ip);
+        Ok(resolved)
+    }
+
+    /// Creates the endpoint's veth (host end on the network's bridge, the other end in the
+    /// namespace `ns_fd` under the endpoint's interface name) and addresses it; the first
+    /// interface also gets the default route.
+    async fn wire(
+        &self,
+        ns: &Netlink,
+        ns_fd: std::os::fd::BorrowedFd<'_>,
+        net: &NetworkRecord,
+        rec: &EndpointRecord,
+        default_route: bool,
+    ) -> Result<()> {
+        let subnet = net
+            .subnet()
+            .ok_or_else(|| EngineError::internal(format!("network {} has no subnet", net.name)))?;
         let bridge =
             self.nl.index(&net.bridge).await?.ok_or_else(|| {
                 EngineError::internal(format!("bridge {} is missing", net.bridge))
             })?;
-        let created = self.create_netns(netns_path).await?;
         self.nl
-            .add_veth(veth, bridge, created.file.as_fd(), ipam::mac_for(ip))
+            .add_veth(
+                &rec.veth,
+                bridge,
+                ns_fd,
+                &rec.interface,
+                ipam::mac_for(rec.ip),
+            )
             .await?;
-        Netlink::from_fd(created.netlink)?
-            .configure_container(ip, subnet.net.prefix_len(), subnet.gateway)
-            .await?;
-        if !net.is_predefined() {
-            self.start_dns(&req.container_id, netns_path, &net.id)
-                .await?;
+        ns.configure_interface(
+            &rec.interface,
+            rec.ip,
+            subnet.net.prefix_len(),
+            default_route.then_some(subnet.gateway),
+        )
+        .await
+    }
+
+    /// `docker network connect` on a running container: a new interface in its namespace on
+    /// `req.network`, recorded in `att` (the caller persists it). The default route stays
+    /// where it is; joining a first user network starts the embedded DNS.
+    pub async fn connect(
+        &self,
+        container_id: &str,
+        container_name: &str,
+        att: &mut Attachment,
+        req: &EndpointRequest,
+    ) -> Result<()> {
+        let net = lock(&self.state).find(&req.network)?.clone();
+        joinable(&net)?;
+        let Some(netns_path) = att.netns_path.clone() else {
+            return Err(EngineError::invalid(CONFLICT_HOST));
+        };
+        let on_none = lock(&self.state)
+            .networks
+            .iter()
+            .any(|n| n.driver == "null" && n.id == att.primary.network_id);
+        if on_none {
+            return Err(EngineError::invalid(CONFLICT_NONE));
         }
-        let resolved = resolved_ports(&bound);
-        self.start_proxies(&req.container_id, bound, ip);
-        Ok(resolved)
+        let rec = self.reserve(
+            &net,
+            container_id,
+            container_name,
+            &req.ipv4_address,
+            &req.aliases,
+        )?;
+        let only = lock(&self.state).endpoints_of_container(container_id).len() == 1;
+        let wired = async {
+            let ns = self.open_netns(&netns_path).await?;
+            let nl = Netlink::from_fd(ns.netlink)?;
+            self.wire(&nl, ns.file.as_fd(), &net, &rec, only).await?;
+            if !net.is_predefined() && !lock(&self.dns).contains_key(container_id) {
+                self.start_dns(container_id, &netns_path).await?;
+            }
+            self.save().await
+        }
+        .await;
+        if let Err(e) = wired {
+            lock(&self.state).endpoints.remove(&rec.endpoint_id);
+            if let Err(d) = self.nl_slow.delete(&rec.veth).await {
+                tracing::warn!(veth = %rec.veth, error = %d, "cannot delete veth");
+            }
+            return Err(e);
+        }
+        let ep = endpoint_view(&net, &rec);
+        if att.primary.network_id.is_empty() {
+            att.primary = ep;
+        } else {
+            att.extra.push(ep);
+        }
+        if !net.is_predefined() {
+            att.dns_servers = vec![dns::DNS_ADDR.to_string()];
+        }
+        self.publish_event("connect", &net, Some(container_id));
+        Ok(())
+    }
+
+    /// `docker network disconnect` on a running container: removes its interface on
+    /// `network` and updates `att` (the caller persists it). When that interface had the
+    /// default route, the next network's gateway takes it over.
+    pub async fn disconnect(
+        &self,
+        container_id: &str,
+        att: &mut Attachment,
+        network: &str,
+    ) -> Result<()> {
+        let net = lock(&self.state).find(network)?.clone();
+        if net.driver == "host" {
+            return Err(EngineError::invalid(CONFLICT_HOST));
+        }
+        let (rec, next) = {
+            let mut st = lock(&self.state);
+            let mine = st.endpoints_of_container(container_id);
+            let had_route = mine.first().map(|e| e.network_id.as_str()) == Some(net.id.as_str());
+            let Some(rec) = st.endpoint_on(container_id, &net.id).cloned() else {
+                return Err(not_connected(container_id, &net.name));
+            };
+            st.endpoints.remove(&rec.endpoint_id);
+            let next = had_route
+                .then(|| {
+                    st.endpoints_of_container(container_id)
+                        .first()
+                        .map(|e| (*e).clone())
+                })
+                .flatten();
+            (rec, next)
+        };
+        // Awaited (unlike at exit): the address is gone when the call returns.
+        self.nl_slow.delete(&rec.veth).await?;
+        if let (Some(next), Some(path)) = (next, att.netns_path.clone()) {
+            let gw = lock(&self.state)
+                .networks
+                .iter()
+                .find(|n| n.id == next.network_id)
+                .and_then(|n| n.gateway);
+            if let Some(gw) = gw {
+                let ns = self.open_netns(&path).await?;
+                Netlink::from_fd(ns.netlink)?
+                    .move_default_route(&next.interface, gw)
+                    .await?;
+            }
+        }
+        self.save().await?;
+        if att.primary.network_id == net.id {
+            att.primary = if att.extra.is_empty() {
+                Endpoint::default()
+            } else {
+                att.extra.remove(0)
+            };
+        } else {
+            att.extra.retain(|e| e.network_id != net.id);
+        }
+        self.publish_event("disconnect", &net, Some(container_id));
+        Ok(())
+    }
+
+    /// A renamed container answers to its new name in the embedded DNS.
+    pub async fn rename_container(&self, container_id: &str, name: &str) -> Result<()> {
+        let changed = {
+            let mut st = lock(&self.state);
+            let mut changed = false;
+            for e in st.endpoints.values_mut() {
+                if e.container_id == container_id {
+                    e.container_name = name.to_string();
+                    changed = true;
+                }
+            }
+            changed
+        };
+        if changed {
+            self.save().await?;
+        }
+        Ok(())
+    }
+
+    /// Checks, before a container is created or connected, that `network` exists and that
+    /// `ipv4` and `aliases` (if any) may be asked for on it.
+    pub fn check_endpoint(&self, network: &str, ipv4: &str, aliases: &[String]) -> Result<()> {
+        let key = match network {
+            "" | "default" => "bridge",
+            n => n,
+        };
+        let st = lock(&self.state);
+        let net = st.find(key)?;
+        if !aliases.is_empty() && net.is_predefined() {
+            return Err(EngineError::invalid(
+                "network-scoped alias is supported only for containers in user defined networks",
+            ));
+        }
+        if ipv4.is_empty() {
+            return Ok(());
+        }
+        match net.subnet() {
+            Some(subnet) => requested_ip(ipv4, net, subnet, &Default::default()).map(|_| ()),
+            None => Err(EngineError::invalid(USER_IP_ON_USER_NETWORKS)),
+        }
     }
 
     /// Serves the embedded DNS at 127.0.0.11 inside the container's namespace.
-    async fn start_dns(
-        &self,
-        container_id: &str,
-        netns_path: &std::path::Path,
-        network_id: &str,
-    ) -> Result<()> {
+    async fn start_dns(&self, container_id: &str, netns_path: &std::path::Path) -> Result<()> {
         let path = netns_path.to_owned();
         let sock = tokio::task::spawn_blocking(move || dns::bind_in(&path))
             .await
@@ -397,7 +666,7 @@ impl NetworkService {
         let server = DnsServer::start(
             sock,
             self.state.clone(),
-            network_id.to_string(),
+            container_id.to_string(),
             dns::host_upstreams(),
         )
         .map_err(|e| EngineError::internal(format!("cannot start embedded DNS: {e}")))?;
@@ -406,16 +675,12 @@ impl NetworkService {
     }
 
     async fn create_netns(&self, path: &std::path::Path) -> Result<netns::Created> {
-        let p = path.to_owned();
-        tokio::task::spawn_blocking(move || netns::create(&p))
-            .await
-            .map_err(|e| EngineError::internal(format!("netns: {e}")))?
-            .map_err(|e| {
-                EngineError::internal(format!(
-                    "cannot create network namespace {}: {e}",
-                    path.display()
-                ))
-            })
+        in_netns_thread(path, "create", netns::create).await
+    }
+
+    /// The running container's namespace, with a netlink socket inside it.
+    async fn open_netns(&self, path: &std::path::Path) -> Result<netns::Created> {
+        in_netns_thread(path, "enter", netns::open).await
     }
 
     async fn loopback_only(&self, path: &std::path::Path) -> Result<()> {
@@ -462,14 +727,16 @@ impl NetworkService {
         lock(&self.published).insert(container_id.to_string(), Published { proxies, sockets });
     }
 
-    async fn rollback(&self, container_id: &str, veth: &str, netns_path: &std::path::Path) {
+    async fn rollback(&self, container_id: &str, netns_path: &std::path::Path) {
         self.stop_services(container_id).await;
-        if let Err(e) = self.nl.delete(veth).await {
-            tracing::warn!(container_id, error = %e, "cannot delete veth");
+        let records = lock(&self.state).take_container(container_id);
+        for r in records {
+            if let Err(e) = self.nl.delete(&r.veth).await {
+                tracing::warn!(container_id, error = %e, "cannot delete veth");
+            }
         }
         let path = netns_path.to_owned();
         let _ = tokio::task::spawn_blocking(move || netns::remove(&path)).await;
-        lock(&self.state).endpoints.remove(container_id);
     }
 
     /// Stops a container's port proxies and DNS server.
@@ -487,35 +754,43 @@ impl NetworkService {
     /// Re-establishes port publishing (and the embedded DNS on user networks) for a container
     /// that kept running across an engine restart.
     pub async fn restore(&self, container_id: &str, att: &Attachment) -> Result<()> {
-        let Ok(ip) = att.ip_address.parse::<Ipv4Addr>() else {
-            return Ok(());
-        };
         if lock(&self.published).contains_key(container_id)
             || lock(&self.dns).contains_key(container_id)
         {
             return Ok(());
         }
         {
+            // The state file normally has them; an older one may miss a container's endpoints.
             let mut st = lock(&self.state);
-            if !st.endpoints.contains_key(container_id) {
+            for (i, ep) in att.endpoints().enumerate() {
+                let Ok(ip) = ep.ip_address.parse::<Ipv4Addr>() else {
+                    continue;
+                };
+                if ep.endpoint_id.is_empty() || st.endpoints.contains_key(&ep.endpoint_id) {
+                    continue;
+                }
                 st.endpoints.insert(
-                    container_id.to_string(),
+                    ep.endpoint_id.clone(),
                     EndpointRecord {
                         container_id: container_id.to_string(),
                         container_name: String::new(),
-                        network_id: att.network_id.clone(),
-                        endpoint_id: att.endpoint_id.clone(),
+                        network_id: ep.network_id.clone(),
+                        endpoint_id: ep.endpoint_id.clone(),
                         ip,
-                        mac: att.mac_address.clone(),
-                        veth: format!("veth{}", &att.endpoint_id[..att.endpoint_id.len().min(7)]),
-                        aliases: vec![],
+                        mac: ep.mac_address.clone(),
+                        veth: format!("veth{}", &ep.endpoint_id[..ep.endpoint_id.len().min(7)]),
+                        aliases: ep.aliases.clone(),
+                        interface: format!("eth{i}"),
                     },
                 );
             }
         }
         if let (false, Some(path)) = (att.dns_servers.is_empty(), &att.netns_path) {
-            self.start_dns(container_id, path, &att.network_id).await?;
+            self.start_dns(container_id, path).await?;
         }
+        let Ok(ip) = att.primary.ip_address.parse::<Ipv4Addr>() else {
+            return Ok(());
+        };
         let mut plan = Vec::new();
         for (key, list) in &att.ports {
             let key = PortKey::parse(key)?;
@@ -546,26 +821,36 @@ impl NetworkService {
         Ok(())
     }
 
-    /// Unpublishes ports, removes the endpoint and the network namespace. Idempotent.
+    /// Unpublishes ports, removes every endpoint of the container and its network namespace.
+    /// Idempotent.
     pub async fn detach(&self, container_id: &str, att: &Attachment) -> Result<()> {
         let started = Instant::now();
         self.stop_services(container_id).await;
-        let record = lock(&self.state).endpoints.get(container_id).cloned();
-        let veth = match &record {
-            Some(r) => Some(r.veth.clone()),
-            None if att.endpoint_id.len() >= 7 => Some(format!("veth{}", &att.endpoint_id[..7])),
-            None => None,
+        let records: Vec<EndpointRecord> = lock(&self.state)
+            .endpoints_of_container(container_id)
+            .into_iter()
+            .cloned()
+            .collect();
+        let veths: Vec<String> = if records.is_empty() {
+            att.endpoints()
+                .filter(|e| e.endpoint_id.len() >= 7)
+                .map(|e| format!("veth{}", &e.endpoint_id[..7]))
+                .collect()
+        } else {
+            records.iter().map(|r| r.veth.clone()).collect()
         };
-        if let Some(v) = veth {
+        if !veths.is_empty() {
             // Deleting a veth waits for an RCU grace period (~20 ms): keep it off the
-            // container's exit path, and off the connection the next start uses. The name is
-            // unique to the endpoint, so nothing waits on it.
+            // container's exit path, and off the connection the next start uses. The names
+            // are unique to the endpoints, so nothing waits on them.
             let nl = self.nl_slow.clone();
             let mut jobs = lock(&self.cleanups);
             while jobs.try_join_next().is_some() {}
             jobs.spawn(async move {
-                if let Err(e) = nl.delete(&v).await {
-                    tracing::warn!(veth = %v, error = %e, "cannot delete veth");
+                for v in veths {
+                    if let Err(e) = nl.delete(&v).await {
+                        tracing::warn!(veth = %v, error = %e, "cannot delete veth");
+                    }
                 }
             });
         }
@@ -574,16 +859,18 @@ impl NetworkService {
                 .await
                 .map_err(|e| EngineError::internal(format!("netns: {e}")))??;
         }
-        if let Some(r) = record {
-            lock(&self.state).endpoints.remove(container_id);
+        if !records.is_empty() {
+            lock(&self.state).take_container(container_id);
             self.save().await?;
-            let net = lock(&self.state)
-                .networks
-                .iter()
-                .find(|n| n.id == r.network_id)
-                .cloned();
-            if let Some(net) = net {
-                self.publish_event("disconnect", &net, Some(container_id));
+            for r in &records {
+                let net = lock(&self.state)
+                    .networks
+                    .iter()
+                    .find(|n| n.id == r.network_id)
+                    .cloned();
+                if let Some(net) = net {
+                    self.publish_event("disconnect", &net, Some(container_id));
+                }
             }
         }
         tracing::debug!(
@@ -620,8 +907,48 @@ impl NetworkService {
     }
 }
 
-/// Checks a user-chosen address: only on user networks (dockerd's rule), inside the subnet,
-/// not the gateway, not taken.
+pub(crate) const CONFLICT_HOST: &str =
+    "container cannot be disconnected from host network or connected to host network";
+pub(crate) const CONFLICT_NONE: &str =
+    "container cannot be connected to multiple networks with one of the networks in private (none) mode";
+const USER_IP_ON_USER_NETWORKS: &str =
+    "user specified IP address is supported on user defined networks only";
+
+/// dockerd's refusals to add `host` or `none` to a container's networks.
+fn joinable(net: &NetworkRecord) -> Result<()> {
+    match net.driver.as_str() {
+        "host" => Err(EngineError::invalid(CONFLICT_HOST)),
+        "null" => Err(EngineError::invalid(CONFLICT_NONE)),
+        _ => Ok(()),
+    }
+}
+
+/// dockerd's (unclassified, hence 500) error for leaving a network one is not on.
+pub(crate) fn not_connected(container_id: &str, network: &str) -> EngineError {
+    EngineError::internal(format!(
+        "container {container_id} is not connected to network {network}"
+    ))
+}
+
+fn endpoint_view(net: &NetworkRecord, rec: &EndpointRecord) -> Endpoint {
+    let (prefix, gateway) = net
+        .subnet()
+        .map(|s| (s.net.prefix_len(), s.gateway.to_string()))
+        .unwrap_or_default();
+    Endpoint {
+        network_name: net.name.clone(),
+        network_id: net.id.clone(),
+        endpoint_id: rec.endpoint_id.clone(),
+        ip_address: rec.ip.to_string(),
+        ip_prefix_len: prefix,
+        gateway,
+        mac_address: rec.mac.clone(),
+        aliases: rec.aliases.clone(),
+    }
+}
+
+/// Checks a user-chosen address: only on user networks whose subnet the user gave (dockerd's
+/// rules), inside the subnet, not the gateway, not taken.
 fn requested_ip(
     want: &str,
     net: &NetworkRecord,
@@ -629,8 +956,11 @@ fn requested_ip(
     used: &std::collections::HashSet<Ipv4Addr>,
 ) -> Result<Ipv4Addr> {
     if net.is_predefined() {
+        return Err(EngineError::invalid(USER_IP_ON_USER_NETWORKS));
+    }
+    if !net.user_subnet {
         return Err(EngineError::invalid(
-            "user specified IP address is supported on user defined networks only",
+            "user specified IP address is supported only when connecting to networks with user configured subnets",
         ));
     }
     let ip: Ipv4Addr = want
@@ -649,13 +979,31 @@ fn requested_ip(
     Ok(ip)
 }
 
+/// Runs a blocking namespace call (`netns::create`, `netns::open`) off the runtime.
+async fn in_netns_thread(
+    path: &std::path::Path,
+    verb: &str,
+    f: fn(&std::path::Path) -> std::io::Result<netns::Created>,
+) -> Result<netns::Created> {
+    let p = path.to_owned();
+    tokio::task::spawn_blocking(move || f(&p))
+        .await
+        .map_err(|e| EngineError::internal(format!("netns: {e}")))?
+        .map_err(|e| {
+            EngineError::internal(format!(
+                "cannot {verb} network namespace {}: {e}",
+                path.display()
+            ))
+        })
+}
+
 /// Endpoints whose namespace pin is gone (the host rebooted, the exec root was wiped) belong
 /// to containers that cannot be running: release their addresses.
 fn drop_stale_endpoints(state: &mut State, netns_dir: &std::path::Path) {
-    state.endpoints.retain(|cid, _| {
-        let keep = netns_dir.join(cid).exists();
+    state.endpoints.retain(|_, e| {
+        let keep = netns_dir.join(&e.container_id).exists();
         if !keep {
-            tracing::info!(container = %cid, "releasing endpoint of a container without namespace");
+            tracing::info!(container = %e.container_id, "releasing endpoint of a container without namespace");
         }
         keep
     });

@@ -49,6 +49,16 @@ impl Nat {
             );
         }
         s += &format!("COMMIT\n*filter\n:{} - [0:0]\n", self.fwd_chain);
+        // Networks are isolated from each other, as with dockerd: a container reaches another
+        // network only through an interface of its own on it (`docker network connect`).
+        for a in nets {
+            for b in nets.iter().filter(|b| b.bridge != a.bridge) {
+                s += &format!(
+                    "-A {} -i {} -o {} -j DROP\n",
+                    self.fwd_chain, a.bridge, b.bridge
+                );
+            }
+        }
         for n in nets {
             let c = &self.fwd_chain;
             let b = &n.bridge;
@@ -176,6 +186,12 @@ mod tests {
         assert!(!r.contains("10.2.0.0/24"), "internal networks get no NAT");
         assert!(r.contains("-A BERTH-FWD-bt0 -i bt0 -j ACCEPT\n"));
         assert!(r.contains("-A BERTH-FWD-bt0 -i br-abc -j DROP\n"));
+        let isolate = r
+            .find("-A BERTH-FWD-bt0 -i bt0 -o br-abc -j DROP\n")
+            .unwrap();
+        assert!(r.contains("-A BERTH-FWD-bt0 -i br-abc -o bt0 -j DROP\n"));
+        let accept = r.find("-A BERTH-FWD-bt0 -i bt0 -j ACCEPT\n").unwrap();
+        assert!(isolate < accept, "isolation comes before the accepts");
         assert_eq!(r.matches("COMMIT\n").count(), 2);
     }
 }

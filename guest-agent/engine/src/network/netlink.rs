@@ -216,21 +216,22 @@ impl Netlink {
     }
 
     /// Creates a veth pair in one request: `host` enslaved to `bridge` and up, its peer created
-    /// directly inside the namespace `netns` as `eth0` with `mac`.
+    /// directly inside the namespace `netns` as `peer` (`eth0`, `eth1`…) with `mac`.
     pub(crate) async fn add_veth(
         &self,
         host: &str,
         bridge: u32,
         netns: BorrowedFd<'_>,
+        peer: &str,
         mac: [u8; 6],
     ) -> Result<()> {
-        let peer = LinkMessageBuilder::<LinkUnspec>::new()
-            .name("eth0")
+        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer)
             .address(mac.to_vec())
             .setns_by_fd(netns.as_raw_fd())
             .build();
-        let msg = LinkVeth::new(host, "eth0")
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        let msg = LinkVeth::new(host, peer)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
             .controller(bridge)
             .up()
             .build();
@@ -254,36 +255,52 @@ impl Netlink {
         }
     }
 
-    /// Inside a container namespace: address and bring up `eth0`, bring up `lo`, and route
-    /// everything via `gateway`.
-    pub(crate) async fn configure_container(
+    /// Inside a container namespace: address and bring up `iface`, and with a `gateway` route
+    /// everything through it.
+    pub(crate) async fn configure_interface(
         &self,
+        iface: &str,
         ip: Ipv4Addr,
         prefix: u8,
-        gateway: Ipv4Addr,
+        gateway: Option<Ipv4Addr>,
     ) -> Result<()> {
-        let eth0 = self
-            .index("eth0")
-            .await?
-            .ok_or_else(|| EngineError::internal("eth0 missing in container namespace"))?;
+        let idx = self.index(iface).await?.ok_or_else(|| {
+            EngineError::internal(format!("{iface} missing in container namespace"))
+        })?;
         self.handle
             .address()
-            .add(eth0, IpAddr::V4(ip), prefix)
+            .add(idx, IpAddr::V4(ip), prefix)
             .execute()
             .await
-            .map_err(nl_err(format!("cannot add {ip}/{prefix} to eth0")))?;
-        self.set_up(eth0).await?;
-        self.bring_up_lo().await?;
+            .map_err(nl_err(format!("cannot add {ip}/{prefix} to {iface}")))?;
+        self.set_up(idx).await?;
+        match gateway {
+            Some(gw) => self.add_default_route(idx, gw).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Routes everything via `gateway` on the link `idx` (a default route already there is
+    /// kept).
+    async fn add_default_route(&self, idx: u32, gateway: Ipv4Addr) -> Result<()> {
         let route = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(gateway)
-            .output_interface(eth0)
+            .output_interface(idx)
             .build();
-        self.handle
-            .route()
-            .add(route)
-            .execute()
-            .await
-            .map_err(nl_err(format!("cannot add default route via {gateway}")))
+        match self.handle.route().add(route).execute().await {
+            Err(e) if errno(&e) != Some(libc::EEXIST) => {
+                Err(nl_err(format!("cannot add default route via {gateway}"))(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes `iface` carry the default route (after the interface that had it left).
+    pub(crate) async fn move_default_route(&self, iface: &str, gateway: Ipv4Addr) -> Result<()> {
+        let idx = self.index(iface).await?.ok_or_else(|| {
+            EngineError::internal(format!("{iface} missing in container namespace"))
+        })?;
+        self.add_default_route(idx, gateway).await
     }
 
     pub(crate) async fn bring_up_lo(&self) -> Result<()> {

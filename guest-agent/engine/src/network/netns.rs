@@ -8,9 +8,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sched::{unshare, CloneFlags};
+use nix::sched::{setns, unshare, CloneFlags};
 
-/// A namespace just created: its pinned file and a netlink socket opened inside it.
+/// A namespace (just created or joined): its pinned file and a netlink socket opened inside it.
 pub(crate) struct Created {
     pub(crate) file: File,
     pub(crate) netlink: OwnedFd,
@@ -90,12 +90,9 @@ pub(crate) fn create(path: &Path) -> io::Result<Created> {
                 MsFlags::MS_BIND,
                 None::<&str>,
             )?;
-            let sock = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)?;
-            // SAFETY: `into_raw_fd` hands over sole ownership of the socket's descriptor.
-            let netlink = unsafe { OwnedFd::from_raw_fd(sock.into_raw_fd()) };
             Ok(Created {
                 file: File::open(&target)?,
-                netlink,
+                netlink: netlink_socket()?,
             })
         })?
         .join()
@@ -104,6 +101,29 @@ pub(crate) fn create(path: &Path) -> io::Result<Created> {
         let _ = remove(path);
     }
     made
+}
+
+/// A netlink route socket in the calling thread's network namespace.
+fn netlink_socket() -> io::Result<OwnedFd> {
+    let sock = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)?;
+    // SAFETY: `into_raw_fd` hands over sole ownership of the socket's descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(sock.into_raw_fd()) })
+}
+
+/// Opens the existing namespace pinned at `path` and a netlink socket inside it (to add an
+/// interface to a running container). Blocking: a short-lived thread joins the namespace.
+pub(crate) fn open(path: &Path) -> io::Result<Created> {
+    let file = File::open(path)?;
+    let ns = file.try_clone()?;
+    let netlink = std::thread::Builder::new()
+        .name("netns".into())
+        .spawn(move || -> io::Result<OwnedFd> {
+            setns(&ns, CloneFlags::CLONE_NEWNET)?;
+            netlink_socket()
+        })?
+        .join()
+        .map_err(|_| io::Error::other("netns thread panicked"))??;
+    Ok(Created { file, netlink })
 }
 
 /// Unmounts and deletes a namespace file; missing or already unmounted is fine.

@@ -61,6 +61,7 @@ impl NetworkService {
             )));
         }
         let subnet = self.choose_subnet(&req).await?;
+        let user_subnet = given_subnet(&req).is_some();
         let id = id::new_id();
         let bridge = req
             .options
@@ -93,6 +94,7 @@ impl NetworkService {
             attachable: req.attachable,
             labels: req.labels,
             options: req.options,
+            user_subnet,
             ipam_options: req.ipam.map(|i| i.options).unwrap_or_default(),
         };
         lock(&self.state).networks.push(rec.clone());
@@ -108,11 +110,7 @@ impl NetworkService {
     }
 
     async fn choose_subnet(&self, req: &NetworkCreateRequest) -> Result<Subnet> {
-        let given = req.ipam.as_ref().and_then(|i| {
-            i.config
-                .iter()
-                .find(|c| !c.subnet.is_empty() && !c.subnet.contains(':'))
-        });
+        let given = given_subnet(req);
         let ours: Vec<ipnet::Ipv4Net> = lock(&self.state)
             .networks
             .iter()
@@ -198,6 +196,15 @@ impl NetworkService {
         let n = st.find(key)?;
         Ok((n.name.clone(), n.id.clone()))
     }
+}
+
+/// The IPv4 pool of `--subnet`, if the request has one.
+fn given_subnet(req: &NetworkCreateRequest) -> Option<&berth_docker_api::network::IpamConfig> {
+    req.ipam.as_ref().and_then(|i| {
+        i.config
+            .iter()
+            .find(|c| !c.subnet.is_empty() && !c.subnet.contains(':'))
+    })
 }
 
 pub(super) fn ensure_predefined(state: &mut State, bridge: &str, subnet: Subnet) {

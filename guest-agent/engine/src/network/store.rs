@@ -41,6 +41,10 @@ pub(crate) struct NetworkRecord {
     pub(crate) options: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) ipam_options: BTreeMap<String, String>,
+    /// The subnet came from the create request (`--subnet`): only then may containers ask
+    /// for a fixed address (`--ip`), as with dockerd.
+    #[serde(default)]
+    pub(crate) user_subnet: bool,
 }
 
 impl NetworkRecord {
@@ -114,16 +118,23 @@ pub(crate) struct EndpointRecord {
     pub(crate) mac: String,
     /// Host end of the veth pair.
     pub(crate) veth: String,
-    /// Extra names the embedded DNS answers for (compose service names).
+    /// Extra names the embedded DNS answers for (`--network-alias`, compose service names).
     #[serde(default)]
     pub(crate) aliases: Vec<String>,
+    /// The container end: `eth0` for the first network, `eth1`… for networks joined later.
+    #[serde(default = "eth0")]
+    pub(crate) interface: String,
+}
+
+fn eth0() -> String {
+    "eth0".into()
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub(crate) struct State {
     #[serde(default)]
     pub(crate) networks: Vec<NetworkRecord>,
-    /// By container id.
+    /// By endpoint id (a container has one per network it is on).
     #[serde(default)]
     pub(crate) endpoints: BTreeMap<String, EndpointRecord>,
 }
@@ -134,7 +145,13 @@ impl State {
     }
 
     pub(crate) fn load(dir: &Path) -> Result<Self> {
-        Ok(fsutil::read_json(&Self::path(dir))?.unwrap_or_default())
+        let mut st: Self = fsutil::read_json(&Self::path(dir))?.unwrap_or_default();
+        // Files written before containers could join several networks keyed by container id.
+        st.endpoints = std::mem::take(&mut st.endpoints)
+            .into_values()
+            .map(|e| (e.endpoint_id.clone(), e))
+            .collect();
+        Ok(st)
     }
 
     pub(crate) fn save(&self, dir: &Path) -> Result<()> {
@@ -174,9 +191,62 @@ impl State {
             .collect()
     }
 
+    /// The container's endpoints, the one with the default route (`eth0`) first.
+    pub(crate) fn endpoints_of_container(&self, container_id: &str) -> Vec<&EndpointRecord> {
+        let mut v: Vec<&EndpointRecord> = self
+            .endpoints
+            .values()
+            .filter(|e| e.container_id == container_id)
+            .collect();
+        v.sort_by_key(|e| iface_index(&e.interface));
+        v
+    }
+
+    /// The container's endpoint on `network_id`.
+    pub(crate) fn endpoint_on(
+        &self,
+        container_id: &str,
+        network_id: &str,
+    ) -> Option<&EndpointRecord> {
+        self.endpoints
+            .values()
+            .find(|e| e.container_id == container_id && e.network_id == network_id)
+    }
+
+    /// Removes and returns every endpoint of the container.
+    pub(crate) fn take_container(&mut self, container_id: &str) -> Vec<EndpointRecord> {
+        let ids: Vec<String> = self
+            .endpoints
+            .values()
+            .filter(|e| e.container_id == container_id)
+            .map(|e| e.endpoint_id.clone())
+            .collect();
+        ids.iter()
+            .filter_map(|id| self.endpoints.remove(id))
+            .collect()
+    }
+
+    /// The first `ethN` the container does not use yet.
+    pub(crate) fn free_interface(&self, container_id: &str) -> String {
+        let used: HashSet<u32> = self
+            .endpoints_of_container(container_id)
+            .iter()
+            .map(|e| iface_index(&e.interface))
+            .collect();
+        let n = (0..).find(|n| !used.contains(n)).unwrap_or(0);
+        format!("eth{n}")
+    }
+
     pub(crate) fn used_ips(&self, network_id: &str) -> HashSet<Ipv4Addr> {
         self.endpoints_of(network_id).iter().map(|e| e.ip).collect()
     }
+}
+
+/// `N` of `ethN` (unknown names last).
+fn iface_index(name: &str) -> u32 {
+    name.strip_prefix("eth")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -218,7 +288,7 @@ mod tests {
             ..Default::default()
         };
         s.endpoints.insert(
-            "c1".into(),
+            "e1".into(),
             EndpointRecord {
                 container_id: "c1".into(),
                 container_name: "web".into(),
@@ -228,14 +298,32 @@ mod tests {
                 mac: "02:42:0a:07:00:02".into(),
                 veth: "veth1".into(),
                 aliases: vec![],
+                interface: "eth0".into(),
             },
         );
         s.save(dir.path()).unwrap();
         let back = State::load(dir.path()).unwrap();
         assert_eq!(back, s);
         assert!(back.used_ips("n1").contains(&Ipv4Addr::new(10, 7, 0, 2)));
+        assert_eq!(back.endpoint_on("c1", "n1").unwrap().endpoint_id, "e1");
+        assert_eq!(back.free_interface("c1"), "eth1");
+        assert_eq!(back.free_interface("c2"), "eth0");
         let api = back.networks[0].to_api(&back.endpoints_of("n1"));
         assert_eq!(api.containers["c1"].ipv4_address, "10.7.0.2/24");
         assert_eq!(api.ipam.config[0].gateway, "10.7.0.1");
+    }
+
+    #[test]
+    fn old_files_keyed_by_container_are_rekeyed_by_endpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            State::path(dir.path()),
+            r#"{"networks":[],"endpoints":{"c1":{"container_id":"c1","container_name":"w",
+               "network_id":"n1","endpoint_id":"e1","ip":"10.7.0.2","mac":"m","veth":"v"}}}"#,
+        )
+        .unwrap();
+        let st = State::load(dir.path()).unwrap();
+        assert_eq!(st.endpoints["e1"].interface, "eth0");
+        assert_eq!(st.endpoints_of_container("c1").len(), 1);
     }
 }

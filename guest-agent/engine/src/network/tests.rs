@@ -171,11 +171,14 @@ async fn attach_publishes_port_and_detach_cleans_up() {
     let att = fx.svc.attach(&req).await.unwrap();
     let attach_ms = t.elapsed().as_secs_f64() * 1e3;
     eprintln!("attach took {attach_ms:.1} ms");
-    assert_eq!(att.network_name, "bridge");
+    assert_eq!(att.primary.network_name, "bridge");
     assert_eq!(att.ports["80/tcp"][0].host_port, host_port.to_string());
     assert_eq!(att.ports["80/tcp"][0].host_ip, "0.0.0.0");
-    let ip: Ipv4Addr = att.ip_address.parse().unwrap();
-    assert_eq!(att.mac_address, ipam::format_mac(&ipam::mac_for(ip)));
+    let ip: Ipv4Addr = att.primary.ip_address.parse().unwrap();
+    assert_eq!(
+        att.primary.mac_address,
+        ipam::format_mac(&ipam::mac_for(ip))
+    );
     let netns = att.netns_path.clone().unwrap();
     assert_eq!(rx.recv().await.unwrap().action, "connect");
 
@@ -190,7 +193,7 @@ async fn attach_publishes_port_and_detach_cleans_up() {
     assert_eq!(got, "echo:ping");
 
     // From inside, the gateway (our bridge) is reachable over eth0 and the default route.
-    let gw_listener = TcpListener::bind((att.gateway.as_str(), 0)).unwrap();
+    let gw_listener = TcpListener::bind((att.primary.gateway.as_str(), 0)).unwrap();
     let gw_addr = gw_listener.local_addr().unwrap().to_string();
     http_like_server(gw_listener);
     let got = in_netns(&netns, move || request(&gw_addr)).join().unwrap();
@@ -222,7 +225,7 @@ async fn attach_publishes_port_and_detach_cleans_up() {
     assert!(!netns.exists());
     assert!(TcpStream::connect(("127.0.0.1", host_port)).is_err());
     fx.svc.settle().await;
-    let veth = format!("veth{}", &att.endpoint_id[..7]);
+    let veth = format!("veth{}", &att.primary.endpoint_id[..7]);
     assert_eq!(fx.svc.nl.index(&veth).await.unwrap(), None);
     fx.svc.detach(&req.container_id, &att).await.unwrap();
     assert!(fx.svc.inspect("bridge").unwrap().containers.is_empty());
@@ -298,7 +301,7 @@ async fn user_networks_restore_and_nat() {
     fixed.port_bindings.clear();
     fixed.ipv4_address = format!("10.199.{}.77", std::process::id() % 250);
     let fixed_att = fx.svc.attach(&fixed).await.unwrap();
-    assert_eq!(fixed_att.ip_address, fixed.ipv4_address);
+    assert_eq!(fixed_att.primary.ip_address, fixed.ipv4_address);
     fixed.container_id = format!("{:0>64}", "d3");
     assert_eq!(
         fx.svc.attach(&fixed).await.unwrap_err().kind(),
@@ -310,14 +313,15 @@ async fn user_networks_restore_and_nat() {
         .unwrap();
     let att = fx.svc.attach(&req).await.unwrap();
     assert!(
-        att.ip_address
+        att.primary
+            .ip_address
             .starts_with(&format!("10.199.{}.", std::process::id() % 250)),
         "{att:?}"
     );
     // The embedded DNS answers for the container's own name and aliases.
     assert_eq!(att.dns_servers, ["127.0.0.11"]);
     let ns = att.netns_path.clone().unwrap();
-    let me: Ipv4Addr = att.ip_address.parse().unwrap();
+    let me: Ipv4Addr = att.primary.ip_address.parse().unwrap();
     assert_eq!(dns_lookup(&ns, "u"), Some(me));
     assert_eq!(dns_lookup(&ns, "svc-alias"), Some(me));
     assert_eq!(
@@ -336,7 +340,7 @@ async fn user_networks_restore_and_nat() {
     fx.svc.shutdown().await;
     assert!(TcpStream::connect(("127.0.0.1", host_port)).is_err());
     let saved = State::load(&state_dir).unwrap();
-    assert!(saved.endpoints.contains_key(&req.container_id));
+    assert_eq!(saved.endpoints_of_container(&req.container_id).len(), 1);
     fx.svc.restore(&req.container_id, &att).await.unwrap();
     let addr = format!("127.0.0.1:{host_port}");
     let got = tokio::task::spawn_blocking(move || request(&addr))
@@ -384,7 +388,7 @@ async fn none_and_host_modes() {
         })
         .await
         .unwrap();
-    assert_eq!(host.network_name, "host");
+    assert_eq!(host.primary.network_name, "host");
     assert!(host.netns_path.is_none());
 
     let id = format!("{:0>64}", "n1");
@@ -397,8 +401,8 @@ async fn none_and_host_modes() {
         })
         .await
         .unwrap();
-    assert_eq!(none.network_name, "none");
-    assert!(none.ip_address.is_empty());
+    assert_eq!(none.primary.network_name, "none");
+    assert!(none.primary.ip_address.is_empty());
     let path = none.netns_path.clone().unwrap();
     // Loopback works inside; there is no other interface.
     let links = in_netns(&path, || {

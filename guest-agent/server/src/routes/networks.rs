@@ -9,7 +9,6 @@ use axum::{Json, Router};
 use berth_docker_api::network::{
     NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkPruneResponse,
 };
-use berth_engine::EngineError;
 
 use crate::error::ApiResult;
 use crate::extract::{parse_filters, FiltersQuery, JsonBody, Query};
@@ -63,19 +62,17 @@ async fn prune(
     Ok(Json(NetworkPruneResponse { networks_deleted }).into_response())
 }
 
-/// Containers join networks when they are created (`--network`); joining or leaving one
-/// later is not supported yet.
 async fn connect(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<NetworkConnectRequest>,
 ) -> ApiResult<StatusCode> {
-    let net = engine.networks.inspect(&id)?;
-    Err(EngineError::not_implemented(format!(
-        "connecting container {} to network {} after creation is not supported",
-        req.container, net.name
-    ))
-    .into())
+    let settings = req.endpoint_config.unwrap_or_default();
+    engine
+        .containers
+        .network_connect(&id, &req.container, &settings)
+        .await?;
+    Ok(StatusCode::OK)
 }
 
 async fn disconnect(
@@ -83,10 +80,9 @@ async fn disconnect(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<NetworkConnectRequest>,
 ) -> ApiResult<StatusCode> {
-    let net = engine.networks.inspect(&id)?;
-    Err(EngineError::not_implemented(format!(
-        "disconnecting container {} from network {} is not supported",
-        req.container, net.name
-    ))
-    .into())
+    engine
+        .containers
+        .network_disconnect(&id, &req.container, req.force)
+        .await?;
+    Ok(StatusCode::OK)
 }

@@ -1,0 +1,217 @@
+//! A container's networks: the list recorded at create from `NetworkingConfig` (with `--ip`
+//! and aliases), and `docker network connect/disconnect`, live on a running container or
+//! recorded for the next start of a stopped one.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::record::Paths;
+use super::{Container, Svc};
+use crate::network::{self, EndpointRequest};
+use crate::{EngineError, ErrorKind, Result};
+
+/// `IPAMConfig.IPv4Address` and `Aliases` of one `EndpointSettings` value.
+fn endpoint_request(network: &str, settings: &Value) -> EndpointRequest {
+    let ipv4_address = settings
+        .pointer("/IPAMConfig/IPv4Address")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let aliases = settings
+        .get("Aliases")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    EndpointRequest {
+        network: network.to_string(),
+        ipv4_address,
+        aliases,
+    }
+}
+
+fn is_default(name: &str) -> bool {
+    matches!(name, "" | "default" | "bridge")
+}
+
+impl Svc {
+    /// The networks a new container joins: its network mode (with the settings of its
+    /// `EndpointsConfig` entry) first, then the other entries (`--network a --network b`).
+    /// Checks `--ip` and aliases like dockerd does at create.
+    pub(crate) fn network_plan(
+        &self,
+        network_mode: &str,
+        endpoints: Option<&BTreeMap<String, Value>>,
+    ) -> Result<Vec<EndpointRequest>> {
+        let empty = BTreeMap::new();
+        let endpoints = endpoints.unwrap_or(&empty);
+        let same = |key: &str| key == network_mode || (is_default(key) && is_default(network_mode));
+        let first = endpoints
+            .iter()
+            .find(|(k, _)| same(k))
+            .map(|(_, v)| endpoint_request(network_mode, v))
+            .unwrap_or_else(|| EndpointRequest {
+                network: network_mode.to_string(),
+                ..Default::default()
+            });
+        let mut plan = vec![first];
+        plan.extend(
+            endpoints
+                .iter()
+                .filter(|(k, _)| !same(k))
+                .map(|(k, v)| endpoint_request(k, v)),
+        );
+        if plan.len() > 1 && matches!(network_mode, "host" | "none") {
+            return Err(EngineError::invalid(
+                "conflicting options: cannot attach both user-defined and non-user-defined network-modes",
+            ));
+        }
+        for r in &plan {
+            if !r.ipv4_address.is_empty() || !r.aliases.is_empty() {
+                self.networks
+                    .check_endpoint(&r.network, &r.ipv4_address, &r.aliases)?;
+            }
+        }
+        Ok(plan)
+    }
+
+    /// `POST /networks/{id}/connect` with the request's `EndpointConfig`.
+    pub async fn network_connect(
+        &self,
+        network: &str,
+        container: &str,
+        settings: &Value,
+    ) -> Result<()> {
+        let c = self.get(container)?;
+        let (net_name, net_id) = self.networks.resolve(network)?;
+        let req = endpoint_request(&net_name, settings);
+        let _op = c.op.lock().await;
+        let s = c.snapshot();
+        match s.host.network_mode.as_str() {
+            "host" => return Err(EngineError::invalid(network::CONFLICT_HOST)),
+            "none" => return Err(EngineError::invalid(network::CONFLICT_NONE)),
+            m if m.starts_with("container:") => {
+                return Err(EngineError::invalid(
+                    "container sharing network namespace with another container or host cannot be connected to any other network",
+                ))
+            }
+            _ => {}
+        }
+        self.networks
+            .check_endpoint(&net_name, &req.ipv4_address, &req.aliases)?;
+        let mut plan = s.network_plan();
+        if plan.iter().any(|r| self.network_id(&r.network) == net_id) {
+            return Err(EngineError::new(
+                ErrorKind::Forbidden,
+                format!(
+                    "endpoint with name {} already exists in network {net_name}",
+                    s.record.name
+                ),
+            ));
+        }
+        let paths = self.paths(&c.id);
+        if let (true, Some(mut att)) = (s.state.state.running, s.attachment.clone()) {
+            let had_dns = !att.dns_servers.is_empty();
+            self.networks
+                .connect(&c.id, &s.record.name, &mut att, &req)
+                .await?;
+            if !had_dns && !att.dns_servers.is_empty() {
+                // Joining a first user network switches the container to the embedded DNS,
+                // as dockerd does (rewritten in place: the file is bind-mounted).
+                super::etc::write_resolv_conf(&paths.dir, &att.dns_servers, false)?;
+            }
+            set_live(&c, &paths, att)?;
+        }
+        plan.push(req);
+        save_plan(&c, &paths, plan)
+    }
+
+    /// `POST /networks/{id}/disconnect`. With `force`, a network that no longer exists is
+    /// dropped from a stopped container's list too.
+    pub async fn network_disconnect(
+        &self,
+        network: &str,
+        container: &str,
+        force: bool,
+    ) -> Result<()> {
+        let c = self.get(container)?;
+        let resolved = self.networks.resolve(network);
+        let (net_name, net_id) = match resolved {
+            Ok(v) => v,
+            Err(_) if force => (network.to_string(), String::new()),
+            Err(e) => return Err(e),
+        };
+        let _op = c.op.lock().await;
+        let s = c.snapshot();
+        if s.host.network_mode == "host" && net_name == "host" {
+            return Err(EngineError::invalid(network::CONFLICT_HOST));
+        }
+        let mut plan = s.network_plan();
+        let Some(pos) = plan.iter().position(|r| {
+            r.network == net_name || (!net_id.is_empty() && self.network_id(&r.network) == net_id)
+        }) else {
+            return Err(network::not_connected(&c.id, &net_name));
+        };
+        let paths = self.paths(&c.id);
+        if let (true, Some(mut att)) = (s.state.state.running, s.attachment.clone()) {
+            if att.endpoints().any(|e| e.network_id == net_id) {
+                self.networks.disconnect(&c.id, &mut att, &net_id).await?;
+                set_live(&c, &paths, att)?;
+            }
+        }
+        plan.remove(pos);
+        save_plan(&c, &paths, plan)
+    }
+
+    /// The id of a network named in a plan (empty if it is gone).
+    fn network_id(&self, key: &str) -> String {
+        let key = if is_default(key) { "bridge" } else { key };
+        self.networks
+            .resolve(key)
+            .map(|(_, id)| id)
+            .unwrap_or_default()
+    }
+}
+
+/// Records the changed attachment of a running container; one that exited meanwhile (its
+/// exit released every endpoint) keeps none.
+fn set_live(c: &Container, paths: &Paths, att: network::Attachment) -> Result<()> {
+    c.update(paths, |st| {
+        if st.state.state.running {
+            st.attachment = Some(att);
+        }
+    })
+}
+
+/// Records the container's network list in `config.json`.
+fn save_plan(c: &Container, paths: &Paths, plan: Vec<EndpointRequest>) -> Result<()> {
+    let mut g = c.stored.lock().unwrap_or_else(|e| e.into_inner());
+    let mut record = g.record.clone();
+    record.networks = Some(plan);
+    crate::fsutil::write_json_atomic(&paths.config(), &record)?;
+    g.record = record;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_settings_give_ip_and_aliases() {
+        let v: Value = serde_json::from_str(
+            r#"{"IPAMConfig":{"IPv4Address":"10.1.2.3"},"Aliases":["a","b"],"Links":null}"#,
+        )
+        .unwrap();
+        let r = endpoint_request("n1", &v);
+        assert_eq!(r.ipv4_address, "10.1.2.3");
+        assert_eq!(r.aliases, ["a", "b"]);
+        let r = endpoint_request("n1", &Value::Null);
+        assert!(r.ipv4_address.is_empty() && r.aliases.is_empty());
+    }
+}
