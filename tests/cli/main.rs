@@ -2,6 +2,7 @@
 
 mod containers;
 mod exec;
+mod files;
 mod images;
 mod network;
 mod restart;

@@ -5,6 +5,7 @@
 //! its [`Status`]). A per-container shim (`crate::shim`) holds the running process; the
 //! engine talks to it over its socket and can be restarted without disturbing it.
 
+pub mod archive;
 pub mod create;
 pub mod etc;
 pub mod exec;

@@ -1,5 +1,6 @@
 //! One module per Docker API resource.
 
+pub mod archive;
 pub mod auth;
 pub mod containers;
 pub mod events;
