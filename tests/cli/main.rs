@@ -5,6 +5,7 @@ mod exec;
 mod files;
 mod images;
 mod network;
+mod resources;
 mod restart;
 mod sdk;
 mod system;

@@ -17,6 +17,7 @@ pub mod names;
 pub mod record;
 pub mod rootfs;
 pub mod size;
+pub mod stats;
 pub mod stream;
 pub mod user;
 pub mod view;

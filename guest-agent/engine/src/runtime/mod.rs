@@ -4,6 +4,7 @@
 //! [`cli::OciCli`], which execs a runc-compatible binary (runc, crun).
 
 pub mod cgroup;
+pub mod cgroup_stats;
 pub mod cli;
 pub mod spec;
 
