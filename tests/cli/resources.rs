@@ -86,3 +86,106 @@ fn stats_of_running_and_stopped_containers() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.matches("idle 1").count() >= 2, "{text}");
 }
+
+/// A file of the container's cgroup for `controller` (v1 hierarchy name), on v1 or v2.
+fn cgroup_file(id: &str, controller: &str, v1: &str, v2: &str) -> String {
+    let p = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        format!("/sys/fs/cgroup/berth/{id}/{v2}")
+    } else {
+        format!("/sys/fs/cgroup/{controller}/berth/{id}/{v1}")
+    };
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{p}: {e}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn update_changes_limits_and_restart_policy() {
+    let e = Engine::start();
+    let id = e
+        .docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "upd",
+            "--network=none",
+            "--memory",
+            "64m",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
+    let mem = || cgroup_file(&id, "memory", "memory.limit_in_bytes", "memory.max");
+    assert_eq!(mem(), (64u64 << 20).to_string());
+
+    assert_eq!(
+        e.docker_ok(&["update", "--memory", "128m", "--memory-swap", "256m", "upd"])
+            .trim(),
+        "upd"
+    );
+    assert_eq!(mem(), (128u64 << 20).to_string());
+    e.docker_ok(&["update", "--cpus", "0.5", "--pids-limit", "50", "upd"]);
+    let quota = cgroup_file(&id, "cpu", "cpu.cfs_quota_us", "cpu.max");
+    assert!(quota == "50000" || quota == "50000 100000", "{quota}");
+    assert_eq!(cgroup_file(&id, "pids", "pids.max", "pids.max"), "50");
+    e.docker_ok(&["update", "--restart", "on-failure:3", "upd"]);
+    let inspect = e.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+        "upd",
+    ]);
+    assert_eq!(
+        inspect.trim(),
+        format!(
+            "{} {} 500000000 50 on-failure:3",
+            128u64 << 20,
+            256u64 << 20
+        )
+    );
+    // The API answer matches the spec.
+    let (status, body) = e.api(
+        "POST",
+        "/containers/upd/update",
+        Some(r#"{"CpuShares":512}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_response("POST", "/containers/{id}/update", 200, &v);
+    assert_eq!(v["Warnings"], serde_json::json!([]));
+    // Refusals leave the limits alone.
+    let err = e.docker_err(&["update", "--memory", "1m", "upd"]);
+    assert!(err.contains("Minimum memory limit allowed is 6MB"), "{err}");
+    assert_eq!(mem(), (128u64 << 20).to_string());
+
+    // A stopped container gets the new limits at its next start; the restart policy applies.
+    let id2 = e
+        .docker_ok(&[
+            "create",
+            "--name",
+            "later",
+            "--network=none",
+            "busybox",
+            "sleep",
+            "2",
+        ])
+        .trim()
+        .to_string();
+    e.docker_ok(&["update", "--memory", "32m", "--restart", "always", "later"]);
+    e.docker_ok(&["start", "later"]);
+    assert_eq!(
+        cgroup_file(&id2, "memory", "memory.limit_in_bytes", "memory.max"),
+        (32u64 << 20).to_string()
+    );
+    let restarted = berth_test_support::wait_until(std::time::Duration::from_secs(20), || {
+        let n = e.docker_ok(&["inspect", "--format", "{{.RestartCount}}", "later"]);
+        n.trim().parse::<u32>().unwrap_or(0) >= 1
+    });
+    assert!(
+        restarted,
+        "the always policy set by update did not restart the container"
+    );
+}

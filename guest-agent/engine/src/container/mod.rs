@@ -19,6 +19,7 @@ pub mod rootfs;
 pub mod size;
 pub mod stats;
 pub mod stream;
+pub mod update;
 pub mod user;
 pub mod view;
 

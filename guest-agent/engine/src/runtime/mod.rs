@@ -65,6 +65,8 @@ pub trait Runtime: Send + Sync {
     fn pause(&self, id: &str) -> Result<()>;
     fn resume(&self, id: &str) -> Result<()>;
     fn exec_command(&self, id: &str, opts: &ExecOptions) -> Command;
+    /// Changes the limits of a running container (`runc update`).
+    fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()>;
     /// Host pids of the container's processes.
     fn ps(&self, id: &str) -> Result<Vec<i32>>;
 }

@@ -7,19 +7,31 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use berth_docker_api::container::ContainerUpdate;
 use berth_engine::container::stats::StatsOptions;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::Deserialize;
 
 use crate::error::ApiResult;
-use crate::extract::{de_bool, Query};
+use crate::extract::{de_bool, JsonBody, Query};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/containers/{id}/stats", get(stats))
+    Router::new()
+        .route("/containers/{id}/stats", get(stats))
+        .route("/containers/{id}/update", post(update))
+}
+
+async fn update(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ContainerUpdate>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let warnings = e.containers.update_container(&id, body).await?;
+    Ok(Json(serde_json::json!({ "Warnings": warnings })))
 }
 
 #[derive(Deserialize)]
