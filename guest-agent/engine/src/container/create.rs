@@ -361,6 +361,17 @@ fn tmpfs_options(o: Option<&serde_json::Value>) -> Vec<String> {
     out
 }
 
+/// A restart policy name as stored: `no` is empty; unknown names are refused.
+pub(crate) fn restart_policy_name(name: &str) -> Result<String> {
+    match name {
+        "no" => Ok(String::new()),
+        "" | "always" | "unless-stopped" | "on-failure" => Ok(name.to_string()),
+        other => Err(EngineError::invalid(format!(
+            "invalid restart policy '{other}'"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,16 +401,5 @@ mod tests {
             command(&img, &None, &Some(vec!["true".into()])),
             (vec![], vec!["true".to_string()])
         );
-    }
-}
-
-/// A restart policy name as stored: `no` is empty; unknown names are refused.
-pub(crate) fn restart_policy_name(name: &str) -> Result<String> {
-    match name {
-        "no" => Ok(String::new()),
-        "" | "always" | "unless-stopped" | "on-failure" => Ok(name.to_string()),
-        other => Err(EngineError::invalid(format!(
-            "invalid restart policy '{other}'"
-        ))),
     }
 }
