@@ -202,3 +202,75 @@ fn cp_into_a_read_only_container_is_refused() {
     e.docker_ok(&["cp", &f, "ro:/data/"]);
     assert_eq!(e.docker_ok(&["exec", "ro", "cat", "/data/f"]), "x");
 }
+
+#[test]
+fn diff_and_export_show_the_container_layer() {
+    let e = Engine::start();
+    e.docker_ok(&[
+        "run",
+        "--name",
+        "chg",
+        "--network=none",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /new/sub && echo n > /new/sub/f && echo changed >> /etc/passwd && rm /bin/vi",
+    ]);
+    let out = e.docker_ok(&["diff", "chg"]);
+    let lines: Vec<&str> = out.lines().collect();
+    for want in [
+        "C /bin",
+        "D /bin/vi",
+        "C /etc",
+        "C /etc/passwd",
+        "A /new",
+        "A /new/sub",
+        "A /new/sub/f",
+    ] {
+        assert!(lines.contains(&want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("/etc/hosts"), "{out}");
+    let (status, body) = e.api("GET", "/containers/chg/changes", None);
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    berth_test_support::assert_response("GET", "/containers/{id}/changes", 200, &v);
+
+    // Export: the merged root, from the stopped container.
+    let tar = e.scratch().join("chg.tar");
+    e.docker_ok(&["export", "-o", &tar.display().to_string(), "chg"]);
+    let names = tar_names(&std::fs::read(&tar).unwrap());
+    for want in ["new/sub/f", "etc/passwd", "bin/sh"] {
+        assert!(names.iter().any(|n| n == want), "{want} not in export");
+    }
+    assert!(
+        !names.iter().any(|n| n == "bin/vi"),
+        "deleted file exported"
+    );
+    let x = e.scratch().join("x");
+    std::fs::create_dir_all(&x).unwrap();
+    let st = Command::new("tar")
+        .arg("-xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&x)
+        .args(["etc/passwd", "new/sub/f"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(read(&x.join("etc/passwd")).ends_with("changed\n"));
+    assert_eq!(read(&x.join("new/sub/f")), "n\n");
+    // A running container exports too, without its volumes.
+    run_sleeper(&e, "live", &["-v", "vol:/data"]);
+    e.docker_ok(&[
+        "exec",
+        "live",
+        "sh",
+        "-c",
+        "echo v > /data/inside && echo r > /root/f",
+    ]);
+    let out = e.docker(&["export", "live"]);
+    assert!(out.status.success());
+    let names = tar_names(&out.stdout);
+    assert!(names.iter().any(|n| n == "root/f"));
+    assert!(!names.iter().any(|n| n == "data/inside"));
+}

@@ -6,6 +6,7 @@
 //! engine talks to it over its socket and can be restarted without disturbing it.
 
 pub mod archive;
+pub mod changes;
 pub mod create;
 pub mod etc;
 pub mod exec;

@@ -1,14 +1,14 @@
-//! Container files: `docker cp` (`HEAD`/`GET`/`PUT /containers/{id}/archive`) and
-//! `docker export` (`GET /containers/{id}/export`).
+//! Container files: `docker cp` (`HEAD`/`GET`/`PUT /containers/{id}/archive`),
+//! `docker diff` (`GET /containers/{id}/changes`) and `docker export` (`GET …/export`).
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
 use base64::Engine as _;
-use berth_docker_api::files::PathStat;
+use berth_docker_api::files::{FilesystemChange, PathStat};
 use berth_engine::container::archive::PutOptions;
 use berth_engine::EngineError;
 use serde::Deserialize;
@@ -26,6 +26,14 @@ pub fn routes() -> Router<AppState> {
             get(get_archive).head(head_archive).put(put_archive),
         )
         .route("/containers/{id}/export", get(export))
+        .route("/containers/{id}/changes", get(changes))
+}
+
+async fn changes(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<FilesystemChange>>> {
+    Ok(Json(e.containers.changes(&id).await?))
 }
 
 #[derive(Deserialize, Default)]

@@ -357,7 +357,7 @@ fn run(op: &Op, out: &mut impl Write) -> Result<()> {
         Op::Export => {
             reply(out, &Reply::Ok(None))?;
             let mut w = TreeWriter::new(out);
-            w.add_tree(Path::new("/"), ".", false)?;
+            w.add_tree(Path::new("/"), "", false)?;
             w.finish()?.flush()?;
             Ok(())
         }

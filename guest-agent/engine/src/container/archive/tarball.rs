@@ -68,7 +68,8 @@ impl<W: Write> TreeWriter<W> {
 
     /// Adds `path` as `name` and, for a directory, everything below it (symlinks are never
     /// followed; the top itself is followed when `follow_top`). Entries that vanish while
-    /// being read are skipped. `name` may be `.`, which prefixes every entry with `./`.
+    /// being read are skipped. `name` may be `.`, which prefixes every entry with `./`, or
+    /// empty, which leaves the top out and names the rest relative to it.
     pub fn add_tree(&mut self, path: &Path, name: &str, follow_top: bool) -> io::Result<()> {
         let meta = if follow_top {
             fs::metadata(path)?
@@ -86,7 +87,7 @@ impl<W: Write> TreeWriter<W> {
         let mut h = Header::new_gnu();
         h.set_metadata_in_mode(meta, HeaderMode::Complete);
         if ft.is_dir() {
-            if name != "." {
+            if name != "." && !name.is_empty() {
                 self.append(&mut h, &format!("{name}/"), io::empty())?;
             }
             let mut children: Vec<_> = match fs::read_dir(path) {
@@ -97,7 +98,11 @@ impl<W: Write> TreeWriter<W> {
             children.sort();
             for child in children {
                 let child_path = path.join(&child);
-                let child_name = format!("{name}/{}", child.to_string_lossy());
+                let child_name = if name.is_empty() {
+                    child.to_string_lossy().into_owned()
+                } else {
+                    format!("{name}/{}", child.to_string_lossy())
+                };
                 match fs::symlink_metadata(&child_path) {
                     Ok(m) => self.add_entry(&child_path, &child_name, &m)?,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
