@@ -183,6 +183,27 @@ fn cp_resolves_symlinks_inside_the_container() {
     assert!(!Path::new("/etc").join(&unique).exists());
     assert!(!Path::new("/").join(&unique).exists());
     e.docker_ok(&["exec", "rc", "test", "-f", &format!("/etc/{unique}")]);
+    // A tar entry below a symlinked directory follows it, inside the container.
+    std::fs::create_dir_all(s.join("t/etc")).unwrap();
+    std::fs::write(s.join("t/etc").join(&unique), "via link").unwrap();
+    let tar = Command::new("tar")
+        .args(["-cf", "-", "-C"])
+        .arg(s.join("t"))
+        .arg(format!("etc/{unique}"))
+        .output()
+        .unwrap();
+    std::fs::remove_file(s.join("t/etc").join(&unique)).unwrap();
+    let put = e.docker_stdin(&["cp", "-", "rc:/tmp"], &tar.stdout);
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    assert_eq!(
+        e.docker_ok(&["exec", "rc", "cat", &format!("/etc/{unique}")]),
+        "via link"
+    );
+    assert!(!Path::new("/etc").join(&unique).exists());
     e.docker_ok(&["exec", "rc", "test", "-f", &format!("/{unique}")]);
 }
 

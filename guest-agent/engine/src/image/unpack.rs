@@ -65,6 +65,10 @@ pub struct UnpackOptions {
     pub owner: Option<(u32, u32)>,
     /// Refuse to replace a directory with a non-directory or the other way round.
     pub no_overwrite_dir_non_dir: bool,
+    /// Existing symlinks to directories may be walked through, as dockerd's `docker cp` does.
+    /// Only for a process whose root is the target's own root (a `chroot`): there the kernel
+    /// keeps every resolution inside it.
+    pub follow_dir_symlinks: bool,
 }
 
 impl Default for UnpackOptions {
@@ -73,6 +77,7 @@ impl Default for UnpackOptions {
             whiteouts: true,
             owner: None,
             no_overwrite_dir_non_dir: false,
+            follow_dir_symlinks: false,
         }
     }
 }
@@ -114,6 +119,10 @@ impl<'a> Unpacker<'a> {
             let abs = self.root.join(&cur);
             match fs::symlink_metadata(&abs) {
                 Ok(m) if m.file_type().is_dir() => {}
+                Ok(m)
+                    if m.file_type().is_symlink()
+                        && self.opts.follow_dir_symlinks
+                        && abs.is_dir() => {}
                 Ok(m) if m.file_type().is_symlink() => {
                     return Err(unsafe_entry(rel, "parent is a symlink"))
                 }
@@ -665,6 +674,32 @@ mod tests {
         unpack(&tar[..], &s.layer).unwrap();
         assert!(s.layer.join("a/y").is_file());
         assert!(!s.layer.join("a/x").exists());
+    }
+
+    #[test]
+    fn copies_walk_through_dir_symlinks_only_when_asked() {
+        let s = sandbox();
+        fs::create_dir_all(s.layer.join("usr/bin")).unwrap();
+        std::os::unix::fs::symlink("usr/bin", s.layer.join("bin")).unwrap();
+        let tar = Tar::new().file("bin/tool", b"t").bytes();
+        assert!(unpack(&tar[..], &s.layer).is_err());
+        let opts = UnpackOptions {
+            whiteouts: false,
+            owner: Some((0, 0)),
+            no_overwrite_dir_non_dir: true,
+            follow_dir_symlinks: true,
+        };
+        unpack_with(&tar[..], &s.layer, opts).unwrap();
+        assert_eq!(fs::read(s.layer.join("usr/bin/tool")).unwrap(), b"t");
+        // A directory does not replace a file, nor a file a directory.
+        let tar = Tar::new().file("usr", b"x").bytes();
+        assert!(unpack_with(&tar[..], &s.layer, opts).is_err());
+        let tar = Tar::new().dir("usr/bin/tool/").bytes();
+        assert!(unpack_with(&tar[..], &s.layer, opts).is_err());
+        // Whiteout names are plain files in a copy.
+        let tar = Tar::new().file(".wh.keep", b"w").bytes();
+        unpack_with(&tar[..], &s.layer, opts).unwrap();
+        assert!(s.layer.join(".wh.keep").is_file());
     }
 
     #[test]

@@ -347,6 +347,8 @@ fn run(op: &Op, out: &mut impl Write) -> Result<()> {
                 whiteouts: false,
                 owner: (!copy_uid_gid).then_some((0, 0)),
                 no_overwrite_dir_non_dir: *no_overwrite_dir_non_dir,
+                // Safe here: this process's root is the container's.
+                follow_dir_symlinks: true,
             };
             let stdin = io::stdin().lock();
             unpack_with(stdin, Path::new(&clean), opts).map_err(read_only)?;
