@@ -63,6 +63,12 @@ fn stats_of_running_and_stopped_containers() {
     assert!(v["precpu_stats"]["system_cpu_usage"].as_u64().unwrap() > 0);
     assert_ne!(v["preread"], "0001-01-01T00:00:00Z");
 
+    // Without names: every running container.
+    let out = e.docker_ok(&["stats", "--no-stream", "--format", "{{.Name}}"]);
+    let mut names: Vec<&str> = out.lines().collect();
+    names.sort();
+    assert_eq!(names, vec!["busy", "idle"], "{out}");
+
     // Not running: dockerd's zero sample.
     let v = stats_json(&e, "never");
     assert_eq!(v["read"], "0001-01-01T00:00:00Z");
