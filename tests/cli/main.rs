@@ -3,9 +3,11 @@
 mod build;
 mod containers;
 mod exec;
+mod files;
 mod images;
 mod netconnect;
 mod network;
+mod resources;
 mod restart;
 mod sdk;
 mod system;

@@ -325,3 +325,18 @@ mod tests {
         assert_eq!(v["Memory"], 0);
     }
 }
+
+/// Body of `POST /containers/{id}/update`: the resources to change (zero means unchanged) and
+/// the restart policy (empty name: unchanged). Other `Resources` fields are accepted and ignored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerUpdate {
+    pub memory: i64,
+    pub memory_swap: i64,
+    pub nano_cpus: i64,
+    pub cpu_shares: i64,
+    pub cpu_quota: i64,
+    pub cpu_period: i64,
+    pub pids_limit: Option<i64>,
+    pub restart_policy: Option<RestartPolicy>,
+}

@@ -2,7 +2,9 @@
 
 pub mod auth;
 pub mod container;
+pub mod files;
 pub mod image;
 pub mod network;
 pub mod progress;
+pub mod stats;
 pub mod volume;

@@ -21,6 +21,11 @@ fn main() -> anyhow::Result<()> {
         let args: Vec<String> = std::env::args().skip(2).collect();
         std::process::exit(berth_engine::shim::main(&args));
     }
+    if std::env::args().nth(1).as_deref() == Some("archive") {
+        // `docker cp`/`export` helper: synchronous, single-threaded (it unshares its mounts).
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        std::process::exit(berth_engine::container::archive::helper::main(&args));
+    }
     if is_init() {
         init::main();
     }

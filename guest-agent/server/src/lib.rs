@@ -30,6 +30,8 @@ pub fn router(engine: AppState) -> Router {
         .merge(routes::build::routes())
         .merge(routes::auth::routes())
         .merge(routes::containers::routes())
+        .merge(routes::archive::routes())
+        .merge(routes::resources::routes())
         .merge(routes::exec::routes())
         .merge(routes::networks::routes())
         .merge(routes::volumes::routes())

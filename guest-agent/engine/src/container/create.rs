@@ -138,17 +138,7 @@ impl Svc {
                 host.log_config.typ
             )));
         }
-        if host.restart_policy.name == "no" {
-            host.restart_policy.name = String::new();
-        }
-        match host.restart_policy.name.as_str() {
-            "" | "always" | "unless-stopped" | "on-failure" => {}
-            other => {
-                return Err(EngineError::invalid(format!(
-                    "invalid restart policy '{other}'"
-                )))
-            }
-        }
+        host.restart_policy.name = restart_policy_name(&host.restart_policy.name)?;
         if host.auto_remove && !host.restart_policy.name.is_empty() {
             return Err(EngineError::invalid(
                 "can't create 'AutoRemove' container with restart policy",
@@ -426,6 +416,17 @@ fn tmpfs_options(o: Option<&serde_json::Value>) -> Vec<String> {
         }
     }
     out
+}
+
+/// A restart policy name as stored: `no` is empty; unknown names are refused.
+pub(crate) fn restart_policy_name(name: &str) -> Result<String> {
+    match name {
+        "no" => Ok(String::new()),
+        "" | "always" | "unless-stopped" | "on-failure" => Ok(name.to_string()),
+        other => Err(EngineError::invalid(format!(
+            "invalid restart policy '{other}'"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -397,15 +397,7 @@ impl Svc {
             cgroups_path: format!("/berth/{}", c.id),
             mounts,
             tmpfs,
-            resources: Resources {
-                memory: host.memory,
-                memory_swap: host.memory_swap,
-                nano_cpus: host.nano_cpus,
-                cpu_shares: host.cpu_shares,
-                cpu_quota: host.cpu_quota,
-                cpu_period: host.cpu_period,
-                pids_limit: host.pids_limit,
-            },
+            resources: Resources::from(host),
             shm_size: host.shm_size,
             seccomp,
         };
@@ -607,7 +599,7 @@ impl Svc {
         }
     }
 
-    async fn runtime_call<F>(&self, c: &Container, f: F) -> Result<()>
+    pub(crate) async fn runtime_call<F>(&self, c: &Container, f: F) -> Result<()>
     where
         F: FnOnce(&dyn Runtime, &str) -> Result<()> + Send + 'static,
     {

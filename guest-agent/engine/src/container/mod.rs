@@ -5,6 +5,8 @@
 //! its [`Status`]). A per-container shim (`crate::shim`) holds the running process; the
 //! engine talks to it over its socket and can be restarted without disturbing it.
 
+pub mod archive;
+pub mod changes;
 pub mod commit;
 pub mod create;
 pub mod endpoints;
@@ -18,7 +20,9 @@ pub mod names;
 pub mod record;
 pub mod rootfs;
 pub mod size;
+pub mod stats;
 pub mod stream;
+pub mod update;
 pub mod user;
 pub mod view;
 

@@ -56,9 +56,36 @@ fn clean_path(raw: &Path) -> Result<Option<PathBuf>> {
     Ok((!out.as_os_str().is_empty()).then_some(out))
 }
 
+/// How to treat a tar: a layer (the default) or a plain archive copied into a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackOptions {
+    /// OCI whiteouts (`.wh.*`) become overlay whiteouts; off, they are ordinary files.
+    pub whiteouts: bool,
+    /// Every entry gets this owner instead of the one in its header.
+    pub owner: Option<(u32, u32)>,
+    /// Refuse to replace a directory with a non-directory or the other way round.
+    pub no_overwrite_dir_non_dir: bool,
+    /// Existing symlinks to directories may be walked through, as dockerd's `docker cp` does.
+    /// Only for a process whose root is the target's own root (a `chroot`): there the kernel
+    /// keeps every resolution inside it.
+    pub follow_dir_symlinks: bool,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        Self {
+            whiteouts: true,
+            owner: None,
+            no_overwrite_dir_non_dir: false,
+            follow_dir_symlinks: false,
+        }
+    }
+}
+
 /// The unpacker of one layer; keeps the set of parent directories already checked.
 struct Unpacker<'a> {
     root: &'a Path,
+    opts: UnpackOptions,
     safe_dirs: HashSet<PathBuf>,
     /// Directories whose mode and times are set once all their children are written.
     dir_meta: Vec<(PathBuf, u32, i64)>,
@@ -67,9 +94,10 @@ struct Unpacker<'a> {
 }
 
 impl<'a> Unpacker<'a> {
-    fn new(root: &'a Path) -> Self {
+    fn new(root: &'a Path, opts: UnpackOptions) -> Self {
         Self {
             root,
+            opts,
             safe_dirs: HashSet::new(),
             dir_meta: Vec::new(),
             buf: vec![0; COPY_BUF],
@@ -91,6 +119,10 @@ impl<'a> Unpacker<'a> {
             let abs = self.root.join(&cur);
             match fs::symlink_metadata(&abs) {
                 Ok(m) if m.file_type().is_dir() => {}
+                Ok(m)
+                    if m.file_type().is_symlink()
+                        && self.opts.follow_dir_symlinks
+                        && abs.is_dir() => {}
                 Ok(m) if m.file_type().is_symlink() => {
                     return Err(unsafe_entry(rel, "parent is a symlink"))
                 }
@@ -114,9 +146,21 @@ impl<'a> Unpacker<'a> {
                 if keep_dir {
                     return Ok(true);
                 }
+                if self.opts.no_overwrite_dir_non_dir {
+                    return Err(EngineError::invalid(format!(
+                        "cannot overwrite directory \"/{}\" with non-directory",
+                        rel.display()
+                    )));
+                }
                 fs::remove_dir_all(abs)?;
                 // Directories below it are gone; forget them.
                 self.safe_dirs.retain(|d| !d.starts_with(rel));
+            }
+            Ok(_) if keep_dir && self.opts.no_overwrite_dir_non_dir => {
+                return Err(EngineError::invalid(format!(
+                    "cannot overwrite non-directory \"/{}\" with directory",
+                    rel.display()
+                )));
             }
             Ok(_) => fs::remove_file(abs)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -135,12 +179,17 @@ impl<'a> Unpacker<'a> {
         let name = name.to_string_lossy();
         let header = entry.header();
         // Lenient like Go's archive/tar: an empty numeric field reads as 0.
-        let uid = header.uid().unwrap_or(0);
-        let gid = header.gid().unwrap_or(0);
+        let (uid, gid) = match self.opts.owner {
+            Some((u, g)) => (u64::from(u), u64::from(g)),
+            None => (header.uid().unwrap_or(0), header.gid().unwrap_or(0)),
+        };
         let mode = header.mode()?;
         let mtime = header.mtime().map_or(0, |m| i64::try_from(m).unwrap_or(0));
 
-        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+        if let Some(hidden) = name
+            .strip_prefix(WHITEOUT_PREFIX)
+            .filter(|_| self.opts.whiteouts)
+        {
             return self.whiteout(&rel, hidden, uid, gid);
         }
 
@@ -239,7 +288,7 @@ impl<'a> Unpacker<'a> {
             EntryType::Char | EntryType::Block => {
                 let major = header_num(entry.header().device_major())?;
                 let minor = header_num(entry.header().device_minor())?;
-                if kind != EntryType::Char || major != 0 || minor != 0 {
+                if kind != EntryType::Char || major != 0 || minor != 0 || !self.opts.whiteouts {
                     tracing::warn!(entry = %rel.display(), "device node in layer skipped");
                     self.stats.skipped += 1;
                     return Ok(());
@@ -354,8 +403,13 @@ fn set_mtime(path: &Path, mtime: i64) -> Result<()> {
 
 /// Unpacks the (uncompressed) layer tar read from `reader` into the empty directory `root`.
 pub fn unpack(reader: impl Read, root: &Path) -> Result<UnpackStats> {
+    unpack_with(reader, root, UnpackOptions::default())
+}
+
+/// Unpacks a tar into the directory `root` (which may hold files already) with `opts`.
+pub fn unpack_with(reader: impl Read, root: &Path, opts: UnpackOptions) -> Result<UnpackStats> {
     let mut archive = tar::Archive::new(reader);
-    let mut u = Unpacker::new(root);
+    let mut u = Unpacker::new(root, opts);
     for entry in archive.entries()? {
         u.entry(entry?)?;
     }
@@ -620,6 +674,32 @@ mod tests {
         unpack(&tar[..], &s.layer).unwrap();
         assert!(s.layer.join("a/y").is_file());
         assert!(!s.layer.join("a/x").exists());
+    }
+
+    #[test]
+    fn copies_walk_through_dir_symlinks_only_when_asked() {
+        let s = sandbox();
+        fs::create_dir_all(s.layer.join("usr/bin")).unwrap();
+        std::os::unix::fs::symlink("usr/bin", s.layer.join("bin")).unwrap();
+        let tar = Tar::new().file("bin/tool", b"t").bytes();
+        assert!(unpack(&tar[..], &s.layer).is_err());
+        let opts = UnpackOptions {
+            whiteouts: false,
+            owner: Some((0, 0)),
+            no_overwrite_dir_non_dir: true,
+            follow_dir_symlinks: true,
+        };
+        unpack_with(&tar[..], &s.layer, opts).unwrap();
+        assert_eq!(fs::read(s.layer.join("usr/bin/tool")).unwrap(), b"t");
+        // A directory does not replace a file, nor a file a directory.
+        let tar = Tar::new().file("usr", b"x").bytes();
+        assert!(unpack_with(&tar[..], &s.layer, opts).is_err());
+        let tar = Tar::new().dir("usr/bin/tool/").bytes();
+        assert!(unpack_with(&tar[..], &s.layer, opts).is_err());
+        // Whiteout names are plain files in a copy.
+        let tar = Tar::new().file(".wh.keep", b"w").bytes();
+        unpack_with(&tar[..], &s.layer, opts).unwrap();
+        assert!(s.layer.join(".wh.keep").is_file());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use oci_spec::runtime::LinuxResources;
+
 use super::{CreateOptions, ExecOptions, Runtime, RuntimeSpec, RuntimeState};
 use crate::{EngineError, Result};
 
@@ -45,14 +47,30 @@ impl OciCli {
     }
 
     fn run(&self, args: &[&str]) -> Result<Vec<u8>> {
-        let out = self
-            .base(None)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| {
-                EngineError::internal(format!("failed to run {}: {e}", self.spec.path.display()))
-            })?;
+        self.run_with_input(args, None)
+    }
+
+    /// Runs a verb to completion, with `input` on its stdin when given.
+    fn run_with_input(&self, args: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>> {
+        let spawn_err = |e: std::io::Error| {
+            EngineError::internal(format!("failed to run {}: {e}", self.spec.path.display()))
+        };
+        let mut cmd = self.base(None);
+        cmd.args(args)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(spawn_err)?;
+        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+            use std::io::Write;
+            // A runtime that fails early closes its stdin; its stderr says why.
+            let _ = stdin.write_all(data);
+        }
+        let out = child.wait_with_output().map_err(spawn_err)?;
         if out.status.success() {
             return Ok(out.stdout);
         }
@@ -143,6 +161,12 @@ impl Runtime for OciCli {
         }
         c.arg(id);
         c
+    }
+
+    fn update(&self, id: &str, resources: &LinuxResources) -> Result<()> {
+        let json = serde_json::to_vec(resources)?;
+        self.run_with_input(&["update", "--resources", "-", id], Some(&json))
+            .map(drop)
     }
 
     fn ps(&self, id: &str) -> Result<Vec<i32>> {

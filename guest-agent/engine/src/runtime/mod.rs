@@ -4,6 +4,7 @@
 //! [`cli::OciCli`], which execs a runc-compatible binary (runc, crun).
 
 pub mod cgroup;
+pub mod cgroup_stats;
 pub mod cli;
 pub mod seccomp;
 pub mod spec;
@@ -65,6 +66,8 @@ pub trait Runtime: Send + Sync {
     fn pause(&self, id: &str) -> Result<()>;
     fn resume(&self, id: &str) -> Result<()>;
     fn exec_command(&self, id: &str, opts: &ExecOptions) -> Command;
+    /// Changes the limits of a running container (`runc update`).
+    fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()>;
     /// Host pids of the container's processes.
     fn ps(&self, id: &str) -> Result<Vec<i32>>;
 }

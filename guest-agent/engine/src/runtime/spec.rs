@@ -413,8 +413,18 @@ fn device_rules(privileged: bool) -> Result<Vec<LinuxDeviceCgroup>> {
 }
 
 fn resources(input: &SpecInput) -> Result<oci_spec::runtime::LinuxResources> {
-    let r = &input.resources;
-    let mut b = LinuxResourcesBuilder::default().devices(device_rules(input.privileged)?);
+    let b = LinuxResourcesBuilder::default().devices(device_rules(input.privileged)?);
+    with_limits(b, &input.resources)?.build().map_err(oci_err)
+}
+
+/// The memory, CPU and pids limits alone, as `runc update` takes them.
+pub fn limits(r: &Resources) -> Result<oci_spec::runtime::LinuxResources> {
+    with_limits(LinuxResourcesBuilder::default(), r)?
+        .build()
+        .map_err(oci_err)
+}
+
+fn with_limits(mut b: LinuxResourcesBuilder, r: &Resources) -> Result<LinuxResourcesBuilder> {
     if r.memory > 0 {
         let mut m = LinuxMemoryBuilder::default().limit(r.memory);
         if r.memory_swap != 0 {
@@ -455,7 +465,7 @@ fn resources(input: &SpecInput) -> Result<oci_spec::runtime::LinuxResources> {
                 .map_err(oci_err)?,
         );
     }
-    b.build().map_err(oci_err)
+    Ok(b)
 }
 
 fn namespace(typ: LinuxNamespaceType, path: Option<&PathBuf>) -> Result<LinuxNamespace> {

@@ -1,5 +1,6 @@
 //! One module per Docker API resource.
 
+pub mod archive;
 pub mod auth;
 pub mod build;
 pub mod containers;
@@ -7,6 +8,7 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod networks;
+pub mod resources;
 pub mod system;
 pub mod volumes;
 
