@@ -165,3 +165,82 @@ fn config_file_keys_apply() {
         "{out:?}"
     );
 }
+
+#[test]
+fn system_df_prune_and_ps_filters_read_like_dockerd() {
+    let e = Engine::start();
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    e.docker_ok(&["tag", "busybox", "copy:1"]);
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "old",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    e.docker_ok(&[
+        "create",
+        "--name",
+        "mid",
+        "--network",
+        "none",
+        "--expose",
+        "9000",
+        "-p",
+        "127.0.0.1::80",
+        "busybox",
+    ]);
+    e.docker_ok(&["create", "--name", "new", "--network", "none", "busybox"]);
+    // df: the image used by containers is active and counts them; SharedSize is known.
+    let (code, body) = e.api("GET", "/system/df", None);
+    assert_eq!(code, 200, "{body}");
+    let df: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let img = &df["Images"][0];
+    assert_eq!(img["Containers"], 3, "{img}");
+    assert_eq!(
+        img["SharedSize"], 0,
+        "one image, tagged twice: nothing shared"
+    );
+    assert_eq!(df["LayersSize"], img["Size"]);
+    let out = e.docker_ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
+    assert!(out.contains("Images 1 1"), "{out}");
+    assert!(out.contains("Containers 3 1"), "{out}");
+    // ps --size: SizeRootFs includes the image.
+    let out = e.docker_ok(&["ps", "--size", "--format", "{{.Names}} {{.Size}}"]);
+    assert!(out.starts_with("old 0B (virtual "), "{out}");
+    // Filters: before/since/publish/expose; unknown keys are refused.
+    let names = |f: &str| {
+        e.docker_ok(&["ps", "-a", "--filter", f, "--format", "{{.Names}}"])
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names("before=new"), ["mid", "old"]);
+    assert_eq!(names("since=old"), ["new", "mid"]);
+    assert_eq!(names("publish=80"), ["mid"]);
+    assert_eq!(names("publish=79-81/tcp"), ["mid"]);
+    assert!(names("publish=80/udp").is_empty());
+    assert_eq!(names("expose=9000"), ["mid"]);
+    let err = e.docker_err(&["ps", "--filter", "colour=red"]);
+    assert!(err.contains("invalid filter 'colour'"), "{err}");
+    // builder prune and system prune answer like dockerd's (not 404).
+    let out = e.docker_ok(&["builder", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space: 0B"), "{out}");
+    let out = e.docker_ok(&["system", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert_eq!(
+        names("status=created").len(),
+        0,
+        "prune removed the stopped containers"
+    );
+    assert_eq!(names("status=running"), ["old"]);
+}

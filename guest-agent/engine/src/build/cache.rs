@@ -47,6 +47,17 @@ impl BuildCache {
         self.load().get(key).filter(|id| exists(id)).cloned()
     }
 
+    /// Forgets every entry (`docker builder prune`); returns the keys dropped. The step images
+    /// stay: they are image layers that `docker image prune` handles.
+    pub fn clear(&self) -> Result<Vec<String>> {
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let m = self.load();
+        if !m.is_empty() {
+            write_json_atomic(&self.path, &BTreeMap::<String, String>::new())?;
+        }
+        Ok(m.into_keys().collect())
+    }
+
     /// Records `key` → `id`, dropping entries whose image is gone.
     pub fn put(&self, key: &str, id: &str, exists: impl Fn(&str) -> bool) -> Result<()> {
         let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());

@@ -404,6 +404,11 @@ fn unpack_context(context: impl Read, dir: &Path) -> Result<()> {
 }
 
 impl Engine {
+    /// `POST /build/prune`: forgets the step cache; returns the dropped keys.
+    pub fn prune_build_cache(&self) -> Result<Vec<String>> {
+        cache::BuildCache::new(&self.config.data_root).clear()
+    }
+
     /// Runs a classic build of `context` (a tar stream), reporting on `progress`.
     pub async fn build(
         self: &Arc<Self>,

@@ -181,9 +181,7 @@ pub fn inspect(svc: &Svc, c: &Container, size: bool) -> Result<Value> {
         },
     });
     if size {
-        let rw = super::size::dir_size(&paths.upper()) as i64;
-        v["SizeRw"] = json!(rw);
-        v["SizeRootFs"] = json!(rw);
+        sizes(svc, &mut v, &paths.upper(), &s.record.image_id);
     }
     Ok(v)
 }
@@ -262,6 +260,53 @@ fn status_text(s: &Stored) -> String {
     }
 }
 
+fn created_nanos(s: &Stored) -> i64 {
+    parse_time(&s.record.created)
+        .and_then(|t| t.timestamp_nanos_opt())
+        .unwrap_or(0)
+}
+
+/// The ps filter keys dockerd accepts.
+const LIST_FILTERS: &[&str] = &[
+    "ancestor",
+    "before",
+    "expose",
+    "exited",
+    "health",
+    "id",
+    "isolation",
+    "is-task",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
+];
+
+/// Whether `want` (`80`, `80/udp`, `8000-8080/tcp`) covers one of `ports` (`80/tcp` keys).
+fn port_filter_matches<'a>(want: &str, ports: impl Iterator<Item = &'a String>) -> bool {
+    let (range, proto) = want.split_once('/').unwrap_or((want, "tcp"));
+    let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+    let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>()) else {
+        return false;
+    };
+    ports
+        .filter_map(|p| {
+            let (n, pr) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
+            Some((n.parse::<u16>().ok()?, pr))
+        })
+        .any(|(n, pr)| pr == proto && (lo..=hi).contains(&n))
+}
+
+/// `SizeRw` (the writable layer) and `SizeRootFs` (that plus the image), as dockerd reports.
+fn sizes(svc: &Svc, v: &mut Value, upper: &std::path::Path, image_id: &str) {
+    let rw = super::size::dir_size(upper) as i64;
+    v["SizeRw"] = json!(rw);
+    v["SizeRootFs"] = json!(rw + svc.images.size_of(image_id));
+}
+
 /// One `ContainerSummary` of `GET /containers/json`.
 pub fn summary(svc: &Svc, c: &Container, size: bool) -> Value {
     let s = c.snapshot();
@@ -315,9 +360,7 @@ pub fn summary(svc: &Svc, c: &Container, size: bool) -> Value {
         "Mounts": s.record.mounts,
     });
     if size {
-        let rw = super::size::dir_size(&svc.paths(&c.id).upper()) as i64;
-        v["SizeRw"] = json!(rw);
-        v["SizeRootFs"] = json!(rw);
+        sizes(svc, &mut v, &svc.paths(&c.id).upper(), &s.record.image_id);
     }
     v
 }
@@ -379,6 +422,20 @@ pub fn list_matches(c: &Container, f: &BTreeMap<String, Vec<String>>) -> bool {
                     .iter()
                     .any(|m| m.name == *w || m.destination == *w)
             }),
+            "publish" => {
+                let bound = s.host.port_bindings.as_ref();
+                want.iter()
+                    .any(|w| port_filter_matches(w, bound.into_iter().flat_map(|b| b.keys())))
+            }
+            "expose" => {
+                let exposed = s.record.config.exposed_ports.as_ref();
+                want.iter()
+                    .any(|w| port_filter_matches(w, exposed.into_iter().flat_map(|e| e.keys())))
+            }
+            // Not swarm tasks, default isolation: `false`/`default` keep all, anything else none.
+            "is-task" => want.iter().any(|w| w == "false"),
+            "isolation" => want.iter().any(|w| w == "default"),
+            // `before`/`since` are resolved by `Svc::list` against other containers.
             _ => true,
         };
         if !ok {
@@ -396,9 +453,24 @@ impl Svc {
         limit: Option<usize>,
         size: bool,
         f: &BTreeMap<String, Vec<String>>,
-    ) -> Vec<Value> {
+    ) -> Result<Vec<Value>> {
+        if let Some(k) = f.keys().find(|k| !LIST_FILTERS.contains(&k.as_str())) {
+            return Err(crate::EngineError::invalid(format!("invalid filter '{k}'")));
+        }
+        // `before`/`since`: created before/after the named container.
+        let created_of = |k: &str| -> Result<Option<i64>> {
+            match f.get(k).and_then(|v| v.first()) {
+                Some(name) => Ok(Some(created_nanos(&self.get(name)?.snapshot()))),
+                None => Ok(None),
+            }
+        };
+        let (before, since) = (created_of("before")?, created_of("since")?);
         let mut out = vec![];
         for c in self.all() {
+            let created = created_nanos(&c.snapshot());
+            if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
+                continue;
+            }
             let running = c.snapshot().state.state.running;
             let explicit_status = f.get("status").is_some_and(|v| !v.is_empty());
             if !all && !running && !explicit_status && limit.is_none() {
@@ -412,7 +484,7 @@ impl Svc {
                 break;
             }
         }
-        out
+        Ok(out)
     }
 
     pub fn inspect(&self, key: &str, size: bool) -> Result<Value> {

@@ -16,7 +16,7 @@ pub mod save;
 pub mod store;
 pub mod unpack;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -208,13 +208,39 @@ impl ImageService {
         self.lock().images.len()
     }
 
-    /// `/system/df` image entries (`ImageSummary` objects with `Size`, `SharedSize`, `Containers`).
-    pub async fn disk_usage(&self) -> Result<Vec<serde_json::Value>> {
-        let list = self.list(true, &BTreeMap::new())?;
-        Ok(list
+    /// `/system/df`: image entries (`ImageSummary` with `SharedSize` and `Containers` filled
+    /// in, as dockerd does there) and the size of all distinct layers. `users` counts the
+    /// containers of each image id.
+    pub async fn disk_usage(
+        &self,
+        users: &HashMap<String, i64>,
+    ) -> Result<(Vec<serde_json::Value>, i64)> {
+        let mut list = self.list(true, &BTreeMap::new())?;
+        let layers: Vec<(String, Vec<(String, u64)>)> = {
+            let s = self.lock();
+            s.images
+                .values()
+                .map(|r| {
+                    let ls = r.layers.iter().cloned().zip(r.layer_sizes.iter().copied());
+                    (r.id.clone(), ls.collect())
+                })
+                .collect()
+        };
+        let (shared, total) = layer_sharing(&layers);
+        for img in &mut list {
+            img.shared_size = shared.get(&img.id).copied().unwrap_or(0);
+            img.containers = users.get(&img.id).copied().unwrap_or(0);
+        }
+        let entries = list
             .into_iter()
             .filter_map(|s| serde_json::to_value(s).ok())
-            .collect())
+            .collect();
+        Ok((entries, total))
+    }
+
+    /// The size of image `id`'s layers (0 when it is gone), for a container's `SizeRootFs`.
+    pub fn size_of(&self, id: &str) -> i64 {
+        self.get(id).map_or(0, |r| to_i64(r.size()))
     }
 
     /// Ids (`sha256:…`) of all images.
@@ -776,8 +802,54 @@ impl ImageService {
     }
 }
 
+/// For images given as (id, [(diff id, size)]): the size each image shares with others (its
+/// layers that another image also has), and the size of all distinct layers.
+fn layer_sharing(images: &[(String, Vec<(String, u64)>)]) -> (HashMap<String, i64>, i64) {
+    let mut holders: HashMap<&str, (u64, HashSet<&str>)> = HashMap::new();
+    for (id, layers) in images {
+        for (diff_id, size) in layers {
+            let e = holders
+                .entry(diff_id.as_str())
+                .or_insert((*size, HashSet::new()));
+            e.1.insert(id.as_str());
+        }
+    }
+    let total = holders.values().map(|(size, _)| to_i64(*size)).sum();
+    let shared = images
+        .iter()
+        .map(|(id, layers)| {
+            let mut seen = HashSet::new();
+            let sum = layers
+                .iter()
+                .filter(|(d, _)| seen.insert(d.as_str()) && holders[d.as_str()].1.len() > 1)
+                .map(|(_, size)| to_i64(*size))
+                .sum();
+            (id.clone(), sum)
+        })
+        .collect();
+    (shared, total)
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn df_counts_shared_layers_once() {
+        let img = |id: &str, ls: &[(&str, u64)]| {
+            (
+                id.to_string(),
+                ls.iter().map(|(d, n)| (d.to_string(), *n)).collect(),
+            )
+        };
+        let images = vec![
+            img("a", &[("base", 100), ("a1", 10)]),
+            img("b", &[("base", 100), ("b1", 20)]),
+            img("c", &[("c1", 5)]),
+        ];
+        let (shared, total) = layer_sharing(&images);
+        assert_eq!(total, 135);
+        assert_eq!((shared["a"], shared["b"], shared["c"]), (100, 100, 0));
+    }
     use super::*;
 
     #[test]

@@ -25,7 +25,18 @@ use crate::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/build", post(build))
+        .route("/build/prune", post(prune))
         .route("/commit", post(commit))
+}
+
+/// `POST /build/prune` (`docker builder prune`, `docker system prune`): the classic builder's
+/// cache is a map of steps to images; the images themselves are pruned as images.
+async fn prune(State(e): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let engine = e.clone();
+    let deleted = tokio::task::spawn_blocking(move || engine.prune_build_cache())
+        .await
+        .map_err(|err| ApiError(EngineError::internal(format!("build prune: {err}"))))??;
+    Ok(Json(json!({"CachesDeleted": deleted, "SpaceReclaimed": 0})))
 }
 
 fn default_true() -> bool {

@@ -75,7 +75,7 @@ async fn list(
 ) -> ApiResult<Json<serde_json::Value>> {
     let f = parse_filters(q.filters.as_deref())?;
     let limit = q.limit.filter(|l| *l > 0).map(|l| l as usize);
-    Ok(Json(json!(e.containers.list(q.all, limit, q.size, &f))))
+    Ok(Json(json!(e.containers.list(q.all, limit, q.size, &f)?)))
 }
 
 #[derive(Deserialize, Default)]

@@ -243,13 +243,15 @@ async fn info(
 async fn df(
     axum::extract::State(engine): axum::extract::State<AppState>,
 ) -> Result<Json<Value>, ApiError> {
-    let images = engine.images.disk_usage().await?;
     let containers = engine.containers.disk_usage().await?;
+    let mut users = std::collections::HashMap::<String, i64>::new();
+    for c in &containers {
+        if let Some(id) = c.get("ImageID").and_then(Value::as_str) {
+            *users.entry(id.to_string()).or_default() += 1;
+        }
+    }
+    let (images, layers_size) = engine.images.disk_usage(&users).await?;
     let volumes = engine.volumes.disk_usage().await?;
-    let layers_size: i64 = images
-        .iter()
-        .filter_map(|i| i.get("Size").and_then(Value::as_i64))
-        .sum();
     Ok(Json(json!({
         "LayersSize": layers_size,
         "Images": images,
