@@ -60,8 +60,14 @@ impl Berth {
         Self { home, share }
     }
 
+    /// The docker CLI config of this test (the `berth` context lands here, not in ~/.docker).
+    fn docker_config(&self) -> PathBuf {
+        self.home.path().join("docker-config")
+    }
+
     fn berth(&self, args: &[&str]) -> Output {
         Command::new(berth_bin())
+            .env("DOCKER_CONFIG", self.docker_config())
             .arg("--home")
             .arg(self.home.path())
             .args(args)
@@ -92,6 +98,7 @@ impl Berth {
 
     fn docker(&self, args: &[&str]) -> Output {
         Command::new("docker")
+            .env("DOCKER_CONFIG", self.docker_config())
             .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
             .args(args)
             .output()
@@ -290,6 +297,19 @@ fn docker_cli_through_forwarded_socket() {
     eprintln!("figure: berth start -> Docker API ready: {boot:?}");
     let st = b.berth_ok(&["status"]);
     assert!(st.contains("Running") && st.contains("ready"), "{st}");
+    // `berth start` made a `berth` docker context (in this test's DOCKER_CONFIG).
+    let o = Command::new("docker")
+        .env("DOCKER_CONFIG", b.docker_config())
+        .args([
+            "--context",
+            "berth",
+            "version",
+            "--format",
+            "{{.Server.Os}}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "linux", "{o:?}");
     assert!(
         st.contains(&format!("shares:     {}", b.share.display())),
         "{st}"
