@@ -4,6 +4,7 @@
 # usage: bench/run.sh [-n RUNS] [-p PULLS] [--only dockerd|berth] [--keep]
 #   -n RUNS      `docker run --rm busybox true` / `docker ps` samples per daemon (default 20, env BENCH_RUNS)
 #   -p PULLS     pulls of berth-test/multilayer per daemon, rmi in between (default 3, env BENCH_PULLS)
+#                (env BENCH_BUILDS: uncached builds of a 6-step Dockerfile per daemon, default 5)
 #   --only SIDE  measure one daemon only (the other column prints n/a)
 #   --keep       keep the temp dir (logs) after the run
 # env: BERTH_AGENT (default target/release/berth-agent), DOCKERD (default dockerd on PATH),
@@ -19,6 +20,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUNS=${BENCH_RUNS:-20}
 PULLS=${BENCH_PULLS:-3}
+BUILDS=${BENCH_BUILDS:-5}
 SETTLE=${BENCH_SETTLE:-5}
 ONLY=""
 KEEP=0
@@ -57,7 +59,7 @@ pids_under() { # dir: processes whose command line names dir (containerd, shims 
     local p
     for p in /proc/[0-9]*; do
         [ "${p#/proc/}" = "$$" ] && continue
-        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$1" && echo "${p#/proc/}"
+        { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "$1" && echo "${p#/proc/}"
     done
 }
 
@@ -302,17 +304,59 @@ check_pull() { # side: the whiteouts and the opaque dir of berth-test/multilayer
     if [ "$out" = "done" ]; then set_val "$side.pullcheck" ok; else set_err "$side.pullcheck" "$(echo "$out" | tr '\n' ';')"; fi
 }
 
+BUILD_CTX=$TMP/build-context
+make_build_context() { # a small Dockerfile and context: RUN steps, COPY of a directory, ENV, CMD
+    mkdir -p "$BUILD_CTX/app/conf"
+    for i in $(seq 1 20); do echo "file $i" >"$BUILD_CTX/app/f$i.txt"; done
+    echo "key=value" >"$BUILD_CTX/app/conf/settings.ini"
+    cat >"$BUILD_CTX/Dockerfile" <<'DOCKERFILE'
+FROM busybox
+ENV APP=/app
+RUN mkdir -p /app/data && echo built >/app/data/stamp
+COPY app /app
+WORKDIR /app
+RUN ls -R /app >/app/listing && rm /app/f1.txt
+CMD ["cat", "/app/listing"]
+DOCKERFILE
+}
+
+build_cold() { DOCKER_BUILDKIT=0 dk build -q --no-cache -t bench-build "$BUILD_CTX"; }
+build_cached() { DOCKER_BUILDKIT=0 dk build -q -t bench-build "$BUILD_CTX"; }
+
+stop_one() { # `docker stop` of a container that ignores SIGTERM
+    local id
+    id=$(dk run -d --stop-timeout 1 busybox sleep 300) || return 1
+    local t0 t1
+    t0=$(now_ns)
+    dk stop -t 0 "$id" >/dev/null || return 1
+    t1=$(now_ns)
+    dk rm "$id" >/dev/null
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }' >>"$TMP/$SIDE_NOW.stop.samples"
+}
+
+measure_stop() { # side
+    local side=$1 i
+    SIDE_NOW=$side
+    : >"$TMP/$side.stop.samples"
+    for i in $(seq 1 "$RUNS"); do
+        stop_one || { set_err "$side.stop" "docker stop failed"; return 1; }
+    done
+    local med p90
+    read -r med p90 < <(stats <"$TMP/$side.stop.samples")
+    set_val "$side.stop" "$med"
+}
+
 run_side() { # side
     local side=$1 e k
     log "== $side"
     if [ -n "$ONLY" ] && [ "$ONLY" != "$side" ]; then
-        for k in run ps api_ps pull pullcheck rss rss_after; do ERR[$side.$k]="skipped (--only $ONLY)"; done
+        for k in $METRICS; do ERR[$side.$k]="skipped (--only $ONLY)"; done
         return
     fi
     "start_$side" >"$TMP/$side.start.err" 2>&1
     if [ $? -ne 0 ] || [ -z "$DAEMON_PID" ]; then
         e=$(tr '\n' ' ' <"$TMP/$side.start.err")
-        for k in run ps api_ps pull pullcheck rss rss_after; do set_err "$side.$k" "${e:-start failed}"; done
+        for k in $METRICS; do set_err "$side.$k" "${e:-start failed}"; done
         stop_daemon
         return
     fi
@@ -320,8 +364,18 @@ run_side() { # side
     measure_rss "$side" rss
     if e=$(load_busybox "$side"); then
         sample "$side" run "$RUNS" dk run --rm busybox true
+        local cid
+        if cid=$(dk run -d busybox sleep 600 2>&1); then
+            sample "$side" exec "$RUNS" dk exec "$cid" true
+            dk rm -f "$cid" >/dev/null 2>&1
+        else
+            set_err "$side.exec" "$cid"
+        fi
+        measure_stop "$side"
+        sample "$side" build "$BUILDS" build_cold
+        sample "$side" build_cached "$RUNS" build_cached
     else
-        set_err "$side.run" "cannot get busybox: $e"
+        for k in run exec stop build build_cached; do set_err "$side.$k" "cannot get busybox: $e"; done
     fi
     sample "$side" ps "$RUNS" dk ps
     sample "$side" api_ps "$RUNS" api_ps
@@ -332,6 +386,8 @@ run_side() { # side
     stop_daemon
 }
 
+METRICS="run exec stop build build_cached ps api_ps pull pullcheck rss rss_after"
+make_build_context
 run_side dockerd
 run_side berth
 
@@ -367,6 +423,10 @@ row() { # label key target show-ratio
 }
 row "docker run --rm busybox true, median ms" run "<= 0.25x" 1
 row "docker run --rm busybox true, p90 ms" run.p90 "" 1
+row "docker exec <running> true, median ms" exec "" 1
+row "docker stop -t 0, median ms" stop "" 1
+row "docker build, no cache (6 steps), median ms" build "" 1
+row "docker build, all cached, median ms" build_cached "" 1
 row "docker ps, median ms" ps "" 1
 row "GET /containers/json (curl), median ms" api_ps "" 1
 row "pull berth-test/multilayer, median ms" pull "<= 0.50x" 1
