@@ -44,3 +44,71 @@ fn exec_output_codes_stdin_and_options() {
     let err = e.docker_err(&["exec", "ex", "true"]);
     assert!(err.contains("is not running"), "{err}");
 }
+
+/// Runs `cmd` (a shell command line) in a pseudo terminal of `rows`x`cols` made by script(1).
+fn in_terminal(e: &Engine, rows: u16, cols: u16, cmd: &str) -> (Option<i32>, String) {
+    let line = format!("stty rows {rows} cols {cols}; {cmd}");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("DOCKER_HOST", e.host())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+    )
+}
+
+#[test]
+fn exec_with_a_terminal_sizes_codes_and_start_errors() {
+    let e = Engine::start();
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--network=none",
+        "--name",
+        "tx",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    // The exec's terminal is a pty in the container, sized like the client's.
+    let (code, text) = in_terminal(
+        &e,
+        33,
+        101,
+        "docker exec -t tx sh -c 'tty; stty size; exit 4'",
+    );
+    assert_eq!(code, Some(4), "{text}");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(text.contains("33 101"), "{text}");
+    // The client resizes the exec's terminal; the size reaches the container's pty. (A
+    // background job's stdin is /dev/null unless given; the CLI watches sizes of a terminal.)
+    let (code, text) = in_terminal(
+        &e,
+        20,
+        60,
+        "docker exec -t tx sh -c 'sleep 1; stty size' </dev/tty & sleep 0.5; stty rows 40 cols 120; kill -WINCH $!; wait $!",
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("40 120"), "{text}");
+    // Start failures inside the stream, with dockerd's exit code 126 (TTY or not).
+    for flags in [&["-t"][..], &[][..]] {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["tx", "no-such-binary"]);
+        let o = e.docker(&args);
+        assert_eq!(o.status.code(), Some(126), "{flags:?} {o:?}");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(all.contains("executable file not found"), "{all}");
+    }
+    let o = e.docker(&["exec", "-u", "nosuchuser", "tx", "true"]);
+    assert_eq!(o.status.code(), Some(126), "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("unable to find user nosuchuser"), "{o:?}");
+}

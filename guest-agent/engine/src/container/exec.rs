@@ -2,10 +2,8 @@
 //! as children of the engine (they do not outlive it).
 
 use std::collections::HashMap;
-use std::os::unix::net::UnixListener;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use berth_docker_api::container::ExecConfig;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -71,6 +69,9 @@ impl Svc {
     /// `POST /containers/{id}/exec`.
     pub async fn exec_create(&self, key: &str, cfg: ExecConfig) -> Result<String> {
         let c = self.get(key)?;
+        // `runc exec` joins the container's cgroup: let the start that follows find the
+        // cgroup attach lock warm (see runtime::cgroup).
+        crate::runtime::cgroup::warm_attach_lock();
         let s = c.snapshot();
         if !s.state.state.running {
             return Err(super::lifecycle::not_running(&c.id));
@@ -139,6 +140,15 @@ impl Svc {
         let st = e.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(m) = &st.master {
             crate::shim::console::resize(m, h, w);
+            // The runtime relays the size of its terminal (ours) to the container's on SIGWINCH.
+            if let Ok(pid) = i32::try_from(st.pid) {
+                if pid > 0 {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGWINCH,
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -190,26 +200,13 @@ impl Svc {
         let paths = self.paths(&c.id);
         let process = self.exec_process(&s, &e.config, console)?;
         let process_file = paths.bundle().join(format!("exec-{}.json", &e.id[..12]));
-        crate::fsutil::write_json_atomic(&process_file, &process)?;
+        // Read once by the runtime right away: no fsync needed.
+        std::fs::write(&process_file, serde_json::to_vec(&process)?)?;
         let rt = crate::runtime::for_spec(&self.runtime_spec(&s.host.runtime)?);
-        let mut opts = ExecOptions {
+        let opts = ExecOptions {
             process_file: process_file.clone(),
-            console_socket: None,
+            tty: e.config.tty,
             log_file: Some(paths.bundle().join(format!("exec-{}.log", &e.id[..12]))),
-        };
-        let listener = if e.config.tty {
-            let p = self
-                .config
-                .exec_root
-                .join("s")
-                .join(format!("e{}.con", &e.id[..12]));
-            let _ = std::fs::remove_file(&p);
-            let l = UnixListener::bind(&p)?;
-            l.set_nonblocking(true)?;
-            opts.console_socket = Some(p);
-            Some(l)
-        } else {
-            None
         };
         let mut cmd = tokio::process::Command::from(rt.exec_command(&c.id, &opts));
         let (tx_out, rx_out) = tokio::io::duplex(64 * 1024);
@@ -218,32 +215,35 @@ impl Svc {
         let exec = e.clone();
         let cid = c.clone();
         let input: Option<std::pin::Pin<Box<dyn AsyncWrite + Send>>>;
-        if let Some(l) = listener {
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
+        if e.config.tty {
+            // A pty of ours is the runtime's stdio; it relays to the container's pty, and
+            // resizes that one from ours on SIGWINCH (see `exec_resize`).
+            let [h, w] = console.unwrap_or([24, 80]);
+            let size = nix::pty::Winsize {
+                ws_row: u16::try_from(h).unwrap_or(24),
+                ws_col: u16::try_from(w).unwrap_or(80),
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            let pty = nix::pty::openpty(Some(&size), None)
+                .map_err(|err| EngineError::internal(format!("exec: openpty: {err}")))?;
+            let slave = std::fs::File::from(pty.slave);
+            cmd.stdin(Stdio::from(slave.try_clone()?))
+                .stdout(Stdio::from(slave.try_clone()?))
+                .stderr(Stdio::from(slave));
             let mut child = cmd
                 .spawn()
                 .map_err(|err| EngineError::internal(format!("exec: {err}")))?;
-            let master = tokio::task::spawn_blocking(move || accept_console(&l))
-                .await
-                .map_err(|err| EngineError::internal(err.to_string()))?;
-            if let Some(p) = &opts.console_socket {
-                let _ = std::fs::remove_file(p);
-            }
-            let master = match master {
-                Ok(m) => m,
-                Err(err) => {
-                    let _ = child.kill().await;
-                    return Err(exec_failure(&opts, err));
-                }
-            };
+            // Our copies of the slave must go, or the master never sees the end.
+            drop(cmd);
+            let master = std::fs::File::from(pty.master);
             let master = Arc::new(master);
             {
                 let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
                 st.master = Some(master.clone());
                 st.pid = child.id().map(i64::from).unwrap_or(0);
             }
+            let log_file = opts.log_file.clone();
             let reader = tokio::fs::File::from_std(master.try_clone()?);
             let writer = tokio::fs::File::from_std(master.try_clone()?);
             input =
@@ -262,13 +262,8 @@ impl Svc {
                         }
                     }
                 }
-                let code = child
-                    .wait()
-                    .await
-                    .ok()
-                    .and_then(|s| s.code())
-                    .unwrap_or(255);
-                svc.exec_finished(&exec, &cid, i64::from(code));
+                let code = exit_code(&mut child, log_file.as_deref()).await;
+                svc.exec_finished(&exec, &cid, code);
                 drop(out);
             });
         } else {
@@ -316,13 +311,8 @@ impl Svc {
                     pump(stdout.map(|s| Box::new(s) as _), 1, want_out),
                     pump(stderr.map(|s| Box::new(s) as _), 2, want_err)
                 );
-                let status = child.wait().await.ok();
-                let mut code = status.and_then(|s| s.code()).unwrap_or(255);
-                // The runtime failed to start the process (not found, not executable).
-                if code != 0 && log_error(opts.log_file.as_deref()).is_some() {
-                    code = 126;
-                }
-                svc.exec_finished(&exec, &cid, i64::from(code));
+                let code = exit_code(&mut child, opts.log_file.as_deref()).await;
+                svc.exec_finished(&exec, &cid, code);
             });
         }
         self.publish(
@@ -406,6 +396,18 @@ impl Svc {
     }
 }
 
+/// The exec's exit code: its process's, or 126 (as dockerd) when the runtime could not start
+/// it (not found, not executable), which the runtime's log tells.
+async fn exit_code(child: &mut tokio::process::Child, log_file: Option<&std::path::Path>) -> i64 {
+    let status = child.wait().await.ok();
+    let code = status.and_then(|s| s.code()).unwrap_or(255);
+    if code != 0 && log_error(log_file).is_some() {
+        126
+    } else {
+        i64::from(code)
+    }
+}
+
 /// The error a failed runtime exec logged (e.g. executable not found).
 fn error_line(log: &str) -> Option<String> {
     log.lines()
@@ -421,33 +423,4 @@ fn log_error(path: Option<&std::path::Path>) -> Option<String> {
     std::fs::read_to_string(path?)
         .ok()
         .and_then(|t| error_line(&t))
-}
-
-fn exec_failure(opts: &ExecOptions, err: String) -> EngineError {
-    let msg = opts
-        .log_file
-        .as_ref()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| error_line(&t))
-        .unwrap_or(err);
-    EngineError::internal(msg.trim_end().to_string())
-}
-
-fn accept_console(l: &UnixListener) -> std::result::Result<std::fs::File, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match l.accept() {
-            Ok((c, _)) => {
-                c.set_nonblocking(false).map_err(|e| e.to_string())?;
-                return crate::shim::console::recv_fd(&c);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() > deadline {
-                    return Err("timed out waiting for the exec console".into());
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
 }

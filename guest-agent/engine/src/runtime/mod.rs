@@ -48,7 +48,9 @@ pub struct CreateOptions {
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
     pub process_file: PathBuf,
-    pub console_socket: Option<PathBuf>,
+    /// The process has a terminal: the runtime (not detached) makes the pty in the container
+    /// and copies between it and its own stdio, which the caller makes a pty of its own.
+    pub tty: bool,
     pub log_file: Option<PathBuf>,
 }
 

@@ -54,7 +54,30 @@ async fn start(
     };
     let (tty, keys) = e.containers.exec_info(&id)?;
     let keys = parse_detach_keys(&keys).map_err(|m| ApiError(EngineError::invalid(m)))?;
-    let session = e.containers.exec_start(&id, cfg.console_size).await?;
+    let session = match e.containers.exec_start(&id, cfg.console_size).await {
+        Ok(s) => s,
+        // Like dockerd, a start that fails once the exec exists is told inside the hijacked
+        // stream (on stdout), and the exec's exit code is 126: the CLI prints it and exits so.
+        Err(err) if !cfg.detach && err.kind() != berth_engine::ErrorKind::NotFound => {
+            let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+                return Err(ApiError(err));
+            };
+            let text = format!("{}\r\n", err.message());
+            let prelude = if tty {
+                text.into_bytes()
+            } else {
+                berth_engine::container::stream::frame(1, text.as_bytes())
+            };
+            hijack::spawn(
+                on_upgrade,
+                vec![prelude.into()],
+                Box::pin(async { None }),
+                keys,
+            );
+            return Ok(hijack::upgrade_response(tty));
+        }
+        Err(err) => return Err(ApiError(err)),
+    };
     if cfg.detach {
         tokio::spawn(async move {
             let mut out = session.output;
