@@ -421,6 +421,111 @@ fn pid_ipc_uts_modes_host_and_container() {
 }
 
 #[test]
+fn run_flags_devices_ulimits_hosts_dns_groups_cpuset() {
+    let e = Engine::start();
+    let run = |flags: &[&str], script: &str| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "sh", "-c", script]);
+        e.docker_ok(&args)
+    };
+    let out = run(
+        &[NET, "--device", "/dev/null:/dev/mynull"],
+        "ls -l /dev/mynull; echo x >/dev/mynull && echo wrote",
+    );
+    assert!(
+        out.starts_with("crw-rw-rw-") && out.contains("1,   3 ") && out.contains("wrote"),
+        "{out}"
+    );
+    let err = e.docker_err(&[
+        "run",
+        "--rm",
+        NET,
+        "--device",
+        "/etc/hostname",
+        "busybox",
+        "true",
+    ]);
+    assert!(err.contains("not a device node"), "{err}");
+    let out = run(
+        &[NET, "--ulimit", "nofile=1024:2048"],
+        "ulimit -n; ulimit -Hn",
+    );
+    assert_eq!(out, "1024\n2048\n");
+    let out = run(
+        &[NET, "--group-add", "123", "--group-add", "wheel"],
+        "id -G",
+    );
+    assert_eq!(out.trim(), "0 10 123");
+    let out = run(
+        &[NET, "--cpuset-cpus", "0"],
+        "grep Cpus_allowed_list /proc/self/status",
+    );
+    assert_eq!(out.trim(), "Cpus_allowed_list:\t0");
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        NET,
+        "--entrypoint",
+        "",
+        "busybox",
+        "echo",
+        "no-entrypoint",
+    ]);
+    assert_eq!(out, "no-entrypoint\n");
+    // Name resolution settings on the default bridge (files only: no lookups leave the host).
+    let out = run(
+        &[
+            "--add-host",
+            "foo:1.2.3.4",
+            "--add-host",
+            "gw:host-gateway",
+            "--dns",
+            "9.9.9.9",
+            "--dns-search",
+            "example.com",
+            "--dns-option",
+            "ndots:2",
+        ],
+        "grep -E 'foo|gw' /etc/hosts; cat /etc/resolv.conf",
+    );
+    assert!(out.contains("1.2.3.4\tfoo\n"), "{out}");
+    assert!(out.contains(&format!("{}\tgw\n", e.gateway())), "{out}");
+    assert!(
+        out.contains("search example.com\nnameserver 9.9.9.9\noptions ndots:2\n"),
+        "{out}"
+    );
+    // --privileged sees the host's devices; --cgroupns private on any cgroup version.
+    let extra = [
+        "/dev/kvm",
+        "/dev/loop-control",
+        "/dev/kmsg",
+        "/dev/vda",
+        "/dev/sda",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("a host device outside the default set");
+    let probe = format!("test -e {extra} && echo present || echo absent");
+    assert_eq!(
+        run(&[NET, "--privileged"], &probe).trim(),
+        "present",
+        "{extra}"
+    );
+    assert_eq!(run(&[NET], &probe).trim(), "absent", "{extra}");
+    let out = run(
+        &[NET, "--cgroupns", "private"],
+        "grep -c ':/$' /proc/self/cgroup",
+    );
+    let lines = run(&[NET, "--cgroupns", "private"], "wc -l </proc/self/cgroup");
+    assert_eq!(
+        out.trim(),
+        lines.trim(),
+        "every hierarchy is rooted at the container's cgroup"
+    );
+}
+
+#[test]
 fn seccomp_default_profile_unconfined_and_custom() {
     let e = Engine::start();
     let run = |extra: &[&str], script: &str| {

@@ -313,7 +313,7 @@ impl Build {
             let owner = match chown.as_deref() {
                 None | Some("") => (0, 0),
                 Some(spec) => {
-                    let u = crate::container::user::resolve(view.root(), spec)?;
+                    let u = crate::container::user::resolve(view.root(), spec, &[])?;
                     (u.uid, u.gid)
                 }
             };

@@ -36,6 +36,8 @@ pub fn command(
     cmd: &Option<Vec<String>>,
 ) -> (Vec<String>, Vec<String>) {
     let ep = match entrypoint {
+        // `--entrypoint ""` arrives as `[""]`: no entrypoint at all.
+        Some(e) if e.iter().all(String::is_empty) => vec![],
         Some(e) => e.clone(),
         None => img.entrypoint().clone().unwrap_or_default(),
     };
@@ -457,6 +459,12 @@ mod tests {
         assert_eq!(
             command(&img, &None, &Some(vec!["true".into()])),
             (vec![], vec!["true".to_string()])
+        );
+        img.set_entrypoint(Some(vec!["/init".into()]));
+        assert_eq!(
+            command(&img, &Some(vec![String::new()]), &Some(vec!["echo".into()])),
+            (vec![], vec!["echo".to_string()]),
+            "--entrypoint \"\" clears the image's"
         );
     }
 }

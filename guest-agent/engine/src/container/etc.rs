@@ -3,7 +3,83 @@
 
 use std::path::Path;
 
+use berth_docker_api::container::HostConfig;
+
 use crate::Result;
+
+/// A container's own name-resolution settings: `--add-host`, `--dns`, `--dns-search`,
+/// `--dns-option`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EtcSettings {
+    /// `name:ip` (or `name=ip`) pairs; `host-gateway` stands for `gateway`.
+    pub extra_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// The address `host-gateway` names (the first network's gateway).
+    pub gateway: String,
+}
+
+impl EtcSettings {
+    pub fn of(host: &HostConfig, gateway: &str) -> Self {
+        let list = |v: &Option<Vec<String>>| v.clone().unwrap_or_default();
+        Self {
+            extra_hosts: list(&host.extra_hosts),
+            dns: list(&host.dns),
+            dns_search: list(&host.dns_search),
+            dns_options: list(&host.dns_options),
+            gateway: gateway.to_string(),
+        }
+    }
+
+    /// `/etc/hosts` lines of `--add-host`, in dockerd's `ip\tname` form.
+    fn host_lines(&self) -> String {
+        self.extra_hosts
+            .iter()
+            .filter_map(|h| {
+                let (name, ip) = h.split_once(':').or_else(|| h.split_once('='))?;
+                let ip = if ip == "host-gateway" {
+                    &self.gateway
+                } else {
+                    ip
+                };
+                Some(format!("{ip}\t{name}\n"))
+            })
+            .collect()
+    }
+
+    /// Applies `--dns-search`/`--dns-option` over a generated resolv.conf: they replace the
+    /// host's `search`/`options` lines (`--dns-search .` means none).
+    fn adjust(&self, text: String) -> String {
+        if self.dns_search.is_empty() && self.dns_options.is_empty() {
+            return text;
+        }
+        let mut out = String::new();
+        for line in text.lines() {
+            let t = line.trim_start();
+            let replaced = (t.starts_with("search") && !self.dns_search.is_empty())
+                || (t.starts_with("options") && !self.dns_options.is_empty());
+            if !replaced {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        let search: Vec<&str> = self
+            .dns_search
+            .iter()
+            .filter(|d| *d != ".")
+            .map(String::as_str)
+            .collect();
+        if !search.is_empty() {
+            // First, as dockerd writes it.
+            out.insert_str(0, &format!("search {}\n", search.join(" ")));
+        }
+        if !self.dns_options.is_empty() {
+            out.push_str(&format!("options {}\n", self.dns_options.join(" ")));
+        }
+        out
+    }
+}
 
 /// `/etc/hosts` with loopback entries and the container's own address.
 pub fn hosts(ip: &str, hostname: &str) -> String {
@@ -62,14 +138,35 @@ pub fn resolv_conf_embedded(host: &str, nameservers: &[String]) -> String {
 /// Writes `resolv.conf` into `dir`: the embedded DNS when `nameservers` is not empty, else
 /// the host's. A plain write keeps the inode, so a running container sees the new file
 /// through its bind mount.
-pub fn write_resolv_conf(dir: &Path, nameservers: &[String], host_network: bool) -> Result<()> {
+/// `--dns` servers replace the host's (on user networks the embedded DNS stays the
+/// nameserver, as with dockerd).
+pub fn write_resolv_conf(
+    dir: &Path,
+    nameservers: &[String],
+    host_network: bool,
+    settings: &EtcSettings,
+) -> Result<()> {
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let text = if nameservers.is_empty() {
-        resolv_conf(&host_resolv, host_network)
-    } else {
+    let text = if !nameservers.is_empty() {
         resolv_conf_embedded(&host_resolv, nameservers)
+    } else if !settings.dns.is_empty() {
+        let own: String = settings
+            .dns
+            .iter()
+            .map(|d| format!("nameserver {d}\n"))
+            .collect();
+        let search: String = host_resolv
+            .lines()
+            .filter(|l| {
+                l.trim_start().starts_with("search") || l.trim_start().starts_with("options")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        format!("{search}{own}")
+    } else {
+        resolv_conf(&host_resolv, host_network)
     };
-    std::fs::write(dir.join("resolv.conf"), text)?;
+    std::fs::write(dir.join("resolv.conf"), settings.adjust(text))?;
     Ok(())
 }
 
@@ -81,16 +178,22 @@ pub fn write_all(
     hostname: &str,
     host_network: bool,
     nameservers: &[String],
+    settings: &EtcSettings,
 ) -> Result<()> {
     let write_atomic = |p: &Path, data: &[u8]| std::fs::write(p, data);
     write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
-    let hosts_text = if host_network {
+    let mut hosts_text = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts("", hostname))
     } else {
-        hosts(ip, hostname)
+        hosts("", hostname)
     };
+    // dockerd's order: the defaults, the `--add-host` entries, then the container's own line.
+    hosts_text.push_str(&settings.host_lines());
+    if !host_network && !ip.is_empty() {
+        hosts_text.push_str(&format!("{ip}\t{hostname}\n"));
+    }
     write_atomic(&dir.join("hosts"), hosts_text.as_bytes())?;
-    write_resolv_conf(dir, nameservers, host_network)
+    write_resolv_conf(dir, nameservers, host_network, settings)
 }
 
 #[cfg(test)]
@@ -115,6 +218,50 @@ mod tests {
         let r = resolv_conf("nameserver 127.0.0.1\n", false);
         assert!(r.contains("8.8.8.8"));
         assert!(resolv_conf("nameserver 127.0.0.1\n", true).contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn add_host_dns_search_and_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = EtcSettings {
+            extra_hosts: vec!["foo:1.2.3.4".into(), "gw:host-gateway".into()],
+            dns: vec!["9.9.9.9".into()],
+            dns_search: vec!["example.com".into()],
+            dns_options: vec!["ndots:2".into()],
+            gateway: "10.1.0.1".into(),
+        };
+        write_all(dir.path(), "10.1.0.2", "abc", false, &[], &settings).unwrap();
+        let hosts = std::fs::read_to_string(dir.path().join("hosts")).unwrap();
+        assert!(
+            hosts.ends_with("1.2.3.4\tfoo\n10.1.0.1\tgw\n10.1.0.2\tabc\n"),
+            "{hosts}"
+        );
+        let r = std::fs::read_to_string(dir.path().join("resolv.conf")).unwrap();
+        assert!(r.contains("nameserver 9.9.9.9\n"), "{r}");
+        assert_eq!(r.matches("nameserver").count(), 1, "{r}");
+        assert!(
+            r.contains("search example.com\n") && r.contains("options ndots:2\n"),
+            "{r}"
+        );
+        // On a user network the embedded DNS stays; search and options still apply.
+        write_all(
+            dir.path(),
+            "10.1.0.2",
+            "abc",
+            false,
+            &["127.0.0.11".into()],
+            &settings,
+        )
+        .unwrap();
+        let r = std::fs::read_to_string(dir.path().join("resolv.conf")).unwrap();
+        assert!(
+            r.starts_with("search example.com\nnameserver 127.0.0.11\n"),
+            "{r}"
+        );
+        assert!(
+            r.contains("options ndots:2\n") && !r.contains("ndots:0"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -341,7 +341,11 @@ impl Svc {
         } else {
             cfg.user.clone()
         };
-        let usr = user::resolve(&self.paths(&s.record.id).rootfs(), &usr_spec)?;
+        let usr = user::resolve(
+            &self.paths(&s.record.id).rootfs(),
+            &usr_spec,
+            s.host.group_add.as_deref().unwrap_or_default(),
+        )?;
         let mut env = s.record.config.env.clone().unwrap_or_default();
         env = super::create::merge_env(&env, &cfg.env.clone().unwrap_or_default());
         if cfg.tty && !env.iter().any(|x| x.starts_with("TERM=")) {
@@ -362,6 +366,7 @@ impl Svc {
             uid: usr.uid,
             gid: usr.gid,
             additional_gids: usr.additional_gids,
+            rlimits: super::lifecycle::rlimits(&s.host)?,
             tty: cfg.tty,
             console_size: size.map(|s| {
                 (

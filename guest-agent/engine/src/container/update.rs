@@ -26,6 +26,8 @@ impl From<&HostConfig> for Resources {
             cpu_quota: host.cpu_quota,
             cpu_period: host.cpu_period,
             pids_limit: host.pids_limit,
+            cpuset_cpus: host.cpuset_cpus.clone(),
+            cpuset_mems: host.cpuset_mems.clone(),
         }
     }
 }

@@ -18,9 +18,39 @@ fn read(root: &Path, file: &str) -> String {
     std::fs::read_to_string(root.join(file)).unwrap_or_default()
 }
 
-/// Resolves `spec` with the files under `root` (the container's rootfs).
-pub fn resolve(root: &Path, spec: &str) -> Result<ResolvedUser> {
-    resolve_with(&read(root, "etc/passwd"), &read(root, "etc/group"), spec)
+/// Resolves `spec` with the files under `root` (the container's rootfs), adding the
+/// `--group-add` groups (names or ids).
+pub fn resolve(root: &Path, spec: &str, group_add: &[String]) -> Result<ResolvedUser> {
+    let group = read(root, "etc/group");
+    let mut u = resolve_with(&read(root, "etc/passwd"), &group, spec)?;
+    for g in extra_groups(&group, group_add)? {
+        if !u.additional_gids.contains(&g) {
+            u.additional_gids.push(g);
+        }
+    }
+    Ok(u)
+}
+
+/// `--group-add` values as gids: numbers as they are, names looked up in `group`.
+fn extra_groups(group: &str, names: &[String]) -> Result<Vec<u32>> {
+    names
+        .iter()
+        .map(|n| {
+            if let Ok(gid) = n.parse::<u32>() {
+                return Ok(gid);
+            }
+            group
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == n)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    EngineError::invalid(format!(
+                        "Unable to find group {n}: no matching entries in group file"
+                    ))
+                })
+        })
+        .collect()
 }
 
 pub fn resolve_with(passwd: &str, group: &str, spec: &str) -> Result<ResolvedUser> {
@@ -120,5 +150,8 @@ mod tests {
         let n = resolve_with(PASSWD, GROUP, "1000:wheel").unwrap();
         assert_eq!((n.uid, n.gid), (1000, 10));
         assert!(resolve_with(PASSWD, GROUP, "ghost").is_err());
+        let extra = extra_groups(GROUP, &["wheel".into(), "123".into()]).unwrap();
+        assert_eq!(extra, vec![10, 123]);
+        assert!(extra_groups(GROUP, &["nosuch".into()]).is_err());
     }
 }

@@ -149,6 +149,16 @@ pub struct ProcessInput {
     pub console_size: Option<(u16, u16)>,
     pub caps: Vec<String>,
     pub no_new_privileges: bool,
+    /// `--ulimit`: name (`nofile`), soft, hard.
+    pub rlimits: Vec<(String, u64, u64)>,
+}
+
+/// A host device given to the container (`--device /dev/x[:/dev/y[:rwm]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceMapping {
+    pub host: PathBuf,
+    pub container: String,
+    pub permissions: String,
 }
 
 /// Resource limits in Docker's units.
@@ -161,6 +171,8 @@ pub struct Resources {
     pub cpu_quota: i64,
     pub cpu_period: i64,
     pub pids_limit: Option<i64>,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
 }
 
 /// Everything a container spec is built from.
@@ -185,6 +197,8 @@ pub struct SpecInput {
     pub tmpfs: Vec<(String, Vec<String>)>,
     pub resources: Resources,
     pub shm_size: i64,
+    /// Host devices made in the container and allowed by its device cgroup.
+    pub devices: Vec<DeviceMapping>,
     /// The seccomp filter (see [`super::seccomp`]); `None` runs unfiltered.
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
@@ -286,8 +300,82 @@ pub fn build_process(p: &ProcessInput) -> Result<Process> {
         b = b.console_size(size);
     }
     let mut proc = b.build().map_err(oci_err)?;
-    proc.set_rlimits(Some(vec![]));
+    let rlimits = p
+        .rlimits
+        .iter()
+        .map(|(name, soft, hard)| rlimit(name, *soft, *hard))
+        .collect::<Result<Vec<_>>>()?;
+    proc.set_rlimits(Some(rlimits));
     Ok(proc)
+}
+
+/// An rlimit from Docker's `--ulimit` name (`nofile`, `nproc`, …).
+fn rlimit(name: &str, soft: u64, hard: u64) -> Result<oci_spec::runtime::PosixRlimit> {
+    let typ = format!("RLIMIT_{}", name.to_ascii_uppercase());
+    let typ: oci_spec::runtime::PosixRlimitType = serde_json::from_value(serde_json::json!(typ))
+        .map_err(|_| EngineError::invalid(format!("invalid ulimit type: {name}")))?;
+    oci_spec::runtime::PosixRlimitBuilder::default()
+        .typ(typ)
+        .soft(soft)
+        .hard(hard)
+        .build()
+        .map_err(oci_err)
+}
+
+/// The device nodes and cgroup rules of `--device` mappings, from the host nodes' metadata.
+fn host_devices(
+    maps: &[DeviceMapping],
+) -> Result<(Vec<oci_spec::runtime::LinuxDevice>, Vec<LinuxDeviceCgroup>)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut nodes = vec![];
+    let mut rules = vec![];
+    for m in maps {
+        let meta = std::fs::metadata(&m.host).map_err(|e| {
+            EngineError::invalid(format!(
+                "error gathering device information while adding custom device \"{}\": {e}",
+                m.host.display()
+            ))
+        })?;
+        let ft = meta.file_type();
+        let typ = if ft.is_char_device() {
+            LinuxDeviceType::C
+        } else if ft.is_block_device() {
+            LinuxDeviceType::B
+        } else {
+            return Err(EngineError::invalid(format!(
+                "error gathering device information while adding custom device \"{}\": not a device node",
+                m.host.display()
+            )));
+        };
+        let rdev = meta.rdev();
+        let (major, minor) = (
+            i64::from(nix::sys::stat::major(rdev) as u32),
+            i64::from(nix::sys::stat::minor(rdev) as u32),
+        );
+        nodes.push(
+            oci_spec::runtime::LinuxDeviceBuilder::default()
+                .path(PathBuf::from(&m.container))
+                .typ(typ)
+                .major(major)
+                .minor(minor)
+                .file_mode(meta.mode() & 0o7777)
+                .uid(meta.uid())
+                .gid(meta.gid())
+                .build()
+                .map_err(oci_err)?,
+        );
+        rules.push(
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(typ)
+                .major(major)
+                .minor(minor)
+                .access(m.permissions.clone())
+                .build()
+                .map_err(oci_err)?,
+        );
+    }
+    Ok((nodes, rules))
 }
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount> {
@@ -412,8 +500,13 @@ fn device_rules(privileged: bool) -> Result<Vec<LinuxDeviceCgroup>> {
     Ok(rules)
 }
 
-fn resources(input: &SpecInput) -> Result<oci_spec::runtime::LinuxResources> {
-    let b = LinuxResourcesBuilder::default().devices(device_rules(input.privileged)?);
+fn resources(
+    input: &SpecInput,
+    extra_rules: Vec<LinuxDeviceCgroup>,
+) -> Result<oci_spec::runtime::LinuxResources> {
+    let mut rules = device_rules(input.privileged)?;
+    rules.extend(extra_rules);
+    let b = LinuxResourcesBuilder::default().devices(rules);
     with_limits(b, &input.resources)?.build().map_err(oci_err)
 }
 
@@ -453,6 +546,14 @@ fn with_limits(mut b: LinuxResourcesBuilder, r: &Resources) -> Result<LinuxResou
             cpu = cpu.quota(r.cpu_quota);
             any_cpu = true;
         }
+    }
+    if !r.cpuset_cpus.is_empty() {
+        cpu = cpu.cpus(r.cpuset_cpus.clone());
+        any_cpu = true;
+    }
+    if !r.cpuset_mems.is_empty() {
+        cpu = cpu.mems(r.cpuset_mems.clone());
+        any_cpu = true;
     }
     if any_cpu {
         b = b.cpu(cpu.build().map_err(oci_err)?);
@@ -507,15 +608,19 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec> {
             READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
         )
     };
+    let (device_nodes, device_cgroup) = host_devices(&input.devices)?;
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .masked_paths(masked)
         .readonly_paths(readonly)
-        .resources(resources(input)?)
+        .resources(resources(input, device_cgroup)?)
         .cgroups_path(PathBuf::from(&input.cgroups_path))
         .build()
         .map_err(oci_err)?;
     linux.set_seccomp(input.seccomp.clone());
+    if !device_nodes.is_empty() {
+        linux.set_devices(Some(device_nodes));
+    }
     let mut mounts = default_mounts(input)?;
     for m in &input.mounts {
         let mut opts = vec!["rbind", "rprivate"];
