@@ -960,9 +960,17 @@ impl Svc {
                 continue;
             }
             let paths = self.paths(&name);
+            crate::fsutil::remove_interrupted_writes(&paths.dir);
             let stored = match Stored::load(&paths) {
                 Ok(Some(s)) => s,
-                Ok(None) => continue,
+                Ok(None) => {
+                    // `config.json` is written last at create: a create cut short.
+                    tracing::info!(id = %name, "removing half-created container");
+                    if let Err(e) = std::fs::remove_dir_all(&paths.dir) {
+                        tracing::warn!(id = %name, error = %e, "cannot remove half-created container");
+                    }
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(id = %name, error = %e, "skipping unreadable container");
                     continue;
