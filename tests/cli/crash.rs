@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use berth_test_support::{Engine, Registry};
+use berth_test_support::{wait_until, Engine, Registry};
 
 /// Starts `docker args` in the background and SIGKILLs the engine as soon as `trigger` holds
 /// (polled every 2 ms) or `max` passed, then starts the engine again. Returns whether the
@@ -176,12 +176,47 @@ fn check_consistent(e: &Engine, ctx: &str) {
         .collect();
     assert_eq!(dirs, ids, "{ctx}: container dirs vs docker ps -a");
 
+    // Every monitor (shim) process of this engine belongs to a container listed as running.
+    let running = lines(&e.docker_ok(&["ps", "-q", "--no-trunc"]));
+    let mut strays = vec![];
+    let settled = wait_until(Duration::from_secs(10), || {
+        strays = shim_ids(&root)
+            .into_iter()
+            .filter(|id| !running.contains(id))
+            .collect();
+        strays.is_empty()
+    });
+    assert!(
+        settled,
+        "{ctx}: shims of containers not running: {strays:?}\n{}",
+        e.log_tail()
+    );
+
     for v in lines(&e.docker_ok(&["volume", "ls", "-q"])) {
         e.docker_ok(&["volume", "inspect", &v]);
     }
     for n in lines(&e.docker_ok(&["network", "ls", "-q"])) {
         e.docker_ok(&["network", "inspect", &n]);
     }
+}
+
+/// Container ids of the live `berth-agent shim <data-root>/containers/<id>/shim.json` processes.
+fn shim_ids(root: &Path) -> BTreeSet<String> {
+    let prefix = format!("{}/containers/", root.display());
+    names(Path::new("/proc"))
+        .into_iter()
+        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|pid| fs::read(format!("/proc/{pid}/cmdline")).ok())
+        .filter_map(|raw| {
+            let args: Vec<String> = raw
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let cfg = args.iter().skip_while(|a| *a != "shim").nth(1)?;
+            let rest = cfg.strip_prefix(&prefix)?;
+            Some(rest.strip_suffix("/shim.json")?.to_string())
+        })
+        .collect()
 }
 
 /// Image id of the multilayer fixture, from the fixtures' index.
@@ -445,6 +480,47 @@ fn crash_during_container_bursts() {
                 e.docker_ok(&["rm", &n]);
             }
         }
+    }
+}
+
+/// Killed between spawning the container's monitor and recording the start: the engine
+/// finishes the start at restore instead of leaving a process nothing tracks.
+#[test]
+fn crash_during_start_adopts_the_monitor() {
+    let mut e = Engine::start();
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    // Before the runtime ran (the monitor waits for `start`), then once it has (init.pid).
+    for i in 0..4 {
+        let name = format!("s{i}");
+        let id = e.docker_ok(&[
+            "create",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "300",
+        ]);
+        let dir = e.data_root().join("containers").join(id.trim());
+        let marker = if i < 2 {
+            "shim.json"
+        } else {
+            "bundle/init.pid"
+        };
+        let killed = crash_during(
+            &mut e,
+            &["start", &name],
+            Duration::from_secs(20),
+            |_, _| dir.join(marker).exists(),
+        );
+        assert!(killed || i >= 2, "start finished before the kill");
+        check_consistent(&e, &format!("start {i} killed"));
+        let st = e.docker_ok(&["inspect", "-f", "{{.State.Status}}", &name]);
+        assert_eq!(st.trim(), "running", "{}", e.log_tail());
+        e.docker_ok(&["exec", &name, "true"]);
+        e.docker_ok(&["stop", "-t", "0", &name]);
+        e.docker_ok(&["rm", &name]);
     }
 }
 
