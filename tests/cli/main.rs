@@ -2,6 +2,7 @@
 
 mod build;
 mod containers;
+mod crash;
 mod exec;
 mod files;
 mod images;

@@ -4,6 +4,10 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Distinguishes the temp files of concurrent writes of one path within this process.
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `data` to `path` atomically.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
@@ -15,7 +19,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".tmp-{name}-{}-{seq}", std::process::id()));
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
@@ -27,6 +32,25 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes the temp files of writes a crash cut short in `dir` (`.tmp-*` from [`write_atomic`]
+/// and `.<name>.tmp-<pid>` from earlier versions); directories are left to their owners.
+/// Only safe while nothing writes in `dir`, i.e. when the engine opens.
+pub fn remove_interrupted_writes(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let temp = name.starts_with(".tmp-") || (name.starts_with('.') && name.contains(".tmp-"));
+        if temp && e.file_type().is_ok_and(|t| t.is_file()) {
+            tracing::info!(path = %e.path().display(), "removing interrupted write");
+            if let Err(err) = fs::remove_file(e.path()) {
+                tracing::warn!(path = %e.path().display(), error = %err, "cannot remove temp file");
+            }
+        }
+    }
 }
 
 /// Serialises `value` as JSON and writes it atomically.
@@ -46,6 +70,29 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> std::io::Result
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// Reads a JSON file that the engine cannot start without, at open. A file that does not parse
+/// (torn by a power cut on a filesystem without atomic rename) is logged, kept aside as
+/// `<name>.corrupt-<unix seconds>` for inspection and read as missing, so the engine starts
+/// with what it has instead of not at all.
+pub fn read_json_or_set_aside<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> std::io::Result<Option<T>> {
+    match read_json(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(format!(".corrupt-{secs}"));
+            tracing::error!(error = %e, kept_as = ?aside, "unreadable state file, starting without it");
+            fs::rename(path, &aside)?;
+            Ok(None)
+        }
+        r => r,
     }
 }
 
@@ -107,6 +154,45 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn interrupted_writes_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for n in [
+            ".tmp-state.json-1-0",
+            ".state.json.tmp-77",
+            "state.json",
+            ".hidden",
+        ] {
+            fs::write(d.join(n), b"x").unwrap();
+        }
+        fs::create_dir(d.join(".tmp-layer")).unwrap();
+        remove_interrupted_writes(d);
+        let mut names: Vec<_> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".hidden", ".tmp-layer", "state.json"]);
+    }
+
+    #[test]
+    fn torn_files_are_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        fs::write(&p, b"{\"networks\": [").unwrap();
+        let v: Option<serde_json::Value> = read_json_or_set_aside(&p).unwrap();
+        assert!(v.is_none() && !p.exists());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names[0].starts_with("state.json.corrupt-"), "{names:?}");
+        fs::write(&p, b"{}").unwrap();
+        let v: Option<serde_json::Value> = read_json_or_set_aside(&p).unwrap();
+        assert_eq!(v, Some(serde_json::json!({})));
     }
 
     #[test]

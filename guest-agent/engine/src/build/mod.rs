@@ -362,6 +362,7 @@ impl Build {
 /// Removes what builds cut short by a crash left under `<data-root>/build/`: contexts,
 /// layer tars and image views (unmounted first). Called at engine open, before any build.
 pub fn clean_leftovers(data_root: &Path) {
+    crate::fsutil::remove_interrupted_writes(&data_root.join("build"));
     let Ok(entries) = std::fs::read_dir(data_root.join("build")) else {
         return;
     };

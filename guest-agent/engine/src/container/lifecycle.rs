@@ -553,25 +553,66 @@ impl Svc {
         }
         let pid = shim.start().await?;
         tracing::debug!(id = %c.id, prepare = ?t_prep, created = ?t_created, started = ?t0.elapsed(), "container started");
-        c.update(paths, |st| {
-            let s = &mut st.state.state;
-            s.status = "running".into();
-            s.running = true;
-            s.paused = false;
-            s.restarting = false;
-            s.pid = i64::from(pid);
-            s.exit_code = 0;
-            s.error.clear();
-            s.started_at = now();
-            s.finished_at = ZERO_TIME.into();
-            st.state.has_been_started = true;
-            st.state.manually_stopped = false;
-        })?;
+        c.update(paths, |st| mark_running(st, pid))?;
         c.status.send_modify(|st| st.running = true);
         self.publish(c, "start", &[]);
         self.spawn_monitor(c.clone(), shim);
         self.spawn_health(c);
         Ok(())
+    }
+
+    /// At restore, a container recorded as not running whose monitor still answers (and has
+    /// not recorded an exit) was being started when the engine died: the shim was spawned,
+    /// maybe the runtime too, but the state was not written. Finish that start, as the last
+    /// request asked, instead of leaving a process (or a shim waiting for `start`) that nothing
+    /// tracks. Returns whether the container is now monitored as running.
+    async fn adopt_half_started(self: &Arc<Self>, c: &Arc<Container>) -> bool {
+        let paths = self.paths(&c.id);
+        let shim = self.shim(&c.id);
+        if paths.exit_file().exists() || !shim.alive().await {
+            return false;
+        }
+        let pid = match shim.start().await {
+            Ok(pid) => pid,
+            // Started already: the runtime writes the init's pid once it runs.
+            Err(e) => {
+                let pid_file = paths.bundle().join("init.pid");
+                let read_pid = || {
+                    std::fs::read_to_string(&pid_file)
+                        .ok()
+                        .and_then(|p| p.trim().parse().ok())
+                };
+                let mut pid = None;
+                for _ in 0..500 {
+                    pid = read_pid();
+                    if pid.is_some() || paths.exit_file().exists() || !shim.alive().await {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                match pid {
+                    Some(pid) if !paths.exit_file().exists() => pid,
+                    _ => {
+                        tracing::warn!(id = %c.id, error = %e, "half-started container did not start");
+                        return false;
+                    }
+                }
+            }
+        };
+        tracing::warn!(id = %c.id, pid, "container was being started when the engine stopped; adopting it");
+        if let Err(e) = c.update(&paths, |st| mark_running(st, pid)) {
+            tracing::error!(id = %c.id, error = %e, "cannot record adopted start");
+        }
+        c.status.send_modify(|st| st.running = true);
+        if let Some(att) = c.snapshot().attachment {
+            if let Err(e) = self.networks.restore(&c.id, &att).await {
+                tracing::warn!(id = %c.id, error = %e, "network restore failed");
+            }
+        }
+        self.publish(c, "start", &[]);
+        self.spawn_monitor(c.clone(), shim);
+        self.spawn_health(c);
+        true
     }
 
     /// Waits for the shim to report the exit, then records it.
@@ -1053,9 +1094,17 @@ impl Svc {
                 continue;
             }
             let paths = self.paths(&name);
+            crate::fsutil::remove_interrupted_writes(&paths.dir);
             let stored = match Stored::load(&paths) {
                 Ok(Some(s)) => s,
-                Ok(None) => continue,
+                Ok(None) => {
+                    // `config.json` is written last at create: a create cut short.
+                    tracing::info!(id = %name, "removing half-created container");
+                    if let Err(e) = std::fs::remove_dir_all(&paths.dir) {
+                        tracing::warn!(id = %name, error = %e, "cannot remove half-created container");
+                    }
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(id = %name, error = %e, "skipping unreadable container");
                     continue;
@@ -1074,6 +1123,9 @@ impl Svc {
                     st.state.state.restarting = false;
                     st.state.state.status = "exited".into();
                 });
+            }
+            if !was_running && self.adopt_half_started(&c).await {
+                continue;
             }
             if revive {
                 // dockerd restarts these when it comes up.
@@ -1106,6 +1158,22 @@ impl Svc {
         }
         Ok(())
     }
+}
+
+/// The state of a container that has just started with init `pid`.
+fn mark_running(st: &mut super::record::Stored, pid: i32) {
+    let s = &mut st.state.state;
+    s.status = "running".into();
+    s.running = true;
+    s.paused = false;
+    s.restarting = false;
+    s.pid = i64::from(pid);
+    s.exit_code = 0;
+    s.error.clear();
+    s.started_at = now();
+    s.finished_at = ZERO_TIME.into();
+    st.state.has_been_started = true;
+    st.state.manually_stopped = false;
 }
 
 /// Fills an empty volume with what the image has at its mount path (Docker's copy-up), from

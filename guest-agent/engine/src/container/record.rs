@@ -46,6 +46,19 @@ pub struct StateRecord {
     pub has_been_started: bool,
 }
 
+impl StateRecord {
+    /// The state of a container whose `state.json` was torn: taken as running, so that
+    /// `restore` reconnects to its monitor if it has one and otherwise records it as exited.
+    pub fn unknown() -> Self {
+        let mut s = Self::default();
+        s.state.running = true;
+        s.state.status = "running".into();
+        s.has_been_started = true;
+        s.manually_stopped = true;
+        s
+    }
+}
+
 /// Paths of one container's files.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -126,10 +139,13 @@ impl Stored {
         })
     }
 
+    /// Writes every file of a new container, `config.json` last: a directory without it is a
+    /// create cut short ([`Stored::load`] says `None`), never a container with defaults.
     pub fn save_all(&self, p: &Paths) -> Result<()> {
-        write_json_atomic(&p.config(), &self.record)?;
         write_json_atomic(&p.host_config(), &self.host)?;
-        self.save_state(p)
+        self.save_state(p)?;
+        write_json_atomic(&p.config(), &self.record)?;
+        Ok(())
     }
 
     pub fn save_state(&self, p: &Paths) -> Result<()> {
@@ -151,7 +167,15 @@ impl Stored {
         Ok(Some(Self {
             record,
             host: read_json(&p.host_config())?.unwrap_or_default(),
-            state: read_json(&p.state())?.unwrap_or_default(),
+            state: read_json(&p.state())
+                .unwrap_or_else(|e| {
+                    tracing::error!(
+                        error = %e,
+                        "unreadable container state, asking its monitor whether it still runs"
+                    );
+                    Some(StateRecord::unknown())
+                })
+                .unwrap_or_default(),
             attachment: read_json(&p.network())?,
         }))
     }
@@ -191,5 +215,13 @@ mod tests {
         assert!(Stored::load(&Paths::new(d.path(), "nope"))
             .unwrap()
             .is_none());
+        // A torn state file does not lose the container.
+        std::fs::write(p.state(), b"{\"state\": {\"Sta").unwrap();
+        let l = Stored::load(&p).unwrap().unwrap();
+        assert_eq!(l.record, s.record);
+        assert!(l.state.state.running);
+        // A torn config does (it is reported by `restore`), as with dockerd.
+        std::fs::write(p.config(), b"{\"id\": \"a").unwrap();
+        assert!(Stored::load(&p).is_err());
     }
 }

@@ -113,13 +113,16 @@ impl<W: Write> Differ<W> {
 }
 
 /// Writes the layer tar of an overlay upper directory to `out`.
+/// A container that never started has no upper directory yet: its layer is empty.
 pub fn write_layer_tar(upper: &Path, out: impl Write) -> Result<()> {
     let mut d = Differ {
         root: upper.to_path_buf(),
         out: tar::Builder::new(out),
         links: HashMap::new(),
     };
-    d.dir(Path::new(""))?;
+    if upper.exists() {
+        d.dir(Path::new(""))?;
+    }
     d.out.into_inner()?.flush()?;
     Ok(())
 }
@@ -183,6 +186,15 @@ mod tests {
         let m = fs::symlink_metadata(out.path().join("etc/gone")).unwrap();
         assert!(m.file_type().is_char_device());
         assert_eq!(fs::read(out.path().join("etc/app/hard")).unwrap(), b"x=1");
+    }
+
+    #[test]
+    fn a_missing_upper_dir_is_an_empty_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut buf = Vec::new();
+        write_layer_tar(&dir.path().join("never-started"), &mut buf).unwrap();
+        let mut a = tar::Archive::new(&buf[..]);
+        assert_eq!(a.entries().unwrap().count(), 0);
     }
 
     #[test]

@@ -97,6 +97,9 @@ impl Store {
                 }
             }
         }
+        for dir in ["", "imagedb", "blobs/sha256"] {
+            crate::fsutil::remove_interrupted_writes(&root.join(dir));
+        }
         let mut images = BTreeMap::new();
         for e in fs::read_dir(root.join("imagedb"))? {
             let p = e?.path();
@@ -113,7 +116,8 @@ impl Store {
             }
         }
         let tags: BTreeMap<String, String> =
-            read_json(&root.join("repositories.json"))?.unwrap_or_default();
+            crate::fsutil::read_json_or_set_aside(&root.join("repositories.json"))?
+                .unwrap_or_default();
         let tags = tags
             .into_iter()
             .filter(|(_, id)| images.contains_key(id.strip_prefix("sha256:").unwrap_or(id)))

@@ -145,7 +145,8 @@ impl State {
     }
 
     pub(crate) fn load(dir: &Path) -> Result<Self> {
-        let mut st: Self = fsutil::read_json(&Self::path(dir))?.unwrap_or_default();
+        fsutil::remove_interrupted_writes(dir);
+        let mut st: Self = fsutil::read_json_or_set_aside(&Self::path(dir))?.unwrap_or_default();
         // Files written before containers could join several networks keyed by container id.
         st.endpoints = std::mem::take(&mut st.endpoints)
             .into_values()

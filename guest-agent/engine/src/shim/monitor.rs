@@ -41,7 +41,9 @@ struct Shared {
     log: Mutex<jsonlog::Writer>,
     exit: Mutex<Option<i32>>,
     exited: Condvar,
-    start_tx: Mutex<mpsc::Sender<StartReply>>,
+    /// Taken by the first `start` request: a second one (an engine that restarted while the
+    /// first was under way) is told at once that the container was started.
+    start_tx: Mutex<Option<mpsc::Sender<StartReply>>>,
 }
 
 /// The container's stdio prepared before the runtime runs: our ends, and the ends (or the
@@ -90,7 +92,7 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
         log: Mutex::new(log),
         exit: Mutex::new(None),
         exited: Condvar::new(),
-        start_tx: Mutex::new(start_tx),
+        start_tx: Mutex::new(Some(start_tx)),
     });
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let mut n_pumps = 0;
@@ -478,8 +480,9 @@ fn handle(s: &Shared, mut conn: UnixStream) -> std::io::Result<()> {
             let sent = s
                 .start_tx
                 .lock()
-                .map(|t| t.send(tx).is_ok())
-                .unwrap_or(false);
+                .ok()
+                .and_then(|mut t| t.take())
+                .is_some_and(|t| t.send(tx).is_ok());
             let reply = if sent {
                 rx.recv().unwrap_or_else(|_| Err("shim is exiting".into()))
             } else {

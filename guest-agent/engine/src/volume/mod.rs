@@ -22,9 +22,28 @@ fn valid_name(n: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
+/// Removes what a crash cut short: volumes being deleted (`.rm-*`) and temp files of
+/// `meta.json` writes.
+fn remove_leftovers(dir: &std::path::Path) -> Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_name().to_string_lossy().starts_with(".rm-") {
+            tracing::info!(path = %e.path().display(), "removing interrupted volume removal");
+            if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                tracing::warn!(path = %e.path().display(), error = %err, "cannot remove");
+            }
+        } else {
+            crate::fsutil::remove_interrupted_writes(&e.path());
+        }
+    }
+    Ok(())
+}
+
 impl VolumeService {
     pub async fn open(config: Arc<EngineConfig>, events: EventBus) -> Result<Self> {
-        crate::fsutil::create_hierarchy_root(&config.data_root.join("volumes"))?;
+        let dir = config.data_root.join("volumes");
+        crate::fsutil::create_hierarchy_root(&dir)?;
+        remove_leftovers(&dir)?;
         Ok(Self {
             config,
             events,
@@ -100,8 +119,12 @@ impl VolumeService {
         let mut out = vec![];
         for e in std::fs::read_dir(self.config.data_root.join("volumes"))? {
             let name = e?.file_name().to_string_lossy().into_owned();
-            if let Ok(v) = self.inspect(&name) {
-                out.push(v);
+            match self.inspect(&name) {
+                Ok(v) => out.push(v),
+                Err(e) if e.kind() != crate::ErrorKind::NotFound => {
+                    tracing::error!(volume = %name, error = %e, "unreadable volume skipped")
+                }
+                Err(_) => {}
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -111,7 +134,13 @@ impl VolumeService {
     /// Removes a volume; the caller checks that no container uses it.
     pub fn remove(&self, name: &str) -> Result<()> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.inspect(name)?;
+        if let Err(e) = self.inspect(name) {
+            // A torn `meta.json` (power cut) must not pin the volume forever.
+            if e.kind() == crate::ErrorKind::NotFound {
+                return Err(e);
+            }
+            tracing::warn!(volume = %name, error = %e, "removing a volume with unreadable metadata");
+        }
         let dir = self.dir(name);
         let trash = self
             .config
@@ -186,5 +215,36 @@ mod tests {
                 ..Default::default()
             })
             .is_err());
+    }
+
+    #[tokio::test]
+    async fn crash_leftovers_go_and_torn_volumes_can_be_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = Arc::new(EngineConfig::new(d.path().to_path_buf()));
+        let s = VolumeService::open(cfg.clone(), EventBus::new())
+            .await
+            .unwrap();
+        for n in ["torn", "fine"] {
+            s.create(VolumeCreateOptions {
+                name: n.into(),
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        let vols = d.path().join("volumes");
+        std::fs::create_dir_all(vols.join(".rm-x/_data")).unwrap();
+        std::fs::write(vols.join("fine/.tmp-meta.json-1-0"), b"{").unwrap();
+        std::fs::write(vols.join("torn/meta.json"), b"{\"Name\": \"to").unwrap();
+        let s = VolumeService::open(cfg, EventBus::new()).await.unwrap();
+        assert!(!vols.join(".rm-x").exists());
+        assert!(!vols.join("fine/.tmp-meta.json-1-0").exists());
+        let names: Vec<_> = s.list().unwrap().into_iter().map(|v| v.name).collect();
+        assert_eq!(names, ["fine"]);
+        s.remove("torn").unwrap();
+        assert!(!vols.join("torn").exists());
+        assert_eq!(
+            s.remove("torn").unwrap_err().kind(),
+            crate::ErrorKind::NotFound
+        );
     }
 }
