@@ -68,7 +68,10 @@ fn is_leftover(name: &str) -> bool {
 }
 
 /// Temp files, trash directories and build scratch left in the data root's state directories.
-fn leftovers(root: &Path) -> Vec<String> {
+/// Leftovers of interrupted work under `root`. Temp files named after `live` (the running
+/// engine's PID: `.tmp-<name>-<pid>-<n>`) are writes in flight, not leftovers.
+fn leftovers(root: &Path, live: Option<u32>) -> Vec<String> {
+    let in_flight = |n: &str| live.is_some_and(|pid| n.contains(&format!("-{pid}-")));
     let mut dirs = vec![
         root.to_path_buf(),
         root.join("image"),
@@ -89,7 +92,7 @@ fn leftovers(root: &Path) -> Vec<String> {
         found.extend(
             names(d)
                 .into_iter()
-                .filter(|n| is_leftover(n))
+                .filter(|n| is_leftover(n) && !in_flight(n))
                 .map(|n| d.join(n).display().to_string()),
         );
     }
@@ -113,7 +116,7 @@ fn lines(s: &str) -> BTreeSet<String> {
 /// Everything the engine lists works, and the data root agrees with it.
 fn check_consistent(e: &Engine, ctx: &str) {
     let root = e.data_root();
-    let left = leftovers(&root);
+    let left = leftovers(&root, e.pid());
     assert!(left.is_empty(), "{ctx}: leftovers after start: {left:?}");
 
     // Images: records, layer dirs and the CLI agree; each image runs.
