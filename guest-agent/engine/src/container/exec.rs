@@ -2,10 +2,9 @@
 //! as children of the engine (they do not outlive it).
 
 use std::collections::HashMap;
-use std::os::unix::net::UnixListener;
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use berth_docker_api::container::ExecConfig;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -192,24 +191,10 @@ impl Svc {
         let process_file = paths.bundle().join(format!("exec-{}.json", &e.id[..12]));
         crate::fsutil::write_json_atomic(&process_file, &process)?;
         let rt = crate::runtime::for_spec(&self.runtime_spec(&s.host.runtime)?);
-        let mut opts = ExecOptions {
+        let opts = ExecOptions {
             process_file: process_file.clone(),
-            console_socket: None,
+            tty: e.config.tty,
             log_file: Some(paths.bundle().join(format!("exec-{}.log", &e.id[..12]))),
-        };
-        let listener = if e.config.tty {
-            let p = self
-                .config
-                .exec_root
-                .join("s")
-                .join(format!("e{}.con", &e.id[..12]));
-            let _ = std::fs::remove_file(&p);
-            let l = UnixListener::bind(&p)?;
-            l.set_nonblocking(true)?;
-            opts.console_socket = Some(p);
-            Some(l)
-        } else {
-            None
         };
         let mut cmd = tokio::process::Command::from(rt.exec_command(&c.id, &opts));
         let (tx_out, rx_out) = tokio::io::duplex(64 * 1024);
@@ -218,26 +203,14 @@ impl Svc {
         let exec = e.clone();
         let cid = c.clone();
         let input: Option<std::pin::Pin<Box<dyn AsyncWrite + Send>>>;
-        if let Some(l) = listener {
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
+        if e.config.tty {
+            let master = runtime_terminal(&mut cmd, process.console_size().as_ref())?;
             let mut child = cmd
                 .spawn()
                 .map_err(|err| EngineError::internal(format!("exec: {err}")))?;
-            let master = tokio::task::spawn_blocking(move || accept_console(&l))
-                .await
-                .map_err(|err| EngineError::internal(err.to_string()))?;
-            if let Some(p) = &opts.console_socket {
-                let _ = std::fs::remove_file(p);
-            }
-            let master = match master {
-                Ok(m) => m,
-                Err(err) => {
-                    let _ = child.kill().await;
-                    return Err(exec_failure(&opts, err));
-                }
-            };
+            // The runtime's copy of the terminal's other end went with the spawn: once the
+            // runtime exits, reads on the master end with EIO.
+            drop(cmd);
             let master = Arc::new(master);
             {
                 let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -262,13 +235,8 @@ impl Svc {
                         }
                     }
                 }
-                let code = child
-                    .wait()
-                    .await
-                    .ok()
-                    .and_then(|s| s.code())
-                    .unwrap_or(255);
-                svc.exec_finished(&exec, &cid, i64::from(code));
+                let code = exit_code(child.wait().await.ok(), opts.log_file.as_deref());
+                svc.exec_finished(&exec, &cid, code);
                 drop(out);
             });
         } else {
@@ -316,13 +284,8 @@ impl Svc {
                     pump(stdout.map(|s| Box::new(s) as _), 1, want_out),
                     pump(stderr.map(|s| Box::new(s) as _), 2, want_err)
                 );
-                let status = child.wait().await.ok();
-                let mut code = status.and_then(|s| s.code()).unwrap_or(255);
-                // The runtime failed to start the process (not found, not executable).
-                if code != 0 && log_error(opts.log_file.as_deref()).is_some() {
-                    code = 126;
-                }
-                svc.exec_finished(&exec, &cid, i64::from(code));
+                let code = exit_code(child.wait().await.ok(), opts.log_file.as_deref());
+                svc.exec_finished(&exec, &cid, code);
             });
         }
         self.publish(
@@ -423,31 +386,57 @@ fn log_error(path: Option<&std::path::Path>) -> Option<String> {
         .and_then(|t| error_line(&t))
 }
 
-fn exec_failure(opts: &ExecOptions, err: String) -> EngineError {
-    let msg = opts
-        .log_file
-        .as_ref()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| error_line(&t))
-        .unwrap_or(err);
-    EngineError::internal(msg.trim_end().to_string())
+/// The exec's exit code from the runtime's: 126 when the runtime could not start the process
+/// (not found, not executable), as dockerd reports it.
+fn exit_code(status: Option<std::process::ExitStatus>, log_file: Option<&Path>) -> i64 {
+    let code = status.and_then(|s| s.code()).unwrap_or(255);
+    if code != 0 && log_error(log_file).is_some() {
+        return 126;
+    }
+    i64::from(code)
 }
 
-fn accept_console(l: &UnixListener) -> std::result::Result<std::fs::File, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match l.accept() {
-            Ok((c, _)) => {
-                c.set_nonblocking(false).map_err(|e| e.to_string())?;
-                return crate::shim::console::recv_fd(&c);
+/// Makes a terminal the runtime's stdin, stdout, stderr and controlling terminal (so resizing
+/// the master sends it SIGWINCH, which it passes on to the container's terminal); returns the
+/// master, sized `size` (height, width) first. The terminal the container's process sees is the
+/// runtime's own, inside the container.
+fn runtime_terminal(
+    cmd: &mut tokio::process::Command,
+    size: Option<&oci_spec::runtime::Box>,
+) -> Result<std::fs::File> {
+    let ws = size.map(|s| nix::pty::Winsize {
+        ws_row: u16::try_from(s.height()).unwrap_or(u16::MAX),
+        ws_col: u16::try_from(s.width()).unwrap_or(u16::MAX),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    });
+    let pty = nix::pty::openpty(ws.as_ref(), None)
+        .map_err(|err| EngineError::internal(format!("exec: cannot open a terminal: {err}")))?;
+    let master = std::fs::File::from(pty.master);
+    nix::fcntl::fcntl(
+        &master,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(|err| EngineError::internal(format!("exec: {err}")))?;
+    let slave = std::fs::File::from(pty.slave);
+    // Raw from the start: the runtime switches it to raw only once it runs, and anything the
+    // client typed before that would be echoed back by this outer terminal.
+    let mut mode = nix::sys::termios::tcgetattr(&slave)
+        .map_err(|err| EngineError::internal(format!("exec: {err}")))?;
+    nix::sys::termios::cfmakeraw(&mut mode);
+    nix::sys::termios::tcsetattr(&slave, nix::sys::termios::SetArg::TCSANOW, &mode)
+        .map_err(|err| EngineError::internal(format!("exec: {err}")))?;
+    cmd.stdin(slave.try_clone()?)
+        .stdout(slave.try_clone()?)
+        .stderr(slave);
+    // SAFETY: between fork and exec only async-signal-safe calls: setsid and an ioctl on fd 0.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() > deadline {
-                    return Err("timed out waiting for the exec console".into());
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => return Err(e.to_string()),
-        }
+            Ok(())
+        });
     }
+    Ok(master)
 }

@@ -151,7 +151,7 @@ impl Svc {
             );
             let opts = ExecOptions {
                 process_file: file.clone(),
-                console_socket: None,
+                tty: false,
                 log_file: None,
             };
             let mut cmd = tokio::process::Command::from(rt.exec_command(&c.id, &opts));

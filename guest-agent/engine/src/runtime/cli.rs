@@ -156,8 +156,8 @@ impl Runtime for OciCli {
     fn exec_command(&self, id: &str, opts: &ExecOptions) -> Command {
         let mut c = self.base(opts.log_file.as_deref());
         c.arg("exec").arg("--process").arg(&opts.process_file);
-        if let Some(s) = &opts.console_socket {
-            c.arg("--console-socket").arg(s).arg("--tty");
+        if opts.tty {
+            c.arg("--tty");
         }
         c.arg(id);
         c

@@ -48,7 +48,10 @@ pub struct CreateOptions {
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
     pub process_file: PathBuf,
-    pub console_socket: Option<PathBuf>,
+    /// The process has a terminal: the runtime stays in the foreground, makes the pty inside
+    /// the container and relays it to its own stdio, which must be a terminal too (runc refuses
+    /// a console socket without `--detach`, and a detached exec would have no parent to reap it).
+    pub tty: bool,
     pub log_file: Option<PathBuf>,
 }
 
