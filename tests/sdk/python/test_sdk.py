@@ -18,9 +18,13 @@ import time
 import traceback
 import urllib.request
 
+import os
+import tempfile
+
 import docker
 import docker.errors
-from docker.types import EndpointConfig
+from docker.types import EndpointConfig, Healthcheck, Mount, Ulimit
+from docker.utils.socket import frames_iter
 
 PREFIX = "sdkpy"
 CHECKS = []
@@ -215,6 +219,9 @@ def containers_run_foreground_and_remove():
         "busybox", entrypoint=["echo"], command=["a", "b"], stdout=True, stderr=True, remove=True
     )
     eq(out, b"a b\n", "entrypoint + command")
+    out = client.containers.run("busybox", ["sh", "-c", "ulimit -Sn; ulimit -Hn"], remove=True,
+                                ulimits=[Ulimit(name="nofile", soft=1024, hard=2048)])
+    eq(out, b"1024\n2048\n", "ulimits")
     out = client.containers.run("busybox", "sh -c 'echo o; echo e >&2'", stderr=True, stdout=False, remove=True)
     eq(out, b"e\n", "stderr only")
     e = raises(
@@ -327,6 +334,10 @@ def exec_run_variants():
     got = list(r.output)
     eq(b"".join(o for o, _ in got if o), b"o\n", "stream+demux stdout")
     eq(b"".join(e for _, e in got if e), b"e\n", "stream+demux stderr")
+    r = c.exec_run(["sh", "-c", "echo hi"], socket=True)
+    sock = r.output
+    eq(b"".join(d for _, d in frames_iter(sock, False)), b"hi\n", "exec socket")
+    sock.close()
     r = c.exec_run(["tty"], tty=True)
     ok(r.output.startswith(b"/dev/pts/"), f"tty exec {r.output!r}")
     r = c.exec_run(["sh", "-c", "touch /tmp/detached"], detach=True)
@@ -481,6 +492,108 @@ def lifecycle_rename_pause_kill_restart():
     eq(c.status, "exited", "stopped")
     c.remove()
     raises(docker.errors.NotFound, c.reload)
+
+
+@check
+def containers_run_host_config_options():
+    c = client.containers.run(
+        "busybox", ["sleep", "60"], detach=True, name="sdkpy-opts",
+        mounts=[Mount("/m", None, type="tmpfs", tmpfs_size=1 << 20), Mount("/v", "sdkpy-mv", type="volume")],
+        tmpfs={"/t": "size=2m"}, read_only=True, user="nobody", cap_add=["NET_ADMIN"], cap_drop=["CHOWN"],
+        dns=["192.0.2.53"], dns_search=["example.test"], dns_opt=["ndots:3"],
+        extra_hosts={"foo.local": "10.9.8.7"}, init=True, shm_size="16m",
+        ulimits=[Ulimit(name="nofile", soft=1024, hard=2048)], mem_limit="64m",
+        restart_policy={"Name": "unless-stopped"}, publish_all_ports=True,
+        ports={"8080/tcp": None, "9000/udp": ("127.0.0.1", 19000)},
+        healthcheck=Healthcheck(test=["CMD", "true"], interval=100_000_000, retries=2),
+        hostname="h1", stop_signal="SIGUSR1",
+    )
+    c.reload()
+    eq(c.exec_run(["id", "-u"]).output, b"65534\n", "user")
+    hosts = c.exec_run(["cat", "/etc/hosts"]).output
+    ok(b"10.9.8.7\tfoo.local\n" in hosts, f"extra_hosts in /etc/hosts: {hosts!r}")
+    eq(c.exec_run(["cat", "/etc/resolv.conf"]).output,
+       b"search example.test\nnameserver 192.0.2.53\noptions ndots:3\n", "dns, dns_search, dns_opt")
+    # (the soft limit of an exec by a non-root user is runc's business: its Go runtime raises it)
+    eq(c.exec_run(["sh", "-c", "ulimit -Hn"]).output, b"2048\n", "ulimit in exec")
+    ok(c.exec_run(["touch", "/x"]).exit_code != 0, "read-only root")
+    eq(c.exec_run(["touch", "/t/x", "/m/x"]).exit_code, 0, "tmpfs mounts are writable")
+    eq(c.exec_run(["sh", "-c", "echo $(( $(stat -f -c '%b*%S' /dev/shm) ))"]).output, b"16777216\n", "shm size")
+    hc = c.attrs["HostConfig"]
+    eq((hc["RestartPolicy"]["Name"], hc["Init"], hc["Memory"], hc["ReadonlyRootfs"]),
+       ("unless-stopped", True, 64 << 20, True), "host config")
+    eq(sorted(hc["CapAdd"]), ["NET_ADMIN"], "cap add")
+    eq(c.ports["9000/udp"], [{"HostIp": "127.0.0.1", "HostPort": "19000"}], "udp port")
+    ok(int(c.ports["8080/tcp"][0]["HostPort"]) > 0, f"publish_all {c.ports}")
+    eq(c.attrs["Config"]["StopSignal"], "SIGUSR1", "stop signal")
+    # as in dockerd, HostConfig.Tmpfs mounts are not listed in Mounts, --mount ones are
+    eq({m["Destination"] for m in c.attrs["Mounts"]}, {"/m", "/v"}, "mounts")
+    eq(hc["Tmpfs"], {"/t": "size=2m"}, "tmpfs")
+    wait_for("healthy", lambda: (c.reload() or c.health) == "healthy", 10)
+    c.remove(force=True)
+    client.volumes.get("sdkpy-mv").remove()
+
+
+@check
+def containers_run_stream_tty_auto_remove():
+    out = client.containers.run("busybox", ["sh", "-c", "echo a; sleep 0.2; echo b"], stream=True, remove=True)
+    eq(b"".join(out), b"a\nb\n", "run(stream=True)")
+    c = client.containers.run("busybox", ["true"], detach=True, auto_remove=True)
+    eq(c.wait(condition="removed", timeout=10)["StatusCode"], 0, "wait(condition=removed)")
+    raises(docker.errors.NotFound, c.reload)
+    c = client.containers.run("busybox", ["sh", "-c", "echo tty; tty"], tty=True, detach=True)
+    c.wait(timeout=10)
+    eq(c.logs(), b"tty\r\n/dev/pts/0\r\n", "tty logs are raw")
+    c.remove()
+    c = client.containers.create("busybox", ["sh", "-c", "read l; echo got $l; stty size"], tty=True,
+                                 stdin_open=True, name="sdkpy-ttyatt")
+    sock = c.attach_socket(params={"stdin": 1, "stdout": 1, "stream": 1})
+    c.start()
+    c.resize(30, 100)
+    sock._sock.sendall(b"hello\n")
+    out = b"".join(d for _, d in frames_iter(sock._sock, True))
+    sock._sock.close()
+    ok(b"got hello\r\n30 100\r\n" in out, f"tty attach and resize: {out!r}")
+    c.remove(force=True)
+    out = client.containers.run("busybox", ["ip", "-o", "link"], network_mode="none", remove=True)
+    eq([l.split(b":")[1].strip() for l in out.splitlines()], [b"lo"], "network_mode=none")
+
+
+@check
+def images_save_load_import():
+    img = client.images.get("busybox")
+    data = b"".join(img.save(named=True))
+    client.images.remove("busybox", force=True)
+    loaded = client.images.load(data)
+    eq([i.id for i in loaded], [img.id], "load returns the images")
+    ok("busybox:latest" in client.images.get(img.id).tags, "tag restored by load")
+    c = client.containers.create("busybox", name="sdkpy-imp")
+    exported = b"".join(c.export())
+    c.remove()
+    api.import_image_from_data(exported, repository="sdkpy/imported", tag="x")
+    im = client.images.get("sdkpy/imported:x")
+    eq(client.containers.run(im.id, ["/bin/busybox", "echo", "i"], remove=True), b"i\n", "imported image")
+
+
+@check
+def images_build_from_directory():
+    d = tempfile.mkdtemp(prefix="sdkpy-build-")
+    files = {
+        "Dockerfile": "FROM busybox AS base\nRUN echo base > /b\nFROM base AS final\nCOPY . /ctx/\n",
+        ".dockerignore": "ignored.txt\n",
+        "keep.txt": "k",
+        "ignored.txt": "i",
+    }
+    for name, text in files.items():
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+    img, _ = client.images.build(path=d, tag="sdkpy/dir:1", target="final", nocache=True)
+    out = client.containers.run(img.id, ["ls", "-A", "/ctx"], remove=True)
+    eq(out, b".dockerignore\nDockerfile\nkeep.txt\n", "context honours .dockerignore")
+    img2, _ = client.images.build(path=d, tag="sdkpy/dir:base", target="base", quiet=True)
+    eq(client.containers.run(img2.id, ["cat", "/b"], remove=True), b"base\n", "target")
+    logs = list(api.build(path=d, tag="sdkpy/dir:2", decode=True))
+    ok(any("aux" in l and l["aux"]["ID"] == img.id for l in logs), f"cached rebuild, aux ID: {logs}")
 
 
 @check

@@ -123,7 +123,8 @@ impl Svc {
             if !had_dns && !att.dns_servers.is_empty() {
                 // Joining a first user network switches the container to the embedded DNS,
                 // as dockerd does (rewritten in place: the file is bind-mounted).
-                super::etc::write_resolv_conf(&paths.dir, &att.dns_servers, false)?;
+                let cfg = super::etc::EtcConfig::new(&s.host, &att.primary.gateway);
+                super::etc::write_resolv_conf(&paths.dir, &att.dns_servers, false, &cfg)?;
             }
             set_live(&c, &paths, att)?;
         }

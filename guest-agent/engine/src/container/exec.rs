@@ -348,6 +348,7 @@ impl Svc {
                 s.host.cap_drop.as_deref().unwrap_or_default(),
             )?,
             no_new_privileges: false,
+            rlimits: spec::rlimits(s.host.ulimits.as_deref().unwrap_or_default())?,
         })
     }
 

@@ -261,6 +261,7 @@ impl Svc {
             &hostname,
             host_net,
             &att.dns_servers,
+            &etc::EtcConfig::new(host, &att.primary.gateway),
         )?;
 
         let usr = user::resolve(
@@ -380,6 +381,7 @@ impl Svc {
                     )
                 }),
                 caps: caps.clone(),
+                rlimits: spec::rlimits(host.ulimits.as_deref().unwrap_or_default())?,
                 no_new_privileges: security_opt
                     .iter()
                     .any(|o| o.starts_with("no-new-privileges") && !o.ends_with("false")),

@@ -149,6 +149,9 @@ pub struct ProcessInput {
     pub console_size: Option<(u16, u16)>,
     pub caps: Vec<String>,
     pub no_new_privileges: bool,
+    /// `HostConfig.Ulimits`, for the init and every exec (dockerd starts execs from the
+    /// container's process spec).
+    pub rlimits: Vec<oci_spec::runtime::PosixRlimit>,
 }
 
 /// Resource limits in Docker's units.
@@ -286,8 +289,31 @@ pub fn build_process(p: &ProcessInput) -> Result<Process> {
         b = b.console_size(size);
     }
     let mut proc = b.build().map_err(oci_err)?;
-    proc.set_rlimits(Some(vec![]));
+    proc.set_rlimits(Some(p.rlimits.clone()));
     Ok(proc)
+}
+
+/// Docker's `Ulimits` (`[{"Name":"nofile","Soft":1024,"Hard":2048}]`) as OCI rlimits; an
+/// unknown name is a bad parameter.
+pub fn rlimits(ulimits: &[serde_json::Value]) -> Result<Vec<oci_spec::runtime::PosixRlimit>> {
+    ulimits
+        .iter()
+        .map(|u| {
+            let name = u["Name"].as_str().unwrap_or_default();
+            let typ: oci_spec::runtime::PosixRlimitType = serde_json::from_value(
+                serde_json::json!(format!("RLIMIT_{}", name.to_ascii_uppercase())),
+            )
+            .map_err(|_| EngineError::invalid(format!("invalid ulimit type: {name}")))?;
+            // Docker sends -1 for unlimited; as u64 that is RLIM_INFINITY.
+            let value = |k: &str| u[k].as_i64().map_or(0, |v| v as u64);
+            oci_spec::runtime::PosixRlimitBuilder::default()
+                .typ(typ)
+                .soft(value("Soft"))
+                .hard(value("Hard"))
+                .build()
+                .map_err(oci_err)
+        })
+        .collect()
 }
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount> {
@@ -572,6 +598,43 @@ mod tests {
             cgroups_path: "/berth/abc".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn ulimits_become_rlimits() {
+        let u = serde_json::json!([
+            {"Name": "nofile", "Soft": 1024, "Hard": 2048},
+            {"Name": "core", "Soft": -1, "Hard": -1}
+        ]);
+        let r = rlimits(u.as_array().unwrap()).unwrap();
+        let got: Vec<_> = r.iter().map(|l| (l.typ(), l.soft(), l.hard())).collect();
+        assert_eq!(
+            got,
+            [
+                (oci_spec::runtime::PosixRlimitType::RlimitNofile, 1024, 2048),
+                (
+                    oci_spec::runtime::PosixRlimitType::RlimitCore,
+                    u64::MAX,
+                    u64::MAX
+                )
+            ]
+        );
+        let bad = serde_json::json!([{"Name": "nope", "Soft": 1, "Hard": 1}]);
+        let err = rlimits(bad.as_array().unwrap()).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+        let mut i = input();
+        i.process.rlimits = r;
+        let spec = build_spec(&i).unwrap();
+        assert_eq!(
+            spec.process()
+                .as_ref()
+                .unwrap()
+                .rlimits()
+                .as_ref()
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]
