@@ -11,5 +11,6 @@ mod network;
 mod resources;
 mod restart;
 mod sdk;
+mod sdk_python;
 mod system;
 mod volumes;

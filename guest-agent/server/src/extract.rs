@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 
 /// JSON body; malformed input is a 400 `{"message"}`. An empty body deserialises from `{}`
-/// where the type allows it, as some clients send none.
+/// where the type allows it, as some clients send none. `null` members count as absent, as
+/// in Go's decoder: docker-py sends nested ones (`"IPAM":{"Config":[{"IPRange":null}]}`).
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -24,9 +25,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         } else {
             &bytes
         };
-        serde_json::from_slice(bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError(EngineError::invalid(format!("invalid JSON: {e}"))))
+        let invalid =
+            |e: serde_json::Error| ApiError(EngineError::invalid(format!("invalid JSON: {e}")));
+        let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
+        drop_null_members(&mut value);
+        serde_json::from_value(value).map(JsonBody).map_err(invalid)
+    }
+}
+
+/// Removes object members whose value is `null`, at any depth.
+fn drop_null_members(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_null_members);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(drop_null_members),
+        _ => {}
     }
 }
 
@@ -111,6 +126,29 @@ pub fn parse_filters(raw: Option<&str>) -> Result<Filters, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn null_members_count_as_absent() {
+        let mut v = serde_json::json!({
+            "Name": "n",
+            "Driver": null,
+            "IPAM": {"Driver": "default", "Config": [{"Subnet": "10.1.0.0/24", "IPRange": null}]},
+            "Options": {"a": [null, 1]}
+        });
+        drop_null_members(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "Name": "n",
+                "IPAM": {"Driver": "default", "Config": [{"Subnet": "10.1.0.0/24"}]},
+                "Options": {"a": [null, 1]}
+            })
+        );
+        v["Options"] = serde_json::json!({});
+        let req: berth_docker_api::network::NetworkCreateRequest =
+            serde_json::from_value(v).unwrap();
+        assert_eq!(req.ipam.unwrap().config[0].subnet, "10.1.0.0/24");
+    }
 
     #[test]
     fn filters_accept_both_shapes() {

@@ -34,6 +34,12 @@ pub fn upgrade_response(tty: bool) -> Response {
     r
 }
 
+/// How long the replayed logs of an `attach?logs=1` wait after the `101` head. docker-py
+/// reads the head through a buffered reader and then reads the raw socket, so bytes that
+/// arrive together with the head are lost (docker/docker-py#2466); dockerd's replay starts
+/// late enough (it reads the log file first) that they never do.
+const PRELUDE_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Runs the hijacked connection: `prelude` first (attach `logs=1`), then the session's
 /// output to the client and the client's bytes to its stdin until the output ends or the
 /// client detaches.
@@ -52,6 +58,9 @@ pub fn spawn(
             }
         };
         let (mut cr, mut cw) = tokio::io::split(TokioIo::new(upgraded));
+        if !prelude.is_empty() {
+            tokio::time::sleep(PRELUDE_GRACE).await;
+        }
         for chunk in prelude {
             if cw.write_all(&chunk).await.is_err() {
                 return;

@@ -218,25 +218,12 @@ impl Svc {
         if e.config.tty {
             // A pty of ours is the runtime's stdio; it relays to the container's pty, and
             // resizes that one from ours on SIGWINCH (see `exec_resize`).
-            let [h, w] = console.unwrap_or([24, 80]);
-            let size = nix::pty::Winsize {
-                ws_row: u16::try_from(h).unwrap_or(24),
-                ws_col: u16::try_from(w).unwrap_or(80),
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            };
-            let pty = nix::pty::openpty(Some(&size), None)
-                .map_err(|err| EngineError::internal(format!("exec: openpty: {err}")))?;
-            let slave = std::fs::File::from(pty.slave);
-            cmd.stdin(Stdio::from(slave.try_clone()?))
-                .stdout(Stdio::from(slave.try_clone()?))
-                .stderr(Stdio::from(slave));
+            let master = runtime_terminal(&mut cmd, console.unwrap_or([24, 80]))?;
             let mut child = cmd
                 .spawn()
                 .map_err(|err| EngineError::internal(format!("exec: {err}")))?;
             // Our copies of the slave must go, or the master never sees the end.
             drop(cmd);
-            let master = std::fs::File::from(pty.master);
             let master = Arc::new(master);
             {
                 let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -399,6 +386,45 @@ impl Svc {
             &[("execID", e.id.clone()), ("exitCode", code.to_string())],
         );
     }
+}
+
+/// Makes a pty whose slave becomes `cmd`'s stdio and controlling terminal (the runtime
+/// relays it to the container's pty, and resizes that one on SIGWINCH); returns the master.
+fn runtime_terminal(cmd: &mut tokio::process::Command, [h, w]: [u32; 2]) -> Result<std::fs::File> {
+    let err = |e: nix::Error| EngineError::internal(format!("exec: cannot open a terminal: {e}"));
+    let size = nix::pty::Winsize {
+        ws_row: u16::try_from(h).unwrap_or(24),
+        ws_col: u16::try_from(w).unwrap_or(80),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).map_err(err)?;
+    let master = std::fs::File::from(pty.master);
+    // openpty's descriptors are inheritable: the master must not leak into other children.
+    nix::fcntl::fcntl(
+        &master,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(err)?;
+    let slave = std::fs::File::from(pty.slave);
+    // Raw from the start: the runtime makes it raw only once it runs, and anything typed
+    // before would be echoed back by this outer terminal.
+    let mut mode = nix::sys::termios::tcgetattr(&slave).map_err(err)?;
+    nix::sys::termios::cfmakeraw(&mut mode);
+    nix::sys::termios::tcsetattr(&slave, nix::sys::termios::SetArg::TCSANOW, &mode).map_err(err)?;
+    cmd.stdin(slave.try_clone()?)
+        .stdout(slave.try_clone()?)
+        .stderr(slave);
+    // SAFETY: between fork and exec only async-signal-safe calls: setsid and an ioctl on fd 0.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(master)
 }
 
 /// The exec's exit code: its process's, or 126 (as dockerd) when the runtime could not start

@@ -149,10 +149,14 @@ impl NetworkService {
                 ));
             }
             if !st.endpoints_of(&n.id).is_empty() {
-                return Err(EngineError::conflict(format!(
-                    "error while removing network: network {} id {} has active endpoints",
-                    n.name, n.id
-                )));
+                // libnetwork's ActiveEndpointsError is a Forbidden error: 403, not 409.
+                return Err(EngineError::new(
+                    ErrorKind::Forbidden,
+                    format!(
+                        "error while removing network: network {} id {} has active endpoints",
+                        n.name, n.id
+                    ),
+                ));
             }
             n
         };

@@ -324,9 +324,10 @@ async fn user_networks_restore_and_nat() {
     let me: Ipv4Addr = att.primary.ip_address.parse().unwrap();
     assert_eq!(dns_lookup(&ns, "u"), Some(me));
     assert_eq!(dns_lookup(&ns, "svc-alias"), Some(me));
+    // In use: dockerd's 403.
     assert_eq!(
         fx.svc.remove(&name).await.unwrap_err().kind(),
-        crate::ErrorKind::Conflict
+        crate::ErrorKind::Forbidden
     );
     let listener = in_netns(att.netns_path.as_ref().unwrap(), || {
         TcpListener::bind("0.0.0.0:7").unwrap()

@@ -1,0 +1,73 @@
+//! The official Docker SDK for Python (docker-py) against a fresh engine: runs
+//! `tests/sdk/python/test_sdk.py` (images, build, containers, exec, attach, archives, stats,
+//! update, commit, networks, volumes, events, prune) with the venv made by
+//! `tests/fixtures/python-sdk.sh` (`$BERTH_PYTHON_SDK`, default `~/.cache/berth/python-sdk`).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_test_support::{repo_root, Engine};
+
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+fn sdk_python() -> PathBuf {
+    let venv = std::env::var_os("BERTH_PYTHON_SDK").map_or_else(
+        || PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/berth/python-sdk"),
+        PathBuf::from,
+    );
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run tests/fixtures/python-sdk.sh (scripts/test.sh does)",
+        python.display()
+    );
+    python
+}
+
+#[test]
+fn python_sdk_drives_the_engine() {
+    let python = sdk_python();
+    let e = Engine::start();
+    let log = e.scratch().join("python-sdk.log");
+    let out = std::fs::File::create(&log).expect("sdk log");
+    let mut child = Command::new(&python)
+        .arg("-u")
+        .arg(repo_root().join("tests/sdk/python/test_sdk.py"))
+        .env("DOCKER_HOST", e.host())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("DOCKER_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("log fd"))
+        .stderr(out)
+        .spawn()
+        .expect("run the Python SDK test");
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for the SDK test") {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    match status {
+        Some(s) if s.success() => {
+            assert!(output.contains("all checks passed"), "{output}");
+        }
+        Some(s) => panic!(
+            "Python SDK test failed ({s}):\n{output}\n--- engine log ---\n{}",
+            e.log_tail()
+        ),
+        None => panic!(
+            "Python SDK test did not finish within {TIMEOUT:?}:\n{output}\n--- engine log ---\n{}",
+            e.log_tail()
+        ),
+    }
+}
