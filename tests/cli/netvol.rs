@@ -1,0 +1,164 @@
+//! Everyday options dockerd honours: `local` volume driver options, `network create --ip-range`,
+//! MTU, bridge name, refused drivers, legacy `--link` and `--volumes-from`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use berth_test_support::{wait_until, Engine};
+
+/// Whether `path` is a mount point in this (the engine's) mount namespace.
+fn mounted(path: &Path) -> bool {
+    let want = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| Path::new(m) == want)
+}
+
+fn mountpoint(e: &Engine, vol: &str) -> PathBuf {
+    let mp = e.docker_ok(&["volume", "inspect", "--format", "{{.Mountpoint}}", vol]);
+    PathBuf::from(mp.trim())
+}
+
+fn wait_unmounted(path: &Path) -> bool {
+    wait_until(Duration::from_secs(10), || !mounted(path))
+}
+
+#[test]
+fn netvol_volume_bind_device_survives_restart_and_rm_keeps_the_device() {
+    let mut e = Engine::start();
+    let dev = e.scratch().join("device");
+    std::fs::create_dir_all(&dev).unwrap();
+    std::fs::write(dev.join("h"), "host\n").unwrap();
+    let device = format!("device={}", dev.display());
+    e.docker_ok(&[
+        "volume",
+        "create",
+        "--driver",
+        "local",
+        "--opt",
+        "type=none",
+        "--opt",
+        &device,
+        "--opt",
+        "o=bind",
+        "bv",
+    ]);
+    let opts = e.docker_ok(&["volume", "inspect", "--format", "{{json .Options}}", "bv"]);
+    let want = format!(
+        "{{\"device\":\"{}\",\"o\":\"bind\",\"type\":\"none\"}}",
+        dev.display()
+    );
+    assert_eq!(opts.trim(), want);
+    let data = mountpoint(&e, "bv");
+    assert!(!mounted(&data), "mounted before first use");
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "-v",
+        "bv:/x",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /x/h && echo c > /x/c",
+    ]);
+    assert_eq!(out, "host\n");
+    assert_eq!(std::fs::read_to_string(dev.join("c")).unwrap(), "c\n");
+    assert!(wait_unmounted(&data), "left mounted after the last user");
+
+    // A running user keeps it mounted; its stop unmounts it.
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "--network=none",
+        "-v",
+        "bv:/x",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert!(mounted(&data));
+    e.docker_ok(&["stop", "-t", "0", "user"]);
+    assert!(wait_unmounted(&data), "left mounted after stop");
+
+    e.restart();
+    let opts = e.docker_ok(&["volume", "inspect", "--format", "{{json .Options}}", "bv"]);
+    assert_eq!(opts.trim(), want);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "-v",
+        "bv:/x",
+        "busybox",
+        "cat",
+        "/x/c",
+    ]);
+    assert_eq!(out, "c\n");
+
+    // Removal never deletes the device's files, nor leaves it mounted.
+    e.docker_ok(&["start", "user"]);
+    assert!(mounted(&data));
+    e.docker_ok(&["rm", "-f", "user"]);
+    e.docker_ok(&["volume", "rm", "bv"]);
+    assert!(!mounted(&data));
+    assert!(!data.exists());
+    assert_eq!(std::fs::read_to_string(dev.join("h")).unwrap(), "host\n");
+}
+
+#[test]
+fn netvol_volume_options_are_checked_like_dockerd() {
+    let e = Engine::start();
+    let err = e.docker_err(&["volume", "create", "--driver", "nosuch", "xx"]);
+    assert!(
+        err.contains(
+            "create xx: error looking up volume plugin nosuch: plugin \"nosuch\" not found"
+        ),
+        "{err}"
+    );
+    let err = e.docker_err(&["volume", "create", "--opt", "foo=bar", "v1"]);
+    assert!(err.contains("invalid option: \"foo\""), "{err}");
+    let err = e.docker_err(&["volume", "create", "--opt", "device=/tmp", "v2"]);
+    assert!(err.contains("missing required option: \"type\""), "{err}");
+    let missing = e.scratch().join("missing");
+    let device = format!("device={}", missing.display());
+    let err = e.docker_err(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        &device,
+        "--opt",
+        "o=bind",
+        "v3",
+    ]);
+    assert!(err.contains("failed to mount local volume: mount"), "{err}");
+    assert!(err.contains("no such file or directory"), "{err}");
+    let ls = e.docker_ok(&["volume", "ls", "-q"]);
+    assert_eq!(ls.trim(), "", "a refused volume was kept");
+}
+
+#[test]
+fn netvol_volume_tmpfs_through_mount_volume_opt() {
+    let e = Engine::start();
+    let out = e.docker_ok(&[
+        "run", "--rm", "--network=none", "--mount",
+        "type=volume,src=tv,dst=/t,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=1m",
+        "busybox", "sh", "-c", "grep ' /t ' /proc/mounts; df -k /t | tail -n 1",
+    ]);
+    assert!(out.starts_with("tmpfs /t tmpfs"), "{out}");
+    let total: Vec<&str> = out.lines().last().unwrap().split_whitespace().collect();
+    assert_eq!(total[1], "1024", "{out}");
+    let opts = e.docker_ok(&["volume", "inspect", "--format", "{{json .Options}}", "tv"]);
+    assert_eq!(
+        opts.trim(),
+        r#"{"device":"tmpfs","o":"size=1m","type":"tmpfs"}"#
+    );
+    let data = mountpoint(&e, "tv");
+    assert!(wait_unmounted(&data));
+    e.docker_ok(&["volume", "rm", "tv"]);
+}
