@@ -162,3 +162,132 @@ fn netvol_volume_tmpfs_through_mount_volume_opt() {
     assert!(wait_unmounted(&data));
     e.docker_ok(&["volume", "rm", "tv"]);
 }
+
+/// `N` of this engine's slot (`10.231.N.1`): `10.234.N.0/24` and `bnvN` are this test's own.
+fn slot(e: &Engine) -> String {
+    e.gateway().split('.').nth(2).unwrap().to_string()
+}
+
+#[test]
+fn netvol_network_ip_range_mtu_and_bridge_name() {
+    let mut e = Engine::start();
+    let n = slot(&e);
+    let subnet = format!("10.234.{n}.0/24");
+    let range = format!("10.234.{n}.128/25");
+    let bridge = format!("bnv{n}");
+    e.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &subnet,
+        "--ip-range",
+        &range,
+        "-o",
+        "com.docker.network.driver.mtu=1400",
+        "-o",
+        &format!("com.docker.network.bridge.name={bridge}"),
+        "rng",
+    ]);
+    let ipam = e.docker_ok(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{json .IPAM.Config}}",
+        "rng",
+    ]);
+    assert_eq!(
+        ipam.trim(),
+        format!(r#"[{{"Subnet":"{subnet}","IPRange":"{range}","Gateway":"10.234.{n}.1"}}]"#)
+    );
+    let link = std::fs::read_to_string(format!("/sys/class/net/{bridge}/mtu")).unwrap();
+    assert_eq!(link.trim(), "1400", "bridge MTU");
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "rng",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/class/net/eth0/mtu; ip -4 -o addr show eth0",
+    ]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("1400"), "{out}");
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .contains(&format!("inet 10.234.{n}.128/24")),
+        "first address of the range: {out}"
+    );
+    // Survives a restart: the range and the MTU still apply.
+    e.restart();
+    let ipam2 = e.docker_ok(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{json .IPAM.Config}}",
+        "rng",
+    ]);
+    assert_eq!(ipam2, ipam);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "rng",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/class/net/eth0/mtu; ip -4 -o addr show eth0",
+    ]);
+    assert!(out.starts_with("1400\n"), "{out}");
+    assert!(out.contains(&format!("inet 10.234.{n}.128/24")), "{out}");
+    e.docker_ok(&["network", "rm", "rng"]);
+    assert!(!Path::new(&format!("/sys/class/net/{bridge}")).exists());
+
+    let outside = format!("10.99.{n}.0/25");
+    let err = e.docker_err(&[
+        "network",
+        "create",
+        "--subnet",
+        &subnet,
+        "--ip-range",
+        &outside,
+        "bad",
+    ]);
+    assert!(
+        err.contains(&format!("no matching subnet for range {outside}")),
+        "{err}"
+    );
+    let err = e.docker_err(&[
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.driver.mtu=abc",
+        "bad",
+    ]);
+    assert!(err.contains("invalid MTU"), "{err}");
+}
+
+#[test]
+fn netvol_network_refused_drivers_and_ipv6() {
+    let e = Engine::start();
+    let err = e.docker_err(&["network", "create", "--driver", "overlay", "ov"]);
+    assert!(
+        err.contains("This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."),
+        "{err}"
+    );
+    let err = e.docker_err(&["network", "create", "--ipv6", "v6"]);
+    assert!(
+        err.contains("could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network"),
+        "{err}"
+    );
+    let (status, _) = e.api(
+        "POST",
+        "/networks/create",
+        Some(r#"{"Name":"ov2","Driver":"overlay"}"#),
+    );
+    assert_eq!(status, 503);
+    let ls = e.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!ls.contains("ov") && !ls.contains("v6"), "{ls}");
+}
