@@ -291,3 +291,106 @@ fn netvol_network_refused_drivers_and_ipv6() {
     let ls = e.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!ls.contains("ov") && !ls.contains("v6"), "{ls}");
 }
+
+#[test]
+fn netvol_link_adds_hosts_line_and_checks_the_target() {
+    let e = Engine::start();
+    let err = e.docker_err(&["run", "--rm", "--link", "nosuch:db", "busybox", "true"]);
+    assert!(
+        err.contains("could not get container for nosuch: No such container: nosuch"),
+        "{err}"
+    );
+    let id = e.docker_ok(&["run", "-d", "--name", "other", "busybox", "sleep", "300"]);
+    let ip = e.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.Networks.bridge.IPAddress}}",
+        "other",
+    ]);
+    let hosts = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--link",
+        "other:db",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    let want = format!("{}\tdb {} other", ip.trim(), &id.trim()[..12]);
+    assert!(hosts.lines().any(|l| l == want), "{want:?} not in\n{hosts}");
+    // Reachable under the alias.
+    e.docker_ok(&[
+        "run", "--rm", "--link", "other:db", "busybox", "ping", "-c", "1", "-W", "5", "db",
+    ]);
+    e.docker_ok(&["stop", "-t", "0", "other"]);
+    let err = e.docker_err(&["run", "--rm", "--link", "other:db", "busybox", "true"]);
+    assert!(
+        err.contains("Cannot link to a non running container: /other AS /"),
+        "{err}"
+    );
+}
+
+#[test]
+fn netvol_volumes_from_shares_volumes_and_binds() {
+    let e = Engine::start();
+    let err = e.docker_err(&["create", "--volumes-from", "nosuch", "busybox"]);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+    let host = e.scratch().join("shared");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("b"), "bind\n").unwrap();
+    let bind = format!("{}:/b", host.display());
+    e.docker_ok(&[
+        "run",
+        "--name",
+        "src",
+        "--network=none",
+        "-v",
+        "named:/n",
+        "-v",
+        "/anon",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "echo n > /n/f; echo a > /anon/f",
+    ]);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "--volumes-from",
+        "src",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /n/f /anon/f /b/b; echo w > /n/w && echo writable",
+    ]);
+    assert_eq!(out, "n\na\nbind\nwritable\n");
+    let err = e.docker_err(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "--volumes-from",
+        "src:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /n/x",
+    ]);
+    assert!(err.contains("Read-only file system"), "{err}");
+    // The anonymous volume stays the source's: removing a borrower keeps it.
+    e.docker_ok(&[
+        "run",
+        "--name",
+        "borrower",
+        "--network=none",
+        "--volumes-from",
+        "src",
+        "busybox",
+        "true",
+    ]);
+    e.docker_ok(&["rm", "-v", "borrower"]);
+    let n = e.docker_ok(&["volume", "ls", "-q"]).lines().count();
+    assert_eq!(n, 2, "named and anonymous volumes are kept");
+}

@@ -178,6 +178,7 @@ impl Svc {
             );
         }
 
+        self.check_links(&host)?;
         let mounts = self.resolve_mounts(&host, cfg.volumes.as_ref())?;
         let anonymous: Vec<String> = mounts
             .iter()
@@ -311,6 +312,11 @@ impl Svc {
                         "mount type {other} is not supported"
                     )))
                 }
+            }
+        }
+        for m in self.volumes_from(host)? {
+            if !out.iter().any(|(o, _)| o.destination == m.destination) {
+                out.push((m, false));
             }
         }
         for dst in image_volumes

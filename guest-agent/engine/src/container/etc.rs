@@ -18,6 +18,8 @@ pub struct EtcSettings {
     pub dns_options: Vec<String>,
     /// The address `host-gateway` names (the first network's gateway).
     pub gateway: String,
+    /// `--link` lines (`ip\talias hostname name`), made at start.
+    pub links: Vec<String>,
 }
 
 impl EtcSettings {
@@ -29,6 +31,7 @@ impl EtcSettings {
             dns_search: list(&host.dns_search),
             dns_options: list(&host.dns_options),
             gateway: gateway.to_string(),
+            links: vec![],
         }
     }
 
@@ -45,6 +48,7 @@ impl EtcSettings {
                 };
                 Some(format!("{ip}\t{name}\n"))
             })
+            .chain(self.links.iter().map(|l| format!("{l}\n")))
             .collect()
     }
 

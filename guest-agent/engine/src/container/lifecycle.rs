@@ -288,6 +288,7 @@ impl Svc {
             let _ = tokio::task::spawn_blocking(move || rt.delete(&id, true)).await;
         }
 
+        let links = self.link_host_lines(&rec.name, host)?;
         let mut plan = s.network_plan().into_iter();
         let first = plan
             .next()
@@ -346,7 +347,10 @@ impl Svc {
             &hostname,
             host_net,
             &att.dns_servers,
-            &etc::EtcSettings::of(host, &att.primary.gateway),
+            &etc::EtcSettings {
+                links,
+                ..etc::EtcSettings::of(host, &att.primary.gateway)
+            },
         )?;
 
         let usr = user::resolve(
