@@ -7,6 +7,7 @@ mod exec;
 mod files;
 mod images;
 mod netconnect;
+mod netvol;
 mod network;
 mod resources;
 mod restart;

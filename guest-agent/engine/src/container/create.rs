@@ -178,6 +178,7 @@ impl Svc {
             );
         }
 
+        self.check_links(&host)?;
         let mounts = self.resolve_mounts(&host, cfg.volumes.as_ref())?;
         let anonymous: Vec<String> = mounts
             .iter()
@@ -293,10 +294,8 @@ impl Svc {
                 }
                 "volume" => {
                     let anon = m.source.is_empty();
-                    out.push((
-                        self.mount_point(&m.source, &m.target, !m.read_only, "")?,
-                        anon,
-                    ));
+                    let vol = volume_create_options(&m.source, m.volume_options.as_ref());
+                    out.push((self.volume_mount(vol, &m.target, !m.read_only, "")?, anon));
                 }
                 "tmpfs" => out.push((
                     MountPoint {
@@ -313,6 +312,11 @@ impl Svc {
                         "mount type {other} is not supported"
                     )))
                 }
+            }
+        }
+        for m in self.volumes_from(host)? {
+            if !out.iter().any(|(o, _)| o.destination == m.destination) {
+                out.push((m, false));
             }
         }
         for dst in image_volumes
@@ -341,10 +345,22 @@ impl Svc {
                 ..Default::default()
             });
         }
-        let v = self.volumes.create(VolumeCreateOptions {
+        let vol = VolumeCreateOptions {
             name: src.into(),
             ..Default::default()
-        })?;
+        };
+        self.volume_mount(vol, dst, rw, mode)
+    }
+
+    /// A named or anonymous volume, created with `vol`'s driver and options if it is new.
+    fn volume_mount(
+        &self,
+        vol: VolumeCreateOptions,
+        dst: &str,
+        rw: bool,
+        mode: &str,
+    ) -> Result<MountPoint> {
+        let v = self.volumes.create(vol)?;
         Ok(MountPoint {
             typ: "volume".into(),
             name: v.name.clone(),
@@ -359,6 +375,31 @@ impl Svc {
             rw,
             propagation: String::new(),
         })
+    }
+}
+
+/// The volume `--mount type=volume,src=…,volume-driver=…,volume-opt=k=v` names (`VolumeOptions`
+/// as the API sends it: `{"DriverConfig": {"Name", "Options"}, "Labels"}`).
+fn volume_create_options(name: &str, opts: Option<&serde_json::Value>) -> VolumeCreateOptions {
+    let strings = |v: Option<&serde_json::Value>| -> BTreeMap<String, String> {
+        v.and_then(|v| v.as_object())
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let driver = opts.and_then(|o| o.get("DriverConfig"));
+    VolumeCreateOptions {
+        name: name.into(),
+        driver: driver
+            .and_then(|d| d.get("Name"))
+            .and_then(|n| n.as_str())
+            .unwrap_or_default()
+            .into(),
+        driver_opts: strings(driver.and_then(|d| d.get("Options"))),
+        labels: strings(opts.and_then(|o| o.get("Labels"))),
     }
 }
 

@@ -18,6 +18,8 @@ pub struct EtcSettings {
     pub dns_options: Vec<String>,
     /// The address `host-gateway` names (the first network's gateway).
     pub gateway: String,
+    /// `--link` lines (`ip\talias hostname name`), made at start.
+    pub links: Vec<String>,
 }
 
 impl EtcSettings {
@@ -29,6 +31,7 @@ impl EtcSettings {
             dns_search: list(&host.dns_search),
             dns_options: list(&host.dns_options),
             gateway: gateway.to_string(),
+            links: vec![],
         }
     }
 
@@ -45,6 +48,7 @@ impl EtcSettings {
                 };
                 Some(format!("{ip}\t{name}\n"))
             })
+            .chain(self.links.iter().map(|l| format!("{l}\n")))
             .collect()
     }
 
@@ -229,11 +233,14 @@ mod tests {
             dns_search: vec!["example.com".into()],
             dns_options: vec!["ndots:2".into()],
             gateway: "10.1.0.1".into(),
+            links: vec!["10.1.0.3\tdb 0123456789ab other".into()],
         };
         write_all(dir.path(), "10.1.0.2", "abc", false, &[], &settings).unwrap();
         let hosts = std::fs::read_to_string(dir.path().join("hosts")).unwrap();
         assert!(
-            hosts.ends_with("1.2.3.4\tfoo\n10.1.0.1\tgw\n10.1.0.2\tabc\n"),
+            hosts.ends_with(
+                "1.2.3.4\tfoo\n10.1.0.1\tgw\n10.1.0.3\tdb 0123456789ab other\n10.1.0.2\tabc\n"
+            ),
             "{hosts}"
         );
         let r = std::fs::read_to_string(dir.path().join("resolv.conf")).unwrap();

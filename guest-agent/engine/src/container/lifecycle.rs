@@ -288,6 +288,7 @@ impl Svc {
             let _ = tokio::task::spawn_blocking(move || rt.delete(&id, true)).await;
         }
 
+        let links = self.link_host_lines(&rec.name, host)?;
         let mut plan = s.network_plan().into_iter();
         let first = plan
             .next()
@@ -346,7 +347,10 @@ impl Svc {
             &hostname,
             host_net,
             &att.dns_servers,
-            &etc::EtcSettings::of(host, &att.primary.gateway),
+            &etc::EtcSettings {
+                links,
+                ..etc::EtcSettings::of(host, &att.primary.gateway)
+            },
         )?;
 
         let usr = user::resolve(
@@ -423,6 +427,7 @@ impl Svc {
         for m in rec.mounts.iter().filter(|m| m.typ != "tmpfs") {
             std::fs::create_dir_all(&m.source).ok();
             if m.typ == "volume" {
+                self.volumes.acquire(&m.name)?;
                 copy_up(
                     &image.layer_dirs,
                     &m.destination,
@@ -615,6 +620,25 @@ impl Svc {
         true
     }
 
+    /// Unmounts the devices of `c`'s volumes that no other running container uses.
+    fn release_volumes(&self, c: &Container) {
+        let mounts = c.snapshot().record.mounts;
+        for m in mounts.iter().filter(|m| m.typ == "volume") {
+            let busy = self.all().into_iter().any(|o| {
+                let s = o.snapshot();
+                o.id != c.id
+                    && s.state.state.running
+                    && s.record
+                        .mounts
+                        .iter()
+                        .any(|x| x.typ == "volume" && x.name == m.name)
+            });
+            if !busy {
+                self.volumes.release(&m.name);
+            }
+        }
+    }
+
     /// Waits for the shim to report the exit, then records it.
     fn spawn_monitor(self: &Arc<Self>, c: Arc<Container>, shim: ShimClient) {
         let svc = self.clone();
@@ -669,6 +693,7 @@ impl Svc {
             });
             *c.detaching.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         }
+        self.release_volumes(c);
         self.publish(c, "die", &[("exitCode", code.to_string())]);
         c.status.send_modify(|st| {
             st.running = false;

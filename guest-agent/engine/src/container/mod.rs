@@ -15,6 +15,7 @@ pub mod exec;
 pub mod health;
 pub mod io;
 pub mod lifecycle;
+mod links;
 pub mod logs;
 pub mod names;
 pub mod record;

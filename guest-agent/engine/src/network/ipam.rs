@@ -59,11 +59,31 @@ impl Subnet {
         Ok(Self { net, gateway })
     }
 
-    /// The first address that is neither the network, the broadcast, the gateway nor in `used`.
-    pub(crate) fn allocate(&self, used: &HashSet<Ipv4Addr>) -> Option<Ipv4Addr> {
-        self.net
-            .hosts()
-            .find(|a| *a != self.gateway && !used.contains(a))
+    /// The first address (of `range`, if given, else of the subnet) that is neither the
+    /// subnet's network or broadcast address, the gateway nor in `used`.
+    pub(crate) fn allocate(
+        &self,
+        range: Option<Ipv4Net>,
+        used: &HashSet<Ipv4Addr>,
+    ) -> Option<Ipv4Addr> {
+        let (net, bcast) = (self.net.network(), self.net.broadcast());
+        let from = range.filter(|r| self.net.contains(r)).unwrap_or(self.net);
+        (u32::from(from.network())..=u32::from(from.broadcast()))
+            .map(Ipv4Addr::from)
+            .find(|a| *a != net && *a != bcast && *a != self.gateway && !used.contains(a))
+    }
+
+    /// Checks an `--ip-range` against the subnet (dockerd's text).
+    pub(crate) fn range(&self, range: &str) -> Result<Ipv4Net> {
+        let r: Ipv4Net = range
+            .parse()
+            .map_err(|_| EngineError::invalid(format!("invalid CIDR address: {range}")))?;
+        if !self.net.contains(&r) {
+            return Err(EngineError::invalid(format!(
+                "no matching subnet for range {range}"
+            )));
+        }
+        Ok(r.trunc())
     }
 }
 
@@ -123,14 +143,26 @@ mod tests {
     fn allocate_skips_gateway_and_used() {
         let s = Subnet::from_parts("10.0.0.0/29", "").unwrap();
         let mut used = HashSet::new();
-        let a = s.allocate(&used).unwrap();
+        let a = s.allocate(None, &used).unwrap();
         assert_eq!(a, Ipv4Addr::new(10, 0, 0, 2));
         used.insert(a);
-        assert_eq!(s.allocate(&used).unwrap(), Ipv4Addr::new(10, 0, 0, 3));
+        assert_eq!(s.allocate(None, &used).unwrap(), Ipv4Addr::new(10, 0, 0, 3));
         for i in 3..=6 {
             used.insert(Ipv4Addr::new(10, 0, 0, i));
         }
-        assert_eq!(s.allocate(&used), None, "broadcast is never handed out");
+        assert_eq!(
+            s.allocate(None, &used),
+            None,
+            "broadcast is never handed out"
+        );
+        let s = Subnet::from_parts("10.234.5.0/24", "").unwrap();
+        let r = s.range("10.234.5.128/25").unwrap();
+        assert_eq!(
+            s.allocate(Some(r), &HashSet::new()),
+            Some(Ipv4Addr::new(10, 234, 5, 128)),
+            "dockerd hands out the range's first address"
+        );
+        assert!(s.range("10.9.0.0/25").is_err());
     }
 
     #[test]

@@ -190,7 +190,7 @@ impl NetworkService {
         let nl = Netlink::host()?;
         for n in state.networks.iter().filter(|n| n.driver == "bridge") {
             if let Some(s) = n.subnet() {
-                nl.ensure_bridge(&n.bridge, s.gateway, s.net.prefix_len())
+                nl.ensure_bridge(&n.bridge, s.gateway, s.net.prefix_len(), n.mtu())
                     .await?;
             }
         }
@@ -402,7 +402,7 @@ impl NetworkService {
         }
         let used = st.used_ips(&net.id);
         let ip = if want_ip.is_empty() {
-            subnet.allocate(&used).ok_or_else(|| {
+            subnet.allocate(net.ip_range, &used).ok_or_else(|| {
                 EngineError::unavailable(format!(
                     "no available IPv4 addresses on network {}",
                     net.name
@@ -484,6 +484,7 @@ impl NetworkService {
                 ns_fd,
                 &rec.interface,
                 ipam::mac_for(rec.ip),
+                net.mtu(),
             )
             .await?;
         ns.configure_interface(

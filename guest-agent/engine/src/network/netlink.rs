@@ -134,13 +134,14 @@ impl Netlink {
         }
     }
 
-    /// Creates the bridge `name` unless it exists, gives it `addr/prefix`, brings it up, and
-    /// returns its index.
+    /// Creates the bridge `name` (with `mtu` if not the default) unless it exists, gives it
+    /// `addr/prefix`, brings it up, and returns its index.
     pub(crate) async fn ensure_bridge(
         &self,
         name: &str,
         addr: Ipv4Addr,
         prefix: u8,
+        mtu: Option<u32>,
     ) -> Result<u32> {
         let idx = match self.link(name).await? {
             Some((i, true)) => i,
@@ -154,7 +155,7 @@ impl Netlink {
                 let r = self
                     .handle
                     .link()
-                    .add(LinkBridge::new(name).build())
+                    .add(with_mtu(LinkBridge::new(name), mtu).build())
                     .execute()
                     .await;
                 if let Err(e) = r {
@@ -224,13 +225,14 @@ impl Netlink {
         netns: BorrowedFd<'_>,
         peer: &str,
         mac: [u8; 6],
+        mtu: Option<u32>,
     ) -> Result<()> {
-        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
+        let peer_msg = with_mtu(LinkMessageBuilder::<LinkUnspec>::new(), mtu)
             .name(peer)
             .address(mac.to_vec())
             .setns_by_fd(netns.as_raw_fd())
             .build();
-        let msg = LinkVeth::new(host, peer)
+        let msg = with_mtu(LinkVeth::new(host, peer), mtu)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
             .controller(bridge)
             .up()
@@ -345,5 +347,13 @@ impl Netlink {
             }
         }
         Ok(out)
+    }
+}
+
+/// A link message with an MTU attribute when one is given (none: the kernel's default).
+fn with_mtu<T>(b: LinkMessageBuilder<T>, mtu: Option<u32>) -> LinkMessageBuilder<T> {
+    match mtu {
+        Some(m) => b.mtu(m),
+        None => b,
     }
 }

@@ -50,9 +50,13 @@ impl NetworkService {
         } else {
             req.driver.as_str()
         };
-        if driver != "bridge" {
-            return Err(EngineError::not_found(format!(
-                "plugin \"{driver}\" not found"
+        check_driver(driver)?;
+        check_ipv6(&req)?;
+        let mtu = req.options.get(store::MTU_OPTION);
+        if mtu.is_some_and(|m| !m.parse::<u32>().is_ok_and(|m| (68..=65535).contains(&m))) {
+            return Err(EngineError::invalid(format!(
+                "invalid MTU {:?}: it must be a number from 68 to 65535",
+                mtu.map(String::as_str).unwrap_or_default()
             )));
         }
         if lock(&self.state).by_name(&name).is_some() {
@@ -62,6 +66,10 @@ impl NetworkService {
         }
         let subnet = self.choose_subnet(&req).await?;
         let user_subnet = given_subnet(&req).is_some();
+        let ip_range = match given_subnet(&req).map(|c| c.ip_range.as_str()) {
+            Some(r) if !r.is_empty() => Some(subnet.range(r)?),
+            _ => None,
+        };
         let id = id::new_id();
         let bridge = req
             .options
@@ -79,9 +87,6 @@ impl NetworkService {
                 "bridge name {bridge} is already in use"
             )));
         }
-        self.nl
-            .ensure_bridge(&bridge, subnet.gateway, subnet.net.prefix_len())
-            .await?;
         let rec = NetworkRecord {
             id: id.clone(),
             name,
@@ -95,8 +100,12 @@ impl NetworkService {
             labels: req.labels,
             options: req.options,
             user_subnet,
+            ip_range,
             ipam_options: req.ipam.map(|i| i.options).unwrap_or_default(),
         };
+        self.nl
+            .ensure_bridge(&bridge, subnet.gateway, subnet.net.prefix_len(), rec.mtu())
+            .await?;
         lock(&self.state).networks.push(rec.clone());
         if let Err(e) = self.save().await {
             lock(&self.state).networks.retain(|n| n.id != id);
@@ -203,6 +212,40 @@ impl NetworkService {
 }
 
 /// The IPv4 pool of `--subnet`, if the request has one.
+/// Only `bridge` networks exist here; swarm-scoped drivers get dockerd's text for a node
+/// outside a swarm, others its plugin lookup error.
+fn check_driver(driver: &str) -> Result<()> {
+    match driver {
+        "bridge" => Ok(()),
+        "overlay" => Err(EngineError::unavailable(
+            "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
+        )),
+        other => Err(EngineError::not_found(format!(
+            "plugin \"{other}\" not found"
+        ))),
+    }
+}
+
+/// There is no IPv6 here: `--ipv6` without a subnet gets dockerd's pool exhaustion text,
+/// with one a plain refusal.
+fn check_ipv6(req: &NetworkCreateRequest) -> Result<()> {
+    let v6 = req
+        .ipam
+        .as_ref()
+        .is_some_and(|i| i.config.iter().any(|c| c.subnet.contains(':')));
+    if req.enable_ipv6 == Some(true) && !v6 {
+        return Err(EngineError::unavailable(
+            "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network",
+        ));
+    }
+    if v6 {
+        return Err(EngineError::not_implemented(
+            "IPv6 networks are not supported by this engine",
+        ));
+    }
+    Ok(())
+}
+
 fn given_subnet(req: &NetworkCreateRequest) -> Option<&berth_docker_api::network::IpamConfig> {
     req.ipam.as_ref().and_then(|i| {
         i.config

@@ -17,6 +17,9 @@ use crate::{EngineError, Result};
 
 pub(crate) const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
 
+/// The network option that sets the MTU of the bridge and the veths.
+pub(crate) const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub(crate) struct NetworkRecord {
     pub(crate) id: String,
@@ -45,11 +48,23 @@ pub(crate) struct NetworkRecord {
     /// for a fixed address (`--ip`), as with dockerd.
     #[serde(default)]
     pub(crate) user_subnet: bool,
+    /// `--ip-range`: the part of the subnet that addresses are allocated from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ip_range: Option<Ipv4Net>,
 }
 
 impl NetworkRecord {
     pub(crate) fn is_predefined(&self) -> bool {
         PREDEFINED.contains(&self.name.as_str())
+    }
+
+    /// `com.docker.network.driver.mtu` when it differs from the kernel's 1500 (validated at
+    /// create).
+    pub(crate) fn mtu(&self) -> Option<u32> {
+        self.options
+            .get(MTU_OPTION)
+            .and_then(|m| m.parse().ok())
+            .filter(|m| *m != 0 && *m != 1500)
     }
 
     pub(crate) fn subnet(&self) -> Option<Subnet> {
@@ -65,6 +80,7 @@ impl NetworkRecord {
             (Some(s), Some(g)) => vec![IpamConfig {
                 subnet: s.to_string(),
                 gateway: g.to_string(),
+                ip_range: self.ip_range.map(|r| r.to_string()).unwrap_or_default(),
                 ..Default::default()
             }],
             _ => vec![],

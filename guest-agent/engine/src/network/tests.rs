@@ -374,7 +374,7 @@ async fn none_and_host_modes() {
     let err = fx
         .svc
         .nl
-        .ensure_bridge("lo", Ipv4Addr::new(10, 1, 2, 3), 8)
+        .ensure_bridge("lo", Ipv4Addr::new(10, 1, 2, 3), 8, None)
         .await;
     assert_eq!(
         err.unwrap_err().to_string(),

@@ -1,4 +1,8 @@
 //! Named volumes (`local` driver): `<data_root>/volumes/<name>/_data` plus `meta.json`.
+//! A volume created with `-o type=… -o device=…` has that mounted over `_data` while
+//! containers use it (see `mount`).
+
+mod mount;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -74,9 +78,13 @@ impl VolumeService {
         }
         if !opts.driver.is_empty() && opts.driver != "local" {
             return Err(EngineError::not_found(format!(
-                "error looking up volume plugin {}: plugin \"{}\" not found",
+                "create {name}: error looking up volume plugin {}: plugin \"{}\" not found",
                 opts.driver, opts.driver
             )));
+        }
+        mount::validate(&opts.driver_opts)?;
+        if let Some(m) = mount::MountOpts::of(&opts.driver_opts) {
+            mount::precheck(&m, &self.data_path(&name))?;
         }
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Ok(v) = self.inspect(&name) {
@@ -142,6 +150,13 @@ impl VolumeService {
             tracing::warn!(volume = %name, error = %e, "removing a volume with unreadable metadata");
         }
         let dir = self.dir(name);
+        // Never delete through a mount: the device's files are not the volume's to remove.
+        mount::unmount(&self.data_path(name));
+        if crate::container::rootfs::is_mounted(&self.data_path(name)) {
+            return Err(EngineError::internal(format!(
+                "remove {name}: cannot unmount the volume's device"
+            )));
+        }
         let trash = self
             .config
             .data_root
@@ -156,6 +171,29 @@ impl VolumeService {
             BTreeMap::from([("driver".into(), "local".into())]),
         );
         Ok(())
+    }
+
+    /// Mounts a volume's device over its `_data` before a container starts with it (no-op for
+    /// plain volumes and when already mounted).
+    pub fn acquire(&self, name: &str) -> Result<()> {
+        let v = self.inspect(name)?;
+        if let Some(m) = mount::MountOpts::of(&v.options) {
+            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            let target = self.data_path(name);
+            mount::precheck(&m, &target)?;
+            m.mount(&target)?;
+        }
+        Ok(())
+    }
+
+    /// Unmounts a volume's device once no running container uses it (the caller knows).
+    pub fn release(&self, name: &str) {
+        let Ok(v) = self.inspect(name) else { return };
+        if mount::MountOpts::of(&v.options).is_some() {
+            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            mount::unmount(&self.data_path(name));
+            tracing::info!(volume = %name, "volume unmounted: no running user left");
+        }
     }
 
     /// Size in bytes of a volume's data.
