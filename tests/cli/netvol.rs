@@ -201,16 +201,7 @@ fn netvol_network_ip_range_mtu_and_bridge_name() {
     );
     let link = std::fs::read_to_string(format!("/sys/class/net/{bridge}/mtu")).unwrap();
     assert_eq!(link.trim(), "1400", "bridge MTU");
-    let out = e.docker_ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "rng",
-        "busybox",
-        "sh",
-        "-c",
-        "cat /sys/class/net/eth0/mtu; ip -4 -o addr show eth0",
-    ]);
+    let out = eth0_of(&e, "rng");
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("1400"), "{out}");
     assert!(
@@ -230,16 +221,7 @@ fn netvol_network_ip_range_mtu_and_bridge_name() {
         "rng",
     ]);
     assert_eq!(ipam2, ipam);
-    let out = e.docker_ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "rng",
-        "busybox",
-        "sh",
-        "-c",
-        "cat /sys/class/net/eth0/mtu; ip -4 -o addr show eth0",
-    ]);
+    let out = eth0_of(&e, "rng");
     assert!(out.starts_with("1400\n"), "{out}");
     assert!(out.contains(&format!("inet 10.234.{n}.128/24")), "{out}");
     e.docker_ok(&["network", "rm", "rng"]);
@@ -393,4 +375,18 @@ fn netvol_volumes_from_shares_volumes_and_binds() {
     e.docker_ok(&["rm", "-v", "borrower"]);
     let n = e.docker_ok(&["volume", "ls", "-q"]).lines().count();
     assert_eq!(n, 2, "named and anonymous volumes are kept");
+}
+
+/// The MTU and IPv4 address line of eth0 in a container on `network`.
+fn eth0_of(e: &Engine, network: &str) -> String {
+    e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        network,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/class/net/eth0/mtu; ip -4 -o addr show eth0",
+    ])
 }
