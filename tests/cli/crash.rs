@@ -495,32 +495,50 @@ fn crash_during_start_adopts_the_monitor() {
     // Before the runtime ran (the monitor waits for `start`), then once it has (init.pid).
     for i in 0..4 {
         let name = format!("s{i}");
-        let id = e.docker_ok(&[
-            "create",
-            "--name",
-            &name,
-            "--network",
-            "none",
-            "busybox",
-            "sleep",
-            "300",
-        ]);
-        let dir = e.data_root().join("containers").join(id.trim());
         let marker = if i < 2 {
             "shim.json"
         } else {
             "bundle/init.pid"
         };
-        let killed = crash_during(
-            &mut e,
-            &["start", &name],
-            Duration::from_secs(20),
-            |_, _| dir.join(marker).exists(),
-        );
-        assert!(killed || i >= 2, "start finished before the kill");
+        // On a loaded machine the start can win the race with the kill: try again (bounded),
+        // so the cut-short start is really exercised.
+        let mut killed = false;
+        for attempt in 0..5 {
+            let id = e.docker_ok(&[
+                "create",
+                "--name",
+                &name,
+                "--network",
+                "none",
+                "busybox",
+                "sleep",
+                "300",
+            ]);
+            let dir = e.data_root().join("containers").join(id.trim());
+            killed = crash_during(
+                &mut e,
+                &["start", &name],
+                Duration::from_secs(20),
+                |_, _| dir.join(marker).exists(),
+            );
+            if killed || i >= 2 || attempt == 4 {
+                break;
+            }
+            e.docker_ok(&["rm", "-f", &name]);
+        }
+        assert!(killed || i >= 2, "start finished before the kill, 5 times");
         check_consistent(&e, &format!("start {i} killed"));
+        // Killed once the monitor runs: the start is finished at restore. Killed between the
+        // monitor's config and its spawn: no start happened, the container is still created
+        // and starts normally.
         let st = e.docker_ok(&["inspect", "-f", "{{.State.Status}}", &name]);
-        assert_eq!(st.trim(), "running", "{}", e.log_tail());
+        match st.trim() {
+            "running" => {}
+            "created" if i < 2 => {
+                e.docker_ok(&["start", &name]);
+            }
+            other => panic!("start {i}: status {other}\n{}", e.log_tail()),
+        }
         e.docker_ok(&["exec", &name, "true"]);
         e.docker_ok(&["stop", "-t", "0", &name]);
         e.docker_ok(&["rm", &name]);
@@ -618,6 +636,10 @@ fn torn_state_files_are_reported_and_skipped() {
     e.docker_ok(&["volume", "rm", "bad"]);
     e.docker_ok(&["volume", "create", "bad"]);
     // Torn whole-store files: the engine still starts with what it can read.
+    // The torn half may hold mynet's bridge (`br-<short id>`), which the engine then no
+    // longer knows: note it so the test removes it (the harness finds only what state names).
+    let mynet = e.docker_ok(&["network", "inspect", "-f", "{{.Id}}", "mynet"]);
+    let mynet_bridge = format!("br-{}", &mynet.trim()[..12]);
     e.kill();
     tear(&root.join("image/repositories.json"));
     tear(&root.join("network/state.json"));
@@ -629,4 +651,7 @@ fn torn_state_files_are_reported_and_skipped() {
     e.docker_ok(&["network", "ls"]);
     e.docker_ok(&["pull", "-q", "busybox"]);
     e.docker_ok(&["run", "--rm", "busybox", "true"]);
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", &mynet_bridge])
+        .status();
 }

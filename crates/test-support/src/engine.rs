@@ -286,11 +286,45 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Deletes the bridges of this engine's user networks that are still there (a test that
+    /// killed its engine, or left networks with endpoints): bridges outlive the engine by
+    /// design, and leaked ones would use up the address pools of later tests. Only names this
+    /// engine recorded, except the slot's default bridge (the next test on the slot reuses it).
+    fn remove_user_bridges(&self) {
+        // state.json, and any copy the engine set aside as torn (`state.json.corrupt-…`).
+        let dir = self.data_root().join("network");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        // Read as text, not JSON: a torn copy is not valid JSON but still names its bridges.
+        let texts: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("state.json"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect();
+        let bridges: std::collections::BTreeSet<&str> = texts
+            .iter()
+            .flat_map(|t| t.split("\"bridge\":").skip(1))
+            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+            .filter(|b| {
+                !b.is_empty()
+                    && *b != self.slot.bridge
+                    && Path::new("/sys/class/net").join(b).join("bridge").exists()
+            })
+            .collect();
+        for b in bridges {
+            let _ = Command::new("ip").args(["link", "del", b]).status();
+        }
+    }
+}
+
 impl Drop for Engine {
     fn drop(&mut self) {
         self.cleanup_containers();
         let _ = self.docker(&["network", "prune", "-f"]);
         let _ = self.stop();
+        self.remove_user_bridges();
         // Unmount anything left under the test's directory (rootfs overlays, netns files).
         let root = self.dir.path().to_string_lossy().into_owned();
         if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
