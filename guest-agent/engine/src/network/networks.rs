@@ -103,11 +103,18 @@ impl NetworkService {
             ip_range,
             ipam_options: req.ipam.map(|i| i.options).unwrap_or_default(),
         };
-        self.nl
-            .ensure_bridge(&bridge, subnet.gateway, subnet.net.prefix_len(), rec.mtu())
-            .await?;
+        // Record first, then the bridge: a crash in between leaves a record whose bridge the
+        // next start makes, never a bridge nothing knows about.
         lock(&self.state).networks.push(rec.clone());
-        if let Err(e) = self.save().await {
+        let made = match self.save().await {
+            Ok(()) => {
+                self.nl
+                    .ensure_bridge(&bridge, subnet.gateway, subnet.net.prefix_len(), rec.mtu())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = made {
             lock(&self.state).networks.retain(|n| n.id != id);
             let _ = self.nl.delete(&bridge).await;
             let _ = self.save().await;
@@ -169,10 +176,12 @@ impl NetworkService {
             }
             n
         };
+        // The bridge first, then the record: a crash in between leaves the network listed
+        // (its bridge made again at the next start), never a bridge nothing knows about.
+        self.nl.delete(&net.bridge).await?;
         lock(&self.state).networks.retain(|n| n.id != net.id);
         self.save().await?;
         self.apply_nat().await;
-        self.nl.delete(&net.bridge).await?;
         self.publish_event("destroy", &net, None);
         Ok(())
     }
