@@ -29,6 +29,17 @@ pub fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
     out
 }
 
+/// The variables every container process gets unless set: `TERM=xterm` with a terminal, and
+/// `HOME` of its user.
+pub fn add_process_defaults(env: &mut Vec<String>, tty: bool, home: &str) {
+    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+}
+
 /// Entrypoint and Cmd after Docker's rules: a create-time Entrypoint resets the image's Cmd.
 pub fn command(
     img: &oci_spec::image::Config,
@@ -406,19 +417,8 @@ fn volume_create_options(name: &str, opts: Option<&serde_json::Value>) -> Volume
 /// Mount options of `--mount type=tmpfs,tmpfs-size=…,tmpfs-mode=…`.
 /// dockerd's checks of memory and CPU limits, with its texts (400 at create).
 pub(crate) fn check_resources(h: &berth_docker_api::container::HostConfig) -> Result<()> {
-    const MIN_MEMORY: i64 = 6 * 1024 * 1024;
     let fail = |m: &str| Err(EngineError::invalid(m.to_string()));
-    if h.memory != 0 && h.memory < MIN_MEMORY {
-        return fail("Minimum memory limit allowed is 6MB");
-    }
-    if h.memory_swap > 0 && h.memory == 0 {
-        return fail(
-            "You should always set the Memory limit when using Memoryswap limit, see usage",
-        );
-    }
-    if h.memory > 0 && h.memory_swap > 0 && h.memory_swap < h.memory {
-        return fail("Minimum memoryswap limit should be larger than memory limit, see usage");
-    }
+    check_memory(h.memory, h.memory_swap)?;
     if h.nano_cpus != 0 {
         if h.cpu_period != 0 {
             return fail("Conflicting options: Nano CPUs and CPU Period cannot both be set");
@@ -440,6 +440,25 @@ pub(crate) fn check_resources(h: &berth_docker_api::container::HostConfig) -> Re
     }
     if h.cpu_quota > 0 && h.cpu_quota < 1000 {
         return fail("CPU cfs quota can not be less than 1ms (i.e. 1000)");
+    }
+    Ok(())
+}
+
+/// dockerd's checks of a memory limit and its memory+swap limit (at create and update).
+pub(crate) fn check_memory(memory: i64, memory_swap: i64) -> Result<()> {
+    const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+    if memory != 0 && memory < MIN_MEMORY {
+        return Err(EngineError::invalid("Minimum memory limit allowed is 6MB"));
+    }
+    if memory_swap > 0 && memory == 0 {
+        return Err(EngineError::invalid(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ));
+    }
+    if memory > 0 && memory_swap > 0 && memory_swap < memory {
+        return Err(EngineError::invalid(
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ));
     }
     Ok(())
 }

@@ -335,12 +335,7 @@ impl Svc {
         )?;
         let mut env = s.record.config.env.clone().unwrap_or_default();
         env = super::create::merge_env(&env, &cfg.env.clone().unwrap_or_default());
-        if cfg.tty && !env.iter().any(|x| x.starts_with("TERM=")) {
-            env.push("TERM=xterm".into());
-        }
-        if !env.iter().any(|x| x.starts_with("HOME=")) {
-            env.push(format!("HOME={}", usr.home));
-        }
+        super::create::add_process_defaults(&mut env, cfg.tty, &usr.home);
         let size = console.or(cfg.console_size).filter(|s| s[0] > 0);
         spec::build_process(&ProcessInput {
             args: cfg.cmd.clone().unwrap_or_default(),

@@ -362,12 +362,7 @@ impl Svc {
         if !host_net {
             env = super::create::merge_env(&[format!("HOSTNAME={hostname}")], &env);
         }
-        if rec.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-            env.push("TERM=xterm".into());
-        }
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(format!("HOME={}", usr.home));
-        }
+        super::create::add_process_defaults(&mut env, rec.config.tty, &usr.home);
         let mut args: Vec<String> = std::iter::once(rec.path.clone())
             .chain(rec.args.iter().cloned())
             .collect();

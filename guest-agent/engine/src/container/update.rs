@@ -7,14 +7,11 @@ use std::sync::Arc;
 
 use berth_docker_api::container::{ContainerUpdate, HostConfig};
 
-use super::create::restart_policy_name;
+use super::create::{check_memory, restart_policy_name};
 use super::Svc;
 use crate::fsutil::write_json_atomic;
 use crate::runtime::spec::{limits, Resources};
 use crate::{EngineError, Result};
-
-/// dockerd's smallest memory limit.
-const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
 impl From<&HostConfig> for Resources {
     fn from(host: &HostConfig) -> Self {
@@ -36,9 +33,8 @@ impl From<&HostConfig> for Resources {
 pub fn apply(host: &HostConfig, u: &ContainerUpdate) -> Result<HostConfig> {
     let mut h = host.clone();
     if u.memory != 0 {
-        if u.memory < MIN_MEMORY {
-            return Err(EngineError::invalid("Minimum memory limit allowed is 6MB"));
-        }
+        // The minimum first, as dockerd reports it before the swap conflict.
+        check_memory(u.memory, 0)?;
         if h.memory_swap > 0 && u.memory > h.memory_swap && u.memory_swap == 0 {
             return Err(EngineError::invalid(
                 "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
@@ -47,18 +43,10 @@ pub fn apply(host: &HostConfig, u: &ContainerUpdate) -> Result<HostConfig> {
         h.memory = u.memory;
     }
     if u.memory_swap != 0 {
-        if u.memory_swap > 0 && u.memory_swap < h.memory {
-            return Err(EngineError::invalid(
-                "Minimum memoryswap limit should be larger than memory limit, see usage",
-            ));
-        }
-        if h.memory == 0 && u.memory_swap > 0 {
-            return Err(EngineError::invalid(
-                "You should always set the Memory limit when using Memoryswap limit, see usage",
-            ));
-        }
         h.memory_swap = u.memory_swap;
     }
+    // The limits as they would be, with the checks `docker create` makes.
+    check_memory(h.memory, h.memory_swap)?;
     if u.nano_cpus != 0 {
         if h.cpu_quota > 0 || u.cpu_quota > 0 {
             return Err(EngineError::invalid(
