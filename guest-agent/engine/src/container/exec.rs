@@ -139,16 +139,9 @@ impl Svc {
         let e = self.execs.get(id)?;
         let st = e.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(m) = &st.master {
+            // Our pty is the runtime's controlling terminal: the kernel sends it SIGWINCH, and
+            // it relays the new size to the container's terminal.
             crate::shim::console::resize(m, h, w);
-            // The runtime relays the size of its terminal (ours) to the container's on SIGWINCH.
-            if let Ok(pid) = i32::try_from(st.pid) {
-                if pid > 0 {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGWINCH,
-                    );
-                }
-            }
         }
         Ok(())
     }
@@ -216,8 +209,8 @@ impl Svc {
         let cid = c.clone();
         let input: Option<std::pin::Pin<Box<dyn AsyncWrite + Send>>>;
         if e.config.tty {
-            // A pty of ours is the runtime's stdio; it relays to the container's pty, and
-            // resizes that one from ours on SIGWINCH (see `exec_resize`).
+            // A pty of ours is the runtime's stdio and controlling terminal; it relays to the
+            // container's pty, and resizes that one from ours on SIGWINCH (see `exec_resize`).
             let master = runtime_terminal(&mut cmd, console.unwrap_or([24, 80]))?;
             let mut child = cmd
                 .spawn()

@@ -364,16 +364,9 @@ fn host_devices(
                 .build()
                 .map_err(oci_err)?,
         );
-        rules.push(
-            LinuxDeviceCgroupBuilder::default()
-                .allow(true)
-                .typ(typ)
-                .major(major)
-                .minor(minor)
-                .access(m.permissions.clone())
-                .build()
-                .map_err(oci_err)?,
-        );
+        let mut rule = device_rule(true, Some(typ), Some(major), Some(minor))?;
+        rule.set_access(Some(m.permissions.clone()));
+        rules.push(rule);
     }
     Ok((nodes, rules))
 }
