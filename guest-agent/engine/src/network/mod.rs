@@ -145,7 +145,7 @@ pub struct NetworkService {
     netns_dir: PathBuf,
     nl: Netlink,
     /// A second connection for link deletions, which the kernel answers slowly.
-    nl_slow: Netlink,
+    nl_slow: std::sync::OnceLock<Netlink>,
     nat: Option<Nat>,
     state: Arc<Mutex<State>>,
     /// Serialises state writes so the newest snapshot is the one that lands last.
@@ -202,7 +202,7 @@ impl NetworkService {
             state_dir,
             netns_dir,
             nl,
-            nl_slow: Netlink::host_on_own_thread()?,
+            nl_slow: std::sync::OnceLock::new(),
             nat,
             state: Arc::new(Mutex::new(state)),
             dns: Mutex::new(HashMap::new()),
@@ -244,6 +244,19 @@ impl NetworkService {
         tokio::task::spawn_blocking(move || snapshot.save(&dir))
             .await
             .map_err(|e| EngineError::internal(format!("network state save: {e}")))?
+    }
+
+    /// The connection for link deletions, opened (with its thread) on first use; the main
+    /// connection if that fails.
+    fn slow_netlink(&self) -> Netlink {
+        self.nl_slow
+            .get_or_init(|| {
+                Netlink::host_on_own_thread().unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "link deletions share the main netlink connection");
+                    self.nl.clone()
+                })
+            })
+            .clone()
     }
 
     fn publish_event(&self, action: &str, net: &NetworkRecord, container: Option<&str>) {
@@ -538,7 +551,7 @@ impl NetworkService {
         .await;
         if let Err(e) = wired {
             lock(&self.state).endpoints.remove(&rec.endpoint_id);
-            if let Err(d) = self.nl_slow.delete(&rec.veth).await {
+            if let Err(d) = self.slow_netlink().delete(&rec.veth).await {
                 tracing::warn!(veth = %rec.veth, error = %d, "cannot delete veth");
             }
             return Err(e);
@@ -587,7 +600,7 @@ impl NetworkService {
             (rec, next)
         };
         // Awaited (unlike at exit): the address is gone when the call returns.
-        self.nl_slow.delete(&rec.veth).await?;
+        self.slow_netlink().delete(&rec.veth).await?;
         if let (Some(next), Some(path)) = (next, att.netns_path.clone()) {
             let gw = lock(&self.state)
                 .networks
@@ -844,7 +857,7 @@ impl NetworkService {
             // Deleting a veth waits for an RCU grace period (~20 ms): keep it off the
             // container's exit path, and off the connection the next start uses. The names
             // are unique to the endpoints, so nothing waits on them.
-            let nl = self.nl_slow.clone();
+            let nl = self.slow_netlink();
             let mut jobs = lock(&self.cleanups);
             while jobs.try_join_next().is_some() {}
             jobs.spawn(async move {
