@@ -123,6 +123,37 @@ pub fn parse_filters(raw: Option<&str>) -> Result<Filters, ApiError> {
     Ok(out)
 }
 
+/// A request body as a channel of chunks, fed by a task. Once the reader gives up (an error
+/// answered before the upload ended: a read-only `docker cp` target, a bad build context),
+/// the task keeps reading the body to its end and discards it, so the client can finish
+/// writing and read the answer instead of failing with a broken pipe. A broken body ends it.
+pub(crate) fn body_channel(
+    body: axum::body::Body,
+) -> tokio::sync::mpsc::Receiver<std::io::Result<axum::body::Bytes>> {
+    use futures::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        let mut forwarding = true;
+        while let Some(chunk) = stream.next().await {
+            let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = item.is_err();
+            if forwarding && tx.send(item).await.is_err() {
+                forwarding = false;
+            }
+            if failed {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// [`body_channel`] for a blocking reader (image load and import, build contexts).
+pub(crate) fn body_reader(body: axum::body::Body) -> berth_engine::image::layer::ChannelReader {
+    berth_engine::image::layer::ChannelReader::new(body_channel(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use berth_engine::EngineError;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{de_bool, Query};
+use crate::extract::{body_channel, de_bool, Query};
 use crate::AppState;
 
 const PATH_STAT: HeaderName = HeaderName::from_static("x-docker-container-path-stat");
@@ -100,29 +100,14 @@ async fn put_archive(
         copy_uid_gid: q.copy_uid_gid,
     };
     e.containers
-        .archive_put(&id, q.path()?, opts, drained_on_drop(body))
+        .archive_put(
+            &id,
+            q.path()?,
+            opts,
+            tokio_stream::wrappers::ReceiverStream::new(body_channel(body)),
+        )
         .await?;
     Ok(StatusCode::OK)
-}
-
-/// The request body as a stream that, once its reader gives up (an error answered early,
-/// like a read-only target), keeps reading the upload to its end and discards it: the client
-/// can finish writing and read the answer instead of failing with a broken pipe.
-fn drained_on_drop(
-    body: Body,
-) -> impl futures::Stream<Item = Result<axum::body::Bytes, axum::Error>> + Send + 'static {
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let mut data = body.into_data_stream();
-    tokio::spawn(async move {
-        use futures::StreamExt;
-        let mut forwarding = true;
-        while let Some(chunk) = data.next().await {
-            if forwarding && tx.send(chunk).await.is_err() {
-                forwarding = false;
-            }
-        }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 async fn export(State(e): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {

@@ -17,9 +17,9 @@ use berth_engine::EngineError;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::images::{body_reader, progress_stream, query_values};
+use super::images::{progress_stream, query_values};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{de_bool, Query};
+use crate::extract::{body_reader, de_bool, Query};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {

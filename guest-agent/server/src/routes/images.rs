@@ -18,7 +18,7 @@ use berth_engine::EngineError;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{de_bool, parse_filters, FiltersQuery, Query};
+use crate::extract::{body_reader, de_bool, parse_filters, FiltersQuery, Query};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -68,23 +68,6 @@ pub(crate) fn query_values(uri: &axum::http::Uri, key: &str) -> Vec<String> {
         .map(|(_, v)| percent_decode(v))
         .filter(|v| !v.is_empty())
         .collect()
-}
-
-/// Feeds a request body to a blocking reader.
-pub(crate) fn body_reader(body: Body) -> berth_engine::image::layer::ChannelReader {
-    use futures::StreamExt;
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
-    tokio::spawn(async move {
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
-                break;
-            }
-        }
-    });
-    berth_engine::image::layer::ChannelReader::new(rx)
 }
 
 /// `POST /images/create?fromSrc=-&repo=&tag=&changes=&message=`: `docker import` of the
