@@ -538,7 +538,9 @@ def containers_run_host_config_options():
 def containers_run_stream_tty_auto_remove():
     out = client.containers.run("busybox", ["sh", "-c", "echo a; sleep 0.2; echo b"], stream=True, remove=True)
     eq(b"".join(out), b"a\nb\n", "run(stream=True)")
-    c = client.containers.run("busybox", ["true"], detach=True, auto_remove=True)
+    # run(detach=True) starts before the wait is asked for: a container that exits at once
+    # can be gone already (404, with dockerd too), so it lives long enough to be waited on.
+    c = client.containers.run("busybox", ["sleep", "1"], detach=True, auto_remove=True)
     eq(c.wait(condition="removed", timeout=10)["StatusCode"], 0, "wait(condition=removed)")
     raises(docker.errors.NotFound, c.reload)
     c = client.containers.run("busybox", ["sh", "-c", "echo tty; tty"], tty=True, detach=True)
