@@ -198,9 +198,29 @@ fn check_consistent(e: &Engine, ctx: &str) {
     for v in lines(&e.docker_ok(&["volume", "ls", "-q"])) {
         e.docker_ok(&["volume", "inspect", &v]);
     }
-    for n in lines(&e.docker_ok(&["network", "ls", "-q"])) {
-        e.docker_ok(&["network", "inspect", &n]);
-    }
+    // Networks: each inspects, and only running containers hold endpoints (a stopped or
+    // removed one that still held its address would keep the network busy for ever).
+    let mut held = BTreeSet::new();
+    let released = wait_until(Duration::from_secs(10), || {
+        held.clear();
+        for n in lines(&e.docker_ok(&["network", "ls", "-q"])) {
+            let out = e.docker_ok(&[
+                "network",
+                "inspect",
+                "--format",
+                "{{range $id, $_ := .Containers}}{{$id}} {{end}}",
+                &n,
+            ]);
+            held.extend(out.split_whitespace().map(str::to_string));
+        }
+        held.is_subset(&running)
+    });
+    assert!(
+        released,
+        "{ctx}: endpoints of containers not running: {:?}\n{}",
+        held.difference(&running).collect::<Vec<_>>(),
+        e.log_tail()
+    );
 }
 
 /// Container ids of the live `berth-agent shim <data-root>/containers/<id>/shim.json` processes.
@@ -401,6 +421,44 @@ fn crash_during_removals() {
         e.docker_ok(&["volume", "create", &v]);
         e.docker_ok(&["network", "create", &n]);
     }
+}
+
+/// The engine stopped after recording a container's exit but before releasing its network:
+/// the next start releases the endpoint and the namespace, so the network can go.
+#[test]
+fn crash_between_exit_and_network_release() {
+    let mut e = Engine::start();
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    e.docker_ok(&["network", "create", "netx"]);
+    let id = e.docker_ok(&["run", "-d", "--network", "netx", "busybox", "sleep", "300"]);
+    let id = id.trim();
+    let pid = e.docker_ok(&["inspect", "-f", "{{.State.Pid}}", id]);
+    let pid = pid.trim();
+    e.kill();
+    // An exit is recorded first without the attachment; the release comes after.
+    fs::remove_file(
+        e.data_root()
+            .join("containers")
+            .join(id)
+            .join("network.json"),
+    )
+    .unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let proc_dir = format!("/proc/{pid}");
+    assert!(wait_until(Duration::from_secs(10), || !Path::new(
+        &proc_dir
+    )
+    .exists()));
+    e.start_again();
+    check_consistent(&e, "after the exit was recorded");
+    e.docker_ok(&["rm", id]);
+    e.docker_ok(&["network", "rm", "netx"]);
+    let pin = e.scratch().join("run/netns").join(id);
+    assert!(!pin.exists(), "namespace pin {} left", pin.display());
 }
 
 #[test]

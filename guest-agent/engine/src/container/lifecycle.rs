@@ -1106,6 +1106,10 @@ impl Svc {
     /// Reloads every container record and reconnects to the shims of running ones.
     pub(crate) async fn restore(self: &Arc<Self>) -> Result<()> {
         let dir = self.config.data_root.join("containers");
+        // Containers whose record holds their network; the rest of the network state is
+        // released once all are loaded, before the restart-policy starts run.
+        let mut holders = std::collections::HashSet::new();
+        let mut revived = Vec::new();
         for e in std::fs::read_dir(&dir)? {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
@@ -1130,6 +1134,9 @@ impl Svc {
                     continue;
                 }
             };
+            if stored.attachment.is_some() {
+                holders.insert(name.clone());
+            }
             let was_running = stored.state.state.running;
             let policy = stored.host.restart_policy.name.clone();
             let revive = !was_running
@@ -1148,14 +1155,7 @@ impl Svc {
                 continue;
             }
             if revive {
-                // dockerd restarts these when it comes up.
-                let svc = self.clone();
-                let id = c.id.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = svc.start(&id).await {
-                        tracing::warn!(%id, error = %e, "restart at engine start failed");
-                    }
-                });
+                revived.push(c.id.clone());
                 continue;
             }
             if !was_running {
@@ -1175,6 +1175,16 @@ impl Svc {
                 tracing::info!(id = %c.id, "container exited while the engine was down");
                 self.handle_exit(&c, None).await;
             }
+        }
+        self.networks.release_orphans(&holders).await;
+        for id in revived {
+            // dockerd restarts these when it comes up.
+            let svc = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = svc.start(&id).await {
+                    tracing::warn!(%id, error = %e, "restart at engine start failed");
+                }
+            });
         }
         Ok(())
     }

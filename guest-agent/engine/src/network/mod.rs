@@ -895,6 +895,36 @@ impl NetworkService {
         Ok(())
     }
 
+    /// Releases the endpoints and namespace pins of containers that no longer hold an
+    /// attachment: an engine stopped between recording a container's exit (or removal) and
+    /// detaching it leaves them behind, and they would keep the network busy and its
+    /// addresses taken for ever. Called once at start-up, before any container starts.
+    pub async fn release_orphans(&self, holders: &std::collections::HashSet<String>) {
+        let mut orphans: std::collections::BTreeSet<String> = lock(&self.state)
+            .endpoints
+            .values()
+            .map(|e| e.container_id.clone())
+            .filter(|id| !holders.contains(id))
+            .collect();
+        if let Ok(dir) = std::fs::read_dir(&self.netns_dir) {
+            orphans.extend(
+                dir.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|id| id.len() == 64 && !holders.contains(id)),
+            );
+        }
+        for id in orphans {
+            tracing::info!(container = %id, "releasing the network of a container that no longer holds it");
+            let att = Attachment {
+                netns_path: Some(self.netns_dir.join(&id)),
+                ..Attachment::default()
+            };
+            if let Err(e) = self.detach(&id, &att).await {
+                tracing::warn!(container = %id, error = %e, "cannot release orphaned endpoints");
+            }
+        }
+    }
+
     /// Stops every port proxy and removes the NAT rules. Bridges and namespaces stay so
     /// running containers keep their addresses; the next `open` adopts them.
     pub async fn shutdown(&self) {
