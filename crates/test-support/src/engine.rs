@@ -183,7 +183,13 @@ impl Engine {
 
     /// A docker CLI command pointed at this engine (own DOCKER_CONFIG, no contexts).
     pub fn docker_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("docker");
+        self.client_cmd("docker", args)
+    }
+
+    /// Any Docker client (`docker`, `docker-compose`…) pointed at this engine, with the
+    /// environment `docker_cmd` uses.
+    pub fn client_cmd(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
         c.args(args)
             .env("DOCKER_HOST", self.host())
             .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
@@ -373,7 +379,8 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
+/// Runs `cmd` with stdout and stderr captured; killed after `timeout`.
+pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn command");
     wait_output(child, timeout)

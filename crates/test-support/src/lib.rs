@@ -8,7 +8,7 @@ mod registry;
 mod spec;
 mod wait;
 
-pub use engine::{Engine, EngineOptions};
+pub use engine::{run_bounded, Engine, EngineOptions};
 pub use registry::Registry;
 pub use spec::assert_response;
 pub use wait::{free_port, http_get, wait_until};
