@@ -404,3 +404,61 @@ fn dockerfile_from_stdin_or_another_path() {
         "from context"
     );
 }
+
+#[test]
+fn onbuild_triggers_run_in_the_child_build() {
+    let e = Engine::start();
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    let base = context(
+        &e,
+        "onbuild-base",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nONBUILD COPY hello.txt /app/\nONBUILD RUN cat /app/hello.txt > /app/copied\n",
+        )],
+    );
+    build_ok(&e, &base, &["-t", "ob-base"]);
+    let triggers = e.docker_ok(&["inspect", "-f", "{{json .Config.OnBuild}}", "ob-base"]);
+    assert_eq!(
+        triggers.trim(),
+        r#"["COPY hello.txt /app/","RUN cat /app/hello.txt > /app/copied"]"#
+    );
+
+    let child = context(
+        &e,
+        "onbuild-child",
+        &[
+            (
+                "Dockerfile",
+                "FROM ob-base\nCMD [\"cat\", \"/app/copied\"]\n",
+            ),
+            ("hello.txt", "from the child's context\n"),
+        ],
+    );
+    let out = build_ok(&e, &child, &["-t", "ob-child"]);
+    assert!(out.contains("# Executing 2 build triggers"), "{out}");
+    let run = e.docker_ok(&["run", "--rm", "--network", "none", "ob-child"]);
+    assert_eq!(run, "from the child's context\n");
+    // The child does not pass the triggers on.
+    let left = e.docker_ok(&["inspect", "-f", "{{json .Config.OnBuild}}", "ob-child"]);
+    assert!(matches!(left.trim(), "null" | "[]"), "{left}");
+
+    // dockerd's refusals.
+    for (df, msg) in [
+        (
+            "FROM busybox\nONBUILD ONBUILD RUN true\n",
+            "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+        ),
+        (
+            "FROM busybox\nONBUILD FROM busybox\n",
+            "FROM isn't allowed as an ONBUILD trigger",
+        ),
+    ] {
+        let dir = context(&e, "onbuild-bad", &[("Dockerfile", df)]);
+        let out = build(&e, &dir, &[]);
+        assert!(!out.status.success());
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(msg), "{text}");
+    }
+}

@@ -604,10 +604,35 @@ impl Build {
             st.image = Some(id);
             st.config = config;
         }
+        self.run_triggers(&mut st).await?;
         for i in &stage.body {
             self.header(&i.original);
             self.instruction(&mut st, i).await?;
         }
         Ok(st.image)
+    }
+
+    /// The base image's `ONBUILD` triggers run first, in order; the new image has none.
+    async fn run_triggers(&mut self, st: &mut StageState) -> StepResult {
+        let triggers: Vec<String> = st.config["OnBuild"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        st.config["OnBuild"] = Value::Null;
+        let s = if triggers.len() == 1 { "" } else { "s" };
+        self.out
+            .line(format!("# Executing {} build trigger{s}\n", triggers.len()));
+        for t in &triggers {
+            let i = dockerfile::parse_trigger(t, self.escape)?;
+            self.instruction(st, &i).await?;
+        }
+        Ok(())
     }
 }
