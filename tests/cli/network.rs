@@ -381,3 +381,87 @@ fn user_network_dns_resolves_container_names() {
     assert!(!out.status.success() || !String::from_utf8_lossy(&out.stdout).contains(web_ip.trim()));
     e.docker_ok(&["rm", "-f", web.trim()]);
 }
+
+/// A one-record DNS server on a loopback address of its own: answers every A query with
+/// `answer` until `stop` is set (bounded by the socket's read timeout).
+fn fake_resolver(
+    answer: [u8; 4],
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (String, std::thread::JoinHandle<usize>) {
+    use std::net::UdpSocket;
+    use std::sync::atomic::Ordering;
+    let pid = std::process::id();
+    #[allow(clippy::cast_possible_truncation)]
+    let (a, b) = ((pid >> 8) as u8, pid as u8);
+    let addr = format!("127.53.{a}.{}", b.max(1));
+    let sock = UdpSocket::bind((addr.as_str(), 53)).expect("bind the fake resolver");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut answered = 0;
+        let mut buf = [0u8; 512];
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            // Header: same id, response + recursion available, one question, one answer.
+            let mut r = buf[..n].to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80;
+            r[6..8].copy_from_slice(&1u16.to_be_bytes());
+            r[8..12].fill(0);
+            let qtype = &buf[n - 4..n - 2];
+            if qtype == [0, 1] {
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+                r.extend_from_slice(&answer);
+            } else {
+                r[6..8].fill(0);
+            }
+            let _ = sock.send_to(&r, from);
+            answered += 1;
+        }
+        answered
+    });
+    (addr, handle)
+}
+
+#[test]
+fn user_network_dns_forwards_to_the_containers_dns_servers() {
+    let e = Engine::start();
+    e.docker_ok(&["network", "create", "fwdnet"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (resolver, server) = fake_resolver([10, 9, 8, 7], stop.clone());
+    let out = e.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "fwdnet",
+        "--dns",
+        &resolver,
+        "busybox",
+        "nslookup",
+        "outside.example",
+    ]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered = server.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Address: 10.9.8.7"),
+        "not forwarded to {resolver} ({answered} answered): {text}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        e.log_tail()
+    );
+    // The container still asks the embedded DNS, which answers its network's names itself.
+    let conf = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "fwdnet",
+        "--dns",
+        &resolver,
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(conf.contains("nameserver 127.0.0.11"), "{conf}");
+}

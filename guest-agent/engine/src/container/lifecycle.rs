@@ -330,6 +330,7 @@ impl Svc {
                 ipv4_address: first.ipv4_address,
                 aliases: first.aliases,
                 extra: plan.collect(),
+                dns: host.dns.clone().unwrap_or_default(),
             })
             .await?;
         c.update(paths, |st| st.attachment = Some(att.clone()))?;

@@ -78,6 +78,9 @@ pub struct AttachRequest {
     pub aliases: Vec<String>,
     /// More bridge networks, joined as `eth1`, `eth2`… (the default route stays on `eth0`).
     pub extra: Vec<EndpointRequest>,
+    /// `--dns` (`HostConfig.Dns`): where the embedded DNS of user networks forwards the
+    /// names it does not know; empty means the host's resolvers.
+    pub dns: Vec<String>,
 }
 
 /// A container's place on one network, as inspect shows it.
@@ -119,6 +122,9 @@ pub struct Attachment {
     /// (the embedded DNS, with `options ndots:0`), empty otherwise (use the host's).
     #[serde(default)]
     pub dns_servers: Vec<String>,
+    /// Where the embedded DNS forwards other names (`--dns`); empty: the host's resolvers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_upstreams: Vec<String>,
     /// Further networks (`eth1`…), in the order they were joined.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<Endpoint>,
@@ -384,6 +390,7 @@ impl NetworkService {
             } else {
                 vec![]
             },
+            dns_upstreams: req.dns.clone(),
             extra: more.iter().map(|(n, r)| endpoint_view(n, r)).collect(),
         })
     }
@@ -465,7 +472,8 @@ impl NetworkService {
             self.wire(&ns, created.file.as_fd(), n, rec, false).await?;
         }
         if !net.is_predefined() || more.iter().any(|(n, _)| !n.is_predefined()) {
-            self.start_dns(&req.container_id, netns_path).await?;
+            self.start_dns(&req.container_id, netns_path, &req.dns)
+                .await?;
         }
         let resolved = resolved_ports(&bound);
         self.start_proxies(&req.container_id, bound, first.ip);
@@ -544,7 +552,8 @@ impl NetworkService {
             let nl = Netlink::from_fd(ns.netlink)?;
             self.wire(&nl, ns.file.as_fd(), &net, &rec, only).await?;
             if !net.is_predefined() && !lock(&self.dns).contains_key(container_id) {
-                self.start_dns(container_id, &netns_path).await?;
+                self.start_dns(container_id, &netns_path, &att.dns_upstreams)
+                    .await?;
             }
             self.save().await
         }
@@ -671,7 +680,12 @@ impl NetworkService {
     }
 
     /// Serves the embedded DNS at 127.0.0.11 inside the container's namespace.
-    async fn start_dns(&self, container_id: &str, netns_path: &std::path::Path) -> Result<()> {
+    async fn start_dns(
+        &self,
+        container_id: &str,
+        netns_path: &std::path::Path,
+        upstreams: &[String],
+    ) -> Result<()> {
         let path = netns_path.to_owned();
         let sock = tokio::task::spawn_blocking(move || dns::bind_in(&path))
             .await
@@ -681,7 +695,7 @@ impl NetworkService {
             sock,
             self.state.clone(),
             container_id.to_string(),
-            dns::host_upstreams(),
+            dns::upstreams(upstreams),
         )
         .map_err(|e| EngineError::internal(format!("cannot start embedded DNS: {e}")))?;
         lock(&self.dns).insert(container_id.to_string(), server);
@@ -800,7 +814,8 @@ impl NetworkService {
             }
         }
         if let (false, Some(path)) = (att.dns_servers.is_empty(), &att.netns_path) {
-            self.start_dns(container_id, path).await?;
+            self.start_dns(container_id, path, &att.dns_upstreams)
+                .await?;
         }
         let Ok(ip) = att.primary.ip_address.parse::<Ipv4Addr>() else {
             return Ok(());
