@@ -2,11 +2,10 @@
 //! and ports that survive an engine restart. Traffic goes only to loopback, to the engine's
 //! own bridge and to its containers.
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use berth_test_support::{free_port, http_get, wait_until, Engine};
+use berth_test_support::{free_port, http_get, serve_http_once, wait_until, Engine, FROM_HOST};
 
 /// Text of the fixture busybox image's `/www/index.html`.
 const PAGE_MARKER: &str = "berth-httpd-ok";
@@ -178,18 +177,7 @@ fn network_modes_host_and_none() {
 fn container_reaches_a_listener_on_the_bridge_gateway() {
     let e = Engine::start();
     let gw = e.gateway();
-    let listener = TcpListener::bind((gw.as_str(), 0)).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        listener.set_nonblocking(false).unwrap();
-        let (mut s, peer) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut buf = [0u8; 512];
-        let _ = s.read(&mut buf);
-        s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\nfrom-host")
-            .unwrap();
-        peer
-    });
+    let (port, server) = serve_http_once(&gw);
     let out = e.docker_ok(&[
         "run",
         "--rm",
@@ -200,8 +188,8 @@ fn container_reaches_a_listener_on_the_bridge_gateway() {
         "-",
         &format!("http://{gw}:{port}/"),
     ]);
-    assert_eq!(out, "from-host");
-    let peer = server.join().unwrap();
+    assert_eq!(out, FROM_HOST);
+    let peer = server.join().unwrap().expect("the container connected");
     // Outbound NAT for the engine's subnet, in the engine's own chain.
     let link = std::process::Command::new("ip")
         .args(["-o", "-4", "addr", "show", "to", &gw])
@@ -464,4 +452,41 @@ fn user_network_dns_forwards_to_the_containers_dns_servers() {
         "/etc/resolv.conf",
     ]);
     assert!(conf.contains("nameserver 127.0.0.11"), "{conf}");
+}
+
+#[test]
+fn host_aliases_name_the_host_gateway_address() {
+    let mut e = Engine::start();
+    let gw = e.gateway();
+    // As in the VM (where the address is slirp's host loopback), here the default bridge's.
+    e.restart_with_args(&[
+        "--host-gateway-ip",
+        &gw,
+        "--host-alias",
+        "host.docker.internal",
+        "--host-alias",
+        "gateway.docker.internal",
+    ]);
+    e.docker_ok(&["network", "create", "aliasnet"]);
+    let (port, server) = serve_http_once(&gw);
+    // On a user network too, whose own gateway is another address.
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "aliasnet",
+        "--add-host",
+        "other:host-gateway",
+        "busybox",
+        "sh",
+        "-c",
+        &format!(
+            "grep -E 'internal|other' /etc/hosts; wget -qO- http://host.docker.internal:{port}/"
+        ),
+    ]);
+    server.join().unwrap().expect("the container connected");
+    for name in ["host.docker.internal", "gateway.docker.internal", "other"] {
+        assert!(out.contains(&format!("{gw}\t{name}\n")), "{name}: {out}");
+    }
+    assert!(out.ends_with(FROM_HOST), "{out}");
 }

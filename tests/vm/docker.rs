@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_test_support::Registry;
+use berth_test_support::{serve_http_once, Registry, FROM_HOST};
 use berth_vsock::mux::MuxClient;
 use berth_vsock::HybridConnector;
 
@@ -165,6 +165,23 @@ fn docker_cli_over_vsock_pulls_via_host_mirror_and_runs() {
         ],
     );
     assert_eq!(seccomp.trim(), "Seccomp:\t2");
+    // host.docker.internal reaches the host's loopback services, as with Docker Desktop.
+    let (port, server) = serve_http_once("127.0.0.1");
+    let out = docker_ok(
+        &vm,
+        &fwd.sock,
+        &config,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "wget",
+            "-qO-",
+            &format!("http://host.docker.internal:{port}/"),
+        ],
+    );
+    assert_eq!(out, FROM_HOST);
+    server.join().unwrap().expect("the container connected");
     eprintln!(
         "docker run --rm busybox echo: {:.2} s",
         t.elapsed().as_secs_f64()

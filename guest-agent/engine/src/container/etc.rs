@@ -20,6 +20,8 @@ pub struct EtcSettings {
     pub gateway: String,
     /// `--link` lines (`ip\talias hostname name`), made at start.
     pub links: Vec<String>,
+    /// Names the engine maps to the host-gateway address in every container.
+    pub host_aliases: Vec<String>,
 }
 
 impl EtcSettings {
@@ -32,6 +34,7 @@ impl EtcSettings {
             dns_options: list(&host.dns_options),
             gateway: gateway.to_string(),
             links: vec![],
+            host_aliases: vec![],
         }
     }
 
@@ -49,6 +52,12 @@ impl EtcSettings {
                 Some(format!("{ip}\t{name}\n"))
             })
             .chain(self.links.iter().map(|l| format!("{l}\n")))
+            .chain(
+                self.host_aliases
+                    .iter()
+                    .filter(|_| !self.gateway.is_empty())
+                    .map(|name| format!("{}\t{name}\n", self.gateway)),
+            )
             .collect()
     }
 

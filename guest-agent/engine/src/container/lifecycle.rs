@@ -350,7 +350,14 @@ impl Svc {
             &att.dns_servers,
             &etc::EtcSettings {
                 links,
-                ..etc::EtcSettings::of(host, &att.primary.gateway)
+                host_aliases: self.config.host_aliases.clone(),
+                ..etc::EtcSettings::of(
+                    host,
+                    self.config
+                        .host_gateway_ip
+                        .as_deref()
+                        .unwrap_or(&att.primary.gateway),
+                )
             },
         )?;
 
