@@ -243,12 +243,13 @@ mod tests {
             dns_options: vec!["ndots:2".into()],
             gateway: "10.1.0.1".into(),
             links: vec!["10.1.0.3\tdb 0123456789ab other".into()],
+            host_aliases: vec!["host.docker.internal".into()],
         };
         write_all(dir.path(), "10.1.0.2", "abc", false, &[], &settings).unwrap();
         let hosts = std::fs::read_to_string(dir.path().join("hosts")).unwrap();
         assert!(
             hosts.ends_with(
-                "1.2.3.4\tfoo\n10.1.0.1\tgw\n10.1.0.3\tdb 0123456789ab other\n10.1.0.2\tabc\n"
+                "1.2.3.4\tfoo\n10.1.0.1\tgw\n10.1.0.3\tdb 0123456789ab other\n10.1.0.1\thost.docker.internal\n10.1.0.2\tabc\n"
             ),
             "{hosts}"
         );
