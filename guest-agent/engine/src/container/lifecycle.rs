@@ -329,6 +329,7 @@ impl Svc {
                     .collect(),
                 ipv4_address: first.ipv4_address,
                 aliases: first.aliases,
+                mac_address: first.mac_address,
                 extra: plan.collect(),
                 dns: host.dns.clone().unwrap_or_default(),
             })
@@ -483,6 +484,9 @@ impl Svc {
             rootfs: paths.rootfs(),
             readonly_rootfs: host.readonly_rootfs,
             hostname,
+            domainname: rec.config.domainname.clone(),
+            sysctls: host.sysctls.clone().unwrap_or_default(),
+            oom_score_adj: host.oom_score_adj,
             privileged: host.privileged,
             netns: Some(netns),
             devices: if host.privileged {
@@ -495,7 +499,7 @@ impl Svc {
             uts_ns,
             no_shm: host.ipc_mode == "none",
             cgroup_ns: host.cgroupns_mode == "private",
-            cgroups_path: format!("/berth/{}", c.id),
+            cgroups_path: crate::runtime::cgroup::container_path(&host.cgroup_parent, &c.id),
             mounts,
             tmpfs,
             resources: Resources::from(host),
