@@ -288,7 +288,7 @@ impl Svc {
             let _ = tokio::task::spawn_blocking(move || rt.delete(&id, true)).await;
         }
 
-        let links = self.link_host_lines(&rec.name, host)?;
+        let links = self.link_settings(&rec.name, host)?;
         let mut plan = s.network_plan().into_iter();
         let first = plan
             .next()
@@ -350,7 +350,7 @@ impl Svc {
             host_net,
             &att.dns_servers,
             &etc::EtcSettings {
-                links,
+                links: links.hosts,
                 host_aliases: self.config.host_aliases.clone(),
                 ..etc::EtcSettings::of(
                     host,
@@ -368,8 +368,13 @@ impl Svc {
             host.group_add.as_deref().unwrap_or_default(),
         )?;
         let mut env = rec.config.env.clone().unwrap_or_default();
+        // dockerd's order: HOSTNAME, then the link variables, then the container's own.
+        let mut daemon_env = links.env;
         if !host_net {
-            env = super::create::merge_env(&[format!("HOSTNAME={hostname}")], &env);
+            daemon_env.insert(0, format!("HOSTNAME={hostname}"));
+        }
+        if !daemon_env.is_empty() {
+            env = super::create::merge_env(&daemon_env, &env);
         }
         super::create::add_process_defaults(&mut env, rec.config.tty, &usr.home);
         let mut args: Vec<String> = std::iter::once(rec.path.clone())
