@@ -62,13 +62,21 @@ pub fn command(
 
 impl Svc {
     /// Creates a container; returns its id.
-    pub async fn create(&self, name: Option<&str>, req: ContainerCreateRequest) -> Result<String> {
+    pub async fn create(
+        &self,
+        name: Option<&str>,
+        platform: Option<&str>,
+        req: ContainerCreateRequest,
+    ) -> Result<String> {
         let mut cfg = req.config;
         let mut host = req.host_config;
         if cfg.image.is_empty() {
             return Err(EngineError::invalid(
                 "config cannot be empty in order to create a container",
             ));
+        }
+        if let Some(p) = platform.filter(|p| !p.is_empty()) {
+            self.images.check_platform(&cfg.image, p)?;
         }
         let image = self.images.resolve(&cfg.image).await?;
         // `docker run` starts right after the create: let the start find the lock warm.
