@@ -419,17 +419,20 @@ fn user_network_dns_forwards_to_the_containers_dns_servers() {
     e.docker_ok(&["network", "create", "fwdnet"]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (resolver, server) = fake_resolver([10, 9, 8, 7], stop.clone());
-    let out = e.docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "fwdnet",
-        "--dns",
-        &resolver,
-        "busybox",
-        "nslookup",
-        "outside.example",
-    ]);
+    let run = |cmd: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--network",
+            "fwdnet",
+            "--dns",
+            &resolver,
+            "busybox",
+        ];
+        args.extend_from_slice(cmd);
+        e.docker(&args)
+    };
+    let out = run(&["nslookup", "outside.example"]);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let answered = server.join().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -440,17 +443,7 @@ fn user_network_dns_forwards_to_the_containers_dns_servers() {
         e.log_tail()
     );
     // The container still asks the embedded DNS, which answers its network's names itself.
-    let conf = e.docker_ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "fwdnet",
-        "--dns",
-        &resolver,
-        "busybox",
-        "cat",
-        "/etc/resolv.conf",
-    ]);
+    let conf = String::from_utf8_lossy(&run(&["cat", "/etc/resolv.conf"]).stdout).into_owned();
     assert!(conf.contains("nameserver 127.0.0.11"), "{conf}");
 }
 
