@@ -34,7 +34,7 @@ impl AsyncRead for AsyncPty {
         loop {
             let mut guard = ready!(self.0.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
-            match guard.try_io(|fd| (&*fd.get_ref()).read(unfilled)) {
+            match guard.try_io(|fd| fd.get_ref().read(unfilled)) {
                 Ok(Ok(n)) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
@@ -56,7 +56,7 @@ impl AsyncWrite for AsyncPty {
     ) -> Poll<io::Result<usize>> {
         loop {
             let mut guard = ready!(self.0.poll_write_ready(cx))?;
-            match guard.try_io(|fd| (&*fd.get_ref()).write(data)) {
+            match guard.try_io(|fd| fd.get_ref().write(data)) {
                 Ok(r) => return Poll::Ready(r),
                 Err(_would_block) => continue,
             }
