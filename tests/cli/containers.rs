@@ -671,6 +671,38 @@ fn health_checks_report_status_and_events() {
     ]);
     assert!(matches!(log.trim(), "0" | "1"), "{log}");
     e.docker_ok(&["rm", "-f", "hc"]);
+
+    // Within the start period probes come every start interval, not every (long) interval.
+    e.docker_ok(&[
+        "run",
+        "-d",
+        NET,
+        "--name",
+        "hs",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "60s",
+        "--health-start-period",
+        "30s",
+        "--health-start-interval",
+        "1s",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; touch /tmp/ok; sleep 60",
+    ]);
+    let healthy = wait_until(Duration::from_secs(15), || {
+        e.docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", "hs"])
+            .trim()
+            == "healthy"
+    });
+    assert!(
+        healthy,
+        "not healthy through the start interval\n{}",
+        e.log_tail()
+    );
+    e.docker_ok(&["rm", "-f", "hs"]);
 }
 
 #[test]

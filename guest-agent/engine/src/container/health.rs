@@ -10,6 +10,8 @@ use super::{Container, Svc};
 use crate::runtime::ExecOptions;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// Between probes during the start period (`StartInterval`, API 1.44).
+const DEFAULT_START_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_RETRIES: i64 = 3;
 const MAX_LOG: usize = 5;
@@ -78,11 +80,20 @@ impl Svc {
                 DEFAULT_RETRIES
             };
             let start_period = dur(cfg.start_period, Duration::ZERO);
+            let start_interval = dur(cfg.start_interval, DEFAULT_START_INTERVAL);
             let begun = tokio::time::Instant::now();
             let mut status = c.subscribe();
             loop {
+                // Within the start period, probes come every start interval until one passes.
+                let starting = begun.elapsed() < start_period
+                    && c.snapshot()
+                        .state
+                        .state
+                        .health
+                        .is_some_and(|h| h.status == "starting");
+                let wait = if starting { start_interval } else { interval };
                 tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     r = status.wait_for(|s| !s.running) => { let _ = r; return; }
                 }
                 let s = c.snapshot();
