@@ -75,7 +75,9 @@ pub fn spawn_watcher(app: AppHandle, cancel: CancellationToken) {
             crate::tray::set_status(&app, &status.summary());
             if ready {
                 let e = state.engine();
-                let mut events = e.docker().events(None::<bollard::query_parameters::EventsOptions>);
+                let mut events = e
+                    .docker()
+                    .events(None::<bollard::query_parameters::EventsOptions>);
                 // Subscribed: now the UI may reload (nothing it loads can miss an event).
                 let _ = app.emit(ENGINE_STATUS, &status);
                 loop {

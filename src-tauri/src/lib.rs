@@ -58,7 +58,7 @@ fn stop_tasks<R: Runtime>(app: &AppHandle<R>) {
         s.0.cancel();
     }
     if let Some(s) = app.try_state::<AppState>() {
-        tracing::info!(streams = s.streams.len(), "stopping streams");
+        tracing::info!(streams = s.streams.running(), "stopping streams");
         s.streams.stop_all();
     }
 }

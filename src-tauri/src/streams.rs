@@ -130,11 +130,92 @@ impl Streams {
     }
 
     /// How many streams run now (for tests and the log).
-    pub fn len(&self) -> usize {
+    pub fn running(&self) -> usize {
         self.lock().len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    /// Sets the flag when dropped: tells whether a stream's future was dropped.
+    struct DropFlag(Arc<AtomicBool>);
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn channel(sent: Arc<Mutex<Vec<String>>>) -> Channel<StreamEvent> {
+        Channel::new(move |body| {
+            if let tauri::ipc::InvokeResponseBody::Json(j) = body {
+                sent.lock().unwrap().push(j);
+            }
+            Ok(())
+        })
+    }
+
+    fn wait(mut f: impl FnMut() -> bool) -> bool {
+        (0..250).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            f()
+        })
+    }
+
+    #[test]
+    fn stopping_a_stream_drops_its_task() {
+        let streams = Streams::default();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let sent = Arc::default();
+        let id = streams.spawn(channel(Arc::clone(&sent)), None, async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        assert_eq!(streams.running(), 1);
+        streams.stop(id);
+        assert!(wait(|| dropped.load(Ordering::SeqCst)), "task not dropped");
+        assert_eq!(streams.running(), 0);
+        assert!(sent.lock().unwrap().is_empty(), "no End after a stop");
+    }
+
+    #[test]
+    fn a_stream_that_ends_sends_end_and_unregisters() {
+        let streams = Streams::default();
+        let sent: Arc<Mutex<Vec<String>>> = Arc::default();
+        streams.spawn(channel(Arc::clone(&sent)), None, async {
+            Err(AppError::Invalid("bad".into()))
+        });
+        assert!(wait(|| streams.running() == 0));
+        assert!(wait(|| !sent.lock().unwrap().is_empty()));
+        let v: serde_json::Value = serde_json::from_str(&sent.lock().unwrap()[0]).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"kind": "end", "error": {"code": "invalid", "message": "bad"}})
+        );
+    }
+
+    #[test]
+    fn stop_all_cancels_every_stream() {
+        let streams = Streams::default();
+        let flags: Vec<_> = (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
+        for f in &flags {
+            let flag = DropFlag(f.clone());
+            streams.spawn(channel(Arc::default()), None, async move {
+                let _flag = flag;
+                std::future::pending::<()>().await;
+                Ok(())
+            });
+        }
+        streams.stop_all();
+        assert!(wait(|| flags.iter().all(|f| f.load(Ordering::SeqCst))));
     }
 }

@@ -109,7 +109,9 @@ pub async fn containers_restart(state: State<'_, AppState>, id: String) -> Resul
 #[tauri::command]
 pub async fn containers_remove(state: State<'_, AppState>, id: String, force: bool) -> Result<()> {
     let e = state.engine();
-    let opts = RemoveContainerOptionsBuilder::default().force(force).build();
+    let opts = RemoveContainerOptionsBuilder::default()
+        .force(force)
+        .build();
     let r = e.docker().remove_container(&id, Some(opts)).await;
     r.map_err(|x| e.err(x))
 }

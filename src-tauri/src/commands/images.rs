@@ -102,10 +102,12 @@ pub async fn images_pull(
                     message: err,
                 });
             }
-            let progress = info.progress_detail.and_then(|p| match (p.current, p.total) {
-                (Some(c), Some(t)) if t > 0 => Some(format!("{c}/{t}")),
-                _ => None,
-            });
+            let progress = info
+                .progress_detail
+                .and_then(|p| match (p.current, p.total) {
+                    (Some(c), Some(t)) if t > 0 => Some(format!("{c}/{t}")),
+                    _ => None,
+                });
             let _ = ch.send(StreamEvent::Progress {
                 id: info.id,
                 status: info.status.unwrap_or_default(),
@@ -229,7 +231,12 @@ pub async fn images_run(state: State<'_, AppState>, request: RunRequest) -> Resu
     let body = create_body(&request)?;
     let e = state.engine();
     let mut opts = CreateContainerOptionsBuilder::default();
-    if let Some(n) = request.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+    if let Some(n) = request
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
         opts = opts.name(n);
     }
     let created = e

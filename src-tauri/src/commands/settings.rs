@@ -64,9 +64,7 @@ fn view(state: &AppState) -> Result<SettingsView> {
             memory_mib: c.memory_mib,
             disk_gib: c.disk_gib,
         },
-        settings_file: AppSettings::file(&state.config_dir)
-            .display()
-            .to_string(),
+        settings_file: AppSettings::file(&state.config_dir).display().to_string(),
         vm_config_file: state.berth.config_file().display().to_string(),
     })
 }

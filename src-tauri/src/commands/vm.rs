@@ -116,7 +116,12 @@ pub async fn vm_stop(state: State<'_, AppState>) -> Result<VmStatus> {
 
 pub async fn start(state: &AppState) -> Result<VmStatus> {
     let t = START_TIMEOUT.as_secs().to_string();
-    run_cli(&state.berth, &["start", "--timeout", &t], START_TIMEOUT + Duration::from_secs(10)).await?;
+    run_cli(
+        &state.berth,
+        &["start", "--timeout", &t],
+        START_TIMEOUT + Duration::from_secs(10),
+    )
+    .await?;
     state.reconnect.notify_one();
     Ok(read_status(&state.berth))
 }

@@ -27,12 +27,9 @@ impl Engine {
     /// A client for `socket`; nothing is dialled until the first request.
     pub fn new(socket: SocketChoice) -> Result<Self> {
         let path = socket.path.to_string_lossy().into_owned();
-        let docker = Docker::connect_with_unix(
-            &path,
-            REQUEST_TIMEOUT_SECS,
-            bollard::API_DEFAULT_VERSION,
-        )
-        .map_err(|e| AppError::from_docker(e, &path))?;
+        let docker =
+            Docker::connect_with_unix(&path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+                .map_err(|e| AppError::from_docker(e, &path))?;
         Ok(Self {
             docker,
             socket: Arc::new(socket),

@@ -57,7 +57,14 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
         ids::VM_START | ids::VM_STOP => {
             let app = app.clone();
             let starting = id == ids::VM_START;
-            set_status(&app, if starting { "VM: starting…" } else { "VM: stopping…" });
+            set_status(
+                &app,
+                if starting {
+                    "VM: starting…"
+                } else {
+                    "VM: stopping…"
+                },
+            );
             tauri::async_runtime::spawn(async move {
                 let state = app.state::<AppState>();
                 let r = if starting {
