@@ -43,13 +43,19 @@ fn built_bin(name: &str, env: &str) -> PathBuf {
     bin
 }
 
-/// `tauri-driver`: `$TAURI_DRIVER`, else `~/.cache/berth/tools/bin`, else `PATH`.
+/// `tauri-driver`: `$TAURI_DRIVER`, else `$BERTH_TOOLS/bin` (default `~/.cache/berth/tools`,
+/// where `scripts/install-gui-deps.sh` puts it), else `PATH`.
 fn tauri_driver() -> PathBuf {
     if let Some(p) = std::env::var_os("TAURI_DRIVER") {
         return PathBuf::from(p);
     }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    let p = Path::new(&home).join(".cache/berth/tools/bin/tauri-driver");
+    let tools = std::env::var_os("BERTH_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            Path::new(&home).join(".cache/berth/tools")
+        });
+    let p = tools.join("bin/tauri-driver");
     if p.exists() {
         p
     } else {
@@ -367,7 +373,8 @@ impl Gui {
     pub(crate) async fn error_shown(&self) -> (String, String) {
         self.until_js(
             "the error banner",
-            "return !document.querySelector('[data-testid=error-banner]').hidden;",
+            // Shown and actually rendered (not only un-hidden in the DOM).
+            "const b = document.querySelector('[data-testid=error-banner]'); return !b.hidden && b.getClientRects().length > 0;",
             vec![],
         )
         .await;
