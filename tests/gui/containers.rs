@@ -20,8 +20,7 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     let gui = Gui::start().await;
     let row = container_row("gui-web");
     // Nothing yet; then the CLI creates one and the list follows without any UI action.
-    gui.wait_text("[data-testid=container-empty]", "No containers")
-        .await;
+    gui.wait_visible("[data-testid=container-empty]").await;
     gui.cli(&[
         "run",
         "-d",
@@ -30,9 +29,10 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
         "busybox",
         "sh",
         "-c",
-        "echo hello-from-logs; i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done",
+        "trap 'exit 0' TERM; echo hello-from-logs; i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done",
     ]);
     gui.wait_attr(&row, "data-state", "running").await;
+    gui.wait_hidden("[data-testid=container-empty]").await;
     let image = gui
         .text(&format!("{row} [data-testid=container-image]"))
         .await;

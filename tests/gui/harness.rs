@@ -348,6 +348,26 @@ impl Gui {
         .await;
     }
 
+    /// Waits until the element matching `css` is rendered (not `hidden`, has a box).
+    pub(crate) async fn wait_visible(&self, css: &str) {
+        self.until_js(
+            &format!("{css} visible"),
+            "const e = document.querySelector(arguments[0]); return !!e && !e.hidden && e.getClientRects().length > 0;",
+            vec![css.into()],
+        )
+        .await;
+    }
+
+    /// Waits until the element matching `css` exists but is not rendered.
+    pub(crate) async fn wait_hidden(&self, css: &str) {
+        self.until_js(
+            &format!("{css} hidden"),
+            "const e = document.querySelector(arguments[0]); return !!e && e.getClientRects().length === 0;",
+            vec![css.into()],
+        )
+        .await;
+    }
+
     /// Waits until no element matches `css`.
     pub(crate) async fn wait_gone(&self, css: &str) {
         self.until_js(

@@ -61,6 +61,7 @@ async function showTab(tab) {
   if (!current) return;
   stopStream();
   current.tab = tab;
+  current.ready = null;
   const detail = $("container-detail");
   for (const p of detail.querySelectorAll("[data-pane]")) p.hidden = p.dataset.pane !== tab;
   for (const b of detail.querySelectorAll("[data-tab]")) b.classList.toggle("on", b.dataset.tab === tab);
@@ -76,7 +77,8 @@ async function showTab(tab) {
     } else if (tab === "exec") {
       const out = $("exec-output");
       out.textContent = "";
-      me.handle = await stream("containers_exec", { id: me.id, cmd: ["/bin/sh"] }, (m) => {
+      // Input typed while the session starts waits for it (sendInput awaits `ready`).
+      me.ready = stream("containers_exec", { id: me.id, cmd: ["/bin/sh"] }, (m) => {
         if (m.kind === "output") appendConsole(out, m.text);
         else if (m.kind === "end") {
           appendConsole(out, "\n[session ended]\n");
@@ -84,6 +86,7 @@ async function showTab(tab) {
         }
       });
       $("exec-input").focus();
+      me.handle = await me.ready;
     } else if (tab === "stats") {
       $("stats-cpu").textContent = "–";
       $("stats-mem").textContent = "–";
@@ -102,8 +105,9 @@ async function showTab(tab) {
 }
 
 async function sendInput(text) {
-  if (!current?.handle || current.tab !== "exec") return;
-  await call("containers_exec_input", { stream: current.handle.id, data: text });
+  if (!current || current.tab !== "exec" || !current.ready) return;
+  const handle = await current.ready;
+  await call("containers_exec_input", { stream: handle.id, data: text });
 }
 
 export function init() {
