@@ -238,6 +238,11 @@ impl Gui {
         self.client.as_ref().expect("webdriver session")
     }
 
+    /// The private home of the app under test: `berth/` (BERTH_HOME), `config/`, `data/`, `cache/`.
+    pub(crate) fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
     fn driver_log(&self) -> PathBuf {
         self.dir.path().join("tauri-driver.log")
     }
@@ -295,11 +300,20 @@ impl Gui {
         }
     }
 
-    /// Clicks the element matching `css` (waiting for it).
+    /// Clicks the element matching `css` (waiting for it). A list re-rendered between finding
+    /// and clicking (stale element) is looked up again, within [`WAIT`].
     pub(crate) async fn click(&self, css: &str) {
-        let el = self.find(css).await;
-        if let Err(e) = el.click().await {
-            panic!("click {css}: {e}\n{}", self.logs());
+        let end = Instant::now() + WAIT;
+        loop {
+            let el = self.find(css).await;
+            match el.click().await {
+                Ok(()) => return,
+                Err(e) if Instant::now() < end => {
+                    note(&format!("retrying click {css}: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("click {css}: {e}\n{}", self.logs()),
+            }
         }
     }
 
@@ -454,6 +468,10 @@ impl Drop for Gui {
         self.client.take();
         self.stop_processes();
     }
+}
+
+fn note(msg: &str) {
+    eprintln!("gui: {msg}");
 }
 
 /// CSS for the row of the container named `name`.

@@ -55,5 +55,37 @@ async fn volumes_and_networks_are_created_and_removed_from_the_ui() {
     gui.wait_text("[data-testid=settings-socket]", &sock).await;
     gui.wait_text("[data-testid=settings-socket-source]", "BERTH_DOCKER_HOST")
         .await;
+    // No supervisor in this private BERTH_HOME: the VM reads as stopped.
+    gui.wait_text("[data-testid=vm-state]", "stopped").await;
+    // Saving writes the VM resources to Berth's config.json and the socket to the app's file.
+    let host = gui.engine.host();
+    gui.type_into("[data-testid=settings-docker-host]", &host)
+        .await;
+    gui.type_into("[data-testid=settings-cpus]", "3").await;
+    gui.type_into("[data-testid=settings-memory]", "2048").await;
+    gui.click("[data-testid=settings-save]").await;
+    gui.wait_text("[data-testid=notice]", "Settings saved")
+        .await;
+    let read = |p: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{p:?}: {e}")))
+            .expect("json")
+    };
+    let vm = read(gui.home().join("berth/config.json"));
+    assert_eq!(
+        (vm["cpus"].as_u64(), vm["memory_mib"].as_u64()),
+        (Some(3), Some(2048)),
+        "{vm}"
+    );
+    let app = read(gui.home().join("config/dev.berth.app/settings.json"));
+    assert_eq!(app["dockerHost"], serde_json::Value::String(host), "{app}");
+    // Out-of-range input is refused with the app's own `invalid` error.
+    gui.type_into("[data-testid=settings-cpus]", "0").await;
+    gui.click("[data-testid=settings-save]").await;
+    let (code, msg) = gui.error_shown().await;
+    assert_eq!(code, "invalid", "{msg}");
+    assert_eq!(
+        read(gui.home().join("berth/config.json"))["cpus"].as_u64(),
+        Some(3)
+    );
     gui.finish().await;
 }

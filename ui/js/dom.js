@@ -20,6 +20,29 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/**
+ * Renders `items` into `tbody` by key: a row whose data did not change is kept as it is (so a
+ * reload triggered by an event does not replace elements under the pointer); changed and new
+ * rows are built with `build`, gone ones removed. Order follows `items`.
+ */
+export function renderRows(tbody, items, key, build) {
+  const old = new Map([...tbody.children].map((tr) => [tr.dataset.key, tr]));
+  const rows = items.map((item) => {
+    const k = key(item);
+    const sig = JSON.stringify(item);
+    const prev = old.get(k);
+    if (prev && prev.dataset.sig === sig) return prev;
+    const tr = build(item);
+    tr.dataset.key = k;
+    tr.dataset.sig = sig;
+    return tr;
+  });
+  rows.forEach((tr, i) => {
+    if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null);
+  });
+  while (tbody.children.length > rows.length) tbody.lastElementChild.remove();
+}
+
 /** A button that runs `action`, disabled while it runs; errors go to the banner. */
 export function actionButton(label, testid, action, cls) {
   const b = h("button", { testid, class: cls, type: "button" }, label);

@@ -14,6 +14,9 @@ const reload = Object.fromEntries(
   Object.entries(views).map(([name, v]) => [name, debounce(() => v.load().catch(showError))]),
 );
 
+// Container events that change nothing a list shows (exec sessions, attach, resize…).
+const QUIET = /^(exec_|attach|resize|top|archive-path|extract-to-dir|export)/;
+
 // Which lists an event type touches.
 const AFFECTS = {
   container: ["containers", "images"],
@@ -44,6 +47,7 @@ async function start() {
   $("error-dismiss").addEventListener("click", clearError);
   await on(EVENTS.status, showStatus);
   await on(EVENTS.event, (ev) => {
+    if (ev.type === "container" && QUIET.test(ev.action)) return;
     for (const name of AFFECTS[ev.type] || []) reload[name]();
   });
   showStatus(await call("system_status"));

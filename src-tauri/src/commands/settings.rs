@@ -54,8 +54,17 @@ pub fn validate(vm: &VmResources, current_disk: u32) -> Result<()> {
     Ok(())
 }
 
+/// Berth's config as `berth start` would read it; looking does not create `~/.berth`.
+fn load_config(berth: &berth_host::StateDir) -> Result<berth_host::Config> {
+    if berth.config_file().exists() {
+        Ok(berth_host::Config::load_or_init(berth)?)
+    } else {
+        Ok(berth_host::Config::default())
+    }
+}
+
 fn view(state: &AppState) -> Result<SettingsView> {
-    let c = berth_host::Config::load_or_init(&state.berth)?;
+    let c = load_config(&state.berth)?;
     Ok(SettingsView {
         docker_host: state.settings().docker_host.unwrap_or_default(),
         socket: state.engine().socket().clone(),
@@ -71,7 +80,6 @@ fn view(state: &AppState) -> Result<SettingsView> {
 
 #[tauri::command]
 pub fn settings_get(state: State<'_, AppState>) -> Result<SettingsView> {
-    state.berth.create()?;
     view(&state)
 }
 
@@ -79,13 +87,14 @@ pub fn settings_get(state: State<'_, AppState>) -> Result<SettingsView> {
 #[tauri::command]
 pub fn settings_save(state: State<'_, AppState>, update: SettingsUpdate) -> Result<SettingsView> {
     let host = update.docker_host.trim();
+    tracing::info!(docker_host = host, vm = ?update.vm, "saving settings");
     if !host.is_empty() && crate::engine::socket::unix_path(host).is_none() {
         return Err(AppError::Invalid(format!(
             "{host:?} is not a unix socket (unix:///path)"
         )));
     }
     state.berth.create()?;
-    let mut c = berth_host::Config::load_or_init(&state.berth)?;
+    let mut c = load_config(&state.berth)?;
     validate(&update.vm, c.disk_gib)?;
     c.cpus = update.vm.cpus;
     c.memory_mib = update.vm.memory_mib;

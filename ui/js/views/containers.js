@@ -3,14 +3,13 @@
 // closes or another container is opened.
 
 import { call, stream } from "../api.js";
-import { $, h, actionButton, appendConsole, bytes, showError, clearError } from "../dom.js";
+import { $, h, actionButton, appendConsole, bytes, renderRows, showError, clearError } from "../dom.js";
 
 let current = null; // { id, name, tab, handle }
 
 export async function load() {
   const rows = await call("containers_list");
-  const body = $("container-list");
-  body.replaceChildren(...rows.map(row));
+  renderRows($("container-list"), rows, (c) => c.id, row);
   $("container-empty").hidden = rows.length > 0;
   if (current && !rows.some((r) => r.id === current.id)) closeDetail();
 }

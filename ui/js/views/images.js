@@ -1,13 +1,13 @@
 // Images: the list, pull with per-layer progress, remove, and a Run form (name, ports, env).
 
 import { call, stream } from "../api.js";
-import { $, h, actionButton, bytes, shortId, notice, onSubmit, showError } from "../dom.js";
+import { $, h, actionButton, bytes, renderRows, shortId, notice, onSubmit, showError } from "../dom.js";
 
 let pulling = null;
 
 export async function load() {
   const rows = await call("images_list");
-  $("image-list").replaceChildren(...rows.map(row));
+  renderRows($("image-list"), rows, (i) => `${i.id} ${i.reference}`, row);
 }
 
 function row(i) {

@@ -1,11 +1,11 @@
 // Networks: list, create (bridge), remove (not the predefined ones).
 
 import { call } from "../api.js";
-import { $, h, actionButton, shortId, notice, onSubmit } from "../dom.js";
+import { $, h, actionButton, notice, onSubmit, renderRows, shortId } from "../dom.js";
 
 export async function load() {
   const rows = await call("networks_list");
-  $("network-list").replaceChildren(...rows.map((n) => {
+  renderRows($("network-list"), rows, (n) => n.id, (n) => {
     const remove = actionButton("Remove", "network-remove", () => call("networks_remove", { id: n.id }), "danger");
     remove.disabled = n.builtin;
     return h("tr", { testid: "network-row", dataset: { name: n.name, id: n.id } },
@@ -15,7 +15,7 @@ export async function load() {
       h("td", { class: "mono muted" }, shortId(n.id)),
       h("td", { class: "actions" }, remove),
     );
-  }));
+  });
 }
 
 export function init() {
