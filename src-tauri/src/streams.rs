@@ -115,7 +115,14 @@ impl Streams {
         }
     }
 
-    /// Stops every stream (app exit).
+    /// Stops the streams running now; new ones may start after (UI reload).
+    pub fn stop_all_current(&self) {
+        for (_, e) in self.lock().drain() {
+            e.cancel.cancel();
+        }
+    }
+
+    /// Stops every stream for good (app exit): later ones start cancelled.
     pub fn stop_all(&self) {
         self.root.cancel();
         self.lock().clear();
@@ -200,6 +207,26 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({"kind": "end", "error": {"code": "invalid", "message": "bad"}})
+        );
+    }
+
+    #[test]
+    fn stop_all_current_leaves_the_registry_usable() {
+        let streams = Streams::default();
+        let first = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(first.clone());
+        streams.spawn(channel(Arc::default()), None, async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        streams.stop_all_current();
+        assert!(wait(|| first.load(Ordering::SeqCst)));
+        let sent: Arc<Mutex<Vec<String>>> = Arc::default();
+        streams.spawn(channel(Arc::clone(&sent)), None, async { Ok(()) });
+        assert!(
+            wait(|| !sent.lock().unwrap().is_empty()),
+            "a new stream runs"
         );
     }
 

@@ -42,6 +42,8 @@ function showStatus(s) {
 }
 
 async function start() {
+  // A reloaded page: end the streams the previous one left.
+  await call("system_stream_stop_all");
   for (const v of Object.values(views)) v.init();
   for (const b of document.querySelectorAll("nav button")) b.addEventListener("click", () => show(b.dataset.view));
   $("error-dismiss").addEventListener("click", clearError);

@@ -36,6 +36,7 @@ macro_rules! all_commands {
             $crate::commands::networks::networks_remove,
             $crate::commands::system::system_status,
             $crate::commands::system::system_stream_stop,
+            $crate::commands::system::system_stream_stop_all,
             $crate::commands::vm::vm_status,
             $crate::commands::vm::vm_start,
             $crate::commands::vm::vm_stop,

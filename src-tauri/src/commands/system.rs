@@ -64,3 +64,10 @@ pub async fn system_status(state: State<'_, AppState>) -> Result<EngineStatus> {
 pub fn system_stream_stop(state: State<'_, AppState>, id: StreamId) {
     state.streams.stop(id);
 }
+
+/// Stops every stream: the UI calls it when it (re)loads, so a reloaded page leaves no stream
+/// of its previous instance running.
+#[tauri::command]
+pub fn system_stream_stop_all(state: State<'_, AppState>) {
+    state.streams.stop_all_current();
+}

@@ -86,6 +86,10 @@ async function showTab(tab) {
       });
       $("exec-input").focus();
       me.handle = await me.ready;
+      // Size the TTY to the console (monospace 12px: about 7.2 x 16 px a cell).
+      const cols = Math.max(20, Math.floor(out.clientWidth / 7.2));
+      const rows = Math.max(5, Math.floor(out.clientHeight / 16));
+      call("containers_exec_resize", { stream: me.handle.id, cols, rows }).catch(() => {});
     } else if (tab === "stats") {
       $("stats-cpu").textContent = "–";
       $("stats-mem").textContent = "–";

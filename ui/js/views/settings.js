@@ -11,13 +11,20 @@ const SOURCES = {
   berth_vm: "Berth VM",
 };
 
-function fill(s) {
-  $("settings-docker-host").value = s.dockerHost;
+// Set once the user edits the form: a reload (navigation, engine reconnect) then leaves the
+// inputs alone until the form is saved.
+let dirty = false;
+
+function fill(s, { force = false } = {}) {
   $("settings-socket").textContent = s.socket.path;
   $("settings-socket-source").textContent = SOURCES[s.socket.source] || s.socket.source;
-  $("settings-cpus").value = s.vm.cpus;
-  $("settings-memory").value = s.vm.memoryMib;
-  $("settings-disk").value = s.vm.diskGib;
+  if (force || !dirty) {
+    $("settings-docker-host").value = s.dockerHost;
+    $("settings-cpus").value = s.vm.cpus;
+    $("settings-memory").value = s.vm.memoryMib;
+    $("settings-disk").value = s.vm.diskGib;
+    dirty = false;
+  }
   $("settings-vm-file").textContent = s.vmConfigFile;
   $("settings-file").textContent = `App settings: ${s.settingsFile}`;
 }
@@ -33,6 +40,7 @@ export async function load() {
 }
 
 export function init() {
+  for (const ev of ["input", "change"]) $("settings-form").addEventListener(ev, () => { dirty = true; });
   onSubmit($("settings-form"), async () => {
     const update = {
       dockerHost: $("settings-docker-host").value,
@@ -42,7 +50,7 @@ export function init() {
         diskGib: Number($("settings-disk").value),
       },
     };
-    fill(await call("settings_save", { update }));
+    fill(await call("settings_save", { update }), { force: true });
     notice("Settings saved");
   });
   const wire = (testid, cmd, busy) => {
