@@ -60,6 +60,18 @@ impl From<bollard::models::EventMessage> for EngineEvent {
     }
 }
 
+/// How far back the subscription replays (covers the request's delay and clock skew with a VM).
+pub const REPLAY: Duration = Duration::from_secs(2);
+
+/// The `since` of a subscription made at `now`: Unix seconds with a fraction, [`REPLAY`] earlier.
+pub fn replay_from(now: std::time::SystemTime) -> String {
+    let t = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(REPLAY);
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
 /// Runs the watcher until `cancel` fires.
 pub fn spawn_watcher(app: AppHandle, cancel: CancellationToken) {
     tauri::async_runtime::spawn(async move {
@@ -75,10 +87,13 @@ pub fn spawn_watcher(app: AppHandle, cancel: CancellationToken) {
             crate::tray::set_status(&app, &status.summary());
             if ready {
                 let e = state.engine();
-                let mut events = e
-                    .docker()
-                    .events(None::<bollard::query_parameters::EventsOptions>);
-                // Subscribed: now the UI may reload (nothing it loads can miss an event).
+                // The request goes out on the first poll, after the UI was told to reload: ask
+                // the engine to replay from a little before now, so an event between the UI's
+                // reload and the subscription is not lost (a replayed one only reloads again).
+                let opts = bollard::query_parameters::EventsOptionsBuilder::new()
+                    .since(&replay_from(std::time::SystemTime::now()))
+                    .build();
+                let mut events = e.docker().events(Some(opts));
                 let _ = app.emit(ENGINE_STATUS, &status);
                 loop {
                     tokio::select! {
@@ -106,4 +121,35 @@ pub fn spawn_watcher(app: AppHandle, cancel: CancellationToken) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_starts_before_the_subscription() {
+        let now = std::time::UNIX_EPOCH + Duration::new(1_700_000_010, 250_000_000);
+        assert_eq!(replay_from(now), "1700000008.250000000");
+        assert_eq!(replay_from(std::time::UNIX_EPOCH), "0.000000000");
+    }
+
+    #[test]
+    fn events_keep_type_action_and_name() {
+        let m: bollard::models::EventMessage = serde_json::from_value(serde_json::json!({
+            "Type": "container", "Action": "start",
+            "Actor": {"ID": "abc", "Attributes": {"name": "web", "image": "busybox"}}
+        }))
+        .unwrap();
+        let e = EngineEvent::from(m);
+        assert_eq!(
+            (
+                e.typ.as_str(),
+                e.action.as_str(),
+                e.id.as_str(),
+                e.name.as_deref()
+            ),
+            ("container", "start", "abc", Some("web"))
+        );
+    }
 }
