@@ -44,6 +44,7 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     gui.wait_text("[data-testid=logs-output]", "hello-from-logs")
         .await;
     gui.wait_text("[data-testid=logs-output]", "tick 3").await;
+    gui.snapshot("containers-logs").await;
 
     // Terminal: a command's output comes back through the TTY.
     gui.click(&format!("{row} [data-testid=container-exec]"))
@@ -75,6 +76,7 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     gui.click(&format!("{row} [data-testid=container-remove]"))
         .await;
     let (code, msg) = gui.error_shown().await;
+    gui.snapshot("containers-error").await;
     assert_eq!(code, "conflict", "{msg}");
     assert_eq!(msg, cli_msg);
     gui.click("[data-testid=error-dismiss]").await;

@@ -4,7 +4,6 @@
 //! processes started here, by PID.
 
 use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -195,7 +194,8 @@ impl Gui {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
-            .process_group(0)
+            // Same process group as the test: if the test runner kills a hung test's group,
+            // the driver, WebKitWebDriver and the app go with it (Drop does it otherwise).
             .spawn()
             .expect("spawn dbus-run-session tauri-driver (scripts/install-gui-deps.sh)");
         gui.driver = Some(driver);
@@ -287,16 +287,34 @@ impl Gui {
 
     /// Waits for an element matching `css` and returns it.
     pub(crate) async fn find(&self, css: &str) -> Element {
-        match self
+        let find = self
             .c()
             .wait()
             .at_most(WAIT)
             .every(Duration::from_millis(100))
-            .for_element(Locator::Css(css))
-            .await
-        {
-            Ok(e) => e,
-            Err(e) => panic!("no element {css} within {WAIT:?}: {e}\n{}", self.logs()),
+            .for_element(Locator::Css(css));
+        // The wait only checks its deadline between requests: bound a hung request too.
+        match tokio::time::timeout(WAIT + Duration::from_secs(5), find).await {
+            Ok(Ok(e)) => e,
+            Ok(Err(e)) => panic!("no element {css} within {WAIT:?}: {e}\n{}", self.logs()),
+            Err(_) => panic!(
+                "finding {css}: no answer from the WebDriver\n{}",
+                self.logs()
+            ),
+        }
+    }
+
+    /// Awaits one WebDriver call, bounded by [`WAIT`]: a hung driver fails the test instead of
+    /// hanging it.
+    async fn bounded<T, E: std::fmt::Display>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, E>>,
+    ) -> T {
+        match tokio::time::timeout(WAIT, call).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => panic!("{what}: {e}\n{}", self.logs()),
+            Err(_) => panic!("{what}: no answer within {WAIT:?}\n{}", self.logs()),
         }
     }
 
@@ -306,7 +324,10 @@ impl Gui {
         let end = Instant::now() + WAIT;
         loop {
             let el = self.find(css).await;
-            match el.click().await {
+            let clicked = tokio::time::timeout(WAIT, el.click())
+                .await
+                .unwrap_or_else(|_| panic!("click {css}: no answer within {WAIT:?}"));
+            match clicked {
                 Ok(()) => return,
                 Err(e) if Instant::now() < end => {
                     note(&format!("retrying click {css}: {e}"));
@@ -320,8 +341,9 @@ impl Gui {
     /// Types `text` into the input matching `css` (cleared first).
     pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let el = self.find(css).await;
-        el.clear().await.expect("clear input");
-        el.send_keys(text).await.expect("type into input");
+        self.bounded(&format!("clear {css}"), el.clear()).await;
+        self.bounded(&format!("type into {css}"), el.send_keys(text))
+            .await;
     }
 
     /// Polls a JS expression until it returns `true` (bounded by [`WAIT`]).
@@ -329,10 +351,12 @@ impl Gui {
         let end = Instant::now() + WAIT;
         let mut last = serde_json::Value::Null;
         while Instant::now() < end {
-            match self.c().execute(script, args.clone()).await {
-                Ok(serde_json::Value::Bool(true)) => return,
-                Ok(v) => last = v,
-                Err(e) => last = serde_json::Value::String(e.to_string()),
+            let left = end.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.c().execute(script, args.clone())).await {
+                Ok(Ok(serde_json::Value::Bool(true))) => return,
+                Ok(Ok(v)) => last = v,
+                Ok(Err(e)) => last = serde_json::Value::String(e.to_string()),
+                Err(_) => last = "no answer from the WebDriver".into(),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -394,7 +418,8 @@ impl Gui {
 
     /// The text of the element matching `css`.
     pub(crate) async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.expect("element text")
+        let el = self.find(css).await;
+        self.bounded(&format!("text of {css}"), el.text()).await
     }
 
     /// Opens a view from the navigation bar.
@@ -416,6 +441,27 @@ impl Gui {
             self.text("[data-testid=error-code]").await,
             self.text("[data-testid=error-message]").await,
         )
+    }
+
+    /// Saves a PNG of the window as `$BERTH_GUI_SCREENSHOTS/<name>.png` when that variable is
+    /// set (for looking at what a test saw); otherwise does nothing. Best effort, 10 s at most.
+    pub(crate) async fn snapshot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("BERTH_GUI_SCREENSHOTS") else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        // WebKitWebDriver's snapshot waits for a quiet frame: a focused input's caret keeps
+        // the view busy.
+        let blur = "if (document.activeElement) document.activeElement.blur(); return true;";
+        let _ = tokio::time::timeout(WAIT, self.c().execute(blur, vec![])).await;
+        match tokio::time::timeout(Duration::from_secs(10), self.c().screenshot()).await {
+            Ok(Ok(png)) => {
+                let _ = std::fs::create_dir_all(&dir);
+                let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+            }
+            Ok(Err(e)) => note(&format!("screenshot {name}: {e}")),
+            Err(_) => note(&format!("screenshot {name}: no answer within 10 s")),
+        }
     }
 
     /// Ends the session (the app quits), then stops everything. Call at the end of a test;

@@ -38,6 +38,7 @@ async fn pull_then_run_with_a_published_port() {
         .await;
     gui.type_into("[data-testid=run-env]", "GREETING=from-the-gui")
         .await;
+    gui.snapshot("images-run-form").await;
     gui.click("[data-testid=run-submit]").await;
     gui.cli_until("gui-run to run", || {
         gui.engine

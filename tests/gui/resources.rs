@@ -57,6 +57,7 @@ async fn volumes_and_networks_are_created_and_removed_from_the_ui() {
         .await;
     // No supervisor in this private BERTH_HOME: the VM reads as stopped.
     gui.wait_text("[data-testid=vm-state]", "stopped").await;
+    gui.snapshot("settings").await;
     // Saving writes the VM resources to Berth's config.json and the socket to the app's file.
     let host = gui.engine.host();
     gui.type_into("[data-testid=settings-docker-host]", &host)
