@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 use tauri::ipc::Channel;
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{AppError, Result};
@@ -42,6 +43,33 @@ struct Entry {
     cancel: CancellationToken,
     /// Exec sessions: where keystrokes go and the exec id (for resize).
     exec: Option<(ExecInput, String)>,
+}
+
+/// What an exec session gets when it is closed: ^C for a program in the foreground, then ^D
+/// for the shell. The Docker API cannot hang up a TTY, and an exec process outlives its client
+/// (as with dockerd), so without this every closed terminal would leave a shell behind.
+pub const EXEC_HANGUP: &[u8] = b"\x03\x04";
+
+/// Ends streams: exec sessions get [`EXEC_HANGUP`] (2 s at most), then all are cancelled.
+async fn end(entries: Vec<Entry>) {
+    let hang_ups = entries
+        .iter()
+        .filter_map(|e| e.exec.as_ref())
+        .map(|(input, _)| async move {
+            let mut w = input.lock().await;
+            let _ = w.write_all(EXEC_HANGUP).await;
+            let _ = w.flush().await;
+        });
+    let hung_up = futures::future::join_all(hang_ups);
+    if tokio::time::timeout(Duration::from_secs(2), hung_up)
+        .await
+        .is_err()
+    {
+        tracing::debug!("exec hang-up timed out");
+    }
+    for e in entries {
+        e.cancel.cancel();
+    }
 }
 
 /// The registry of running streams (Tauri managed state).
@@ -111,21 +139,23 @@ impl Streams {
     /// Stops stream `id`; stopping one that already ended is not an error.
     pub fn stop(&self, id: StreamId) {
         if let Some(e) = self.lock().remove(&id) {
-            e.cancel.cancel();
+            tauri::async_runtime::spawn(end(vec![e]));
         }
     }
 
     /// Stops the streams running now; new ones may start after (UI reload).
     pub fn stop_all_current(&self) {
-        for (_, e) in self.lock().drain() {
-            e.cancel.cancel();
-        }
+        let all: Vec<Entry> = self.lock().drain().map(|(_, e)| e).collect();
+        tauri::async_runtime::spawn(end(all));
     }
 
-    /// Stops every stream for good (app exit): later ones start cancelled.
+    /// Stops every stream for good (app exit; call it outside the async runtime): exec
+    /// sessions are hung up first (bounded), then everything is cancelled and later streams
+    /// start cancelled.
     pub fn stop_all(&self) {
+        let all: Vec<Entry> = self.lock().drain().map(|(_, e)| e).collect();
+        tauri::async_runtime::block_on(end(all));
         self.root.cancel();
-        self.lock().clear();
     }
 
     /// The stdin and exec id of exec stream `id`.
@@ -150,7 +180,6 @@ impl Streams {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
 
     /// Sets the flag when dropped: tells whether a stream's future was dropped.
     struct DropFlag(Arc<AtomicBool>);
@@ -228,6 +257,54 @@ mod tests {
             wait(|| !sent.lock().unwrap().is_empty()),
             "a new stream runs"
         );
+    }
+
+    /// An exec stdin that records what it gets.
+    struct Recorder(Arc<Mutex<Vec<u8>>>);
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn stopping_an_exec_hangs_it_up_first() {
+        let streams = Streams::default();
+        let got: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let input: ExecInput = Arc::new(tokio::sync::Mutex::new(Box::pin(Recorder(got.clone()))));
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let id = streams.spawn(
+            channel(Arc::default()),
+            Some((input, "exec1".into())),
+            async move {
+                let _flag = flag;
+                std::future::pending::<()>().await;
+                Ok(())
+            },
+        );
+        assert_eq!(streams.exec(id).unwrap().1, "exec1");
+        streams.stop(id);
+        assert!(wait(|| dropped.load(Ordering::SeqCst)));
+        assert_eq!(got.lock().unwrap().as_slice(), EXEC_HANGUP);
+        assert!(streams.exec(id).is_err(), "gone from the registry");
     }
 
     #[test]

@@ -61,9 +61,13 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     gui.wait_text("[data-testid=exec-output]", hostname.trim())
         .await;
 
-    // Stats: a memory sample arrives.
+    // Stats: a memory sample arrives. Leaving the terminal hangs its shell up.
     gui.click(&format!("{row} [data-testid=container-stats]"))
         .await;
+    gui.cli_until("the terminal's shell to exit", || {
+        let top = gui.engine.docker_ok(&["top", "gui-web"]);
+        !top.lines().any(|l| l.trim_end().ends_with("/bin/sh"))
+    });
     gui.until_js(
         "a stats sample",
         "return document.querySelector('[data-testid=stats-mem]').textContent.includes('/');",
