@@ -85,7 +85,9 @@ pub fn spawn_watcher(app: AppHandle, cancel: CancellationToken) {
                 last = Some(status.state);
             }
             crate::tray::set_status(&app, &status.summary());
-            if ready {
+            // Ready means the version call went through, so the client exists.
+            let docker = state.engine().docker().ok().filter(|_| ready);
+            if let Some(docker) = docker {
                 let e = state.engine();
                 // The request goes out on the first poll, after the UI was told to reload: ask
                 // the engine to replay from a little before now, so an event between the UI's
@@ -93,7 +95,7 @@ pub fn spawn_watcher(app: AppHandle, cancel: CancellationToken) {
                 let opts = bollard::query_parameters::EventsOptionsBuilder::new()
                     .since(&replay_from(std::time::SystemTime::now()))
                     .build();
-                let mut events = e.docker().events(Some(opts));
+                let mut events = docker.events(Some(opts));
                 let _ = app.emit(ENGINE_STATUS, &status);
                 loop {
                     tokio::select! {

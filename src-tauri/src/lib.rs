@@ -31,7 +31,7 @@ pub fn run() {
             let state = AppState::new(
                 app.path().app_config_dir()?,
                 berth_host::StateDir::default_location(),
-            )?;
+            );
             app.manage(state);
             tray::build(app.handle())?;
             let cancel = CancellationToken::new();

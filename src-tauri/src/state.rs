@@ -23,18 +23,18 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config_dir: PathBuf, berth: StateDir) -> Result<Self> {
+    pub fn new(config_dir: PathBuf, berth: StateDir) -> Self {
         let settings = AppSettings::load(&config_dir);
-        let engine = Engine::new(choose_socket(&settings, &berth))?;
+        let engine = Engine::new(choose_socket(&settings, &berth));
         tracing::info!(socket = %engine.socket().path.display(), source = ?engine.socket().source, "engine socket");
-        Ok(Self {
+        Self {
             engine: RwLock::new(engine),
             settings: RwLock::new(settings),
             config_dir,
             berth,
             streams: Streams::default(),
             reconnect: Notify::new(),
-        })
+        }
     }
 
     /// The current engine client (a cheap clone).
@@ -55,7 +55,7 @@ impl AppState {
     /// Saves new settings and reconnects when they change the socket.
     pub fn set_settings(&self, s: AppSettings) -> Result<()> {
         s.save(&self.config_dir)?;
-        let engine = Engine::new(choose_socket(&s, &self.berth))?;
+        let engine = Engine::new(choose_socket(&s, &self.berth));
         let changed = engine.socket() != self.engine().socket();
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = s;
         if changed {

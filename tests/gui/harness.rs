@@ -143,10 +143,35 @@ fn signal(pid: u32, sig: libc::c_int) {
     unsafe { libc::kill(pid as libc::pid_t, sig) };
 }
 
+/// How to start a session.
+#[derive(Default)]
+pub(crate) struct GuiOptions {
+    /// Point the app at `<session dir>/late.sock`, which does not exist until
+    /// [`Gui::connect_late_socket`]: the app starts with the engine down.
+    pub(crate) late_socket: bool,
+}
+
 impl Gui {
     /// Starts the engine, the display, the driver and the app; returns once the UI is loaded
     /// and shows the engine as ready.
     pub(crate) async fn start() -> Gui {
+        Self::start_with(GuiOptions::default()).await
+    }
+
+    /// The socket path a `late_socket` session's app uses.
+    fn late_socket(&self) -> PathBuf {
+        self.dir.path().join("late.sock")
+    }
+
+    /// Makes the late socket lead to the engine (a symlink to its socket).
+    pub(crate) fn connect_late_socket(&self) {
+        std::os::unix::fs::symlink(self.engine.socket(), self.late_socket())
+            .expect("link the late socket");
+    }
+
+    /// As [`Gui::start`]; with `late_socket` it returns once the UI is loaded, whatever the
+    /// engine state.
+    pub(crate) async fn start_with(opts: GuiOptions) -> Gui {
         let engine = tokio::task::block_in_place(Engine::start);
         let dir = tempfile::Builder::new()
             .prefix("berth-gui-")
@@ -173,6 +198,11 @@ impl Gui {
         for d in ["config", "data", "cache", "berth"] {
             std::fs::create_dir_all(home.join(d)).expect("app dirs");
         }
+        let docker_host = if opts.late_socket {
+            format!("unix://{}", gui.late_socket().display())
+        } else {
+            gui.engine.host()
+        };
         let log = File::create(gui.driver_log()).expect("driver log");
         let driver = Command::new("dbus-run-session")
             .arg("--")
@@ -181,7 +211,7 @@ impl Gui {
             .args(["--native-port", &native_port.to_string()])
             .args(["--native-host", "127.0.0.1"])
             .env("DISPLAY", format!(":{display}"))
-            .env("BERTH_DOCKER_HOST", gui.engine.host())
+            .env("BERTH_DOCKER_HOST", docker_host)
             .env("BERTH_HOME", home.join("berth"))
             .env("XDG_CONFIG_HOME", home.join("config"))
             .env("XDG_DATA_HOME", home.join("data"))
@@ -229,8 +259,10 @@ impl Gui {
         };
         gui.client = Some(client);
         gui.wait_attr("body", "data-ready", "true").await;
-        gui.wait_attr("[data-testid=engine-status]", "data-state", "ready")
-            .await;
+        if !opts.late_socket {
+            gui.wait_attr("[data-testid=engine-status]", "data-state", "ready")
+                .await;
+        }
         gui
     }
 

@@ -65,7 +65,7 @@ pub fn port_text(p: &PortSummary) -> String {
 pub async fn containers_list(state: State<'_, AppState>) -> Result<Vec<ContainerRow>> {
     let e = state.engine();
     let opts = ListContainersOptionsBuilder::default().all(true).build();
-    let list = e.docker().list_containers(Some(opts)).await;
+    let list = e.docker()?.list_containers(Some(opts)).await;
     let mut rows: Vec<ContainerRow> = list
         .map_err(|x| e.err(x))?
         .into_iter()
@@ -79,7 +79,7 @@ pub async fn containers_list(state: State<'_, AppState>) -> Result<Vec<Container
 pub async fn containers_start(state: State<'_, AppState>, id: String) -> Result<()> {
     let e = state.engine();
     let r = e
-        .docker()
+        .docker()?
         .start_container(&id, None::<StartContainerOptions>)
         .await;
     r.map_err(|x| e.err(x))
@@ -89,7 +89,7 @@ pub async fn containers_start(state: State<'_, AppState>, id: String) -> Result<
 pub async fn containers_stop(state: State<'_, AppState>, id: String) -> Result<()> {
     let e = state.engine();
     let r = e
-        .docker()
+        .docker()?
         .stop_container(&id, None::<StopContainerOptions>)
         .await;
     r.map_err(|x| e.err(x))
@@ -99,7 +99,7 @@ pub async fn containers_stop(state: State<'_, AppState>, id: String) -> Result<(
 pub async fn containers_restart(state: State<'_, AppState>, id: String) -> Result<()> {
     let e = state.engine();
     let r = e
-        .docker()
+        .docker()?
         .restart_container(&id, None::<RestartContainerOptions>)
         .await;
     r.map_err(|x| e.err(x))
@@ -112,7 +112,7 @@ pub async fn containers_remove(state: State<'_, AppState>, id: String, force: bo
     let opts = RemoveContainerOptionsBuilder::default()
         .force(force)
         .build();
-    let r = e.docker().remove_container(&id, Some(opts)).await;
+    let r = e.docker()?.remove_container(&id, Some(opts)).await;
     r.map_err(|x| e.err(x))
 }
 
@@ -148,7 +148,7 @@ pub async fn containers_logs(
         .build();
     let ch = channel.clone();
     Ok(state.streams.spawn(channel, None, async move {
-        let mut logs = e.docker().logs(&id, Some(opts));
+        let mut logs = e.docker()?.logs(&id, Some(opts));
         while let Some(item) = logs.next().await {
             let _ = ch.send(output_event(item.map_err(|x| e.err(x))?));
         }
@@ -223,7 +223,7 @@ pub async fn containers_stats(
     let opts = StatsOptionsBuilder::default().stream(true).build();
     let ch = channel.clone();
     Ok(state.streams.spawn(channel, None, async move {
-        let mut stats = e.docker().stats(&id, Some(opts));
+        let mut stats = e.docker()?.stats(&id, Some(opts));
         while let Some(item) = stats.next().await {
             let s = item.map_err(|x| e.err(x))?;
             let _ = ch.send(StreamEvent::Stats(StatsSample::from_response(&s)));
@@ -246,7 +246,7 @@ pub async fn containers_exec(
         .filter(|c| !c.is_empty())
         .unwrap_or_else(|| vec!["/bin/sh".into()]);
     let created = e
-        .docker()
+        .docker()?
         .create_exec(
             &id,
             CreateExecOptions {
@@ -262,7 +262,7 @@ pub async fn containers_exec(
         .await
         .map_err(|x| e.err(x))?;
     let started = e
-        .docker()
+        .docker()?
         .start_exec(
             &created.id,
             Some(StartExecOptions {
@@ -315,7 +315,7 @@ pub async fn containers_exec_resize(
     let (_, exec_id) = state.streams.exec(stream)?;
     let e = state.engine();
     let r = e
-        .docker()
+        .docker()?
         .resize_exec(
             &exec_id,
             ResizeExecOptions {

@@ -48,7 +48,7 @@ fn rows(i: ImageSummary) -> Vec<ImageRow> {
 pub async fn images_list(state: State<'_, AppState>) -> Result<Vec<ImageRow>> {
     let e = state.engine();
     let opts = ListImagesOptionsBuilder::default().build();
-    let list = e.docker().list_images(Some(opts)).await;
+    let list = e.docker()?.list_images(Some(opts)).await;
     let mut out: Vec<ImageRow> = list
         .map_err(|x| e.err(x))?
         .into_iter()
@@ -93,7 +93,7 @@ pub async fn images_pull(
             .from_image(&name)
             .tag(&tag)
             .build();
-        let mut pull = e.docker().create_image(Some(opts), None, None);
+        let mut pull = e.docker()?.create_image(Some(opts), None, None);
         while let Some(item) = pull.next().await {
             let info = item.map_err(|x| e.err(x))?;
             if let Some(err) = info.error_detail.and_then(|d| d.message) {
@@ -122,7 +122,7 @@ pub async fn images_pull(
 pub async fn images_remove(state: State<'_, AppState>, id: String, force: bool) -> Result<()> {
     let e = state.engine();
     let opts = RemoveImageOptionsBuilder::default().force(force).build();
-    let r = e.docker().remove_image(&id, Some(opts), None).await;
+    let r = e.docker()?.remove_image(&id, Some(opts), None).await;
     r.map(|_| ()).map_err(|x| e.err(x))
 }
 
@@ -240,12 +240,12 @@ pub async fn images_run(state: State<'_, AppState>, request: RunRequest) -> Resu
         opts = opts.name(n);
     }
     let created = e
-        .docker()
+        .docker()?
         .create_container(Some(opts.build()), body)
         .await
         .map_err(|x| e.err(x))?;
     let r = e
-        .docker()
+        .docker()?
         .start_container(&created.id, None::<StartContainerOptions>)
         .await;
     r.map_err(|x| e.err(x))?;

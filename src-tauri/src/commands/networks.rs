@@ -22,7 +22,7 @@ pub struct NetworkRow {
 #[tauri::command]
 pub async fn networks_list(state: State<'_, AppState>) -> Result<Vec<NetworkRow>> {
     let e = state.engine();
-    let r = e.docker().list_networks(None::<ListNetworksOptions>).await;
+    let r = e.docker()?.list_networks(None::<ListNetworksOptions>).await;
     let mut rows: Vec<NetworkRow> = r
         .map_err(|x| e.err(x))?
         .into_iter()
@@ -62,13 +62,13 @@ pub async fn networks_create(state: State<'_, AppState>, name: String) -> Result
         driver: Some("bridge".into()),
         ..Default::default()
     };
-    let r = e.docker().create_network(req).await;
+    let r = e.docker()?.create_network(req).await;
     Ok(r.map_err(|x| e.err(x))?.id)
 }
 
 #[tauri::command]
 pub async fn networks_remove(state: State<'_, AppState>, id: String) -> Result<()> {
     let e = state.engine();
-    let r = e.docker().remove_network(&id).await;
+    let r = e.docker()?.remove_network(&id).await;
     r.map_err(|x| e.err(x))
 }

@@ -26,7 +26,11 @@ impl EngineStatus {
     pub async fn probe(state: &AppState) -> Self {
         let e = state.engine();
         let socket = e.socket().clone();
-        match e.docker().version().await {
+        let version = match e.docker() {
+            Ok(d) => d.version().await.map_err(|x| e.err(x)),
+            Err(err) => Err(err),
+        };
+        match version {
             Ok(v) => Self {
                 state: "ready",
                 socket,
@@ -34,12 +38,12 @@ impl EngineStatus {
                 api_version: v.api_version,
                 message: None,
             },
-            Err(x) => Self {
+            Err(err) => Self {
                 state: "down",
                 socket,
                 version: None,
                 api_version: None,
-                message: Some(e.err(x).to_string()),
+                message: Some(err.to_string()),
             },
         }
     }

@@ -19,7 +19,7 @@ pub struct VolumeRow {
 #[tauri::command]
 pub async fn volumes_list(state: State<'_, AppState>) -> Result<Vec<VolumeRow>> {
     let e = state.engine();
-    let r = e.docker().list_volumes(None::<ListVolumesOptions>).await;
+    let r = e.docker()?.list_volumes(None::<ListVolumesOptions>).await;
     let mut rows: Vec<VolumeRow> = r
         .map_err(|x| e.err(x))?
         .volumes
@@ -44,7 +44,7 @@ pub async fn volumes_create(state: State<'_, AppState>, name: String) -> Result<
         name: (!name.is_empty()).then(|| name.to_string()),
         ..Default::default()
     };
-    let r = e.docker().create_volume(req).await;
+    let r = e.docker()?.create_volume(req).await;
     Ok(r.map_err(|x| e.err(x))?.name)
 }
 
@@ -52,6 +52,6 @@ pub async fn volumes_create(state: State<'_, AppState>, name: String) -> Result<
 pub async fn volumes_remove(state: State<'_, AppState>, name: String) -> Result<()> {
     let e = state.engine();
     let opts = RemoveVolumeOptionsBuilder::default().force(false).build();
-    let r = e.docker().remove_volume(&name, Some(opts)).await;
+    let r = e.docker()?.remove_volume(&name, Some(opts)).await;
     r.map_err(|x| e.err(x))
 }
