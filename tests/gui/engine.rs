@@ -9,6 +9,7 @@ async fn app_starts_with_the_engine_down_and_connects_when_it_appears() {
     let gui = Gui::start_with(GuiOptions { late_socket: true }).await;
     gui.wait_attr("[data-testid=engine-status]", "data-state", "down")
         .await;
+    gui.wait_visible("[data-testid=engine-down-hint]").await;
 
     gui.nav("volumes").await;
     gui.type_into("[data-testid=volume-name]", "early-vol")
@@ -21,6 +22,7 @@ async fn app_starts_with_the_engine_down_and_connects_when_it_appears() {
     gui.connect_late_socket();
     gui.wait_attr("[data-testid=engine-status]", "data-state", "ready")
         .await;
+    gui.wait_hidden("[data-testid=engine-down-hint]").await;
     gui.cli(&["volume", "create", "late-vol"]);
     gui.find("[data-testid=volume-row][data-name=late-vol]")
         .await;

@@ -10,8 +10,14 @@ import * as networks from "./views/networks.js";
 import * as settings from "./views/settings.js";
 
 const views = { containers, images, volumes, networks, settings };
+let engineState = "unknown";
+// Lists need the engine: while it is down they are not loaded (the hint says why), so no
+// error banner per list; Settings (socket, VM) always loads.
 const reload = Object.fromEntries(
-  Object.entries(views).map(([name, v]) => [name, debounce(() => v.load().catch(showError))]),
+  Object.entries(views).map(([name, v]) => [name, debounce(() => {
+    if (engineState === "down" && name !== "settings") return;
+    v.load().catch(showError);
+  })]),
 );
 
 // Container events that change nothing a list shows (exec sessions, attach, resize…).
@@ -34,6 +40,8 @@ function show(name) {
 }
 
 function showStatus(s) {
+  engineState = s.state;
+  $("engine-down-hint").hidden = s.state !== "down";
   const el = $("engine-status");
   el.dataset.state = s.state;
   el.textContent = s.state === "ready" ? `Engine ${s.version || ""}`.trim() : "Engine stopped";
