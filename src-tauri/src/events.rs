@@ -85,10 +85,10 @@ pub fn spawn_watcher(app: AppHandle, cancel: CancellationToken) {
                 last = Some(status.state);
             }
             crate::tray::set_status(&app, &status.summary());
+            let e = state.engine();
             // Ready means the version call went through, so the client exists.
-            let docker = state.engine().docker().ok().filter(|_| ready);
+            let docker = e.docker().ok().filter(|_| ready);
             if let Some(docker) = docker {
-                let e = state.engine();
                 // The request goes out on the first poll, after the UI was told to reload: ask
                 // the engine to replay from a little before now, so an event between the UI's
                 // reload and the subscription is not lost (a replayed one only reloads again).
