@@ -404,3 +404,172 @@ fn dockerfile_from_stdin_or_another_path() {
         "from context"
     );
 }
+
+#[test]
+fn onbuild_triggers_run_in_the_child_build() {
+    let e = Engine::start();
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    let base = context(
+        &e,
+        "onbuild-base",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nONBUILD COPY hello.txt /app/\nONBUILD RUN cat /app/hello.txt > /app/copied\n",
+        )],
+    );
+    build_ok(&e, &base, &["-t", "ob-base"]);
+    let triggers = e.docker_ok(&["inspect", "-f", "{{json .Config.OnBuild}}", "ob-base"]);
+    assert_eq!(
+        triggers.trim(),
+        r#"["COPY hello.txt /app/","RUN cat /app/hello.txt > /app/copied"]"#
+    );
+
+    let child = context(
+        &e,
+        "onbuild-child",
+        &[
+            (
+                "Dockerfile",
+                "FROM ob-base\nCMD [\"cat\", \"/app/copied\"]\n",
+            ),
+            ("hello.txt", "from the child's context\n"),
+        ],
+    );
+    let out = build_ok(&e, &child, &["-t", "ob-child"]);
+    assert!(out.contains("# Executing 2 build triggers"), "{out}");
+    let run = e.docker_ok(&["run", "--rm", "--network", "none", "ob-child"]);
+    assert_eq!(run, "from the child's context\n");
+    // The child does not pass the triggers on.
+    let left = e.docker_ok(&["inspect", "-f", "{{json .Config.OnBuild}}", "ob-child"]);
+    assert!(matches!(left.trim(), "null" | "[]"), "{left}");
+
+    // dockerd's refusals.
+    for (df, msg) in [
+        (
+            "FROM busybox\nONBUILD ONBUILD RUN true\n",
+            "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+        ),
+        (
+            "FROM busybox\nONBUILD FROM busybox\n",
+            "FROM isn't allowed as an ONBUILD trigger",
+        ),
+    ] {
+        let dir = context(&e, "onbuild-bad", &[("Dockerfile", df)]);
+        let out = build(&e, &dir, &[]);
+        assert!(!out.status.success());
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(msg), "{text}");
+    }
+}
+
+/// `cmd < input > output`, e.g. a compressor, in the test's scratch directory.
+fn pipe_through(cmd: &[&str], input: &Path, output: &Path) {
+    let status = std::process::Command::new(cmd[0])
+        .args(&cmd[1..])
+        .stdin(fs::File::open(input).unwrap())
+        .stdout(fs::File::create(output).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{cmd:?}");
+}
+
+#[test]
+fn compressed_contexts_add_archives_loads_and_imports() {
+    let e = Engine::start();
+    let reg = crate::images::AuthRegistry::start(e.scratch().join("registry"), &[]);
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    let s = e.scratch();
+    // A context tar holding a Dockerfile that ADDs an xz- and a bzip2-compressed archive.
+    let payload = context(&e, "payload", &[("inside.txt", "from an archive\n")]);
+    let tar = |dir: &Path, out: &Path| {
+        let ok = std::process::Command::new("tar")
+            .args([
+                "-C",
+                dir.to_str().unwrap(),
+                "-cf",
+                out.to_str().unwrap(),
+                ".",
+            ])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    let ctx = context(
+        &e,
+        "xzctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nADD a.tar.xz /xz/\nADD b.tar.bz2 /bz/\nCMD cat /xz/inside.txt /bz/inside.txt\n",
+        )],
+    );
+    tar(&payload, &s.join("p.tar"));
+    pipe_through(&["xz", "-c"], &s.join("p.tar"), &ctx.join("a.tar.xz"));
+    pipe_through(&["bzip2", "-c"], &s.join("p.tar"), &ctx.join("b.tar.bz2"));
+    tar(&ctx, &s.join("ctx.tar"));
+    for (tool, tag) in [(["xz", "-c"], "from-xz"), (["bzip2", "-c"], "from-bz2")] {
+        let compressed = s.join(format!("ctx.{tag}"));
+        pipe_through(&tool, &s.join("ctx.tar"), &compressed);
+        let out = e.docker_stdin(
+            &["build", "-q", "-t", tag, "-"],
+            &fs::read(&compressed).unwrap(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            e.docker_ok(&["run", "--rm", "--network", "none", tag]),
+            "from an archive\nfrom an archive\n"
+        );
+    }
+
+    // `docker save | gzip` and `| xz` load back.
+    e.docker_ok(&[
+        "save",
+        "-o",
+        s.join("saved.tar").to_str().unwrap(),
+        "from-xz",
+    ]);
+    e.docker_ok(&["rmi", "from-xz"]);
+    pipe_through(
+        &["gzip", "-c"],
+        &s.join("saved.tar"),
+        &s.join("saved.tar.gz"),
+    );
+    e.docker_ok(&["load", "-i", s.join("saved.tar.gz").to_str().unwrap()]);
+    e.docker_ok(&["rmi", "from-xz"]);
+    pipe_through(&["xz", "-c"], &s.join("saved.tar"), &s.join("saved.tar.xz"));
+    e.docker_ok(&["load", "-i", s.join("saved.tar.xz").to_str().unwrap()]);
+    e.docker_ok(&["run", "--rm", "--network", "none", "from-xz"]);
+
+    // `docker import` of an xz rootfs; the layer is kept so a registry takes the push.
+    let cid = e.docker_ok(&["create", "busybox"]);
+    e.docker_ok(&[
+        "export",
+        "-o",
+        s.join("rootfs.tar").to_str().unwrap(),
+        cid.trim(),
+    ]);
+    pipe_through(
+        &["xz", "-c"],
+        &s.join("rootfs.tar"),
+        &s.join("rootfs.tar.xz"),
+    );
+    let name = format!("{}/imported/xz:1", reg.addr);
+    e.docker_ok(&["import", s.join("rootfs.tar.xz").to_str().unwrap(), &name]);
+    e.docker_ok(&["push", &name]);
+    e.docker_ok(&["rmi", &name]);
+    e.docker_ok(&["pull", &name]);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &name,
+        "echo",
+        "imported",
+    ]);
+    assert_eq!(out, "imported\n");
+}

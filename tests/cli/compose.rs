@@ -1,8 +1,8 @@
 //! Docker Compose (Debian's docker-compose 1.29, the Python one: compose v2 is a Go plugin
 //! with no Debian package) drives a two-service project in `tests/compose/app`: a built
 //! image, a named volume, a health check that gates `depends_on`, service-name DNS, a
-//! published port, `ps`, `exec -T`, `logs`, `stop`/`start`, and `down -v` that leaves
-//! nothing. busybox httpd as PID 1 ignores SIGTERM, so stops use `-t 1`.
+//! published port, `ps`, `exec -T`, `run --rm`, `port`, `--scale`, `logs`, `stop`/`start`, and
+//! `down -v` that leaves nothing. busybox httpd as PID 1 ignores SIGTERM, so stops use `-t 1`.
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -19,11 +19,20 @@ struct Compose<'a> {
 impl Compose<'_> {
     fn cmd(&self, args: &[&str]) -> Command {
         let file = repo_root().join("tests/compose/app/docker-compose.yml");
-        let mut full = vec!["-f", file.to_str().unwrap(), "-p", PROJECT, "--no-ansi"];
+        let mut full = vec![
+            "-f",
+            file.to_str().unwrap(),
+            "-p",
+            PROJECT,
+            "--ansi",
+            "never",
+        ];
         full.extend_from_slice(args);
         let mut c = self.e.client_cmd("docker-compose", &full);
+        // `run` and `exec` go through the docker CLI, compose's default (its own attach path
+        // attaches after the start and misses a short-lived command's output, with dockerd too).
         c.env("WEB_PORT", self.port.to_string())
-            .env("COMPOSE_INTERACTIVE_NO_CLI", "1");
+            .env_remove("COMPOSE_INTERACTIVE_NO_CLI");
         c
     }
 
@@ -109,6 +118,19 @@ fn compose_up_ps_exec_logs_down() {
     // Service names resolve on the project network (the embedded DNS).
     let looked = c.ok(&["exec", "-T", "web", "nslookup", "db"]);
     assert!(looked.contains("Address"), "{looked}");
+
+    // One-off `run`, `port`, and a second db through `--scale`, healthy like the first.
+    assert_eq!(
+        c.ok(&["run", "--rm", "web", "echo", "one-off"]).trim(),
+        "one-off"
+    );
+    assert_eq!(
+        c.ok(&["port", "web", "80"]).trim(),
+        format!("127.0.0.1:{}", c.port)
+    );
+    c.ok(&["up", "-d", "--scale", "db=2", "--no-recreate"]);
+    let ps = c.ok(&["ps"]);
+    assert!(ps.contains(&format!("{PROJECT}_db_2")), "{ps}");
 
     // compose prefixes each log line with the service's container number.
     let logs = c.ok(&["logs", "--no-color", "db"]);

@@ -672,3 +672,117 @@ fn health_checks_report_status_and_events() {
     assert!(matches!(log.trim(), "0" | "1"), "{log}");
     e.docker_ok(&["rm", "-f", "hc"]);
 }
+
+#[test]
+fn domainname_sysctls_mac_oom_score_and_cgroup_parent() {
+    let e = Engine::start();
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "h1",
+        "--domainname",
+        "example.com",
+        "--sysctl",
+        "net.ipv4.ip_forward=0",
+        "--sysctl",
+        "kernel.shmmax=1048576",
+        "--oom-score-adj",
+        "100",
+        "--mac-address",
+        "02:42:ac:11:00:99",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; cat /proc/sys/kernel/domainname /proc/sys/net/ipv4/ip_forward \
+         /proc/sys/kernel/shmmax /proc/self/oom_score_adj /sys/class/net/eth0/address",
+    ]);
+    assert_eq!(
+        out,
+        "h1\nexample.com\n0\n1048576\n100\n02:42:ac:11:00:99\n",
+        "{}",
+        e.log_tail()
+    );
+    // On a user network through EndpointsConfig, and as inspect shows it.
+    e.docker_ok(&["network", "create", "macnet"]);
+    e.docker_ok(&[
+        "create",
+        "--name",
+        "withmac",
+        "--network",
+        "macnet",
+        "--mac-address",
+        "02:42:ac:11:00:98",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    e.docker_ok(&["start", "withmac"]);
+    let mac = e.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.macnet.MacAddress}}",
+        "withmac",
+    ]);
+    assert_eq!(mac.trim(), "02:42:ac:11:00:98");
+    e.docker_ok(&["rm", "-f", "withmac"]);
+
+    // dockerd's refusals, at create.
+    let (status, body) = e.api(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"busybox","MacAddress":"zz"}"#),
+    );
+    assert_eq!(
+        (status, body.contains("invalid MAC address: zz")),
+        (400, true),
+        "{body}"
+    );
+    let err = e.docker_err(&["create", "--oom-score-adj", "1001", "busybox"]);
+    assert!(
+        err.contains("Invalid value 1001, range for oom score adj is [-1000, 1000]"),
+        "{err}"
+    );
+
+    // --cgroup-parent: the container's cgroup is under it; stats still read it.
+    let parent = format!("berth-e2e-{}", std::process::id());
+    let id = e.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--cgroup-parent",
+        &parent,
+        "--memory",
+        "64m",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let id = id.trim();
+    let cgroup = e.docker_ok(&["exec", id, "cat", "/proc/1/cgroup"]);
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if !v2 {
+        assert!(
+            cgroup.contains(&format!(":memory:/{parent}/{id}")),
+            "{cgroup}"
+        );
+    }
+    let limit = e.docker_ok(&["stats", "--no-stream", "--format", "{{.MemUsage}}", id]);
+    assert!(limit.trim().ends_with("/ 64MiB"), "{limit}");
+    e.docker_ok(&["rm", "-f", id]);
+    // The parent cgroups are ours to remove (runc leaves them, as under dockerd).
+    let roots: Vec<String> = if v2 {
+        vec!["/sys/fs/cgroup".into()]
+    } else {
+        std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .map(|d| d.path().display().to_string())
+            .collect()
+    };
+    for r in roots {
+        let _ = std::fs::remove_dir(format!("{r}/{parent}"));
+    }
+}

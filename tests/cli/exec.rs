@@ -1,5 +1,7 @@
 //! `docker exec` tests.
 
+use std::time::Duration;
+
 use berth_test_support::Engine;
 
 #[test]
@@ -111,4 +113,58 @@ fn exec_with_a_terminal_sizes_codes_and_start_errors() {
     assert_eq!(o.status.code(), Some(126), "{o:?}");
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("unable to find user nosuchuser"), "{o:?}");
+}
+
+/// A TTY exec whose client hung up (its shell waits for input for ever) must not keep the
+/// engine from stopping on SIGTERM.
+#[test]
+fn engine_stops_while_a_tty_exec_outlives_its_client() {
+    use std::io::{Read, Write};
+    let mut e = Engine::start();
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let (status, body) = e.api(
+        "POST",
+        "/containers/c1/exec",
+        Some(r#"{"Tty":true,"AttachStdin":true,"AttachStdout":true,"AttachStderr":true,"Cmd":["sh"]}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut s = std::os::unix::net::UnixStream::connect(e.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let start = r#"{"Detach":false,"Tty":true}"#;
+    write!(
+        s,
+        "POST /exec/{id}/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{start}",
+        start.len()
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    drop(s);
+    let t = std::time::Instant::now();
+    let exit = e.stop();
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "engine did not exit on SIGTERM ({exit:?} after {:?})\n{}",
+        t.elapsed(),
+        e.log_tail()
+    );
+    e.start_again();
+    e.docker_ok(&["rm", "-f", "c1"]);
 }

@@ -574,3 +574,46 @@ fn rmi_of_an_image_in_use_by_a_running_or_stopped_container() {
     let ps = e.docker_ok(&["ps", "-a", "--format", "{{.Names}} {{.Image}}"]);
     assert_eq!(ps.trim(), format!("stopped {short}"));
 }
+
+#[test]
+fn run_platform_must_match_the_image() {
+    let e = Engine::start();
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--platform",
+        "linux/amd64",
+        "busybox",
+        "true",
+    ]);
+    let (status, body) = e.api(
+        "POST",
+        "/containers/create?platform=linux%2Farm64",
+        Some(r#"{"Image":"busybox"}"#),
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("image with reference busybox was found but does not match the specified platform: wanted linux/arm64, actual: linux/amd64"),
+        "{body}"
+    );
+    // The CLI then pulls for that platform, which the registry does not have.
+    let out = e.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--platform",
+        "linux/arm64",
+        "busybox",
+        "true",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("does not match the specified platform: wanted linux/arm64"),
+        "{err}"
+    );
+}

@@ -282,7 +282,19 @@ fn netvol_link_adds_hosts_line_and_checks_the_target() {
         err.contains("could not get container for nosuch: No such container: nosuch"),
         "{err}"
     );
-    let id = e.docker_ok(&["run", "-d", "--name", "other", "busybox", "sleep", "300"]);
+    let id = e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "other",
+        "--expose",
+        "6379",
+        "-e",
+        "SECRET=s=1",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
     let ip = e.docker_ok(&[
         "inspect",
         "--format",
@@ -304,6 +316,32 @@ fn netvol_link_adds_hosts_line_and_checks_the_target() {
     e.docker_ok(&[
         "run", "--rm", "--link", "other:db", "busybox", "ping", "-c", "1", "-W", "5", "db",
     ]);
+    // dockerd's link variables; the container's own environment wins.
+    let env = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "web",
+        "--link",
+        "other:db",
+        "-e",
+        "DB_PORT=mine",
+        "busybox",
+        "env",
+    ]);
+    let ip = ip.trim();
+    for want in [
+        "DB_PORT=mine".to_string(),
+        format!("DB_PORT_6379_TCP=tcp://{ip}:6379"),
+        format!("DB_PORT_6379_TCP_ADDR={ip}"),
+        "DB_PORT_6379_TCP_PORT=6379".into(),
+        "DB_PORT_6379_TCP_PROTO=tcp".into(),
+        "DB_NAME=/web/db".into(),
+        "DB_ENV_SECRET=s=1".into(),
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} not in\n{env}");
+    }
+    assert!(!env.contains("DB_ENV_PATH"), "{env}");
     e.docker_ok(&["stop", "-t", "0", "other"]);
     let err = e.docker_err(&["run", "--rm", "--link", "other:db", "busybox", "true"]);
     assert!(

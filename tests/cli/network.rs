@@ -2,11 +2,10 @@
 //! and ports that survive an engine restart. Traffic goes only to loopback, to the engine's
 //! own bridge and to its containers.
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use berth_test_support::{free_port, http_get, wait_until, Engine};
+use berth_test_support::{free_port, http_get, serve_http_once, wait_until, Engine, FROM_HOST};
 
 /// Text of the fixture busybox image's `/www/index.html`.
 const PAGE_MARKER: &str = "berth-httpd-ok";
@@ -178,18 +177,7 @@ fn network_modes_host_and_none() {
 fn container_reaches_a_listener_on_the_bridge_gateway() {
     let e = Engine::start();
     let gw = e.gateway();
-    let listener = TcpListener::bind((gw.as_str(), 0)).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        listener.set_nonblocking(false).unwrap();
-        let (mut s, peer) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut buf = [0u8; 512];
-        let _ = s.read(&mut buf);
-        s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\nfrom-host")
-            .unwrap();
-        peer
-    });
+    let (port, server) = serve_http_once(&gw);
     let out = e.docker_ok(&[
         "run",
         "--rm",
@@ -200,8 +188,8 @@ fn container_reaches_a_listener_on_the_bridge_gateway() {
         "-",
         &format!("http://{gw}:{port}/"),
     ]);
-    assert_eq!(out, "from-host");
-    let peer = server.join().unwrap();
+    assert_eq!(out, FROM_HOST);
+    let peer = server.join().unwrap().expect("the container connected");
     // Outbound NAT for the engine's subnet, in the engine's own chain.
     let link = std::process::Command::new("ip")
         .args(["-o", "-4", "addr", "show", "to", &gw])
@@ -380,4 +368,118 @@ fn user_network_dns_resolves_container_names() {
     let out = e.docker(&["run", "--rm", "busybox", "nslookup", "web", "127.0.0.11"]);
     assert!(!out.status.success() || !String::from_utf8_lossy(&out.stdout).contains(web_ip.trim()));
     e.docker_ok(&["rm", "-f", web.trim()]);
+}
+
+/// A one-record DNS server on a loopback address of its own: answers every A query with
+/// `answer` until `stop` is set (bounded by the socket's read timeout).
+fn fake_resolver(
+    answer: [u8; 4],
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (String, std::thread::JoinHandle<usize>) {
+    use std::net::UdpSocket;
+    use std::sync::atomic::Ordering;
+    let pid = std::process::id();
+    #[allow(clippy::cast_possible_truncation)]
+    let (a, b) = ((pid >> 8) as u8, pid as u8);
+    let addr = format!("127.53.{a}.{}", b.max(1));
+    let sock = UdpSocket::bind((addr.as_str(), 53)).expect("bind the fake resolver");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut answered = 0;
+        let mut buf = [0u8; 512];
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            // Header: same id, response + recursion available, one question, one answer.
+            let mut r = buf[..n].to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80;
+            r[6..8].copy_from_slice(&1u16.to_be_bytes());
+            r[8..12].fill(0);
+            let qtype = &buf[n - 4..n - 2];
+            if qtype == [0, 1] {
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+                r.extend_from_slice(&answer);
+            } else {
+                r[6..8].fill(0);
+            }
+            let _ = sock.send_to(&r, from);
+            answered += 1;
+        }
+        answered
+    });
+    (addr, handle)
+}
+
+#[test]
+fn user_network_dns_forwards_to_the_containers_dns_servers() {
+    let e = Engine::start();
+    e.docker_ok(&["network", "create", "fwdnet"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (resolver, server) = fake_resolver([10, 9, 8, 7], stop.clone());
+    let run = |cmd: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--network",
+            "fwdnet",
+            "--dns",
+            &resolver,
+            "busybox",
+        ];
+        args.extend_from_slice(cmd);
+        e.docker(&args)
+    };
+    let out = run(&["nslookup", "outside.example"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered = server.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Address: 10.9.8.7"),
+        "not forwarded to {resolver} ({answered} answered): {text}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        e.log_tail()
+    );
+    // The container still asks the embedded DNS, which answers its network's names itself.
+    let conf = String::from_utf8_lossy(&run(&["cat", "/etc/resolv.conf"]).stdout).into_owned();
+    assert!(conf.contains("nameserver 127.0.0.11"), "{conf}");
+}
+
+#[test]
+fn host_aliases_name_the_host_gateway_address() {
+    let mut e = Engine::start();
+    let gw = e.gateway();
+    // As in the VM (where the address is slirp's host loopback), here the default bridge's.
+    e.restart_with_args(&[
+        "--host-gateway-ip",
+        &gw,
+        "--host-alias",
+        "host.docker.internal",
+        "--host-alias",
+        "gateway.docker.internal",
+    ]);
+    e.docker_ok(&["network", "create", "aliasnet"]);
+    let (port, server) = serve_http_once(&gw);
+    // On a user network too, whose own gateway is another address.
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "aliasnet",
+        "--add-host",
+        "other:host-gateway",
+        "busybox",
+        "sh",
+        "-c",
+        &format!(
+            "grep -E 'internal|other' /etc/hosts; wget -qO- http://host.docker.internal:{port}/"
+        ),
+    ]);
+    server.join().unwrap().expect("the container connected");
+    for name in ["host.docker.internal", "gateway.docker.internal", "other"] {
+        assert!(out.contains(&format!("{gw}\t{name}\n")), "{name}: {out}");
+    }
+    assert!(out.ends_with(FROM_HOST), "{out}");
 }

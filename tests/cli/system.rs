@@ -82,6 +82,16 @@ fn unknown_paths_and_swarm_give_docker_errors() {
     assert!(err.contains("This node is not a swarm manager"), "{err}");
     let (s, _) = e.api("POST", "/grpc", None);
     assert_eq!(s, 404, "BuildKit endpoints must answer 404, never 101");
+    // Plugins: none installed, none installable.
+    assert_eq!(e.docker_ok(&["plugin", "ls", "-q"]).trim(), "");
+    let err = e.docker_err(&["plugin", "inspect", "vieux/sshfs:latest"]);
+    assert!(
+        err.contains("plugin \"vieux/sshfs:latest\" not found"),
+        "{err}"
+    );
+    let (s, body) = e.api("POST", "/v1.50/plugins/pull?remote=x", Some("[]"));
+    assert_eq!(s, 501, "{body}");
+    assert!(body.contains("plugins are not supported"), "{body}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_test_support::Registry;
+use berth_test_support::{serve_http_once, Registry, FROM_HOST};
 use berth_vsock::mux::MuxClient;
 use berth_vsock::HybridConnector;
 
@@ -151,20 +151,18 @@ fn docker_cli_over_vsock_pulls_via_host_mirror_and_runs() {
         ],
     );
     assert!(mounts.contains("favordynmods"), "{mounts}");
-    let seccomp = docker_ok(
-        &vm,
-        &fwd.sock,
-        &config,
-        &[
-            "run",
-            "--rm",
-            "busybox",
-            "grep",
-            "Seccomp:",
-            "/proc/self/status",
-        ],
-    );
+    let run_rm = |args: &[&str]| {
+        let mut full = vec!["run", "--rm", "busybox"];
+        full.extend_from_slice(args);
+        docker_ok(&vm, &fwd.sock, &config, &full)
+    };
+    let seccomp = run_rm(&["grep", "Seccomp:", "/proc/self/status"]);
     assert_eq!(seccomp.trim(), "Seccomp:\t2");
+    // host.docker.internal reaches the host's loopback services, as with Docker Desktop.
+    let (port, server) = serve_http_once("127.0.0.1");
+    let url = format!("http://host.docker.internal:{port}/");
+    assert_eq!(run_rm(&["wget", "-qO-", &url]), FROM_HOST);
+    server.join().unwrap().expect("the container connected");
     eprintln!(
         "docker run --rm busybox echo: {:.2} s",
         t.elapsed().as_secs_f64()

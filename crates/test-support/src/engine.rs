@@ -181,6 +181,14 @@ impl Engine {
         self.start_again();
     }
 
+    /// Restarts the engine with `args` as its extra flags (for flags that name this engine's
+    /// own addresses, known only once it runs).
+    pub fn restart_with_args(&mut self, args: &[&str]) {
+        let _ = self.stop();
+        self.opts.args = args.iter().map(|a| a.to_string()).collect();
+        self.start_again();
+    }
+
     /// A docker CLI command pointed at this engine (own DOCKER_CONFIG, no contexts).
     pub fn docker_cmd(&self, args: &[&str]) -> Command {
         self.client_cmd("docker", args)

@@ -11,7 +11,7 @@ mod wait;
 pub use engine::{run_bounded, Engine, EngineOptions};
 pub use registry::Registry;
 pub use spec::assert_response;
-pub use wait::{free_port, http_get, wait_until};
+pub use wait::{free_port, http_get, serve_http_once, wait_until, FROM_HOST};
 
 use std::path::PathBuf;
 

@@ -58,6 +58,13 @@ pub(crate) struct Args {
     /// Write the daemon's PID here
     #[arg(long)]
     pub(crate) pidfile: Option<PathBuf>,
+    /// IP address `--add-host name:host-gateway` maps to (default: the network's gateway)
+    #[arg(long)]
+    pub(crate) host_gateway_ip: Option<std::net::IpAddr>,
+    /// A name every container's /etc/hosts maps to the host-gateway address
+    /// (e.g. host.docker.internal); repeatable
+    #[arg(long = "host-alias")]
+    pub(crate) host_aliases: Vec<String>,
 }
 
 impl Args {
@@ -111,6 +118,14 @@ impl Args {
         }
         if let Some(i) = self.iptables {
             c.iptables = i;
+        }
+        if let Some(ip) = self.host_gateway_ip {
+            c.host_gateway_ip = Some(ip.to_string());
+        }
+        c.host_aliases.extend(self.host_aliases.iter().cloned());
+        if let Some(ip) = &c.host_gateway_ip {
+            ip.parse::<std::net::IpAddr>()
+                .with_context(|| format!("invalid host-gateway-ip {ip}"))?;
         }
         Ok((c, level))
     }

@@ -38,7 +38,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    rt.block_on(run(args, config.0))
+    let result = rt.block_on(run(args, config.0));
+    // A blocking task still in a syscall must not keep the process from exiting.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }
 
 async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Result<()> {

@@ -38,6 +38,13 @@ pub struct DaemonJson {
     pub bip: Option<String>,
     #[serde(default)]
     pub iptables: Option<bool>,
+    /// dockerd's `host-gateway-ip`: the address `--add-host name:host-gateway` maps to.
+    #[serde(default)]
+    pub host_gateway_ip: Option<String>,
+    /// Berth's: names every container's `/etc/hosts` maps to the host-gateway address
+    /// (in the VM `host.docker.internal` and `gateway.docker.internal`, as Docker Desktop).
+    #[serde(default)]
+    pub host_aliases: Vec<String>,
 }
 
 /// Everything the engine needs to run, resolved from flags and the config file.
@@ -61,6 +68,11 @@ pub struct EngineConfig {
     pub iptables: bool,
     /// Path of the berth-agent binary, re-executed as the per-container shim.
     pub self_exe: PathBuf,
+    /// What `host-gateway` stands for; unset: the gateway of the container's first network
+    /// (dockerd: the default bridge's address).
+    pub host_gateway_ip: Option<String>,
+    /// Names mapped to the host-gateway address in every container's `/etc/hosts`.
+    pub host_aliases: Vec<String>,
 }
 
 impl EngineConfig {
@@ -88,6 +100,8 @@ impl EngineConfig {
             bridge_cidr: "172.30.0.1/16".into(),
             iptables: true,
             self_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth-agent")),
+            host_gateway_ip: None,
+            host_aliases: vec![],
         }
     }
 
@@ -112,6 +126,10 @@ impl EngineConfig {
         if let Some(i) = file.iptables {
             self.iptables = i;
         }
+        if let Some(ip) = file.host_gateway_ip {
+            self.host_gateway_ip = Some(ip);
+        }
+        self.host_aliases.extend(file.host_aliases);
     }
 }
 

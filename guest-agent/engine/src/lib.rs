@@ -5,6 +5,7 @@
 //! root, so a restarted engine finds its images, containers and logs again.
 
 pub mod build;
+pub mod compression;
 pub mod config;
 pub mod container;
 pub mod error;

@@ -22,6 +22,9 @@ const VSOCK_LISTENER: bool = true;
 /// engine reads it when present, so settings survive reboots and image updates.
 pub(crate) const CONFIG_FILE: &str = "/var/lib/berth/daemon.json";
 
+/// The names Docker Desktop gives the host inside containers.
+const HOST_ALIASES: [&str; 2] = ["host.docker.internal", "gateway.docker.internal"];
+
 /// The engine's arguments for this boot; `config_file` when it exists.
 pub(crate) fn args(boot: &BootArgs, config_file: Option<&str>) -> Vec<String> {
     let mut a: Vec<String> = ["--data-root", DATA_ROOT, "--exec-root", EXEC_ROOT]
@@ -47,6 +50,12 @@ pub(crate) fn args(boot: &BootArgs, config_file: Option<&str>) -> Vec<String> {
     insecure.dedup();
     for i in insecure {
         a.extend(["--insecure-registry".into(), i]);
+    }
+    // Containers reach the host's services as Docker Desktop's do: slirp's gateway is the
+    // host's loopback.
+    a.extend(["--host-gateway-ip".into(), super::net::GATEWAY.into()]);
+    for name in HOST_ALIASES {
+        a.extend(["--host-alias".into(), name.to_string()]);
     }
     if let Some(f) = config_file {
         a.extend(["--config-file".into(), f.to_string()]);

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -287,17 +287,12 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// A tar reader over a plain or gzip stream.
-fn decompress<'a>(mut r: BufReader<fs::File>) -> Result<Box<dyn Read + 'a>> {
-    let head = r.fill_buf()?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(r))
-    } else {
-        Box::new(r)
-    })
+/// A tar reader over a plain or compressed stream.
+fn decompress<'a>(r: BufReader<fs::File>) -> Result<Box<dyn Read + 'a>> {
+    Ok(crate::compression::decoder(r)?)
 }
 
-/// Whether `ADD` extracts the file: a tar, plain or gzip-compressed.
+/// Whether `ADD` extracts the file: a tar, plain or compressed (gzip, bzip2, xz, zstd).
 fn is_archive(path: &Path) -> bool {
     let Ok(f) = fs::File::open(path) else {
         return false;

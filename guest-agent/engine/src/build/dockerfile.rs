@@ -198,9 +198,60 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
     })
 }
 
+/// The trigger an `ONBUILD` instruction stores: what follows the keyword, as written.
+/// dockerd refuses chained `ONBUILD`s and `FROM`/`MAINTAINER` triggers.
+pub fn onbuild_trigger(i: &Instruction) -> Result<String> {
+    let trigger = i.original.trim_start()["ONBUILD".len()..]
+        .trim()
+        .to_string();
+    let keyword = trigger
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    match keyword.as_str() {
+        "" => Err(EngineError::invalid(
+            "ONBUILD requires at least one argument",
+        )),
+        "ONBUILD" => Err(EngineError::invalid(
+            "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+        )),
+        "FROM" | "MAINTAINER" => Err(EngineError::invalid(format!(
+            "{keyword} isn't allowed as an ONBUILD trigger"
+        ))),
+        _ => Ok(trigger),
+    }
+}
+
+/// A stored `ONBUILD` trigger as the instruction it runs.
+pub fn parse_trigger(trigger: &str, escape: char) -> Result<Instruction> {
+    let text = format!("# escape={escape}\n{trigger}");
+    parse(&text)?
+        .instructions
+        .into_iter()
+        .next()
+        .ok_or_else(|| EngineError::invalid(format!("invalid ONBUILD trigger: {trigger}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn onbuild_triggers_are_checked_and_parse_back() {
+        let df = parse("ONBUILD  copy --chown=1:1 a /b\nONBUILD ONBUILD RUN x\nONBUILD from x\n")
+            .unwrap();
+        let t = onbuild_trigger(&df.instructions[0]).unwrap();
+        assert_eq!(t, "copy --chown=1:1 a /b");
+        let back = parse_trigger(&t, '\\').unwrap();
+        assert_eq!(back.cmd, "COPY");
+        assert_eq!(back.flag("chown"), Some("1:1"));
+        assert_eq!(back.rest, "a /b");
+        let chained = onbuild_trigger(&df.instructions[1]).unwrap_err();
+        assert!(chained.message().contains("Chaining ONBUILD"));
+        let from = onbuild_trigger(&df.instructions[2]).unwrap_err();
+        assert_eq!(from.message(), "FROM isn't allowed as an ONBUILD trigger");
+    }
 
     #[test]
     fn continuations_comments_flags_and_json() {

@@ -382,21 +382,12 @@ pub fn clean_leftovers(data_root: &Path) {
     }
 }
 
-/// Unpacks the context (plain, gzip or zstd tar) into a fresh directory. The docker CLI's
+/// Unpacks the context (a tar, plain or compressed) into a fresh directory. The docker CLI's
 /// rewritten tars (`-f` outside the context) may end without the final padding and trailer:
 /// zeros after the stream complete them (a well-formed tar ignores them).
 fn unpack_context(context: impl Read, dir: &Path) -> Result<()> {
-    use std::io::BufRead;
     std::fs::create_dir_all(dir)?;
-    let mut r = std::io::BufReader::new(context);
-    let head = r.fill_buf()?.to_vec();
-    let decoded: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(r))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(r)?)
-    } else {
-        Box::new(r)
-    };
+    let decoded = crate::compression::decoder(std::io::BufReader::new(context))?;
     let mut padded = decoded.chain(std::io::repeat(0).take(1024));
     crate::image::unpack::unpack(&mut padded, dir)
         .map_err(|e| e.context("unpacking the build context"))?;
@@ -604,10 +595,35 @@ impl Build {
             st.image = Some(id);
             st.config = config;
         }
+        self.run_triggers(&mut st).await?;
         for i in &stage.body {
             self.header(&i.original);
             self.instruction(&mut st, i).await?;
         }
         Ok(st.image)
+    }
+
+    /// The base image's `ONBUILD` triggers run first, in order; the new image has none.
+    async fn run_triggers(&mut self, st: &mut StageState) -> StepResult {
+        let triggers: Vec<String> = st.config["OnBuild"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        st.config["OnBuild"] = Value::Null;
+        let s = if triggers.len() == 1 { "" } else { "s" };
+        self.out
+            .line(format!("# Executing {} build trigger{s}\n", triggers.len()));
+        for t in &triggers {
+            let i = dockerfile::parse_trigger(t, self.escape)?;
+            self.instruction(st, &i).await?;
+        }
+        Ok(())
     }
 }

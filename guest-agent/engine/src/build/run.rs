@@ -71,7 +71,7 @@ impl Build {
             ..ContainerCreateRequest::default()
         };
         let containers = self.engine.containers.clone();
-        let cid = containers.create(None, req).await?;
+        let cid = containers.create(None, None, req).await?;
         self.out.line(format!(" ---> Running in {}\n", short(&cid)));
         let res = self.run_container(&cid).await;
         let res = match res {

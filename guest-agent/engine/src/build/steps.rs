@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::cache::step_key;
 use super::copy::{clean_rel, copy_layer, CopySpec, LayerWriter};
-use super::dockerfile::Instruction;
+use super::dockerfile::{onbuild_trigger, Instruction};
 use super::view::ImageView;
 use super::words::{expand, expand_words, key_values};
 use super::{Build, StageState, StepResult, TempDir};
@@ -184,9 +184,10 @@ impl Build {
                 }
             }
             "ONBUILD" => {
+                let trigger = onbuild_trigger(i)?;
                 let mut v: Vec<Value> =
                     st.config["OnBuild"].as_array().cloned().unwrap_or_default();
-                v.push(json!(i.rest));
+                v.push(json!(trigger));
                 st.config["OnBuild"] = json!(v);
             }
             "HEALTHCHECK" => st.config["Healthcheck"] = healthcheck(i)?,

@@ -8,7 +8,7 @@ use berth_docker_api::volume::VolumeCreateOptions;
 
 use super::record::{Record, StateRecord, Stored};
 use super::{names, Container, Svc};
-use crate::{EngineError, Result};
+use crate::{network, EngineError, Result};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -62,13 +62,21 @@ pub fn command(
 
 impl Svc {
     /// Creates a container; returns its id.
-    pub async fn create(&self, name: Option<&str>, req: ContainerCreateRequest) -> Result<String> {
+    pub async fn create(
+        &self,
+        name: Option<&str>,
+        platform: Option<&str>,
+        req: ContainerCreateRequest,
+    ) -> Result<String> {
         let mut cfg = req.config;
         let mut host = req.host_config;
         if cfg.image.is_empty() {
             return Err(EngineError::invalid(
                 "config cannot be empty in order to create a container",
             ));
+        }
+        if let Some(p) = platform.filter(|p| !p.is_empty()) {
+            self.images.check_platform(&cfg.image, p)?;
         }
         let image = self.images.resolve(&cfg.image).await?;
         // `docker run` starts right after the create: let the start find the lock warm.
@@ -125,10 +133,19 @@ impl Svc {
         if host.network_mode.is_empty() || host.network_mode == "default" {
             host.network_mode = "bridge".into();
         }
-        let networks = self.network_plan(
+        let mut networks = self.network_plan(
             &host.network_mode,
             req.networking_config.endpoints_config.as_ref(),
         )?;
+        // Before API 1.44 the MAC address came in `Config.MacAddress`, for the first network.
+        if let (Some(first), Some(mac)) = (networks.first_mut(), cfg.mac_address.as_deref()) {
+            if first.mac_address.is_empty() && !mac.is_empty() {
+                if network::parse_mac(mac).is_none() {
+                    return Err(EngineError::invalid(format!("invalid MAC address: {mac}")));
+                }
+                first.mac_address = mac.to_string();
+            }
+        }
         // The CLI sends -1 for "unset"; dockerd's inspect shows null.
         if host.memory_swappiness == Some(-1) {
             host.memory_swappiness = None;
@@ -419,6 +436,12 @@ fn volume_create_options(name: &str, opts: Option<&serde_json::Value>) -> Volume
 pub(crate) fn check_resources(h: &berth_docker_api::container::HostConfig) -> Result<()> {
     let fail = |m: &str| Err(EngineError::invalid(m.to_string()));
     check_memory(h.memory, h.memory_swap)?;
+    if !(-1000..=1000).contains(&h.oom_score_adj) {
+        return fail(&format!(
+            "Invalid value {}, range for oom score adj is [-1000, 1000]",
+            h.oom_score_adj
+        ));
+    }
     if h.nano_cpus != 0 {
         if h.cpu_period != 0 {
             return fail("Conflicting options: Nano CPUs and CPU Period cannot both be set");

@@ -11,7 +11,7 @@ use super::{Container, Svc};
 use crate::network::{self, EndpointRequest};
 use crate::{EngineError, ErrorKind, Result};
 
-/// `IPAMConfig.IPv4Address` and `Aliases` of one `EndpointSettings` value.
+/// `IPAMConfig.IPv4Address`, `Aliases` and `MacAddress` of one `EndpointSettings` value.
 fn endpoint_request(network: &str, settings: &Value) -> EndpointRequest {
     let ipv4_address = settings
         .pointer("/IPAMConfig/IPv4Address")
@@ -28,10 +28,16 @@ fn endpoint_request(network: &str, settings: &Value) -> EndpointRequest {
                 .collect()
         })
         .unwrap_or_default();
+    let mac_address = settings
+        .get("MacAddress")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     EndpointRequest {
         network: network.to_string(),
         ipv4_address,
         aliases,
+        mac_address,
     }
 }
 
@@ -72,6 +78,12 @@ impl Svc {
             ));
         }
         for r in &plan {
+            if !r.mac_address.is_empty() && network::parse_mac(&r.mac_address).is_none() {
+                return Err(EngineError::invalid(format!(
+                    "invalid MAC address: {}",
+                    r.mac_address
+                )));
+            }
             if !r.ipv4_address.is_empty() || !r.aliases.is_empty() {
                 self.networks
                     .check_endpoint(&r.network, &r.ipv4_address, &r.aliases)?;

@@ -20,6 +20,8 @@ pub struct EtcSettings {
     pub gateway: String,
     /// `--link` lines (`ip\talias hostname name`), made at start.
     pub links: Vec<String>,
+    /// Names the engine maps to the host-gateway address in every container.
+    pub host_aliases: Vec<String>,
 }
 
 impl EtcSettings {
@@ -32,6 +34,7 @@ impl EtcSettings {
             dns_options: list(&host.dns_options),
             gateway: gateway.to_string(),
             links: vec![],
+            host_aliases: vec![],
         }
     }
 
@@ -49,6 +52,12 @@ impl EtcSettings {
                 Some(format!("{ip}\t{name}\n"))
             })
             .chain(self.links.iter().map(|l| format!("{l}\n")))
+            .chain(
+                self.host_aliases
+                    .iter()
+                    .filter(|_| !self.gateway.is_empty())
+                    .map(|name| format!("{}\t{name}\n", self.gateway)),
+            )
             .collect()
     }
 
@@ -234,12 +243,13 @@ mod tests {
             dns_options: vec!["ndots:2".into()],
             gateway: "10.1.0.1".into(),
             links: vec!["10.1.0.3\tdb 0123456789ab other".into()],
+            host_aliases: vec!["host.docker.internal".into()],
         };
         write_all(dir.path(), "10.1.0.2", "abc", false, &[], &settings).unwrap();
         let hosts = std::fs::read_to_string(dir.path().join("hosts")).unwrap();
         assert!(
             hosts.ends_with(
-                "1.2.3.4\tfoo\n10.1.0.1\tgw\n10.1.0.3\tdb 0123456789ab other\n10.1.0.2\tabc\n"
+                "1.2.3.4\tfoo\n10.1.0.1\tgw\n10.1.0.3\tdb 0123456789ab other\n10.1.0.1\thost.docker.internal\n10.1.0.2\tabc\n"
             ),
             "{hosts}"
         );

@@ -224,8 +224,8 @@ impl Svc {
                 st.pid = child.id().map(i64::from).unwrap_or(0);
             }
             let log_file = opts.log_file.clone();
-            let reader = tokio::fs::File::from_std(master.try_clone()?);
-            let writer = tokio::fs::File::from_std(master.try_clone()?);
+            let reader = super::pty::AsyncPty::new(master.try_clone()?)?;
+            let writer = super::pty::AsyncPty::new(master.try_clone()?)?;
             input =
                 attach_stdin.then(|| Box::pin(writer) as std::pin::Pin<Box<dyn AsyncWrite + Send>>);
             tokio::spawn(async move {

@@ -288,7 +288,7 @@ impl Svc {
             let _ = tokio::task::spawn_blocking(move || rt.delete(&id, true)).await;
         }
 
-        let links = self.link_host_lines(&rec.name, host)?;
+        let links = self.link_settings(&rec.name, host)?;
         let mut plan = s.network_plan().into_iter();
         let first = plan
             .next()
@@ -329,7 +329,9 @@ impl Svc {
                     .collect(),
                 ipv4_address: first.ipv4_address,
                 aliases: first.aliases,
+                mac_address: first.mac_address,
                 extra: plan.collect(),
+                dns: host.dns.clone().unwrap_or_default(),
             })
             .await?;
         c.update(paths, |st| st.attachment = Some(att.clone()))?;
@@ -348,8 +350,15 @@ impl Svc {
             host_net,
             &att.dns_servers,
             &etc::EtcSettings {
-                links,
-                ..etc::EtcSettings::of(host, &att.primary.gateway)
+                links: links.hosts,
+                host_aliases: self.config.host_aliases.clone(),
+                ..etc::EtcSettings::of(
+                    host,
+                    self.config
+                        .host_gateway_ip
+                        .as_deref()
+                        .unwrap_or(&att.primary.gateway),
+                )
             },
         )?;
 
@@ -359,8 +368,13 @@ impl Svc {
             host.group_add.as_deref().unwrap_or_default(),
         )?;
         let mut env = rec.config.env.clone().unwrap_or_default();
+        // dockerd's order: HOSTNAME, then the link variables, then the container's own.
+        let mut daemon_env = links.env;
         if !host_net {
-            env = super::create::merge_env(&[format!("HOSTNAME={hostname}")], &env);
+            daemon_env.insert(0, format!("HOSTNAME={hostname}"));
+        }
+        if !daemon_env.is_empty() {
+            env = super::create::merge_env(&daemon_env, &env);
         }
         super::create::add_process_defaults(&mut env, rec.config.tty, &usr.home);
         let mut args: Vec<String> = std::iter::once(rec.path.clone())
@@ -475,6 +489,9 @@ impl Svc {
             rootfs: paths.rootfs(),
             readonly_rootfs: host.readonly_rootfs,
             hostname,
+            domainname: rec.config.domainname.clone(),
+            sysctls: host.sysctls.clone().unwrap_or_default(),
+            oom_score_adj: host.oom_score_adj,
             privileged: host.privileged,
             netns: Some(netns),
             devices: if host.privileged {
@@ -487,7 +504,7 @@ impl Svc {
             uts_ns,
             no_shm: host.ipc_mode == "none",
             cgroup_ns: host.cgroupns_mode == "private",
-            cgroups_path: format!("/berth/{}", c.id),
+            cgroups_path: crate::runtime::cgroup::container_path(&host.cgroup_parent, &c.id),
             mounts,
             tmpfs,
             resources: Resources::from(host),

@@ -26,6 +26,50 @@ fn parse_volumes_from(spec: &str) -> Result<(&str, Option<bool>)> {
     }
 }
 
+/// What links give a container at start: `/etc/hosts` lines and environment variables.
+#[derive(Debug, Default)]
+pub(super) struct LinkSettings {
+    pub(super) hosts: Vec<String>,
+    pub(super) env: Vec<String>,
+}
+
+/// dockerd's link variables for `alias` → a container at `ip` exposing `ports` (`80/tcp`…)
+/// with `env`: `ALIAS_PORT`, `ALIAS_PORT_<n>_<PROTO>[_ADDR|_PORT|_PROTO]`, `ALIAS_NAME`,
+/// `ALIAS_ENV_<var>` (no `_START`/`_END` variables for port ranges).
+fn link_env(parent: &str, alias: &str, ip: &str, ports: &[String], env: &[String]) -> Vec<String> {
+    let a = alias.to_ascii_uppercase().replace('-', "_");
+    let mut ports: Vec<(u16, String)> = ports
+        .iter()
+        .filter_map(|p| {
+            let (n, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            Some((n.parse().ok()?, proto.to_ascii_lowercase()))
+        })
+        .collect();
+    // Lowest port first; tcp before another protocol on the same port.
+    ports.sort_by(|x, y| x.0.cmp(&y.0).then((x.1 != "tcp").cmp(&(y.1 != "tcp"))));
+    let mut out = vec![];
+    if let Some((n, proto)) = ports.first() {
+        out.push(format!("{a}_PORT={proto}://{ip}:{n}"));
+    }
+    for (n, proto) in &ports {
+        let p = proto.to_ascii_uppercase();
+        out.push(format!("{a}_PORT_{n}_{p}={proto}://{ip}:{n}"));
+        out.push(format!("{a}_PORT_{n}_{p}_ADDR={ip}"));
+        out.push(format!("{a}_PORT_{n}_{p}_PORT={n}"));
+        out.push(format!("{a}_PORT_{n}_{p}_PROTO={proto}"));
+    }
+    out.push(format!("{a}_NAME=/{parent}/{alias}"));
+    for v in env {
+        let Some((k, val)) = v.split_once('=') else {
+            continue;
+        };
+        if k != "HOME" && k != "PATH" {
+            out.push(format!("{a}_ENV_{k}={val}"));
+        }
+    }
+    out
+}
+
 impl Svc {
     /// At create: every linked container exists (dockerd's text).
     pub(super) fn check_links(&self, host: &HostConfig) -> Result<()> {
@@ -39,9 +83,10 @@ impl Svc {
     }
 
     /// At start: the `/etc/hosts` lines of the linked containers (`ip\talias hostname name`,
-    /// as dockerd writes them), which must be running on the default bridge.
-    pub(super) fn link_host_lines(&self, own_name: &str, host: &HostConfig) -> Result<Vec<String>> {
-        let mut out = vec![];
+    /// as dockerd writes them), which must be running on the default bridge, and their
+    /// variables.
+    pub(super) fn link_settings(&self, own_name: &str, host: &HostConfig) -> Result<LinkSettings> {
+        let mut out = LinkSettings::default();
         for l in host.links.as_deref().unwrap_or_default() {
             let (name, alias) = parse_link(l)?;
             let child = self.get(name).map_err(|e| {
@@ -65,7 +110,22 @@ impl Svc {
                 names.push(' ');
                 names.push_str(&s.record.name);
             }
-            out.push(format!("{ip}\t{names}"));
+            let ports: Vec<String> = s
+                .record
+                .config
+                .exposed_ports
+                .clone()
+                .unwrap_or_default()
+                .into_keys()
+                .collect();
+            out.env.extend(link_env(
+                own_name.trim_start_matches('/'),
+                alias,
+                &ip,
+                &ports,
+                s.record.config.env.as_deref().unwrap_or_default(),
+            ));
+            out.hosts.push(format!("{ip}\t{names}"));
         }
         Ok(out)
     }
@@ -92,6 +152,37 @@ impl Svc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_env_like_dockerd() {
+        let env = link_env(
+            "web",
+            "my-db",
+            "172.17.0.2",
+            &["6379/tcp".into(), "53/udp".into(), "53/tcp".into()],
+            &["PATH=/bin".into(), "PASSWORD=s=cret".into(), "BARE".into()],
+        );
+        assert_eq!(
+            env,
+            [
+                "MY_DB_PORT=tcp://172.17.0.2:53",
+                "MY_DB_PORT_53_TCP=tcp://172.17.0.2:53",
+                "MY_DB_PORT_53_TCP_ADDR=172.17.0.2",
+                "MY_DB_PORT_53_TCP_PORT=53",
+                "MY_DB_PORT_53_TCP_PROTO=tcp",
+                "MY_DB_PORT_53_UDP=udp://172.17.0.2:53",
+                "MY_DB_PORT_53_UDP_ADDR=172.17.0.2",
+                "MY_DB_PORT_53_UDP_PORT=53",
+                "MY_DB_PORT_53_UDP_PROTO=udp",
+                "MY_DB_PORT_6379_TCP=tcp://172.17.0.2:6379",
+                "MY_DB_PORT_6379_TCP_ADDR=172.17.0.2",
+                "MY_DB_PORT_6379_TCP_PORT=6379",
+                "MY_DB_PORT_6379_TCP_PROTO=tcp",
+                "MY_DB_NAME=/web/my-db",
+                "MY_DB_ENV_PASSWORD=s=cret",
+            ]
+        );
+    }
 
     #[test]
     fn links_and_volumes_from_parse_like_dockerd() {

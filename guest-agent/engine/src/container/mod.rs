@@ -18,6 +18,7 @@ pub mod lifecycle;
 mod links;
 pub mod logs;
 pub mod names;
+mod pty;
 pub mod record;
 pub mod rootfs;
 pub mod size;

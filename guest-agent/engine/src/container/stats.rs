@@ -71,7 +71,10 @@ fn sample(c: &Container, prev: Option<&ContainerStats>) -> ContainerStats {
     if !st.running || st.pid <= 0 {
         return out;
     }
-    let cg = cgroup_stats::read(&format!("/berth/{}", c.id), cgroup::is_v2());
+    let cg = cgroup_stats::read(
+        &cgroup::container_path(&s.host.cgroup_parent, &c.id),
+        cgroup::is_v2(),
+    );
     out.read = crate::shim::jsonlog::now_rfc3339();
     out.cpu_stats = cg.cpu;
     let (system, cpus) = cgroup_stats::system_cpu();

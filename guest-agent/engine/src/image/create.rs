@@ -3,7 +3,7 @@
 //! a new runtime config.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 use serde_json::{json, Value};
 
@@ -11,6 +11,7 @@ use super::layer::{self, TeeReader};
 use super::pull::{ConfigHead, NewImage};
 use super::store::{commit_layer, sha256_digest};
 use super::ImageService;
+use crate::compression::Compression;
 use crate::{EngineError, Result};
 
 /// What the new image is made of, besides its layer.
@@ -135,7 +136,7 @@ impl ImageService {
         Ok((rec.id, config))
     }
 
-    /// Creates an image from `spec` and an optional layer tar (gzip, zstd or plain; blocking).
+    /// Creates an image from `spec` and an optional layer tar (plain or compressed; blocking).
     /// Returns the new image id; tag it with [`ImageService::tag`].
     pub fn create_image(&self, spec: ImageSpec, diff: Option<impl Read>) -> Result<String> {
         let _busy = self.busy();
@@ -163,6 +164,12 @@ impl ImageService {
             .unwrap_or_default();
         let empty_layer = diff.is_none();
         if let Some(input) = diff {
+            // Registries take gzip, zstd or plain layers: bzip2 and xz ones are kept decompressed.
+            let mut input = std::io::BufReader::new(input);
+            let input: Box<dyn Read> = match Compression::sniff(input.fill_buf()?) {
+                Compression::Bzip2 | Compression::Xz => crate::compression::decoder(input)?,
+                _ => Box::new(input),
+            };
             let (tmp, mut writer) = {
                 let s = self.lock();
                 (s.layer_tmp_dir()?, s.blob_writer()?)

@@ -2,7 +2,7 @@
 //! decompressed (gzip, zstd or none, sniffed from the magic), hashed again (diff id) and
 //! unpacked. The layer only counts when both digests match.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use bytes::Bytes;
@@ -11,9 +11,6 @@ use tokio::sync::mpsc::Receiver;
 
 use super::unpack::{unpack, UnpackStats};
 use crate::{EngineError, Result};
-
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 
 /// Reads the chunks a download task sends; an `Err` chunk is a download failure.
 pub struct ChannelReader {
@@ -105,15 +102,8 @@ pub fn extract(
                 hasher: &mut blob_hash,
             },
         );
-        let head = compressed.fill_buf()?.to_vec();
         let stats = {
-            let decoded: Box<dyn Read + '_> = if head.starts_with(GZIP_MAGIC) {
-                Box::new(flate2::bufread::MultiGzDecoder::new(&mut compressed))
-            } else if head.starts_with(ZSTD_MAGIC) {
-                Box::new(zstd::stream::read::Decoder::with_buffer(&mut compressed)?)
-            } else {
-                Box::new(&mut compressed)
-            };
+            let decoded = crate::compression::decoder(&mut compressed)?;
             let mut tar = HashReader {
                 inner: decoded,
                 hasher: &mut diff_hash,

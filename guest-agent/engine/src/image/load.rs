@@ -65,6 +65,8 @@ impl ImageService {
     }
 
     fn load_from(&self, input: impl Read, spool: &Path) -> Result<Vec<String>> {
+        // dockerd also takes the archive compressed (`docker save | gzip`).
+        let input = crate::compression::decoder(BufReader::new(input))?;
         unpack(input, spool).map_err(|e| e.context("reading image archive"))?;
         let manifest = fs::read(spool.join("manifest.json")).map_err(|_| {
             EngineError::invalid(

@@ -65,7 +65,8 @@ impl Platform {
         })
     }
 
-    fn matches(&self, other: &Platform) -> bool {
+    /// Whether an image for `other` runs as `self` asks (a variant only when asked for).
+    pub fn matches(&self, other: &Platform) -> bool {
         let norm_variant = |p: &Platform| {
             p.variant
                 .clone()

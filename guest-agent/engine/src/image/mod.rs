@@ -294,6 +294,26 @@ impl ImageService {
         Ok((raw, doc))
     }
 
+    /// `platform` (`os[/arch[/variant]]`, as `create?platform=` and `run --platform` send it)
+    /// against the image's own: dockerd's not-found error when they differ, so the CLI pulls
+    /// the platform's image and tries again.
+    pub fn check_platform(&self, reference: &str, platform: &str) -> Result<()> {
+        let want = manifest::Platform::parse(platform)?;
+        let rec = self.get(reference)?;
+        let (_, doc) = self.config_doc(&rec)?;
+        let have = manifest::Platform {
+            architecture: doc.architecture,
+            os: doc.os,
+            variant: doc.variant,
+        };
+        if have.architecture.is_empty() || want.matches(&have) {
+            return Ok(());
+        }
+        Err(EngineError::not_found(format!(
+            "image with reference {reference} was found but does not match the specified platform: wanted {want}, actual: {have}"
+        )))
+    }
+
     /// Resolves a reference (name[:tag], name@digest, full or short id) to a local image, or
     /// `NotFound` with dockerd's `No such image: busybox:latest` (name with its tag defaulted).
     pub async fn resolve(&self, reference: &str) -> Result<ResolvedImage> {

@@ -21,12 +21,14 @@ const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
 /// The OCI layer media type for a stored blob, from its first bytes.
 fn layer_media_type(head: &[u8]) -> &'static str {
-    if head.starts_with(&[0x1f, 0x8b]) {
-        "application/vnd.oci.image.layer.v1.tar+gzip"
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        "application/vnd.oci.image.layer.v1.tar+zstd"
-    } else {
-        "application/vnd.oci.image.layer.v1.tar"
+    use crate::compression::Compression;
+    match Compression::sniff(head) {
+        Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+        Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        // Layers are stored as received; registries only take these three.
+        Compression::None | Compression::Bzip2 | Compression::Xz => {
+            "application/vnd.oci.image.layer.v1.tar"
+        }
     }
 }
 

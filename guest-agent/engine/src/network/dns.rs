@@ -1,7 +1,7 @@
 //! The embedded DNS server of user-defined networks (dockerd's 127.0.0.11): inside each
 //! container's namespace, answers A queries for the names, aliases and short ids of the
-//! containers on the user networks it is on, and forwards everything else to the host's
-//! resolvers.
+//! containers on the user networks it is on, and forwards everything else to the
+//! container's `--dns` servers or, without them, to the host's resolvers.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
@@ -71,9 +71,24 @@ impl Drop for DnsServer {
     }
 }
 
+/// The container's `--dns` servers, or the host's resolvers when it has none (dockerd's
+/// embedded DNS forwards the same way).
+pub(crate) fn upstreams(dns: &[String]) -> Vec<SocketAddr> {
+    let given: Vec<SocketAddr> = dns
+        .iter()
+        .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+        .map(|a| SocketAddr::new(a, 53))
+        .collect();
+    if given.is_empty() {
+        host_upstreams()
+    } else {
+        given
+    }
+}
+
 /// The host's resolvers from /etc/resolv.conf, without loopback ones (unreachable from a
 /// container's point of view and possibly ourselves).
-pub(crate) fn host_upstreams() -> Vec<SocketAddr> {
+fn host_upstreams() -> Vec<SocketAddr> {
     std::fs::read_to_string("/etc/resolv.conf")
         .unwrap_or_default()
         .lines()

@@ -36,6 +36,8 @@ use self::proxy::{BoundPort, ProxySet};
 use self::store::{EndpointRecord, NetworkRecord, State};
 use crate::{id, EngineConfig, EngineError, ErrorKind, EventBus, Result};
 
+pub use self::ipam::parse_mac;
+
 /// One host binding of a container port, as in `HostConfig.PortBindings`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PortBinding {
@@ -57,6 +59,9 @@ pub struct EndpointRequest {
     /// `--alias` / `--network-alias` (`Aliases`).
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// `--mac-address` (`MacAddress`); empty derives one from the address.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
 }
 
 /// What a container asks of the network when it starts.
@@ -76,8 +81,13 @@ pub struct AttachRequest {
     /// `EndpointsConfig.<net>.Aliases` (`--network-alias`, compose service names): more
     /// names the embedded DNS of a user network answers for.
     pub aliases: Vec<String>,
+    /// `--mac-address` of the first network; empty derives one from the address.
+    pub mac_address: String,
     /// More bridge networks, joined as `eth1`, `eth2`… (the default route stays on `eth0`).
     pub extra: Vec<EndpointRequest>,
+    /// `--dns` (`HostConfig.Dns`): where the embedded DNS of user networks forwards the
+    /// names it does not know; empty means the host's resolvers.
+    pub dns: Vec<String>,
 }
 
 /// A container's place on one network, as inspect shows it.
@@ -119,6 +129,9 @@ pub struct Attachment {
     /// (the embedded DNS, with `options ndots:0`), empty otherwise (use the host's).
     #[serde(default)]
     pub dns_servers: Vec<String>,
+    /// Where the embedded DNS forwards other names (`--dns`); empty: the host's resolvers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_upstreams: Vec<String>,
     /// Further networks (`eth1`…), in the order they were joined.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<Endpoint>,
@@ -356,14 +369,18 @@ impl NetworkService {
             net,
             cid,
             &req.container_name,
-            &req.ipv4_address,
-            &req.aliases,
+            &EndpointRequest {
+                network: net.id.clone(),
+                ipv4_address: req.ipv4_address.clone(),
+                aliases: req.aliases.clone(),
+                mac_address: req.mac_address.clone(),
+            },
         )?;
         let mut more = Vec::with_capacity(req.extra.len());
         for x in &req.extra {
             let n = lock(&self.state).find(&x.network)?.clone();
             joinable(&n)?;
-            let rec = self.reserve(&n, cid, &req.container_name, &x.ipv4_address, &x.aliases)?;
+            let rec = self.reserve(&n, cid, &req.container_name, x)?;
             more.push((n, rec));
         }
         let ports = self
@@ -384,6 +401,7 @@ impl NetworkService {
             } else {
                 vec![]
             },
+            dns_upstreams: req.dns.clone(),
             extra: more.iter().map(|(n, r)| endpoint_view(n, r)).collect(),
         })
     }
@@ -395,8 +413,7 @@ impl NetworkService {
         net: &NetworkRecord,
         container_id: &str,
         container_name: &str,
-        want_ip: &str,
-        aliases: &[String],
+        want: &EndpointRequest,
     ) -> Result<EndpointRecord> {
         let subnet = net
             .subnet()
@@ -414,7 +431,7 @@ impl NetworkService {
             ));
         }
         let used = st.used_ips(&net.id);
-        let ip = if want_ip.is_empty() {
+        let ip = if want.ipv4_address.is_empty() {
             subnet.allocate(net.ip_range, &used).ok_or_else(|| {
                 EngineError::unavailable(format!(
                     "no available IPv4 addresses on network {}",
@@ -422,7 +439,12 @@ impl NetworkService {
                 ))
             })?
         } else {
-            requested_ip(want_ip, net, subnet, &used)?
+            requested_ip(&want.ipv4_address, net, subnet, &used)?
+        };
+        let mac = match want.mac_address.as_str() {
+            "" => ipam::mac_for(ip),
+            m => ipam::parse_mac(m)
+                .ok_or_else(|| EngineError::invalid(format!("invalid MAC address: {m}")))?,
         };
         let rec = EndpointRecord {
             container_id: container_id.to_string(),
@@ -431,8 +453,8 @@ impl NetworkService {
             veth: format!("veth{}", &endpoint_id[..7]),
             endpoint_id: endpoint_id.clone(),
             ip,
-            mac: ipam::format_mac(&ipam::mac_for(ip)),
-            aliases: aliases.to_vec(),
+            mac: ipam::format_mac(&mac),
+            aliases: want.aliases.clone(),
             interface: st.free_interface(container_id),
         };
         st.endpoints.insert(endpoint_id, rec.clone());
@@ -465,7 +487,8 @@ impl NetworkService {
             self.wire(&ns, created.file.as_fd(), n, rec, false).await?;
         }
         if !net.is_predefined() || more.iter().any(|(n, _)| !n.is_predefined()) {
-            self.start_dns(&req.container_id, netns_path).await?;
+            self.start_dns(&req.container_id, netns_path, &req.dns)
+                .await?;
         }
         let resolved = resolved_ports(&bound);
         self.start_proxies(&req.container_id, bound, first.ip);
@@ -496,7 +519,7 @@ impl NetworkService {
                 bridge,
                 ns_fd,
                 &rec.interface,
-                ipam::mac_for(rec.ip),
+                ipam::parse_mac(&rec.mac).unwrap_or_else(|| ipam::mac_for(rec.ip)),
                 net.mtu(),
             )
             .await?;
@@ -531,20 +554,15 @@ impl NetworkService {
         if on_none {
             return Err(EngineError::invalid(CONFLICT_NONE));
         }
-        let rec = self.reserve(
-            &net,
-            container_id,
-            container_name,
-            &req.ipv4_address,
-            &req.aliases,
-        )?;
+        let rec = self.reserve(&net, container_id, container_name, req)?;
         let only = lock(&self.state).endpoints_of_container(container_id).len() == 1;
         let wired = async {
             let ns = self.open_netns(&netns_path).await?;
             let nl = Netlink::from_fd(ns.netlink)?;
             self.wire(&nl, ns.file.as_fd(), &net, &rec, only).await?;
             if !net.is_predefined() && !lock(&self.dns).contains_key(container_id) {
-                self.start_dns(container_id, &netns_path).await?;
+                self.start_dns(container_id, &netns_path, &att.dns_upstreams)
+                    .await?;
             }
             self.save().await
         }
@@ -671,7 +689,12 @@ impl NetworkService {
     }
 
     /// Serves the embedded DNS at 127.0.0.11 inside the container's namespace.
-    async fn start_dns(&self, container_id: &str, netns_path: &std::path::Path) -> Result<()> {
+    async fn start_dns(
+        &self,
+        container_id: &str,
+        netns_path: &std::path::Path,
+        upstreams: &[String],
+    ) -> Result<()> {
         let path = netns_path.to_owned();
         let sock = tokio::task::spawn_blocking(move || dns::bind_in(&path))
             .await
@@ -681,7 +704,7 @@ impl NetworkService {
             sock,
             self.state.clone(),
             container_id.to_string(),
-            dns::host_upstreams(),
+            dns::upstreams(upstreams),
         )
         .map_err(|e| EngineError::internal(format!("cannot start embedded DNS: {e}")))?;
         lock(&self.dns).insert(container_id.to_string(), server);
@@ -800,7 +823,8 @@ impl NetworkService {
             }
         }
         if let (false, Some(path)) = (att.dns_servers.is_empty(), &att.netns_path) {
-            self.start_dns(container_id, path).await?;
+            self.start_dns(container_id, path, &att.dns_upstreams)
+                .await?;
         }
         let Ok(ip) = att.primary.ip_address.parse::<Ipv4Addr>() else {
             return Ok(());

@@ -25,6 +25,17 @@ pub fn is_v2() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
+/// A container's cgroup (cgroupfs layout, the same under every v1 hierarchy and on v2):
+/// under `--cgroup-parent` when given (relative ones from the root), else under `/berth`.
+pub fn container_path(parent: &str, id: &str) -> String {
+    let parent = parent.trim_matches('/');
+    if parent.is_empty() {
+        format!("/berth/{id}")
+    } else {
+        format!("/{parent}/{id}")
+    }
+}
+
 /// Starts taking the cgroup attach lock on a background thread, unless a warm-up is already in
 /// flight. Never blocks the caller; failures only cost the optimisation.
 pub fn warm_attach_lock() {

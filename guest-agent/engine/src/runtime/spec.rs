@@ -2,7 +2,7 @@
 //! namespaces, Docker's default capabilities, masked and read-only paths, default mounts and
 //! device rules, resources and the container's own mounts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -182,6 +182,12 @@ pub struct SpecInput {
     pub rootfs: PathBuf,
     pub readonly_rootfs: bool,
     pub hostname: String,
+    /// `--domainname` (the UTS namespace's NIS domain).
+    pub domainname: String,
+    /// `--sysctl` (namespaced kernel parameters; the runtime refuses others).
+    pub sysctls: BTreeMap<String, String>,
+    /// `--oom-score-adj` of the container's init.
+    pub oom_score_adj: i64,
     pub privileged: bool,
     pub netns: Option<NetNs>,
     /// `--pid`, `--ipc`, `--uts`: host, private, or another container's.
@@ -611,6 +617,19 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec> {
         .build()
         .map_err(oci_err)?;
     linux.set_seccomp(input.seccomp.clone());
+    let mut sysctls: HashMap<String, String> = input
+        .sysctls
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if input.uts_ns == NsMode::New && !input.domainname.is_empty() {
+        // runc 1.1 ignores the spec's `domainname`; the sysctl has the same effect (dockerd
+        // sets it so too).
+        sysctls.insert("kernel.domainname".into(), input.domainname.clone());
+    }
+    if !sysctls.is_empty() {
+        linux.set_sysctl(Some(sysctls));
+    }
     if !device_nodes.is_empty() {
         linux.set_devices(Some(device_nodes));
     }
@@ -648,6 +667,12 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec> {
     if input.uts_ns != NsMode::New {
         // The runtime refuses to set a hostname in a UTS namespace it did not make.
         spec.set_hostname(None);
+    }
+    // Checked at create to lie in [-1000, 1000].
+    if let (Ok(adj @ (..=-1 | 1..)), Some(p)) =
+        (i32::try_from(input.oom_score_adj), spec.process_mut())
+    {
+        p.set_oom_score_adj(Some(adj));
     }
     Ok(spec)
 }

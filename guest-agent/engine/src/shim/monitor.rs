@@ -44,6 +44,18 @@ struct Shared {
     /// Taken by the first `start` request: a second one (an engine that restarted while the
     /// first was under way) is told at once that the container was started.
     start_tx: Mutex<Option<mpsc::Sender<StartReply>>>,
+    /// Whether output read so far is the container's (see [`Gate`]).
+    gate: Mutex<Gate>,
+}
+
+/// Output read while the runtime runs is held, in the order it arrived on either pipe: once
+/// the runtime succeeded it is the container's and goes out in that order; after a failure it
+/// is the runtime's own error text (reported from its log file) and is dropped. The pumps
+/// read from the start, so stdout and stderr keep their relative order.
+enum Gate {
+    Holding(Vec<(u8, Vec<u8>)>),
+    Open,
+    Closed,
 }
 
 /// The container's stdio prepared before the runtime runs: our ends, and the ends (or the
@@ -93,6 +105,7 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
         exit: Mutex::new(None),
         exited: Condvar::new(),
         start_tx: Mutex::new(Some(start_tx)),
+        gate: Mutex::new(Gate::Holding(vec![])),
     });
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let mut n_pumps = 0;
@@ -117,11 +130,10 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
     // create and start the container in one runtime call.
     let pid = match start_rx.recv_timeout(START_TIMEOUT) {
         Ok(reply) => {
-            // The output pumps start once the runtime succeeded: until then the pipes hold
-            // only what the runtime itself printed on failure (its error, which the engine
-            // reports), never the container's output, which waits in the pipes meanwhile.
-            let r = launch(&cfg, rt.as_ref(), &mut io, &files).map(|(pid, master)| {
-                spawn_pumps(std::mem::take(&mut io.outputs), &mut n_pumps);
+            spawn_pumps(std::mem::take(&mut io.outputs), &mut n_pumps);
+            let r = launch(&cfg, rt.as_ref(), &mut io, &files);
+            open_gate(&shared, r.is_ok());
+            let r = r.map(|(pid, master)| {
                 if let Some(m) = master {
                     let outputs = tty_io(&shared, m);
                     spawn_pumps(outputs, &mut n_pumps);
@@ -396,28 +408,54 @@ fn pump(s: &Shared, stream: u8, mut src: File) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let data = &buf[..n];
-        if let Ok(mut log) = s.log.lock() {
-            let _ = log.write(stream, data);
-        }
-        let Ok(mut clients) = s.clients.lock() else {
+        let Ok(mut gate) = s.gate.lock() else {
             break;
         };
-        clients.retain_mut(|c| {
-            let wanted = if stream == 2 { c.stderr } else { c.stdout };
-            if !wanted {
-                return true;
-            }
-            if s.cfg.tty {
-                c.stream.write_all(data).is_ok()
-            } else {
-                let mut frame = Vec::with_capacity(8 + n);
-                frame.extend_from_slice(&crate::container::stream::frame_header(stream, n));
-                frame.extend_from_slice(data);
-                c.stream.write_all(&frame).is_ok()
-            }
-        });
+        match &mut *gate {
+            Gate::Holding(held) => held.push((stream, buf[..n].to_vec())),
+            Gate::Open => deliver(s, stream, &buf[..n]),
+            Gate::Closed => {}
+        }
     }
+}
+
+/// Ends the holding period: delivers what was held (the runtime succeeded) or drops it.
+fn open_gate(s: &Shared, launched: bool) {
+    let Ok(mut gate) = s.gate.lock() else {
+        return;
+    };
+    let next = if launched { Gate::Open } else { Gate::Closed };
+    if let Gate::Holding(held) = std::mem::replace(&mut *gate, next) {
+        if launched {
+            for (stream, data) in held {
+                deliver(s, stream, &data);
+            }
+        }
+    }
+}
+
+/// Writes output to the log and to every attached client that wants its stream.
+fn deliver(s: &Shared, stream: u8, data: &[u8]) {
+    if let Ok(mut log) = s.log.lock() {
+        let _ = log.write(stream, data);
+    }
+    let Ok(mut clients) = s.clients.lock() else {
+        return;
+    };
+    clients.retain_mut(|c| {
+        let wanted = if stream == 2 { c.stderr } else { c.stdout };
+        if !wanted {
+            return true;
+        }
+        if s.cfg.tty {
+            c.stream.write_all(data).is_ok()
+        } else {
+            let mut frame = Vec::with_capacity(8 + data.len());
+            frame.extend_from_slice(&crate::container::stream::frame_header(stream, data.len()));
+            frame.extend_from_slice(data);
+            c.stream.write_all(&frame).is_ok()
+        }
+    });
 }
 
 fn serve(s: &Arc<Shared>, listener: UnixListener) {

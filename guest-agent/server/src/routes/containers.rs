@@ -48,6 +48,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(Deserialize, Default)]
 struct CreateQuery {
     name: Option<String>,
+    platform: Option<String>,
 }
 
 async fn create(
@@ -55,7 +56,10 @@ async fn create(
     Query(q): Query<CreateQuery>,
     JsonBody(body): JsonBody<ContainerCreateRequest>,
 ) -> ApiResult<Response> {
-    let id = e.containers.create(q.name.as_deref(), body).await?;
+    let id = e
+        .containers
+        .create(q.name.as_deref(), q.platform.as_deref(), body)
+        .await?;
     Ok((StatusCode::CREATED, Json(json!({"Id": id, "Warnings": []}))).into_response())
 }
 

@@ -1,5 +1,5 @@
-//! `/_ping`, `/version`, `/info`, `/system/df`, and the swarm/BuildKit endpoints Berth
-//! answers the way an engine without them does.
+//! `/_ping`, `/version`, `/info`, `/system/df`, and the swarm, BuildKit and plugin endpoints
+//! Berth answers the way an engine without them does.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,12 @@ pub fn routes() -> Router<AppState> {
         .route("/info", get(info))
         .route("/system/df", get(df))
         .route("/session", any(no_buildkit))
-        .route("/grpc", any(no_buildkit));
+        .route("/grpc", any(no_buildkit))
+        .route("/plugins", get(plugins))
+        .route("/plugins/privileges", any(no_plugins))
+        .route("/plugins/pull", any(no_plugins))
+        .route("/plugins/create", any(no_plugins))
+        .route("/plugins/{*rest}", any(no_such_plugin));
     for p in [
         "/swarm",
         "/nodes",
@@ -56,6 +61,29 @@ async fn ping() -> Response {
 
 async fn no_swarm() -> ApiError {
     ApiError(EngineError::unavailable(SWARM_MESSAGE))
+}
+
+/// `docker plugin ls`: none installed.
+async fn plugins() -> Json<Value> {
+    Json(json!([]))
+}
+
+async fn no_plugins() -> ApiError {
+    ApiError(EngineError::not_implemented(
+        "plugins are not supported by this engine",
+    ))
+}
+
+/// `/plugins/{name}/{json,enable,disable,push,set,upgrade}` and `DELETE /plugins/{name}`:
+/// dockerd's text for a plugin it does not have.
+async fn no_such_plugin(axum::extract::Path(rest): axum::extract::Path<String>) -> ApiError {
+    let name = ["json", "enable", "disable", "push", "set", "upgrade"]
+        .iter()
+        .find_map(|a| rest.strip_suffix(&format!("/{a}")))
+        .unwrap_or(&rest);
+    ApiError(EngineError::not_found(format!(
+        "plugin \"{name}\" not found"
+    )))
 }
 
 async fn no_buildkit() -> Response {
