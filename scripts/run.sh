@@ -5,6 +5,7 @@
 #   scripts/run.sh --native   run the engine directly on this Linux host, no VM
 #
 # Then: docker --context berth ps   (or DOCKER_HOST=unix://$HOME/.berth/run/docker.sock)
+# The desktop app is separate and optional: scripts/desktop.sh (needs a display).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs Berth's whole test suite on a fresh Debian 12 machine (root):
 # packages, VM tools and image, build, static checks, then every test tier (unit, component,
-# end-to-end with the real docker CLI, VM under QEMU).
+# end-to-end with the real docker CLI, VM under QEMU, the desktop app in a real webview under Xvfb).
 #
 # Build output is cached outside the clone (CARGO_TARGET_DIR, default ~/.cache/berth/target) so
 # repeated runs and CI are incremental.
@@ -16,6 +16,7 @@ step() { printf '\n==> %s (%ss)\n' "$*" "$SECONDS"; }
 
 step "packages"
 bash tests/fixtures/deps.sh
+bash scripts/install-gui-deps.sh
 if [ -x scripts/install-vm-tools.sh ]; then bash scripts/install-vm-tools.sh; fi
 
 step "static checks: fmt, clippy"

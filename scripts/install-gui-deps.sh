@@ -1,0 +1,64 @@
+#!/bin/sh
+# Installs, idempotently, what the desktop app (src-tauri/, ui/) needs to build and what its
+# GUI tests (tests/gui, tier 5) need to run:
+#   - Debian packages: WebKitGTK 4.1, GTK 3, appindicator, librsvg and libxdo headers (Tauri 2),
+#     Xvfb (a private X display), webkit2gtk-driver (WebKitWebDriver) and dbus-daemon
+#     (dbus-run-session: a session bus for the app under test);
+#   - tauri-driver (crates.io), pinned, into $BERTH_TOOLS/bin (default ~/.cache/berth/tools).
+# Runs `apt-get update` only when a package is missing. Usage: scripts/install-gui-deps.sh [--print]
+set -eu
+
+TOOLS="${BERTH_TOOLS:-$HOME/.cache/berth/tools}"
+TAURI_DRIVER_VERSION="${TAURI_DRIVER_VERSION:-2.1.0}"
+
+PACKAGES="
+pkg-config
+build-essential
+libwebkit2gtk-4.1-dev
+libayatana-appindicator3-dev
+librsvg2-dev
+libgtk-3-dev
+libxdo-dev
+xvfb
+webkit2gtk-driver
+dbus-daemon
+"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing="$missing $p"
+    fi
+done
+
+have_driver() {
+    cargo install --list --root "$TOOLS" 2>/dev/null | grep -q "^tauri-driver v$TAURI_DRIVER_VERSION:"
+}
+
+if [ "${1:-}" = "--print" ]; then
+    echo "packages:" $PACKAGES
+    echo "missing:${missing:- none}"
+    if have_driver; then echo "tauri-driver $TAURI_DRIVER_VERSION: installed"; else echo "tauri-driver $TAURI_DRIVER_VERSION: missing"; fi
+    exit 0
+fi
+
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-gui-deps: missing packages:$missing (run as root to install)" >&2
+        exit 1
+    fi
+    echo "install-gui-deps: apt-get install$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing
+fi
+
+if have_driver; then
+    echo "install-gui-deps: tauri-driver $TAURI_DRIVER_VERSION already installed"
+else
+    echo "install-gui-deps: cargo install tauri-driver $TAURI_DRIVER_VERSION"
+    # Its own build dir: not the workspace's CARGO_TARGET_DIR.
+    env -u CARGO_TARGET_DIR cargo install --locked tauri-driver --version "=$TAURI_DRIVER_VERSION" --root "$TOOLS"
+fi
+echo "install-gui-deps: tauri-driver in $TOOLS/bin"

@@ -1,0 +1,363 @@
+//! Containers: list, lifecycle, logs (follow), stats and an interactive exec (TTY).
+
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{ContainerStatsResponse, ContainerSummary, PortSummary};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RestartContainerOptions, StartContainerOptions, StatsOptionsBuilder, StopContainerOptions,
+};
+use futures::StreamExt;
+use serde::Serialize;
+use tauri::ipc::Channel;
+use tauri::State;
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{AppError, Result};
+use crate::state::AppState;
+use crate::streams::{StreamEvent, StreamId};
+
+/// A row of the Containers view.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRow {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub state: String,
+    pub status: String,
+    pub ports: Vec<String>,
+}
+
+impl From<ContainerSummary> for ContainerRow {
+    fn from(c: ContainerSummary) -> Self {
+        let name = c
+            .names
+            .unwrap_or_default()
+            .first()
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default();
+        Self {
+            id: c.id.unwrap_or_default(),
+            name,
+            image: c.image.unwrap_or_default(),
+            state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+            status: c.status.unwrap_or_default(),
+            ports: c.ports.unwrap_or_default().iter().map(port_text).collect(),
+        }
+    }
+}
+
+/// A port as `docker ps` shows it: `0.0.0.0:8080->80/tcp` or `80/tcp`.
+pub fn port_text(p: &PortSummary) -> String {
+    let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
+    match p.public_port {
+        Some(public) => format!(
+            "{}:{public}->{}/{proto}",
+            p.ip.as_deref().unwrap_or("0.0.0.0"),
+            p.private_port
+        ),
+        None => format!("{}/{proto}", p.private_port),
+    }
+}
+
+#[tauri::command]
+pub async fn containers_list(state: State<'_, AppState>) -> Result<Vec<ContainerRow>> {
+    let e = state.engine();
+    let opts = ListContainersOptionsBuilder::default().all(true).build();
+    let list = e.docker()?.list_containers(Some(opts)).await;
+    let mut rows: Vec<ContainerRow> = list
+        .map_err(|x| e.err(x))?
+        .into_iter()
+        .map(ContainerRow::from)
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
+}
+
+#[tauri::command]
+pub async fn containers_start(state: State<'_, AppState>, id: String) -> Result<()> {
+    let e = state.engine();
+    let r = e
+        .docker()?
+        .start_container(&id, None::<StartContainerOptions>)
+        .await;
+    r.map_err(|x| e.err(x))
+}
+
+#[tauri::command]
+pub async fn containers_stop(state: State<'_, AppState>, id: String) -> Result<()> {
+    let e = state.engine();
+    let r = e
+        .docker()?
+        .stop_container(&id, None::<StopContainerOptions>)
+        .await;
+    r.map_err(|x| e.err(x))
+}
+
+#[tauri::command]
+pub async fn containers_restart(state: State<'_, AppState>, id: String) -> Result<()> {
+    let e = state.engine();
+    let r = e
+        .docker()?
+        .restart_container(&id, None::<RestartContainerOptions>)
+        .await;
+    r.map_err(|x| e.err(x))
+}
+
+/// Removes a container; without `force` a running one is refused by the engine (409).
+#[tauri::command]
+pub async fn containers_remove(state: State<'_, AppState>, id: String, force: bool) -> Result<()> {
+    let e = state.engine();
+    let opts = RemoveContainerOptionsBuilder::default()
+        .force(force)
+        .build();
+    let r = e.docker()?.remove_container(&id, Some(opts)).await;
+    r.map_err(|x| e.err(x))
+}
+
+fn output_event(o: LogOutput) -> StreamEvent {
+    let (stream, bytes) = match o {
+        LogOutput::StdOut { message } => ("stdout", message),
+        LogOutput::StdErr { message } => ("stderr", message),
+        LogOutput::StdIn { message } => ("stdin", message),
+        LogOutput::Console { message } => ("console", message),
+    };
+    StreamEvent::Output {
+        stream,
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// Follows a container's logs (the last `tail` lines first) until stopped or the container
+/// ends; returns the stream id.
+#[tauri::command]
+pub async fn containers_logs(
+    state: State<'_, AppState>,
+    id: String,
+    tail: Option<u32>,
+    channel: Channel<StreamEvent>,
+) -> Result<StreamId> {
+    let e = state.engine();
+    let tail = tail.map_or_else(|| "500".to_string(), |t| t.to_string());
+    let opts = LogsOptionsBuilder::default()
+        .follow(true)
+        .stdout(true)
+        .stderr(true)
+        .tail(&tail)
+        .build();
+    let ch = channel.clone();
+    Ok(state.streams.spawn(channel, None, async move {
+        let mut logs = e.docker()?.logs(&id, Some(opts));
+        while let Some(item) = logs.next().await {
+            let _ = ch.send(output_event(item.map_err(|x| e.err(x))?));
+        }
+        Ok(())
+    }))
+}
+
+/// One stats sample, computed as `docker stats` does.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsSample {
+    pub cpu_percent: f64,
+    pub mem_usage: u64,
+    pub mem_limit: u64,
+    pub mem_percent: f64,
+}
+
+impl StatsSample {
+    pub fn from_response(s: &ContainerStatsResponse) -> Self {
+        let total = |c: &Option<bollard::models::ContainerCpuStats>| {
+            let c = c.as_ref();
+            (
+                c.and_then(|c| c.cpu_usage.as_ref())
+                    .and_then(|u| u.total_usage)
+                    .unwrap_or(0),
+                c.and_then(|c| c.system_cpu_usage).unwrap_or(0),
+                c.and_then(|c| c.online_cpus).unwrap_or(0),
+            )
+        };
+        let (cpu, sys, cpus) = total(&s.cpu_stats);
+        let (pre_cpu, pre_sys, _) = total(&s.precpu_stats);
+        let mem = s.memory_stats.as_ref();
+        let usage = mem.and_then(|m| m.usage).unwrap_or(0);
+        // As the docker CLI does on cgroup v2: usage minus inactive file pages.
+        let inactive = mem
+            .and_then(|m| m.stats.as_ref())
+            .and_then(|st| st.get("inactive_file").copied())
+            .unwrap_or(0);
+        let mem_usage = usage.saturating_sub(inactive);
+        let mem_limit = mem.and_then(|m| m.limit).unwrap_or(0);
+        Self {
+            cpu_percent: cpu_percent(cpu, pre_cpu, sys, pre_sys, cpus),
+            mem_usage,
+            mem_limit,
+            mem_percent: if mem_limit > 0 {
+                mem_usage as f64 * 100.0 / mem_limit as f64
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+/// CPU use over the sample interval as a percentage of one CPU (so up to `cpus × 100`).
+pub fn cpu_percent(cpu: u64, pre_cpu: u64, sys: u64, pre_sys: u64, cpus: u32) -> f64 {
+    let cpu_delta = cpu.saturating_sub(pre_cpu) as f64;
+    let sys_delta = sys.saturating_sub(pre_sys) as f64;
+    if sys_delta <= 0.0 || cpu_delta <= 0.0 {
+        return 0.0;
+    }
+    cpu_delta / sys_delta * f64::from(cpus.max(1)) * 100.0
+}
+
+/// Streams live stats (one sample a second) until stopped; returns the stream id.
+#[tauri::command]
+pub async fn containers_stats(
+    state: State<'_, AppState>,
+    id: String,
+    channel: Channel<StreamEvent>,
+) -> Result<StreamId> {
+    let e = state.engine();
+    let opts = StatsOptionsBuilder::default().stream(true).build();
+    let ch = channel.clone();
+    Ok(state.streams.spawn(channel, None, async move {
+        let mut stats = e.docker()?.stats(&id, Some(opts));
+        while let Some(item) = stats.next().await {
+            let s = item.map_err(|x| e.err(x))?;
+            let _ = ch.send(StreamEvent::Stats(StatsSample::from_response(&s)));
+        }
+        Ok(())
+    }))
+}
+
+/// Starts `cmd` (default `/bin/sh`) in the container with a TTY; its output streams to the
+/// channel, keystrokes go in with `containers_exec_input`. Returns the stream id.
+#[tauri::command]
+pub async fn containers_exec(
+    state: State<'_, AppState>,
+    id: String,
+    cmd: Option<Vec<String>>,
+    channel: Channel<StreamEvent>,
+) -> Result<StreamId> {
+    let e = state.engine();
+    let cmd = cmd
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| vec!["/bin/sh".into()]);
+    let created = e
+        .docker()?
+        .create_exec(
+            &id,
+            CreateExecOptions {
+                attach_stdin: Some(true),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                tty: Some(true),
+                cmd: Some(cmd),
+                env: Some(vec!["TERM=dumb".to_string()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|x| e.err(x))?;
+    let started = e
+        .docker()?
+        .start_exec(
+            &created.id,
+            Some(StartExecOptions {
+                tty: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(|x| e.err(x))?;
+    let StartExecResults::Attached { mut output, input } = started else {
+        return Err(AppError::Client("exec started detached".into()));
+    };
+    let input = std::sync::Arc::new(tokio::sync::Mutex::new(input));
+    let ch = channel.clone();
+    Ok(state
+        .streams
+        .spawn(channel, Some((input, created.id)), async move {
+            while let Some(item) = output.next().await {
+                let _ = ch.send(output_event(item.map_err(|x| e.err(x))?));
+            }
+            Ok(())
+        }))
+}
+
+/// Sends keystrokes (text) to exec stream `stream`.
+#[tauri::command]
+pub async fn containers_exec_input(
+    state: State<'_, AppState>,
+    stream: StreamId,
+    data: String,
+) -> Result<()> {
+    let (input, _) = state.streams.exec(stream)?;
+    let mut w = input.lock().await;
+    let io = |err| AppError::Io {
+        path: format!("exec stream {stream}"),
+        err,
+    };
+    w.write_all(data.as_bytes()).await.map_err(io)?;
+    w.flush().await.map_err(io)
+}
+
+/// Resizes the TTY of exec stream `stream`.
+#[tauri::command]
+pub async fn containers_exec_resize(
+    state: State<'_, AppState>,
+    stream: StreamId,
+    cols: u16,
+    rows: u16,
+) -> Result<()> {
+    let (_, exec_id) = state.streams.exec(stream)?;
+    let e = state.engine();
+    let r = e
+        .docker()?
+        .resize_exec(
+            &exec_id,
+            ResizeExecOptions {
+                height: rows,
+                width: cols,
+            },
+        )
+        .await;
+    r.map_err(|x| e.err(x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_percent_scales_by_cpus() {
+        // 1e8 ns of CPU over 1e9 ns of system time on 2 CPUs = 20 %.
+        let p = cpu_percent(300_000_000, 200_000_000, 2_000_000_000, 1_000_000_000, 2);
+        assert!((p - 20.0).abs() < 1e-9, "{p}");
+    }
+
+    #[test]
+    fn cpu_percent_is_zero_without_a_previous_sample() {
+        assert_eq!(cpu_percent(5, 0, 0, 0, 4), 0.0);
+        assert_eq!(cpu_percent(5, 9, 10, 5, 4), 0.0);
+    }
+
+    #[test]
+    fn ports_read_like_docker_ps() {
+        let p = PortSummary {
+            ip: Some("127.0.0.1".into()),
+            private_port: 80,
+            public_port: Some(8080),
+            typ: None,
+        };
+        assert_eq!(port_text(&p), "127.0.0.1:8080->80/tcp");
+        let p = PortSummary {
+            private_port: 53,
+            public_port: None,
+            ..p
+        };
+        assert_eq!(port_text(&p), "53/tcp");
+    }
+}

@@ -1,0 +1,47 @@
+//! Tauri commands, one file per area, named `area_verb`. Each is a thin forward to the Docker
+//! client or `berth-host`; errors are [`crate::error::AppError`] (`{code, message}` in the UI).
+
+pub mod containers;
+pub mod images;
+pub mod networks;
+pub mod settings;
+pub mod system;
+pub mod vm;
+pub mod volumes;
+
+/// Every command, for `tauri::Builder::invoke_handler`.
+#[macro_export]
+macro_rules! all_commands {
+    () => {
+        tauri::generate_handler![
+            $crate::commands::containers::containers_list,
+            $crate::commands::containers::containers_start,
+            $crate::commands::containers::containers_stop,
+            $crate::commands::containers::containers_restart,
+            $crate::commands::containers::containers_remove,
+            $crate::commands::containers::containers_logs,
+            $crate::commands::containers::containers_stats,
+            $crate::commands::containers::containers_exec,
+            $crate::commands::containers::containers_exec_input,
+            $crate::commands::containers::containers_exec_resize,
+            $crate::commands::images::images_list,
+            $crate::commands::images::images_pull,
+            $crate::commands::images::images_remove,
+            $crate::commands::images::images_run,
+            $crate::commands::volumes::volumes_list,
+            $crate::commands::volumes::volumes_create,
+            $crate::commands::volumes::volumes_remove,
+            $crate::commands::networks::networks_list,
+            $crate::commands::networks::networks_create,
+            $crate::commands::networks::networks_remove,
+            $crate::commands::system::system_status,
+            $crate::commands::system::system_stream_stop,
+            $crate::commands::system::system_stream_stop_all,
+            $crate::commands::vm::vm_status,
+            $crate::commands::vm::vm_start,
+            $crate::commands::vm::vm_stop,
+            $crate::commands::settings::settings_get,
+            $crate::commands::settings::settings_save,
+        ]
+    };
+}

@@ -1,0 +1,77 @@
+//! The engine as a whole: status (ping + version) and stopping streams.
+
+use serde::Serialize;
+use tauri::State;
+
+use crate::engine::SocketChoice;
+use crate::error::Result;
+use crate::state::AppState;
+use crate::streams::StreamId;
+
+/// What the status indicator shows.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineStatus {
+    /// `ready` or `down`.
+    pub state: &'static str,
+    pub socket: SocketChoice,
+    pub version: Option<String>,
+    pub api_version: Option<String>,
+    /// Why it is down.
+    pub message: Option<String>,
+}
+
+impl EngineStatus {
+    /// Pings the current engine; never fails (a failure is the `down` state).
+    pub async fn probe(state: &AppState) -> Self {
+        let e = state.engine();
+        let socket = e.socket().clone();
+        let version = match e.docker() {
+            Ok(d) => d.version().await.map_err(|x| e.err(x)),
+            Err(err) => Err(err),
+        };
+        match version {
+            Ok(v) => Self {
+                state: "ready",
+                socket,
+                version: v.version,
+                api_version: v.api_version,
+                message: None,
+            },
+            Err(err) => Self {
+                state: "down",
+                socket,
+                version: None,
+                api_version: None,
+                message: Some(err.to_string()),
+            },
+        }
+    }
+
+    /// One line for the tray.
+    pub fn summary(&self) -> String {
+        match (self.state, &self.version) {
+            ("ready", Some(v)) => format!("Engine: running ({v})"),
+            ("ready", None) => "Engine: running".into(),
+            _ => "Engine: stopped".into(),
+        }
+    }
+}
+
+#[tauri::command]
+pub async fn system_status(state: State<'_, AppState>) -> Result<EngineStatus> {
+    Ok(EngineStatus::probe(&state).await)
+}
+
+/// Stops a stream started by another command (logs, stats, pull, exec).
+#[tauri::command]
+pub fn system_stream_stop(state: State<'_, AppState>, id: StreamId) {
+    state.streams.stop(id);
+}
+
+/// Stops every stream: the UI calls it when it (re)loads, so a reloaded page leaves no stream
+/// of its previous instance running.
+#[tauri::command]
+pub fn system_stream_stop_all(state: State<'_, AppState>) {
+    state.streams.stop_all_current();
+}

@@ -1,0 +1,325 @@
+//! Long-lived streams to the UI (logs follow, pull progress, stats, exec). Each runs as one task
+//! owned by [`Streams`]: the UI gets a numeric id back and stops it with `system_stream_stop`;
+//! a stream that ends on its own removes itself; quitting the app cancels them all. Data goes
+//! to the UI over the `tauri::ipc::Channel` passed to the command, one [`StreamEvent`] a message.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tauri::ipc::Channel;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{AppError, Result};
+
+pub type StreamId = u64;
+
+/// One message of a stream, tagged by `kind` for the UI.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StreamEvent {
+    /// Text from a container (logs) or an exec session; `stream` is stdout, stderr or console.
+    Output { stream: &'static str, text: String },
+    /// A pull progress line, as `docker pull` prints it.
+    Progress {
+        id: Option<String>,
+        status: String,
+        progress: Option<String>,
+    },
+    /// One stats sample.
+    Stats(crate::commands::containers::StatsSample),
+    /// The stream is over; `error` says why when it failed.
+    End { error: Option<AppError> },
+}
+
+/// The hijacked stdin of an exec session.
+pub type ExecInput = Arc<tokio::sync::Mutex<Pin<Box<dyn AsyncWrite + Send>>>>;
+
+struct Entry {
+    cancel: CancellationToken,
+    /// Exec sessions: where keystrokes go and the exec id (for resize).
+    exec: Option<(ExecInput, String)>,
+}
+
+/// What an exec session gets when it is closed: ^C for a program in the foreground, then ^D
+/// for the shell. The Docker API cannot hang up a TTY, and an exec process outlives its client
+/// (as with dockerd), so without this every closed terminal would leave a shell behind.
+pub const EXEC_HANGUP: &[u8] = b"\x03\x04";
+
+/// Ends streams: exec sessions get [`EXEC_HANGUP`] (2 s at most), then all are cancelled.
+async fn end(entries: Vec<Entry>) {
+    let hang_ups = entries
+        .iter()
+        .filter_map(|e| e.exec.as_ref())
+        .map(|(input, _)| async move {
+            let mut w = input.lock().await;
+            let _ = w.write_all(EXEC_HANGUP).await;
+            let _ = w.flush().await;
+        });
+    let hung_up = futures::future::join_all(hang_ups);
+    if tokio::time::timeout(Duration::from_secs(2), hung_up)
+        .await
+        .is_err()
+    {
+        tracing::debug!("exec hang-up timed out");
+    }
+    for e in entries {
+        e.cancel.cancel();
+    }
+}
+
+/// The registry of running streams (Tauri managed state).
+pub struct Streams {
+    next: Mutex<StreamId>,
+    entries: Arc<Mutex<HashMap<StreamId, Entry>>>,
+    /// Parent of every stream's token: cancelled when the app quits.
+    root: CancellationToken,
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        Self {
+            next: Mutex::new(1),
+            entries: Arc::default(),
+            root: CancellationToken::new(),
+        }
+    }
+}
+
+impl Streams {
+    /// Runs `body` as a stream: it sends its data on `channel`; when it returns, an `End` is
+    /// sent with its error, if any. Stopping the stream drops `body` (no `End` is sent then;
+    /// the UI asked for it).
+    pub fn spawn<F>(
+        &self,
+        channel: Channel<StreamEvent>,
+        exec: Option<(ExecInput, String)>,
+        body: F,
+    ) -> StreamId
+    where
+        F: Future<Output = Result<()>> + Send + 'static,
+    {
+        let id = {
+            let mut n = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let id = *n;
+            *n += 1;
+            id
+        };
+        let cancel = self.root.child_token();
+        self.lock().insert(
+            id,
+            Entry {
+                cancel: cancel.clone(),
+                exec,
+            },
+        );
+        let entries = self.entries.clone();
+        tauri::async_runtime::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => tracing::debug!(id, "stream stopped"),
+                r = body => {
+                    if let Err(e) = &r {
+                        tracing::debug!(id, error = %e, "stream failed");
+                    }
+                    let _ = channel.send(StreamEvent::End { error: r.err() });
+                }
+            }
+            entries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        });
+        id
+    }
+
+    /// Stops stream `id`; stopping one that already ended is not an error.
+    pub fn stop(&self, id: StreamId) {
+        if let Some(e) = self.lock().remove(&id) {
+            tauri::async_runtime::spawn(end(vec![e]));
+        }
+    }
+
+    /// Stops the streams running now; new ones may start after (UI reload).
+    pub fn stop_all_current(&self) {
+        let all: Vec<Entry> = self.lock().drain().map(|(_, e)| e).collect();
+        tauri::async_runtime::spawn(end(all));
+    }
+
+    /// Stops every stream for good (app exit; call it outside the async runtime): exec
+    /// sessions are hung up first (bounded), then everything is cancelled and later streams
+    /// start cancelled.
+    pub fn stop_all(&self) {
+        let all: Vec<Entry> = self.lock().drain().map(|(_, e)| e).collect();
+        tauri::async_runtime::block_on(end(all));
+        self.root.cancel();
+    }
+
+    /// The stdin and exec id of exec stream `id`.
+    pub fn exec(&self, id: StreamId) -> Result<(ExecInput, String)> {
+        self.lock()
+            .get(&id)
+            .and_then(|e| e.exec.clone())
+            .ok_or(AppError::NoStream(id))
+    }
+
+    /// How many streams run now (for tests and the log).
+    pub fn running(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Sets the flag when dropped: tells whether a stream's future was dropped.
+    struct DropFlag(Arc<AtomicBool>);
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn channel(sent: Arc<Mutex<Vec<String>>>) -> Channel<StreamEvent> {
+        Channel::new(move |body| {
+            if let tauri::ipc::InvokeResponseBody::Json(j) = body {
+                sent.lock().unwrap().push(j);
+            }
+            Ok(())
+        })
+    }
+
+    fn wait(mut f: impl FnMut() -> bool) -> bool {
+        (0..250).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            f()
+        })
+    }
+
+    #[test]
+    fn stopping_a_stream_drops_its_task() {
+        let streams = Streams::default();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let sent = Arc::default();
+        let id = streams.spawn(channel(Arc::clone(&sent)), None, async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        assert_eq!(streams.running(), 1);
+        streams.stop(id);
+        assert!(wait(|| dropped.load(Ordering::SeqCst)), "task not dropped");
+        assert_eq!(streams.running(), 0);
+        assert!(sent.lock().unwrap().is_empty(), "no End after a stop");
+    }
+
+    #[test]
+    fn a_stream_that_ends_sends_end_and_unregisters() {
+        let streams = Streams::default();
+        let sent: Arc<Mutex<Vec<String>>> = Arc::default();
+        streams.spawn(channel(Arc::clone(&sent)), None, async {
+            Err(AppError::Invalid("bad".into()))
+        });
+        assert!(wait(|| streams.running() == 0));
+        assert!(wait(|| !sent.lock().unwrap().is_empty()));
+        let v: serde_json::Value = serde_json::from_str(&sent.lock().unwrap()[0]).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"kind": "end", "error": {"code": "invalid", "message": "bad"}})
+        );
+    }
+
+    #[test]
+    fn stop_all_current_leaves_the_registry_usable() {
+        let streams = Streams::default();
+        let first = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(first.clone());
+        streams.spawn(channel(Arc::default()), None, async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        streams.stop_all_current();
+        assert!(wait(|| first.load(Ordering::SeqCst)));
+        let sent: Arc<Mutex<Vec<String>>> = Arc::default();
+        streams.spawn(channel(Arc::clone(&sent)), None, async { Ok(()) });
+        assert!(
+            wait(|| !sent.lock().unwrap().is_empty()),
+            "a new stream runs"
+        );
+    }
+
+    /// An exec stdin that records what it gets.
+    struct Recorder(Arc<Mutex<Vec<u8>>>);
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn stopping_an_exec_hangs_it_up_first() {
+        let streams = Streams::default();
+        let got: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let input: ExecInput = Arc::new(tokio::sync::Mutex::new(Box::pin(Recorder(got.clone()))));
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let id = streams.spawn(
+            channel(Arc::default()),
+            Some((input, "exec1".into())),
+            async move {
+                let _flag = flag;
+                std::future::pending::<()>().await;
+                Ok(())
+            },
+        );
+        assert_eq!(streams.exec(id).unwrap().1, "exec1");
+        streams.stop(id);
+        assert!(wait(|| dropped.load(Ordering::SeqCst)));
+        assert_eq!(got.lock().unwrap().as_slice(), EXEC_HANGUP);
+        assert!(streams.exec(id).is_err(), "gone from the registry");
+    }
+
+    #[test]
+    fn stop_all_cancels_every_stream() {
+        let streams = Streams::default();
+        let flags: Vec<_> = (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
+        for f in &flags {
+            let flag = DropFlag(f.clone());
+            streams.spawn(channel(Arc::default()), None, async move {
+                let _flag = flag;
+                std::future::pending::<()>().await;
+                Ok(())
+            });
+        }
+        streams.stop_all();
+        assert!(wait(|| flags.iter().all(|f| f.load(Ordering::SeqCst))));
+    }
+}

@@ -1,0 +1,558 @@
+//! One GUI session per test: a private Xvfb display, `tauri-driver` on free loopback ports
+//! (in its own process group, under `dbus-run-session`), a WebDriver session that launches
+//! `berth-app`, and a fresh engine. Every wait is bounded; teardown stops exactly the
+//! processes started here, by PID.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_test_support::{free_port, wait_until, Engine};
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// The longest any single wait in these tests may take.
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
+
+pub(crate) struct Gui {
+    pub(crate) engine: Engine,
+    pub(crate) client: Option<Client>,
+    xvfb: Option<Child>,
+    driver: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+/// `target/<profile>/<name>` next to the running test binary, or `$<env>`.
+fn built_bin(name: &str, env: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current test binary");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir")
+        .join(name);
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build -p berth-app) or set {env}",
+        bin.display()
+    );
+    bin
+}
+
+/// `tauri-driver`: `$TAURI_DRIVER`, else `$BERTH_TOOLS/bin` (default `~/.cache/berth/tools`,
+/// where `scripts/install-gui-deps.sh` puts it), else `PATH`.
+fn tauri_driver() -> PathBuf {
+    if let Some(p) = std::env::var_os("TAURI_DRIVER") {
+        return PathBuf::from(p);
+    }
+    let tools = std::env::var_os("BERTH_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            Path::new(&home).join(".cache/berth/tools")
+        });
+    let p = tools.join("bin/tauri-driver");
+    if p.exists() {
+        p
+    } else {
+        PathBuf::from("tauri-driver")
+    }
+}
+
+/// Starts Xvfb on the first display number that is free (no lock file, no socket, and our
+/// server comes up on it); returns the child and the number.
+fn start_xvfb(log: &Path) -> (Child, u32) {
+    let base = 150 + std::process::id() % 400;
+    for n in (0..100).map(|i| base + i * 7 % 400) {
+        if Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        {
+            continue;
+        }
+        let out = File::create(log).expect("xvfb log");
+        let mut child = Command::new("Xvfb")
+            .arg(format!(":{n}"))
+            .args([
+                "-screen",
+                "0",
+                "1280x900x24",
+                "-nolisten",
+                "tcp",
+                "-noreset",
+            ])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log fd"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn Xvfb (apt-get install xvfb)");
+        let sock = format!("/tmp/.X11-unix/X{n}");
+        let mut exited = false;
+        let up = wait_until(Duration::from_secs(10), || {
+            exited = child.try_wait().ok().flatten().is_some();
+            exited || Path::new(&sock).exists()
+        });
+        if up && !exited {
+            return (child, n);
+        }
+        // Lost a race for this number (or Xvfb failed): try the next one.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("no free X display found");
+}
+
+/// The PIDs of every descendant of `pid` (children first scanned from /proc).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid …: comm may hold spaces, so split after the last ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|x| x.parse::<u32>().ok());
+            if let Some(pp) = ppid {
+                parent_of.push((p, pp));
+            }
+        }
+    }
+    let mut out = vec![];
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for &(c, pp) in &parent_of {
+            if pp == p && !out.contains(&c) {
+                out.push(c);
+                frontier.push(c);
+            }
+        }
+    }
+    out
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: signalling a process this test started (directly or through its driver).
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
+}
+
+/// How to start a session.
+#[derive(Default)]
+pub(crate) struct GuiOptions {
+    /// Point the app at `<session dir>/late.sock`, which does not exist until
+    /// [`Gui::connect_late_socket`]: the app starts with the engine down.
+    pub(crate) late_socket: bool,
+}
+
+impl Gui {
+    /// Starts the engine, the display, the driver and the app; returns once the UI is loaded
+    /// and shows the engine as ready.
+    pub(crate) async fn start() -> Gui {
+        Self::start_with(GuiOptions::default()).await
+    }
+
+    /// The socket path a `late_socket` session's app uses.
+    fn late_socket(&self) -> PathBuf {
+        self.dir.path().join("late.sock")
+    }
+
+    /// Makes the late socket lead to the engine (a symlink to its socket).
+    pub(crate) fn connect_late_socket(&self) {
+        std::os::unix::fs::symlink(self.engine.socket(), self.late_socket())
+            .expect("link the late socket");
+    }
+
+    /// As [`Gui::start`]; with `late_socket` it returns once the UI is loaded, whatever the
+    /// engine state.
+    pub(crate) async fn start_with(opts: GuiOptions) -> Gui {
+        let engine = tokio::task::block_in_place(Engine::start);
+        let dir = tempfile::Builder::new()
+            .prefix("berth-gui-")
+            .tempdir()
+            .expect("gui temp dir");
+        let mut gui = Gui {
+            engine,
+            client: None,
+            xvfb: None,
+            driver: None,
+            dir,
+        };
+        let (xvfb, display) = start_xvfb(&gui.dir.path().join("xvfb.log"));
+        gui.xvfb = Some(xvfb);
+
+        let port = free_port();
+        let native_port = loop {
+            let p = free_port();
+            if p != port {
+                break p;
+            }
+        };
+        let home = gui.dir.path().join("home");
+        for d in ["config", "data", "cache", "berth"] {
+            std::fs::create_dir_all(home.join(d)).expect("app dirs");
+        }
+        let docker_host = if opts.late_socket {
+            format!("unix://{}", gui.late_socket().display())
+        } else {
+            gui.engine.host()
+        };
+        let log = File::create(gui.driver_log()).expect("driver log");
+        let driver = Command::new("dbus-run-session")
+            .arg("--")
+            .arg(tauri_driver())
+            .args(["--port", &port.to_string()])
+            .args(["--native-port", &native_port.to_string()])
+            .args(["--native-host", "127.0.0.1"])
+            .env("DISPLAY", format!(":{display}"))
+            .env("BERTH_DOCKER_HOST", docker_host)
+            .env("BERTH_HOME", home.join("berth"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("BERTH_APP_LOG", "debug")
+            .env_remove("DOCKER_HOST")
+            // WebKit's GPU paths have nothing to use under Xvfb.
+            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            // Same process group as the test: if the test runner kills a hung test's group,
+            // the driver, WebKitWebDriver and the app go with it (Drop does it otherwise).
+            .spawn()
+            .expect("spawn dbus-run-session tauri-driver (scripts/install-gui-deps.sh)");
+        gui.driver = Some(driver);
+        // Both must listen: tauri-driver forwards the session request to WebKitWebDriver.
+        let addr = format!("127.0.0.1:{port}");
+        for a in [addr.clone(), format!("127.0.0.1:{native_port}")] {
+            let listening = wait_until(WAIT, || std::net::TcpStream::connect(&a).is_ok());
+            assert!(listening, "nothing listens on {a}\n{}", gui.logs());
+        }
+
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": built_bin("berth-app", "BERTH_APP_BIN") }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let session = tokio::time::timeout(
+            WAIT,
+            ClientBuilder::new(connector)
+                .capabilities(caps)
+                .connect(&format!("http://{addr}")),
+        )
+        .await;
+        let client = match session {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => panic!("WebDriver session failed: {e}\n{}", gui.logs()),
+            Err(_) => panic!(
+                "WebDriver session not created within {WAIT:?}\n{}",
+                gui.logs()
+            ),
+        };
+        gui.client = Some(client);
+        gui.wait_attr("body", "data-ready", "true").await;
+        if !opts.late_socket {
+            gui.wait_attr("[data-testid=engine-status]", "data-state", "ready")
+                .await;
+        }
+        gui
+    }
+
+    pub(crate) fn c(&self) -> &Client {
+        self.client.as_ref().expect("webdriver session")
+    }
+
+    /// The private home of the app under test: `berth/` (BERTH_HOME), `config/`, `data/`, `cache/`.
+    pub(crate) fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    fn driver_log(&self) -> PathBuf {
+        self.dir.path().join("tauri-driver.log")
+    }
+
+    /// The driver/app log and the app's own log, for failure messages.
+    pub(crate) fn logs(&self) -> String {
+        let tail = |p: &Path| {
+            let t = std::fs::read_to_string(p).unwrap_or_default();
+            let lines: Vec<&str> = t.lines().collect();
+            lines[lines.len().saturating_sub(60)..].join("\n")
+        };
+        let app_log = self
+            .dir
+            .path()
+            .join("home/data/dev.berth.app/logs/berth-app.log");
+        format!(
+            "--- tauri-driver + app stderr ---\n{}\n--- berth-app.log ---\n{}",
+            tail(&self.driver_log()),
+            tail(&app_log)
+        )
+    }
+
+    /// Runs the docker CLI against the test engine (blocking, off the async workers).
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
+        tokio::task::block_in_place(|| self.engine.docker_ok(args))
+    }
+
+    /// Runs the docker CLI expecting failure; returns its stderr.
+    pub(crate) fn cli_err(&self, args: &[&str]) -> String {
+        tokio::task::block_in_place(|| self.engine.docker_err(args))
+    }
+
+    /// Polls `cond` (CLI side) up to [`WAIT`].
+    pub(crate) fn cli_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let ok = tokio::task::block_in_place(|| wait_until(WAIT, &mut cond));
+        assert!(
+            ok,
+            "timed out after {WAIT:?} waiting for {what}\n{}",
+            self.logs()
+        );
+    }
+
+    /// Waits for an element matching `css` and returns it.
+    pub(crate) async fn find(&self, css: &str) -> Element {
+        let find = self
+            .c()
+            .wait()
+            .at_most(WAIT)
+            .every(Duration::from_millis(100))
+            .for_element(Locator::Css(css));
+        // The wait only checks its deadline between requests: bound a hung request too.
+        match tokio::time::timeout(WAIT + Duration::from_secs(5), find).await {
+            Ok(Ok(e)) => e,
+            Ok(Err(e)) => panic!("no element {css} within {WAIT:?}: {e}\n{}", self.logs()),
+            Err(_) => panic!(
+                "finding {css}: no answer from the WebDriver\n{}",
+                self.logs()
+            ),
+        }
+    }
+
+    /// Awaits one WebDriver call, bounded by [`WAIT`]: a hung driver fails the test instead of
+    /// hanging it.
+    async fn bounded<T, E: std::fmt::Display>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, E>>,
+    ) -> T {
+        match tokio::time::timeout(WAIT, call).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => panic!("{what}: {e}\n{}", self.logs()),
+            Err(_) => panic!("{what}: no answer within {WAIT:?}\n{}", self.logs()),
+        }
+    }
+
+    /// Clicks the element matching `css` (waiting for it). A list re-rendered between finding
+    /// and clicking (stale element) is looked up again, within [`WAIT`].
+    pub(crate) async fn click(&self, css: &str) {
+        let end = Instant::now() + WAIT;
+        loop {
+            let el = self.find(css).await;
+            let clicked = tokio::time::timeout(WAIT, el.click())
+                .await
+                .unwrap_or_else(|_| panic!("click {css}: no answer within {WAIT:?}"));
+            match clicked {
+                Ok(()) => return,
+                Err(e) if Instant::now() < end => {
+                    note(&format!("retrying click {css}: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("click {css}: {e}\n{}", self.logs()),
+            }
+        }
+    }
+
+    /// Types `text` into the input matching `css` (cleared first).
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
+        let el = self.find(css).await;
+        self.bounded(&format!("clear {css}"), el.clear()).await;
+        self.bounded(&format!("type into {css}"), el.send_keys(text))
+            .await;
+    }
+
+    /// Polls a JS expression until it returns `true` (bounded by [`WAIT`]).
+    pub(crate) async fn until_js(&self, what: &str, script: &str, args: Vec<serde_json::Value>) {
+        let end = Instant::now() + WAIT;
+        let mut last = serde_json::Value::Null;
+        while Instant::now() < end {
+            let left = end.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.c().execute(script, args.clone())).await {
+                Ok(Ok(serde_json::Value::Bool(true))) => return,
+                Ok(Ok(v)) => last = v,
+                Ok(Err(e)) => last = serde_json::Value::String(e.to_string()),
+                Err(_) => last = "no answer from the WebDriver".into(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "timed out after {WAIT:?} waiting for {what} (last: {last})\n{}",
+            self.logs()
+        );
+    }
+
+    /// Waits until the element matching `css` has attribute `attr` = `value`.
+    pub(crate) async fn wait_attr(&self, css: &str, attr: &str, value: &str) {
+        self.until_js(
+            &format!("{css} [{attr}={value}]"),
+            "const e = document.querySelector(arguments[0]); return !!e && e.getAttribute(arguments[1]) === arguments[2];",
+            vec![css.into(), attr.into(), value.into()],
+        )
+        .await;
+    }
+
+    /// Waits until the text of the element matching `css` contains `needle`.
+    pub(crate) async fn wait_text(&self, css: &str, needle: &str) {
+        self.until_js(
+            &format!("{needle:?} in {css}"),
+            "const e = document.querySelector(arguments[0]); return !!e && e.textContent.includes(arguments[1]);",
+            vec![css.into(), needle.into()],
+        )
+        .await;
+    }
+
+    /// Waits until the element matching `css` is rendered (not `hidden`, has a box).
+    pub(crate) async fn wait_visible(&self, css: &str) {
+        self.until_js(
+            &format!("{css} visible"),
+            "const e = document.querySelector(arguments[0]); return !!e && !e.hidden && e.getClientRects().length > 0;",
+            vec![css.into()],
+        )
+        .await;
+    }
+
+    /// Waits until the element matching `css` exists but is not rendered.
+    pub(crate) async fn wait_hidden(&self, css: &str) {
+        self.until_js(
+            &format!("{css} hidden"),
+            "const e = document.querySelector(arguments[0]); return !!e && e.getClientRects().length === 0;",
+            vec![css.into()],
+        )
+        .await;
+    }
+
+    /// Waits until no element matches `css`.
+    pub(crate) async fn wait_gone(&self, css: &str) {
+        self.until_js(
+            &format!("{css} gone"),
+            "return document.querySelector(arguments[0]) === null;",
+            vec![css.into()],
+        )
+        .await;
+    }
+
+    /// The text of the element matching `css`.
+    pub(crate) async fn text(&self, css: &str) -> String {
+        let el = self.find(css).await;
+        self.bounded(&format!("text of {css}"), el.text()).await
+    }
+
+    /// Opens a view from the navigation bar.
+    pub(crate) async fn nav(&self, view: &str) {
+        self.click(&format!("[data-testid=nav-{view}]")).await;
+        self.wait_attr("body", "data-view", view).await;
+    }
+
+    /// Waits for the error banner and returns `(code, message)`.
+    pub(crate) async fn error_shown(&self) -> (String, String) {
+        self.until_js(
+            "the error banner",
+            // Shown and actually rendered (not only un-hidden in the DOM).
+            "const b = document.querySelector('[data-testid=error-banner]'); return !b.hidden && b.getClientRects().length > 0;",
+            vec![],
+        )
+        .await;
+        (
+            self.text("[data-testid=error-code]").await,
+            self.text("[data-testid=error-message]").await,
+        )
+    }
+
+    /// Saves a PNG of the window as `$BERTH_GUI_SCREENSHOTS/<name>.png` when that variable is
+    /// set (for looking at what a test saw); otherwise does nothing. Best effort, 10 s at most.
+    pub(crate) async fn snapshot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("BERTH_GUI_SCREENSHOTS") else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        // WebKitWebDriver's snapshot waits for a quiet frame: a focused input's caret keeps
+        // the view busy.
+        let blur = "if (document.activeElement) document.activeElement.blur(); return true;";
+        let _ = tokio::time::timeout(WAIT, self.c().execute(blur, vec![])).await;
+        match tokio::time::timeout(Duration::from_secs(10), self.c().screenshot()).await {
+            Ok(Ok(png)) => {
+                let _ = std::fs::create_dir_all(&dir);
+                let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+            }
+            Ok(Err(e)) => note(&format!("screenshot {name}: {e}")),
+            Err(_) => note(&format!("screenshot {name}: no answer within 10 s")),
+        }
+    }
+
+    /// Ends the session (the app quits), then stops everything. Call at the end of a test;
+    /// `Drop` does the same without the orderly session end.
+    pub(crate) async fn finish(mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), c.close()).await;
+        }
+        tokio::task::block_in_place(|| self.stop_processes());
+    }
+
+    fn stop_processes(&mut self) {
+        if let Some(mut d) = self.driver.take() {
+            // The driver, WebKitWebDriver, the app and the session bus: all started by us.
+            let mut pids = descendants(d.id());
+            pids.push(d.id());
+            for &p in &pids {
+                signal(p, libc::SIGTERM);
+            }
+            let gone = wait_until(Duration::from_secs(5), || {
+                d.try_wait().ok().flatten().is_some()
+                    && pids
+                        .iter()
+                        .all(|p| !Path::new(&format!("/proc/{p}")).exists())
+            });
+            if !gone {
+                for &p in &pids {
+                    signal(p, libc::SIGKILL);
+                }
+                let _ = d.wait();
+            }
+        }
+        if let Some(mut x) = self.xvfb.take() {
+            signal(x.id(), libc::SIGTERM);
+            if !wait_until(Duration::from_secs(5), || {
+                x.try_wait().ok().flatten().is_some()
+            }) {
+                let _ = x.kill();
+                let _ = x.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Gui {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        self.client.take();
+        self.stop_processes();
+    }
+}
+
+fn note(msg: &str) {
+    eprintln!("gui: {msg}");
+}
+
+/// CSS for the row of the container named `name`.
+pub(crate) fn container_row(name: &str) -> String {
+    format!("[data-testid=container-row][data-name=\"{name}\"]")
+}

@@ -1,0 +1,14 @@
+//! GUI end-to-end tests (tier 5): the real `berth-app` binary in a real WebKitGTK webview, under
+//! a private Xvfb, driven over WebDriver (`tauri-driver` → `WebKitWebDriver`) by fantoccini,
+//! against a fresh berth-agent (`Engine`) named by `BERTH_DOCKER_HOST`. The docker CLI checks
+//! what the UI did, and the UI must show what the CLI did. See `docs/dev/gui.md`.
+//!
+//! Needs: `berth-app` and `berth-agent` built next to this test binary (or `BERTH_APP_BIN`,
+//! `BERTH_AGENT_BIN`), `Xvfb`, `dbus-run-session`, `WebKitWebDriver` and `tauri-driver`
+//! (`scripts/install-gui-deps.sh`). A missing one fails the test.
+
+mod containers;
+mod engine;
+mod harness;
+mod images;
+mod resources;
