@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Sets up and runs Berth on this machine (root, Debian 12), headless.
+# Sets up and runs Berth on this machine (root, Debian 12).
 #
-#   scripts/run.sh            boot Berth's VM and forward its Docker socket (needs the VM parts)
-#   scripts/run.sh --native   run the engine directly on this Linux host, no VM
+#   scripts/run.sh              boot Berth's VM, forward its Docker socket, then open the desktop
+#                               app when there is a display (headless otherwise)
+#   scripts/run.sh --headless   the same, never the app
+#   scripts/run.sh --native     run the engine directly on this Linux host, no VM (headless)
 #
 # Then: docker --context berth ps   (or DOCKER_HOST=unix://$HOME/.berth/run/docker.sock)
-# The desktop app is separate and optional: scripts/desktop.sh (needs a display).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}"
 mode=vm
-[ "${1:-}" = "--native" ] && mode=native
+gui=auto
+case "${1:-}" in
+    --native) mode=native ;;
+    --headless) gui=no ;;
+    "") ;;
+    *) echo "run.sh: unknown argument $1 (--native, --headless)" >&2; exit 2 ;;
+esac
+if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then gui=no; fi
 
 bash tests/fixtures/deps.sh
 cargo build --release --locked -p berth-agent
@@ -21,6 +29,11 @@ if [ "$mode" = vm ]; then
     # Boots the VM under a background supervisor, waits for the Docker API, creates the `berth`
     # docker context. `berth stop` shuts it down; `berth logs -f` shows the console.
     "$CARGO_TARGET_DIR/release/berth" start
+    if [ "$gui" = auto ]; then
+        # The app and its tray show the VM's state and start/stop it; the VM keeps running
+        # when the app quits (`berth stop` ends it).
+        exec bash scripts/desktop.sh
+    fi
     exec "$CARGO_TARGET_DIR/release/berth" status
 fi
 
