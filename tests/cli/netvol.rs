@@ -342,6 +342,29 @@ fn netvol_link_adds_hosts_line_and_checks_the_target() {
         assert!(env.lines().any(|l| l == want), "{want} not in\n{env}");
     }
     assert!(!env.contains("DB_ENV_PATH"), "{env}");
+    // `docker exec` processes get them too, with HOSTNAME, as under dockerd.
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "--hostname",
+        "h2",
+        "--link",
+        "other:db",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let env = e.docker_ok(&["exec", "web2", "env"]);
+    for want in [
+        "HOSTNAME=h2".to_string(),
+        format!("DB_PORT_6379_TCP_ADDR={ip}"),
+        "DB_NAME=/web2/db".into(),
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} not in\n{env}");
+    }
+    e.docker_ok(&["rm", "-f", "web2"]);
     e.docker_ok(&["stop", "-t", "0", "other"]);
     let err = e.docker_err(&["run", "--rm", "--link", "other:db", "busybox", "true"]);
     assert!(

@@ -326,7 +326,12 @@ impl Svc {
             &usr_spec,
             s.host.group_add.as_deref().unwrap_or_default(),
         )?;
-        let mut env = s.record.config.env.clone().unwrap_or_default();
+        // dockerd's order: HOSTNAME and the link variables, the container's own, the exec's.
+        let mut env = self.link_settings(&s.record.name, &s.host)?.env;
+        if s.host.network_mode != "host" {
+            env.insert(0, format!("HOSTNAME={}", s.record.config.hostname));
+        }
+        env = super::create::merge_env(&env, &s.record.config.env.clone().unwrap_or_default());
         env = super::create::merge_env(&env, &cfg.env.clone().unwrap_or_default());
         super::create::add_process_defaults(&mut env, cfg.tty, &usr.home);
         let size = console.or(cfg.console_size).filter(|s| s[0] > 0);
