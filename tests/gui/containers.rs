@@ -26,6 +26,10 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
         "-d",
         "--name",
         "gui-web",
+        "--label",
+        "com.docker.compose.project=demo",
+        "--label",
+        "com.docker.compose.service=web",
         "busybox",
         "sh",
         "-c",
@@ -37,6 +41,11 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
         .text(&format!("{row} [data-testid=container-image]"))
         .await;
     assert_eq!(image, "busybox");
+    // Compose labels name the project and service under the container's name.
+    let project = gui
+        .text(&format!("{row} [data-testid=container-project]"))
+        .await;
+    assert_eq!(project, "demo · web");
 
     // Logs: the early line and later ones (follow, not a snapshot).
     gui.click(&format!("{row} [data-testid=container-logs]"))

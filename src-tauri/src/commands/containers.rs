@@ -27,6 +27,9 @@ pub struct ContainerRow {
     pub state: String,
     pub status: String,
     pub ports: Vec<String>,
+    /// The compose project and service it belongs to (`com.docker.compose.*` labels), if any.
+    pub project: String,
+    pub service: String,
 }
 
 impl From<ContainerSummary> for ContainerRow {
@@ -37,7 +40,11 @@ impl From<ContainerSummary> for ContainerRow {
             .first()
             .map(|n| n.trim_start_matches('/').to_string())
             .unwrap_or_default();
+        let labels = c.labels.unwrap_or_default();
+        let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
         Self {
+            project: label("com.docker.compose.project"),
+            service: label("com.docker.compose.service"),
             id: c.id.unwrap_or_default(),
             name,
             image: c.image.unwrap_or_default(),
@@ -71,7 +78,14 @@ pub async fn containers_list(state: State<'_, AppState>) -> Result<Vec<Container
         .into_iter()
         .map(ContainerRow::from)
         .collect();
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    // Compose projects together (first), then the other containers, each by name.
+    rows.sort_by(|a, b| {
+        (a.project.is_empty(), &a.project, &a.name).cmp(&(
+            b.project.is_empty(),
+            &b.project,
+            &b.name,
+        ))
+    });
     Ok(rows)
 }
 
@@ -342,6 +356,32 @@ mod tests {
     fn cpu_percent_is_zero_without_a_previous_sample() {
         assert_eq!(cpu_percent(5, 0, 0, 0, 4), 0.0);
         assert_eq!(cpu_percent(5, 9, 10, 5, 4), 0.0);
+    }
+
+    #[test]
+    fn compose_labels_name_the_project_and_service() {
+        let c = ContainerSummary {
+            names: Some(vec!["/proj-web-1".into()]),
+            labels: Some(
+                [
+                    ("com.docker.compose.project".to_string(), "proj".to_string()),
+                    ("com.docker.compose.service".to_string(), "web".to_string()),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let row = ContainerRow::from(c);
+        assert_eq!(
+            (
+                row.name.as_str(),
+                row.project.as_str(),
+                row.service.as_str()
+            ),
+            ("proj-web-1", "proj", "web")
+        );
+        let plain = ContainerRow::from(ContainerSummary::default());
+        assert_eq!((plain.project.as_str(), plain.service.as_str()), ("", ""));
     }
 
     #[test]

@@ -35,7 +35,11 @@ export async function load() {
 function row(c) {
   const running = c.state === "running";
   return h("tr", { testid: "container-row", dataset: { name: c.name, id: c.id, state: c.state } },
-    h("td", {}, h("strong", { testid: "container-name" }, c.name), h("div", { class: "muted mono" }, c.id.slice(0, 12))),
+    h("td", {},
+      h("strong", { testid: "container-name" }, c.name),
+      h("div", { class: "muted mono" }, c.id.slice(0, 12)),
+      c.project ? h("div", { class: "muted", testid: "container-project", title: "compose project · service" },
+        `${c.project} · ${c.service}`) : null),
     h("td", { testid: "container-image" }, c.image),
     h("td", { testid: "container-state", class: `state-${c.state}`, title: c.status }, c.state),
     h("td", { testid: "container-ports", class: "mono" }, c.ports.join(", ")),
