@@ -1,6 +1,7 @@
 //! Containers view: a container created with the CLI shows up (pushed by `/events`), its logs
 //! follow, the terminal runs commands, stats arrive, Docker's refusal to remove a running
-//! container is shown as Docker words it, and stop/remove from the UI are seen by the CLI.
+//! container is shown as Docker words it, compose project actions reach every container of the
+//! project, and stop/remove from the UI are seen by the CLI.
 
 use crate::harness::{container_row, Gui};
 
@@ -115,6 +116,55 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     assert_eq!(msg, cli_msg);
     gui.click("[data-testid=error-dismiss]").await;
 
+    // A compose project: a header row whose actions reach every container of the project.
+    gui.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "gui-db",
+        "--label",
+        "com.docker.compose.project=demo",
+        "--label",
+        "com.docker.compose.service=db",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 1; done",
+    ]);
+    let project = "[data-testid=project-row][data-project=demo]";
+    gui.wait_text(
+        &format!("{project} [data-testid=project-summary]"),
+        "2/2 running",
+    )
+    .await;
+    let states = || {
+        gui.engine.docker_ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "label=com.docker.compose.project=demo",
+            "--format",
+            "{{.State}}",
+        ])
+    };
+    gui.click(&format!("{project} [data-testid=project-stop]"))
+        .await;
+    gui.cli_until("the project to stop", || {
+        states().lines().all(|s| s == "exited")
+    });
+    gui.wait_text(
+        &format!("{project} [data-testid=project-summary]"),
+        "0/2 running",
+    )
+    .await;
+    gui.click(&format!("{project} [data-testid=project-start]"))
+        .await;
+    gui.cli_until("the project to start", || {
+        states().lines().all(|s| s == "running")
+    });
+    gui.wait_attr(&container_row("gui-db"), "data-state", "running")
+        .await;
+
     // Stop from the UI: the CLI sees it exited, and the row follows.
     gui.click(&format!("{row} [data-testid=container-stop]"))
         .await;
@@ -136,5 +186,11 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
             .is_empty()
     });
     gui.wait_gone(&row).await;
+
+    // Remove all: the rest of the project goes, running or not, and so does its header.
+    gui.click(&format!("{project} [data-testid=project-remove]"))
+        .await;
+    gui.cli_until("the project to be removed", || states().trim().is_empty());
+    gui.wait_gone(project).await;
     gui.finish().await;
 }

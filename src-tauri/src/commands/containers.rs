@@ -43,7 +43,7 @@ impl From<ContainerSummary> for ContainerRow {
         let labels = c.labels.unwrap_or_default();
         let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
         Self {
-            project: label("com.docker.compose.project"),
+            project: label(super::compose::PROJECT_LABEL),
             service: label("com.docker.compose.service"),
             id: c.id.unwrap_or_default(),
             name,

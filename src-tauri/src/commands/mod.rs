@@ -1,6 +1,7 @@
 //! Tauri commands, one file per area, named `area_verb`. Each is a thin forward to the Docker
 //! client or `berth-host`; errors are [`crate::error::AppError`] (`{code, message}` in the UI).
 
+pub mod compose;
 pub mod containers;
 pub mod images;
 pub mod networks;
@@ -14,6 +15,9 @@ pub mod volumes;
 macro_rules! all_commands {
     () => {
         tauri::generate_handler![
+            $crate::commands::compose::compose_start,
+            $crate::commands::compose::compose_stop,
+            $crate::commands::compose::compose_remove,
             $crate::commands::containers::containers_list,
             $crate::commands::containers::containers_start,
             $crate::commands::containers::containers_stop,

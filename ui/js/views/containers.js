@@ -27,9 +27,36 @@ async function loadXterm() {
 
 export async function load() {
   const rows = await call("containers_list");
-  renderRows($("container-list"), rows, (c) => c.id, row);
+  // Compose projects come first in the list (sorted by the app): a header row each.
+  const items = [];
+  for (const c of rows) {
+    if (c.project && !items.some((i) => i.kind === "project" && i.project === c.project)) {
+      const members = rows.filter((r) => r.project === c.project);
+      const running = members.filter((m) => m.state === "running").length;
+      items.push({ kind: "project", project: c.project, running, total: members.length });
+    }
+    items.push(c);
+  }
+  renderRows($("container-list"), items,
+    (i) => (i.kind === "project" ? `project:${i.project}` : i.id),
+    (i) => (i.kind === "project" ? projectRow(i) : row(i)));
   $("container-empty").hidden = rows.length > 0;
   if (current && !rows.some((r) => r.id === current.id)) closeDetail();
+}
+
+function projectRow(p) {
+  const act = (label, testid, command, cls) =>
+    actionButton(label, testid, () => call(command, { project: p.project }), cls);
+  return h("tr", { testid: "project-row", class: "project", dataset: { project: p.project } },
+    h("td", { colspan: "4" },
+      h("strong", {}, p.project),
+      h("span", { class: "muted", testid: "project-summary" }, ` · compose project · ${p.running}/${p.total} running`)),
+    h("td", { class: "actions" },
+      act("Start all", "project-start", "compose_start"),
+      act("Stop all", "project-stop", "compose_stop"),
+      act("Remove all", "project-remove", "compose_remove", "danger"),
+    ),
+  );
 }
 
 function row(c) {
