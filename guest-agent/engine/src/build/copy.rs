@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
 
 use super::view::ImageView;
+use crate::compression::decoder;
 use crate::{EngineError, Result};
 
 /// What one `COPY`/`ADD` copies.
@@ -230,7 +231,7 @@ impl<'v, W: Write> LayerWriter<'v, W> {
     fn extract(&mut self, archive: &Path, rel: &Path) -> Result<()> {
         self.ensure_dir(rel)?;
         let r = BufReader::new(fs::File::open(archive)?);
-        let mut archive = tar::Archive::new(decompress(r)?);
+        let mut archive = tar::Archive::new(decoder(r)?);
         for e in archive.entries()? {
             let mut e = e?;
             let path = clean_rel(&e.path()?.to_string_lossy());
@@ -287,17 +288,12 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// A tar reader over a plain or compressed stream.
-fn decompress<'a>(r: BufReader<fs::File>) -> Result<Box<dyn Read + 'a>> {
-    Ok(crate::compression::decoder(r)?)
-}
-
 /// Whether `ADD` extracts the file: a tar, plain or compressed (gzip, bzip2, xz, zstd).
 fn is_archive(path: &Path) -> bool {
     let Ok(f) = fs::File::open(path) else {
         return false;
     };
-    let Ok(mut r) = decompress(BufReader::new(f)) else {
+    let Ok(mut r) = decoder(BufReader::new(f)) else {
         return false;
     };
     let mut block = [0u8; 512];

@@ -8,7 +8,7 @@ use berth_docker_api::volume::VolumeCreateOptions;
 
 use super::record::{Record, StateRecord, Stored};
 use super::{names, Container, Svc};
-use crate::{network, EngineError, Result};
+use crate::{EngineError, Result};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -27,6 +27,19 @@ pub fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
         }
     }
     out
+}
+
+/// A container process's environment in dockerd's order: `HOSTNAME` (none on the host's
+/// network), the link variables, then the container's own `env` over them.
+pub fn container_env(hostname: Option<&str>, links: Vec<String>, own: &[String]) -> Vec<String> {
+    let mut base = links;
+    if let Some(h) = hostname {
+        base.insert(0, format!("HOSTNAME={h}"));
+    }
+    if base.is_empty() {
+        return own.to_vec();
+    }
+    merge_env(&base, own)
 }
 
 /// The variables every container process gets unless set: `TERM=xterm` with a terminal, and
@@ -133,19 +146,11 @@ impl Svc {
         if host.network_mode.is_empty() || host.network_mode == "default" {
             host.network_mode = "bridge".into();
         }
-        let mut networks = self.network_plan(
+        let networks = self.network_plan(
             &host.network_mode,
             req.networking_config.endpoints_config.as_ref(),
+            cfg.mac_address.as_deref(),
         )?;
-        // Before API 1.44 the MAC address came in `Config.MacAddress`, for the first network.
-        if let (Some(first), Some(mac)) = (networks.first_mut(), cfg.mac_address.as_deref()) {
-            if first.mac_address.is_empty() && !mac.is_empty() {
-                if network::parse_mac(mac).is_none() {
-                    return Err(EngineError::invalid(format!("invalid MAC address: {mac}")));
-                }
-                first.mac_address = mac.to_string();
-            }
-        }
         // The CLI sends -1 for "unset"; dockerd's inspect shows null.
         if host.memory_swappiness == Some(-1) {
             host.memory_swappiness = None;

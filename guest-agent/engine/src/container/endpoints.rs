@@ -48,16 +48,18 @@ fn is_default(name: &str) -> bool {
 impl Svc {
     /// The networks a new container joins: its network mode (with the settings of its
     /// `EndpointsConfig` entry) first, then the other entries (`--network a --network b`).
-    /// Checks `--ip` and aliases like dockerd does at create.
+    /// `Config.MacAddress` (`legacy_mac`, before API 1.44) is the first network's unless its
+    /// entry has one. Checks `--ip`, aliases and MAC addresses like dockerd does at create.
     pub(crate) fn network_plan(
         &self,
         network_mode: &str,
         endpoints: Option<&BTreeMap<String, Value>>,
+        legacy_mac: Option<&str>,
     ) -> Result<Vec<EndpointRequest>> {
         let empty = BTreeMap::new();
         let endpoints = endpoints.unwrap_or(&empty);
         let same = |key: &str| key == network_mode || (is_default(key) && is_default(network_mode));
-        let first = endpoints
+        let mut first = endpoints
             .iter()
             .find(|(k, _)| same(k))
             .map(|(_, v)| endpoint_request(network_mode, v))
@@ -65,6 +67,9 @@ impl Svc {
                 network: network_mode.to_string(),
                 ..Default::default()
             });
+        if first.mac_address.is_empty() {
+            first.mac_address = legacy_mac.unwrap_or_default().to_string();
+        }
         let mut plan = vec![first];
         plan.extend(
             endpoints

@@ -301,7 +301,7 @@ impl Svc {
             .attach(&AttachRequest {
                 container_id: c.id.clone(),
                 container_name: rec.name.clone(),
-                network_mode: first.network,
+                first,
                 port_bindings: host
                     .port_bindings
                     .clone()
@@ -327,9 +327,6 @@ impl Svc {
                     .unwrap_or_default()
                     .into_keys()
                     .collect(),
-                ipv4_address: first.ipv4_address,
-                aliases: first.aliases,
-                mac_address: first.mac_address,
                 extra: plan.collect(),
                 dns: host.dns.clone().unwrap_or_default(),
             })
@@ -367,15 +364,11 @@ impl Svc {
             &rec.config.user,
             host.group_add.as_deref().unwrap_or_default(),
         )?;
-        let mut env = rec.config.env.clone().unwrap_or_default();
-        // dockerd's order: HOSTNAME, then the link variables, then the container's own.
-        let mut daemon_env = links.env;
-        if !host_net {
-            daemon_env.insert(0, format!("HOSTNAME={hostname}"));
-        }
-        if !daemon_env.is_empty() {
-            env = super::create::merge_env(&daemon_env, &env);
-        }
+        let mut env = super::create::container_env(
+            (!host_net).then_some(hostname.as_str()),
+            links.env,
+            rec.config.env.as_deref().unwrap_or_default(),
+        );
         super::create::add_process_defaults(&mut env, rec.config.tty, &usr.home);
         let mut args: Vec<String> = std::iter::once(rec.path.clone())
             .chain(rec.args.iter().cloned())

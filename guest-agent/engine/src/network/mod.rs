@@ -69,20 +69,15 @@ pub struct EndpointRequest {
 pub struct AttachRequest {
     pub container_id: String,
     pub container_name: String,
-    /// `HostConfig.NetworkMode`: `default`/`bridge`, `host`, `none`, or a network name or id.
-    pub network_mode: String,
+    /// The first network: `network` is `HostConfig.NetworkMode` (`default`/`bridge`, `host`,
+    /// `none`, or a network name or id), with its `--ip`, aliases (`--network-alias`, compose
+    /// service names) and `--mac-address`.
+    pub first: EndpointRequest,
     /// `"80/tcp"` → bindings.
     pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
     pub publish_all: bool,
     /// `"80/tcp"` keys of `Config.ExposedPorts` (used by `-P`).
     pub exposed_ports: Vec<String>,
-    /// `--ip` (`EndpointsConfig.<net>.IPAMConfig.IPv4Address`); empty picks a free address.
-    pub ipv4_address: String,
-    /// `EndpointsConfig.<net>.Aliases` (`--network-alias`, compose service names): more
-    /// names the embedded DNS of a user network answers for.
-    pub aliases: Vec<String>,
-    /// `--mac-address` of the first network; empty derives one from the address.
-    pub mac_address: String,
     /// More bridge networks, joined as `eth1`, `eth2`… (the default route stays on `eth0`).
     pub extra: Vec<EndpointRequest>,
     /// `--dns` (`HostConfig.Dns`): where the embedded DNS of user networks forwards the
@@ -286,7 +281,7 @@ impl NetworkService {
     /// Creates the container's network namespace, connects it to its network (and to
     /// `req.extra`), and publishes its ports.
     pub async fn attach(&self, req: &AttachRequest) -> Result<Attachment> {
-        let mode = req.network_mode.as_str();
+        let mode = req.first.network.as_str();
         let net = {
             let st = lock(&self.state);
             let key = match mode {
@@ -302,19 +297,14 @@ impl NetworkService {
         };
         // Each start gets a fresh namespace: drop whatever an earlier run of this container
         // left behind (an engine crash between exit and detach).
-        let stale = self.netns_dir.join(&req.container_id);
-        let leftover = stale.exists()
+        let leftover = self.netns_dir.join(&req.container_id).exists()
             || !lock(&self.state)
                 .endpoints_of_container(&req.container_id)
                 .is_empty()
             || lock(&self.published).contains_key(&req.container_id);
         if leftover {
             tracing::info!(id = %req.container_id, "releasing a previous endpoint");
-            let old = Attachment {
-                netns_path: Some(stale),
-                ..Default::default()
-            };
-            self.detach(&req.container_id, &old).await?;
+            self.release(&req.container_id).await?;
         }
         let named = |net: &NetworkRecord| Endpoint {
             network_name: net.name.clone(),
@@ -365,17 +355,7 @@ impl NetworkService {
         netns_path: &std::path::Path,
     ) -> Result<Attachment> {
         let cid = req.container_id.as_str();
-        let first = self.reserve(
-            net,
-            cid,
-            &req.container_name,
-            &EndpointRequest {
-                network: net.id.clone(),
-                ipv4_address: req.ipv4_address.clone(),
-                aliases: req.aliases.clone(),
-                mac_address: req.mac_address.clone(),
-            },
-        )?;
+        let first = self.reserve(net, cid, &req.container_name, &req.first)?;
         let mut more = Vec::with_capacity(req.extra.len());
         for x in &req.extra {
             let n = lock(&self.state).find(&x.network)?.clone();
@@ -919,6 +899,16 @@ impl NetworkService {
         Ok(())
     }
 
+    /// Detaches whatever the state and the namespace directory still have of `container_id`
+    /// without its attachment at hand (a crash between an exit and its detach).
+    async fn release(&self, container_id: &str) -> Result<()> {
+        let att = Attachment {
+            netns_path: Some(self.netns_dir.join(container_id)),
+            ..Attachment::default()
+        };
+        self.detach(container_id, &att).await
+    }
+
     /// Releases the endpoints and namespace pins of containers that no longer hold an
     /// attachment: an engine stopped between recording a container's exit (or removal) and
     /// detaching it leaves them behind, and they would keep the network busy and its
@@ -939,11 +929,7 @@ impl NetworkService {
         }
         for id in orphans {
             tracing::info!(container = %id, "releasing the network of a container that no longer holds it");
-            let att = Attachment {
-                netns_path: Some(self.netns_dir.join(&id)),
-                ..Attachment::default()
-            };
-            if let Err(e) = self.detach(&id, &att).await {
+            if let Err(e) = self.release(&id).await {
                 tracing::warn!(container = %id, error = %e, "cannot release orphaned endpoints");
             }
         }

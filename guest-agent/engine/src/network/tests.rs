@@ -156,7 +156,10 @@ async fn attach_publishes_port_and_detach_cleans_up() {
     let req = AttachRequest {
         container_id: format!("{:0>64}", "c1"),
         container_name: "/web".into(),
-        network_mode: "default".into(),
+        first: EndpointRequest {
+            network: "default".into(),
+            ..Default::default()
+        },
         port_bindings: BTreeMap::from([(
             "80/tcp".to_string(),
             vec![PortBinding {
@@ -285,8 +288,11 @@ async fn user_networks_restore_and_nat() {
     let req = AttachRequest {
         container_id: format!("{:0>64}", "d1"),
         container_name: "/u".into(),
-        network_mode: name.clone(),
-        aliases: vec!["svc-alias".into()],
+        first: EndpointRequest {
+            network: name.clone(),
+            aliases: vec!["svc-alias".into()],
+            ..Default::default()
+        },
         port_bindings: BTreeMap::from([(
             "7/tcp".to_string(),
             vec![PortBinding {
@@ -299,9 +305,9 @@ async fn user_networks_restore_and_nat() {
     let mut fixed = req.clone();
     fixed.container_id = format!("{:0>64}", "d2");
     fixed.port_bindings.clear();
-    fixed.ipv4_address = format!("10.199.{}.77", std::process::id() % 250);
+    fixed.first.ipv4_address = format!("10.199.{}.77", std::process::id() % 250);
     let fixed_att = fx.svc.attach(&fixed).await.unwrap();
-    assert_eq!(fixed_att.primary.ip_address, fixed.ipv4_address);
+    assert_eq!(fixed_att.primary.ip_address, fixed.first.ipv4_address);
     fixed.container_id = format!("{:0>64}", "d3");
     assert_eq!(
         fx.svc.attach(&fixed).await.unwrap_err().kind(),
@@ -384,7 +390,10 @@ async fn none_and_host_modes() {
         .svc
         .attach(&AttachRequest {
             container_id: format!("{:0>64}", "h1"),
-            network_mode: "host".into(),
+            first: EndpointRequest {
+                network: "host".into(),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .await
@@ -397,7 +406,10 @@ async fn none_and_host_modes() {
         .svc
         .attach(&AttachRequest {
             container_id: id.clone(),
-            network_mode: "none".into(),
+            first: EndpointRequest {
+                network: "none".into(),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .await
@@ -425,7 +437,10 @@ async fn none_and_host_modes() {
         .svc
         .attach(&AttachRequest {
             container_id: id.clone(),
-            network_mode: "none".into(),
+            first: EndpointRequest {
+                network: "none".into(),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .await
@@ -474,7 +489,10 @@ async fn runc_container_serves_through_published_port() {
     let req = AttachRequest {
         container_id: cid.clone(),
         container_name: "/runc-web".into(),
-        network_mode: "bridge".into(),
+        first: EndpointRequest {
+            network: "bridge".into(),
+            ..Default::default()
+        },
         port_bindings: BTreeMap::from([(
             "80/tcp".to_string(),
             vec![PortBinding {
