@@ -56,7 +56,7 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     gui.wait_text("[data-testid=logs-output]", "tick 3").await;
     gui.snapshot("containers-logs").await;
 
-    // Terminal (xterm.js): keys typed into it reach the TTY, the output comes back into it.
+    // Terminal (xterm.js): keys typed into it reach the TTY, the output is rendered.
     gui.click(&format!("{row} [data-testid=container-exec]"))
         .await;
     let screen = "[data-testid=exec-terminal] .xterm-rows";
@@ -67,9 +67,9 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
         "echo $((6*7))-exec-ok; hostname\u{E007}",
     )
     .await;
-    gui.terminal_holds("42-exec-ok").await;
+    gui.wait_text(screen, "42-exec-ok").await;
     let hostname = gui.cli(&["inspect", "-f", "{{.Config.Hostname}}", "gui-web"]);
-    gui.terminal_holds(hostname.trim()).await;
+    gui.wait_text(screen, hostname.trim()).await;
     // The TTY has the terminal's size, as a full-screen program would see it.
     gui.send_keys(
         "[data-testid=exec-terminal] .xterm-helper-textarea",
@@ -90,7 +90,7 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
             .all(|n| n.parse::<u32>().is_ok_and(|n| n >= 5)),
         "{size}"
     );
-    gui.terminal_holds(&size).await;
+    gui.wait_text(screen, &size).await;
 
     // Stats: a memory sample arrives. Leaving the terminal hangs its shell up.
     gui.click(&format!("{row} [data-testid=container-stats]"))

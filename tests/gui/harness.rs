@@ -385,20 +385,6 @@ impl Gui {
             .await;
     }
 
-    /// Waits until the exec terminal holds `needle` in its buffer (xterm.js paints its rows on
-    /// animation frames, so the buffer is what the session really wrote).
-    pub(crate) async fn terminal_holds(&self, needle: &str) {
-        self.until_js(
-            &format!("{needle:?} in the terminal"),
-            "const t = document.querySelector('[data-testid=exec-terminal]').term; \
-             if (!t) return false; const b = t.buffer.active; let s = ''; \
-             for (let i = 0; i < b.length; i++) s += b.getLine(i).translateToString(true) + '\\n'; \
-             return s.includes(arguments[0]);",
-            vec![needle.into()],
-        )
-        .await;
-    }
-
     /// Polls a JS expression until it returns `true` (bounded by [`WAIT`]).
     pub(crate) async fn until_js(&self, what: &str, script: &str, args: Vec<serde_json::Value>) {
         let end = Instant::now() + WAIT;
