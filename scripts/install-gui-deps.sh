@@ -4,11 +4,7 @@
 #   - Debian packages: WebKitGTK 4.1, GTK 3, appindicator, librsvg and libxdo headers (Tauri 2),
 #     Xvfb (a private X display), webkit2gtk-driver (WebKitWebDriver) and dbus-daemon
 #     (dbus-run-session: a session bus for the app under test);
-#   - tauri-driver (crates.io), pinned, into $BERTH_TOOLS/bin (default ~/.cache/berth/tools);
-#   - the web UI's npm modules (xterm.js for the terminal), pinned by ui/package-lock.json and
-#     installed with the machine's npm outside ui/ ($BERTH_UI_NPM, default ~/.cache/berth/ui-npm);
-#     the files the UI loads are copied to ui/vendor/ (not committed; the UI falls back to a
-#     line console without them).
+#   - tauri-driver (crates.io), pinned, into $BERTH_TOOLS/bin (default ~/.cache/berth/tools).
 # Runs `apt-get update` only when a package is missing. Usage: scripts/install-gui-deps.sh [--print]
 set -eu
 
@@ -66,22 +62,3 @@ else
     env -u CARGO_TARGET_DIR cargo install --locked tauri-driver --version "=$TAURI_DRIVER_VERSION" --root "$TOOLS"
 fi
 echo "install-gui-deps: tauri-driver in $TOOLS/bin"
-
-# The UI's npm modules: `npm ci` again only when the lock file changed.
-repo=$(cd "$(dirname "$0")/.." && pwd)
-npm_dir="${BERTH_UI_NPM:-$HOME/.cache/berth/ui-npm}"
-if ! command -v npm >/dev/null; then
-    echo "install-gui-deps: npm is missing (this machine kind has Node.js and npm)" >&2
-    exit 1
-fi
-mkdir -p "$npm_dir" "$repo/ui/vendor"
-if ! cmp -s "$repo/ui/package-lock.json" "$npm_dir/package-lock.json" \
-    || [ ! -f "$npm_dir/node_modules/@xterm/xterm/lib/xterm.mjs" ]; then
-    cp "$repo/ui/package.json" "$repo/ui/package-lock.json" "$npm_dir/"
-    (cd "$npm_dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
-fi
-# ES modules under a .js name: the app's asset server types files by extension.
-cp "$npm_dir/node_modules/@xterm/xterm/lib/xterm.mjs" "$repo/ui/vendor/xterm.esm.js"
-cp "$npm_dir/node_modules/@xterm/addon-fit/lib/addon-fit.mjs" "$repo/ui/vendor/addon-fit.esm.js"
-cp "$npm_dir/node_modules/@xterm/xterm/css/xterm.css" "$repo/ui/vendor/"
-echo "install-gui-deps: UI modules in ui/vendor"

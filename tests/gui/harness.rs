@@ -378,13 +378,6 @@ impl Gui {
             .await;
     }
 
-    /// Sends keys to the element matching `css` as typed (nothing cleared first).
-    pub(crate) async fn send_keys(&self, css: &str, text: &str) {
-        let el = self.find(css).await;
-        self.bounded(&format!("type into {css}"), el.send_keys(text))
-            .await;
-    }
-
     /// Polls a JS expression until it returns `true` (bounded by [`WAIT`]).
     pub(crate) async fn until_js(&self, what: &str, script: &str, args: Vec<serde_json::Value>) {
         let end = Instant::now() + WAIT;

@@ -1,29 +1,11 @@
 // Containers: the list (state, image, ports, actions) and a detail panel with logs (follow),
-// an interactive exec terminal (TTY, xterm.js) and live stats. Each open stream is stopped when
-// its tab closes or another container is opened.
+// an interactive exec console (TTY) and live stats. Each open stream is stopped when its tab
+// closes or another container is opened.
 
 import { call, stream } from "../api.js";
 import { $, h, actionButton, appendConsole, bytes, renderRows, showError, clearError } from "../dom.js";
 
-let current = null; // { id, name, tab, handle, term }
-
-// xterm.js, when scripts/install-gui-deps.sh has put it in ui/vendor/: a real terminal (full-screen
-// programs, colours, keys). Without it the exec tab is a line console.
-let xterm;
-async function loadXterm() {
-  if (xterm === undefined) {
-    try {
-      const [{ Terminal }, { FitAddon }] = await Promise.all([
-        import("../../vendor/xterm.esm.js"),
-        import("../../vendor/addon-fit.esm.js"),
-      ]);
-      xterm = { Terminal, FitAddon };
-    } catch {
-      xterm = null;
-    }
-  }
-  return xterm;
-}
+let current = null; // { id, name, tab, handle }
 
 export async function load() {
   const rows = await call("containers_list");
@@ -88,11 +70,7 @@ function row(c) {
 
 function stopStream() {
   if (current?.handle) current.handle.stop();
-  current?.term?.dispose();
-  if (current) {
-    current.handle = null;
-    current.term = null;
-  }
+  if (current) current.handle = null;
 }
 
 export function closeDetail() {
@@ -128,52 +106,21 @@ async function showTab(tab) {
       });
     } else if (tab === "exec") {
       const out = $("exec-output");
-      const box = $("exec-terminal");
-      const x = await loadXterm();
-      box.hidden = !x;
-      out.hidden = !!x;
-      $("exec-form").hidden = !!x;
       out.textContent = "";
-      let fit = null;
-      if (x) {
-        box.replaceChildren();
-        me.term = new x.Terminal({
-          cursorBlink: true,
-          fontSize: 13,
-          scrollback: 5000,
-          theme: { background: "#0f172a" },
-        });
-        fit = new x.FitAddon();
-        me.term.loadAddon(fit);
-        me.term.open(box);
-        fit.fit();
-        me.term.onData((d) => sendInput(d).catch(showError));
-      }
-      const term = me.term;
-      const write = (text) => (term ? term.write(text) : appendConsole(out, text));
       // Input typed while the session starts waits for it (sendInput awaits `ready`).
       me.ready = stream("containers_exec", { id: me.id, cmd: ["/bin/sh"] }, (m) => {
-        if (m.kind === "output") write(m.text);
+        if (m.kind === "output") appendConsole(out, m.text);
         else if (m.kind === "end") {
-          write(term ? "\r\n[session ended]\r\n" : "\n[session ended]\n");
+          appendConsole(out, "\n[session ended]\n");
           if (m.error) showError(m.error);
         }
       });
-      if (term) term.focus();
-      else $("exec-input").focus();
+      $("exec-input").focus();
       me.handle = await me.ready;
-      const resize = (cols, rows) => {
-        box.dataset.size = `${rows}x${cols}`;
-        call("containers_exec_resize", { stream: me.handle.id, cols, rows }).catch(() => {});
-      };
-      if (term) {
-        resize(term.cols, term.rows);
-        term.onResize(({ cols, rows }) => resize(cols, rows));
-        me.fit = fit;
-      } else {
-        // Size the TTY to the console (monospace 12px: about 7.2 x 16 px a cell).
-        resize(Math.max(20, Math.floor(out.clientWidth / 7.2)), Math.max(5, Math.floor(out.clientHeight / 16)));
-      }
+      // Size the TTY to the console (monospace 12px: about 7.2 x 16 px a cell).
+      const cols = Math.max(20, Math.floor(out.clientWidth / 7.2));
+      const rows = Math.max(5, Math.floor(out.clientHeight / 16));
+      call("containers_exec_resize", { stream: me.handle.id, cols, rows }).catch(() => {});
     } else if (tab === "stats") {
       $("stats-cpu").textContent = "–";
       $("stats-mem").textContent = "–";
@@ -211,5 +158,4 @@ export function init() {
     try { await sendInput(line + "\n"); } catch (e) { showError(e); }
   });
   $("exec-interrupt").addEventListener("click", () => sendInput("\x03").catch(showError));
-  window.addEventListener("resize", () => current?.fit?.fit());
 }
