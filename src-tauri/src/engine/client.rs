@@ -54,17 +54,15 @@ impl Engine {
     }
 }
 
-/// A unix socket, or on Windows a named pipe (`\\.\pipe\name`).
+/// A unix socket; on Windows a named pipe (`\\.\pipe\name`).
+#[cfg(unix)]
 fn connect(path: &str) -> std::result::Result<Docker, bollard::errors::Error> {
-    #[cfg(windows)]
-    if path.starts_with(r"\\.\pipe\") {
-        return Docker::connect_with_named_pipe(
-            path,
-            REQUEST_TIMEOUT_SECS,
-            bollard::API_DEFAULT_VERSION,
-        );
-    }
     Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+}
+
+#[cfg(windows)]
+fn connect(path: &str) -> std::result::Result<Docker, bollard::errors::Error> {
+    Docker::connect_with_named_pipe(path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
 }
 
 #[cfg(test)]
