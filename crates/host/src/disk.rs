@@ -1,6 +1,9 @@
 //! The data disk: a qcow2 image made by `qemu-img` on first start; the guest formats it.
+//! Back-ends that cannot read qcow2 use the raw image of [`raw`] instead.
 
 use std::path::Path;
+
+pub mod raw;
 
 use crate::error::{HostError, Result};
 

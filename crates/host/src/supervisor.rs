@@ -16,7 +16,7 @@ use crate::error::{HostError, Result};
 use crate::forward::ports::PortForwarder;
 use crate::process::Child;
 use crate::vm::{Hypervisor, ShareDevice, Shares, VmHandle, VmSpec};
-use crate::{disk, forward, helpers, share, Config, StateDir};
+use crate::{forward, helpers, share, Config, StateDir};
 
 /// Bound on boot → agent answering (TCG on a loaded 2-core machine is slow).
 pub const AGENT_TIMEOUT: Duration = Duration::from_secs(240);
@@ -124,8 +124,16 @@ async fn run_inner(
     stop: &CancellationToken,
     status: &mut Status,
 ) -> Result<()> {
-    disk::ensure_data_disk(&state.data_disk(), config.disk_gib).await?;
-    let (connector, mut vsockd) = transport(state, config).await?;
+    let data_disk = hv
+        .prepare_data_disk(&state.data_disk(), config.disk_gib)
+        .await?;
+    let (connector, mut vsockd) = match hv.connector() {
+        Some(c) => {
+            serve_vsock_socket(state, c.clone(), stop);
+            (c, None)
+        }
+        None => transport(state, config).await?,
+    };
     let docker_mux = Arc::new(MuxClient::new(connector.clone(), DOCKER_API_PORT));
     let ports = Arc::new(
         PortForwarder::new(Arc::new(MuxClient::new(connector.clone(), FORWARD_PORT)))
@@ -158,7 +166,7 @@ async fn run_inner(
     }
 
     let result = loop {
-        let mut boot = match Boot::start(state, config, hv.as_ref()).await {
+        let mut boot = match Boot::start(state, config, hv.as_ref(), &data_disk).await {
             Ok(b) => b,
             Err(e) => break Err(e),
         };
@@ -245,6 +253,30 @@ async fn transport(
     Ok((connector, Some(vsockd)))
 }
 
+/// A back-end that carries the guest's ports in-process (macOS) serves them to other processes
+/// (the CLI's one-off control requests) on the socket where vhost-device-vsock would be.
+#[cfg(unix)]
+fn serve_vsock_socket(state: &StateDir, connector: Arc<dyn Connector>, stop: &CancellationToken) {
+    let path = state.vsock_socket();
+    let _ = std::fs::remove_file(&path);
+    match tokio::net::UnixListener::bind(&path) {
+        Ok(l) => {
+            tokio::spawn(berth_vsock::serve_hybrid(l, connector, stop.child_token()));
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "guest ports not served to other processes")
+        }
+    }
+}
+
+#[cfg(windows)]
+fn serve_vsock_socket(
+    _state: &StateDir,
+    _connector: Arc<dyn Connector>,
+    _stop: &CancellationToken,
+) {
+}
+
 /// On Windows QEMU's virtio-serial ports are named pipes that QEMU itself serves.
 #[cfg(windows)]
 async fn transport(
@@ -261,7 +293,12 @@ struct Boot {
 }
 
 impl Boot {
-    async fn start(state: &StateDir, config: &Config, hv: &dyn Hypervisor) -> Result<Self> {
+    async fn start(
+        state: &StateDir,
+        config: &Config,
+        hv: &dyn Hypervisor,
+        data_disk: &std::path::Path,
+    ) -> Result<Self> {
         let mut shares = Vec::new();
         let mut devices = Vec::new();
         if hv.shares() == Shares::Unsupported && !config.shares.is_empty() {
@@ -271,17 +308,21 @@ impl Boot {
             );
         }
         for (i, dir) in config.shares.iter().enumerate() {
-            if hv.shares() != Shares::Virtiofsd {
-                break;
-            }
-            shares.push(helpers::start_virtiofsd(state, &config.tools_dir, i, dir).await?);
+            let socket = match hv.shares() {
+                Shares::Unsupported => break,
+                Shares::Builtin => PathBuf::new(),
+                Shares::Virtiofsd => {
+                    shares.push(helpers::start_virtiofsd(state, &config.tools_dir, i, dir).await?);
+                    state.virtiofs_socket(i)
+                }
+            };
             devices.push(ShareDevice {
-                socket: state.virtiofs_socket(i),
+                socket,
                 dir: dir.clone(),
                 tag: share_tag(i),
             });
         }
-        let spec = spec(state, config, devices)?;
+        let spec = spec(state, config, devices, data_disk)?;
         let vm = hv.start(&spec)?;
         Ok(Self { vm, shares })
     }
@@ -297,7 +338,12 @@ fn share_tag(i: usize) -> String {
     format!("share{i}")
 }
 
-fn spec(state: &StateDir, config: &Config, shares: Vec<ShareDevice>) -> Result<VmSpec> {
+fn spec(
+    state: &StateDir,
+    config: &Config,
+    shares: Vec<ShareDevice>,
+    data_disk: &std::path::Path,
+) -> Result<VmSpec> {
     let img = &config.image_dir;
     let cmdline_file = img.join("cmdline");
     let base = std::fs::read_to_string(&cmdline_file)
@@ -320,7 +366,7 @@ fn spec(state: &StateDir, config: &Config, shares: Vec<ShareDevice>) -> Result<V
         initrd: img.join("initrd.img"),
         rootfs: img.join("rootfs.img"),
         cmdline,
-        data_disk: state.data_disk(),
+        data_disk: data_disk.to_path_buf(),
         console_log: state.console_log(),
         vhost_vsock_socket: state.vhost_vsock_socket(),
         shares,

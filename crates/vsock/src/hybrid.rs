@@ -1,15 +1,22 @@
 //! Hybrid vsock: a unix socket served by vhost-device-vsock (or firecracker, cloud-hypervisor).
 //! Write `CONNECT <port>\n`, read `OK <host port>\n`, then the stream is raw bytes to the guest.
 //! No payload goes out before the `OK` line: the daemon may swallow bytes read past the line.
+//!
+//! [`serve`] is the other end of the same protocol over any [`Connector`]: where the guest's
+//! ports are reachable only inside one process (macOS Virtualization.framework's socket
+//! device), the supervisor serves this socket so other processes (the CLI's one-off control
+//! requests) reach the guest exactly as they do through vhost-device-vsock.
 
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
 
 use crate::{BoxIo, Connector};
 
@@ -86,6 +93,87 @@ impl Connector for HybridConnector {
     }
 }
 
+/// Serves the hybrid protocol on `listener`, reaching each asked port through `connector`,
+/// until `cancel` fires. A port that cannot be reached closes the client's connection (what
+/// vhost-device-vsock does), which [`HybridConnector`] reports as refused.
+pub async fn serve(
+    listener: UnixListener,
+    connector: Arc<dyn Connector>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let mut client = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "hybrid vsock accept failed");
+                    continue;
+                }
+            },
+            _ = cancel.cancelled() => return,
+        };
+        let connector = connector.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let port =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_connect(&mut client)).await {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "bad hybrid vsock request");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let mut guest = match connector.connect(port).await {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::debug!(port, error = %e, "guest port unreachable");
+                    return;
+                }
+            };
+            if client
+                .write_all(format!("OK {port}\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut client, &mut guest) => {}
+                _ = cancel.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// Reads `CONNECT <port>\n` byte by byte (nothing past the line is consumed).
+async fn read_connect(s: &mut (impl AsyncRead + Unpin)) -> io::Result<u32> {
+    let mut line = Vec::with_capacity(16);
+    loop {
+        let b = s.read_u8().await?;
+        if b == b'\n' {
+            break;
+        }
+        line.push(b);
+        if line.len() > MAX_REPLY {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request line too long",
+            ));
+        }
+    }
+    std::str::from_utf8(&line)
+        .ok()
+        .and_then(|l| l.strip_prefix("CONNECT "))
+        .and_then(|p| p.trim().parse().ok())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not a CONNECT line: {:?}", String::from_utf8_lossy(&line)),
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +209,39 @@ mod tests {
         let mut buf = [0u8; 4];
         s.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"ping");
+    }
+
+    #[tokio::test]
+    async fn serve_carries_the_protocol_over_any_connector() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.sock");
+        let guest = Arc::new(crate::MemoryConnector::new());
+        let mut port = guest.listen(2376);
+        tokio::spawn(async move {
+            while let Some(s) = port.recv().await {
+                tokio::spawn(async move {
+                    let (mut rd, mut wr) = tokio::io::split(s);
+                    let _ = tokio::io::copy(&mut rd, &mut wr).await;
+                });
+            }
+        });
+        let cancel = CancellationToken::new();
+        tokio::spawn(serve(
+            UnixListener::bind(&path).unwrap(),
+            guest.clone(),
+            cancel.clone(),
+        ));
+        let c = HybridConnector::new(&path);
+        for _ in 0..3 {
+            let mut s = c.connect(2376).await.unwrap();
+            s.write_all(b"ping").await.unwrap();
+            let mut buf = [0u8; 4];
+            s.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"ping");
+        }
+        let err = c.connect(9).await.err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        cancel.cancel();
     }
 
     #[tokio::test]

@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub use af_vsock::{VsockConnector, VsockListener, VsockStream};
 pub use connector::Connector;
 #[cfg(unix)]
-pub use hybrid::HybridConnector;
+pub use hybrid::{serve as serve_hybrid, HybridConnector};
 pub use memory::MemoryConnector;
 #[cfg(unix)]
 pub use unix_dir::UnixDirConnector;

@@ -2,19 +2,21 @@
 //! ports; everything above (supervisor, forwarding) is the same for all back-ends.
 //!
 //! Back-ends: QEMU with KVM/TCG on Linux ([`qemu`]), QEMU with the Windows Hypervisor Platform
-//! on Windows ([`whpx`]); macOS Virtualization.framework is designed in `docs/design/host.md`.
-//! Where there is none [`probe`] returns `HostError::NotSupported`. The argument building of
-//! every back-end is plain code, compiled and unit-tested on every platform.
+//! on Windows ([`whpx`]), Apple's Virtualization.framework on macOS ([`vz`]). Where there is
+//! none [`probe`] returns `HostError::NotSupported`. What each back-end asks of its VM
+//! (arguments, devices) is plain code, compiled and unit-tested on every platform.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use berth_vsock::Connector;
 use futures::future::BoxFuture;
 
 use crate::error::Result;
 use crate::{Config, StateDir};
 
 pub mod qemu;
+pub mod vz;
 pub mod whpx;
 
 /// A shared host folder as the VM sees it.
@@ -32,6 +34,8 @@ pub struct ShareDevice {
 pub enum Shares {
     /// One virtiofsd per share (vhost-user-fs), started by the supervisor.
     Virtiofsd,
+    /// The back-end shares the folders itself (macOS: `VZSharedDirectory`); no helper runs.
+    Builtin,
     /// Not carried yet: the VM boots without shares (see `docs/design/host.md`).
     Unsupported,
 }
@@ -75,6 +79,25 @@ pub trait Hypervisor: Send + Sync {
     fn shares(&self) -> Shares {
         Shares::Virtiofsd
     }
+    /// How the host reaches the guest's ports when the back-end carries them itself (macOS:
+    /// the VM's socket device); `None` means the platform's transport (vhost-device-vsock on
+    /// unix, QEMU's named pipes on Windows).
+    fn connector(&self) -> Option<Arc<dyn Connector>> {
+        None
+    }
+    /// Makes sure the data disk kept at `qcow2` exists in the form this back-end reads, and
+    /// returns the file to boot with (`VmSpec::data_disk`): the qcow2 itself, made by
+    /// `qemu-img` on first start, for the QEMU back-ends.
+    fn prepare_data_disk<'a>(
+        &'a self,
+        qcow2: &'a Path,
+        gib: u32,
+    ) -> BoxFuture<'a, Result<PathBuf>> {
+        Box::pin(async move {
+            crate::disk::ensure_data_disk(qcow2, gib).await?;
+            Ok(qcow2.to_path_buf())
+        })
+    }
 }
 
 /// Picks the back-end for this platform.
@@ -88,7 +111,12 @@ pub fn probe(state: &StateDir, config: &Config) -> Result<Arc<dyn Hypervisor>> {
     Ok(Arc::new(whpx::Whpx::new(state, config)))
 }
 
-#[cfg(not(any(target_os = "linux", windows)))]
+#[cfg(target_os = "macos")]
+pub fn probe(_state: &StateDir, _config: &Config) -> Result<Arc<dyn Hypervisor>> {
+    Ok(Arc::new(vz::Vz::new()?))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 pub fn probe(_state: &StateDir, _config: &Config) -> Result<Arc<dyn Hypervisor>> {
     Err(crate::HostError::NotSupported("running the VM"))
 }
