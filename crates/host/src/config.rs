@@ -36,11 +36,18 @@ pub struct Config {
 
 /// Where the guest image and tools live by default: `/root/.cache/berth` on Linux (where
 /// `vm-image/build.sh` and `scripts/install-vm-tools.sh` put them), `%LOCALAPPDATA%\berth` on
-/// Windows.
+/// Windows, `~/Library/Caches/berth` on macOS.
 fn cache_dir() -> PathBuf {
-    match std::env::var_os("LOCALAPPDATA") {
-        Some(d) if cfg!(windows) => PathBuf::from(d).join("berth"),
-        _ => PathBuf::from("/root/.cache/berth"),
+    let (var, sub): (&str, &[&str]) = if cfg!(windows) {
+        ("LOCALAPPDATA", &["berth"])
+    } else if cfg!(target_os = "macos") {
+        ("HOME", &["Library", "Caches", "berth"])
+    } else {
+        return PathBuf::from("/root/.cache/berth");
+    };
+    match std::env::var_os(var) {
+        Some(d) => sub.iter().fold(PathBuf::from(d), |p, s| p.join(s)),
+        None => PathBuf::from("/root/.cache/berth"),
     }
 }
 

@@ -1,7 +1,9 @@
 //! API listeners named by `-H`:
 //! - `unix:///path`: HTTP on a unix socket (mode 0660);
 //! - `vsock://:PORT`: the VM's Docker API port; every connection (from the host, CID 2 only)
-//!   is a yamux multiplexer whose streams are HTTP connections;
+//!   is a yamux multiplexer whose streams are HTTP connections. When the VM has the
+//!   virtio-serial port `berth.PORT` (QEMU on Windows hosts, [`crate::virtio_port`]) that port
+//!   is served instead, one stream at a time;
 //! - `mux+unix:///path`: the same multiplexer on a unix socket (tests and native mode).
 //!
 //! The control and port-forward endpoints (`control/`) use the same [`Endpoint`] forms.
@@ -42,8 +44,16 @@ impl Endpoint {
         matches!(self, Self::Vsock(_))
     }
 
-    /// Binds; vsock endpoints accept only the host (CID 2).
+    /// Binds; vsock endpoints accept only the host (CID 2), or are the VM's virtio-serial port
+    /// of the same number when it has one.
     pub(crate) fn bind(&self) -> anyhow::Result<Acceptor> {
+        if let Self::Vsock(port) = self {
+            use crate::virtio_port::{device, DEV, SYS_CLASS};
+            if let Some(dev) = device(SYS_CLASS.as_ref(), DEV.as_ref(), *port) {
+                tracing::info!(port, device = %dev.display(), "guest port over virtio-serial");
+                return Ok(Acceptor::Port(crate::virtio_port::PortListener::new(dev)));
+            }
+        }
         match self {
             Self::Unix(path) => Ok(Acceptor::Unix(
                 berth_server::serve::bind_unix(path, 0o660)
@@ -65,6 +75,7 @@ impl Endpoint {
 pub(crate) enum Acceptor {
     Unix(tokio::net::UnixListener),
     Vsock(berth_vsock::VsockListener),
+    Port(crate::virtio_port::PortListener),
 }
 
 impl Acceptor {
@@ -72,6 +83,7 @@ impl Acceptor {
         match self {
             Self::Unix(l) => Ok(Box::new(l.accept().await?.0)),
             Self::Vsock(l) => Ok(Box::new(l.accept().await?.0)),
+            Self::Port(l) => Ok(Box::new(l.accept().await?)),
         }
     }
 

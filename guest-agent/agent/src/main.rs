@@ -11,6 +11,7 @@ mod init;
 mod listen;
 mod memory;
 mod observability;
+mod virtio_port;
 
 use anyhow::Context;
 use clap::Parser;
