@@ -10,7 +10,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use berth_docker_api::container::ContainerCreateRequest;
 use berth_engine::container::io::AttachOptions;
-use berth_engine::container::lifecycle::WaitCondition;
+use berth_engine::container::WaitCondition;
 use berth_engine::container::logs::LogOptions;
 use berth_engine::container::stream::parse_detach_keys;
 use berth_engine::EngineError;
