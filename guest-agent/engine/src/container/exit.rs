@@ -34,7 +34,11 @@ pub(super) fn restart_delay(restart_count: i64) -> Duration {
 }
 
 /// Records the exit in the state; returns the attachment to release.
-fn mark_exited(st: &mut Stored, code: i32, finished_at: String) -> Option<crate::network::Attachment> {
+fn mark_exited(
+    st: &mut Stored,
+    code: i32,
+    finished_at: String,
+) -> Option<crate::network::Attachment> {
     let s = &mut st.state.state;
     s.status = "exited".into();
     s.running = false;
@@ -210,8 +214,14 @@ impl Svc {
 mod tests {
     use super::*;
 
-    fn stored(policy: &str, max: i64, restarts: i64, manually_stopped: bool) -> (RestartPolicy, Stored) {
-        let mut s = super::super::start_plan::tests::stored(serde_json::json!({}), serde_json::json!({}));
+    fn stored(
+        policy: &str,
+        max: i64,
+        restarts: i64,
+        manually_stopped: bool,
+    ) -> (RestartPolicy, Stored) {
+        let mut s =
+            super::super::start_plan::tests::stored(serde_json::json!({}), serde_json::json!({}));
         s.state.restart_count = restarts;
         s.state.manually_stopped = manually_stopped;
         let p = RestartPolicy {
@@ -264,7 +274,10 @@ mod tests {
         let att = mark_exited(&mut s, 3, "2026-01-01T00:00:00Z".into());
         assert!(att.is_some() && s.attachment.is_none());
         let st = &s.state.state;
-        assert_eq!((st.running, st.pid, st.exit_code, st.status.as_str()), (false, 0, 3, "exited"));
+        assert_eq!(
+            (st.running, st.pid, st.exit_code, st.status.as_str()),
+            (false, 0, 3, "exited")
+        );
         assert_eq!(st.finished_at, "2026-01-01T00:00:00Z");
     }
 }

@@ -17,9 +17,9 @@ pub mod create;
 pub mod endpoints;
 pub mod etc;
 pub mod exec;
+mod exit;
 pub mod health;
 pub mod io;
-mod exit;
 mod links;
 pub mod logs;
 pub mod names;
@@ -214,7 +214,10 @@ impl ContainerService {
     pub async fn shutdown(&self, bound: std::time::Duration) -> bool {
         let done = self.tasks.shutdown(bound).await;
         if !done {
-            tracing::warn!(left = self.tasks.len(), "container tasks still running at shutdown");
+            tracing::warn!(
+                left = self.tasks.len(),
+                "container tasks still running at shutdown"
+            );
         }
         done
     }

@@ -88,7 +88,8 @@ impl Svc {
         // The shim deletes the runtime's container when it exits (a shim still answering is
         // doing so now); only leftovers of a shim that died need it.
         let rt_spec = self.runtime_spec(&s.host.runtime)?;
-        if tokio::fs::try_exists(rt_spec.root.join(&c.id)).await? && !self.shim(&c.id).alive().await {
+        if tokio::fs::try_exists(rt_spec.root.join(&c.id)).await? && !self.shim(&c.id).alive().await
+        {
             let rt = self.runtime(&rt_spec);
             let id = c.id.clone();
             let r = tokio::task::spawn_blocking(move || rt.delete(&id, true))

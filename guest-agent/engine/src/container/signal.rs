@@ -35,5 +35,4 @@ mod tests {
         assert_eq!(parse_signal("").unwrap(), 9);
         assert!(parse_signal("BOGUS").is_err());
     }
-
 }

@@ -63,7 +63,12 @@ impl Svc {
 
     /// After a failed start: drops the attaches waiting for it, records the error, releases
     /// the network; `--rm` removes the container (`docker run --rm` waits for that).
-    async fn undo_start(self: &Arc<Self>, c: &Arc<Container>, paths: &Paths, e: &EngineError) -> Result<()> {
+    async fn undo_start(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        paths: &Paths,
+        e: &EngineError,
+    ) -> Result<()> {
         c.pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let att = c.update(paths, |st| {
             st.state.state.error = e.message().to_string();
@@ -86,7 +91,12 @@ impl Svc {
         Ok(())
     }
 
-    async fn start_inner(self: &Arc<Self>, c: &Arc<Container>, s: &Stored, paths: &Paths) -> Result<()> {
+    async fn start_inner(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        s: &Stored,
+        paths: &Paths,
+    ) -> Result<()> {
         let t0 = std::time::Instant::now();
         runtime::cgroup::warm_attach_lock();
         let image = self.images.resolve(&s.record.image_id).await?;
@@ -95,10 +105,7 @@ impl Svc {
         let facts = self
             .host_facts(s, paths, image.layer_dirs.clone(), rt_spec)
             .await?;
-        let att = self
-            .networks
-            .attach(&start_plan::attach_request(s))
-            .await?;
+        let att = self.networks.attach(&start_plan::attach_request(s)).await?;
         c.update(paths, |st| st.attachment = Some(att.clone()))?;
         let plan = start_plan::plan(s, paths, &att, facts, &self.config)?;
         write_start_files(paths, &plan).await?;
@@ -117,7 +124,12 @@ impl Svc {
     /// Makes the bundle, socket and runtime directories, then clears what the previous run
     /// left: its background network detach, its shim (which answers `wait` before it cleans
     /// up), and a runtime container an engine crash left behind (it would block create).
-    async fn clear_previous_run(&self, c: &Container, paths: &Paths, rt: &RuntimeSpec) -> Result<()> {
+    async fn clear_previous_run(
+        &self,
+        c: &Container,
+        paths: &Paths,
+        rt: &RuntimeSpec,
+    ) -> Result<()> {
         let socket = self.shim_socket(&c.id);
         let dirs: Vec<PathBuf> = [Some(paths.bundle()), socket.parent().map(Path::to_path_buf)]
             .into_iter()
@@ -172,7 +184,8 @@ impl Svc {
         let host_net = start_plan::host_network(host);
         let (init, privileged) = (host.init == Some(true), host.privileged);
         tokio::task::spawn_blocking(move || -> Result<HostFacts> {
-            facts.user = user::resolve(&passwd_root(&upper, &facts.layers), &user_spec, &group_add)?;
+            facts.user =
+                user::resolve(&passwd_root(&upper, &facts.layers), &user_spec, &group_add)?;
             if host_net {
                 // Unreadable (no procfs): the container gets an empty hostname, as before.
                 facts.host_hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -183,7 +196,9 @@ impl Svc {
                 let tini = INIT_BINARIES
                     .into_iter()
                     .find(|p| Path::new(p).exists())
-                    .ok_or_else(|| EngineError::invalid("no init binary (tini) installed for --init"))?;
+                    .ok_or_else(|| {
+                        EngineError::invalid("no init binary (tini) installed for --init")
+                    })?;
                 facts.init = Some(tini.into());
             }
             if privileged {
@@ -209,10 +224,21 @@ impl Svc {
 
     /// Spawns the shim, connects the attaches waiting for the start, and starts the container;
     /// returns the shim and the container's init pid.
-    async fn launch(&self, c: &Container, paths: &Paths, socket: PathBuf) -> Result<(ShimClient, i32)> {
-        client::spawn(&self.config.self_exe, &paths.shim_config(), &paths.shim_log()).await?;
+    async fn launch(
+        &self,
+        c: &Container,
+        paths: &Paths,
+        socket: PathBuf,
+    ) -> Result<(ShimClient, i32)> {
+        client::spawn(
+            &self.config.self_exe,
+            &paths.shim_config(),
+            &paths.shim_log(),
+        )
+        .await?;
         let shim = ShimClient::new(socket);
-        let pending: Vec<_> = std::mem::take(&mut *c.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let pending: Vec<_> =
+            std::mem::take(&mut *c.pending.lock().unwrap_or_else(|e| e.into_inner()));
         for p in pending {
             match shim.attach(p.stdin, p.stdout, p.stderr).await {
                 // A client gone meanwhile has dropped its receiver: nothing to tell.
@@ -233,7 +259,14 @@ async fn write_start_files(paths: &Paths, plan: &StartPlan) -> Result<()> {
     let shim = serde_json::to_vec(&plan.shim)?;
     let (paths, e, sources) = (paths.clone(), plan.etc.clone(), plan.mount_sources.clone());
     tokio::task::spawn_blocking(move || -> Result<()> {
-        etc::write_all(&paths.dir, &e.ip, &e.hostname, e.host_network, &e.nameservers, &e.settings)?;
+        etc::write_all(
+            &paths.dir,
+            &e.ip,
+            &e.hostname,
+            e.host_network,
+            &e.nameservers,
+            &e.settings,
+        )?;
         for src in &sources {
             if let Err(err) = std::fs::create_dir_all(src) {
                 // A bind of a file, or a source we cannot make: the runtime's mount reports it.

@@ -138,22 +138,36 @@ fn run(rows: Vec<Row>) {
 }
 
 fn destinations(p: &StartPlan) -> Vec<&str> {
-    p.spec.mounts.iter().map(|m| m.destination.as_str()).collect()
+    p.spec
+        .mounts
+        .iter()
+        .map(|m| m.destination.as_str())
+        .collect()
 }
 
 #[test]
 fn defaults() {
     run(vec![row("busybox echo hi", json!({}), json!({}), |p| {
         assert_eq!(p.spec.process.args, ["echo", "hi"]);
-        assert!(p.spec.process.env.contains(&"HOSTNAME=0123456789ab".to_string()));
+        assert!(p
+            .spec
+            .process
+            .env
+            .contains(&"HOSTNAME=0123456789ab".to_string()));
         assert!(p.spec.process.env.contains(&"HOME=/root".to_string()));
         assert_eq!(p.spec.hostname, "0123456789ab");
         assert_eq!(
             destinations(p),
             ["/etc/resolv.conf", "/etc/hostname", "/etc/hosts"]
         );
-        assert_eq!(p.spec.netns, Some(NetNs::Path("/run/berth/netns/0123".into())));
-        assert_eq!(p.spec.rootfs, PathBuf::from(format!("/data/containers/{ID}/rootfs")));
+        assert_eq!(
+            p.spec.netns,
+            Some(NetNs::Path("/run/berth/netns/0123".into()))
+        );
+        assert_eq!(
+            p.spec.rootfs,
+            PathBuf::from(format!("/data/containers/{ID}/rootfs"))
+        );
         assert_eq!(p.spec.cgroups_path, format!("/berth/{ID}"));
         assert!(p.spec.seccomp.is_some(), "default seccomp profile");
         assert!(p.spec.process.caps.contains(&"CHOWN".to_string()));
@@ -163,10 +177,16 @@ fn defaults() {
         assert_eq!(p.etc.settings.host_aliases, ["host.docker.internal"]);
         assert!(!p.etc.host_network);
         assert_eq!(p.shim.id, ID);
-        assert_eq!(p.shim.log_path, PathBuf::from(format!("/data/containers/{ID}/{ID}-json.log")));
+        assert_eq!(
+            p.shim.log_path,
+            PathBuf::from(format!("/data/containers/{ID}/{ID}-json.log"))
+        );
         assert_eq!((p.shim.log_max_size, p.shim.log_max_files), (0, 1));
         let rootfs = p.shim.rootfs.as_ref().unwrap();
-        assert_eq!(rootfs.lower, [PathBuf::from("/layers/base"), "/layers/top".into()]);
+        assert_eq!(
+            rootfs.lower,
+            [PathBuf::from("/layers/base"), "/layers/top".into()]
+        );
         assert_eq!(rootfs.target, p.spec.rootfs);
         assert!(p.volumes.is_empty() && p.mount_sources.is_empty());
     })]);
@@ -181,7 +201,9 @@ fn process_flags() {
             json!({"ConsoleSize": [30, 100]}),
             |p| {
                 let env = &p.spec.process.env;
-                assert!(env.contains(&"A=1".to_string()) && env.contains(&"TERM=xterm".to_string()));
+                assert!(
+                    env.contains(&"A=1".to_string()) && env.contains(&"TERM=xterm".to_string())
+                );
                 assert_eq!(p.spec.process.cwd, "/app");
                 assert!(p.spec.process.tty && p.shim.tty);
                 assert_eq!(p.spec.process.console_size, Some((30, 100)));
@@ -221,10 +243,16 @@ fn process_flags() {
 #[test]
 fn init_mounts_the_binary_and_wraps_the_command() {
     let mut r = row("--init", json!({}), json!({"Init": true}), |p| {
-        assert_eq!(p.spec.process.args, ["/sbin/docker-init", "--", "echo", "hi"]);
+        assert_eq!(
+            p.spec.process.args,
+            ["/sbin/docker-init", "--", "echo", "hi"]
+        );
         let m = &p.spec.mounts[0];
         assert_eq!(m.source, PathBuf::from("/usr/bin/tini-static"));
-        assert_eq!((m.destination.as_str(), m.readonly), ("/sbin/docker-init", true));
+        assert_eq!(
+            (m.destination.as_str(), m.readonly),
+            ("/sbin/docker-init", true)
+        );
     });
     r.facts.init = Some("/usr/bin/tini-static".into());
     run(vec![r]);
@@ -232,13 +260,23 @@ fn init_mounts_the_binary_and_wraps_the_command() {
 
 #[test]
 fn host_network_takes_the_hosts_name() {
-    let mut r = row("--network host", json!({}), json!({"NetworkMode": "host"}), |p| {
-        assert_eq!(p.spec.hostname, "the-host");
-        assert_eq!(p.etc.hostname, "the-host");
-        assert!(p.etc.host_network);
-        assert_eq!(p.spec.netns, Some(NetNs::Host));
-        assert!(!p.spec.process.env.iter().any(|e| e.starts_with("HOSTNAME=")));
-    });
+    let mut r = row(
+        "--network host",
+        json!({}),
+        json!({"NetworkMode": "host"}),
+        |p| {
+            assert_eq!(p.spec.hostname, "the-host");
+            assert_eq!(p.etc.hostname, "the-host");
+            assert!(p.etc.host_network);
+            assert_eq!(p.spec.netns, Some(NetNs::Host));
+            assert!(!p
+                .spec
+                .process
+                .env
+                .iter()
+                .any(|e| e.starts_with("HOSTNAME=")));
+        },
+    );
     r.att = host_net();
     run(vec![r]);
 }
@@ -252,7 +290,13 @@ fn mounts_volumes_and_tmpfs() {
         |p| {
             assert_eq!(
                 destinations(p),
-                ["/etc/resolv.conf", "/etc/hostname", "/etc/hosts", "/data", "/src"]
+                [
+                    "/etc/resolv.conf",
+                    "/etc/hostname",
+                    "/etc/hosts",
+                    "/data",
+                    "/src"
+                ]
             );
             assert!(!p.spec.mounts[3].readonly && p.spec.mounts[4].readonly);
             assert_eq!(
@@ -287,21 +331,34 @@ fn mounts_volumes_and_tmpfs() {
 
 #[test]
 fn isolation_flags() {
-    let mut privileged = row("--privileged", json!({}), json!({"Privileged": true}), |p| {
-        assert!(p.spec.privileged);
-        assert!(p.spec.seccomp.is_none(), "no seccomp for --privileged");
-        assert_eq!(p.spec.devices.len(), 1);
-        assert_eq!(p.spec.devices[0].container, "/dev/fuse");
-        assert_eq!(p.spec.process.caps, spec::capabilities(true, &[], &[]).unwrap());
-    });
+    let mut privileged = row(
+        "--privileged",
+        json!({}),
+        json!({"Privileged": true}),
+        |p| {
+            assert!(p.spec.privileged);
+            assert!(p.spec.seccomp.is_none(), "no seccomp for --privileged");
+            assert_eq!(p.spec.devices.len(), 1);
+            assert_eq!(p.spec.devices[0].container, "/dev/fuse");
+            assert_eq!(
+                p.spec.process.caps,
+                spec::capabilities(true, &[], &[]).unwrap()
+            );
+        },
+    );
     privileged.facts.host_devices = vec![DeviceMapping {
         host: "/dev/fuse".into(),
         container: "/dev/fuse".into(),
         permissions: "rwm".into(),
     }];
-    let mut joined = row("--pid container:db", json!({}), json!({"PidMode": "container:db"}), |p| {
-        assert_eq!(p.spec.pid_ns, NsMode::Path("/proc/7/ns/pid".into()));
-    });
+    let mut joined = row(
+        "--pid container:db",
+        json!({}),
+        json!({"PidMode": "container:db"}),
+        |p| {
+            assert_eq!(p.spec.pid_ns, NsMode::Path("/proc/7/ns/pid".into()));
+        },
+    );
     joined.facts.pid_ns = NsMode::Path("/proc/7/ns/pid".into());
     run(vec![
         privileged,
@@ -313,7 +370,10 @@ fn isolation_flags() {
                                 "CgroupPermissions": "r"}]}),
             |p| {
                 let d = &p.spec.devices[0];
-                assert_eq!((d.host.as_path(), d.container.as_str()), (Path::new("/dev/fuse"), "/dev/f"));
+                assert_eq!(
+                    (d.host.as_path(), d.container.as_str()),
+                    (Path::new("/dev/fuse"), "/dev/f")
+                );
                 assert_eq!(d.permissions, "r");
             },
         ),
@@ -334,7 +394,10 @@ fn isolation_flags() {
             json!({"Memory": 67108864, "NanoCpus": 500000000, "PidsLimit": 10}),
             |p| {
                 let r = &p.spec.resources;
-                assert_eq!((r.memory, r.nano_cpus, r.pids_limit), (67108864, 500000000, Some(10)));
+                assert_eq!(
+                    (r.memory, r.nano_cpus, r.pids_limit),
+                    (67108864, 500000000, Some(10))
+                );
             },
         ),
     ]);
@@ -347,11 +410,18 @@ fn names_and_logs() {
         json!({"Hostname": "h", "Domainname": "d"}),
         json!({"Links": ["/db:/web/database"], "ExtraHosts": ["gw:host-gateway"], "Dns": ["1.1.1.1"]}),
         |p| {
-            assert!(p.spec.process.env.contains(&"DATABASE_NAME=/web/database".to_string()));
+            assert!(p
+                .spec
+                .process
+                .env
+                .contains(&"DATABASE_NAME=/web/database".to_string()));
             assert_eq!(p.etc.settings.links, ["172.30.0.9\tdatabase db"]);
             assert_eq!(p.etc.settings.extra_hosts, ["gw:host-gateway"]);
             assert_eq!(p.etc.settings.dns, ["1.1.1.1"]);
-            assert_eq!((p.spec.hostname.as_str(), p.spec.domainname.as_str()), ("h", "d"));
+            assert_eq!(
+                (p.spec.hostname.as_str(), p.spec.domainname.as_str()),
+                ("h", "d")
+            );
             assert_eq!(p.etc.hostname, "h");
         },
     );
@@ -392,7 +462,10 @@ fn engine_host_gateway_ip_wins() {
 #[test]
 fn invalid_flags_fail_the_plan() {
     for (flags, host) in [
-        ("--ulimit nofile=2048:1024", json!({"Ulimits": [{"Name": "nofile", "Soft": 2048, "Hard": 1024}]})),
+        (
+            "--ulimit nofile=2048:1024",
+            json!({"Ulimits": [{"Name": "nofile", "Soft": 2048, "Hard": 1024}]}),
+        ),
         ("--device ''", json!({"Devices": [{"PathOnHost": ""}]})),
         ("--cap-add BOGUS", json!({"CapAdd": ["BOGUS"]})),
     ] {

@@ -48,7 +48,6 @@ impl Svc {
         }
         parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
     }
-
 }
 
 /// Keeps the header and the rows of `ps` output whose PID column is in `pids`.
