@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use tokio::io::AsyncWriteExt;
 
 use super::{Hypervisor, VmHandle, VmSpec};
+use crate::endpoint::Endpoint;
 use crate::error::{HostError, Result};
 use crate::process::Child;
 
@@ -98,30 +99,39 @@ impl Hypervisor for Qemu {
     }
 
     fn start(&self, spec: &VmSpec) -> Result<Box<dyn VmHandle>> {
-        for f in [&spec.kernel, &spec.initrd, &spec.rootfs] {
-            if !f.exists() {
-                return Err(HostError::MissingImage(f.clone()));
-            }
-        }
         let _ = std::fs::remove_file(&spec.monitor_socket);
-        let mut cmd = tokio::process::Command::new("qemu-system-x86_64");
-        cmd.args(args(spec));
-        let child = Child::spawn("qemu", cmd, &spec.log_file, &spec.pid_file)?;
-        tracing::info!(
-            pid = child.pid(),
-            accel = if spec.kvm { "kvm" } else { "tcg" },
-            "VM started"
-        );
-        Ok(Box::new(QemuVm {
-            child,
-            monitor: spec.monitor_socket.clone(),
-        }))
+        let monitor = Endpoint::Unix(spec.monitor_socket.clone());
+        launch("qemu-system-x86_64".as_ref(), args(spec), spec, monitor)
     }
+}
+
+/// Starts QEMU (`program`) with `args` after checking the image files; `monitor` is where its
+/// HMP monitor listens (for the power button). Shared by the QEMU back-ends of every platform.
+pub(crate) fn launch(
+    program: &std::path::Path,
+    args: Vec<OsString>,
+    spec: &VmSpec,
+    monitor: Endpoint,
+) -> Result<Box<dyn VmHandle>> {
+    for f in [&spec.kernel, &spec.initrd, &spec.rootfs] {
+        if !f.exists() {
+            return Err(HostError::MissingImage(f.clone()));
+        }
+    }
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args);
+    let child = Child::spawn("qemu", cmd, &spec.log_file, &spec.pid_file)?;
+    tracing::info!(
+        pid = child.pid(),
+        accel = if spec.kvm { "hardware" } else { "tcg" },
+        "VM started"
+    );
+    Ok(Box::new(QemuVm { child, monitor }))
 }
 
 struct QemuVm {
     child: Child,
-    monitor: std::path::PathBuf,
+    monitor: Endpoint,
 }
 
 impl VmHandle for QemuVm {
@@ -137,13 +147,14 @@ impl VmHandle for QemuVm {
 
     fn power_button(&mut self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let mut s = tokio::net::UnixStream::connect(&self.monitor)
+            let what = std::path::PathBuf::from(self.monitor.to_string());
+            let mut s = crate::endpoint::connect(&self.monitor)
                 .await
-                .map_err(HostError::io(&self.monitor))?;
+                .map_err(HostError::io(&what))?;
             s.write_all(b"system_powerdown\n")
                 .await
-                .map_err(HostError::io(&self.monitor))?;
-            // Let the monitor read the line before the socket closes.
+                .map_err(HostError::io(&what))?;
+            // Let the monitor read the line before the connection closes.
             tokio::time::sleep(Duration::from_millis(100)).await;
             Ok(())
         })
@@ -173,6 +184,7 @@ mod tests {
             vhost_vsock_socket: "/s/run/vhost-vsock.sock".into(),
             shares: vec![ShareDevice {
                 socket: "/s/run/virtiofs-0.sock".into(),
+                dir: "/home/u".into(),
                 tag: "share0".into(),
             }],
             monitor_socket: "/s/run/qemu-monitor.sock".into(),
