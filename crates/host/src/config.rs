@@ -31,6 +31,14 @@ pub struct Config {
     pub system_socket: bool,
     /// Where the system socket link goes.
     pub system_socket_path: PathBuf,
+    /// Keep ports published on every address (`-p 8080:80`) on the host's loopback
+    /// (127.0.0.1 and [::1]) instead of all its addresses (0.0.0.0 and [::], as `docker ps`
+    /// shows and Docker Desktop does). `-p 127.0.0.1:8080:80` is loopback either way.
+    pub ports_on_localhost: bool,
+    /// virtio-balloon free-page reporting: memory the guest frees goes back to the host.
+    pub free_page_reporting: bool,
+    /// Pass the guest's discards (fstrim) to the qcow2, which then shrinks.
+    pub disk_discard: bool,
 }
 
 impl Default for Config {
@@ -48,6 +56,9 @@ impl Default for Config {
             max_restarts: 3,
             system_socket: false,
             system_socket_path: PathBuf::from(crate::system_socket::DEFAULT_PATH),
+            ports_on_localhost: false,
+            free_page_reporting: true,
+            disk_discard: true,
         }
     }
 }

@@ -2,6 +2,10 @@
 //! memfd shared memory for the vhost-user devices, vhost-user-vsock, vhost-user-fs per share,
 //! the data disk and the read-only root as virtio-blk found by serial, user networking, serial
 //! console to a file, a monitor socket for `system_powerdown`.
+//!
+//! Laptop citizenship: the data disk passes discard through (`discard=unmap`, and zeroed
+//! blocks become holes with `detect-zeroes=unmap`), so the guest's fstrim shrinks the qcow2;
+//! virtio-balloon with free-page reporting hands memory the guest frees back to the host.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -15,6 +19,9 @@ use crate::process::Child;
 
 #[derive(Debug, Default)]
 pub struct Qemu;
+
+/// fw_cfg item carrying the engine's daemon.json (the guest agent reads the same name).
+pub const FW_CFG_DAEMON_JSON: &str = "opt/berth/daemon.json";
 
 /// QEMU's command line for `spec`.
 pub fn args(spec: &VmSpec) -> Vec<OsString> {
@@ -52,8 +59,13 @@ pub fn args(spec: &VmSpec) -> Vec<OsString> {
     push("-append");
     push(&spec.cmdline);
     push("-drive");
+    let discard = if spec.disk_discard {
+        ",discard=unmap,detect-zeroes=unmap"
+    } else {
+        ""
+    };
     push(&format!(
-        "file={},format=qcow2,if=none,id=data,cache=unsafe",
+        "file={},format=qcow2,if=none,id=data,cache=unsafe{discard}",
         spec.data_disk.display()
     ));
     push("-device");
@@ -71,6 +83,10 @@ pub fn args(spec: &VmSpec) -> Vec<OsString> {
     push("virtio-net-pci,netdev=net0");
     push("-device");
     push("virtio-rng-pci");
+    if spec.free_page_reporting {
+        push("-device");
+        push("virtio-balloon-pci,id=balloon0,free-page-reporting=on");
+    }
     push("-chardev");
     push(&format!(
         "socket,id=vsk,path={}",
@@ -83,6 +99,11 @@ pub fn args(spec: &VmSpec) -> Vec<OsString> {
         push(&format!("socket,id=vfs{i},path={}", s.socket.display()));
         push("-device");
         push(&format!("vhost-user-fs-pci,chardev=vfs{i},tag={}", s.tag));
+    }
+    if let Some(f) = &spec.daemon_json {
+        // fw_cfg: the guest reads it from /sys/firmware/qemu_fw_cfg before the engine starts.
+        push("-fw_cfg");
+        push(&format!("name={FW_CFG_DAEMON_JSON},file={}", f.display()));
     }
     push("-monitor");
     push(&format!(
@@ -106,7 +127,15 @@ impl Hypervisor for Qemu {
         let _ = std::fs::remove_file(&spec.monitor_socket);
         let mut cmd = tokio::process::Command::new("qemu-system-x86_64");
         cmd.args(args(spec));
-        let child = Child::spawn("qemu", cmd, &spec.log_file, &spec.pid_file)?;
+        let child =
+            Child::spawn("qemu", cmd, &spec.log_file, &spec.pid_file).map_err(|e| match e {
+                HostError::Spawn { source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    HostError::MissingTool("qemu-system-x86_64".into())
+                }
+                e => e,
+            })?;
         tracing::info!(
             pid = child.pid(),
             accel = if spec.kvm { "kvm" } else { "tcg" },
@@ -179,6 +208,9 @@ mod tests {
             pid_file: "/s/run/qemu.pid".into(),
             log_file: "/s/logs/qemu.log".into(),
             kvm: false,
+            daemon_json: Some("/s/run/daemon.json".into()),
+            free_page_reporting: true,
+            disk_discard: true,
         };
         let a: Vec<String> = args(&spec)
             .into_iter()
@@ -189,8 +221,11 @@ mod tests {
         assert!(joined.contains("memory-backend-memfd,id=mem,size=1024M,share=on"));
         assert!(joined.contains("vhost-user-vsock-pci,chardev=vsk"));
         assert!(joined.contains("virtio-blk-pci,drive=data,serial=berth-data"));
+        assert!(joined.contains("cache=unsafe,discard=unmap,detect-zeroes=unmap"));
+        assert!(joined.contains("virtio-balloon-pci,id=balloon0,free-page-reporting=on"));
         assert!(joined.contains("vhost-user-fs-pci,chardev=vfs0,tag=share0"));
         assert!(joined.contains("-serial file:/s/logs/console.log"));
+        assert!(joined.contains("-fw_cfg name=opt/berth/daemon.json,file=/s/run/daemon.json"));
         // The data disk comes before the root (fallback order without serials).
         let data = joined.find("id=data").unwrap();
         let root = joined.find("id=root").unwrap();
