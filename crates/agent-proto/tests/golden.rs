@@ -103,7 +103,13 @@ fn guest_frames_match_golden() {
             },
         },
     );
-    check("trim", &HostFrame { id: 9, request: Request::Trim });
+    check(
+        "trim",
+        &HostFrame {
+            id: 9,
+            request: Request::Trim,
+        },
+    );
     check(
         "reply_trimmed",
         &GuestFrame::Reply {

@@ -355,7 +355,10 @@ pub(crate) async fn disk_compact(state: &StateDir) -> anyhow::Result<()> {
     use berth_host::disk::{allocated_bytes, compact_offline};
     let disk = state.data_disk();
     if !disk.exists() {
-        bail!("no data disk at {} (Berth has not started yet)", disk.display());
+        bail!(
+            "no data disk at {} (Berth has not started yet)",
+            disk.display()
+        );
     }
     let mib = |b: u64| b / (1 << 20);
     let before = allocated_bytes(&disk)?;

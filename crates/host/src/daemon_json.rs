@@ -112,7 +112,10 @@ mod tests {
         assert!(e.contains("line 2"), "{e}");
         let p = write(d.path(), "[1]");
         let e = load(&p).unwrap_err().to_string();
-        assert!(e.contains("expected a JSON object") && e.contains("an array"), "{e}");
+        assert!(
+            e.contains("expected a JSON object") && e.contains("an array"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -280,7 +280,10 @@ async fn port_on_every_address_binds_all_host_addresses_unless_kept_on_localhost
     })
     .await;
     let want = format!("port {port}");
-    assert_eq!(answers(([127, 0, 0, 2], port).into()).await, Some(want.clone()));
+    assert_eq!(
+        answers(([127, 0, 0, 2], port).into()).await,
+        Some(want.clone())
+    );
     let f = fwd.forwarded();
     assert_eq!(f.len(), 1);
     if has_ipv6_loopback() {
