@@ -20,3 +20,5 @@ for s in 128 32; do
 done
 cp "$out/icon.png" "$out/256x256.png"
 file "$out"/*.png
+# Windows: the same pictures packed into icons/icon.ico (tauri-build's resource step needs one).
+python3 scripts/png-to-ico.py "$out/icon.ico" "$out/32x32.png" "$out/128x128.png" "$out/256x256.png"

@@ -77,6 +77,14 @@ fn choose_socket(s: &AppSettings, berth: &StateDir) -> engine::SocketChoice {
             saved: s.docker_host.as_deref(),
             docker_host: docker_env.as_deref(),
         },
-        &berth.docker_socket(),
+        &berth_socket(berth),
     )
+}
+
+/// Berth's own endpoint as a path: the unix socket, or on Windows the pipe's name.
+fn berth_socket(berth: &StateDir) -> PathBuf {
+    match berth.docker_endpoint() {
+        berth_host::endpoint::Endpoint::Unix(p) => p,
+        berth_host::endpoint::Endpoint::Pipe(name) => PathBuf::from(name),
+    }
 }

@@ -1,16 +1,12 @@
 //! The subcommands.
 
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use berth_host::forward::ports::{describe, read_record};
-use berth_host::process::{live_pid, wait_pid_gone};
+use berth_host::process::{kill, live_pid, terminate, wait_pid_gone};
 use berth_host::supervisor::{Status, VmState};
-use berth_host::system_socket::{self, Linked, Unlinked};
 use berth_host::{Config, StateDir};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 
 use crate::ping::ping;
 
@@ -29,7 +25,7 @@ pub(crate) async fn start(
     berth_host::daemon_json::load(&state.daemon_json())?;
     let mut child = None;
     if let Some(pid) = live_pid(&state.pid_file(DAEMON)) {
-        if ping(&state.docker_socket()).await {
+        if ping(&state.docker_endpoint()).await {
             println!("Berth is already running (pid {pid}).");
             link_system_socket(state, &config, system_socket);
             print_usage(state);
@@ -43,7 +39,7 @@ pub(crate) async fn start(
         let st = Status::read(state);
         // Running = shares mounted and ports followed, not just the API answering.
         if st.as_ref().is_some_and(|s| s.state == VmState::Running)
-            && ping(&state.docker_socket()).await
+            && ping(&state.docker_endpoint()).await
         {
             break;
         }
@@ -97,7 +93,9 @@ fn print_phases(st: Option<&Status>) {
 }
 
 /// Links the system socket when asked (flag or config) and says what happened.
+#[cfg(unix)]
 fn link_system_socket(state: &StateDir, config: &Config, flag: bool) {
+    use berth_host::system_socket::{self, Linked};
     if !(flag || config.system_socket) {
         return;
     }
@@ -127,8 +125,22 @@ fn link_system_socket(state: &StateDir, config: &Config, flag: bool) {
     }
 }
 
+/// On Windows there is no link: the standard pipe is served by the supervisor (config
+/// `system_socket`), see docs/design/host.md.
+#[cfg(not(unix))]
+fn link_system_socket(_state: &StateDir, _config: &Config, flag: bool) {
+    if flag {
+        eprintln!("berth: --system-socket links a unix socket; on Windows set `system_socket` in config.json");
+    }
+}
+
+#[cfg(not(unix))]
+fn unlink_system_socket(_state: &StateDir) {}
+
 /// Removes the system socket link made at start, if it is still ours.
+#[cfg(unix)]
 fn unlink_system_socket(state: &StateDir) {
+    use berth_host::system_socket::{self, Unlinked};
     match system_socket::disable(state) {
         Ok(Unlinked::Removed(p)) => println!("System socket: removed the link {}", p.display()),
         Ok(Unlinked::NotOurs(p, what)) => eprintln!(
@@ -142,20 +154,20 @@ fn unlink_system_socket(state: &StateDir) {
 
 fn print_usage(state: &StateDir) {
     use std::io::Write;
-    let sock = state.docker_socket().display().to_string();
+    let url = state.docker_endpoint().url();
     // A closed stdout (`berth start | head -1`) is not an error of ours.
     let _ = write!(
         std::io::stdout(),
-        "Docker socket: unix://{sock}\n\
+        "Docker socket: {url}\n\
          Use it with:   docker --context berth ps\n\
-         \x20         or:  export DOCKER_HOST=unix://{sock}\n\
+         \x20         or:  export DOCKER_HOST={url}\n\
          \x20         or:  docker context use berth\n"
     );
 }
 
 /// Creates or updates the `berth` docker context (best effort: docker may be absent).
 fn create_context(state: &StateDir) {
-    let host = format!("host=unix://{}", state.docker_socket().display());
+    let host = format!("host={}", state.docker_endpoint().url());
     let run = |verb: &str| {
         std::process::Command::new("docker")
             .args(["context", verb, "berth", "--docker", &host])
@@ -183,8 +195,9 @@ fn spawn_daemon(state: &StateDir) -> anyhow::Result<std::process::Child> {
         .arg("daemon")
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0);
+        .stderr(log);
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     // A stale status from an earlier run must not be read as this run's.
     let _ = std::fs::remove_file(state.run_dir().join("status.json"));
     cmd.spawn().context("failed to start the supervisor")
@@ -197,7 +210,7 @@ pub(crate) async fn start_foreground(state: StateDir, system_socket: bool) -> an
     tokio::spawn(async move {
         loop {
             let running = Status::read(&s).is_some_and(|st| st.state == VmState::Running);
-            if running && ping(&s.docker_socket()).await {
+            if running && ping(&s.docker_endpoint()).await {
                 create_context(&s);
                 println!("Berth is running (Ctrl-C stops it).");
                 link_system_socket(&s, &config, system_socket);
@@ -228,20 +241,11 @@ pub(crate) async fn daemon(state: StateDir) -> anyhow::Result<()> {
     }
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))?;
     let config = Config::load_or_init(&state)?;
-    let hv = berth_host::vm::probe()?;
+    let hv = berth_host::vm::probe(&state, &config)?;
     let stop = tokio_util::sync::CancellationToken::new();
     let s = stop.clone();
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
+        stop_requested().await;
         s.cancel();
     });
     let r = berth_host::supervisor::run(state.clone(), config, hv, stop).await;
@@ -252,6 +256,28 @@ pub(crate) async fn daemon(state: StateDir) -> anyhow::Result<()> {
     Ok(r?)
 }
 
+/// Resolves on SIGTERM or SIGINT (`berth stop`, Ctrl-C).
+#[cfg(unix)]
+async fn stop_requested() {
+    use tokio::signal::unix::{signal, SignalKind};
+    if let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+}
+
+/// Resolves on Ctrl-C (Windows has no SIGTERM: `berth stop` terminates the supervisor, see
+/// docs/design/host.md).
+#[cfg(not(unix))]
+async fn stop_requested() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 pub(crate) async fn stop(state: &StateDir) -> anyhow::Result<()> {
     let Some(pid) = live_pid(&state.pid_file(DAEMON)) else {
         println!("Berth is not running.");
@@ -259,10 +285,10 @@ pub(crate) async fn stop(state: &StateDir) -> anyhow::Result<()> {
         unlink_system_socket(state);
         return Ok(());
     };
-    kill(Pid::from_raw(pid), Signal::SIGTERM).context("failed to signal the supervisor")?;
+    terminate(pid).context("failed to signal the supervisor")?;
     if !wait_pid_gone(pid, STOP_TIMEOUT).await {
         eprintln!("berth: the supervisor did not stop in time; killing it");
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = kill(pid);
         wait_pid_gone(pid, Duration::from_secs(5)).await;
     }
     kill_leftovers(state);
@@ -281,7 +307,7 @@ fn kill_leftovers(state: &StateDir) {
         if p.extension().is_some_and(|x| x == "pid") {
             if let Some(pid) = live_pid(&p) {
                 eprintln!("berth: killing leftover {} (pid {pid})", p.display());
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = kill(pid);
             }
             let _ = std::fs::remove_file(&p);
         }
@@ -291,7 +317,7 @@ fn kill_leftovers(state: &StateDir) {
 pub(crate) async fn status(state: &StateDir) -> anyhow::Result<()> {
     let daemon = live_pid(&state.pid_file(DAEMON));
     let st = Status::read(state);
-    let api = daemon.is_some() && ping(&state.docker_socket()).await;
+    let api = daemon.is_some() && ping(&state.docker_endpoint()).await;
     match (daemon, &st) {
         (Some(pid), Some(s)) => {
             println!("supervisor: running (pid {pid})");
@@ -323,9 +349,9 @@ pub(crate) async fn status(state: &StateDir) -> anyhow::Result<()> {
         (None, None) => println!("supervisor: not running"),
     }
     println!(
-        "docker api: {} (unix://{})",
+        "docker api: {} ({})",
         if api { "ready" } else { "down" },
-        state.docker_socket().display()
+        state.docker_endpoint()
     );
     if !api {
         std::process::exit(3);
@@ -346,7 +372,8 @@ fn print_forwards(state: &StateDir, s: &Status) {
     println!("shares:     {}", list(shares));
     let ports = read_record(&state.ports_file());
     println!("ports:      {}", list(ports.iter().map(describe).collect()));
-    if let Some(p) = system_socket::recorded(state) {
+    #[cfg(unix)]
+    if let Some(p) = berth_host::system_socket::recorded(state) {
         println!("system socket: {}", p.display());
     }
 }

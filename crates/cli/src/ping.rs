@@ -1,14 +1,15 @@
 //! `GET /_ping` over the forwarded socket: the readiness check of `start` and `status`.
 
-use std::path::Path;
 use std::time::Duration;
+
+use berth_host::endpoint::{self, Endpoint};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// True when the Docker API behind `socket` answers `OK`.
-pub(crate) async fn ping(socket: &Path) -> bool {
+/// True when the Docker API behind `e` answers `OK`.
+pub(crate) async fn ping(e: &Endpoint) -> bool {
     let fut = async {
-        let mut s = tokio::net::UnixStream::connect(socket).await.ok()?;
+        let mut s = endpoint::connect(e).await.ok()?;
         s.write_all(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
             .await
             .ok()?;

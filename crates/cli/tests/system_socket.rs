@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! `berth stop` removes the system socket link made at start, and only that (no VM needed: the
 //! link is made through the library as `berth start --system-socket` does, at a temp path).
 

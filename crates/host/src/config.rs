@@ -29,7 +29,8 @@ pub struct Config {
     /// Also make `system_socket_path` a symlink to Berth's socket at start, when it is free
     /// (`berth start --system-socket` does it for one start).
     pub system_socket: bool,
-    /// Where the system socket link goes.
+    /// Where the system socket link goes (on Windows: the standard pipe the supervisor also
+    /// serves, `\\.\pipe\docker_engine`).
     pub system_socket_path: PathBuf,
     /// Keep ports published on every address (`-p 8080:80`) on the host's loopback
     /// (127.0.0.1 and [::1]) instead of all its addresses (0.0.0.0 and [::], as `docker ps`
@@ -41,21 +42,38 @@ pub struct Config {
     pub disk_discard: bool,
 }
 
+/// Where the guest image and tools live by default: `/root/.cache/berth` on Linux (where
+/// `vm-image/build.sh` and `scripts/install-vm-tools.sh` put them), `%LOCALAPPDATA%\berth` on
+/// Windows.
+fn cache_dir() -> PathBuf {
+    match std::env::var_os("LOCALAPPDATA") {
+        Some(d) if cfg!(windows) => PathBuf::from(d).join("berth"),
+        _ => PathBuf::from("/root/.cache/berth"),
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
-        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let home = std::env::var_os("HOME")
+            .or_else(|| std::env::var_os("USERPROFILE"))
+            .map(PathBuf::from);
+        let cache = cache_dir();
         Self {
             cpus: 2,
             memory_mib: 1024,
             disk_gib: 16,
             shares: home.into_iter().collect(),
-            image_dir: PathBuf::from("/root/.cache/berth/vm-image/out"),
-            tools_dir: PathBuf::from("/root/.cache/berth/tools"),
+            image_dir: cache.join("vm-image").join("out"),
+            tools_dir: cache.join("tools"),
             accel: "auto".into(),
             registry_mirrors: vec![],
             max_restarts: 3,
             system_socket: false,
-            system_socket_path: PathBuf::from(crate::system_socket::DEFAULT_PATH),
+            system_socket_path: PathBuf::from(if cfg!(windows) {
+                crate::endpoint::DOCKER_ENGINE_PIPE
+            } else {
+                "/var/run/docker.sock"
+            }),
             ports_on_localhost: false,
             free_page_reporting: true,
             disk_discard: true,

@@ -4,14 +4,15 @@
 //! - [`boot`]: start phases with their times, and why a VM stopped early;
 //! - [`config`]: CPUs, memory, disk size, shares, image location;
 //! - [`daemon_json`]: the engine's `daemon.json`, checked and passed to the guest;
-//! - [`vm`]: the [`vm::Hypervisor`] seam with the QEMU back-end (other platforms: see
-//!   `docs/design/host.md`);
+//! - [`vm`]: the [`vm::Hypervisor`] seam with the QEMU back-ends (Linux; Windows with WHPX;
+//!   macOS: see `docs/design/host.md`);
 //! - [`disk`]: the qcow2 data disk; [`helpers`]: vhost-device-vsock and virtiofsd processes;
 //! - [`memory`]: the VM's memory as the host and the guest see it;
 //! - [`control`]: the host end of the control protocol;
-//! - [`forward`]: the Docker socket and published ports over multiplexed vsock;
+//! - [`endpoint`]: where the Docker API is served (unix socket, or named pipe on Windows);
+//! - [`forward`]: the Docker endpoint and published ports over multiplexed vsock;
 //! - [`share`]: host file events under shared folders;
-//! - [`system_socket`]: the opt-in `/var/run/docker.sock` link;
+//! - [`system_socket`]: the opt-in `/var/run/docker.sock` link (unix);
 //! - [`supervisor`]: the daemon that owns all of the above and restarts a dead VM.
 
 pub mod boot;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod control;
 pub mod daemon_json;
 pub mod disk;
+pub mod endpoint;
 pub mod error;
 pub mod forward;
 pub mod helpers;
@@ -27,6 +29,7 @@ pub mod process;
 pub mod share;
 pub mod state;
 pub mod supervisor;
+#[cfg(unix)]
 pub mod system_socket;
 pub mod vm;
 

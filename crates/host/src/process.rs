@@ -1,12 +1,11 @@
 //! Child processes of the supervisor (QEMU, helper daemons): output to a log file, a pid file,
-//! death with the parent (PR_SET_PDEATHSIG), stop by PID with a grace period.
+//! death with the parent (PR_SET_PDEATHSIG, Linux only), stop by PID with a grace period.
+//! Process signalling by PID is per platform ([`sys`]): signals on unix, process handles on
+//! Windows.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
-
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 
 use crate::error::{HostError, Result};
 
@@ -35,6 +34,7 @@ impl Child {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .kill_on_drop(true);
+        #[cfg(target_os = "linux")]
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             cmd.pre_exec(|| {
@@ -72,10 +72,11 @@ impl Child {
         !matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// SIGTERM, then SIGKILL after `grace`.
+    /// Asks it to stop (SIGTERM; on Windows, which has no such request, it is killed), then
+    /// kills it after `grace`.
     pub async fn stop(&mut self, grace: Duration) {
         if let Some(pid) = self.child.id() {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            let _ = sys::terminate(pid);
             if tokio::time::timeout(grace, self.child.wait())
                 .await
                 .is_err()
@@ -95,23 +96,138 @@ impl Drop for Child {
 }
 
 /// The PID recorded in `pid_file`, if that process is alive.
-pub fn live_pid(pid_file: &Path) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(pid_file)
+pub fn live_pid(pid_file: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(pid_file)
         .ok()?
         .trim()
         .parse()
         .ok()?;
-    (pid > 0 && kill(Pid::from_raw(pid), None).is_ok()).then_some(pid)
+    (pid > 0 && sys::alive(pid)).then_some(pid)
+}
+
+/// Asks `pid` to stop in order (SIGTERM on unix; on Windows see [`crate::shutdown`], this kills).
+pub fn terminate(pid: u32) -> std::io::Result<()> {
+    sys::terminate(pid)
+}
+
+/// Kills `pid` at once.
+pub fn kill(pid: u32) -> std::io::Result<()> {
+    sys::kill(pid)
 }
 
 /// Polls until `pid` has exited or `timeout` passes; true if it exited.
-pub async fn wait_pid_gone(pid: i32, timeout: Duration) -> bool {
+pub async fn wait_pid_gone(pid: u32, timeout: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
-        if kill(Pid::from_raw(pid), None).is_err() {
+        if !sys::alive(pid) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+#[cfg(unix)]
+mod sys {
+    use nix::sys::signal::{kill as send, Signal};
+    use nix::unistd::Pid;
+
+    fn pid_t(pid: u32) -> std::io::Result<Pid> {
+        i32::try_from(pid)
+            .map(Pid::from_raw)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "pid out of range"))
+    }
+
+    pub(super) fn alive(pid: u32) -> bool {
+        pid_t(pid).is_ok_and(|p| send(p, None).is_ok())
+    }
+
+    pub(super) fn terminate(pid: u32) -> std::io::Result<()> {
+        Ok(send(pid_t(pid)?, Signal::SIGTERM)?)
+    }
+
+    pub(super) fn kill(pid: u32) -> std::io::Result<()> {
+        Ok(send(pid_t(pid)?, Signal::SIGKILL)?)
+    }
+}
+
+#[cfg(windows)]
+mod sys {
+    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, WAIT_TIMEOUT};
+    use windows_sys::Win32::System::Threading::{
+        OpenProcess, TerminateProcess, WaitForSingleObject, PROCESS_QUERY_LIMITED_INFORMATION,
+        PROCESS_SYNCHRONIZE, PROCESS_TERMINATE,
+    };
+
+    /// An open process handle, closed on drop.
+    struct Process(HANDLE);
+
+    impl Process {
+        fn open(pid: u32, access: u32) -> std::io::Result<Self> {
+            // SAFETY: OpenProcess takes plain values; a null result is an error, not UB.
+            let h = unsafe { OpenProcess(access, 0, pid) };
+            if h.is_null() {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(Self(h))
+            }
+        }
+    }
+
+    impl Drop for Process {
+        fn drop(&mut self) {
+            // SAFETY: the handle is ours and still open.
+            unsafe { CloseHandle(self.0) };
+        }
+    }
+
+    pub(super) fn alive(pid: u32) -> bool {
+        let Ok(p) = Process::open(pid, PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION)
+        else {
+            return false;
+        };
+        // SAFETY: a valid handle with SYNCHRONIZE access; zero timeout only polls.
+        unsafe { WaitForSingleObject(p.0, 0) == WAIT_TIMEOUT }
+    }
+
+    pub(super) fn terminate(pid: u32) -> std::io::Result<()> {
+        kill(pid)
+    }
+
+    pub(super) fn kill(pid: u32) -> std::io::Result<()> {
+        let p = Process::open(pid, PROCESS_TERMINATE)?;
+        // SAFETY: a valid handle with TERMINATE access.
+        if unsafe { TerminateProcess(p.0, 1) } == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_child_is_seen_alive_then_gone_after_kill() {
+        let d = tempfile::tempdir().unwrap();
+        // This test binary again, running only the ignored `sleeper` below.
+        let mut cmd = tokio::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "process::tests::sleeper", "--ignored"]);
+        let pid_file = d.path().join("c.pid");
+        let mut child = Child::spawn("sleeper", cmd, &d.path().join("c.log"), &pid_file).unwrap();
+        let pid = live_pid(&pid_file).expect("alive after spawn");
+        kill(pid).unwrap();
+        // Waiting reaps it (a unix zombie still answers signal 0).
+        let (_, gone) = tokio::join!(child.wait(), wait_pid_gone(pid, Duration::from_secs(20)));
+        assert!(gone);
+        assert_eq!(live_pid(&pid_file), None);
+    }
+
+    /// Sleeps long; started as a child by the test above (ignored when run directly).
+    #[test]
+    #[ignore]
+    fn sleeper() {
+        std::thread::sleep(Duration::from_secs(120));
+    }
 }

@@ -1,43 +1,53 @@
-//! The state directory, by default `~/.berth` (`BERTH_HOME` overrides). Every file is listed in
-//! `docs/dev/state-layout.md` with its writer.
+//! The state directory, by default `~/.berth` (`BERTH_HOME` overrides; on Windows
+//! `%USERPROFILE%\.berth`). Every file is listed in `docs/dev/state-layout.md` with its writer.
 
 use std::path::{Path, PathBuf};
 
+use crate::endpoint::Endpoint;
 use crate::error::{HostError, Result};
 
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
+    /// Whether this is the user's default state dir (it gets the plain pipe names on Windows).
+    default: bool,
 }
 
 impl StateDir {
-    /// `$BERTH_HOME`, else `$HOME/.berth`.
+    /// `$BERTH_HOME`, else `.berth` in the home folder (`HOME`, else `USERPROFILE`).
     pub fn default_location() -> Self {
         if let Some(h) = std::env::var_os("BERTH_HOME") {
             return Self::new(h);
         }
-        let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-        Self::new(Path::new(&home).join(".berth"))
+        let home = std::env::var_os("HOME")
+            .or_else(|| std::env::var_os("USERPROFILE"))
+            .unwrap_or_else(|| "/root".into());
+        Self {
+            root: Path::new(&home).join(".berth"),
+            default: true,
+        }
     }
 
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            default: false,
+        }
     }
 
-    /// Creates the directories (owner-only).
+    /// Creates the directories (owner-only on unix; on Windows the user profile's ACL applies).
     pub fn create(&self) -> Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
         for d in [
             self.root.clone(),
             self.run_dir(),
             self.disk_dir(),
             self.logs_dir(),
         ] {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&d)
-                .map_err(HostError::io(&d))?;
+            let mut b = std::fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b.create(&d).map_err(HostError::io(&d))?;
         }
         Ok(())
     }
@@ -65,9 +75,29 @@ impl StateDir {
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
     }
-    /// The forwarded Docker API socket (0600).
+    /// The forwarded Docker API socket (0600) on unix.
     pub fn docker_socket(&self) -> PathBuf {
         self.run_dir().join("docker.sock")
+    }
+    /// Where the forwarded Docker API is served: the unix socket [`Self::docker_socket`], or
+    /// on Windows the named pipe [`Self::pipe`]`("docker")`.
+    pub fn docker_endpoint(&self) -> Endpoint {
+        if cfg!(windows) {
+            Endpoint::Pipe(self.pipe("docker"))
+        } else {
+            Endpoint::Unix(self.docker_socket())
+        }
+    }
+    /// The named pipe `\\.\pipe\berth_<what>` of this state dir. Pipes live in one
+    /// machine-wide namespace, so a state dir other than the default one gets its own suffix
+    /// (a hash of its path): two Berths (or tests) never share a pipe.
+    pub fn pipe(&self, what: &str) -> String {
+        if self.default {
+            format!(r"\\.\pipe\berth_{what}")
+        } else {
+            let h = fnv1a(self.root.as_os_str().as_encoded_bytes());
+            format!(r"\\.\pipe\berth_{what}_{h:016x}")
+        }
     }
     /// vhost-device-vsock's hybrid vsock socket (`uds-path`); guest→host ports are `<it>_<port>`.
     pub fn vsock_socket(&self) -> PathBuf {
@@ -103,6 +133,13 @@ impl StateDir {
     }
 }
 
+/// FNV-1a, 64 bit: a stable hash (std's hasher may change between releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Writes `value` as pretty JSON to `path` through a temp file and a rename (best effort: the
 /// files so written are reports for `berth status`).
 pub(crate) fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) {
@@ -111,5 +148,35 @@ pub(crate) fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) {
         if std::fs::write(&tmp, b).is_ok() {
             let _ = std::fs::rename(&tmp, path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipe_names_are_plain_for_the_default_dir_and_distinct_otherwise() {
+        let mut d = StateDir::default_location();
+        d.default = true;
+        assert_eq!(d.pipe("docker"), r"\\.\pipe\berth_docker");
+        let a = StateDir::new("/tmp/a").pipe("docker");
+        let b = StateDir::new("/tmp/b").pipe("docker");
+        assert!(a.starts_with(r"\\.\pipe\berth_docker_"), "{a}");
+        assert_ne!(a, b);
+        // Stable across runs and releases.
+        assert_eq!(a, StateDir::new("/tmp/a").pipe("docker"));
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn the_endpoint_is_the_socket_on_unix_and_a_pipe_on_windows() {
+        let s = StateDir::new("/tmp/s");
+        let want = if cfg!(windows) {
+            Endpoint::Pipe(s.pipe("docker"))
+        } else {
+            Endpoint::Unix(s.docker_socket())
+        };
+        assert_eq!(s.docker_endpoint(), want);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use berth_agent_proto::{Request, Share, DOCKER_API_PORT, FORWARD_PORT};
 use berth_vsock::mux::MuxClient;
-use berth_vsock::{Connector, HybridConnector};
+use berth_vsock::Connector;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +16,7 @@ use crate::control::{wait_for_agent, ControlClient};
 use crate::error::{HostError, Result};
 use crate::forward::ports::PortForwarder;
 use crate::process::Child;
-use crate::vm::{Hypervisor, ShareDevice, VmHandle, VmSpec};
+use crate::vm::{Hypervisor, ShareDevice, Shares, VmHandle, VmSpec};
 use crate::{disk, forward, helpers, share, Config, StateDir};
 
 /// Bound on boot → agent answering (TCG on a loaded 2-core machine is slow).
@@ -134,21 +134,38 @@ async fn run_inner(
     status: &mut Status,
 ) -> Result<()> {
     disk::ensure_data_disk(&state.data_disk(), config.disk_gib).await?;
-    let mut vsockd = helpers::start_vsock_daemon(state, &config.tools_dir).await?;
-    let connector: Arc<dyn Connector> = Arc::new(HybridConnector::new(state.vsock_socket()));
+    let (connector, mut vsockd) = transport(state, config).await?;
     let docker_mux = Arc::new(MuxClient::new(connector.clone(), DOCKER_API_PORT));
     let ports = Arc::new(
         PortForwarder::new(Arc::new(MuxClient::new(connector.clone(), FORWARD_PORT)))
             .with_record(state.ports_file())
             .localhost_only(config.ports_on_localhost),
     );
-    let listener = forward::docker::bind_owner_only(&state.docker_socket())?;
+    let listener = crate::endpoint::Listener::bind(&state.docker_endpoint())?;
     let fwd_cancel = stop.child_token();
     tokio::spawn(forward::docker::serve(
         listener,
         docker_mux.clone(),
         fwd_cancel.clone(),
     ));
+    // Windows' "system socket": the standard pipe served too, when asked and free.
+    #[cfg(windows)]
+    if config.system_socket {
+        let std_pipe =
+            crate::endpoint::Endpoint::Pipe(config.system_socket_path.display().to_string());
+        match crate::endpoint::Listener::bind(&std_pipe) {
+            Ok(l) => {
+                tokio::spawn(forward::docker::serve(
+                    l,
+                    docker_mux.clone(),
+                    fwd_cancel.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(pipe = %std_pipe, error = %error_chain(&e), "standard pipe not served")
+            }
+        }
+    }
 
     let result = loop {
         let mut boot = match Boot::start(state, config, hv.as_ref()).await {
@@ -241,8 +258,31 @@ async fn run_inner(
     };
     fwd_cancel.cancel();
     ports.clear();
-    vsockd.stop(Duration::from_secs(2)).await;
+    if let Some(d) = vsockd.as_mut() {
+        d.stop(Duration::from_secs(2)).await;
+    }
     result
+}
+
+/// How the host reaches the guest's ports, and the daemon that carries them if any: on unix
+/// vhost-device-vsock's hybrid vsock socket (it outlives VM reboots, so it starts once).
+#[cfg(unix)]
+async fn transport(
+    state: &StateDir,
+    config: &Config,
+) -> Result<(Arc<dyn Connector>, Option<Child>)> {
+    let vsockd = helpers::start_vsock_daemon(state, &config.tools_dir).await?;
+    let connector = Arc::new(berth_vsock::HybridConnector::new(state.vsock_socket()));
+    Ok((connector, Some(vsockd)))
+}
+
+/// On Windows QEMU's virtio-serial ports are named pipes that QEMU itself serves.
+#[cfg(windows)]
+async fn transport(
+    state: &StateDir,
+    _config: &Config,
+) -> Result<(Arc<dyn Connector>, Option<Child>)> {
+    Ok((Arc::new(crate::vm::whpx::PortPipes::new(state)), None))
 }
 
 /// One boot: the VM and its per-boot helpers.
@@ -259,10 +299,20 @@ impl Boot {
     async fn start(state: &StateDir, config: &Config, hv: &dyn Hypervisor) -> Result<Self> {
         let mut shares = Vec::new();
         let mut devices = Vec::new();
+        if hv.shares() == Shares::Unsupported && !config.shares.is_empty() {
+            tracing::warn!(
+                backend = hv.name(),
+                "shared folders are not carried by this back-end yet"
+            );
+        }
         for (i, dir) in config.shares.iter().enumerate() {
+            if hv.shares() != Shares::Virtiofsd {
+                break;
+            }
             shares.push(helpers::start_virtiofsd(state, &config.tools_dir, i, dir).await?);
             devices.push(ShareDevice {
                 socket: state.virtiofs_socket(i),
+                dir: dir.clone(),
                 tag: share_tag(i),
             });
         }

@@ -1,39 +1,156 @@
-//! Forwarding without a VM: the guest side is a yamux server on a unix socket
-//! (`UnixDirConnector`), like the agent's `mux+unix://` listener.
+//! Forwarding without a VM: the guest side is a yamux server on in-process streams
+//! (`MemoryConnector`), like the agent's `mux+unix://` listener; the host side is the real
+//! Docker endpoint of this platform (a unix socket, or a named pipe on Windows) and real
+//! loopback TCP/UDP ports.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_agent_proto::{
     read_datagram, read_frame, write_datagram, Event, ForwardHeader, Proto, PublishedPort,
 };
+use berth_host::endpoint::{self, Listener};
 use berth_host::forward::docker;
 use berth_host::forward::ports::{self, PortForwarder};
+use berth_host::StateDir;
 use berth_vsock::mux::{self, MuxClient, MuxStream};
-use berth_vsock::UnixDirConnector;
+use berth_vsock::MemoryConnector;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-/// A fake guest on `port`: runs `handler` for every stream.
-fn fake_guest<H, F>(dir: &std::path::Path, port: u32, handler: H)
+/// A fake guest on `port` of `c`: runs `handler` for every stream.
+fn fake_guest<H, F>(c: &MemoryConnector, port: u32, handler: H)
 where
     H: Fn(MuxStream) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let l = tokio::net::UnixListener::bind(UnixDirConnector::path(dir, port)).unwrap();
+    let mut l = c.listen(port);
     tokio::spawn(async move {
-        loop {
-            let (s, _) = l.accept().await.unwrap();
+        while let Some(s) = l.recv().await {
             tokio::spawn(mux::serve(Box::new(s), handler.clone()));
         }
     });
 }
 
+/// The forwarder serving this platform's Docker endpoint of a temp state dir, in front of a
+/// fake guest whose Docker API port runs `handler`.
+fn docker_forwarder<H, F>(dir: &std::path::Path, handler: H) -> endpoint::Endpoint
+where
+    H: Fn(MuxStream) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let connector = Arc::new(MemoryConnector::new());
+    fake_guest(&connector, 2375, handler);
+    let state = StateDir::new(dir);
+    state.create().unwrap();
+    let e = state.docker_endpoint();
+    let l = Listener::bind(&e).unwrap();
+    let client = Arc::new(MuxClient::new(connector, 2375));
+    tokio::spawn(docker::serve(l, client, CancellationToken::new()));
+    e
+}
+
+/// A fake engine: answers HTTP/1.1 requests (keep-alive) for `/_ping` and `/version` the way
+/// Docker's API does, until the client closes.
+async fn fake_engine(s: MuxStream) {
+    let mut s = tokio::io::BufReader::new(s);
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            match tokio::io::AsyncBufReadExt::read_line(&mut s, &mut line).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) if line == "\r\n" => break,
+                Ok(_) => head.push(line),
+            }
+        }
+        let path = head
+            .first()
+            .and_then(|l| l.split(' ').nth(1))
+            .unwrap_or_default()
+            .to_string();
+        let (ctype, body) = if path.ends_with("/_ping") {
+            ("text/plain", "OK".to_string())
+        } else if path.ends_with("/version") {
+            (
+                "application/json",
+                r#"{"Version":"28.0.0-fake","ApiVersion":"1.48","Os":"linux","Arch":"amd64"}"#
+                    .to_string(),
+            )
+        } else {
+            (
+                "application/json",
+                r#"{"message":"page not found"}"#.to_string(),
+            )
+        };
+        let status = if ctype == "application/json" && body.contains("message") {
+            "404 Not Found"
+        } else {
+            "200 OK"
+        };
+        let reply = format!(
+            "HTTP/1.1 {status}\r\nApi-Version: 1.48\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if s.get_mut().write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_docker_client_reaches_the_engine_through_the_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = docker_forwarder(dir.path(), fake_engine);
+    // Several clients, each with keep-alive requests, at once.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let e = e.clone();
+        tasks.spawn(async move {
+            let mut c = endpoint::connect(&e).await.unwrap();
+            let mut r = tokio::io::BufReader::new(&mut c);
+            for path in ["/_ping", "/v1.48/version"] {
+                r.get_mut()
+                    .write_all(format!("GET {path} HTTP/1.1\r\nHost: docker\r\n\r\n").as_bytes())
+                    .await
+                    .unwrap();
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    tokio::io::AsyncBufReadExt::read_line(&mut r, &mut line)
+                        .await
+                        .unwrap();
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.strip_prefix("Content-Length: ") {
+                        len = v.trim().parse().unwrap();
+                    }
+                    if path == "/_ping" && line.starts_with("HTTP/") {
+                        assert_eq!(line, "HTTP/1.1 200 OK\r\n");
+                    }
+                }
+                let mut body = vec![0u8; len];
+                r.read_exact(&mut body).await.unwrap();
+                let body = String::from_utf8(body).unwrap();
+                match path {
+                    "/_ping" => assert_eq!(body, "OK"),
+                    _ => assert!(body.contains("28.0.0-fake"), "{body}"),
+                }
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+}
+
+#[cfg(unix)]
 #[tokio::test]
 async fn docker_socket_keeps_half_close_both_ways() {
     let dir = tempfile::tempdir().unwrap();
     // Guest: read the request to EOF (the client's half-close), then answer and close.
-    fake_guest(dir.path(), 2375, |mut s: MuxStream| async move {
+    let e = docker_forwarder(dir.path(), |mut s: MuxStream| async move {
         let mut req = Vec::new();
         s.read_to_end(&mut req).await.unwrap();
         s.write_all(format!("got {} bytes", req.len()).as_bytes())
@@ -41,18 +158,14 @@ async fn docker_socket_keeps_half_close_both_ways() {
             .unwrap();
         s.shutdown().await.unwrap();
     });
-    let sock = dir.path().join("docker.sock");
-    let l = docker::bind_owner_only(&sock).unwrap();
+    let endpoint::Endpoint::Unix(sock) = e else {
+        panic!("unix hosts serve a unix socket")
+    };
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let client = Arc::new(MuxClient::new(
-        Arc::new(UnixDirConnector::new(dir.path())),
-        2375,
-    ));
-    tokio::spawn(docker::serve(l, client, CancellationToken::new()));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 1..=20usize {
         let sock = sock.clone();
@@ -71,10 +184,11 @@ async fn docker_socket_keeps_half_close_both_ways() {
 }
 
 #[tokio::test]
-async fn published_port_opens_fast_tunnels_and_closes() {
+async fn published_port_opens_at_once_tunnels_and_closes() {
     let dir = tempfile::tempdir().unwrap();
+    let connector = Arc::new(MemoryConnector::new());
     // Guest: answer with the port named in the header.
-    fake_guest(dir.path(), 2377, |mut s: MuxStream| async move {
+    fake_guest(&connector, 2377, |mut s: MuxStream| async move {
         let h: ForwardHeader = read_frame(&mut s).await.unwrap().unwrap();
         s.write_all(format!("port {}", h.port).as_bytes())
             .await
@@ -82,11 +196,8 @@ async fn published_port_opens_fast_tunnels_and_closes() {
         s.shutdown().await.unwrap();
     });
     let record = dir.path().join("ports.json");
-    let fwd = PortForwarder::new(Arc::new(MuxClient::new(
-        Arc::new(UnixDirConnector::new(dir.path())),
-        2377,
-    )))
-    .with_record(record.clone());
+    let fwd =
+        PortForwarder::new(Arc::new(MuxClient::new(connector, 2377))).with_record(record.clone());
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -96,7 +207,6 @@ async fn published_port_opens_fast_tunnels_and_closes() {
         host_port: port,
         host_ip: Some([127, 0, 0, 1].into()),
     };
-    let t = Instant::now();
     fwd.apply(&Event::PortsChanged {
         published: vec![p.clone()],
         unpublished: vec![],
@@ -105,7 +215,7 @@ async fn published_port_opens_fast_tunnels_and_closes() {
     let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
+    // Bound when `apply` returns (how fast that is: bench/, not a CI assertion).
     let mut back = String::new();
     c.read_to_string(&mut back).await.unwrap();
     assert_eq!(back, format!("port {port}"));
@@ -140,12 +250,12 @@ async fn published_port_opens_fast_tunnels_and_closes() {
 
 #[tokio::test]
 async fn udp_port_relays_datagrams_per_flow_and_ends_idle_flows() {
-    let dir = tempfile::tempdir().unwrap();
+    let connector = Arc::new(MemoryConnector::new());
     // Guest: echo each datagram as "<port>/<flow number>:<datagram>"; report each flow's end.
     let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel::<usize>();
     let flows = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = flows.clone();
-    fake_guest(dir.path(), 2377, move |mut s: MuxStream| {
+    fake_guest(&connector, 2377, move |mut s: MuxStream| {
         let (ended_tx, counter) = (ended_tx.clone(), counter.clone());
         async move {
             let h: ForwardHeader = read_frame(&mut s).await.unwrap().unwrap();
@@ -160,11 +270,8 @@ async fn udp_port_relays_datagrams_per_flow_and_ends_idle_flows() {
             let _ = ended_tx.send(flow);
         }
     });
-    let fwd = PortForwarder::new(Arc::new(MuxClient::new(
-        Arc::new(UnixDirConnector::new(dir.path())),
-        2377,
-    )))
-    .with_udp_idle(Duration::from_millis(300));
+    let fwd = PortForwarder::new(Arc::new(MuxClient::new(connector, 2377)))
+        .with_udp_idle(Duration::from_millis(300));
     let port = {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         s.local_addr().unwrap().port()
@@ -246,18 +353,15 @@ fn has_ipv6_loopback() -> bool {
 
 #[tokio::test]
 async fn port_on_every_address_binds_all_host_addresses_unless_kept_on_localhost() {
-    let dir = tempfile::tempdir().unwrap();
-    fake_guest(dir.path(), 2377, |mut s: MuxStream| async move {
+    let connector = Arc::new(MemoryConnector::new());
+    fake_guest(&connector, 2377, |mut s: MuxStream| async move {
         let h: ForwardHeader = read_frame(&mut s).await.unwrap().unwrap();
         s.write_all(format!("port {}", h.port).as_bytes())
             .await
             .unwrap();
         s.shutdown().await.unwrap();
     });
-    let mux = Arc::new(MuxClient::new(
-        Arc::new(UnixDirConnector::new(dir.path())),
-        2377,
-    ));
+    let mux = Arc::new(MuxClient::new(connector, 2377));
     let answers = |addr: std::net::SocketAddr| async move {
         let mut c = tokio::net::TcpStream::connect(addr).await.ok()?;
         let mut back = String::new();

@@ -23,7 +23,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VmStatus {
-    pub supervisor_pid: Option<i32>,
+    pub supervisor_pid: Option<u32>,
     /// `starting`, `running`, … as the supervisor reports it; `stopped` with no supervisor.
     pub state: String,
     pub message: Option<String>,

@@ -40,9 +40,7 @@ impl Engine {
             return Ok(d.clone());
         }
         let path = self.socket.path.to_string_lossy().into_owned();
-        let d =
-            Docker::connect_with_unix(&path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-                .map_err(|e| AppError::from_docker(e, &path))?;
+        let d = connect(&path).map_err(|e| AppError::from_docker(e, &path))?;
         Ok(self.docker.get_or_init(|| d).clone())
     }
 
@@ -56,11 +54,23 @@ impl Engine {
     }
 }
 
+/// A unix socket; on Windows a named pipe (`\\.\pipe\name`).
+#[cfg(unix)]
+fn connect(path: &str) -> std::result::Result<Docker, bollard::errors::Error> {
+    Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+}
+
+#[cfg(windows)]
+fn connect(path: &str) -> std::result::Result<Docker, bollard::errors::Error> {
+    Docker::connect_with_named_pipe(path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::SocketSource;
 
+    #[cfg(unix)]
     #[test]
     fn a_missing_socket_is_unavailable_not_fatal() {
         let d = tempfile::tempdir().unwrap();

@@ -1,9 +1,10 @@
 //! The hypervisor seam. A back-end starts a VM from a [`VmSpec`] and says how to reach its vsock
 //! ports; everything above (supervisor, forwarding) is the same for all back-ends.
 //!
-//! Back-ends: QEMU on Linux ([`qemu`]). macOS Virtualization.framework and Hyper-V/WSL2 fit the
-//! same trait (see `docs/design/host.md`); on other platforms [`probe`] returns
-//! `HostError::NotSupported`.
+//! Back-ends: QEMU with KVM/TCG on Linux ([`qemu`]), QEMU with the Windows Hypervisor Platform
+//! on Windows ([`whpx`]); macOS Virtualization.framework is designed in `docs/design/host.md`.
+//! Where there is none [`probe`] returns `HostError::NotSupported`. The argument building of
+//! every back-end is plain code, compiled and unit-tested on every platform.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,16 +12,28 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::error::Result;
+use crate::{Config, StateDir};
 
-#[cfg(target_os = "linux")]
 pub mod qemu;
+pub mod whpx;
 
-/// A virtiofs share as the VM sees it.
+/// A shared host folder as the VM sees it.
 #[derive(Debug, Clone)]
 pub struct ShareDevice {
-    /// The back-end's vhost-user socket (virtiofsd).
+    /// The back-end's vhost-user socket (virtiofsd), for [`Shares::Virtiofsd`] back-ends.
     pub socket: PathBuf,
+    /// The host folder.
+    pub dir: PathBuf,
     pub tag: String,
+}
+
+/// How a back-end shares host folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shares {
+    /// One virtiofsd per share (vhost-user-fs), started by the supervisor.
+    Virtiofsd,
+    /// Not carried yet: the VM boots without shares (see `docs/design/host.md`).
+    Unsupported,
 }
 
 /// Everything a back-end needs to boot Berth's guest.
@@ -64,16 +77,25 @@ pub trait VmHandle: Send {
 pub trait Hypervisor: Send + Sync {
     fn name(&self) -> &'static str;
     fn start(&self, spec: &VmSpec) -> Result<Box<dyn VmHandle>>;
+    /// How host folders reach the guest.
+    fn shares(&self) -> Shares {
+        Shares::Virtiofsd
+    }
 }
 
 /// Picks the back-end for this platform.
 #[cfg(target_os = "linux")]
-pub fn probe() -> Result<Arc<dyn Hypervisor>> {
+pub fn probe(_state: &StateDir, _config: &Config) -> Result<Arc<dyn Hypervisor>> {
     Ok(Arc::new(qemu::Qemu))
 }
 
-#[cfg(not(target_os = "linux"))]
-pub fn probe() -> Result<Arc<dyn Hypervisor>> {
+#[cfg(windows)]
+pub fn probe(state: &StateDir, config: &Config) -> Result<Arc<dyn Hypervisor>> {
+    Ok(Arc::new(whpx::Whpx::new(state, config)))
+}
+
+#[cfg(not(any(target_os = "linux", windows)))]
+pub fn probe(_state: &StateDir, _config: &Config) -> Result<Arc<dyn Hypervisor>> {
     Err(crate::HostError::NotSupported("running the VM"))
 }
 

@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use tokio::io::AsyncWriteExt;
 
 use super::{Hypervisor, VmHandle, VmSpec};
+use crate::endpoint::Endpoint;
 use crate::error::{HostError, Result};
 use crate::process::Child;
 
@@ -35,6 +36,38 @@ pub fn args(spec: &VmSpec) -> Vec<OsString> {
         push("-cpu");
         push("host");
     }
+    push("-object");
+    push(&format!("memory-backend-memfd,id=mem,size={mem}M,share=on"));
+    a.extend(guest_args(spec));
+    let mut push = |s: &str| a.push(s.into());
+    push("-chardev");
+    push(&format!(
+        "socket,id=vsk,path={}",
+        spec.vhost_vsock_socket.display()
+    ));
+    push("-device");
+    push("vhost-user-vsock-pci,chardev=vsk");
+    for (i, s) in spec.shares.iter().enumerate() {
+        push("-chardev");
+        push(&format!("socket,id=vfs{i},path={}", s.socket.display()));
+        push("-device");
+        push(&format!("vhost-user-fs-pci,chardev=vfs{i},tag={}", s.tag));
+    }
+    push("-monitor");
+    push(&format!(
+        "unix:{},server=on,wait=off",
+        spec.monitor_socket.display()
+    ));
+    a
+}
+
+/// The part of QEMU's command line every platform shares: memory size, CPUs, our kernel,
+/// initrd and console, the data disk (discard passed through when asked) before the read-only
+/// root, user networking, entropy, the balloon with free-page reporting, and the engine's
+/// daemon.json as a fw_cfg item.
+pub(crate) fn guest_args(spec: &VmSpec) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |s: &str| a.push(s.into());
     for s in [
         "-nodefaults",
         "-no-user-config",
@@ -45,11 +78,9 @@ pub fn args(spec: &VmSpec) -> Vec<OsString> {
         push(s);
     }
     push("-m");
-    push(&format!("{mem}M"));
+    push(&format!("{}M", spec.memory_mib));
     push("-smp");
     push(&spec.cpus.to_string());
-    push("-object");
-    push(&format!("memory-backend-memfd,id=mem,size={mem}M,share=on"));
     push("-serial");
     push(&format!("file:{}", spec.console_log.display()));
     push("-kernel");
@@ -87,29 +118,11 @@ pub fn args(spec: &VmSpec) -> Vec<OsString> {
         push("-device");
         push("virtio-balloon-pci,id=balloon0,free-page-reporting=on");
     }
-    push("-chardev");
-    push(&format!(
-        "socket,id=vsk,path={}",
-        spec.vhost_vsock_socket.display()
-    ));
-    push("-device");
-    push("vhost-user-vsock-pci,chardev=vsk");
-    for (i, s) in spec.shares.iter().enumerate() {
-        push("-chardev");
-        push(&format!("socket,id=vfs{i},path={}", s.socket.display()));
-        push("-device");
-        push(&format!("vhost-user-fs-pci,chardev=vfs{i},tag={}", s.tag));
-    }
     if let Some(f) = &spec.daemon_json {
         // fw_cfg: the guest reads it from /sys/firmware/qemu_fw_cfg before the engine starts.
         push("-fw_cfg");
         push(&format!("name={FW_CFG_DAEMON_JSON},file={}", f.display()));
     }
-    push("-monitor");
-    push(&format!(
-        "unix:{},server=on,wait=off",
-        spec.monitor_socket.display()
-    ));
     a
 }
 
@@ -119,38 +132,44 @@ impl Hypervisor for Qemu {
     }
 
     fn start(&self, spec: &VmSpec) -> Result<Box<dyn VmHandle>> {
-        for f in [&spec.kernel, &spec.initrd, &spec.rootfs] {
-            if !f.exists() {
-                return Err(HostError::MissingImage(f.clone()));
-            }
-        }
         let _ = std::fs::remove_file(&spec.monitor_socket);
-        let mut cmd = tokio::process::Command::new("qemu-system-x86_64");
-        cmd.args(args(spec));
-        let child =
-            Child::spawn("qemu", cmd, &spec.log_file, &spec.pid_file).map_err(|e| match e {
-                HostError::Spawn { source, .. }
-                    if source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    HostError::MissingTool("qemu-system-x86_64".into())
-                }
-                e => e,
-            })?;
-        tracing::info!(
-            pid = child.pid(),
-            accel = if spec.kvm { "kvm" } else { "tcg" },
-            "VM started"
-        );
-        Ok(Box::new(QemuVm {
-            child,
-            monitor: spec.monitor_socket.clone(),
-        }))
+        let monitor = Endpoint::Unix(spec.monitor_socket.clone());
+        launch("qemu-system-x86_64".as_ref(), args(spec), spec, monitor)
     }
+}
+
+/// Starts QEMU (`program`) with `args` after checking the image files; `monitor` is where its
+/// HMP monitor listens (for the power button). Shared by the QEMU back-ends of every platform.
+pub(crate) fn launch(
+    program: &std::path::Path,
+    args: Vec<OsString>,
+    spec: &VmSpec,
+    monitor: Endpoint,
+) -> Result<Box<dyn VmHandle>> {
+    for f in [&spec.kernel, &spec.initrd, &spec.rootfs] {
+        if !f.exists() {
+            return Err(HostError::MissingImage(f.clone()));
+        }
+    }
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args);
+    let child = Child::spawn("qemu", cmd, &spec.log_file, &spec.pid_file).map_err(|e| match e {
+        HostError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            HostError::MissingTool(program.display().to_string())
+        }
+        e => e,
+    })?;
+    tracing::info!(
+        pid = child.pid(),
+        accel = if spec.kvm { "hardware" } else { "tcg" },
+        "VM started"
+    );
+    Ok(Box::new(QemuVm { child, monitor }))
 }
 
 struct QemuVm {
     child: Child,
-    monitor: std::path::PathBuf,
+    monitor: Endpoint,
 }
 
 impl VmHandle for QemuVm {
@@ -166,13 +185,14 @@ impl VmHandle for QemuVm {
 
     fn power_button(&mut self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let mut s = tokio::net::UnixStream::connect(&self.monitor)
+            let what = std::path::PathBuf::from(self.monitor.to_string());
+            let mut s = crate::endpoint::connect(&self.monitor)
                 .await
-                .map_err(HostError::io(&self.monitor))?;
+                .map_err(HostError::io(&what))?;
             s.write_all(b"system_powerdown\n")
                 .await
-                .map_err(HostError::io(&self.monitor))?;
-            // Let the monitor read the line before the socket closes.
+                .map_err(HostError::io(&what))?;
+            // Let the monitor read the line before the connection closes.
             tokio::time::sleep(Duration::from_millis(100)).await;
             Ok(())
         })
@@ -202,6 +222,7 @@ mod tests {
             vhost_vsock_socket: "/s/run/vhost-vsock.sock".into(),
             shares: vec![ShareDevice {
                 socket: "/s/run/virtiofs-0.sock".into(),
+                dir: "/home/u".into(),
                 tag: "share0".into(),
             }],
             monitor_socket: "/s/run/qemu-monitor.sock".into(),
