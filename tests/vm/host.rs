@@ -544,21 +544,7 @@ fn docker_cli_through_forwarded_socket() {
     // A published port appears on the host's 127.0.0.1 and goes when the container stops.
     let hp = free_port();
     let name = format!("berth-vm-web-{hp}");
-    b.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "-p",
-        &format!("{hp}:80"),
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]);
+    run_httpd(&b, &name, &format!("{hp}:80"));
     let addr = format!("127.0.0.1:{hp}");
     let t = Instant::now();
     assert!(
@@ -592,21 +578,7 @@ fn docker_cli_through_forwarded_socket() {
     // `-p 127.0.0.1:P:80` stays on the loopback.
     let lp = free_port();
     let lname = format!("berth-vm-lo-{lp}");
-    b.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        &lname,
-        "-p",
-        &format!("127.0.0.1:{lp}:80"),
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]);
+    run_httpd(&b, &lname, &format!("127.0.0.1:{lp}:80"));
     let lo_addr = format!("127.0.0.1:{lp}");
     assert!(
         wait_until(Duration::from_secs(10), || http_get(&lo_addr, "/")
@@ -807,6 +779,14 @@ fn supervisor_restarts_a_dead_vm() {
 }
 
 /// Rewrites one key of the test's config.json.
+/// `docker run -d --name <name> -p <publish> busybox httpd` serving /www on the container's port 80.
+fn run_httpd(b: &Berth, name: &str, publish: &str) {
+    b.docker_ok(&[
+        "run", "-d", "--name", name, "-p", publish, "busybox", "httpd", "-f", "-p", "80", "-h",
+        "/www",
+    ]);
+}
+
 fn set_config(b: &Berth, key: &str, value: serde_json::Value) {
     let path = b.home.path().join("config.json");
     let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();

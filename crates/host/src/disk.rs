@@ -37,25 +37,21 @@ pub async fn trim_online(state: &crate::StateDir) -> Result<u64> {
 /// replaces it. The VM must be stopped: QEMU's lock on the image makes this fail otherwise.
 pub async fn compact_offline(path: &Path) -> Result<()> {
     let tmp = path.with_extension("qcow2.compact");
-    let out = tokio::process::Command::new("qemu-img")
-        .args(["convert", "-q", "-O", "qcow2"])
-        .arg(path)
-        .arg(&tmp)
-        .output()
-        .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => HostError::MissingTool("qemu-img".into()),
-            _ => HostError::Spawn {
-                program: "qemu-img".into(),
-                source: e,
-            },
-        })?;
-    if !out.status.success() {
+    let converted = qemu_img(
+        "convert",
+        &[
+            "-q".as_ref(),
+            "-O".as_ref(),
+            "qcow2".as_ref(),
+            path.as_os_str(),
+            tmp.as_os_str(),
+        ],
+    )
+    .await;
+    if let Err(e) = converted {
+        // The partial copy is useless; the original is untouched.
         let _ = std::fs::remove_file(&tmp);
-        return Err(HostError::Command {
-            what: "qemu-img convert".into(),
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
+        return Err(e);
     }
     std::fs::rename(&tmp, path).map_err(HostError::io(path))
 }
@@ -66,10 +62,28 @@ pub async fn ensure_data_disk(path: &Path, gib: u32) -> Result<bool> {
         return Ok(false);
     }
     let tmp = path.with_extension("qcow2.tmp");
+    let size = format!("{gib}G");
+    qemu_img(
+        "create",
+        &[
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            tmp.as_os_str(),
+            size.as_ref(),
+        ],
+    )
+    .await?;
+    std::fs::rename(&tmp, path).map_err(HostError::io(path))?;
+    tracing::info!(path = %path.display(), gib, "data disk created");
+    Ok(true)
+}
+
+/// Runs `qemu-img <verb> <args>`; a failure carries its stderr, named `qemu-img <verb>`.
+async fn qemu_img(verb: &str, args: &[&std::ffi::OsStr]) -> Result<()> {
     let out = tokio::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&tmp)
-        .arg(format!("{gib}G"))
+        .arg(verb)
+        .args(args)
         .output()
         .await
         .map_err(|e| match e.kind() {
@@ -81,13 +95,11 @@ pub async fn ensure_data_disk(path: &Path, gib: u32) -> Result<bool> {
         })?;
     if !out.status.success() {
         return Err(HostError::Command {
-            what: "qemu-img create".into(),
+            what: format!("qemu-img {verb}"),
             detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    std::fs::rename(&tmp, path).map_err(HostError::io(path))?;
-    tracing::info!(path = %path.display(), gib, "data disk created");
-    Ok(true)
+    Ok(())
 }
 
 #[cfg(test)]

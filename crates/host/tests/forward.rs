@@ -207,11 +207,7 @@ async fn published_port_opens_at_once_tunnels_and_closes() {
         host_port: port,
         host_ip: Some([127, 0, 0, 1].into()),
     };
-    fwd.apply(&Event::PortsChanged {
-        published: vec![p.clone()],
-        unpublished: vec![],
-    })
-    .await;
+    publish(&fwd, &p).await;
     let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
@@ -227,11 +223,7 @@ async fn published_port_opens_at_once_tunnels_and_closes() {
     // Published on 127.0.0.1: another loopback address is not served.
     assert!(std::net::TcpStream::connect(("127.0.0.2", port)).is_err());
 
-    fwd.apply(&Event::PortsChanged {
-        published: vec![],
-        unpublished: vec![p],
-    })
-    .await;
+    unpublish(&fwd, &p).await;
     let mut closed = false;
     for _ in 0..50 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -281,11 +273,7 @@ async fn udp_port_relays_datagrams_per_flow_and_ends_idle_flows() {
         host_port: port,
         host_ip: None,
     };
-    fwd.apply(&Event::PortsChanged {
-        published: vec![p.clone()],
-        unpublished: vec![],
-    })
-    .await;
+    publish(&fwd, &p).await;
     assert_eq!(fwd.ports(), vec![p.clone()]);
 
     async fn ask(c: &tokio::net::UdpSocket, msg: &[u8]) -> String {
@@ -323,11 +311,7 @@ async fn udp_port_relays_datagrams_per_flow_and_ends_idle_flows() {
     assert_eq!(ask(&a, b"later").await, format!("{port}/3:later"));
 
     // Unpublishing frees the port.
-    fwd.apply(&Event::PortsChanged {
-        published: vec![],
-        unpublished: vec![p],
-    })
-    .await;
+    unpublish(&fwd, &p).await;
     let mut freed = false;
     for _ in 0..50 {
         if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
@@ -378,11 +362,7 @@ async fn port_on_every_address_binds_all_host_addresses_unless_kept_on_localhost
         host_port: port,
         host_ip: None,
     };
-    fwd.apply(&Event::PortsChanged {
-        published: vec![p.clone()],
-        unpublished: vec![],
-    })
-    .await;
+    publish(&fwd, &p).await;
     let want = format!("port {port}");
     assert_eq!(
         answers(([127, 0, 0, 2], port).into()).await,
@@ -410,15 +390,29 @@ async fn port_on_every_address_binds_all_host_addresses_unless_kept_on_localhost
         host_port: port,
         host_ip: None,
     };
-    fwd.apply(&Event::PortsChanged {
-        published: vec![p],
-        unpublished: vec![],
-    })
-    .await;
+    publish(&fwd, &p).await;
     assert_eq!(
         answers(([127, 0, 0, 1], port).into()).await,
         Some(format!("port {port}"))
     );
     assert!(std::net::TcpStream::connect(("127.0.0.2", port)).is_err());
     assert!(ports::describe(&fwd.forwarded()[0]).starts_with(&format!("127.0.0.1:{port}/tcp")));
+}
+
+/// The engine's event for `p` published.
+async fn publish(fwd: &PortForwarder, p: &PublishedPort) {
+    fwd.apply(&Event::PortsChanged {
+        published: vec![p.clone()],
+        unpublished: vec![],
+    })
+    .await;
+}
+
+/// The engine's event for `p` unpublished.
+async fn unpublish(fwd: &PortForwarder, p: &PublishedPort) {
+    fwd.apply(&Event::PortsChanged {
+        published: vec![],
+        unpublished: vec![p.clone()],
+    })
+    .await;
 }
