@@ -4,7 +4,11 @@
 #   - Debian packages: WebKitGTK 4.1, GTK 3, appindicator, librsvg and libxdo headers (Tauri 2),
 #     Xvfb (a private X display), webkit2gtk-driver (WebKitWebDriver) and dbus-daemon
 #     (dbus-run-session: a session bus for the app under test);
-#   - tauri-driver (crates.io), pinned, into $BERTH_TOOLS/bin (default ~/.cache/berth/tools).
+#   - tauri-driver (crates.io), pinned, into $BERTH_TOOLS/bin (default ~/.cache/berth/tools);
+#   - the web UI's npm modules (xterm.js and its fit addon for the terminal), pinned by
+#     ui/package-lock.json, installed by `npm ci` outside the tree ($BERTH_UI_NPM, default
+#     ~/.cache/berth/ui-npm); the files the UI loads are copied to ui/vendor/ (ignored by git;
+#     no bundler: they are plain ES modules). Debian's npm is installed when there is no npm.
 # Runs `apt-get update` only when a package is missing. Usage: scripts/install-gui-deps.sh [--print]
 set -eu
 
@@ -38,8 +42,14 @@ have_driver() {
 if [ "${1:-}" = "--print" ]; then
     echo "packages:" $PACKAGES
     echo "missing:${missing:- none}"
+    if command -v npm >/dev/null; then echo "npm: $(npm --version)"; else echo "npm: missing"; fi
+    if [ -f "$(dirname "$0")/../ui/vendor/xterm.js" ]; then echo "ui/vendor: filled"; else echo "ui/vendor: empty"; fi
     if have_driver; then echo "tauri-driver $TAURI_DRIVER_VERSION: installed"; else echo "tauri-driver $TAURI_DRIVER_VERSION: missing"; fi
     exit 0
+fi
+
+if ! command -v npm >/dev/null; then
+    missing="$missing npm"
 fi
 
 if [ -n "$missing" ]; then
@@ -62,3 +72,25 @@ else
     env -u CARGO_TARGET_DIR cargo install --locked tauri-driver --version "=$TAURI_DRIVER_VERSION" --root "$TOOLS"
 fi
 echo "install-gui-deps: tauri-driver in $TOOLS/bin"
+
+# The UI's npm modules: `npm ci` again only when the lock file changed; then the files the UI
+# loads are copied into ui/vendor/ (ES modules under a .js name: the app's asset server types
+# files by their extension).
+repo=$(cd "$(dirname "$0")/.." && pwd)
+npm_dir="${BERTH_UI_NPM:-$HOME/.cache/berth/ui-npm}"
+mkdir -p "$npm_dir" "$repo/ui/vendor"
+if ! cmp -s "$repo/ui/package-lock.json" "$npm_dir/package-lock.json" \
+    || [ ! -f "$npm_dir/node_modules/@xterm/xterm/lib/xterm.mjs" ] \
+    || [ ! -f "$npm_dir/node_modules/@xterm/addon-fit/lib/addon-fit.mjs" ]; then
+    echo "install-gui-deps: npm ci (ui/package-lock.json) in $npm_dir"
+    cp "$repo/ui/package.json" "$repo/ui/package-lock.json" "$npm_dir/"
+    (cd "$npm_dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+fi
+copy() {
+    # Only when different: an unchanged file keeps its mtime (no app rebuild).
+    cmp -s "$1" "$2" || cp "$1" "$2"
+}
+copy "$npm_dir/node_modules/@xterm/xterm/lib/xterm.mjs" "$repo/ui/vendor/xterm.js"
+copy "$npm_dir/node_modules/@xterm/addon-fit/lib/addon-fit.mjs" "$repo/ui/vendor/addon-fit.js"
+copy "$npm_dir/node_modules/@xterm/xterm/css/xterm.css" "$repo/ui/vendor/xterm.css"
+echo "install-gui-deps: UI modules in ui/vendor"

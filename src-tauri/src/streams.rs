@@ -36,6 +36,45 @@ pub enum StreamEvent {
     End { error: Option<AppError> },
 }
 
+/// Turns bytes that arrive in arbitrary chunks into text: a UTF-8 sequence cut between two
+/// chunks is held back until the rest of it arrives (decoding each chunk alone would turn both
+/// halves into U+FFFD). Bytes that are not UTF-8 at all become U+FFFD, as with `from_utf8_lossy`.
+#[derive(Debug, Default)]
+pub struct Utf8Chunks {
+    held: Vec<u8>,
+}
+
+impl Utf8Chunks {
+    /// The text that `bytes` completes.
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.held.extend_from_slice(bytes);
+        let cut = incomplete_tail(&self.held);
+        let text = String::from_utf8_lossy(&self.held[..cut]).into_owned();
+        self.held.drain(..cut);
+        text
+    }
+}
+
+/// Where the unfinished UTF-8 sequence at the end of `b` starts (`b.len()` when there is none).
+fn incomplete_tail(b: &[u8]) -> usize {
+    // A sequence is at most 4 bytes: look back over at most 3 for its leading byte.
+    for back in 1..=b.len().min(3) {
+        let i = b.len() - back;
+        let lead = b[i];
+        if lead & 0xC0 == 0x80 {
+            continue; // a continuation byte: the lead is further back
+        }
+        let needs = match lead {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => 1,
+        };
+        return if back < needs { i } else { b.len() };
+    }
+    b.len()
+}
+
 /// The hijacked stdin of an exec session.
 pub type ExecInput = Arc<tokio::sync::Mutex<Pin<Box<dyn AsyncWrite + Send>>>>;
 
@@ -305,6 +344,33 @@ mod tests {
         assert!(wait(|| dropped.load(Ordering::SeqCst)));
         assert_eq!(got.lock().unwrap().as_slice(), EXEC_HANGUP);
         assert!(streams.exec(id).is_err(), "gone from the registry");
+    }
+
+    #[test]
+    fn utf8_cut_between_chunks_arrives_whole() {
+        let text = "é→😀 ok";
+        let bytes = text.as_bytes();
+        // Every way of cutting it in two gives the same text, never U+FFFD.
+        for cut in 0..=bytes.len() {
+            let mut d = Utf8Chunks::default();
+            let mut got = d.push(&bytes[..cut]);
+            got += &d.push(&bytes[cut..]);
+            assert_eq!(got, text, "cut at {cut}");
+        }
+        // One byte at a time too.
+        let mut d = Utf8Chunks::default();
+        let got: String = bytes.iter().map(|b| d.push(&[*b])).collect();
+        assert_eq!(got, text);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_replaced_not_held() {
+        let mut d = Utf8Chunks::default();
+        assert_eq!(d.push(b"a\xffb"), "a\u{FFFD}b");
+        // A lone continuation byte at the end is not the start of anything: out at once.
+        assert_eq!(d.push(b"c\x80"), "c\u{FFFD}");
+        assert_eq!(d.push(b"\xe2\x86"), "", "held: two bytes of three");
+        assert_eq!(d.push(b"\x92"), "→");
     }
 
     #[test]

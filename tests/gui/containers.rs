@@ -1,20 +1,9 @@
 //! Containers view: a container created with the CLI shows up (pushed by `/events`), its logs
-//! follow, the terminal runs commands, stats arrive, Docker's refusal to remove a running
+//! follow, stats arrive (the terminal has its own test, `terminal.rs`), Docker's refusal to remove a running
 //! container is shown as Docker words it, compose project actions reach every container of the
 //! project, and stop/remove from the UI are seen by the CLI.
 
 use crate::harness::{container_row, Gui};
-
-/// Docker's own message in a CLI error (`Error response from daemon: <message>`).
-fn daemon_message(stderr: &str) -> String {
-    let line = stderr
-        .lines()
-        .find(|l| l.contains("Error response from daemon"))
-        .unwrap_or_else(|| panic!("no daemon error in {stderr:?}"));
-    line.split_once("Error response from daemon: ")
-        .map(|(_, m)| m.trim().to_string())
-        .unwrap_or_default()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
@@ -56,28 +45,9 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     gui.wait_text("[data-testid=logs-output]", "tick 3").await;
     gui.snapshot("containers-logs").await;
 
-    // Terminal: a command's output comes back through the TTY.
-    gui.click(&format!("{row} [data-testid=container-exec]"))
-        .await;
-    gui.type_into(
-        "[data-testid=exec-input]",
-        "echo $((6*7))-exec-ok; hostname",
-    )
-    .await;
-    gui.click("[data-testid=exec-send]").await;
-    gui.wait_text("[data-testid=exec-output]", "42-exec-ok")
-        .await;
-    let hostname = gui.cli(&["inspect", "-f", "{{.Config.Hostname}}", "gui-web"]);
-    gui.wait_text("[data-testid=exec-output]", hostname.trim())
-        .await;
-
-    // Stats: a memory sample arrives. Leaving the terminal hangs its shell up.
+    // Stats: a memory sample arrives.
     gui.click(&format!("{row} [data-testid=container-stats]"))
         .await;
-    gui.cli_until("the terminal's shell to exit", || {
-        let top = gui.engine.docker_ok(&["top", "gui-web"]);
-        !top.lines().any(|l| l.trim_end().ends_with("/bin/sh"))
-    });
     gui.until_js(
         "a stats sample",
         "return document.querySelector('[data-testid=stats-mem]').textContent.includes('/');",
@@ -85,15 +55,22 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     )
     .await;
 
-    // Removing it while it runs: the engine refuses, the UI shows the engine's message.
-    let cli_msg = daemon_message(&gui.cli_err(&["rm", "gui-web"]));
+    // Removing it while it runs asks first and offers to stop it; cancelled, it keeps running.
     gui.click(&format!("{row} [data-testid=container-remove]"))
         .await;
-    let (code, msg) = gui.error_shown().await;
-    gui.snapshot("containers-error").await;
-    assert_eq!(code, "conflict", "{msg}");
-    assert_eq!(msg, cli_msg);
-    gui.click("[data-testid=error-dismiss]").await;
+    gui.wait_visible("[data-testid=confirm-alt]").await;
+    assert_eq!(
+        gui.text("[data-testid=confirm-alt]").await,
+        "Stop and remove"
+    );
+    gui.wait_hidden("[data-testid=confirm-ok]").await;
+    gui.snapshot("containers-confirm").await;
+    gui.confirm("gui-web is running", "cancel").await;
+    assert_eq!(
+        gui.cli(&["inspect", "-f", "{{.State.Status}}", "gui-web"])
+            .trim(),
+        "running"
+    );
 
     // A compose project: a header row whose actions reach every container of the project.
     gui.cli(&[
@@ -158,6 +135,7 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     // Remove from the UI: gone for the CLI and from the list.
     gui.click(&format!("{row} [data-testid=container-remove]"))
         .await;
+    gui.confirm("Remove gui-web?", "ok").await;
     gui.cli_until("gui-web to be removed", || {
         gui.engine
             .docker_ok(&["ps", "-aq", "--filter", "name=^gui-web$"])
@@ -166,9 +144,10 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     });
     gui.wait_gone(&row).await;
 
-    // Remove all: the rest of the project goes, running or not, and so does its header.
+    // Remove all, confirmed: the rest of the project goes, running or not, and its header.
     gui.click(&format!("{project} [data-testid=project-remove]"))
         .await;
+    gui.confirm("Remove project demo?", "ok").await;
     gui.cli_until("the project to be removed", || states().trim().is_empty());
     gui.wait_gone(project).await;
     gui.finish().await;

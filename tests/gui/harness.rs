@@ -378,6 +378,70 @@ impl Gui {
             .await;
     }
 
+    /// Sends keys to the element matching `css` as typed (nothing cleared first).
+    pub(crate) async fn send_keys(&self, css: &str, text: &str) {
+        let el = self.find(css).await;
+        self.bounded(&format!("type into {css}"), el.send_keys(text))
+            .await;
+    }
+
+    /// Picks the option with `value` in the `<select>` matching `css` (as a user's click on it).
+    pub(crate) async fn select(&self, css: &str, value: &str) {
+        let el = self.find(css).await;
+        self.bounded(
+            &format!("select {value} in {css}"),
+            el.select_by_value(value),
+        )
+        .await;
+    }
+
+    /// Runs a JS snippet once (bounded) and returns its value.
+    pub(crate) async fn js(&self, script: &str, args: Vec<serde_json::Value>) -> serde_json::Value {
+        self.bounded(
+            &format!("script {script:.60}"),
+            self.c().execute(script, args),
+        )
+        .await
+    }
+
+    /// The attribute `attr` of the element matching `css` (`None` when absent).
+    pub(crate) async fn attr(&self, css: &str, attr: &str) -> Option<String> {
+        let el = self.find(css).await;
+        self.bounded(&format!("{css} [{attr}]"), el.attr(attr))
+            .await
+    }
+
+    /// The lines held by the exec terminal's buffer (xterm.js `buffer.active`: what the session
+    /// wrote, scrollback included, whether or not the rows are painted yet); empty when there
+    /// is no terminal.
+    pub(crate) async fn terminal_lines(&self) -> Vec<String> {
+        let v = self.js(TERMINAL_LINES, vec![]).await;
+        serde_json::from_value(v).unwrap_or_default()
+    }
+
+    /// Polls the terminal's buffer until `cond` holds for its lines (bounded by [`WAIT`]);
+    /// returns them.
+    pub(crate) async fn until_terminal(
+        &self,
+        what: &str,
+        cond: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
+        let end = Instant::now() + WAIT;
+        let mut lines = vec![];
+        while Instant::now() < end {
+            lines = self.terminal_lines().await;
+            if cond(&lines) {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "timed out after {WAIT:?} waiting for {what} in the terminal; it holds:\n{}\n{}",
+            lines.join("\n").trim_end(),
+            self.logs()
+        );
+    }
+
     /// Polls a JS expression until it returns `true` (bounded by [`WAIT`]).
     pub(crate) async fn until_js(&self, what: &str, script: &str, args: Vec<serde_json::Value>) {
         let end = Instant::now() + WAIT;
@@ -475,6 +539,26 @@ impl Gui {
         )
     }
 
+    /// Waits for the confirmation dialog, checks its title holds `title`, answers with the
+    /// button `answer` (`ok`, `alt` or `cancel`) and waits until it has closed.
+    pub(crate) async fn confirm(&self, title: &str, answer: &str) {
+        let dialog = "[data-testid=confirm-dialog]";
+        self.until_js(
+            "the confirmation dialog",
+            "const d = document.querySelector(arguments[0]); return !!d && d.open;",
+            vec![dialog.into()],
+        )
+        .await;
+        self.wait_text("[data-testid=confirm-title]", title).await;
+        self.click(&format!("[data-testid=confirm-{answer}]")).await;
+        self.until_js(
+            "the confirmation dialog to close",
+            "return !document.querySelector(arguments[0]).open;",
+            vec![dialog.into()],
+        )
+        .await;
+    }
+
     /// Saves a PNG of the window as `$BERTH_GUI_SCREENSHOTS/<name>.png` when that variable is
     /// set (for looking at what a test saw); otherwise does nothing. Best effort, 10 s at most.
     pub(crate) async fn snapshot(&self, name: &str) {
@@ -550,6 +634,24 @@ impl Drop for Gui {
 
 fn note(msg: &str) {
     eprintln!("gui: {msg}");
+}
+
+/// Reads the exec terminal's buffer, one string a line.
+const TERMINAL_LINES: &str = "const box = document.querySelector('[data-testid=exec-terminal]'); \
+    const t = box && box.term; if (!t) return []; const b = t.buffer.active; const out = []; \
+    for (let i = 0; i < b.length; i++) out.push(b.getLine(i).translateToString(true)); \
+    return out;";
+
+/// Docker's own message in a CLI error (`Error response from daemon: <message>`).
+#[allow(dead_code)] // for the failed-Run test
+pub(crate) fn daemon_message(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("Error response from daemon"))
+        .unwrap_or_else(|| panic!("no daemon error in {stderr:?}"));
+    line.split_once("Error response from daemon: ")
+        .map(|(_, m)| m.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// CSS for the row of the container named `name`.

@@ -68,6 +68,7 @@ async fn pull_then_run_with_a_published_port() {
     gui.nav("images").await;
     gui.click(&format!("{image_row} [data-testid=image-remove]"))
         .await;
+    gui.confirm("Remove image busybox:latest?", "ok").await;
     let (code, msg) = gui.error_shown().await;
     assert_eq!(code, "conflict", "{msg}");
     assert!(

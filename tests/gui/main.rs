@@ -12,3 +12,4 @@ mod engine;
 mod harness;
 mod images;
 mod resources;
+mod terminal;

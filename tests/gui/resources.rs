@@ -27,8 +27,14 @@ async fn volumes_and_networks_are_created_and_removed_from_the_ui() {
     gui.cli(&["volume", "create", "cli-vol"]);
     gui.find("[data-testid=volume-row][data-name=cli-vol]")
         .await;
+    // Removing asks first: cancelled, nothing happens; confirmed, it goes.
     gui.click(&format!("{vrow} [data-testid=volume-remove]"))
         .await;
+    gui.confirm("Remove volume gui-vol?", "cancel").await;
+    assert!(names(&gui, &vols).contains(&"gui-vol".to_string()));
+    gui.click(&format!("{vrow} [data-testid=volume-remove]"))
+        .await;
+    gui.confirm("Remove volume gui-vol?", "ok").await;
     gui.wait_gone(vrow).await;
     assert!(!names(&gui, &vols).contains(&"gui-vol".to_string()));
 
@@ -46,6 +52,7 @@ async fn volumes_and_networks_are_created_and_removed_from_the_ui() {
     assert!(msg.contains("gui-net"), "{msg}");
     gui.click(&format!("{nrow} [data-testid=network-remove]"))
         .await;
+    gui.confirm("Remove network gui-net?", "ok").await;
     gui.wait_gone(nrow).await;
     assert!(!names(&gui, &nets).contains(&"gui-net".to_string()));
 

@@ -75,8 +75,10 @@ impl PortListener {
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(&self.path)?;
+        // SAFETY: the File owns its descriptor and keeps it open until the AsyncFd drops it.
+        let fd = unsafe { AsyncFd::register(file) }.map_err(|e| e.into_parts().1)?;
         Ok(PortStream {
-            fd: AsyncFd::new(file)?,
+            fd,
             _permit: permit,
         })
     }

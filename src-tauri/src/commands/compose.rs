@@ -10,7 +10,7 @@ use bollard::query_parameters::{
 use tauri::State;
 
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{ErrorCode, Result};
 use crate::state::AppState;
 
 /// Label compose puts on every container of a project.
@@ -34,43 +34,73 @@ async fn project_containers(e: &Engine, project: &str) -> Result<Vec<(String, bo
         .collect())
 }
 
+/// Runs `action` on every id at once (as `docker compose` does per service); the first error
+/// is returned after all have finished.
+async fn each<F, Fut>(ids: Vec<String>, action: F) -> Result<()>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let results = futures::future::join_all(ids.into_iter().map(action)).await;
+    results.into_iter().collect()
+}
+
+fn ids(list: &[(String, bool)], running: Option<bool>) -> Vec<String> {
+    list.iter()
+        .filter(|(_, r)| running.is_none_or(|want| *r == want))
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// Stops a container; one that stopped meanwhile (304) is fine.
+async fn stop(e: &Engine, id: String) -> Result<()> {
+    let r = e
+        .docker()?
+        .stop_container(&id, None::<StopContainerOptions>)
+        .await;
+    match r.map_err(|x| e.err(x)) {
+        Err(err) if err.code() == ErrorCode::NotModified => Ok(()),
+        other => other,
+    }
+}
+
 #[tauri::command]
 pub async fn compose_start(state: State<'_, AppState>, project: String) -> Result<()> {
     let e = state.engine();
-    let stopped = project_containers(&e, &project).await?;
-    for (id, _) in stopped.into_iter().filter(|(_, running)| !running) {
+    let list = project_containers(&e, &project).await?;
+    let e = &e;
+    each(ids(&list, Some(false)), |id| async move {
         let r = e
             .docker()?
             .start_container(&id, None::<StartContainerOptions>)
             .await;
-        r.map_err(|x| e.err(x))?;
-    }
-    Ok(())
+        r.map_err(|x| e.err(x))
+    })
+    .await
 }
 
 #[tauri::command]
 pub async fn compose_stop(state: State<'_, AppState>, project: String) -> Result<()> {
     let e = state.engine();
-    let running = project_containers(&e, &project).await?;
-    for (id, _) in running.into_iter().filter(|(_, running)| *running) {
-        let r = e
-            .docker()?
-            .stop_container(&id, None::<StopContainerOptions>)
-            .await;
-        r.map_err(|x| e.err(x))?;
-    }
-    Ok(())
+    let list = project_containers(&e, &project).await?;
+    each(ids(&list, Some(true)), |id| stop(&e, id)).await
 }
 
-/// Removes every container of the project, running ones too (its volumes and networks stay,
-/// as with `docker compose rm -fs`).
+/// Removes every container of the project: running ones are stopped first (gracefully, all
+/// at once), then all are removed, as `docker compose down` does (its volumes and networks
+/// stay). The UI asks before calling this.
 #[tauri::command]
 pub async fn compose_remove(state: State<'_, AppState>, project: String) -> Result<()> {
     let e = state.engine();
-    let opts = RemoveContainerOptionsBuilder::default().force(true).build();
-    for (id, _) in project_containers(&e, &project).await? {
-        let r = e.docker()?.remove_container(&id, Some(opts.clone())).await;
-        r.map_err(|x| e.err(x))?;
-    }
-    Ok(())
+    let list = project_containers(&e, &project).await?;
+    each(ids(&list, Some(true)), |id| stop(&e, id)).await?;
+    let opts = RemoveContainerOptionsBuilder::default().build();
+    each(ids(&list, None), |id| {
+        let (e, opts) = (&e, opts.clone());
+        async move {
+            let r = e.docker()?.remove_container(&id, Some(opts)).await;
+            r.map_err(|x| e.err(x))
+        }
+    })
+    .await
 }

@@ -1,7 +1,7 @@
-//! Containers: list, lifecycle, logs (follow), stats and an interactive exec (TTY).
+//! Containers: list, lifecycle, logs (follow) and stats; the terminal's exec sessions are in
+//! [`super::exec`].
 
 use bollard::container::LogOutput;
-use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{ContainerStatsResponse, ContainerSummary, PortSummary};
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -11,11 +11,10 @@ use futures::StreamExt;
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
-use tokio::io::AsyncWriteExt;
 
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::state::AppState;
-use crate::streams::{StreamEvent, StreamId};
+use crate::streams::{StreamEvent, StreamId, Utf8Chunks};
 
 /// A row of the Containers view.
 #[derive(Debug, Clone, Serialize)]
@@ -130,16 +129,36 @@ pub async fn containers_remove(state: State<'_, AppState>, id: String, force: bo
     r.map_err(|x| e.err(x))
 }
 
-fn output_event(o: LogOutput) -> StreamEvent {
-    let (stream, bytes) = match o {
-        LogOutput::StdOut { message } => ("stdout", message),
-        LogOutput::StdErr { message } => ("stderr", message),
-        LogOutput::StdIn { message } => ("stdin", message),
-        LogOutput::Console { message } => ("console", message),
-    };
-    StreamEvent::Output {
-        stream,
-        text: String::from_utf8_lossy(&bytes).into_owned(),
+/// Which stream a chunk of container output came from, and its bytes.
+pub fn output_parts(o: &LogOutput) -> (&'static str, &[u8]) {
+    match o {
+        LogOutput::StdOut { message } => ("stdout", &message[..]),
+        LogOutput::StdErr { message } => ("stderr", &message[..]),
+        LogOutput::StdIn { message } => ("stdin", &message[..]),
+        LogOutput::Console { message } => ("console", &message[..]),
+    }
+}
+
+/// Decodes container output into [`StreamEvent::Output`]s: each stream (stdout, stderr…) has
+/// its own [`Utf8Chunks`], so a character cut between two chunks arrives whole.
+#[derive(Default)]
+pub struct OutputDecoder {
+    streams: Vec<(&'static str, Utf8Chunks)>,
+}
+
+impl OutputDecoder {
+    /// The text of `o` that is complete so far (`None` while it is only part of a character).
+    pub fn event(&mut self, o: LogOutput) -> Option<StreamEvent> {
+        let (stream, bytes) = output_parts(&o);
+        let i = match self.streams.iter().position(|(s, _)| *s == stream) {
+            Some(i) => i,
+            None => {
+                self.streams.push((stream, Utf8Chunks::default()));
+                self.streams.len() - 1
+            }
+        };
+        let text = self.streams[i].1.push(bytes);
+        (!text.is_empty()).then_some(StreamEvent::Output { stream, text })
     }
 }
 
@@ -163,8 +182,11 @@ pub async fn containers_logs(
     let ch = channel.clone();
     Ok(state.streams.spawn(channel, None, async move {
         let mut logs = e.docker()?.logs(&id, Some(opts));
+        let mut decoder = OutputDecoder::default();
         while let Some(item) = logs.next().await {
-            let _ = ch.send(output_event(item.map_err(|x| e.err(x))?));
+            if let Some(ev) = decoder.event(item.map_err(|x| e.err(x))?) {
+                let _ = ch.send(ev);
+            }
         }
         Ok(())
     }))
@@ -244,101 +266,6 @@ pub async fn containers_stats(
         }
         Ok(())
     }))
-}
-
-/// Starts `cmd` (default `/bin/sh`) in the container with a TTY; its output streams to the
-/// channel, keystrokes go in with `containers_exec_input`. Returns the stream id.
-#[tauri::command]
-pub async fn containers_exec(
-    state: State<'_, AppState>,
-    id: String,
-    cmd: Option<Vec<String>>,
-    channel: Channel<StreamEvent>,
-) -> Result<StreamId> {
-    let e = state.engine();
-    let cmd = cmd
-        .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| vec!["/bin/sh".into()]);
-    let created = e
-        .docker()?
-        .create_exec(
-            &id,
-            CreateExecOptions {
-                attach_stdin: Some(true),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                tty: Some(true),
-                cmd: Some(cmd),
-                env: Some(vec!["TERM=dumb".to_string()]),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|x| e.err(x))?;
-    let started = e
-        .docker()?
-        .start_exec(
-            &created.id,
-            Some(StartExecOptions {
-                tty: true,
-                ..Default::default()
-            }),
-        )
-        .await
-        .map_err(|x| e.err(x))?;
-    let StartExecResults::Attached { mut output, input } = started else {
-        return Err(AppError::Client("exec started detached".into()));
-    };
-    let input = std::sync::Arc::new(tokio::sync::Mutex::new(input));
-    let ch = channel.clone();
-    Ok(state
-        .streams
-        .spawn(channel, Some((input, created.id)), async move {
-            while let Some(item) = output.next().await {
-                let _ = ch.send(output_event(item.map_err(|x| e.err(x))?));
-            }
-            Ok(())
-        }))
-}
-
-/// Sends keystrokes (text) to exec stream `stream`.
-#[tauri::command]
-pub async fn containers_exec_input(
-    state: State<'_, AppState>,
-    stream: StreamId,
-    data: String,
-) -> Result<()> {
-    let (input, _) = state.streams.exec(stream)?;
-    let mut w = input.lock().await;
-    let io = |err| AppError::Io {
-        path: format!("exec stream {stream}"),
-        err,
-    };
-    w.write_all(data.as_bytes()).await.map_err(io)?;
-    w.flush().await.map_err(io)
-}
-
-/// Resizes the TTY of exec stream `stream`.
-#[tauri::command]
-pub async fn containers_exec_resize(
-    state: State<'_, AppState>,
-    stream: StreamId,
-    cols: u16,
-    rows: u16,
-) -> Result<()> {
-    let (_, exec_id) = state.streams.exec(stream)?;
-    let e = state.engine();
-    let r = e
-        .docker()?
-        .resize_exec(
-            &exec_id,
-            ResizeExecOptions {
-                height: rows,
-                width: cols,
-            },
-        )
-        .await;
-    r.map_err(|x| e.err(x))
 }
 
 #[cfg(test)]

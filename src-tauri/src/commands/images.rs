@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use bollard::models::{ContainerCreateBody, HostConfig, ImageSummary, PortBinding};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListImagesOptionsBuilder,
-    RemoveImageOptionsBuilder, StartContainerOptions,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StartContainerOptions,
 };
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -244,11 +244,20 @@ pub async fn images_run(state: State<'_, AppState>, request: RunRequest) -> Resu
         .create_container(Some(opts.build()), body)
         .await
         .map_err(|x| e.err(x))?;
-    let r = e
+    let started = e
         .docker()?
         .start_container(&created.id, None::<StartContainerOptions>)
         .await;
-    r.map_err(|x| e.err(x))?;
+    if let Err(err) = started {
+        // As `docker run --rm` would leave nothing: a container that never ran is removed, so
+        // running again with the same name works once the cause is fixed. The start's error
+        // is what the user sees.
+        let opts = RemoveContainerOptionsBuilder::default().force(true).build();
+        if let Err(rm) = e.docker()?.remove_container(&created.id, Some(opts)).await {
+            tracing::warn!(id = %created.id, error = %rm, "removing the container whose start failed");
+        }
+        return Err(e.err(err));
+    }
     Ok(created.id)
 }
 

@@ -3,6 +3,7 @@
 
 pub mod compose;
 pub mod containers;
+pub mod exec;
 pub mod images;
 pub mod networks;
 pub mod settings;
@@ -25,9 +26,9 @@ macro_rules! all_commands {
             $crate::commands::containers::containers_remove,
             $crate::commands::containers::containers_logs,
             $crate::commands::containers::containers_stats,
-            $crate::commands::containers::containers_exec,
-            $crate::commands::containers::containers_exec_input,
-            $crate::commands::containers::containers_exec_resize,
+            $crate::commands::exec::containers_exec,
+            $crate::commands::exec::containers_exec_input,
+            $crate::commands::exec::containers_exec_resize,
             $crate::commands::images::images_list,
             $crate::commands::images::images_pull,
             $crate::commands::images::images_remove,

@@ -1,161 +1,256 @@
-// Containers: the list (state, image, ports, actions) and a detail panel with logs (follow),
-// an interactive exec console (TTY) and live stats. Each open stream is stopped when its tab
-// closes or another container is opened.
+// Containers: the list (state, image, ports, actions) with search, a filter (all, running,
+// stopped, one compose project), multi-select with bulk actions that run concurrently and show
+// their progress, and confirmation before anything is removed. The detail panel (logs,
+// terminal, stats) is ./container-detail.js.
 
-import { call, stream } from "../api.js";
-import { $, h, actionButton, appendConsole, bytes, renderRows, showError, clearError } from "../dom.js";
+import { call } from "../api.js";
+import { $, h, actionButton, renderRows, showError, clearError } from "../dom.js";
+import { confirmAction } from "../dialog.js";
+import { closeDetail, follow, initDetail, openDetail } from "./container-detail.js";
 
-let current = null; // { id, name, tab, handle }
+export { closeDetail };
+
+let rows = []; // the last list from the engine
+const selected = new Set(); // ids
+const pending = new Map(); // id -> what runs on it now ("stopping…")
 
 export async function load() {
-  const rows = await call("containers_list");
-  // Compose projects come first in the list (sorted by the app): a header row each.
+  rows = await call("containers_list");
+  const ids = new Set(rows.map((r) => r.id));
+  for (const id of selected) if (!ids.has(id)) selected.delete(id);
+  render();
+  follow(rows);
+}
+
+/** Rows that pass the search box and the filter. */
+function shown() {
+  const q = $("container-search").value.trim().toLowerCase();
+  const f = $("container-filter").value;
+  return rows.filter((c) => {
+    if (f === "running" && c.state !== "running") return false;
+    if (f === "stopped" && c.state === "running") return false;
+    if (f.startsWith("project:") && c.project !== f.slice(8)) return false;
+    if (!q) return true;
+    return [c.name, c.image, c.project, c.service, c.id.slice(0, 12)].some((s) => s && s.toLowerCase().includes(q));
+  });
+}
+
+/** Renders the list from `rows` (no engine call): filter, project headers, pending actions. */
+function render() {
+  renderFilter();
+  const visible = shown();
+  // Compose projects come first (sorted by the app): a header row each.
   const items = [];
-  for (const c of rows) {
+  for (const c of visible) {
     if (c.project && !items.some((i) => i.kind === "project" && i.project === c.project)) {
       const members = rows.filter((r) => r.project === c.project);
       const running = members.filter((m) => m.state === "running").length;
       items.push({ kind: "project", project: c.project, running, total: members.length });
     }
-    items.push(c);
+    items.push({ ...c, pending: pending.get(c.id) || "" });
   }
   renderRows($("container-list"), items,
     (i) => (i.kind === "project" ? `project:${i.project}` : i.id),
     (i) => (i.kind === "project" ? projectRow(i) : row(i)));
   $("container-empty").hidden = rows.length > 0;
-  if (current && !rows.some((r) => r.id === current.id)) closeDetail();
+  $("container-none-shown").hidden = rows.length === 0 || visible.length > 0;
+  renderSelection(visible);
+}
+
+/** The filter's options: the fixed ones and one per compose project. */
+function renderFilter() {
+  const sel = $("container-filter");
+  const projects = [...new Set(rows.map((r) => r.project).filter(Boolean))];
+  const want = ["all", "running", "stopped", ...projects.map((p) => `project:${p}`)];
+  const have = [...sel.options].map((o) => o.value);
+  if (want.join("\n") === have.join("\n")) return;
+  const value = sel.value;
+  sel.replaceChildren(
+    h("option", { value: "all" }, "All"),
+    h("option", { value: "running" }, "Running"),
+    h("option", { value: "stopped" }, "Stopped"),
+    ...projects.map((p) => h("option", { value: `project:${p}` }, `Project: ${p}`)),
+  );
+  sel.value = want.includes(value) ? value : "all";
+}
+
+function renderSelection(visible) {
+  const n = selected.size;
+  $("bulk-bar").hidden = n === 0 && !$("bulk-progress").textContent;
+  $("bulk-count").textContent = n === 1 ? "1 selected" : `${n} selected`;
+  for (const b of $("bulk-bar").querySelectorAll("button[data-bulk]")) b.disabled = n === 0;
+  const all = $("container-select-all");
+  const picked = visible.filter((c) => selected.has(c.id)).length;
+  all.checked = visible.length > 0 && picked === visible.length;
+  all.indeterminate = picked > 0 && picked < visible.length;
 }
 
 function projectRow(p) {
-  const act = (label, testid, command, cls) =>
-    actionButton(label, testid, () => call(command, { project: p.project }), cls);
+  const members = () => rows.filter((r) => r.project === p.project);
+  const act = (label, testid, command, verb, cls) =>
+    actionButton(label, testid, () => runMarked(members(), verb, () => call(command, { project: p.project })), cls);
   return h("tr", { testid: "project-row", class: "project", dataset: { project: p.project } },
+    h("td", {}),
     h("td", { colspan: "4" },
       h("strong", {}, p.project),
       h("span", { class: "muted", testid: "project-summary" }, ` · compose project · ${p.running}/${p.total} running`)),
     h("td", { class: "actions" },
-      act("Start all", "project-start", "compose_start"),
-      act("Stop all", "project-stop", "compose_stop"),
-      act("Remove all", "project-remove", "compose_remove", "danger"),
+      act("Start all", "project-start", "compose_start", "starting"),
+      act("Stop all", "project-stop", "compose_stop", "stopping"),
+      actionButton("Remove all", "project-remove", async () => {
+        const list = members();
+        const running = list.filter((c) => c.state === "running").length;
+        const answer = await confirmAction({
+          title: `Remove project ${p.project}?`,
+          message: `Its ${list.length} container${list.length === 1 ? "" : "s"} will be removed`
+            + (running ? ` (${running} running: stopped first)` : "") + ". Volumes and networks stay.",
+          items: list.map((c) => c.name),
+          confirm: "Remove all",
+        });
+        if (answer === "confirm") await runMarked(list, "removing", () => call("compose_remove", { project: p.project }));
+      }, "danger"),
     ),
   );
 }
 
+const PENDING = { starting: "starting…", stopping: "stopping…", restarting: "restarting…", removing: "removing…" };
+
+/** Runs `action` with `list`'s rows marked as `verb` meanwhile. */
+async function runMarked(list, verb, action) {
+  for (const c of list) pending.set(c.id, PENDING[verb]);
+  render();
+  try {
+    await action();
+  } finally {
+    for (const c of list) pending.delete(c.id);
+    render();
+  }
+}
+
 function row(c) {
   const running = c.state === "running";
-  return h("tr", { testid: "container-row", dataset: { name: c.name, id: c.id, state: c.state } },
+  const check = h("input", {
+    type: "checkbox", testid: "container-select", "aria-label": `Select ${c.name}`,
+  });
+  check.checked = selected.has(c.id);
+  check.addEventListener("change", () => {
+    if (check.checked) selected.add(c.id); else selected.delete(c.id);
+    renderSelection(shown());
+  });
+  const one = (verb, command) => () => runMarked([c], verb, () => call(command, { id: c.id }));
+  return h("tr", { testid: "container-row", dataset: { name: c.name, id: c.id, state: c.state, ...(c.pending ? { pending: c.pending } : {}) } },
+    h("td", { class: "pick" }, check),
     h("td", {},
       h("strong", { testid: "container-name" }, c.name),
       h("div", { class: "muted mono" }, c.id.slice(0, 12)),
       c.project ? h("div", { class: "muted", testid: "container-project", title: "compose project · service" },
         `${c.project} · ${c.service}`) : null),
     h("td", { testid: "container-image" }, c.image),
-    h("td", { testid: "container-state", class: `state-${c.state}`, title: c.status }, c.state),
+    h("td", { testid: "container-state", class: `state-${c.state}`, title: c.status },
+      c.pending ? h("span", { class: "pending" }, c.pending) : c.state),
     h("td", { testid: "container-ports", class: "mono" }, c.ports.join(", ")),
     h("td", { class: "actions" },
       running
-        ? actionButton("Stop", "container-stop", () => call("containers_stop", { id: c.id }))
-        : actionButton("Start", "container-start", () => call("containers_start", { id: c.id })),
-      actionButton("Restart", "container-restart", () => call("containers_restart", { id: c.id })),
+        ? actionButton("Stop", "container-stop", one("stopping", "containers_stop"))
+        : actionButton("Start", "container-start", one("starting", "containers_start")),
+      actionButton("Restart", "container-restart", one("restarting", "containers_restart")),
       actionButton("Logs", "container-logs", () => openDetail(c, "logs")),
-      actionButton("Terminal", "container-exec", () => openDetail(c, "exec"), undefined),
+      terminalButton(c),
       actionButton("Stats", "container-stats", () => openDetail(c, "stats")),
       actionButton("Remove", "container-remove", async () => {
         clearError();
-        await call("containers_remove", { id: c.id, force: false });
+        const running = c.state === "running";
+        const answer = await confirmAction(running
+          ? { title: `${c.name} is running`, message: "Stop it, then remove it?", confirm: null, alternative: "Stop and remove" }
+          : { title: `Remove ${c.name}?`, message: "The container and its writable layer are deleted.", confirm: "Remove" });
+        if (answer) await runMarked([c], "removing", () => removeOne(c, answer === "alternative"));
       }, "danger"),
     ),
   );
 }
 
-function stopStream() {
-  if (current?.handle) current.handle.stop();
-  if (current) current.handle = null;
+/** Removes a container; `stopFirst` stops it gracefully before (as `docker stop` does). */
+async function removeOne(c, stopFirst) {
+  if (stopFirst) await call("containers_stop", { id: c.id });
+  await call("containers_remove", { id: c.id, force: false });
 }
 
-export function closeDetail() {
-  stopStream();
-  current = null;
-  $("container-detail").hidden = true;
-}
-
-async function openDetail(c, tab) {
-  stopStream();
-  current = { id: c.id, name: c.name, tab, handle: null };
-  $("detail-title").textContent = c.name;
-  $("container-detail").hidden = false;
-  await showTab(tab);
-}
-
-async function showTab(tab) {
-  if (!current) return;
-  stopStream();
-  current.tab = tab;
-  current.ready = null;
-  const detail = $("container-detail");
-  for (const p of detail.querySelectorAll("[data-pane]")) p.hidden = p.dataset.pane !== tab;
-  for (const b of detail.querySelectorAll("[data-tab]")) b.classList.toggle("on", b.dataset.tab === tab);
-  const me = current;
-  try {
-    if (tab === "logs") {
-      const out = $("logs-output");
-      out.textContent = "";
-      me.handle = await stream("containers_logs", { id: me.id, tail: 500 }, (m) => {
-        if (m.kind === "output") appendConsole(out, m.text);
-        else if (m.kind === "end" && m.error) showError(m.error);
-      });
-    } else if (tab === "exec") {
-      const out = $("exec-output");
-      out.textContent = "";
-      // Input typed while the session starts waits for it (sendInput awaits `ready`).
-      me.ready = stream("containers_exec", { id: me.id, cmd: ["/bin/sh"] }, (m) => {
-        if (m.kind === "output") appendConsole(out, m.text);
-        else if (m.kind === "end") {
-          appendConsole(out, "\n[session ended]\n");
-          if (m.error) showError(m.error);
-        }
-      });
-      $("exec-input").focus();
-      me.handle = await me.ready;
-      // Size the TTY to the console (monospace 12px: about 7.2 x 16 px a cell).
-      const cols = Math.max(20, Math.floor(out.clientWidth / 7.2));
-      const rows = Math.max(5, Math.floor(out.clientHeight / 16));
-      call("containers_exec_resize", { stream: me.handle.id, cols, rows }).catch(() => {});
-    } else if (tab === "stats") {
-      $("stats-cpu").textContent = "–";
-      $("stats-mem").textContent = "–";
-      me.handle = await stream("containers_stats", { id: me.id }, (m) => {
-        if (m.kind === "stats") {
-          $("stats-cpu").textContent = `${m.cpuPercent.toFixed(2)} %`;
-          $("stats-mem").textContent = `${bytes(m.memUsage)} / ${bytes(m.memLimit)} (${m.memPercent.toFixed(1)} %)`;
-        } else if (m.kind === "end" && m.error) showError(m.error);
-      });
-    }
-  } catch (e) {
-    showError(e);
+function terminalButton(c) {
+  const b = actionButton("Terminal", "container-exec", () => openDetail(c, "exec"));
+  if (c.state !== "running") {
+    b.disabled = true;
+    b.title = "Start the container to open a terminal";
   }
-  // Opened another tab meanwhile: drop this stream.
-  if (current !== me || me.tab !== tab) me.handle?.stop();
+  return b;
 }
 
-async function sendInput(text) {
-  if (!current || current.tab !== "exec" || !current.ready) return;
-  const handle = await current.ready;
-  await call("containers_exec_input", { stream: handle.id, data: text });
+const BULK = {
+  start: { verb: "starting", done: "Started", run: (c) => call("containers_start", { id: c.id }) },
+  stop: { verb: "stopping", done: "Stopped", run: (c) => call("containers_stop", { id: c.id }) },
+  restart: { verb: "restarting", done: "Restarted", run: (c) => call("containers_restart", { id: c.id }) },
+  remove: { verb: "removing", done: "Removed", run: (c) => removeOne(c, c.state === "running") },
+};
+
+/** A bulk action on the selected containers: all at once, progress as each ends. */
+async function bulk(kind) {
+  const spec = BULK[kind];
+  const list = rows.filter((r) => selected.has(r.id));
+  if (!list.length) return;
+  if (kind === "remove") {
+    const running = list.filter((c) => c.state === "running").length;
+    const answer = await confirmAction({
+      title: `Remove ${list.length} container${list.length === 1 ? "" : "s"}?`,
+      message: running ? `${running} running: they are stopped first.` : "They and their writable layers are deleted.",
+      items: list.map((c) => c.name),
+      confirm: running ? "Stop and remove" : "Remove",
+    });
+    if (answer !== "confirm") return;
+  }
+  clearError();
+  const progress = $("bulk-progress");
+  let done = 0;
+  const failed = [];
+  const show = () => {
+    progress.textContent = `${spec.done} ${done - failed.length} of ${list.length}` + (failed.length ? `, ${failed.length} failed` : "");
+    progress.dataset.state = done === list.length ? "done" : "running";
+  };
+  show();
+  for (const b of $("bulk-bar").querySelectorAll("button[data-bulk]")) b.disabled = true;
+  for (const c of list) pending.set(c.id, PENDING[spec.verb]);
+  render();
+  await Promise.all(list.map(async (c) => {
+    try {
+      await spec.run(c);
+    } catch (e) {
+      failed.push({ ...e, message: `${c.name}: ${e.message}` });
+    } finally {
+      pending.delete(c.id);
+      done += 1;
+      show();
+      render();
+    }
+  }));
+  if (failed.length) showError(failed[0]);
+  if (kind === "remove") for (const c of list) if (!failed.some((f) => f.message.startsWith(`${c.name}:`))) selected.delete(c.id);
+  render();
 }
 
 export function init() {
-  const detail = $("container-detail");
-  for (const b of detail.querySelectorAll("[data-tab]")) {
-    b.addEventListener("click", () => showTab(b.dataset.tab));
-  }
-  $("detail-close").addEventListener("click", closeDetail);
-  $("exec-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const input = $("exec-input");
-    const line = input.value;
-    input.value = "";
-    try { await sendInput(line + "\n"); } catch (e) { showError(e); }
+  initDetail();
+  $("container-search").addEventListener("input", render);
+  $("container-filter").addEventListener("change", render);
+  $("container-select-all").addEventListener("change", (ev) => {
+    for (const c of shown()) {
+      if (ev.target.checked) selected.add(c.id); else selected.delete(c.id);
+    }
+    render();
   });
-  $("exec-interrupt").addEventListener("click", () => sendInput("\x03").catch(showError));
+  for (const b of $("bulk-bar").querySelectorAll("button[data-bulk]")) {
+    b.addEventListener("click", () => bulk(b.dataset.bulk).catch(showError));
+  }
+  $("bulk-clear").addEventListener("click", () => {
+    selected.clear();
+    $("bulk-progress").textContent = "";
+    render();
+  });
 }

@@ -2,6 +2,7 @@
 
 import { call, stream } from "../api.js";
 import { $, h, actionButton, bytes, renderRows, shortId, notice, onSubmit, showError } from "../dom.js";
+import { confirmAction } from "../dialog.js";
 
 let pulling = null;
 
@@ -19,7 +20,14 @@ function row(i) {
     h("td", {}, bytes(i.size)),
     h("td", { class: "actions" },
       actionButton("Run", "image-run", () => openRun(target)),
-      actionButton("Remove", "image-remove", () => call("images_remove", { id: target, force: false }), "danger"),
+      actionButton("Remove", "image-remove", async () => {
+        const answer = await confirmAction({
+          title: `Remove image ${ref === "<none>:<none>" ? shortId(i.id) : ref}?`,
+          message: "Layers no other image uses are deleted; pulling it again brings it back.",
+          confirm: "Remove",
+        });
+        if (answer === "confirm") await call("images_remove", { id: target, force: false });
+      }, "danger"),
     ),
   );
 }

@@ -2,11 +2,15 @@
 
 import { call } from "../api.js";
 import { $, h, actionButton, notice, onSubmit, renderRows, shortId } from "../dom.js";
+import { confirmAction } from "../dialog.js";
 
 export async function load() {
   const rows = await call("networks_list");
   renderRows($("network-list"), rows, (n) => n.id, (n) => {
-    const remove = actionButton("Remove", "network-remove", () => call("networks_remove", { id: n.id }), "danger");
+    const remove = actionButton("Remove", "network-remove", async () => {
+      const answer = await confirmAction({ title: `Remove network ${n.name}?`, message: "Containers can no longer join it.", confirm: "Remove" });
+      if (answer === "confirm") await call("networks_remove", { id: n.id });
+    }, "danger");
     remove.disabled = n.builtin;
     return h("tr", { testid: "network-row", dataset: { name: n.name, id: n.id } },
       h("td", { class: "mono" }, n.name),

@@ -2,6 +2,7 @@
 
 import { call } from "../api.js";
 import { $, h, actionButton, notice, onSubmit, renderRows } from "../dom.js";
+import { confirmAction } from "../dialog.js";
 
 export async function load() {
   const rows = await call("volumes_list");
@@ -11,7 +12,14 @@ export async function load() {
       h("td", {}, v.driver),
       h("td", { class: "mono muted" }, v.mountpoint),
       h("td", { class: "actions" },
-        actionButton("Remove", "volume-remove", () => call("volumes_remove", { name: v.name }), "danger")),
+        actionButton("Remove", "volume-remove", async () => {
+          const answer = await confirmAction({
+            title: `Remove volume ${v.name}?`,
+            message: "The data in it is deleted for good.",
+            confirm: "Remove",
+          });
+          if (answer === "confirm") await call("volumes_remove", { name: v.name });
+        }, "danger")),
     ));
 }
 

@@ -198,6 +198,9 @@ mod tests {
             pid_file: "/s/run/qemu.pid".into(),
             log_file: "/s/logs/qemu.log".into(),
             kvm: false,
+            daemon_json: None,
+            free_page_reporting: true,
+            disk_discard: true,
         }
     }
 

@@ -1,0 +1,137 @@
+// The container detail panel: logs (follow), a terminal (xterm.js over a TTY exec, see
+// ../terminal.js) and live stats. Each open stream is stopped when its tab closes or another
+// container is opened.
+
+import { call, stream } from "../api.js";
+import { $, appendConsole, bytes, showError } from "../dom.js";
+import { ExecTerminal, loadXterm } from "../terminal.js";
+
+let current = null; // { id, name, state, tab, handle, term }
+
+/** The container whose detail is open, if any. */
+export const openId = () => current?.id;
+
+/** Follows the list: closes the panel when its container is gone, else updates its state. */
+export function follow(rows) {
+  if (!current) return;
+  const open = rows.find((r) => r.id === current.id);
+  if (!open) closeDetail();
+  else setDetailState(open.state);
+}
+
+/** A terminal is offered on running containers only (an exec needs a running process). */
+function setDetailState(state) {
+  current.state = state;
+  const tab = $("detail-tab-exec");
+  tab.disabled = state !== "running";
+  tab.title = tab.disabled ? "Start the container to open a terminal" : "";
+}
+
+function stopStream() {
+  if (current?.handle) current.handle.stop();
+  current?.term?.close();
+  if (current) {
+    current.handle = null;
+    current.term = null;
+  }
+}
+
+export function closeDetail() {
+  stopStream();
+  current = null;
+  $("container-detail").hidden = true;
+}
+
+export async function openDetail(c, tab) {
+  stopStream();
+  current = { id: c.id, name: c.name, tab, handle: null, term: null };
+  $("detail-title").textContent = c.name;
+  $("container-detail").hidden = false;
+  setDetailState(c.state);
+  await showTab(tab);
+}
+
+async function showTab(tab) {
+  if (!current) return;
+  stopStream();
+  current.tab = tab;
+  const detail = $("container-detail");
+  for (const p of detail.querySelectorAll("[data-pane]")) p.hidden = p.dataset.pane !== tab;
+  for (const b of detail.querySelectorAll("[data-tab]")) b.classList.toggle("on", b.dataset.tab === tab);
+  const me = current;
+  try {
+    if (tab === "logs") {
+      const out = $("logs-output");
+      out.textContent = "";
+      me.handle = await stream("containers_logs", { id: me.id, tail: 500 }, (m) => {
+        if (m.kind === "output") appendConsole(out, m.text);
+        else if (m.kind === "end" && m.error) showError(m.error);
+      });
+    } else if (tab === "exec") {
+      await openTerminal(me);
+    } else if (tab === "stats") {
+      $("stats-cpu").textContent = "–";
+      $("stats-mem").textContent = "–";
+      me.handle = await stream("containers_stats", { id: me.id }, (m) => {
+        if (m.kind === "stats") {
+          $("stats-cpu").textContent = `${m.cpuPercent.toFixed(2)} %`;
+          $("stats-mem").textContent = `${bytes(m.memUsage)} / ${bytes(m.memLimit)} (${m.memPercent.toFixed(1)} %)`;
+        } else if (m.kind === "end" && m.error) showError(m.error);
+      });
+    }
+  } catch (e) {
+    showError(e);
+  }
+  // Opened another tab meanwhile: drop this stream.
+  if (current !== me || me.tab !== tab) me.handle?.stop();
+}
+
+/** The command the shell picker names: sh, bash or a custom command line. */
+function shellCommand() {
+  const shell = $("exec-shell").value;
+  if (shell === "bash") return ["/bin/bash"];
+  if (shell === "custom") {
+    const words = $("exec-command").value.trim().split(/\s+/).filter(Boolean);
+    if (words.length) return words;
+  }
+  return ["/bin/sh"];
+}
+
+async function openTerminal(me) {
+  const box = $("exec-terminal");
+  const x = await loadXterm();
+  $("exec-missing").hidden = !!x;
+  box.hidden = !x;
+  if (!x || current !== me || me.tab !== "exec") return;
+  if (me.state !== "running") {
+    box.replaceChildren();
+    box.dataset.state = "closed";
+    return;
+  }
+  me.term = new ExecTerminal(x, box, showError);
+  await me.term.attach(me.id, shellCommand());
+}
+
+/** Starts a new session in the open terminal tab (after a shell change). */
+function reconnect() {
+  if (!current || current.tab !== "exec") return;
+  showTab("exec");
+}
+
+export function initDetail() {
+  const detail = $("container-detail");
+  for (const b of detail.querySelectorAll("[data-tab]")) {
+    b.addEventListener("click", () => showTab(b.dataset.tab));
+  }
+  $("detail-close").addEventListener("click", closeDetail);
+  $("exec-shell").addEventListener("change", () => {
+    const custom = $("exec-shell").value === "custom";
+    $("exec-command").hidden = !custom;
+    if (custom) $("exec-command").focus();
+    else reconnect();
+  });
+  $("exec-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    reconnect();
+  });
+}
