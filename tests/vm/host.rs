@@ -1,10 +1,24 @@
 //! The host side end to end: `berth start` boots the guest under TCG through the library and
 //! CLI, then the REAL docker CLI talks through the forwarded socket (vsock, multiplexed):
 //! version, 1000 pings 8-way, pull from the loopback registry (guest → host via 10.0.2.2), run,
-//! a published port (TCP and UDP) reached on the host's 127.0.0.1, the opt-in system socket
+//! a published port (TCP and UDP) reached on the host's 127.0.0.1 and, for `-p P:80`, on a
+//! non-loopback host address (`-p 127.0.0.1:P:80` only on the loopback), the opt-in system socket
 //! link, `berth status`'s shares and ports, a shared folder read and written, host
 //! file events seen by inotify in a container, and `berth stop` + `berth start` keeping images.
+//! Also the laptop-citizen mechanisms: the state dir's daemon.json in `docker info`, `berth start
+//! -v`'s phases, the balloon's free-page reporting and the data disk's discard as the guest
+//! sees them, and space freed in the guest shrinking the qcow2 (fstrim after a removal).
 //! Boot once, check many; every process is stopped by PID when the test ends.
+
+/// Start phase names as `berth start -v` prints them (`berth_host::boot`).
+mod berth_host_phase {
+    pub(super) const QEMU_SPAWNED: &str = "qemu spawned";
+    pub(super) const INIT_STARTED: &str = "kernel + initramfs done, PID 1 started";
+    pub(super) const DISK_MOUNTED: &str = "data disk mounted";
+    pub(super) const ENGINE_LISTENING: &str = "engine listening";
+    pub(super) const AGENT_CONNECTED: &str = "agent connected";
+    pub(super) const READY: &str = "ready (shares mounted, ports followed)";
+}
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -145,6 +159,46 @@ impl Drop for Berth {
 fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A non-loopback IPv4 address of this host (connections to it stay on the machine); else
+/// 127.0.0.2, which a listener on 127.0.0.1 does not serve either.
+fn non_loopback_ipv4() -> std::net::Ipv4Addr {
+    let mut found = None;
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list`, which we walk read-only and free once.
+    unsafe {
+        if libc::getifaddrs(&mut list) == 0 {
+            let mut p = list;
+            while !p.is_null() && found.is_none() {
+                let a = (*p).ifa_addr;
+                if !a.is_null() && i32::from((*a).sa_family) == libc::AF_INET {
+                    let sin = &*(a as *const libc::sockaddr_in);
+                    let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                    if !ip.is_loopback() && !ip.is_unspecified() {
+                        found = Some(ip);
+                    }
+                }
+                p = (*p).ifa_next;
+            }
+            libc::freeifaddrs(list);
+        }
+    }
+    found.unwrap_or_else(|| {
+        eprintln!("no non-loopback IPv4 address on this host; using 127.0.0.2");
+        std::net::Ipv4Addr::new(127, 0, 0, 2)
+    })
+}
+
+/// `GET /` to an address of this host (from [`non_loopback_ipv4`] or a loopback one): the
+/// connection never leaves the machine.
+fn http_get_own(addr: std::net::SocketAddr) -> std::io::Result<String> {
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
 }
 
 fn alive(pid: i32) -> bool {
@@ -289,14 +343,42 @@ fn docker_cli_through_forwarded_socket() {
     let port = reg.addr.rsplit(':').next().unwrap();
     let b = Berth::new(&format!("http://10.0.2.2:{port}"));
 
-    // Boot through the CLI.
+    // The engine's daemon.json in the state dir reaches the guest's engine; the VM's own keys
+    // (`hosts`) are dropped. A runtime entry shows in `docker info`.
+    std::fs::write(
+        b.home.path().join("daemon.json"),
+        r#"{"runtimes": {"berth-test-rt": {"path": "/usr/bin/crun"}}, "hosts": ["tcp://0.0.0.0:2375"]}"#,
+    )
+    .unwrap();
+
+    // Boot through the CLI; `-v` prints the start phases in boot order.
     let t = Instant::now();
-    let out = b.berth_ok(&["start", "--timeout", "240", "--system-socket"]);
+    let out = b.berth_ok(&["start", "--timeout", "240", "--system-socket", "-v"]);
     let boot = t.elapsed();
     assert!(out.contains("docker.sock"), "{out}");
-    eprintln!("figure: berth start -> Docker API ready: {boot:?}");
+    eprintln!("figure: berth start -> Docker API ready: {boot:?}\n{out}");
+    let mut at = 0;
+    for phase in [
+        berth_host_phase::QEMU_SPAWNED,
+        berth_host_phase::INIT_STARTED,
+        berth_host_phase::DISK_MOUNTED,
+        berth_host_phase::ENGINE_LISTENING,
+        berth_host_phase::AGENT_CONNECTED,
+        berth_host_phase::READY,
+    ] {
+        let i = out[at..]
+            .find(phase)
+            .unwrap_or_else(|| panic!("phase {phase:?} missing or out of order in:\n{out}"));
+        at += i + phase.len();
+    }
+    assert!(out.contains("Accelerator: "), "{out}");
     let st = b.berth_ok(&["status"]);
     assert!(st.contains("Running") && st.contains("ready"), "{st}");
+    let info = b.docker_ok(&["info", "--format", "{{json .Runtimes}}"]);
+    assert!(
+        info.contains("berth-test-rt"),
+        "daemon.json runtime not in docker info: {info}"
+    );
     // `berth start` made a `berth` docker context (in this test's DOCKER_CONFIG).
     let o = Command::new("docker")
         .env("DOCKER_CONFIG", b.docker_config())
@@ -369,6 +451,75 @@ fn docker_cli_through_forwarded_socket() {
     let echo = b.docker_ok(&["run", "--rm", "busybox", "echo", "hello-from-berth"]);
     assert_eq!(echo.trim(), "hello-from-berth");
 
+    // Laptop citizen, as the guest sees it: the balloon driver bound with free-page reporting
+    // (feature bit 5, VIRTIO_BALLOON_F_REPORTING) and the data disk taking discards.
+    let sys = b.docker_ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "for d in /sys/bus/virtio/drivers/virtio_balloon/virtio*; do echo balloon $(cat $d/features); done; \
+         for d in /sys/block/vd*; do echo disk $(cat $d/serial) $(cat $d/queue/discard_max_bytes); done",
+    ]);
+    let features = sys
+        .lines()
+        .find_map(|l| l.strip_prefix("balloon "))
+        .unwrap_or_else(|| panic!("no virtio_balloon device bound in the guest:\n{sys}"));
+    assert_eq!(
+        features.as_bytes().get(5),
+        Some(&b'1'),
+        "free-page reporting not negotiated: {features}"
+    );
+    let discard: u64 = sys
+        .lines()
+        .find_map(|l| l.strip_prefix("disk berth-data "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("data disk not found in the guest:\n{sys}"));
+    assert!(discard > 0, "the data disk takes no discards:\n{sys}");
+
+    // Space freed in the guest goes back to the host: 64 MiB written into a volume grow the
+    // qcow2; removing the volume makes the agent trim, and the file's allocation drops.
+    let qcow2 = b.home.path().join("disk/data.qcow2");
+    let allocated = || {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&qcow2).unwrap().blocks() * 512
+    };
+    let before = allocated();
+    b.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "berth-trim:/d",
+        "busybox",
+        "sh",
+        "-c",
+        "dd if=/dev/urandom of=/d/a bs=1M count=1 2>/dev/null && \
+         for i in $(seq 64); do cat /d/a; done > /d/f && sync",
+    ]);
+    let filled = allocated();
+    const MIB: u64 = 1 << 20;
+    assert!(
+        filled >= before + 48 * MIB,
+        "writing 64 MiB grew the qcow2 by only {} MiB",
+        (filled.saturating_sub(before)) / MIB
+    );
+    b.docker_ok(&["volume", "rm", "berth-trim"]);
+    let t = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(60), || allocated() + 32 * MIB <= filled),
+        "the qcow2 did not shrink after the volume was removed: {} MiB -> {} MiB",
+        filled / MIB,
+        allocated() / MIB
+    );
+    eprintln!(
+        "figure: qcow2 allocated {} MiB -> {} MiB (64 MiB volume written) -> {} MiB {:?} after `docker volume rm`",
+        before / MIB,
+        filled / MIB,
+        allocated() / MIB,
+        t.elapsed()
+    );
+
     // Hijacked attach with stdin: bytes both ways and the half-close of stdin (EOF ends `cat`).
     let mut child = Command::new("docker")
         .env("DOCKER_HOST", format!("unix://{}", b.socket().display()))
@@ -393,21 +544,7 @@ fn docker_cli_through_forwarded_socket() {
     // A published port appears on the host's 127.0.0.1 and goes when the container stops.
     let hp = free_port();
     let name = format!("berth-vm-web-{hp}");
-    b.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "-p",
-        &format!("{hp}:80"),
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]);
+    run_httpd(&b, &name, &format!("{hp}:80"));
     let addr = format!("127.0.0.1:{hp}");
     let t = Instant::now();
     assert!(
@@ -420,6 +557,39 @@ fn docker_cli_through_forwarded_socket() {
         "figure: docker run -d returned -> host port answers: {:?}",
         t.elapsed()
     );
+    // `-p P:80` is on every host address, as `docker ps` says (0.0.0.0): it answers on a
+    // non-loopback address of this host (traffic stays on the machine) and on [::1].
+    let other = non_loopback_ipv4();
+    assert!(
+        wait_until(Duration::from_secs(10), || http_get_own((other, hp).into())
+            .is_ok_and(|r| r.contains("200"))),
+        "published port {hp} not reachable on {other}\n{}",
+        b.read_log("logs/supervisor.log")
+    );
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        assert!(
+            http_get_own((std::net::Ipv6Addr::LOCALHOST, hp).into())
+                .is_ok_and(|r| r.contains("200")),
+            "published port {hp} not reachable on [::1]"
+        );
+    }
+    let st = b.berth_ok(&["status"]);
+    assert!(st.contains(&format!("0.0.0.0:{hp}/tcp")), "{st}");
+    // `-p 127.0.0.1:P:80` stays on the loopback.
+    let lp = free_port();
+    let lname = format!("berth-vm-lo-{lp}");
+    run_httpd(&b, &lname, &format!("127.0.0.1:{lp}:80"));
+    let lo_addr = format!("127.0.0.1:{lp}");
+    assert!(
+        wait_until(Duration::from_secs(10), || http_get(&lo_addr, "/")
+            .is_ok_and(|r| r.contains("200"))),
+        "port {lp} published on 127.0.0.1 not reachable there"
+    );
+    assert!(
+        std::net::TcpStream::connect((other, lp)).is_err(),
+        "port {lp} published on 127.0.0.1 answers on {other}"
+    );
+    b.docker_ok(&["rm", "-f", &lname]);
     let ex = b.docker_ok(&["exec", &name, "cat", "/www/index.html"]);
     assert!(!ex.is_empty(), "docker exec printed nothing");
     b.docker_ok(&["rm", "-f", &name]);
@@ -547,13 +717,23 @@ fn docker_cli_through_forwarded_socket() {
             b.read_log("logs/supervisor.log")
         )
     });
-    assert_eq!(back, format!("echo:{msg}"));
+    // The reply may be to an earlier datagram (its echo took longer than one 50 ms wait under
+    // load): it must echo one of the datagrams sent, unchanged.
+    let sent = msg.trim_start_matches("ping-").parse::<u32>().unwrap();
+    let echoed_n = back
+        .strip_prefix("echo:ping-")
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("unexpected udp reply {back:?}"));
+    assert!(
+        (1..=sent).contains(&echoed_n),
+        "udp reply {back:?} echoes nothing sent (last sent {msg})"
+    );
     eprintln!(
         "figure: docker run -d -p /udp returned -> first udp echo: {:?}",
         t.elapsed()
     );
     let st = b.berth_ok(&["status"]);
-    assert!(st.contains(&format!("127.0.0.1:{up}/udp")), "{st}");
+    assert!(st.contains(&format!("0.0.0.0:{up}/udp")), "{st}");
     b.docker_ok(&["rm", "-f", &uname]);
 
     // Stop and start keep the images; stop leaves no VM behind.
@@ -596,4 +776,100 @@ fn supervisor_restarts_a_dead_vm() {
     let st = b.berth_ok(&["status"]);
     assert!(st.contains("restarts:   1"), "{st}");
     b.berth_ok(&["stop"]);
+}
+
+/// Rewrites one key of the test's config.json.
+/// `docker run -d --name <name> -p <publish> busybox httpd` serving /www on the container's port 80.
+fn run_httpd(b: &Berth, name: &str, publish: &str) {
+    b.docker_ok(&[
+        "run", "-d", "--name", name, "-p", publish, "busybox", "httpd", "-f", "-p", "80", "-h",
+        "/www",
+    ]);
+}
+
+fn set_config(b: &Berth, key: &str, value: serde_json::Value) {
+    let path = b.home.path().join("config.json");
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    c[key] = value;
+    std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+}
+
+/// Start failures say their cause in words, without booting a guest: an invalid daemon.json
+/// (refused before anything starts), a missing image, a data disk another QEMU holds.
+#[test]
+fn start_failures_say_their_cause() {
+    let b = Berth::new("http://10.0.2.2:1");
+
+    std::fs::write(
+        b.home.path().join("daemon.json"),
+        "{\n  \"insecure-registries\": [\"r.test:5000\",]\n}\n",
+    )
+    .unwrap();
+    let o = b.berth(&["start", "--timeout", "60"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("invalid engine configuration") && err.contains("line 2"),
+        "{err}"
+    );
+    assert!(b.pid("supervisor").is_none() && b.pid("qemu").is_none());
+    std::fs::remove_file(b.home.path().join("daemon.json")).unwrap();
+
+    let empty = b.home.path().join("no-image");
+    std::fs::create_dir_all(&empty).unwrap();
+    set_config(&b, "image_dir", serde_json::json!(empty));
+    let o = b.berth(&["start", "--timeout", "60"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("is missing: run vm-image/build.sh"), "{err}");
+    set_config(&b, "image_dir", serde_json::json!(crate::qemu::image_dir()));
+
+    // Another QEMU holds the data disk (QEMU's image locking); the start fails at once with
+    // that cause instead of restarting the VM.
+    let disk = b.home.path().join("disk/data.qcow2");
+    std::fs::create_dir_all(disk.parent().unwrap()).unwrap();
+    let st = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&disk)
+        .arg("1G")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut holder = Command::new("qemu-system-x86_64")
+        .args([
+            "-machine",
+            "none",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-drive",
+        ])
+        .arg(format!("file={},format=qcow2,if=none,id=d", disk.display()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let locked = wait_until(Duration::from_secs(30), || {
+        Command::new("qemu-img")
+            .arg("info")
+            .arg(&disk)
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stderr).contains("lock"))
+    });
+    let o = b.berth(&["start", "--timeout", "120"]);
+    // SAFETY: kill(2) on the QEMU this test started.
+    unsafe { libc::kill(holder.id() as i32, libc::SIGKILL) };
+    let _ = holder.wait();
+    assert!(locked, "the holder QEMU never locked {}", disk.display());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "berth start succeeded on a locked disk"
+    );
+    assert!(
+        err.contains("is in use by another QEMU"),
+        "{err}\n--- supervisor log:\n{}",
+        b.read_log("logs/supervisor.log")
+    );
 }

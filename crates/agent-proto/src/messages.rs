@@ -31,6 +31,8 @@ pub enum Request {
     Mount(Share),
     /// Host file events under shared folders, so guest inotify watchers see them.
     FileEvents { events: Vec<FileEvent> },
+    /// Trim the data disk's free blocks now (`berth disk compact`); replies [`Reply::Trimmed`].
+    Trim,
 }
 
 /// A host folder exported over virtiofs.
@@ -77,10 +79,17 @@ pub enum Reply {
     Health {
         engine_ready: bool,
         uptime_secs: u64,
+        /// The guest's own view of its memory (absent from older agents).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        memory: Option<GuestMemory>,
     },
     Ok,
     Error {
         message: String,
+    },
+    /// Bytes of free space the guest's filesystem discarded.
+    Trimmed {
+        bytes: u64,
     },
 }
 
@@ -94,11 +103,23 @@ pub enum Event {
     },
 }
 
-/// A port bound on the guest's host side by a container (`-p host_port:...`).
+/// The guest's memory as its kernel sees it (`/proc/meminfo`), in KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestMemory {
+    pub total_kib: u64,
+    pub available_kib: u64,
+    pub free_kib: u64,
+}
+
+/// A port bound on the guest's host side by a container (`-p [host_ip:]host_port:...`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PublishedPort {
     pub proto: Proto,
     pub host_port: u16,
+    /// The address the port was published on (`-p 127.0.0.1:8080:80`); `None` for every
+    /// address (`-p 8080:80`, shown as `0.0.0.0`). Absent from older agents' frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -95,7 +95,26 @@ fn guest_frames_match_golden() {
             reply: Reply::Health {
                 engine_ready: true,
                 uptime_secs: 12,
+                memory: Some(GuestMemory {
+                    total_kib: 996_000,
+                    available_kib: 900_000,
+                    free_kib: 850_000,
+                }),
             },
+        },
+    );
+    check(
+        "trim",
+        &HostFrame {
+            id: 9,
+            request: Request::Trim,
+        },
+    );
+    check(
+        "reply_trimmed",
+        &GuestFrame::Reply {
+            id: 9,
+            reply: Reply::Trimmed { bytes: 67_108_864 },
         },
     );
     check(
@@ -118,13 +137,22 @@ fn guest_frames_match_golden() {
         "ports_changed",
         &GuestFrame::Event {
             event: Event::PortsChanged {
-                published: vec![PublishedPort {
-                    proto: Proto::Tcp,
-                    host_port: 18080,
-                }],
+                published: vec![
+                    PublishedPort {
+                        proto: Proto::Tcp,
+                        host_port: 18080,
+                        host_ip: None,
+                    },
+                    PublishedPort {
+                        proto: Proto::Tcp,
+                        host_port: 18081,
+                        host_ip: Some([127, 0, 0, 1].into()),
+                    },
+                ],
                 unpublished: vec![PublishedPort {
                     proto: Proto::Udp,
                     host_port: 5353,
+                    host_ip: None,
                 }],
             },
         },

@@ -17,9 +17,12 @@ pub(crate) async fn start(
     state: &StateDir,
     timeout: u64,
     system_socket: bool,
+    verbose: bool,
 ) -> anyhow::Result<()> {
     state.create()?;
     let config = Config::load_or_init(state)?;
+    // A daemon.json the engine would refuse stops the start here, with its position.
+    berth_host::daemon_json::load(&state.daemon_json())?;
     let mut child = None;
     if let Some(pid) = live_pid(&state.pid_file(DAEMON)) {
         if ping(&state.docker_endpoint()).await {
@@ -45,6 +48,9 @@ pub(crate) async fn start(
             None => live_pid(&state.pid_file(DAEMON)).is_none(),
         };
         if gone || st.as_ref().is_some_and(|s| s.state == VmState::Failed) {
+            if verbose {
+                print_phases(st.as_ref());
+            }
             let msg = st.and_then(|s| s.message).unwrap_or_default();
             bail!(
                 "the VM failed to start: {msg} (logs: {}, {})",
@@ -53,6 +59,9 @@ pub(crate) async fn start(
             );
         }
         if tokio::time::Instant::now() > deadline {
+            if verbose {
+                print_phases(st.as_ref());
+            }
             bail!(
                 "the Docker API did not come up within {timeout} s (console: {})",
                 state.console_log().display()
@@ -62,9 +71,25 @@ pub(crate) async fn start(
     }
     create_context(state);
     println!("Berth is running.");
+    if verbose {
+        print_phases(Status::read(state).as_ref());
+    }
     link_system_socket(state, &config, system_socket);
     print_usage(state);
     Ok(())
+}
+
+/// The start phases of the last boot and how the VM runs (`berth start -v`).
+fn print_phases(st: Option<&Status>) {
+    let Some(st) = st else {
+        println!("Start phases: none recorded (the supervisor did not get to boot the VM)");
+        return;
+    };
+    if let Some(a) = &st.accel {
+        println!("Accelerator: {a}");
+    }
+    println!("Start phases (seconds after QEMU was spawned):");
+    print!("{}", berth_host::boot::format_phases(&st.phases));
 }
 
 /// Links the system socket when asked (flag or config) and says what happened.
@@ -304,7 +329,12 @@ pub(crate) async fn status(state: &StateDir) -> anyhow::Result<()> {
                     .unwrap_or_default()
             );
             println!("restarts:   {}", s.restarts);
+            if let Some(a) = &s.accel {
+                println!("accel:      {a}");
+            }
             if s.state == VmState::Running {
+                let m = berth_host::memory::read(state, s.vm_pid).await;
+                println!("memory:     {}", berth_host::memory::describe(&m));
                 print_forwards(state, s);
             }
         }
@@ -346,6 +376,42 @@ fn print_forwards(state: &StateDir, s: &Status) {
     if let Some(p) = berth_host::system_socket::recorded(state) {
         println!("system socket: {}", p.display());
     }
+}
+
+pub(crate) async fn disk_compact(state: &StateDir) -> anyhow::Result<()> {
+    use berth_host::disk::{allocated_bytes, compact_offline};
+    let disk = state.data_disk();
+    if !disk.exists() {
+        bail!(
+            "no data disk at {} (Berth has not started yet)",
+            disk.display()
+        );
+    }
+    let mib = |b: u64| b / (1 << 20);
+    let before = allocated_bytes(&disk)?;
+    let running = live_pid(&state.pid_file(DAEMON)).is_some()
+        && Status::read(state).is_some_and(|s| s.state == VmState::Running);
+    if running {
+        let trimmed = berth_host::disk::trim_online(state)
+            .await
+            .context("the guest could not trim its disk")?;
+        println!(
+            "Trimmed {} MiB of free space in the guest; {} now takes {} MiB on the host (was {} MiB).",
+            mib(trimmed),
+            disk.display(),
+            mib(allocated_bytes(&disk)?),
+            mib(before)
+        );
+    } else {
+        compact_offline(&disk).await?;
+        println!(
+            "Rewrote {} without unused clusters: {} MiB on the host (was {} MiB).",
+            disk.display(),
+            mib(allocated_bytes(&disk)?),
+            mib(before)
+        );
+    }
+    Ok(())
 }
 
 pub(crate) async fn logs(state: &StateDir, follow: bool) -> anyhow::Result<()> {

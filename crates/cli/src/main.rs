@@ -33,6 +33,9 @@ enum Cmd {
         /// it is free; `berth stop` removes the link (config `system_socket` makes it default)
         #[arg(long)]
         system_socket: bool,
+        /// Print each start phase (QEMU spawn, kernel, PID 1, disk, engine, agent) with its time
+        #[arg(short, long)]
+        verbose: bool,
     },
     /// Shut the VM down in order (QEMU is killed after a timeout)
     Stop,
@@ -46,6 +49,11 @@ enum Cmd {
     },
     /// Show whether the VM and the Docker API are up
     Status,
+    /// The VM's data disk
+    Disk {
+        #[command(subcommand)]
+        cmd: DiskCmd,
+    },
     /// Print the VM console log
     Logs {
         /// Keep printing new lines
@@ -55,6 +63,13 @@ enum Cmd {
     /// Run the supervisor in the foreground (what `start` spawns)
     #[command(hide = true)]
     Daemon,
+}
+
+#[derive(Subcommand, Debug)]
+enum DiskCmd {
+    /// Give unused space back to the host: trim the guest's free blocks (VM running) or
+    /// rewrite the qcow2 without unused clusters (VM stopped)
+    Compact,
 }
 
 fn main() {
@@ -80,7 +95,8 @@ fn main() {
                 timeout,
                 foreground: false,
                 system_socket,
-            } => commands::start(&state, timeout, system_socket).await,
+                verbose,
+            } => commands::start(&state, timeout, system_socket, verbose).await,
             Cmd::Start {
                 foreground: true,
                 system_socket,
@@ -92,9 +108,12 @@ fn main() {
                 system_socket,
             } => {
                 commands::stop(&state).await?;
-                commands::start(&state, timeout, system_socket).await
+                commands::start(&state, timeout, system_socket, false).await
             }
             Cmd::Status => commands::status(&state).await,
+            Cmd::Disk {
+                cmd: DiskCmd::Compact,
+            } => commands::disk_compact(&state).await,
             Cmd::Logs { follow } => commands::logs(&state, follow).await,
             Cmd::Daemon => commands::daemon(state.clone()).await,
         }

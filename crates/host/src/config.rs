@@ -32,6 +32,14 @@ pub struct Config {
     /// Where the system socket link goes (on Windows: the standard pipe the supervisor also
     /// serves, `\\.\pipe\docker_engine`).
     pub system_socket_path: PathBuf,
+    /// Keep ports published on every address (`-p 8080:80`) on the host's loopback
+    /// (127.0.0.1 and [::1]) instead of all its addresses (0.0.0.0 and [::], as `docker ps`
+    /// shows and Docker Desktop does). `-p 127.0.0.1:8080:80` is loopback either way.
+    pub ports_on_localhost: bool,
+    /// virtio-balloon free-page reporting: memory the guest frees goes back to the host.
+    pub free_page_reporting: bool,
+    /// Pass the guest's discards (fstrim) to the qcow2, which then shrinks.
+    pub disk_discard: bool,
 }
 
 /// Where the guest image and tools live by default: `/root/.cache/berth` on Linux (where
@@ -66,6 +74,9 @@ impl Default for Config {
             } else {
                 "/var/run/docker.sock"
             }),
+            ports_on_localhost: false,
+            free_page_reporting: true,
+            disk_discard: true,
         }
     }
 }

@@ -146,3 +146,38 @@ pub async fn wait_for_agent(
         secs: timeout.as_secs(),
     })
 }
+
+/// One request on a connection of its own, without a hello (so the guest pushes no events on
+/// it), bounded by `timeout`: for `berth status` and `berth disk compact` while the supervisor
+/// holds the main connection.
+pub async fn one_request(
+    connector: &dyn Connector,
+    request: Request,
+    timeout: Duration,
+) -> Result<Reply> {
+    let ask = async {
+        let mut io = connector
+            .connect(CONTROL_PORT)
+            .await
+            .map_err(|e| HostError::Control(format!("connect: {e}")))?;
+        write_frame(&mut io, &HostFrame { id: 1, request })
+            .await
+            .map_err(|e| HostError::Control(e.to_string()))?;
+        loop {
+            match read_frame::<_, GuestFrame>(&mut io).await {
+                Ok(Some(GuestFrame::Reply { id: 1, reply })) => break Ok(reply),
+                Ok(Some(_)) => continue,
+                Ok(None) => break Err(HostError::Control("connection closed".into())),
+                Err(e) => break Err(HostError::Control(e.to_string())),
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, ask).await {
+        Ok(Ok(Reply::Error { message })) => Err(HostError::Control(message)),
+        Ok(r) => r,
+        Err(_) => Err(HostError::Timeout {
+            what: "control reply".into(),
+            secs: timeout.as_secs(),
+        }),
+    }
+}

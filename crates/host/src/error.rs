@@ -16,6 +16,8 @@ pub enum HostError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("invalid engine configuration {path}: {detail}")]
+    DaemonJson { path: PathBuf, detail: String },
     #[error("failed to start {program}")]
     Spawn {
         program: String,
@@ -32,6 +34,8 @@ pub enum HostError {
     Timeout { what: String, secs: u64 },
     #[error("control channel: {0}")]
     Control(String),
+    #[error("the VM failed to start: {0}")]
+    VmFailed(String),
     #[error("{0} is not supported on this platform")]
     NotSupported(&'static str),
 }

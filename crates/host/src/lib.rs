@@ -1,10 +1,13 @@
 //! berth-host: runs Berth's VM and connects the host to it.
 //!
 //! - [`state`]: the state directory (`~/.berth`) and what lives where;
+//! - [`boot`]: start phases with their times, and why a VM stopped early;
 //! - [`config`]: CPUs, memory, disk size, shares, image location;
+//! - [`daemon_json`]: the engine's `daemon.json`, checked and passed to the guest;
 //! - [`vm`]: the [`vm::Hypervisor`] seam with the QEMU back-ends (Linux; Windows with WHPX;
 //!   macOS: see `docs/design/host.md`);
 //! - [`disk`]: the qcow2 data disk; [`helpers`]: vhost-device-vsock and virtiofsd processes;
+//! - [`memory`]: the VM's memory as the host and the guest see it;
 //! - [`control`]: the host end of the control protocol;
 //! - [`endpoint`]: where the Docker API is served (unix socket, or named pipe on Windows);
 //! - [`forward`]: the Docker endpoint and published ports over multiplexed vsock;
@@ -12,13 +15,16 @@
 //! - [`system_socket`]: the opt-in `/var/run/docker.sock` link (unix);
 //! - [`supervisor`]: the daemon that owns all of the above and restarts a dead VM.
 
+pub mod boot;
 pub mod config;
 pub mod control;
+pub mod daemon_json;
 pub mod disk;
 pub mod endpoint;
 pub mod error;
 pub mod forward;
 pub mod helpers;
+pub mod memory;
 pub mod process;
 pub mod share;
 pub mod state;

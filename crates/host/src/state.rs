@@ -58,6 +58,14 @@ impl StateDir {
     pub fn config_file(&self) -> PathBuf {
         self.root.join("config.json")
     }
+    /// The engine's configuration as the user keeps it (the native engine's `daemon.json`).
+    pub fn daemon_json(&self) -> PathBuf {
+        self.root.join("daemon.json")
+    }
+    /// What the guest's engine gets of it at this boot ([`crate::daemon_json::prepare`]).
+    pub fn guest_daemon_json(&self) -> PathBuf {
+        self.run_dir().join("daemon.json")
+    }
     pub fn run_dir(&self) -> PathBuf {
         self.root.join("run")
     }

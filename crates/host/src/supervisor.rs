@@ -11,6 +11,7 @@ use berth_vsock::Connector;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::boot::{early_exit_cause, Phase, Phases};
 use crate::control::{wait_for_agent, ControlClient};
 use crate::error::{HostError, Result};
 use crate::forward::ports::PortForwarder;
@@ -34,6 +35,12 @@ pub struct Status {
     /// Shared folders mounted in the running VM.
     #[serde(default)]
     pub shares: Vec<PathBuf>,
+    /// The last boot's phases so far (`berth start -v`).
+    #[serde(default)]
+    pub phases: Vec<Phase>,
+    /// How the VM runs: `kvm`, or `tcg` with the reason KVM is not used.
+    #[serde(default)]
+    pub accel: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +83,8 @@ pub async fn run(
         docker_socket: state.docker_socket(),
         message: None,
         shares: vec![],
+        phases: vec![],
+        accel: None,
     };
     write_status(&state, &status);
     let r = run_inner(&state, &config, hv, &stop, &mut status).await;
@@ -129,7 +138,8 @@ async fn run_inner(
     let docker_mux = Arc::new(MuxClient::new(connector.clone(), DOCKER_API_PORT));
     let ports = Arc::new(
         PortForwarder::new(Arc::new(MuxClient::new(connector.clone(), FORWARD_PORT)))
-            .with_record(state.ports_file()),
+            .with_record(state.ports_file())
+            .localhost_only(config.ports_on_localhost),
     );
     let listener = crate::endpoint::Listener::bind(&state.docker_endpoint())?;
     let fwd_cancel = stop.child_token();
@@ -163,7 +173,13 @@ async fn run_inner(
             Err(e) => break Err(e),
         };
         status.vm_pid = boot.vm.pid();
+        status.accel = Some(boot.accel.clone());
+        status.phases = boot.phases.list();
         write_status(state, status);
+        let console = CancellationToken::new();
+        boot.phases
+            .follow_console(state.console_log(), console.clone());
+        let _stop_following = console.drop_guard();
         let agent = tokio::select! {
             r = wait_for_agent(connector.as_ref(), AGENT_TIMEOUT) => Some(r),
             _ = boot.vm.wait() => None,
@@ -174,10 +190,13 @@ async fn run_inner(
         };
         let died_early = match agent {
             Some(Ok((control, events))) => {
+                boot.phases.mark(crate::boot::AGENT_CONNECTED, None);
                 let session = Session::begin(config, control, events, ports.clone()).await;
+                boot.phases.mark(crate::boot::READY, None);
                 status.state = VmState::Running;
                 status.message = None;
                 status.shares = session.shares.clone();
+                status.phases = boot.phases.list();
                 write_status(state, status);
                 tracing::info!("engine ready");
                 tokio::select! {
@@ -197,9 +216,21 @@ async fn run_inner(
             }
             Some(Err(e)) => {
                 boot.vm.kill().await;
+                status.phases = boot.phases.list();
                 break Err(e);
             }
-            None => true,
+            None => {
+                status.phases = boot.phases.list();
+                // A cause QEMU names (disk locked, no KVM, no memory) will not go away by
+                // booting again.
+                let log = state.log_file("qemu");
+                if let Some(cause) = early_exit_cause(&log, boot.qemu_log_from, &state.data_disk())
+                {
+                    boot.stop_shares().await;
+                    break Err(HostError::VmFailed(cause));
+                }
+                true
+            }
         };
         ports.clear();
         status.shares.clear();
@@ -258,6 +289,10 @@ async fn transport(
 struct Boot {
     vm: Box<dyn VmHandle>,
     shares: Vec<Child>,
+    phases: Phases,
+    accel: String,
+    /// Length of QEMU's log before this boot (it is appended to).
+    qemu_log_from: u64,
 }
 
 impl Boot {
@@ -282,8 +317,20 @@ impl Boot {
             });
         }
         let spec = spec(state, config, devices)?;
+        let accel = crate::vm::accel_description(&config.accel);
+        let qemu_log_from = std::fs::metadata(&spec.log_file).map_or(0, |m| m.len());
+        // The phases are read from this boot's console; keep the last one's for diagnosis.
+        let _ = std::fs::rename(&spec.console_log, state.log_file("console-previous"));
+        let phases = Phases::new();
         let vm = hv.start(&spec)?;
-        Ok(Self { vm, shares })
+        phases.mark(crate::boot::QEMU_SPAWNED, None);
+        Ok(Self {
+            vm,
+            shares,
+            phases,
+            accel,
+            qemu_log_from,
+        })
     }
 
     async fn stop_shares(&mut self) {
@@ -328,6 +375,9 @@ fn spec(state: &StateDir, config: &Config, shares: Vec<ShareDevice>) -> Result<V
         pid_file: state.pid_file("qemu"),
         log_file: state.log_file("qemu"),
         kvm: crate::vm::want_kvm(&config.accel),
+        daemon_json: crate::daemon_json::prepare(state)?,
+        free_page_reporting: config.free_page_reporting,
+        disk_discard: config.disk_discard,
     })
 }
 

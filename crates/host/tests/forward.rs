@@ -205,12 +205,9 @@ async fn published_port_opens_at_once_tunnels_and_closes() {
     let p = PublishedPort {
         proto: Proto::Tcp,
         host_port: port,
+        host_ip: Some([127, 0, 0, 1].into()),
     };
-    fwd.apply(&Event::PortsChanged {
-        published: vec![p.clone()],
-        unpublished: vec![],
-    })
-    .await;
+    publish(&fwd, &p).await;
     let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
@@ -220,14 +217,13 @@ async fn published_port_opens_at_once_tunnels_and_closes() {
     assert_eq!(back, format!("port {port}"));
     assert_eq!(fwd.ports(), vec![p.clone()]);
     // `berth status` reads the record.
-    assert_eq!(ports::read_record(&record), vec![p.clone()]);
-    assert_eq!(ports::describe(&p), format!("127.0.0.1:{port}/tcp"));
+    let rec = ports::read_record(&record);
+    assert_eq!(rec.len(), 1);
+    assert_eq!(ports::describe(&rec[0]), format!("127.0.0.1:{port}/tcp"));
+    // Published on 127.0.0.1: another loopback address is not served.
+    assert!(std::net::TcpStream::connect(("127.0.0.2", port)).is_err());
 
-    fwd.apply(&Event::PortsChanged {
-        published: vec![],
-        unpublished: vec![p],
-    })
-    .await;
+    unpublish(&fwd, &p).await;
     let mut closed = false;
     for _ in 0..50 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -275,12 +271,9 @@ async fn udp_port_relays_datagrams_per_flow_and_ends_idle_flows() {
     let p = PublishedPort {
         proto: Proto::Udp,
         host_port: port,
+        host_ip: None,
     };
-    fwd.apply(&Event::PortsChanged {
-        published: vec![p.clone()],
-        unpublished: vec![],
-    })
-    .await;
+    publish(&fwd, &p).await;
     assert_eq!(fwd.ports(), vec![p.clone()]);
 
     async fn ask(c: &tokio::net::UdpSocket, msg: &[u8]) -> String {
@@ -318,11 +311,7 @@ async fn udp_port_relays_datagrams_per_flow_and_ends_idle_flows() {
     assert_eq!(ask(&a, b"later").await, format!("{port}/3:later"));
 
     // Unpublishing frees the port.
-    fwd.apply(&Event::PortsChanged {
-        published: vec![],
-        unpublished: vec![p],
-    })
-    .await;
+    unpublish(&fwd, &p).await;
     let mut freed = false;
     for _ in 0..50 {
         if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
@@ -333,4 +322,97 @@ async fn udp_port_relays_datagrams_per_flow_and_ends_idle_flows() {
     }
     assert!(freed, "udp port still bound after unpublish");
     assert!(fwd.ports().is_empty());
+}
+
+/// A free TCP port on every address (checked on 0.0.0.0).
+fn free_port_any() -> u16 {
+    let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Whether the host has IPv6 loopback (containers may not).
+fn has_ipv6_loopback() -> bool {
+    std::net::TcpListener::bind("[::1]:0").is_ok()
+}
+
+#[tokio::test]
+async fn port_on_every_address_binds_all_host_addresses_unless_kept_on_localhost() {
+    let connector = Arc::new(MemoryConnector::new());
+    fake_guest(&connector, 2377, |mut s: MuxStream| async move {
+        let h: ForwardHeader = read_frame(&mut s).await.unwrap().unwrap();
+        s.write_all(format!("port {}", h.port).as_bytes())
+            .await
+            .unwrap();
+        s.shutdown().await.unwrap();
+    });
+    let mux = Arc::new(MuxClient::new(connector, 2377));
+    let answers = |addr: std::net::SocketAddr| async move {
+        let mut c = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut back = String::new();
+        c.read_to_string(&mut back).await.ok()?;
+        Some(back)
+    };
+
+    // `-p P:80`: 0.0.0.0 and [::]. 127.0.0.2 stands for "an address other than 127.0.0.1"
+    // (a listener on 127.0.0.1 does not take it); the VM test uses a non-loopback one.
+    let fwd = PortForwarder::new(mux.clone());
+    let port = free_port_any();
+    let p = PublishedPort {
+        proto: Proto::Tcp,
+        host_port: port,
+        host_ip: None,
+    };
+    publish(&fwd, &p).await;
+    let want = format!("port {port}");
+    assert_eq!(
+        answers(([127, 0, 0, 2], port).into()).await,
+        Some(want.clone())
+    );
+    let f = fwd.forwarded();
+    assert_eq!(f.len(), 1);
+    if has_ipv6_loopback() {
+        assert_eq!(
+            answers((std::net::Ipv6Addr::LOCALHOST, port).into()).await,
+            Some(want.clone())
+        );
+        assert_eq!(
+            ports::describe(&f[0]),
+            format!("0.0.0.0:{port}/tcp, [::]:{port}/tcp")
+        );
+    }
+    fwd.clear();
+
+    // `ports_on_localhost`: the same port on the loopback only.
+    let fwd = PortForwarder::new(mux).localhost_only(true);
+    let port = free_port_any();
+    let p = PublishedPort {
+        proto: Proto::Tcp,
+        host_port: port,
+        host_ip: None,
+    };
+    publish(&fwd, &p).await;
+    assert_eq!(
+        answers(([127, 0, 0, 1], port).into()).await,
+        Some(format!("port {port}"))
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.2", port)).is_err());
+    assert!(ports::describe(&fwd.forwarded()[0]).starts_with(&format!("127.0.0.1:{port}/tcp")));
+}
+
+/// The engine's event for `p` published.
+async fn publish(fwd: &PortForwarder, p: &PublishedPort) {
+    fwd.apply(&Event::PortsChanged {
+        published: vec![p.clone()],
+        unpublished: vec![],
+    })
+    .await;
+}
+
+/// The engine's event for `p` unpublished.
+async fn unpublish(fwd: &PortForwarder, p: &PublishedPort) {
+    fwd.apply(&Event::PortsChanged {
+        published: vec![],
+        unpublished: vec![p.clone()],
+    })
+    .await;
 }

@@ -7,6 +7,7 @@
 
 mod cli;
 mod control;
+mod fstrim;
 mod init;
 mod listen;
 mod memory;
@@ -45,6 +46,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Result<()> {
+    let data_root = config.data_root.clone();
     let engine = berth_engine::Engine::open(config)
         .await
         .context("failed to open the engine")?;
@@ -54,9 +56,20 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
     let mut listeners = listen::start(&args.hosts, app.clone(), cancel.clone()).await?;
     let (control, forward) = args.control_endpoints()?;
     let in_vm = control.as_ref().is_some_and(|c| c.is_vsock());
+    // In the VM, freed blocks go back to the host's disk image.
+    let fstrim = in_vm.then(|| fstrim::spawn(data_root.clone(), &engine.events, cancel.clone()));
     let host_shutdown = match (&control, &forward) {
         (Some(c), Some(f)) => {
-            match control::start(c, f, app, &engine.events, &mut listeners, cancel.clone()) {
+            let started = control::start(
+                c,
+                f,
+                app,
+                &engine.events,
+                &mut listeners,
+                cancel.clone(),
+                data_root,
+            );
+            match started {
                 Ok(t) => Some(t),
                 // Without vsock (a VM lacking the device) the engine still runs.
                 Err(e) if in_vm => {
@@ -89,6 +102,9 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
     tracing::info!("shutting down");
     cancel.cancel();
     let _ = trimmer.await;
+    if let Some(t) = fstrim {
+        let _ = t.await;
+    }
     listeners.close().await;
     engine.shutdown().await;
     if let Some(p) = &args.pidfile {

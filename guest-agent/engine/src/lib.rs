@@ -73,6 +73,9 @@ impl Engine {
     /// Stops background work before the process exits. Containers keep running: their shims
     /// hold them.
     pub async fn shutdown(&self) {
+        self.containers
+            .shutdown(std::time::Duration::from_secs(5))
+            .await;
         self.networks.shutdown().await;
     }
 }

@@ -54,6 +54,12 @@ pub struct VmSpec {
     pub pid_file: PathBuf,
     pub log_file: PathBuf,
     pub kvm: bool,
+    /// The engine's daemon.json for this boot (the guest reads it before starting the engine).
+    pub daemon_json: Option<PathBuf>,
+    /// Free-page reporting (virtio-balloon): freed guest memory returns to the host.
+    pub free_page_reporting: bool,
+    /// Discards from the guest reach the data disk image (it shrinks after fstrim).
+    pub disk_discard: bool,
 }
 
 /// A running VM.
@@ -91,6 +97,23 @@ pub fn probe(state: &StateDir, config: &Config) -> Result<Arc<dyn Hypervisor>> {
 #[cfg(not(any(target_os = "linux", windows)))]
 pub fn probe(_state: &StateDir, _config: &Config) -> Result<Arc<dyn Hypervisor>> {
     Err(crate::HostError::NotSupported("running the VM"))
+}
+
+/// How a VM with this `accel` setting runs, for `berth status` and `berth start -v`: `kvm`, or
+/// `tcg` with the reason KVM is not used.
+pub fn accel_description(accel: &str) -> String {
+    if want_kvm(accel) {
+        return "kvm".into();
+    }
+    let why = match accel {
+        "tcg" => "accel is set to tcg",
+        _ if !std::path::Path::new("/dev/kvm").exists() => "no /dev/kvm on this host",
+        _ if std::env::var("BERTH_KVM").as_deref() != Ok("1") => {
+            "KVM is used only with BERTH_KVM=1 or accel \"kvm\" (notes/vm.md §1)"
+        }
+        _ => "/dev/kvm cannot be opened read-write",
+    };
+    format!("tcg (software emulation, slower: {why})")
 }
 
 /// Whether to use KVM: `tcg`/`kvm` force it; `auto` uses KVM only when `BERTH_KVM=1` and

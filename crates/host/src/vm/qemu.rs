@@ -2,6 +2,10 @@
 //! memfd shared memory for the vhost-user devices, vhost-user-vsock, vhost-user-fs per share,
 //! the data disk and the read-only root as virtio-blk found by serial, user networking, serial
 //! console to a file, a monitor socket for `system_powerdown`.
+//!
+//! Laptop citizenship: the data disk passes discard through (`discard=unmap`, and zeroed
+//! blocks become holes with `detect-zeroes=unmap`), so the guest's fstrim shrinks the qcow2;
+//! virtio-balloon with free-page reporting hands memory the guest frees back to the host.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -17,6 +21,9 @@ use crate::process::Child;
 #[derive(Debug, Default)]
 pub struct Qemu;
 
+/// fw_cfg item carrying the engine's daemon.json (the guest agent reads the same name).
+pub const FW_CFG_DAEMON_JSON: &str = "opt/berth/daemon.json";
+
 /// QEMU's command line for `spec`.
 pub fn args(spec: &VmSpec) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
@@ -29,49 +36,10 @@ pub fn args(spec: &VmSpec) -> Vec<OsString> {
         push("-cpu");
         push("host");
     }
-    for s in [
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
-    ] {
-        push(s);
-    }
-    push("-m");
-    push(&format!("{mem}M"));
-    push("-smp");
-    push(&spec.cpus.to_string());
     push("-object");
     push(&format!("memory-backend-memfd,id=mem,size={mem}M,share=on"));
-    push("-serial");
-    push(&format!("file:{}", spec.console_log.display()));
-    push("-kernel");
-    push(&spec.kernel.display().to_string());
-    push("-initrd");
-    push(&spec.initrd.display().to_string());
-    push("-append");
-    push(&spec.cmdline);
-    push("-drive");
-    push(&format!(
-        "file={},format=qcow2,if=none,id=data,cache=unsafe",
-        spec.data_disk.display()
-    ));
-    push("-device");
-    push("virtio-blk-pci,drive=data,serial=berth-data");
-    push("-drive");
-    push(&format!(
-        "file={},format=raw,if=none,id=root,readonly=on",
-        spec.rootfs.display()
-    ));
-    push("-device");
-    push("virtio-blk-pci,drive=root,serial=berth-root");
-    push("-netdev");
-    push("user,id=net0");
-    push("-device");
-    push("virtio-net-pci,netdev=net0");
-    push("-device");
-    push("virtio-rng-pci");
+    a.extend(guest_args(spec));
+    let mut push = |s: &str| a.push(s.into());
     push("-chardev");
     push(&format!(
         "socket,id=vsk,path={}",
@@ -90,6 +58,71 @@ pub fn args(spec: &VmSpec) -> Vec<OsString> {
         "unix:{},server=on,wait=off",
         spec.monitor_socket.display()
     ));
+    a
+}
+
+/// The part of QEMU's command line every platform shares: memory size, CPUs, our kernel,
+/// initrd and console, the data disk (discard passed through when asked) before the read-only
+/// root, user networking, entropy, the balloon with free-page reporting, and the engine's
+/// daemon.json as a fw_cfg item.
+pub(crate) fn guest_args(spec: &VmSpec) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |s: &str| a.push(s.into());
+    for s in [
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ] {
+        push(s);
+    }
+    push("-m");
+    push(&format!("{}M", spec.memory_mib));
+    push("-smp");
+    push(&spec.cpus.to_string());
+    push("-serial");
+    push(&format!("file:{}", spec.console_log.display()));
+    push("-kernel");
+    push(&spec.kernel.display().to_string());
+    push("-initrd");
+    push(&spec.initrd.display().to_string());
+    push("-append");
+    push(&spec.cmdline);
+    push("-drive");
+    let discard = if spec.disk_discard {
+        ",discard=unmap,detect-zeroes=unmap"
+    } else {
+        ""
+    };
+    push(&format!(
+        "file={},format=qcow2,if=none,id=data,cache=unsafe{discard}",
+        spec.data_disk.display()
+    ));
+    push("-device");
+    push("virtio-blk-pci,drive=data,serial=berth-data");
+    push("-drive");
+    push(&format!(
+        "file={},format=raw,if=none,id=root,readonly=on",
+        spec.rootfs.display()
+    ));
+    push("-device");
+    push("virtio-blk-pci,drive=root,serial=berth-root");
+    push("-netdev");
+    push("user,id=net0");
+    push("-device");
+    push("virtio-net-pci,netdev=net0");
+    push("-device");
+    push("virtio-rng-pci");
+    if spec.free_page_reporting {
+        push("-device");
+        push("virtio-balloon-pci,id=balloon0,free-page-reporting=on");
+    }
+    if let Some(f) = &spec.daemon_json {
+        // fw_cfg: the guest reads it from /sys/firmware/qemu_fw_cfg before the engine starts.
+        push("-fw_cfg");
+        push(&format!("name={FW_CFG_DAEMON_JSON},file={}", f.display()));
+    }
     a
 }
 
@@ -120,7 +153,12 @@ pub(crate) fn launch(
     }
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args);
-    let child = Child::spawn("qemu", cmd, &spec.log_file, &spec.pid_file)?;
+    let child = Child::spawn("qemu", cmd, &spec.log_file, &spec.pid_file).map_err(|e| match e {
+        HostError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            HostError::MissingTool(program.display().to_string())
+        }
+        e => e,
+    })?;
     tracing::info!(
         pid = child.pid(),
         accel = if spec.kvm { "hardware" } else { "tcg" },
@@ -191,6 +229,9 @@ mod tests {
             pid_file: "/s/run/qemu.pid".into(),
             log_file: "/s/logs/qemu.log".into(),
             kvm: false,
+            daemon_json: Some("/s/run/daemon.json".into()),
+            free_page_reporting: true,
+            disk_discard: true,
         };
         let a: Vec<String> = args(&spec)
             .into_iter()
@@ -201,8 +242,11 @@ mod tests {
         assert!(joined.contains("memory-backend-memfd,id=mem,size=1024M,share=on"));
         assert!(joined.contains("vhost-user-vsock-pci,chardev=vsk"));
         assert!(joined.contains("virtio-blk-pci,drive=data,serial=berth-data"));
+        assert!(joined.contains("cache=unsafe,discard=unmap,detect-zeroes=unmap"));
+        assert!(joined.contains("virtio-balloon-pci,id=balloon0,free-page-reporting=on"));
         assert!(joined.contains("vhost-user-fs-pci,chardev=vfs0,tag=share0"));
         assert!(joined.contains("-serial file:/s/logs/console.log"));
+        assert!(joined.contains("-fw_cfg name=opt/berth/daemon.json,file=/s/run/daemon.json"));
         // The data disk comes before the root (fallback order without serials).
         let data = joined.find("id=data").unwrap();
         let root = joined.find("id=root").unwrap();

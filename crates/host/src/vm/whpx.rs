@@ -71,47 +71,8 @@ pub fn args(spec: &VmSpec, accel: &str, pipes: &Pipes) -> Vec<OsString> {
     }
     push("-machine".into());
     push("q35".into());
-    for s in [
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
-    ] {
-        push(s.into());
-    }
-    push("-m".into());
-    push(format!("{}M", spec.memory_mib));
-    push("-smp".into());
-    push(spec.cpus.to_string());
-    push("-serial".into());
-    push(format!("file:{}", spec.console_log.display()));
-    push("-kernel".into());
-    push(spec.kernel.display().to_string());
-    push("-initrd".into());
-    push(spec.initrd.display().to_string());
-    push("-append".into());
-    push(spec.cmdline.clone());
-    push("-drive".into());
-    push(format!(
-        "file={},format=qcow2,if=none,id=data,cache=unsafe",
-        spec.data_disk.display()
-    ));
-    push("-device".into());
-    push("virtio-blk-pci,drive=data,serial=berth-data".into());
-    push("-drive".into());
-    push(format!(
-        "file={},format=raw,if=none,id=root,readonly=on",
-        spec.rootfs.display()
-    ));
-    push("-device".into());
-    push("virtio-blk-pci,drive=root,serial=berth-root".into());
-    push("-netdev".into());
-    push("user,id=net0".into());
-    push("-device".into());
-    push("virtio-net-pci,netdev=net0".into());
-    push("-device".into());
-    push("virtio-rng-pci".into());
+    a.extend(super::qemu::guest_args(spec));
+    let mut push = |s: String| a.push(s.into());
     push("-device".into());
     push("virtio-serial-pci,id=vser".into());
     for (port, pipe) in &pipes.ports {
@@ -241,6 +202,9 @@ mod tests {
             pid_file: r"C:\Users\u\.berth\run\qemu.pid".into(),
             log_file: r"C:\Users\u\.berth\logs\qemu.log".into(),
             kvm: false,
+            daemon_json: None,
+            free_page_reporting: true,
+            disk_discard: true,
         }
     }
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use berth_agent_proto::{
-    read_datagram, read_frame, write_datagram, ForwardHeader, Proto, PublishedPort, MAX_DATAGRAM,
+    read_datagram, read_frame, write_datagram, ForwardHeader, Proto, MAX_DATAGRAM,
 };
 use berth_vsock::{mux, BoxIo};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -36,10 +36,7 @@ async fn tunnel(mut s: mux::MuxStream, tracker: PortTracker) {
     };
     // Straight to the container when we know it (one hop less in the guest), else through the
     // engine's port proxy on the guest's loopback.
-    let target = tracker.target(&PublishedPort {
-        proto: h.proto,
-        host_port: h.port,
-    });
+    let target = tracker.target(h.proto, h.port);
     let direct: Option<SocketAddr> = target.and_then(|t| {
         let ip = t.container_ip?.parse().ok()?;
         Some(SocketAddr::new(ip, t.private_port))

@@ -30,6 +30,7 @@ pub(crate) fn start(
     events: &EventBus,
     listeners: &mut Listeners,
     cancel: CancellationToken,
+    data_root: std::path::PathBuf,
 ) -> anyhow::Result<CancellationToken> {
     let tracker = PortTracker::start(app, events);
     let shutdown = CancellationToken::new();
@@ -37,6 +38,7 @@ pub(crate) fn start(
         tracker: tracker.clone(),
         started: std::time::Instant::now(),
         shutdown: shutdown.clone(),
+        data_root,
     });
     let acc = control.bind()?;
     listeners.add(control, acc, cancel.clone(), move |io| {

@@ -82,12 +82,13 @@ impl PortTracker {
         (all.into_iter().collect(), rx)
     }
 
-    /// Where `port` leads, if a running container publishes it.
-    pub(crate) fn target(&self, port: &PublishedPort) -> Option<Target> {
-        self.lock()
-            .by_container
-            .values()
-            .find_map(|m| m.get(port).cloned())
+    /// Where host port `port` leads, if a running container publishes it (on any address).
+    pub(crate) fn target(&self, proto: Proto, port: u16) -> Option<Target> {
+        self.lock().by_container.values().find_map(|m| {
+            m.iter()
+                .find(|(p, _)| p.proto == proto && p.host_port == port)
+                .map(|(_, t)| t.clone())
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -189,7 +190,11 @@ fn ports_of_inspect(v: &serde_json::Value) -> BTreeMap<PublishedPort, Target> {
             let host_port = b["HostPort"].as_str().and_then(|p| p.parse::<u16>().ok());
             if let Some(host_port) = host_port.filter(|p| *p != 0) {
                 out.insert(
-                    PublishedPort { proto, host_port },
+                    PublishedPort {
+                        proto,
+                        host_port,
+                        host_ip: specific_ip(b["HostIp"].as_str()),
+                    },
                     Target {
                         container_ip: ip.clone(),
                         private_port,
@@ -199,6 +204,14 @@ fn ports_of_inspect(v: &serde_json::Value) -> BTreeMap<PublishedPort, Target> {
         }
     }
     out
+}
+
+/// The address a binding names, `None` for every address (`0.0.0.0`, `::` or none): the host
+/// then binds all of its addresses, both families, as `docker ps` shows `0.0.0.0:P`.
+fn specific_ip(host_ip: Option<&str>) -> Option<std::net::IpAddr> {
+    host_ip
+        .and_then(|s| s.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok())
+        .filter(|ip| !ip.is_unspecified())
 }
 
 #[cfg(test)]
@@ -213,20 +226,29 @@ mod tests {
             "Ports": {
                 "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "18080"}, {"HostIp": "::", "HostPort": "18080"}],
                 "53/udp": [{"HostIp": "0.0.0.0", "HostPort": "5353"}],
+                "81/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18081"}],
                 "443/tcp": null
             }
         }});
         let p = ports_of_inspect(&v);
-        assert_eq!(p.len(), 2);
+        // 0.0.0.0 and :: are one "every address" port.
+        assert_eq!(p.len(), 3);
         let t = &p[&PublishedPort {
             proto: Proto::Tcp,
             host_port: 18080,
+            host_ip: None,
         }];
         assert_eq!(t.private_port, 80);
         assert_eq!(t.container_ip.as_deref(), Some("172.17.0.2"));
         assert!(p.contains_key(&PublishedPort {
             proto: Proto::Udp,
-            host_port: 5353
+            host_port: 5353,
+            host_ip: None,
+        }));
+        assert!(p.contains_key(&PublishedPort {
+            proto: Proto::Tcp,
+            host_port: 18081,
+            host_ip: Some([127, 0, 0, 1].into()),
         }));
     }
 
@@ -239,6 +261,7 @@ mod tests {
         let p = PublishedPort {
             proto: Proto::Tcp,
             host_port: 8080,
+            host_ip: None,
         };
         let target = Target {
             container_ip: None,

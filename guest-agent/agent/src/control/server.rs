@@ -18,6 +18,8 @@ pub(crate) struct ControlCtx {
     pub(crate) started: Instant,
     /// Fired by a `shutdown` request: the agent stops and, in a VM, powers off.
     pub(crate) shutdown: CancellationToken,
+    /// The engine's data root (trimmed on a `trim` request).
+    pub(crate) data_root: std::path::PathBuf,
 }
 
 /// Serves one control connection until the host closes it.
@@ -127,6 +129,7 @@ async fn handle(req: Request, ctx: &ControlCtx) -> Reply {
         Request::Health => Reply::Health {
             engine_ready: true,
             uptime_secs: ctx.started.elapsed().as_secs(),
+            memory: system::memory(),
         },
         Request::Shutdown => {
             tracing::info!("shutdown requested by the host");
@@ -142,6 +145,21 @@ async fn handle(req: Request, ctx: &ControlCtx) -> Reply {
         Request::FileEvents { events } => {
             let _ = tokio::task::spawn_blocking(move || files::apply(&events)).await;
             Reply::Ok
+        }
+        Request::Trim => {
+            let root = ctx.data_root.clone();
+            match tokio::task::spawn_blocking(move || crate::fstrim::trim(&root)).await {
+                Ok(Ok(bytes)) => {
+                    tracing::info!(bytes, "fstrim: data disk trimmed on the host's request");
+                    Reply::Trimmed { bytes }
+                }
+                Ok(Err(e)) => Reply::Error {
+                    message: format!("fstrim failed: {e}"),
+                },
+                Err(e) => Reply::Error {
+                    message: format!("fstrim task failed: {e}"),
+                },
+            }
         }
     }
 }
@@ -175,6 +193,7 @@ mod tests {
             tracker: PortTracker::start(Router::new(), &bus),
             started: Instant::now(),
             shutdown: shutdown.clone(),
+            data_root: std::env::temp_dir(),
         });
         let (mut host, guest) = tokio::io::duplex(64 * 1024);
         tokio::spawn(serve_control(Box::new(guest), ctx));
@@ -237,6 +256,7 @@ mod tests {
             tracker: PortTracker::start(Router::new(), &bus),
             started: Instant::now(),
             shutdown: CancellationToken::new(),
+            data_root: std::env::temp_dir(),
         });
         let (mut host, guest) = tokio::io::duplex(64 * 1024);
         tokio::spawn(serve_control(Box::new(guest), ctx));

@@ -71,3 +71,36 @@ fn is_mountpoint(path: &Path) -> bool {
         .filter_map(|l| l.split(' ').nth(4))
         .any(|mp| mp == want)
 }
+
+/// `/proc/meminfo`'s totals, for the host's `berth status`.
+pub(super) fn memory() -> Option<berth_agent_proto::GuestMemory> {
+    parse_meminfo(&std::fs::read_to_string("/proc/meminfo").ok()?)
+}
+
+fn parse_meminfo(text: &str) -> Option<berth_agent_proto::GuestMemory> {
+    let kib = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    Some(berth_agent_proto::GuestMemory {
+        total_kib: kib("MemTotal")?,
+        available_kib: kib("MemAvailable")?,
+        free_kib: kib("MemFree")?,
+    })
+}
+
+#[cfg(test)]
+mod memory_tests {
+    #[test]
+    fn meminfo_is_parsed() {
+        let m = super::parse_meminfo(
+            "MemTotal:        1001232 kB\nMemFree:          850000 kB\nMemAvailable:     900000 kB\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (m.total_kib, m.available_kib, m.free_kib),
+            (1001232, 900000, 850000)
+        );
+    }
+}

@@ -22,6 +22,35 @@ const VSOCK_LISTENER: bool = true;
 /// engine reads it when present, so settings survive reboots and image updates.
 pub(crate) const CONFIG_FILE: &str = "/var/lib/berth/daemon.json";
 
+/// The host's daemon.json for this boot (`<berth state dir>/daemon.json` on the host), passed by
+/// QEMU as the fw_cfg item `opt/berth/daemon.json`.
+const HOST_CONFIG: &str = "/sys/firmware/qemu_fw_cfg/by_name/opt/berth/daemon.json/raw";
+/// Where PID 1 copies it (sysfs reports no file size, and the engine may re-read it).
+const HOST_CONFIG_COPY: &str = "/run/berth/daemon.json";
+
+/// The config file for the engine: the host's daemon.json when it sent one, else the one kept
+/// on the data disk, if any.
+pub(crate) fn config_file() -> Option<&'static str> {
+    match std::fs::read(HOST_CONFIG) {
+        Ok(body) => {
+            let copied = std::fs::create_dir_all("/run/berth")
+                .and_then(|()| std::fs::write(HOST_CONFIG_COPY, &body));
+            match copied {
+                Ok(()) => {
+                    tracing::info!("engine configuration from the host ({} bytes)", body.len());
+                    return Some(HOST_CONFIG_COPY);
+                }
+                Err(e) => tracing::warn!("cannot copy the host's daemon.json: {e}"),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("cannot read the host's daemon.json: {e}"),
+    }
+    std::path::Path::new(CONFIG_FILE)
+        .exists()
+        .then_some(CONFIG_FILE)
+}
+
 /// The names Docker Desktop gives the host inside containers.
 const HOST_ALIASES: [&str; 2] = ["host.docker.internal", "gateway.docker.internal"];
 

@@ -65,9 +65,7 @@ fn run(boot: &cmdline::BootArgs, signals: &nix::sys::signalfd::SignalFd) -> anyh
     if boot.debug_shell {
         debug_shell();
     }
-    let config = std::path::Path::new(engine::CONFIG_FILE)
-        .exists()
-        .then_some(engine::CONFIG_FILE);
+    let config = engine::config_file();
     let mut engine = supervise::Engine::new(engine::args(boot, config));
     match supervise::run(signals, &mut engine, supervise::power_button()) {
         supervise::Stop::Signal(s) => tracing::info!("power-off requested by {s}"),

@@ -11,9 +11,12 @@ use std::process::Stdio;
 const MODULE_LIST: &str = "/etc/berth/modules";
 
 /// Needed before the engine starts: the NIC and vsock drivers (devices, not loaded on demand),
-/// the power button, and br_netfilter (never requested by the kernel; pulls in bridge).
+/// the power button, br_netfilter (never requested by the kernel; pulls in bridge),
+/// qemu_fw_cfg (the host's daemon.json) and virtio_balloon (free-page reporting).
 pub(crate) const BEFORE_ENGINE: &[&str] = &[
     "virtio_net",
+    "qemu_fw_cfg",
+    "virtio_balloon",
     "vmw_vsock_virtio_transport",
     "button",
     "evdev",

@@ -9,7 +9,7 @@ use super::cache::step_key;
 use super::dockerfile::Instruction;
 use super::{Build, Fail, StageState, StepResult};
 use crate::container::io::AttachOptions;
-use crate::container::lifecycle::WaitCondition;
+use crate::container::WaitCondition;
 use crate::id::short;
 use crate::image::create::ImageSpec;
 use crate::EngineError;

@@ -181,7 +181,7 @@ impl Svc {
         }
         check_resources(&host)?;
         {
-            use super::lifecycle::{check_ns_mode, NsKind};
+            use super::namespaces::{check_ns_mode, NsKind};
             check_ns_mode(NsKind::Pid, &host.pid_mode)?;
             check_ns_mode(NsKind::Ipc, &host.ipc_mode)?;
             check_ns_mode(NsKind::Uts, &host.uts_mode)?;
@@ -273,7 +273,7 @@ impl Svc {
             let _ = std::fs::remove_dir_all(&paths.dir);
             return Err(e);
         }
-        let c = Container::new(stored);
+        let c = Container::new(stored, self.tasks.child_token());
         self.insert(c.clone());
         drop(_g);
         self.publish(&c, "create", &[]);

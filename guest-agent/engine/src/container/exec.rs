@@ -74,7 +74,7 @@ impl Svc {
         crate::runtime::cgroup::warm_attach_lock();
         let s = c.snapshot();
         if !s.state.state.running {
-            return Err(super::lifecycle::not_running(&c.id));
+            return Err(super::not_running(&c.id));
         }
         if s.state.state.paused {
             return Err(EngineError::conflict(format!(
@@ -188,14 +188,14 @@ impl Svc {
         let c = self.get(&e.container_id)?;
         let s = c.snapshot();
         if !s.state.state.running {
-            return Err(super::lifecycle::not_running(&c.id));
+            return Err(super::not_running(&c.id));
         }
         let paths = self.paths(&c.id);
         let process = self.exec_process(&s, &e.config, console)?;
         let process_file = paths.bundle().join(format!("exec-{}.json", &e.id[..12]));
         // Read once by the runtime right away: no fsync needed.
         std::fs::write(&process_file, serde_json::to_vec(&process)?)?;
-        let rt = crate::runtime::for_spec(&self.runtime_spec(&s.host.runtime)?);
+        let rt = self.runtime(&self.runtime_spec(&s.host.runtime)?);
         let opts = ExecOptions {
             process_file: process_file.clone(),
             tty: e.config.tty,
@@ -346,7 +346,7 @@ impl Svc {
             uid: usr.uid,
             gid: usr.gid,
             additional_gids: usr.additional_gids,
-            rlimits: super::lifecycle::rlimits(&s.host)?,
+            rlimits: super::spec_opts::rlimits(&s.host)?,
             tty: cfg.tty,
             console_size: size.map(|s| {
                 (

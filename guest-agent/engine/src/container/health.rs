@@ -70,8 +70,9 @@ impl Svc {
             })
         });
         let svc = self.clone();
+        let token = c.tasks.clone();
         let c = c.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn_until(&token, async move {
             let interval = dur(cfg.interval, DEFAULT_INTERVAL);
             let timeout = dur(cfg.timeout, DEFAULT_TIMEOUT);
             let retries = if cfg.retries > 0 {
@@ -125,8 +126,10 @@ impl Svc {
                         st.state.state.health = Some(next);
                         changed
                     })
-                    .ok()
-                    .flatten();
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(id = %c.id, error = %e, "cannot record a health check");
+                        None
+                    });
                 if let Some(st) = changed {
                     svc.publish(&c, &format!("health_status: {st}"), &[]);
                 }
@@ -155,7 +158,7 @@ impl Svc {
                 serde_json::to_vec(&process).map_err(|e| e.to_string())?,
             )
             .map_err(|e| e.to_string())?;
-            let rt = crate::runtime::for_spec(
+            let rt = self.runtime(
                 &self
                     .runtime_spec(&s.host.runtime)
                     .map_err(|e| e.to_string())?,

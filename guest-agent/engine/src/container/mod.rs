@@ -1,9 +1,14 @@
 //! Containers: records, lifecycle, attach, logs, exec.
 //!
 //! Each container is an [`Container`] in memory (its persisted [`record::Stored`] behind a
-//! short-held mutex, an operation lock serialising start/stop/remove, and a watch channel of
-//! its [`Status`]). A per-container shim (`crate::shim`) holds the running process; the
-//! engine talks to it over its socket and can be restarted without disturbing it.
+//! short-held mutex, an operation lock serialising start/stop/remove, a watch channel of
+//! its [`Status`], and the token of its background tasks). A per-container shim
+//! (`crate::shim`) holds the running process; the engine talks to it over its socket and can
+//! be restarted without disturbing it.
+//!
+//! One file per verb: `create`, `start` (acting) over `start_plan` (pure), `stop` (stop, kill,
+//! restart), `pause`, `remove` (rm, prune), `rename`, `wait`, `top` (top, resize), `exit`
+//! (monitor, exit record, restart policy, AutoRemove), `restore` (engine start), `exec`.
 
 pub mod archive;
 pub mod changes;
@@ -12,21 +17,36 @@ pub mod create;
 pub mod endpoints;
 pub mod etc;
 pub mod exec;
+mod exit;
 pub mod health;
 pub mod io;
-pub mod lifecycle;
 mod links;
 pub mod logs;
 pub mod names;
+mod namespaces;
+mod pause;
 mod pty;
 pub mod record;
+mod remove;
+mod rename;
+mod restore;
 pub mod rootfs;
+pub mod signal;
 pub mod size;
+mod spec_opts;
+mod start;
+pub mod start_plan;
 pub mod stats;
+mod stop;
 pub mod stream;
+mod tasks;
+pub mod top;
 pub mod update;
 pub mod user;
 pub mod view;
+pub mod wait;
+
+pub use wait::WaitCondition;
 
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -38,7 +58,7 @@ use tokio::sync::watch;
 use crate::id::{match_prefix, PrefixMatch};
 use crate::image::ImageService;
 use crate::network::NetworkService;
-use crate::runtime::RuntimeSpec;
+use crate::runtime::{Runtime, RuntimeSpec};
 use crate::volume::VolumeService;
 use crate::{EngineConfig, EngineError, EventBus, Result};
 use record::{Paths, Stored};
@@ -79,11 +99,13 @@ pub struct Container {
     status: watch::Sender<Status>,
     pending: Mutex<Vec<PendingAttach>>,
     /// The network detach of the last exit, run in the background; a start awaits it.
-    detaching: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    detaching: Mutex<Option<tokio::task::JoinHandle<Option<()>>>>,
+    /// Ends this container's background tasks (cancelled at remove and at shutdown).
+    tasks: tokio_util::sync::CancellationToken,
 }
 
 impl Container {
-    fn new(stored: Stored) -> Arc<Self> {
+    fn new(stored: Stored, tasks: tokio_util::sync::CancellationToken) -> Arc<Self> {
         let st = Status {
             running: stored.state.state.running,
             exits: 0,
@@ -97,6 +119,7 @@ impl Container {
             status: watch::channel(st).0,
             pending: Mutex::new(vec![]),
             detaching: Mutex::new(None),
+            tasks,
         })
     }
 
@@ -108,7 +131,9 @@ impl Container {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(task) = task {
-            let _ = task.await;
+            if let Err(e) = task.await {
+                tracing::warn!(id = %self.id, error = %e, "network detach task failed");
+            }
         }
     }
 
@@ -155,6 +180,8 @@ pub struct Svc {
     /// Serialises name reservation.
     names: Mutex<()>,
     pub(crate) execs: exec::ExecTable,
+    /// Background tasks of every container, ended by [`ContainerService::shutdown`].
+    tasks: tasks::Tasks,
 }
 
 impl ContainerService {
@@ -175,10 +202,30 @@ impl ContainerService {
             containers: RwLock::new(HashMap::new()),
             names: Mutex::new(()),
             execs: exec::ExecTable::default(),
+            tasks: tasks::Tasks::default(),
         });
         svc.restore().await?;
         Ok(Self { inner: svc })
     }
+
+    /// Ends every container's background tasks (exit monitors, health checks, restart
+    /// timers…), waiting at most `bound`. Containers keep running: their shims hold them, and
+    /// the next engine reconnects. Returns false if some task did not end in time.
+    pub async fn shutdown(&self, bound: std::time::Duration) -> bool {
+        let done = self.tasks.shutdown(bound).await;
+        if !done {
+            tracing::warn!(
+                left = self.tasks.len(),
+                "container tasks still running at shutdown"
+            );
+        }
+        done
+    }
+}
+
+/// dockerd's (moby 23+) conflict for an operation that needs a running container.
+pub(crate) fn not_running(id: &str) -> EngineError {
+    EngineError::conflict(format!("container {id} is not running"))
 }
 
 impl Svc {
@@ -202,6 +249,21 @@ impl Svc {
             root: self.config.exec_root.join(name),
             args: r.runtime_args.clone(),
         })
+    }
+
+    /// The runtime back-end for `spec`.
+    pub(crate) fn runtime(&self, spec: &RuntimeSpec) -> Box<dyn Runtime> {
+        crate::runtime::for_spec(spec)
+    }
+
+    /// The runtime a container uses.
+    pub(crate) fn runtime_for(&self, s: &Stored) -> Result<Box<dyn Runtime>> {
+        Ok(self.runtime(&self.runtime_spec(&s.host.runtime)?))
+    }
+
+    /// A client of a container's shim.
+    pub(crate) fn shim(&self, id: &str) -> crate::shim::client::ShimClient {
+        crate::shim::client::ShimClient::new(self.shim_socket(id))
     }
 
     /// Short socket path of a container's shim (unix socket paths are limited to 108 bytes).

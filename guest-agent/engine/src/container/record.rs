@@ -128,7 +128,26 @@ pub struct Stored {
     pub attachment: Option<Attachment>,
 }
 
+/// `State.StartedAt`/`FinishedAt` of a time not reached.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
 impl Stored {
+    /// The state of a container that has just started with init `pid`.
+    pub fn mark_running(&mut self, pid: i32) {
+        let s = &mut self.state.state;
+        s.status = "running".into();
+        s.running = true;
+        s.paused = false;
+        s.restarting = false;
+        s.pid = i64::from(pid);
+        s.exit_code = 0;
+        s.error.clear();
+        s.started_at = crate::shim::jsonlog::now_rfc3339();
+        s.finished_at = ZERO_TIME.into();
+        self.state.has_been_started = true;
+        self.state.manually_stopped = false;
+    }
+
     /// The networks to join at start (see [`Record::networks`]).
     pub fn network_plan(&self) -> Vec<EndpointRequest> {
         self.record.networks.clone().unwrap_or_else(|| {

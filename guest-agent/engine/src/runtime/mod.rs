@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::Result;
 
 /// How to reach a runtime: its binary, state root and extra global arguments.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RuntimeSpec {
     pub name: String,
     pub path: PathBuf,
