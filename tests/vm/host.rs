@@ -451,6 +451,24 @@ fn docker_cli_through_forwarded_socket() {
     let echo = b.docker_ok(&["run", "--rm", "busybox", "echo", "hello-from-berth"]);
     assert_eq!(echo.trim(), "hello-from-berth");
 
+    // `berth disk usage` explains the space from all three views: the qcow2 on the host, the
+    // guest's filesystem, and the engine's objects (the pulled image among them).
+    let usage = b.berth_ok(&["disk", "usage"]);
+    for want in ["data disk:", "on the host of", "guest:", "free of"] {
+        assert!(usage.contains(want), "no {want:?} in:\n{usage}");
+    }
+    let images = usage
+        .lines()
+        .find_map(|l| l.strip_prefix("images:"))
+        .unwrap_or_else(|| panic!("no images line in:\n{usage}"));
+    assert!(
+        !images.contains(" in 0,") && !images.trim_start().starts_with("0B"),
+        "the pulled busybox is not counted: {images}"
+    );
+    for kind in ["containers:", "volumes:", "build cache:"] {
+        assert!(usage.contains(kind), "no {kind:?} in:\n{usage}");
+    }
+
     // Laptop citizen, as the guest sees it: the balloon driver bound with free-page reporting
     // (feature bit 5, VIRTIO_BALLOON_F_REPORTING) and the data disk taking discards.
     let sys = b.docker_ok(&[

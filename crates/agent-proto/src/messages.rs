@@ -82,6 +82,9 @@ pub enum Reply {
         /// The guest's own view of its memory (absent from older agents).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         memory: Option<GuestMemory>,
+        /// The filesystem of the engine's data root (absent from older agents).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        disk: Option<GuestDisk>,
     },
     Ok,
     Error {
@@ -109,6 +112,14 @@ pub struct GuestMemory {
     pub total_kib: u64,
     pub available_kib: u64,
     pub free_kib: u64,
+}
+
+/// The guest's data filesystem as `statvfs` sees it, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestDisk {
+    pub total_bytes: u64,
+    /// Free for the engine (unprivileged view: the filesystem's `f_bavail`).
+    pub available_bytes: u64,
 }
 
 /// A port bound on the guest's host side by a container (`-p [host_ip:]host_port:...`).

@@ -100,6 +100,10 @@ fn guest_frames_match_golden() {
                     available_kib: 900_000,
                     free_kib: 850_000,
                 }),
+                disk: Some(GuestDisk {
+                    total_bytes: 68_719_476_736,
+                    available_bytes: 60_000_000_000,
+                }),
             },
         },
     );

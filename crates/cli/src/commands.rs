@@ -378,6 +378,22 @@ fn print_forwards(state: &StateDir, s: &Status) {
     }
 }
 
+/// Whether the supervisor runs and says the VM is up.
+fn vm_running(state: &StateDir) -> bool {
+    live_pid(&state.pid_file(DAEMON)).is_some()
+        && Status::read(state).is_some_and(|s| s.state == VmState::Running)
+}
+
+/// `berth disk usage`.
+pub(crate) async fn disk_usage(state: &StateDir) -> anyhow::Result<()> {
+    let running = vm_running(state);
+    let usage = berth_host::usage::read(state, running).await;
+    for line in berth_host::usage::describe(&usage) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 pub(crate) async fn disk_compact(state: &StateDir) -> anyhow::Result<()> {
     use berth_host::disk::{allocated_bytes, compact_offline};
     let disk = state.data_disk();
@@ -389,8 +405,7 @@ pub(crate) async fn disk_compact(state: &StateDir) -> anyhow::Result<()> {
     }
     let mib = |b: u64| b / (1 << 20);
     let before = allocated_bytes(&disk)?;
-    let running = live_pid(&state.pid_file(DAEMON)).is_some()
-        && Status::read(state).is_some_and(|s| s.state == VmState::Running);
+    let running = vm_running(state);
     if running {
         let trimmed = berth_host::disk::trim_online(state)
             .await

@@ -70,6 +70,9 @@ enum DiskCmd {
     /// Give unused space back to the host: trim the guest's free blocks (VM running) or
     /// rewrite the qcow2 without unused clusters (VM stopped)
     Compact,
+    /// Where the data disk's space goes: the image on the host, the guest's filesystem, and
+    /// the engine's images, containers, volumes and build cache with what is reclaimable
+    Usage,
 }
 
 fn main() {
@@ -114,6 +117,9 @@ fn main() {
             Cmd::Disk {
                 cmd: DiskCmd::Compact,
             } => commands::disk_compact(&state).await,
+            Cmd::Disk {
+                cmd: DiskCmd::Usage,
+            } => commands::disk_usage(&state).await,
             Cmd::Logs { follow } => commands::logs(&state, follow).await,
             Cmd::Daemon => commands::daemon(state.clone()).await,
         }

@@ -79,8 +79,38 @@ pub async fn ensure_data_disk(path: &Path, gib: u32) -> Result<bool> {
     Ok(true)
 }
 
-/// Runs `qemu-img <verb> <args>`; a failure carries its stderr, named `qemu-img <verb>`.
-async fn qemu_img(verb: &str, args: &[&std::ffi::OsStr]) -> Result<()> {
+/// The qcow2's size as the guest sees it and what it takes on the host (`qemu-img info`,
+/// which reads it even while QEMU holds it: `-U`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageSize {
+    pub virtual_bytes: u64,
+    pub allocated_bytes: u64,
+}
+
+/// Reads `path`'s [`ImageSize`].
+pub async fn image_size(path: &Path) -> Result<ImageSize> {
+    let out = qemu_img(
+        "info",
+        &["-U".as_ref(), "--output=json".as_ref(), path.as_os_str()],
+    )
+    .await?;
+    parse_image_info(&out).ok_or_else(|| HostError::Command {
+        what: "qemu-img info".into(),
+        detail: format!("unexpected output: {}", out.trim()),
+    })
+}
+
+fn parse_image_info(json: &str) -> Option<ImageSize> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    Some(ImageSize {
+        virtual_bytes: v.get("virtual-size")?.as_u64()?,
+        allocated_bytes: v.get("actual-size")?.as_u64()?,
+    })
+}
+
+/// Runs `qemu-img <verb> <args>` and returns its standard output; a failure carries its
+/// stderr, named `qemu-img <verb>`.
+async fn qemu_img(verb: &str, args: &[&std::ffi::OsStr]) -> Result<String> {
     let out = tokio::process::Command::new("qemu-img")
         .arg(verb)
         .args(args)
@@ -99,7 +129,7 @@ async fn qemu_img(verb: &str, args: &[&std::ffi::OsStr]) -> Result<()> {
             detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[cfg(test)]
@@ -122,6 +152,25 @@ mod tests {
         compact_offline(&p).await.unwrap();
         assert_eq!(&std::fs::read(&p).unwrap()[..4], b"QFI\xfb");
         assert!(allocated_bytes(&p).unwrap() > 0);
+        let size = image_size(&p).await.unwrap();
+        assert_eq!(size.virtual_bytes, 1 << 30);
+        assert!(size.allocated_bytes > 0 && size.allocated_bytes < size.virtual_bytes);
+        let err = image_size(&d.path().join("none.qcow2")).await.unwrap_err();
+        assert!(err.to_string().contains("qemu-img info"), "{err}");
+    }
+
+    #[test]
+    fn image_info_is_parsed() {
+        let info = r#"{"virtual-size": 17179869184, "filename": "d.qcow2", "format": "qcow2",
+            "actual-size": 10682368, "dirty-flag": false}"#;
+        assert_eq!(
+            parse_image_info(info),
+            Some(ImageSize {
+                virtual_bytes: 17179869184,
+                allocated_bytes: 10682368
+            })
+        );
+        assert_eq!(parse_image_info("{}"), None);
     }
 
     fn which(p: &str) -> Option<std::path::PathBuf> {

@@ -6,7 +6,8 @@
 //! - [`daemon_json`]: the engine's `daemon.json`, checked and passed to the guest;
 //! - [`vm`]: the [`vm::Hypervisor`] seam with the QEMU back-ends (Linux; Windows with WHPX;
 //!   macOS: see `docs/design/host.md`);
-//! - [`disk`]: the qcow2 data disk; [`helpers`]: vhost-device-vsock and virtiofsd processes;
+//! - [`disk`]: the qcow2 data disk, and [`usage`], where its space goes;
+//! - [`helpers`]: vhost-device-vsock and virtiofsd processes;
 //! - [`memory`]: the VM's memory as the host and the guest see it;
 //! - [`control`]: the host end of the control protocol;
 //! - [`endpoint`]: where the Docker API is served (unix socket, or named pipe on Windows);
@@ -31,6 +32,7 @@ pub mod state;
 pub mod supervisor;
 #[cfg(unix)]
 pub mod system_socket;
+pub mod usage;
 pub mod vm;
 
 pub use config::Config;

@@ -3,12 +3,15 @@
 //! cleanup of exactly the processes a test started.
 
 mod engine;
+#[cfg(feature = "engine")]
+pub mod fake;
 mod net_slot;
 mod registry;
 mod spec;
 mod wait;
 
 pub use engine::{run_bounded, Engine, EngineOptions};
+pub use net_slot::NetSlot;
 pub use registry::Registry;
 pub use spec::assert_response;
 pub use wait::{free_port, http_get, serve_http_once, wait_until, FROM_HOST};

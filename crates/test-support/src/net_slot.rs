@@ -5,14 +5,17 @@ use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 
 /// A claimed slot; the claim lasts as long as this value.
-pub(crate) struct NetSlot {
-    pub(crate) bridge: String,
-    pub(crate) bip: String,
+pub struct NetSlot {
+    /// The bridge's name (`btN`).
+    pub bridge: String,
+    /// The bridge's address and prefix (`10.231.N.1/24`).
+    pub bip: String,
     _lock: File,
 }
 
 impl NetSlot {
-    pub(crate) fn claim() -> NetSlot {
+    /// Claims the first free slot.
+    pub fn claim() -> NetSlot {
         let dir = std::env::temp_dir().join("berth-test-net-slots");
         std::fs::create_dir_all(&dir).expect("slot dir");
         for n in 0..250u32 {

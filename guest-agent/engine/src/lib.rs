@@ -38,9 +38,29 @@ pub struct Engine {
     pub containers: Arc<container::ContainerService>,
 }
 
+/// The engine's seams to the OS, chosen once when it opens.
+#[derive(Clone)]
+pub struct Seams {
+    /// The OCI runtime back-ends the engine calls (the shims use the real ones).
+    pub runtimes: Arc<dyn runtime::Runtimes>,
+}
+
+impl Default for Seams {
+    fn default() -> Self {
+        Self {
+            runtimes: Arc::new(runtime::OciRuntimes),
+        }
+    }
+}
+
 impl Engine {
     /// Opens (or creates) the engine state under `config.data_root` and restores it.
     pub async fn open(config: EngineConfig) -> Result<Arc<Self>> {
+        Self::open_with(config, Seams::default()).await
+    }
+
+    /// [`Engine::open`] with the given seams.
+    pub async fn open_with(config: EngineConfig, seams: Seams) -> Result<Arc<Self>> {
         std::fs::create_dir_all(&config.data_root)?;
         std::fs::create_dir_all(&config.exec_root)?;
         build::clean_leftovers(&config.data_root);
@@ -57,6 +77,7 @@ impl Engine {
                 images.clone(),
                 networks.clone(),
                 volumes.clone(),
+                seams.runtimes,
             )
             .await?,
         );

@@ -130,6 +130,7 @@ async fn handle(req: Request, ctx: &ControlCtx) -> Reply {
             engine_ready: true,
             uptime_secs: ctx.started.elapsed().as_secs(),
             memory: system::memory(),
+            disk: system::disk(&ctx.data_root),
         },
         Request::Shutdown => {
             tracing::info!("shutdown requested by the host");

@@ -77,6 +77,18 @@ pub(super) fn memory() -> Option<berth_agent_proto::GuestMemory> {
     parse_meminfo(&std::fs::read_to_string("/proc/meminfo").ok()?)
 }
 
+/// The data root's filesystem, for the host's `berth disk usage`.
+pub(super) fn disk(data_root: &std::path::Path) -> Option<berth_agent_proto::GuestDisk> {
+    let s = nix::sys::statvfs::statvfs(data_root)
+        .inspect_err(|e| tracing::warn!(path = %data_root.display(), error = %e, "statvfs failed"))
+        .ok()?;
+    let block = s.fragment_size();
+    Some(berth_agent_proto::GuestDisk {
+        total_bytes: s.blocks() * block,
+        available_bytes: s.blocks_available() * block,
+    })
+}
+
 fn parse_meminfo(text: &str) -> Option<berth_agent_proto::GuestMemory> {
     let kib = |key: &str| {
         text.lines()
@@ -102,5 +114,15 @@ mod memory_tests {
             (m.total_kib, m.available_kib, m.free_kib),
             (1001232, 900000, 850000)
         );
+    }
+
+    #[test]
+    fn data_root_filesystem_is_measured() {
+        let d = super::disk(&std::env::temp_dir()).unwrap();
+        assert!(
+            d.total_bytes > 0 && d.available_bytes <= d.total_bytes,
+            "{d:?}"
+        );
+        assert!(super::disk(std::path::Path::new("/no/such/dir")).is_none());
     }
 }

@@ -58,7 +58,7 @@ use tokio::sync::watch;
 use crate::id::{match_prefix, PrefixMatch};
 use crate::image::ImageService;
 use crate::network::NetworkService;
-use crate::runtime::{Runtime, RuntimeSpec};
+use crate::runtime::{Runtime, RuntimeSpec, Runtimes};
 use crate::volume::VolumeService;
 use crate::{EngineConfig, EngineError, EventBus, Result};
 use record::{Paths, Stored};
@@ -176,6 +176,8 @@ pub struct Svc {
     pub(crate) images: Arc<ImageService>,
     pub(crate) networks: Arc<NetworkService>,
     pub(crate) volumes: Arc<VolumeService>,
+    /// The runtime back-ends (injected at [`crate::Engine::open_with`]).
+    runtimes: Arc<dyn Runtimes>,
     containers: RwLock<HashMap<String, Arc<Container>>>,
     /// Serialises name reservation.
     names: Mutex<()>,
@@ -191,6 +193,7 @@ impl ContainerService {
         images: Arc<ImageService>,
         networks: Arc<NetworkService>,
         volumes: Arc<VolumeService>,
+        runtimes: Arc<dyn Runtimes>,
     ) -> Result<Self> {
         crate::fsutil::create_hierarchy_root(&config.data_root.join("containers"))?;
         let svc = Arc::new(Svc {
@@ -199,6 +202,7 @@ impl ContainerService {
             images,
             networks,
             volumes,
+            runtimes,
             containers: RwLock::new(HashMap::new()),
             names: Mutex::new(()),
             execs: exec::ExecTable::default(),
@@ -253,7 +257,7 @@ impl Svc {
 
     /// The runtime back-end for `spec`.
     pub(crate) fn runtime(&self, spec: &RuntimeSpec) -> Box<dyn Runtime> {
-        crate::runtime::for_spec(spec)
+        self.runtimes.for_spec(spec)
     }
 
     /// The runtime a container uses.

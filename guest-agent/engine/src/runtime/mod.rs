@@ -78,3 +78,19 @@ pub trait Runtime: Send + Sync {
 pub fn for_spec(spec: &RuntimeSpec) -> Box<dyn Runtime> {
     Box::new(cli::OciCli::new(spec.clone()))
 }
+
+/// The engine's seam to the OCI runtimes: makes the back-end for a runtime spec. Injected once
+/// at [`crate::Engine::open_with`]; tests give a fake that records what it was asked.
+pub trait Runtimes: Send + Sync {
+    fn for_spec(&self, spec: &RuntimeSpec) -> Box<dyn Runtime>;
+}
+
+/// The real runtimes: runc-compatible binaries ([`for_spec`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OciRuntimes;
+
+impl Runtimes for OciRuntimes {
+    fn for_spec(&self, spec: &RuntimeSpec) -> Box<dyn Runtime> {
+        for_spec(spec)
+    }
+}
