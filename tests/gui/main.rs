@@ -8,6 +8,7 @@
 //! (`scripts/install-gui-deps.sh`). A missing one fails the test.
 
 mod containers;
+mod detail;
 mod engine;
 mod harness;
 mod images;

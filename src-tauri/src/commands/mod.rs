@@ -3,9 +3,11 @@
 
 pub mod compose;
 pub mod containers;
+pub mod detail;
 pub mod exec;
 pub mod images;
 pub mod networks;
+pub mod run_line;
 pub mod settings;
 pub mod system;
 pub mod vm;
@@ -26,6 +28,7 @@ macro_rules! all_commands {
             $crate::commands::containers::containers_remove,
             $crate::commands::containers::containers_logs,
             $crate::commands::containers::containers_stats,
+            $crate::commands::detail::containers_inspect,
             $crate::commands::exec::containers_exec,
             $crate::commands::exec::containers_exec_input,
             $crate::commands::exec::containers_exec_resize,
@@ -42,6 +45,7 @@ macro_rules! all_commands {
             $crate::commands::system::system_status,
             $crate::commands::system::system_stream_stop,
             $crate::commands::system::system_stream_stop_all,
+            $crate::commands::system::system_open_url,
             $crate::commands::vm::vm_status,
             $crate::commands::vm::vm_start,
             $crate::commands::vm::vm_stop,

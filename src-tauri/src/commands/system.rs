@@ -1,10 +1,12 @@
 //! The engine as a whole: status (ping + version) and stopping streams.
 
+use std::process::{Command, Stdio};
+
 use serde::Serialize;
 use tauri::State;
 
 use crate::engine::SocketChoice;
-use crate::error::Result;
+use crate::error::{AppError, Result};
 use crate::state::AppState;
 use crate::streams::StreamId;
 
@@ -74,4 +76,44 @@ pub fn system_stream_stop(state: State<'_, AppState>, id: StreamId) {
 #[tauri::command]
 pub fn system_stream_stop_all(state: State<'_, AppState>) {
     state.streams.stop_all_current();
+}
+
+/// Opens an `http(s)://` address (a published port) in the user's browser.
+#[tauri::command]
+pub fn system_open_url(url: String) -> Result<()> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(AppError::Invalid(format!("not a web address: {url}")));
+    }
+    let mut cmd = opener(&url);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().map_err(|err| AppError::Io {
+        path: format!("{:?}", cmd.get_program()),
+        err,
+    })?;
+    // Reaped off the command's thread: the opener hands the address over and exits.
+    std::thread::spawn(move || child.wait());
+    Ok(())
+}
+
+#[cfg(target_os = "macos")]
+fn opener(url: &str) -> Command {
+    let mut c = Command::new("open");
+    c.arg(url);
+    c
+}
+
+#[cfg(windows)]
+fn opener(url: &str) -> Command {
+    let mut c = Command::new("explorer");
+    c.arg(url);
+    c
+}
+
+#[cfg(not(any(target_os = "macos", windows)))]
+fn opener(url: &str) -> Command {
+    let mut c = Command::new("xdg-open");
+    c.arg(url);
+    c
 }

@@ -1,10 +1,11 @@
-// The container detail panel: logs (follow), a terminal (xterm.js over a TTY exec, see
-// ../terminal.js) and live stats. Each open stream is stopped when its tab closes or another
+// The container detail panel: overview and inspect (./container-overview.js), logs (follow),
+// a terminal (xterm.js over a TTY exec, see ../terminal.js) and live stats. Each open stream is stopped when its tab closes or another
 // container is opened.
 
 import { call, stream } from "../api.js";
 import { $, appendConsole, bytes, showError } from "../dom.js";
 import { ExecTerminal, loadXterm } from "../terminal.js";
+import { showInspect, showOverview } from "./container-overview.js";
 
 let current = null; // { id, name, state, tab, handle, term }
 
@@ -16,7 +17,11 @@ export function follow(rows) {
   if (!current) return;
   const open = rows.find((r) => r.id === current.id);
   if (!open) closeDetail();
-  else setDetailState(open.state);
+  else if (open.state !== current.state) {
+    setDetailState(open.state);
+    // The overview shows the state (and ports, which change with it): draw it again.
+    if (current.tab === "overview") showTab("overview");
+  }
 }
 
 /** A terminal is offered on running containers only (an exec needs a running process). */
@@ -60,7 +65,12 @@ async function showTab(tab) {
   for (const b of detail.querySelectorAll("[data-tab]")) b.classList.toggle("on", b.dataset.tab === tab);
   const me = current;
   try {
-    if (tab === "logs") {
+    const isCurrent = () => current === me && me.tab === tab;
+    if (tab === "overview") {
+      await showOverview(me.id, isCurrent);
+    } else if (tab === "inspect") {
+      await showInspect(me.id, isCurrent);
+    } else if (tab === "logs") {
       const out = $("logs-output");
       out.textContent = "";
       me.handle = await stream("containers_logs", { id: me.id, tail: 500 }, (m) => {

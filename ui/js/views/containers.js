@@ -154,6 +154,7 @@ function row(c) {
         ? actionButton("Stop", "container-stop", one("stopping", "containers_stop"))
         : actionButton("Start", "container-start", one("starting", "containers_start")),
       actionButton("Restart", "container-restart", one("restarting", "containers_restart")),
+      actionButton("Details", "container-details", () => openDetail(c, "overview")),
       actionButton("Logs", "container-logs", () => openDetail(c, "logs")),
       terminalButton(c),
       actionButton("Stats", "container-stats", () => openDetail(c, "stats")),
