@@ -147,6 +147,23 @@ pub async fn wait_for_agent(
     })
 }
 
+/// How a process other than the supervisor reaches the running guest's ports, for one-off
+/// requests: the hybrid-vsock socket (vhost-device-vsock's on Linux, the supervisor's own on
+/// macOS). On Windows QEMU's pipes take one client each, which the supervisor holds.
+#[cfg(unix)]
+pub fn side_connector(state: &crate::StateDir) -> Result<Box<dyn Connector>> {
+    Ok(Box::new(berth_vsock::HybridConnector::new(
+        state.vsock_socket(),
+    )))
+}
+
+#[cfg(windows)]
+pub fn side_connector(_state: &crate::StateDir) -> Result<Box<dyn Connector>> {
+    Err(HostError::NotSupported(
+        "reaching the guest from outside the supervisor",
+    ))
+}
+
 /// One request on a connection of its own, without a hello (so the guest pushes no events on
 /// it), bounded by `timeout`: for `berth status` and `berth disk compact` while the supervisor
 /// holds the main connection.

@@ -12,18 +12,22 @@ use crate::error::{HostError, Result};
 
 /// Bytes the file takes on the host's disk (allocated blocks, not its apparent size).
 pub fn allocated_bytes(path: &Path) -> Result<u64> {
-    use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).map_err(HostError::io(path))?;
-    Ok(m.blocks() * 512)
+    #[cfg(unix)]
+    let bytes = std::os::unix::fs::MetadataExt::blocks(&m) * 512;
+    // Windows: the apparent size (an upper bound; NTFS files made by qemu-img are not sparse).
+    #[cfg(windows)]
+    let bytes = m.len();
+    Ok(bytes)
 }
 
 /// Asks the running guest to trim its data disk now; returns the bytes it discarded (QEMU has
 /// punched them out of the qcow2 by the time the reply comes).
 pub async fn trim_online(state: &crate::StateDir) -> Result<u64> {
     use berth_agent_proto::{Reply, Request};
-    let connector = berth_vsock::HybridConnector::new(state.vsock_socket());
+    let connector = crate::control::side_connector(state)?;
     let reply = crate::control::one_request(
-        &connector,
+        connector.as_ref(),
         Request::Trim,
         std::time::Duration::from_secs(300),
     )
@@ -176,6 +180,7 @@ mod tests {
         assert_eq!(parse_image_info("{}"), None);
     }
 
+    #[cfg(not(windows))]
     fn which(p: &str) -> Option<std::path::PathBuf> {
         std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)

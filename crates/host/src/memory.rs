@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use berth_agent_proto::{GuestMemory, Reply, Request};
-use berth_vsock::HybridConnector;
 
 use crate::StateDir;
 
@@ -28,16 +27,16 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 /// Reads both views of the running VM (QEMU `vm_pid`), asking the agent on a connection of its
 /// own (bounded to 5 s).
 pub async fn read(state: &StateDir, vm_pid: Option<u32>) -> VmMemory {
-    let connector = HybridConnector::new(state.vsock_socket());
-    let guest = match crate::control::one_request(
-        &connector,
-        Request::Health,
-        Duration::from_secs(5),
-    )
-    .await
-    {
-        Ok(Reply::Health { memory, .. }) => memory,
-        _ => None,
+    let guest = match crate::control::side_connector(state) {
+        Ok(c) => {
+            match crate::control::one_request(c.as_ref(), Request::Health, Duration::from_secs(5))
+                .await
+            {
+                Ok(Reply::Health { memory, .. }) => memory,
+                _ => None,
+            }
+        }
+        Err(_) => None,
     };
     VmMemory {
         host_rss_kib: vm_pid.and_then(rss_kib),

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use berth_agent_proto::{GuestDisk, Reply, Request};
-use berth_vsock::HybridConnector;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -129,10 +128,12 @@ pub async fn read(state: &StateDir, vm_running: bool) -> DiskUsage {
         };
     }
     let bound = Duration::from_secs(10);
-    let connector = HybridConnector::new(state.vsock_socket());
-    let guest = match crate::control::one_request(&connector, Request::Health, bound).await {
-        Ok(Reply::Health { disk, .. }) => disk,
-        _ => None,
+    let guest = match crate::control::side_connector(state) {
+        Ok(c) => match crate::control::one_request(c.as_ref(), Request::Health, bound).await {
+            Ok(Reply::Health { disk, .. }) => disk,
+            _ => None,
+        },
+        Err(_) => None,
     };
     let engine = match tokio::time::timeout(bound, system_df(&state.docker_endpoint())).await {
         Ok(Ok(df)) => Some(summarise(&df)),
