@@ -17,6 +17,7 @@ step() { printf '\n==> %s (%ss)\n' "$*" "$SECONDS"; }
 step "packages"
 bash tests/fixtures/deps.sh
 bash scripts/install-gui-deps.sh
+bash scripts/install-docker-plugins.sh
 if [ -x scripts/install-vm-tools.sh ]; then bash scripts/install-vm-tools.sh; fi
 
 step "static checks: fmt, clippy"
