@@ -1,15 +1,22 @@
 //! The official Docker SDK for Python (docker-py) against a fresh engine: runs
 //! `tests/sdk/python/test_sdk.py` (images, build, containers, exec, attach, archives, stats,
-//! update, commit, networks, volumes, events, prune) with the venv made by
-//! `tests/fixtures/python-sdk.sh` (`$BERTH_PYTHON_SDK`, default `~/.cache/berth/python-sdk`).
+//! update, commit, networks, volumes, events, prune) and `fidelity.py` (behaviours that must
+//! match dockerd's, one area per test) with the venv made by `tests/fixtures/python-sdk.sh`
+//! (`$BERTH_PYTHON_SDK`, default `~/.cache/berth/python-sdk`).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_test_support::{repo_root, Engine};
+use berth_test_support::Engine;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
+
+/// `tests/sdk/python` of this crate's own tree (the support crate may have been built from
+/// another worktree sharing the target directory).
+fn sdk_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sdk/python")
+}
 
 fn sdk_python() -> PathBuf {
     let venv = std::env::var_os("BERTH_PYTHON_SDK").map_or_else(
@@ -27,13 +34,34 @@ fn sdk_python() -> PathBuf {
 
 #[test]
 fn python_sdk_drives_the_engine() {
+    run_checks("test_sdk.py", &[]);
+}
+
+/// Exec start: framing by the start request's `Tty`, on a raw socket, without `Upgrade`
+/// headers, detach keys from the client's config file.
+#[test]
+fn python_sdk_exec_fidelity() {
+    run_checks("fidelity.py", &["exec_"]);
+}
+
+/// Build: a Dockerfile outside the context, `.dockerignore`, `cachefrom`, `extrahosts`,
+/// stderr in red.
+#[test]
+fn python_sdk_build_fidelity() {
+    run_checks("fidelity.py", &["build_"]);
+}
+
+/// Runs the checks of `tests/sdk/python/<script>` whose names start with one of `prefixes`
+/// (all without any) against a fresh engine.
+fn run_checks(script: &str, prefixes: &[&str]) {
     let python = sdk_python();
     let e = Engine::start();
     let log = e.scratch().join("python-sdk.log");
     let out = std::fs::File::create(&log).expect("sdk log");
     let mut child = Command::new(&python)
         .arg("-u")
-        .arg(repo_root().join("tests/sdk/python/test_sdk.py"))
+        .arg(sdk_dir().join(script))
+        .args(prefixes)
         .env("DOCKER_HOST", e.host())
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env_remove("DOCKER_TLS_VERIFY")

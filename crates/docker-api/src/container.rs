@@ -281,6 +281,8 @@ pub struct ExecConfig {
     pub attach_stdout: bool,
     pub attach_stderr: bool,
     pub detach: bool,
+    /// docker-py sends `detachKeys` (Go's decoder matches names case-insensitively).
+    #[serde(alias = "detachKeys")]
     pub detach_keys: String,
     pub env: Option<Vec<String>>,
     pub working_dir: String,

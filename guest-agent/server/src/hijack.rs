@@ -34,6 +34,33 @@ pub fn upgrade_response(tty: bool) -> Response {
     r
 }
 
+/// A session whose whole output is `text` (an error told inside the stream).
+pub fn told(text: Vec<u8>) -> Session {
+    Session {
+        output: Box::pin(std::io::Cursor::new(text)),
+        input: None,
+    }
+}
+
+/// The answer to a stream request sent without `Upgrade` headers. dockerd hijacks the plain
+/// connection and answers `200 OK` with a raw-stream content type, then the stream until it
+/// closes the connection. hyper hands a connection over only on an upgrade, so the stream is
+/// the body of an HTTP/1.0 response: ended by closing the connection, with no chunked framing
+/// in the bytes. The client cannot write to the process then: its stdin is closed.
+pub fn plain_response(session: Session) -> Response {
+    let Session { output, input } = session;
+    drop(input);
+    let mut r = Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(output)));
+    *r.version_mut() = axum::http::Version::HTTP_10;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(stream_content_type(true)),
+    );
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 /// How long the replayed logs of an `attach?logs=1` wait after the `101` head. docker-py
 /// reads the head through a buffered reader and then reads the raw socket, so bytes that
 /// arrive together with the head are lost (docker/docker-py#2466); dockerd's replay starts

@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod copy;
 pub mod dockerfile;
+mod ignore;
 mod run;
 mod steps;
 pub mod view;
@@ -51,6 +52,11 @@ pub struct BuildOptions {
     pub platform: String,
     /// `X-Registry-Config`: registry → credentials, for `FROM` pulls.
     pub auths: BTreeMap<String, AuthConfig>,
+    /// `--add-host` entries (`host:ip`) for the `RUN` containers' `/etc/hosts`.
+    pub extra_hosts: Vec<String>,
+    /// `--cache-from` images: when given, only steps these images were built from are cache
+    /// hits (dockerd's classic builder with cache sources).
+    pub cache_from: Vec<String>,
 }
 
 /// How a build ended when it did not fail with an [`EngineError`].
@@ -193,6 +199,8 @@ pub(crate) struct Build {
     pub stages: Vec<(Option<String>, Option<String>)>,
     pub step: usize,
     pub total: usize,
+    /// With `--cache-from`: the images those are built from (themselves included).
+    pub cache_sources: Option<BTreeSet<String>>,
 }
 
 /// Splits instructions into stages; `ARG`s before the first `FROM` are returned apart.
@@ -305,7 +313,14 @@ impl Build {
         if self.opts.no_cache {
             return false;
         }
-        match self.cache.get(key, |id| self.image_exists(id)) {
+        let hit = self.cache.get(key, |id| {
+            self.image_exists(id)
+                && self
+                    .cache_sources
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(id))
+        });
+        match hit {
             Some(id) => {
                 self.out.line(" ---> Using cache\n");
                 self.out.line(format!(" ---> {}\n", short(&id)));
@@ -396,6 +411,22 @@ fn unpack_context(context: impl Read, dir: &Path) -> Result<()> {
 }
 
 impl Engine {
+    /// The ids of the `--cache-from` images and of the images each was built on (missing
+    /// ones are skipped, as dockerd does).
+    fn cache_sources(&self, refs: &[String]) -> BTreeSet<String> {
+        let mut ids = BTreeSet::new();
+        for r in refs {
+            let mut next = self.images.inspect(r).ok();
+            while let Some(img) = next.take() {
+                if !ids.insert(img.id.clone()) || img.parent.is_empty() {
+                    break;
+                }
+                next = self.images.inspect(&img.parent).ok();
+            }
+        }
+        ids
+    }
+
     /// `POST /build/prune`: forgets the step cache; returns the dropped keys.
     pub fn prune_build_cache(&self) -> Result<Vec<String>> {
         cache::BuildCache::new(&self.config.data_root).clear()
@@ -438,6 +469,7 @@ impl Engine {
         let text = std::fs::read_to_string(ctx.0.join(copy::clean_rel(&name))).map_err(|_| {
             EngineError::invalid(format!("Cannot locate specified Dockerfile: {name}"))
         })?;
+        ignore::drop_ignored_specials(&ctx.0, &name)?;
         let df = dockerfile::parse(&text)?;
         let (meta, mut stages) = stages(df.instructions)?;
         let target = if opts.target.is_empty() {
@@ -489,6 +521,8 @@ impl Engine {
             stages: vec![],
             step: 0,
             total,
+            cache_sources: (!opts.cache_from.is_empty())
+                .then(|| self.cache_sources(&opts.cache_from)),
             opts,
         };
         match b.run(&meta, stages).await {

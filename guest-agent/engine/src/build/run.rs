@@ -66,6 +66,8 @@ impl Build {
             config,
             host_config: HostConfig {
                 network_mode: self.opts.network_mode.clone(),
+                extra_hosts: (!self.opts.extra_hosts.is_empty())
+                    .then(|| self.opts.extra_hosts.clone()),
                 ..HostConfig::default()
             },
             ..ContainerCreateRequest::default()
@@ -145,9 +147,15 @@ impl Build {
                     if buf.len() < 8 + len {
                         break;
                     }
+                    let stream = buf[0];
                     let payload: Vec<u8> = buf.drain(..8 + len).skip(8).collect();
-                    self.out
-                        .line(String::from_utf8_lossy(&payload).into_owned());
+                    let text = String::from_utf8_lossy(&payload);
+                    // dockerd shows a step's stderr in red.
+                    self.out.line(if stream == 2 {
+                        format!("\x1b[91m{text}\x1b[0m")
+                    } else {
+                        text.into_owned()
+                    });
                 }
             }
         }

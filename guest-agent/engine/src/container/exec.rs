@@ -9,7 +9,7 @@ use berth_docker_api::container::ExecConfig;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::io::Session;
-use super::stream::frame;
+use super::stream::framed;
 use super::{user, Svc};
 use crate::runtime::spec::{self, ProcessInput};
 use crate::runtime::ExecOptions;
@@ -152,11 +152,14 @@ impl Svc {
         Ok((e.config.tty, e.config.detach_keys.clone()))
     }
 
-    /// `POST /exec/{id}/start`: starts the process; the session carries its stdio.
+    /// `POST /exec/{id}/start`: starts the process; the session carries its stdio, in
+    /// Docker's frames when `mux` (the start request's `Tty` is false, whatever the exec's
+    /// own `Tty`: dockerd frames by the start request) and raw otherwise.
     pub async fn exec_start(
         self: &Arc<Self>,
         id: &str,
         console: Option<[u32; 2]>,
+        mux: bool,
     ) -> Result<Session> {
         let e = self.execs.get(id)?;
         {
@@ -169,7 +172,7 @@ impl Svc {
             st.started = true;
             st.running = true;
         }
-        match self.exec_spawn(&e, console).await {
+        match self.exec_spawn(&e, console, mux).await {
             Ok(s) => Ok(s),
             Err(err) => {
                 let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -184,6 +187,7 @@ impl Svc {
         self: &Arc<Self>,
         e: &Arc<Exec>,
         console: Option<[u32; 2]>,
+        mux: bool,
     ) -> Result<Session> {
         let c = self.get(&e.container_id)?;
         let s = c.snapshot();
@@ -236,7 +240,7 @@ impl Svc {
                     match reader.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if out.write_all(&buf[..n]).await.is_err() {
+                            if out.write_all(&framed(mux, 1, &buf[..n])).await.is_err() {
                                 // Client gone: keep draining so the process is not blocked.
                             }
                         }
@@ -279,8 +283,8 @@ impl Svc {
                             match src.read(&mut buf).await {
                                 Ok(0) | Err(_) => break,
                                 Ok(n) if want => {
-                                    let _ =
-                                        out.lock().await.write_all(&frame(stream, &buf[..n])).await;
+                                    let chunk = framed(mux, stream, &buf[..n]);
+                                    let _ = out.lock().await.write_all(&chunk).await;
                                 }
                                 Ok(_) => {}
                             }

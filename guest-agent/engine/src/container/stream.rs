@@ -21,6 +21,15 @@ pub fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
     v
 }
 
+/// `data` as a frame of `stream` when `mux`, else as it is (a raw stream).
+pub fn framed(mux: bool, stream: u8, data: &[u8]) -> Vec<u8> {
+    if mux {
+        frame(stream, data)
+    } else {
+        data.to_vec()
+    }
+}
+
 /// Parses `detachKeys` (`ctrl-p,ctrl-q`, `a`, `ctrl-@` …) into bytes.
 pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, String> {
     if s.is_empty() {

@@ -46,8 +46,6 @@ fn default_true() -> bool {
 #[derive(Deserialize, Default)]
 struct BuildQuery {
     #[serde(default)]
-    dockerfile: String,
-    #[serde(default)]
     buildargs: String,
     #[serde(default)]
     labels: String,
@@ -71,6 +69,8 @@ struct BuildQuery {
     remote: String,
     #[serde(default)]
     version: String,
+    #[serde(default)]
+    cachefrom: String,
 }
 
 fn json_param<T: serde::de::DeserializeOwned + Default>(
@@ -133,8 +133,20 @@ async fn build(
         )));
     }
     let opts = BuildOptions {
-        dockerfile: q.dockerfile,
+        // The first of repeated values, as dockerd's `FormValue`: docker-py sends the name and
+        // then the text of a Dockerfile from outside the context.
+        dockerfile: query_values(&uri, "dockerfile")
+            .into_iter()
+            .next()
+            .unwrap_or_default(),
         tags: query_values(&uri, "t"),
+        extra_hosts: query_values(&uri, "extrahosts")
+            .iter()
+            .flat_map(|v| v.split(','))
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+            .collect(),
+        cache_from: json_param("cachefrom", &q.cachefrom)?,
         build_args: json_param("buildargs", &q.buildargs)?,
         labels: json_param("labels", &q.labels)?,
         target: q.target,

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_docker_api::container::{ExecConfig, ExecStartConfig};
-use berth_engine::container::stream::parse_detach_keys;
+use berth_engine::container::stream::{framed, parse_detach_keys};
 use berth_engine::EngineError;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
@@ -36,7 +36,10 @@ async fn create(
     Ok((StatusCode::CREATED, Json(json!({"Id": id}))).into_response())
 }
 
-/// Reads the JSON body by hand: the request itself is kept for the upgrade.
+/// Reads the JSON body by hand: the request itself is kept for the upgrade. Like dockerd,
+/// the process starts once the connection is handed over (so its first output never rides
+/// with the response head, which clients reading the head through a buffer would lose), and
+/// the stream's framing follows this request's `Tty`, not the exec's.
 async fn start(
     State(e): State<AppState>,
     Path(id): Path<String>,
@@ -52,33 +55,13 @@ async fn start(
         serde_json::from_slice(&bytes)
             .map_err(|err| ApiError(EngineError::invalid(format!("invalid JSON: {err}"))))?
     };
-    let (tty, keys) = e.containers.exec_info(&id)?;
+    let (_, keys) = e.containers.exec_info(&id)?;
     let keys = parse_detach_keys(&keys).map_err(|m| ApiError(EngineError::invalid(m)))?;
-    let session = match e.containers.exec_start(&id, cfg.console_size).await {
-        Ok(s) => s,
-        // Like dockerd, a start that fails once the exec exists is told inside the hijacked
-        // stream (on stdout), and the exec's exit code is 126: the CLI prints it and exits so.
-        Err(err) if !cfg.detach && err.kind() != berth_engine::ErrorKind::NotFound => {
-            let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
-                return Err(ApiError(err));
-            };
-            let text = format!("{}\r\n", err.message());
-            let prelude = if tty {
-                text.into_bytes()
-            } else {
-                berth_engine::container::stream::frame(1, text.as_bytes())
-            };
-            hijack::spawn(
-                on_upgrade,
-                vec![prelude.into()],
-                Box::pin(async { None }),
-                keys,
-            );
-            return Ok(hijack::upgrade_response(tty));
-        }
-        Err(err) => return Err(ApiError(err)),
-    };
     if cfg.detach {
+        let session = e
+            .containers
+            .exec_start(&id, cfg.console_size, false)
+            .await?;
         tokio::spawn(async move {
             let mut out = session.output;
             let mut buf = vec![0u8; 8192];
@@ -86,18 +69,32 @@ async fn start(
         });
         return Ok(StatusCode::OK.into_response());
     }
-    let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
-        return Err(ApiError(EngineError::invalid(
-            "exec start needs an upgradable connection",
-        )));
+    let mux = !cfg.tty;
+    let svc = e.containers.clone();
+    let session = async move {
+        match svc.exec_start(&id, cfg.console_size, mux).await {
+            Ok(s) => s,
+            // Like dockerd, a start that fails once the exec exists is told inside the
+            // stream (on stdout), and the exec's exit code is 126: the CLI prints it and
+            // exits so.
+            Err(err) => {
+                let text = format!("{}\r\n", err.message());
+                hijack::told(framed(mux, 1, text.as_bytes()))
+            }
+        }
     };
-    hijack::spawn(
-        on_upgrade,
-        vec![],
-        Box::pin(async move { Some(session) }),
-        keys,
-    );
-    Ok(hijack::upgrade_response(tty))
+    match parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
+        Some(on_upgrade) => {
+            hijack::spawn(
+                on_upgrade,
+                vec![],
+                Box::pin(async move { Some(session.await) }),
+                keys,
+            );
+            Ok(hijack::upgrade_response(cfg.tty))
+        }
+        None => Ok(hijack::plain_response(session.await)),
+    }
 }
 
 async fn resize(
