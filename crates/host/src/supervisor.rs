@@ -156,7 +156,7 @@ async fn run_inner(
         docker_mux.clone(),
         fwd_cancel.clone(),
     ));
-    let guest = serve_control_endpoint(state, stop, &fwd_cancel)?;
+    let guest = serve_control_endpoint(state, stop, &fwd_cancel);
     // Windows' "system socket": the standard pipe served too, when asked and free.
     #[cfg(windows)]
     if config.system_socket {
@@ -276,21 +276,29 @@ async fn run_inner(
 }
 
 /// Serves the control endpoint ([`crate::control_endpoint`]) for other processes; returns the
-/// sender through which the loop tells it which guest connection to relay to.
+/// sender through which the loop tells it which guest connection to relay to. Not fatal when it
+/// cannot be bound: the engine still runs, and `berth stop` falls back to ending the process.
 fn serve_control_endpoint(
     state: &StateDir,
     stop: &CancellationToken,
     cancel: &CancellationToken,
-) -> Result<tokio::sync::watch::Sender<Option<Arc<dyn crate::control_endpoint::Guest>>>> {
+) -> tokio::sync::watch::Sender<Option<Arc<dyn crate::control_endpoint::Guest>>> {
     let (tx, rx) = tokio::sync::watch::channel(None);
-    let l = crate::endpoint::Listener::bind(&state.control_endpoint())?;
-    tokio::spawn(crate::control_endpoint::serve(
-        l,
-        rx,
-        stop.clone(),
-        cancel.clone(),
-    ));
-    Ok(tx)
+    let endpoint = state.control_endpoint();
+    match crate::endpoint::Listener::bind(&endpoint) {
+        Ok(l) => {
+            tokio::spawn(crate::control_endpoint::serve(
+                l,
+                rx,
+                stop.clone(),
+                cancel.clone(),
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(%endpoint, error = %error_chain(&e), "control endpoint not served")
+        }
+    }
+    tx
 }
 
 /// How the host reaches the guest's ports, and the daemon that carries them if any: on unix
