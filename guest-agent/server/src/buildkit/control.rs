@@ -202,7 +202,7 @@ impl Control for Api {
                 ));
             }
             let image = if req.frontend.is_empty() {
-                let rx = entry.expect_return();
+                let rx = entry.expect_return()?;
                 entry.set_info(SolveInfo {
                     session: req.session.clone(),
                 });

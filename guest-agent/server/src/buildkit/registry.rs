@@ -28,12 +28,27 @@ pub(crate) struct SolveInfo {
 pub(crate) type Returned = Result<Option<GatewayResult>, tonic::Status>;
 
 /// One build (a `Control.Solve` ref).
-#[derive(Default)]
 pub(crate) struct BuildEntry {
     pub status: StatusHub,
     info: Mutex<Option<SolveInfo>>,
     info_set: Notify,
-    returned: Mutex<Option<oneshot::Sender<Returned>>>,
+    /// The gateway's result travels in a channel made up front: `Return` may come before
+    /// `Control.Solve` waits (buildx's capability probe returns at once).
+    return_tx: Mutex<Option<oneshot::Sender<Returned>>>,
+    return_rx: Mutex<Option<oneshot::Receiver<Returned>>>,
+}
+
+impl Default for BuildEntry {
+    fn default() -> Self {
+        let (tx, rx) = oneshot::channel();
+        Self {
+            status: StatusHub::default(),
+            info: Mutex::new(None),
+            info_set: Notify::new(),
+            return_tx: Mutex::new(Some(tx)),
+            return_rx: Mutex::new(Some(rx)),
+        }
+    }
 }
 
 impl BuildEntry {
@@ -58,17 +73,19 @@ impl BuildEntry {
             .map_err(|_| tonic::Status::not_found("no solve for this build ref"))
     }
 
-    /// Called by `Control.Solve` before it waits for the gateway's result.
-    pub(crate) fn expect_return(&self) -> oneshot::Receiver<Returned> {
-        let (tx, rx) = oneshot::channel();
-        *self.returned.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
-        rx
+    /// The gateway's result, for the one `Control.Solve` that waits for it.
+    pub(crate) fn expect_return(&self) -> Result<oneshot::Receiver<Returned>, tonic::Status> {
+        self.return_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| tonic::Status::already_exists("this build ref is already solving"))
     }
 
-    /// The gateway's `Return`; false when nobody waits for it.
+    /// The gateway's `Return`; false when it was delivered before or nobody can wait any more.
     pub(crate) fn deliver(&self, r: Returned) -> bool {
         match self
-            .returned
+            .return_tx
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
@@ -146,5 +163,30 @@ impl Registry {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&r);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_return_before_the_solve_waits_is_kept() {
+        let reg = Arc::new(Registry::default());
+        assert!(reg.build("r").deliver(Ok(None)));
+        let rx = reg.build("r").expect_return().unwrap();
+        assert!(matches!(rx.await, Ok(Ok(None))));
+        assert!(reg.build("r").expect_return().is_err(), "one solve per ref");
+    }
+
+    #[tokio::test]
+    async fn solve_info_reaches_a_gateway_call_that_came_first() {
+        let reg = Arc::new(Registry::default());
+        let entry = reg.build("r");
+        let waiter = tokio::spawn(async move { entry.info().await });
+        reg.build("r").set_info(SolveInfo {
+            session: "s1".into(),
+        });
+        assert_eq!(waiter.await.unwrap().unwrap().session, "s1");
     }
 }
