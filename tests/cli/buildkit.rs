@@ -218,3 +218,56 @@ fn compose_v2_builds_two_services() {
     assert_eq!(e.docker_ok(&["run", "--rm", "bkproj-b"]), "service-b\n");
     assert_no_buildkit_container(&e);
 }
+
+#[test]
+fn buildx_push_sends_the_image_to_a_registry() {
+    let e = Engine::start();
+    let reg = &berth_test_support::Registry::shared().addr;
+    let name = format!("{reg}/berth-bk/pushed-{}:1", std::process::id());
+    let dir = e.scratch().join("ctx");
+    write(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo pushed > /p\nCMD [\"cat\", \"/p\"]\n",
+        )],
+    );
+    let meta = e.scratch().join("meta.json");
+    let out = ok(
+        &e,
+        &[
+            "buildx",
+            "build",
+            "--progress",
+            "plain",
+            "--push",
+            "-t",
+            &name,
+            "--metadata-file",
+            meta.to_str().unwrap(),
+            ".",
+        ],
+        &dir,
+    );
+    assert!(
+        out.contains("with docker"),
+        "buildx pushes through the API: {out}"
+    );
+    // The metadata's digest is the registry's manifest digest, read back with
+    // `GET /distribution/{name}/json`.
+    let meta: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let (status, body) = e.api("GET", &format!("/distribution/{name}/json"), None);
+    assert_eq!(status, 200, "{body}");
+    let dist: serde_json::Value = serde_json::from_str(&body).unwrap();
+    berth_test_support::assert_response("GET", "/distribution/{name}/json", 200, &dist);
+    assert_eq!(
+        meta["containerimage.digest"], dist["Descriptor"]["digest"],
+        "{meta}"
+    );
+    assert_eq!(dist["Platforms"][0]["os"], "linux", "{dist}");
+    // Pulled back after removal, it runs.
+    e.docker_ok(&["rmi", &name]);
+    e.docker_ok(&["pull", &name]);
+    assert_eq!(e.docker_ok(&["run", "--rm", &name]), "pushed\n");
+    assert_no_buildkit_container(&e);
+}
