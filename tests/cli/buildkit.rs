@@ -58,6 +58,14 @@ fn ok(e: &Engine, args: &[&str], dir: &Path) -> String {
     text
 }
 
+/// `docker buildx build --progress plain <extra> .` in `dir`; returns its output.
+fn buildx(e: &Engine, dir: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["buildx", "build", "--progress", "plain"];
+    args.extend_from_slice(extra);
+    args.push(".");
+    ok(e, &args, dir)
+}
+
 fn write(dir: &Path, files: &[(&str, &str)]) {
     for (p, content) in files {
         let path = dir.join(p);
@@ -102,22 +110,17 @@ fn buildx_builds_a_multi_stage_dockerfile_into_the_store() {
     );
     let meta = e.scratch().join("meta.json");
     let iid = e.scratch().join("iid");
-    let out = ok(
+    let out = buildx(
         &e,
+        &dir,
         &[
-            "buildx",
-            "build",
-            "--progress",
-            "plain",
             "-t",
             "bk-multi",
             "--iidfile",
             iid.to_str().unwrap(),
             "--metadata-file",
             meta.to_str().unwrap(),
-            ".",
         ],
-        &dir,
     );
     // buildx printed the vertexes our Status stream sent.
     assert!(out.contains("using docker driver"), "{out}");
@@ -136,19 +139,7 @@ fn buildx_builds_a_multi_stage_dockerfile_into_the_store() {
     assert_no_buildkit_container(&e);
 
     // The same build again comes from the step cache.
-    let again = ok(
-        &e,
-        &[
-            "buildx",
-            "build",
-            "--progress",
-            "plain",
-            "-t",
-            "bk-multi",
-            ".",
-        ],
-        &dir,
-    );
+    let again = buildx(&e, &dir, &["-t", "bk-multi"]);
     assert!(again.contains("CACHED"), "{again}");
 }
 
@@ -233,21 +224,16 @@ fn buildx_push_sends_the_image_to_a_registry() {
         )],
     );
     let meta = e.scratch().join("meta.json");
-    let out = ok(
+    let out = buildx(
         &e,
+        &dir,
         &[
-            "buildx",
-            "build",
-            "--progress",
-            "plain",
             "--push",
             "-t",
             &name,
             "--metadata-file",
             meta.to_str().unwrap(),
-            ".",
         ],
-        &dir,
     );
     assert!(
         out.contains("with docker"),
