@@ -1,6 +1,7 @@
 use oci_spec::runtime::{Arch, LinuxSeccompAction, LinuxSeccompOperator, LinuxSyscall};
 
 use super::*;
+use crate::runtime::spec::DEFAULT_CAPS;
 
 fn target(caps: &[&str]) -> Target {
     Target {
@@ -9,24 +10,6 @@ fn target(caps: &[&str]) -> Target {
         kernel: Some(KernelVersion { major: 6, minor: 1 }),
     }
 }
-
-/// Docker's default capabilities (without `CAP_`).
-const DEFAULT_CAPS: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FSETID",
-    "FOWNER",
-    "MKNOD",
-    "NET_RAW",
-    "SETGID",
-    "SETUID",
-    "SETFCAP",
-    "SETPCAP",
-    "NET_BIND_SERVICE",
-    "SYS_CHROOT",
-    "KILL",
-    "AUDIT_WRITE",
-];
 
 fn default_for(t: &Target) -> LinuxSeccomp {
     for_target(false, &[], t).unwrap().unwrap()
