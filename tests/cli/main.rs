@@ -4,6 +4,7 @@ mod build;
 mod compose;
 mod containers;
 mod crash;
+mod doctor;
 mod exec;
 mod files;
 mod images;

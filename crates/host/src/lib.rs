@@ -21,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod daemon_json;
 pub mod disk;
+pub mod doctor;
 pub mod endpoint;
 pub mod error;
 pub mod forward;
