@@ -4,12 +4,14 @@
 pub mod compose;
 pub mod containers;
 pub mod detail;
+pub mod disk;
 pub mod exec;
 pub mod images;
 pub mod networks;
 pub mod run_line;
 pub mod settings;
 pub mod system;
+pub mod tray;
 pub mod vm;
 pub mod volumes;
 
@@ -51,6 +53,11 @@ macro_rules! all_commands {
             $crate::commands::vm::vm_stop,
             $crate::commands::settings::settings_get,
             $crate::commands::settings::settings_save,
+            $crate::commands::disk::disk_usage,
+            $crate::commands::disk::disk_prune,
+            $crate::commands::disk::disk_compact,
+            $crate::commands::tray::tray_menu,
+            $crate::commands::tray::tray_activate,
         ]
     };
 }
