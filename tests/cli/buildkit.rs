@@ -58,6 +58,14 @@ fn ok(e: &Engine, args: &[&str], dir: &Path) -> String {
     text
 }
 
+/// `docker buildx build --progress plain <extra> .` in `dir`; returns its output.
+fn buildx(e: &Engine, dir: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["buildx", "build", "--progress", "plain"];
+    args.extend_from_slice(extra);
+    args.push(".");
+    ok(e, &args, dir)
+}
+
 fn write(dir: &Path, files: &[(&str, &str)]) {
     for (p, content) in files {
         let path = dir.join(p);
@@ -102,22 +110,17 @@ fn buildx_builds_a_multi_stage_dockerfile_into_the_store() {
     );
     let meta = e.scratch().join("meta.json");
     let iid = e.scratch().join("iid");
-    let out = ok(
+    let out = buildx(
         &e,
+        &dir,
         &[
-            "buildx",
-            "build",
-            "--progress",
-            "plain",
             "-t",
             "bk-multi",
             "--iidfile",
             iid.to_str().unwrap(),
             "--metadata-file",
             meta.to_str().unwrap(),
-            ".",
         ],
-        &dir,
     );
     // buildx printed the vertexes our Status stream sent.
     assert!(out.contains("using docker driver"), "{out}");
@@ -136,19 +139,7 @@ fn buildx_builds_a_multi_stage_dockerfile_into_the_store() {
     assert_no_buildkit_container(&e);
 
     // The same build again comes from the step cache.
-    let again = ok(
-        &e,
-        &[
-            "buildx",
-            "build",
-            "--progress",
-            "plain",
-            "-t",
-            "bk-multi",
-            ".",
-        ],
-        &dir,
-    );
+    let again = buildx(&e, &dir, &["-t", "bk-multi"]);
     assert!(again.contains("CACHED"), "{again}");
 }
 
@@ -216,5 +207,53 @@ fn compose_v2_builds_two_services() {
     assert!(out.contains("exporting to image"), "{out}");
     assert_eq!(e.docker_ok(&["run", "--rm", "bkproj-a"]), "service-a\n");
     assert_eq!(e.docker_ok(&["run", "--rm", "bkproj-b"]), "service-b\n");
+    assert_no_buildkit_container(&e);
+}
+
+#[test]
+fn buildx_push_sends_the_image_to_a_registry() {
+    let e = Engine::start();
+    let reg = &berth_test_support::Registry::shared().addr;
+    let name = format!("{reg}/berth-bk/pushed-{}:1", std::process::id());
+    let dir = e.scratch().join("ctx");
+    write(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo pushed > /p\nCMD [\"cat\", \"/p\"]\n",
+        )],
+    );
+    let meta = e.scratch().join("meta.json");
+    let out = buildx(
+        &e,
+        &dir,
+        &[
+            "--push",
+            "-t",
+            &name,
+            "--metadata-file",
+            meta.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.contains("with docker"),
+        "buildx pushes through the API: {out}"
+    );
+    // The metadata's digest is the registry's manifest digest, read back with
+    // `GET /distribution/{name}/json`.
+    let meta: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let (status, body) = e.api("GET", &format!("/distribution/{name}/json"), None);
+    assert_eq!(status, 200, "{body}");
+    let dist: serde_json::Value = serde_json::from_str(&body).unwrap();
+    berth_test_support::assert_response("GET", "/distribution/{name}/json", 200, &dist);
+    assert_eq!(
+        meta["containerimage.digest"], dist["Descriptor"]["digest"],
+        "{meta}"
+    );
+    assert_eq!(dist["Platforms"][0]["os"], "linux", "{dist}");
+    // Pulled back after removal, it runs.
+    e.docker_ok(&["rmi", &name]);
+    e.docker_ok(&["pull", &name]);
+    assert_eq!(e.docker_ok(&["run", "--rm", &name]), "pushed\n");
     assert_no_buildkit_container(&e);
 }

@@ -14,6 +14,7 @@ mod netvol;
 mod network;
 mod resources;
 mod restart;
+mod sandbox;
 mod sdk;
 mod sdk_python;
 mod system;

@@ -30,6 +30,7 @@ pub fn router(engine: AppState) -> Router {
         .merge(routes::images::routes())
         .merge(routes::build::routes())
         .merge(buildkit::routes())
+        .merge(routes::distribution::routes())
         .merge(routes::auth::routes())
         .merge(routes::containers::routes())
         .merge(routes::archive::routes())

@@ -5,6 +5,7 @@
 
 pub mod create;
 pub mod diff;
+mod distribution;
 pub mod layer;
 mod load;
 pub mod manifest;

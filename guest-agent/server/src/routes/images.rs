@@ -132,7 +132,7 @@ fn pull_reference(from_image: &str, tag: &str) -> Result<String, ApiError> {
     })
 }
 
-fn registry_auth(
+pub(crate) fn registry_auth(
     headers: &HeaderMap,
 ) -> Result<Option<berth_docker_api::auth::AuthConfig>, ApiError> {
     match headers.get("x-registry-auth") {

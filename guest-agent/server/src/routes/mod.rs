@@ -4,6 +4,7 @@ pub mod archive;
 pub mod auth;
 pub mod build;
 pub mod containers;
+pub mod distribution;
 pub mod events;
 pub mod exec;
 pub mod images;
