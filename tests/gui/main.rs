@@ -9,6 +9,7 @@
 
 mod containers;
 mod detail;
+mod detail_tabs;
 mod engine;
 mod harness;
 mod images;
