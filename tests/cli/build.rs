@@ -258,9 +258,9 @@ fn bad_dockerfiles_are_clear_errors() {
         stderr.contains("failed to reach build target nope"),
         "{stderr}"
     );
-    // The BuildKit endpoints stay 404.
-    assert_eq!(e.api("POST", "/grpc", None).0, 404);
-    assert_eq!(e.api("POST", "/session", None).0, 404);
+    // The BuildKit endpoints (tests/cli/buildkit.rs) refuse a request without the h2c upgrade.
+    assert_eq!(e.api("POST", "/grpc", None).0, 400);
+    assert_eq!(e.api("POST", "/session", None).0, 400);
 }
 
 #[test]

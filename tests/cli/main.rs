@@ -1,6 +1,7 @@
 //! End-to-end tests: the real docker CLI against a fresh berth-agent per test.
 
 mod build;
+mod buildkit;
 mod compose;
 mod containers;
 mod crash;

@@ -81,7 +81,10 @@ fn unknown_paths_and_swarm_give_docker_errors() {
     let err = e.docker_err(&["node", "ls"]);
     assert!(err.contains("This node is not a swarm manager"), "{err}");
     let (s, _) = e.api("POST", "/grpc", None);
-    assert_eq!(s, 404, "BuildKit endpoints must answer 404, never 101");
+    assert_eq!(
+        s, 400,
+        "BuildKit's endpoint without the h2c upgrade: an error, never a 101"
+    );
     // Plugins: none installed, none installable.
     assert_eq!(e.docker_ok(&["plugin", "ls", "-q"]).trim(), "");
     let err = e.docker_err(&["plugin", "inspect", "vieux/sshfs:latest"]);

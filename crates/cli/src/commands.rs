@@ -271,8 +271,8 @@ async fn stop_requested() {
     }
 }
 
-/// Resolves on Ctrl-C (Windows has no SIGTERM: `berth stop` terminates the supervisor, see
-/// docs/design/host.md).
+/// Resolves on Ctrl-C (Windows has no SIGTERM: `berth stop` asks on the supervisor's control
+/// pipe, which fires the same stop, see `berth_host::control_endpoint`).
 #[cfg(not(unix))]
 async fn stop_requested() {
     let _ = tokio::signal::ctrl_c().await;
@@ -285,7 +285,7 @@ pub(crate) async fn stop(state: &StateDir) -> anyhow::Result<()> {
         unlink_system_socket(state);
         return Ok(());
     };
-    terminate(pid).context("failed to signal the supervisor")?;
+    ask_to_stop(state, pid).await?;
     if !wait_pid_gone(pid, STOP_TIMEOUT).await {
         eprintln!("berth: the supervisor did not stop in time; killing it");
         let _ = kill(pid);
@@ -294,6 +294,26 @@ pub(crate) async fn stop(state: &StateDir) -> anyhow::Result<()> {
     kill_leftovers(state);
     unlink_system_socket(state);
     println!("Berth stopped.");
+    Ok(())
+}
+
+/// SIGTERM: the supervisor stops the guest in order.
+#[cfg(unix)]
+async fn ask_to_stop(_state: &StateDir, pid: u32) -> anyhow::Result<()> {
+    terminate(pid).context("failed to signal the supervisor")
+}
+
+/// The supervisor's control pipe (Windows has no SIGTERM); a supervisor that does not answer
+/// there is terminated.
+#[cfg(not(unix))]
+async fn ask_to_stop(state: &StateDir, pid: u32) -> anyhow::Result<()> {
+    if let Err(e) = berth_host::control::request_stop(state).await {
+        eprintln!(
+            "berth: the supervisor did not take the stop request ({:#}); terminating it",
+            anyhow::Error::new(e)
+        );
+        terminate(pid).context("failed to terminate the supervisor")?;
+    }
     Ok(())
 }
 

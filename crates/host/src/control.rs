@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{HostError, Result};
 
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 
@@ -98,6 +98,11 @@ impl ControlClient {
 
     /// Sends `req` and waits (bounded) for its reply; `Reply::Error` becomes an error.
     pub async fn request(&self, req: Request) -> Result<Reply> {
+        self.request_within(req, REQUEST_TIMEOUT).await
+    }
+
+    /// [`Self::request`] with its own bound (a trim takes longer than the usual 30 s).
+    pub async fn request_within(&self, req: Request, timeout: Duration) -> Result<Reply> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending
@@ -108,13 +113,13 @@ impl ControlClient {
             .send(HostFrame { id, request: req })
             .await
             .map_err(|_| HostError::Control("connection closed".into()))?;
-        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+        match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(Reply::Error { message })) => Err(HostError::Control(message)),
             Ok(Ok(r)) => Ok(r),
             Ok(Err(_)) => Err(HostError::Control("connection closed".into())),
             Err(_) => Err(HostError::Timeout {
                 what: "control reply".into(),
-                secs: REQUEST_TIMEOUT.as_secs(),
+                secs: timeout.as_secs(),
             }),
         }
     }
@@ -149,7 +154,8 @@ pub async fn wait_for_agent(
 
 /// How a process other than the supervisor reaches the running guest's ports, for one-off
 /// requests: the hybrid-vsock socket (vhost-device-vsock's on Linux, the supervisor's own on
-/// macOS). On Windows QEMU's pipes take one client each, which the supervisor holds.
+/// macOS). On Windows QEMU's pipes take one client each, which the supervisor holds: the
+/// requests go through the supervisor's control endpoint instead.
 #[cfg(unix)]
 pub fn side_connector(state: &crate::StateDir) -> Result<Box<dyn Connector>> {
     Ok(Box::new(berth_vsock::HybridConnector::new(
@@ -158,10 +164,60 @@ pub fn side_connector(state: &crate::StateDir) -> Result<Box<dyn Connector>> {
 }
 
 #[cfg(windows)]
-pub fn side_connector(_state: &crate::StateDir) -> Result<Box<dyn Connector>> {
-    Err(HostError::NotSupported(
-        "reaching the guest from outside the supervisor",
-    ))
+pub fn side_connector(state: &crate::StateDir) -> Result<Box<dyn Connector>> {
+    Ok(Box::new(SupervisorConnector::new(state)))
+}
+
+/// The supervisor's control endpoint ([`crate::control_endpoint`]) as a [`Connector`] with one
+/// port, [`CONTROL_PORT`]: the supervisor relays `health` and `trim` to the guest.
+#[derive(Debug, Clone)]
+pub struct SupervisorConnector {
+    endpoint: crate::endpoint::Endpoint,
+}
+
+impl SupervisorConnector {
+    pub fn new(state: &crate::StateDir) -> Self {
+        Self {
+            endpoint: state.control_endpoint(),
+        }
+    }
+}
+
+impl Connector for SupervisorConnector {
+    fn connect(
+        &self,
+        port: u32,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<berth_vsock::BoxIo>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            if port != CONTROL_PORT {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    format!("the supervisor relays the control port only, not {port}"),
+                ));
+            }
+            crate::endpoint::connect(&self.endpoint).await
+        })
+    }
+}
+
+/// Asks the running supervisor to stop Berth in order (the guest stops its containers and
+/// powers off): `berth stop` on Windows, which has no SIGTERM. Returns once the supervisor has
+/// taken the request; the caller waits for its process to end.
+pub async fn request_stop(state: &crate::StateDir) -> Result<()> {
+    match one_request(
+        &SupervisorConnector::new(state),
+        Request::Shutdown,
+        Duration::from_secs(10),
+    )
+    .await?
+    {
+        Reply::Ok => Ok(()),
+        other => Err(HostError::Control(format!(
+            "unexpected reply to shutdown: {other:?}"
+        ))),
+    }
 }
 
 /// One request on a connection of its own, without a hello (so the guest pushes no events on

@@ -9,7 +9,8 @@
 //! - [`disk`]: the qcow2 data disk, and [`usage`], where its space goes;
 //! - [`helpers`]: vhost-device-vsock and virtiofsd processes;
 //! - [`memory`]: the VM's memory as the host and the guest see it;
-//! - [`control`]: the host end of the control protocol;
+//! - [`control`]: the host end of the control protocol, and [`control_endpoint`], the
+//!   supervisor's own (one-off guest requests and `berth stop` from other processes);
 //! - [`endpoint`]: where the Docker API is served (unix socket, or named pipe on Windows);
 //! - [`forward`]: the Docker endpoint and published ports over multiplexed vsock;
 //! - [`share`]: host file events under shared folders;
@@ -19,6 +20,7 @@
 pub mod boot;
 pub mod config;
 pub mod control;
+pub mod control_endpoint;
 pub mod daemon_json;
 pub mod disk;
 pub mod endpoint;

@@ -99,6 +99,15 @@ impl StateDir {
             format!(r"\\.\pipe\berth_{what}_{h:016x}")
         }
     }
+    /// The supervisor's control endpoint ([`crate::control_endpoint`]): `run/control.sock`, or
+    /// on Windows the named pipe [`Self::pipe`]`("control")`.
+    pub fn control_endpoint(&self) -> Endpoint {
+        if cfg!(windows) {
+            Endpoint::Pipe(self.pipe("control"))
+        } else {
+            Endpoint::Unix(self.run_dir().join("control.sock"))
+        }
+    }
     /// vhost-device-vsock's hybrid vsock socket (`uds-path`); guest→host ports are `<it>_<port>`.
     pub fn vsock_socket(&self) -> PathBuf {
         self.run_dir().join("vsock.sock")

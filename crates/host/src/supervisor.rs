@@ -156,6 +156,7 @@ async fn run_inner(
         docker_mux.clone(),
         fwd_cancel.clone(),
     ));
+    let guest = serve_control_endpoint(state, stop, &fwd_cancel);
     // Windows' "system socket": the standard pipe served too, when asked and free.
     #[cfg(windows)]
     if config.system_socket {
@@ -199,6 +200,7 @@ async fn run_inner(
         let died_early = match agent {
             Some(Ok((control, events))) => {
                 boot.phases.mark(crate::boot::AGENT_CONNECTED, None);
+                guest.send_replace(Some(Arc::new(control.clone())));
                 let session = Session::begin(config, control, events, ports.clone()).await;
                 boot.phases.mark(crate::boot::READY, None);
                 status.state = VmState::Running;
@@ -207,20 +209,21 @@ async fn run_inner(
                 status.phases = boot.phases.list();
                 write_status(state, status);
                 tracing::info!("engine ready");
-                tokio::select! {
-                    _ = boot.vm.wait() => {
-                        session.end();
-                        false
-                    }
-                    _ = stop.cancelled() => {
-                        status.state = VmState::Stopping;
-                        write_status(state, status);
-                        orderly_shutdown(&session.control, boot.vm.as_mut()).await;
-                        session.end();
-                        boot.stop_shares().await;
-                        break Ok(());
-                    }
+                let vm_stopped = tokio::select! {
+                    _ = boot.vm.wait() => true,
+                    _ = stop.cancelled() => false,
+                };
+                guest.send_replace(None);
+                if !vm_stopped {
+                    status.state = VmState::Stopping;
+                    write_status(state, status);
+                    orderly_shutdown(&session.control, boot.vm.as_mut()).await;
+                    session.end();
+                    boot.stop_shares().await;
+                    break Ok(());
                 }
+                session.end();
+                false
             }
             Some(Err(e)) => {
                 boot.vm.kill().await;
@@ -270,6 +273,32 @@ async fn run_inner(
         d.stop(Duration::from_secs(2)).await;
     }
     result
+}
+
+/// Serves the control endpoint ([`crate::control_endpoint`]) for other processes; returns the
+/// sender through which the loop tells it which guest connection to relay to. Not fatal when it
+/// cannot be bound: the engine still runs, and `berth stop` falls back to ending the process.
+fn serve_control_endpoint(
+    state: &StateDir,
+    stop: &CancellationToken,
+    cancel: &CancellationToken,
+) -> tokio::sync::watch::Sender<Option<Arc<dyn crate::control_endpoint::Guest>>> {
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    let endpoint = state.control_endpoint();
+    match crate::endpoint::Listener::bind(&endpoint) {
+        Ok(l) => {
+            tokio::spawn(crate::control_endpoint::serve(
+                l,
+                rx,
+                stop.clone(),
+                cancel.clone(),
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(%endpoint, error = %error_chain(&e), "control endpoint not served")
+        }
+    }
+    tx
 }
 
 /// How the host reaches the guest's ports, and the daemon that carries them if any: on unix

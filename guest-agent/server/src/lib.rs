@@ -6,6 +6,7 @@
 
 #![recursion_limit = "512"]
 
+pub mod buildkit;
 pub mod error;
 pub mod extract;
 pub mod hijack;
@@ -28,6 +29,7 @@ pub fn router(engine: AppState) -> Router {
         .merge(routes::events::routes())
         .merge(routes::images::routes())
         .merge(routes::build::routes())
+        .merge(buildkit::routes())
         .merge(routes::auth::routes())
         .merge(routes::containers::routes())
         .merge(routes::archive::routes())

@@ -1,7 +1,7 @@
 //! `/_ping`, `/version`, `/info`, `/system/df`, and the swarm, BuildKit and plugin endpoints
 //! Berth answers the way an engine without them does.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
@@ -20,8 +20,6 @@ pub fn routes() -> Router<AppState> {
         .route("/version", get(version))
         .route("/info", get(info))
         .route("/system/df", get(df))
-        .route("/session", any(no_buildkit))
-        .route("/grpc", any(no_buildkit))
         .route("/plugins", get(plugins))
         .route("/plugins/privileges", any(no_plugins))
         .route("/plugins/pull", any(no_plugins))
@@ -84,14 +82,6 @@ async fn no_such_plugin(axum::extract::Path(rest): axum::extract::Path<String>) 
     ApiError(EngineError::not_found(format!(
         "plugin \"{name}\" not found"
     )))
-}
-
-async fn no_buildkit() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({"message": "page not found"})),
-    )
-        .into_response()
 }
 
 fn kernel_version() -> String {

@@ -1,0 +1,285 @@
+//! The `dockerfile.v0` frontend on the classic builder: the Dockerfile and the context come
+//! over the session's file sync (the context filtered by its `.dockerignore` on the client's
+//! side, as BuildKit does), are packed into the tar the classic builder takes, and the
+//! builder's output lines become the build's vertexes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_engine::build::{BuildOptions, Outcome};
+use berth_engine::image::Progress;
+use berth_engine::{Engine, EngineError};
+
+use super::filesync::{self, SyncRequest};
+use super::registry::BuildEntry;
+use super::session::SessionClient;
+use super::status::Vertexes;
+
+/// A directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FrontendError {
+    #[error("{0}")]
+    Sync(#[from] filesync::SyncError),
+    #[error("{}", .0.message())]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<FrontendError> for tonic::Status {
+    fn from(e: FrontendError) -> Self {
+        use berth_engine::ErrorKind;
+        match &e {
+            FrontendError::Engine(ee) if ee.kind() == ErrorKind::InvalidArgument => {
+                tonic::Status::invalid_argument(e.to_string())
+            }
+            FrontendError::Engine(ee) if ee.kind() == ErrorKind::NotFound => {
+                tonic::Status::not_found(e.to_string())
+            }
+            _ => tonic::Status::unknown(e.to_string()),
+        }
+    }
+}
+
+/// The classic builder's options from the frontend's attributes (`build-arg:K`, `label:K`,
+/// `target`, `no-cache`, `image-resolve-mode`, `platform`, `force-network-mode`).
+pub(crate) fn build_options(attrs: &HashMap<String, String>) -> BuildOptions {
+    let mut o = BuildOptions {
+        remove: true,
+        force_remove: true,
+        ..BuildOptions::default()
+    };
+    for (k, v) in attrs {
+        if let Some(name) = k.strip_prefix("build-arg:") {
+            o.build_args.insert(name.to_string(), Some(v.clone()));
+        } else if let Some(name) = k.strip_prefix("label:") {
+            o.labels.insert(name.to_string(), v.clone());
+        }
+    }
+    o.target = attrs.get("target").cloned().unwrap_or_default();
+    o.no_cache = attrs.contains_key("no-cache");
+    o.pull = attrs.get("image-resolve-mode").map(String::as_str) == Some("pull");
+    o.platform = attrs
+        .get("platform")
+        .filter(|p| !p.contains(','))
+        .cloned()
+        .unwrap_or_default();
+    o.network_mode = attrs.get("force-network-mode").cloned().unwrap_or_default();
+    o
+}
+
+/// `.dockerignore` lines as exclude patterns.
+fn ignore_patterns(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
+
+/// Fetches one file of a session directory, `None` when it does not exist.
+async fn fetch_file(
+    session: &SessionClient,
+    dir_name: &str,
+    name: &str,
+    scratch: &Path,
+) -> Result<Option<Vec<u8>>, FrontendError> {
+    let dir = scratch.join(format!("{dir_name}-{}", &berth_engine::id::new_id()[..8]));
+    std::fs::create_dir_all(&dir)?;
+    let req = SyncRequest {
+        dir_name: dir_name.to_string(),
+        include: vec![name.to_string()],
+        exclude: vec![],
+    };
+    filesync::fetch(session, &req, &dir).await?;
+    match std::fs::read(dir.join(name)) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Packs `dir` into a tar file for the classic builder.
+fn pack(dir: &Path, tar_path: &Path) -> std::io::Result<()> {
+    let f = std::fs::File::create(tar_path)?;
+    let mut b = tar::Builder::new(std::io::BufWriter::new(f));
+    b.follow_symlinks(false);
+    b.append_dir_all(".", dir)?;
+    b.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    Ok(())
+}
+
+/// Runs the Dockerfile frontend for `entry`; returns the built image id.
+pub(crate) async fn dockerfile(
+    engine: Arc<Engine>,
+    session: SessionClient,
+    entry: Arc<BuildEntry>,
+    build_ref: &str,
+    attrs: &HashMap<String, String>,
+) -> Result<String, FrontendError> {
+    let scratch = Scratch(
+        engine
+            .config
+            .data_root
+            .join("build")
+            .join(format!("ctx-bk-{}", &berth_engine::id::new_id()[..16])),
+    );
+    std::fs::create_dir_all(&scratch.0)?;
+    let mut vx = Vertexes::new(build_ref);
+    let filename = attrs
+        .get("filename")
+        .filter(|f| !f.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "Dockerfile".into());
+
+    entry
+        .status
+        .publish(vx.start("[internal] load build definition from Dockerfile"));
+    let df = fetch_file(&session, "dockerfile", &filename, &scratch.0)
+        .await?
+        .ok_or_else(|| {
+            FrontendError::Failed(format!(
+                "failed to read dockerfile: open {filename}: no such file or directory"
+            ))
+        })?;
+    entry
+        .status
+        .publish(vx.log(&format!("transferring dockerfile: {}B\n", df.len())));
+
+    entry
+        .status
+        .publish(vx.start("[internal] load .dockerignore"));
+    let ignore = match fetch_file(
+        &session,
+        "context",
+        &format!("{filename}.dockerignore"),
+        &scratch.0,
+    )
+    .await?
+    {
+        Some(b) => Some(b),
+        None => fetch_file(&session, "context", ".dockerignore", &scratch.0).await?,
+    };
+    let exclude = ignore
+        .map(|b| ignore_patterns(&String::from_utf8_lossy(&b)))
+        .unwrap_or_default();
+
+    entry
+        .status
+        .publish(vx.start("[internal] load build context"));
+    let ctx = scratch.0.join("context");
+    std::fs::create_dir_all(&ctx)?;
+    let req = SyncRequest {
+        dir_name: "context".into(),
+        include: vec![],
+        exclude,
+    };
+    filesync::fetch(&session, &req, &ctx).await?;
+    // The Dockerfile goes into the context under its name unless the context has it as is.
+    let in_context = ctx.join(&filename);
+    let mut opts = build_options(attrs);
+    opts.dockerfile = filename.clone();
+    if std::fs::read(&in_context).ok().as_deref() != Some(df.as_slice()) {
+        let name = format!(".berth-dockerfile-{}", &berth_engine::id::new_id()[..12]);
+        std::fs::write(ctx.join(&name), &df)?;
+        opts.dockerfile = name;
+    }
+    let tar_path = scratch.0.join("context.tar");
+    let (c, t) = (ctx.clone(), tar_path.clone());
+    tokio::task::spawn_blocking(move || pack(&c, &t))
+        .await
+        .map_err(|e| FrontendError::Failed(format!("packing the context: {e}")))??;
+    entry.status.publish(vx.complete(""));
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let file = std::fs::File::open(&tar_path)?;
+    let eng = engine.clone();
+    let task = tokio::spawn(async move { eng.build(opts, file, Progress::new(tx)).await });
+    let mut last_error = None;
+    while let Some(m) = rx.recv().await {
+        if let Some(e) = &m.error {
+            last_error = Some(e.clone());
+        }
+        if let Some(u) = vx.on_message(&m) {
+            entry.status.publish(u);
+        }
+    }
+    let outcome = task
+        .await
+        .map_err(|e| FrontendError::Failed(format!("build task failed: {e}")))?;
+    match outcome {
+        Ok(Outcome::Built(id)) => {
+            entry.status.publish(vx.complete(""));
+            Ok(id)
+        }
+        Ok(Outcome::Failed) => Err(FrontendError::Failed(
+            last_error.unwrap_or_else(|| "build failed".into()),
+        )),
+        Err(e) => {
+            entry.status.publish(vx.complete(e.message()));
+            Err(e.into())
+        }
+    }
+}
+
+/// The exporter names of an `image`/`moby` export: `name` is comma separated.
+pub(crate) fn export_names(attrs: &HashMap<String, String>) -> Vec<String> {
+    attrs
+        .get("name")
+        .map(|n| {
+            n.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontend_attrs_map_to_build_options() {
+        let attrs: HashMap<String, String> = [
+            ("build-arg:A", "1"),
+            ("label:l", "v"),
+            ("target", "t"),
+            ("no-cache", ""),
+            ("image-resolve-mode", "pull"),
+            ("platform", "linux/amd64"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let o = build_options(&attrs);
+        assert_eq!(o.build_args.get("A"), Some(&Some("1".to_string())));
+        assert_eq!(o.labels.get("l").map(String::as_str), Some("v"));
+        assert_eq!(o.target, "t");
+        assert!(o.no_cache && o.pull && o.remove && o.force_remove);
+        assert_eq!(o.platform, "linux/amd64");
+        assert!(!build_options(&HashMap::new()).no_cache);
+    }
+
+    #[test]
+    fn dockerignore_lines_become_excludes_and_names_split() {
+        assert_eq!(
+            ignore_patterns("# c\n\n node_modules \n*.log\n"),
+            vec!["node_modules", "*.log"]
+        );
+        let a: HashMap<String, String> = [("name".to_string(), "a:1, b".to_string())].into();
+        assert_eq!(export_names(&a), vec!["a:1", "b"]);
+    }
+}

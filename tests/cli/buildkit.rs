@@ -1,0 +1,220 @@
+//! BuildKit builds served by the engine itself: the real buildx 0.13 (docker driver) and
+//! compose v2 dial `POST /grpc` and `POST /session`, and no `moby/buildkit` container is ever
+//! made. The plugins come from `scripts/install-docker-plugins.sh`; each test opts in with its
+//! own `DOCKER_CONFIG` (`cliPluginsExtraDirs`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use berth_test_support::{run_bounded, Engine};
+
+fn plugins() -> PathBuf {
+    let dir = std::env::var("BERTH_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("/root/.cache/berth/docker-plugins"));
+    assert!(
+        dir.join("buildx/docker-buildx").exists() && dir.join("compose/docker-compose").exists(),
+        "buildx and compose v2 are missing from {}: run scripts/install-docker-plugins.sh",
+        dir.display()
+    );
+    dir
+}
+
+/// A docker CLI with buildx and compose v2 as plugins (BuildKit on, as on any current install).
+fn docker_with_plugins(e: &Engine, args: &[&str]) -> Command {
+    let p = plugins();
+    let config = e.scratch().join("docker-config-buildkit");
+    fs::create_dir_all(&config).unwrap();
+    let dirs = [p.join("buildx"), p.join("compose")];
+    let json = serde_json::json!({ "cliPluginsExtraDirs": dirs });
+    fs::write(config.join("config.json"), json.to_string()).unwrap();
+    let mut c = e.docker_cmd(args);
+    c.env("DOCKER_CONFIG", &config)
+        .env_remove("DOCKER_BUILDKIT");
+    c
+}
+
+fn run(e: &Engine, args: &[&str], dir: &Path) -> Output {
+    let mut c = docker_with_plugins(e, args);
+    c.current_dir(dir);
+    run_bounded(c, Duration::from_secs(180))
+}
+
+fn ok(e: &Engine, args: &[&str], dir: &Path) -> String {
+    let out = run(e, args, dir);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed ({}):\n{text}\n{}",
+        out.status,
+        e.log_tail()
+    );
+    text
+}
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (p, content) in files {
+        let path = dir.join(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+}
+
+/// Nothing of BuildKit's own container driver was made: no container, no `moby/buildkit`.
+fn assert_no_buildkit_container(e: &Engine) {
+    let containers = e.docker_ok(&["ps", "-a", "--format", "{{.Names}} {{.Image}}"]);
+    assert!(
+        !containers.contains("buildkit"),
+        "a BuildKit container was created: {containers}"
+    );
+    let images = e.docker_ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(
+        !images.contains("moby/buildkit"),
+        "moby/buildkit was pulled: {images}"
+    );
+}
+
+const MULTI_STAGE: &str = "FROM busybox AS base\n\
+RUN echo built > /built.txt\n\
+FROM busybox\n\
+COPY --from=base /built.txt /built.txt\n\
+COPY hello.txt /hello.txt\n\
+CMD [\"cat\", \"/built.txt\", \"/hello.txt\"]\n";
+
+#[test]
+fn buildx_builds_a_multi_stage_dockerfile_into_the_store() {
+    let e = Engine::start();
+    let dir = e.scratch().join("ctx");
+    write(
+        &dir,
+        &[
+            ("Dockerfile", MULTI_STAGE),
+            ("hello.txt", "hello from the context\n"),
+            ("secret.key", "not for the image\n"),
+            (".dockerignore", "*.key\n"),
+        ],
+    );
+    let meta = e.scratch().join("meta.json");
+    let iid = e.scratch().join("iid");
+    let out = ok(
+        &e,
+        &[
+            "buildx",
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "bk-multi",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "--metadata-file",
+            meta.to_str().unwrap(),
+            ".",
+        ],
+        &dir,
+    );
+    // buildx printed the vertexes our Status stream sent.
+    assert!(out.contains("using docker driver"), "{out}");
+    assert!(out.contains("RUN echo built > /built.txt"), "{out}");
+    assert!(out.contains("exporting to image"), "{out}");
+    assert!(out.contains("naming to bk-multi"), "{out}");
+    let run = e.docker_ok(&["run", "--rm", "bk-multi"]);
+    assert_eq!(run, "built\nhello from the context\n");
+    let id = e.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "bk-multi"]);
+    assert_eq!(fs::read_to_string(&iid).unwrap().trim(), id.trim());
+    let meta: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(meta["containerimage.digest"], id.trim(), "{meta}");
+    // .dockerignore is applied on the client's side of the file sync.
+    let ls = e.docker_ok(&["run", "--rm", "bk-multi", "ls", "/"]);
+    assert!(!ls.contains("secret.key"), "{ls}");
+    assert_no_buildkit_container(&e);
+
+    // The same build again comes from the step cache.
+    let again = ok(
+        &e,
+        &[
+            "buildx",
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "bk-multi",
+            ".",
+        ],
+        &dir,
+    );
+    assert!(again.contains("CACHED"), "{again}");
+}
+
+#[test]
+fn docker_build_with_buildx_installed_goes_through_buildkit() {
+    let e = Engine::start();
+    let dir = e.scratch().join("ctx");
+    write(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nARG GREETING=hi\nRUN echo \"$GREETING\" > /g\nCMD [\"cat\", \"/g\"]\n",
+        )],
+    );
+    let out = ok(
+        &e,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--build-arg",
+            "GREETING=from-buildkit",
+            "-t",
+            "bk-plain",
+            ".",
+        ],
+        &dir,
+    );
+    assert!(
+        out.contains("exporting to image"),
+        "not a BuildKit build: {out}"
+    );
+    assert_eq!(e.docker_ok(&["run", "--rm", "bk-plain"]), "from-buildkit\n");
+
+    // A failing RUN fails the build with the command's exit code.
+    write(&dir, &[("Dockerfile", "FROM busybox\nRUN exit 3\n")]);
+    let out = run(
+        &e,
+        &["build", "--progress", "plain", "-t", "bk-fail", "."],
+        &dir,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("exit 3") && err.contains('3'), "{err}");
+    assert_no_buildkit_container(&e);
+}
+
+#[test]
+fn compose_v2_builds_two_services() {
+    let e = Engine::start();
+    let dir = e.scratch().join("proj");
+    write(
+        &dir,
+        &[
+            (
+                "compose.yaml",
+                "services:\n  a:\n    build: ./a\n    image: bkproj-a\n  b:\n    build:\n      context: ./b\n    image: bkproj-b\n",
+            ),
+            ("a/Dockerfile", "FROM busybox\nRUN echo service-a > /a\nCMD [\"cat\", \"/a\"]\n"),
+            ("b/Dockerfile", "FROM busybox\nCOPY f /f\nCMD [\"cat\", \"/f\"]\n"),
+            ("b/f", "service-b\n"),
+        ],
+    );
+    let out = ok(&e, &["compose", "--progress", "plain", "build"], &dir);
+    assert!(out.contains("exporting to image"), "{out}");
+    assert_eq!(e.docker_ok(&["run", "--rm", "bkproj-a"]), "service-a\n");
+    assert_eq!(e.docker_ok(&["run", "--rm", "bkproj-b"]), "service-b\n");
+    assert_no_buildkit_container(&e);
+}
