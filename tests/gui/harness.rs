@@ -195,9 +195,15 @@ impl Gui {
             }
         };
         let home = gui.dir.path().join("home");
-        for d in ["config", "data", "cache", "berth"] {
+        for d in ["config", "data", "cache", "berth", "downloads"] {
             std::fs::create_dir_all(home.join(d)).expect("app dirs");
         }
+        // Where the app saves downloads (the desktop's own setting, read through XDG).
+        let user_dirs = format!(
+            "XDG_DOWNLOAD_DIR=\"{}\"\n",
+            home.join("downloads").display()
+        );
+        std::fs::write(home.join("config/user-dirs.dirs"), user_dirs).expect("user-dirs.dirs");
         let docker_host = if opts.late_socket {
             format!("unix://{}", gui.late_socket().display())
         } else {
@@ -273,6 +279,11 @@ impl Gui {
     /// The private home of the app under test: `berth/` (BERTH_HOME), `config/`, `data/`, `cache/`.
     pub(crate) fn home(&self) -> PathBuf {
         self.dir.path().join("home")
+    }
+
+    /// The app's Downloads folder (saved logs and files land here).
+    pub(crate) fn downloads(&self) -> PathBuf {
+        self.home().join("downloads")
     }
 
     fn driver_log(&self) -> PathBuf {

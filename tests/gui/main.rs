@@ -10,6 +10,7 @@
 mod app;
 mod containers;
 mod detail;
+mod detail_tabs;
 mod disk;
 mod engine;
 mod harness;

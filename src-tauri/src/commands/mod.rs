@@ -6,7 +6,9 @@ pub mod containers;
 pub mod detail;
 pub mod disk;
 pub mod exec;
+pub mod files;
 pub mod images;
+pub mod logs;
 pub mod networks;
 pub mod run_line;
 pub mod settings;
@@ -32,6 +34,11 @@ macro_rules! all_commands {
             $crate::commands::containers::containers_stats,
             $crate::commands::detail::containers_inspect,
             $crate::commands::exec::containers_exec,
+            $crate::commands::files::containers_files_list,
+            $crate::commands::files::containers_files_read,
+            $crate::commands::files::containers_files_save,
+            $crate::commands::files::containers_files_upload,
+            $crate::commands::logs::containers_logs_save,
             $crate::commands::exec::containers_exec_input,
             $crate::commands::exec::containers_exec_resize,
             $crate::commands::images::images_list,
