@@ -33,6 +33,10 @@ pub const TRAY_ID: &str = "berth";
 pub struct Tray {
     input: Mutex<TrayInput>,
     shown: Mutex<Option<TrayModel>>,
+    /// Serialises [`render`]. It is held while Tauri builds and sets the menu, which waits for
+    /// the main thread, so it is never taken there (sync commands such as `tray_menu` run on
+    /// the main thread; holding `shown` across those calls deadlocked them).
+    rendering: Mutex<()>,
     /// Woken when the running containers may have changed.
     containers: Notify,
 }
@@ -122,14 +126,15 @@ fn menu<R: Runtime>(app: &AppHandle<R>, entries: &[Entry]) -> tauri::Result<Menu
     Menu::with_items(app, &refs)
 }
 
-/// Shows the model for the current inputs when it differs from what is shown.
+/// Shows the model for the current inputs when it differs from what is shown. Called from
+/// async tasks only (never the main thread: see [`Tray::rendering`]).
 fn render<R: Runtime>(app: &AppHandle<R>) {
     let Some(tray) = app.try_state::<Tray>() else {
         return;
     };
+    let _one = tray.rendering.lock().unwrap_or_else(|p| p.into_inner());
     let m = tray.model();
-    let mut shown = tray.shown.lock().unwrap_or_else(|p| p.into_inner());
-    if shown.as_ref() == Some(&m) {
+    if tray.shown().as_ref() == Some(&m) {
         return;
     }
     let Some(icon_handle) = app.tray_by_id(TRAY_ID) else {
@@ -142,7 +147,7 @@ fn render<R: Runtime>(app: &AppHandle<R>) {
     match result {
         Ok(()) => {
             tracing::debug!(icon = ?m.icon, status = %m.tooltip, "tray updated");
-            *shown = Some(m);
+            *tray.shown.lock().unwrap_or_else(|p| p.into_inner()) = Some(m);
         }
         Err(e) => tracing::warn!(error = %e, "tray update failed"),
     }
