@@ -6,13 +6,13 @@ import { call } from "../api.js";
 import { $, h, bytes, notice, showError } from "../dom.js";
 import { confirmAction } from "../dialog.js";
 
+// `kind` is also the key of its numbers in `disk_usage`'s `engine` (berth_host's EngineUsage).
 const KINDS = [
   { kind: "images", label: "Images", what: "every image no container uses", cli: "docker image prune -a" },
   { kind: "containers", label: "Containers", what: "every stopped container", cli: "docker container prune" },
   { kind: "volumes", label: "Volumes", what: "every volume no container uses, named ones too", cli: "docker volume prune -a" },
   { kind: "build_cache", label: "Build cache", what: "all build cache", cli: "docker builder prune -a" },
 ];
-const KEY = { images: "images", containers: "containers", volumes: "volumes", build_cache: "buildCache" };
 
 let last = null; // the last disk_usage answer
 const results = new Map(); // kind -> the last prune's result line
@@ -37,9 +37,9 @@ function engineSection() {
     return;
   }
   const u = last.engine;
-  const total = KINDS.reduce((n, k) => n + u[KEY[k.kind]].bytes, 0);
+  const total = KINDS.reduce((n, k) => n + u[k.kind].bytes, 0);
   const rows = KINDS.map((k) => {
-    const c = u[KEY[k.kind]];
+    const c = u[k.kind];
     return h("tr", { testid: "disk-row", dataset: { kind: k.kind, bytes: c.bytes, reclaimable: c.reclaimable } },
       h("th", { scope: "row" }, h("span", { class: `swatch ${k.kind}` }), k.label),
       h("td", { testid: "disk-count" }, String(c.count)),
@@ -52,8 +52,8 @@ function engineSection() {
     );
   });
   box.replaceChildren(
-    bar(KINDS.map((k) => ({ bytes: u[KEY[k.kind]].bytes, cls: k.kind, label: k.label })), total, "disk-total-bar"),
-    h("p", { class: "muted", testid: "disk-total" }, `${bytes(total)} in the engine, ${bytes(KINDS.reduce((n, k) => n + u[KEY[k.kind]].reclaimable, 0))} reclaimable`),
+    bar(KINDS.map((k) => ({ bytes: u[k.kind].bytes, cls: k.kind, label: k.label })), total, "disk-total-bar"),
+    h("p", { class: "muted", testid: "disk-total" }, `${bytes(total)} in the engine, ${bytes(KINDS.reduce((n, k) => n + u[k.kind].reclaimable, 0))} reclaimable`),
     h("table", { class: "list" },
       h("thead", {}, h("tr", {}, h("th", {}, "Kind"), h("th", {}, "Count"), h("th", {}, "Size"), h("th", {}, "Reclaimable"), h("th", {}))),
       h("tbody", {}, rows)),
