@@ -417,9 +417,36 @@ impl Gui {
 
     /// The attribute `attr` of the element matching `css` (`None` when absent).
     pub(crate) async fn attr(&self, css: &str, attr: &str) -> Option<String> {
-        let el = self.find(css).await;
-        self.bounded(&format!("{css} [{attr}]"), el.attr(attr))
-            .await
+        self.read(css, Some(attr)).await
+    }
+
+    /// Reads attribute `attr` (or the text, with `None`) of the element matching `css`, waiting
+    /// for it. A view re-rendered between finding and reading (the element went stale: an
+    /// event-driven reload replaced it) is looked up again, within [`WAIT`].
+    async fn read(&self, css: &str, attr: Option<&str>) -> Option<String> {
+        let what = match attr {
+            Some(a) => format!("{css} [{a}]"),
+            None => format!("text of {css}"),
+        };
+        let end = Instant::now() + WAIT;
+        loop {
+            let el = self.find(css).await;
+            let read = async {
+                match attr {
+                    Some(a) => el.attr(a).await,
+                    None => el.text().await.map(Some),
+                }
+            };
+            match tokio::time::timeout(WAIT, read).await {
+                Ok(Ok(v)) => return v,
+                Ok(Err(e)) if Instant::now() < end => {
+                    note(&format!("reading {what} again: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(Err(e)) => panic!("{what}: {e}\n{}", self.logs()),
+                Err(_) => panic!("{what}: no answer within {WAIT:?}\n{}", self.logs()),
+            }
+        }
     }
 
     /// The lines held by the exec terminal's buffer (xterm.js `buffer.active`: what the session
@@ -525,8 +552,7 @@ impl Gui {
 
     /// The text of the element matching `css`.
     pub(crate) async fn text(&self, css: &str) -> String {
-        let el = self.find(css).await;
-        self.bounded(&format!("text of {css}"), el.text()).await
+        self.read(css, None).await.unwrap_or_default()
     }
 
     /// Opens a view from the navigation bar.
