@@ -617,6 +617,30 @@ impl Gui {
         }
     }
 
+    /// CPU time (user + system, in clock ticks) used so far by each process of the app under
+    /// test: `berth-app` and WebKit's web process, by name (`comm`) among the driver's
+    /// descendants.
+    pub(crate) fn app_cpu_ticks(&self) -> Vec<(String, u64)> {
+        let Some(d) = self.driver.as_ref() else {
+            return vec![];
+        };
+        descendants(d.id())
+            .into_iter()
+            .filter_map(|p| {
+                let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+                let (head, rest) = stat.rsplit_once(')')?;
+                let comm = head.split_once('(')?.1.to_string();
+                if comm != "berth-app" && !comm.starts_with("WebKitWebProces") {
+                    return None;
+                }
+                // After ')': state ppid … utime is field 14 of the line, 12th after ')'.
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+                Some((comm, ticks))
+            })
+            .collect()
+    }
+
     /// Ends the session (the app quits), then stops everything. Call at the end of a test;
     /// `Drop` does the same without the orderly session end.
     pub(crate) async fn finish(mut self) {

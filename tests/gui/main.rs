@@ -14,6 +14,7 @@ mod detail_tabs;
 mod disk;
 mod engine;
 mod harness;
+mod idle;
 mod images;
 mod polish;
 mod resources;
