@@ -2,7 +2,8 @@
 //!
 //! The watcher keeps one `/events` subscription open on the current engine and re-emits each
 //! event to the UI ([`ENGINE_EVENT`]), which reloads the affected list: push, not polling. It
-//! also reports the engine state ([`ENGINE_STATUS`]) to the UI and the tray. When the engine is
+//! also reports the engine state ([`ENGINE_STATUS`]) to the UI and the tray, and tells the tray
+//! when containers change. When the engine is
 //! down it retries every [`RETRY`] (the bounded fallback); a settings change or `berth start`
 //! wakes it at once.
 
@@ -20,16 +21,6 @@ use crate::state::AppState;
 pub const ENGINE_STATUS: &str = "engine://status";
 /// Tauri event: a Docker event (payload [`EngineEvent`]).
 pub const ENGINE_EVENT: &str = "engine://event";
-
-/// Tray icon and menu item ids.
-pub mod tray_ids {
-    pub const TRAY: &str = "berth";
-    pub const SHOW_HIDE: &str = "show_hide";
-    pub const STATUS: &str = "engine_status";
-    pub const VM_START: &str = "vm_start";
-    pub const VM_STOP: &str = "vm_stop";
-    pub const QUIT: &str = "quit";
-}
 
 /// How long the watcher waits before probing a down engine again.
 pub const RETRY: Duration = Duration::from_secs(2);
@@ -60,6 +51,22 @@ impl From<bollard::models::EventMessage> for EngineEvent {
     }
 }
 
+impl EngineEvent {
+    /// Whether the set of running containers may have changed (not an exec, attach, resize…).
+    pub fn changes_containers(&self) -> bool {
+        const QUIET: [&str; 7] = [
+            "exec_",
+            "attach",
+            "resize",
+            "top",
+            "archive-path",
+            "extract-to-dir",
+            "export",
+        ];
+        self.typ == "container" && !QUIET.iter().any(|q| self.action.starts_with(q))
+    }
+}
+
 /// How far back the subscription replays (covers the request's delay and clock skew with a VM).
 pub const REPLAY: Duration = Duration::from_secs(2);
 
@@ -84,7 +91,7 @@ pub fn spawn_watcher(app: AppHandle, cancel: CancellationToken) {
                 tracing::info!(state = status.state, socket = %status.socket.path.display(), "engine");
                 last = Some(status.state);
             }
-            crate::tray::set_status(&app, &status.summary());
+            crate::tray::engine_changed(&app, &status);
             let e = state.engine();
             // Ready means the version call went through, so the client exists.
             let docker = e.docker().ok().filter(|_| ready);
@@ -103,7 +110,11 @@ pub fn spawn_watcher(app: AppHandle, cancel: CancellationToken) {
                         _ = state.reconnect.notified() => break,
                         ev = events.next() => match ev {
                             Some(Ok(m)) => {
-                                let _ = app.emit(ENGINE_EVENT, EngineEvent::from(m));
+                                let ev = EngineEvent::from(m);
+                                if ev.changes_containers() {
+                                    crate::tray::containers_changed(&app);
+                                }
+                                let _ = app.emit(ENGINE_EVENT, ev);
                             }
                             Some(Err(err)) => {
                                 tracing::warn!(error = %e.err(err), "event stream broke");
@@ -134,6 +145,21 @@ mod tests {
         let now = std::time::UNIX_EPOCH + Duration::new(1_700_000_010, 250_000_000);
         assert_eq!(replay_from(now), "1700000008.250000000");
         assert_eq!(replay_from(std::time::UNIX_EPOCH), "0.000000000");
+    }
+
+    #[test]
+    fn exec_and_attach_do_not_change_the_running_set() {
+        let ev = |typ: &str, action: &str| EngineEvent {
+            typ: typ.into(),
+            action: action.into(),
+            id: "x".into(),
+            name: None,
+        };
+        assert!(ev("container", "die").changes_containers());
+        assert!(ev("container", "start").changes_containers());
+        assert!(!ev("container", "exec_start: sh").changes_containers());
+        assert!(!ev("container", "attach").changes_containers());
+        assert!(!ev("image", "pull").changes_containers());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [`streams::Streams`]; Docker events and the engine state are pushed by [`events`]; the tray
 //! lives in [`tray`]. See `docs/dev/gui.md`.
 
+pub mod autostart;
 pub mod commands;
 pub mod engine;
 pub mod error;
@@ -14,7 +15,7 @@ pub mod state;
 pub mod streams;
 pub mod tray;
 
-use tauri::{AppHandle, Manager, RunEvent, Runtime};
+use tauri::{AppHandle, Manager, RunEvent, Runtime, WindowEvent};
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
@@ -26,6 +27,15 @@ struct Shutdown(CancellationToken);
 pub fn run() {
     let app = tauri::Builder::default()
         .invoke_handler(all_commands!())
+        .on_window_event(|window, event| {
+            // Closing the window keeps the app in the tray (Quit is in the tray's menu).
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                api.prevent_close();
+                if let Err(e) = window.hide() {
+                    tracing::warn!(error = %e, "hiding the window");
+                }
+            }
+        })
         .setup(|app| {
             log::init(&app.path().app_log_dir()?);
             let state = AppState::new(
@@ -34,7 +44,14 @@ pub fn run() {
             );
             app.manage(state);
             tray::build(app.handle())?;
+            if std::env::args().any(|a| a == autostart::HIDDEN_ARG) {
+                // Started at login: only the tray until the user opens the dashboard.
+                if let Some(w) = app.get_webview_window("main") {
+                    w.hide()?;
+                }
+            }
             let cancel = CancellationToken::new();
+            tray::spawn_updater(app.handle().clone(), cancel.clone());
             events::spawn_watcher(app.handle().clone(), cancel.clone());
             app.manage(Shutdown(cancel));
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "berth-app started");

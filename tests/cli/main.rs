@@ -5,6 +5,7 @@ mod buildkit;
 mod compose;
 mod containers;
 mod crash;
+mod doctor;
 mod exec;
 mod files;
 mod images;

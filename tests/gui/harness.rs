@@ -195,9 +195,15 @@ impl Gui {
             }
         };
         let home = gui.dir.path().join("home");
-        for d in ["config", "data", "cache", "berth"] {
+        for d in ["config", "data", "cache", "berth", "downloads"] {
             std::fs::create_dir_all(home.join(d)).expect("app dirs");
         }
+        // Where the app saves downloads (the desktop's own setting, read through XDG).
+        let user_dirs = format!(
+            "XDG_DOWNLOAD_DIR=\"{}\"\n",
+            home.join("downloads").display()
+        );
+        std::fs::write(home.join("config/user-dirs.dirs"), user_dirs).expect("user-dirs.dirs");
         let docker_host = if opts.late_socket {
             format!("unix://{}", gui.late_socket().display())
         } else {
@@ -273,6 +279,11 @@ impl Gui {
     /// The private home of the app under test: `berth/` (BERTH_HOME), `config/`, `data/`, `cache/`.
     pub(crate) fn home(&self) -> PathBuf {
         self.dir.path().join("home")
+    }
+
+    /// The app's Downloads folder (saved logs and files land here).
+    pub(crate) fn downloads(&self) -> PathBuf {
+        self.home().join("downloads")
     }
 
     fn driver_log(&self) -> PathBuf {
@@ -406,9 +417,36 @@ impl Gui {
 
     /// The attribute `attr` of the element matching `css` (`None` when absent).
     pub(crate) async fn attr(&self, css: &str, attr: &str) -> Option<String> {
-        let el = self.find(css).await;
-        self.bounded(&format!("{css} [{attr}]"), el.attr(attr))
-            .await
+        self.read(css, Some(attr)).await
+    }
+
+    /// Reads attribute `attr` (or the text, with `None`) of the element matching `css`, waiting
+    /// for it. A view re-rendered between finding and reading (the element went stale: an
+    /// event-driven reload replaced it) is looked up again, within [`WAIT`].
+    async fn read(&self, css: &str, attr: Option<&str>) -> Option<String> {
+        let what = match attr {
+            Some(a) => format!("{css} [{a}]"),
+            None => format!("text of {css}"),
+        };
+        let end = Instant::now() + WAIT;
+        loop {
+            let el = self.find(css).await;
+            let read = async {
+                match attr {
+                    Some(a) => el.attr(a).await,
+                    None => el.text().await.map(Some),
+                }
+            };
+            match tokio::time::timeout(WAIT, read).await {
+                Ok(Ok(v)) => return v,
+                Ok(Err(e)) if Instant::now() < end => {
+                    note(&format!("reading {what} again: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(Err(e)) => panic!("{what}: {e}\n{}", self.logs()),
+                Err(_) => panic!("{what}: no answer within {WAIT:?}\n{}", self.logs()),
+            }
+        }
     }
 
     /// The lines held by the exec terminal's buffer (xterm.js `buffer.active`: what the session
@@ -514,8 +552,7 @@ impl Gui {
 
     /// The text of the element matching `css`.
     pub(crate) async fn text(&self, css: &str) -> String {
-        let el = self.find(css).await;
-        self.bounded(&format!("text of {css}"), el.text()).await
+        self.read(css, None).await.unwrap_or_default()
     }
 
     /// Opens a view from the navigation bar.
@@ -578,6 +615,30 @@ impl Gui {
             Ok(Err(e)) => note(&format!("screenshot {name}: {e}")),
             Err(_) => note(&format!("screenshot {name}: no answer within 10 s")),
         }
+    }
+
+    /// CPU time (user + system, in clock ticks) used so far by each process of the app under
+    /// test: `berth-app` and WebKit's web process, by name (`comm`) among the driver's
+    /// descendants.
+    pub(crate) fn app_cpu_ticks(&self) -> Vec<(String, u64)> {
+        let Some(d) = self.driver.as_ref() else {
+            return vec![];
+        };
+        descendants(d.id())
+            .into_iter()
+            .filter_map(|p| {
+                let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+                let (head, rest) = stat.rsplit_once(')')?;
+                let comm = head.split_once('(')?.1.to_string();
+                if comm != "berth-app" && !comm.starts_with("WebKitWebProces") {
+                    return None;
+                }
+                // After ')': state ppid … utime is field 14 of the line, 12th after ')'.
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+                Some((comm, ticks))
+            })
+            .collect()
     }
 
     /// Ends the session (the app quits), then stops everything. Call at the end of a test;

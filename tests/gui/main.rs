@@ -7,10 +7,16 @@
 //! `BERTH_AGENT_BIN`), `Xvfb`, `dbus-run-session`, `WebKitWebDriver` and `tauri-driver`
 //! (`scripts/install-gui-deps.sh`). A missing one fails the test.
 
+mod app;
 mod containers;
 mod detail;
+mod detail_tabs;
+mod disk;
 mod engine;
 mod harness;
+mod idle;
 mod images;
+mod polish;
 mod resources;
 mod terminal;
+mod tray;

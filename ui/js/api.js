@@ -3,10 +3,13 @@
 
 const tauri = window.__TAURI__;
 
-/** Calls a command; rejects with `{code, message}`. */
-export async function call(cmd, args = {}) {
+/**
+ * Calls a command; rejects with `{code, message}`. `args` may be raw bytes (a Uint8Array, sent
+ * as the request body) with `options.headers` naming the rest.
+ */
+export async function call(cmd, args = {}, options = undefined) {
   try {
-    return await tauri.core.invoke(cmd, args);
+    return await tauri.core.invoke(cmd, args, options);
   } catch (e) {
     if (e && typeof e === "object" && "code" in e) throw e;
     throw { code: "internal", message: String(e) };

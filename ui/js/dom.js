@@ -1,5 +1,7 @@
 // Small DOM helpers shared by the views.
 
+import { hasIds, withNames } from "./names.js";
+
 /** The element with `data-testid=id` (inside `root`). */
 export const $ = (id, root = document) => root.querySelector(`[data-testid="${id}"]`);
 
@@ -58,8 +60,15 @@ export function showError(e) {
   const err = e && typeof e === "object" ? e : { code: "internal", message: String(e) };
   console.error("berth:", err);
   $("error-code").textContent = err.code || "error";
-  $("error-message").textContent = err.message || String(err);
+  const text = err.message || String(err);
+  $("error-message").textContent = text;
   $("error-banner").hidden = false;
+  // Containers by name, not by their 64-character id (once the names are known).
+  if (hasIds(text)) {
+    withNames(text).then((named) => {
+      if ($("error-message").textContent === text) $("error-message").textContent = named;
+    });
+  }
 }
 
 export function clearError() {

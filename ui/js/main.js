@@ -8,14 +8,18 @@ import * as images from "./views/images.js";
 import * as volumes from "./views/volumes.js";
 import * as networks from "./views/networks.js";
 import * as settings from "./views/settings.js";
+import * as disk from "./views/disk.js";
+import { applyEngineState, WITHOUT_ENGINE } from "./engine-state.js";
+import { watchNames } from "./names.js";
+import { watchTimes } from "./time.js";
 
-const views = { containers, images, volumes, networks, settings };
+const views = { containers, images, volumes, networks, settings, disk };
 let engineState = "unknown";
 // Lists need the engine: while it is down they are not loaded (the hint says why), so no
 // error banner per list; Settings (socket, VM) always loads.
 const reload = Object.fromEntries(
   Object.entries(views).map(([name, v]) => [name, debounce(() => {
-    if (engineState === "down" && name !== "settings") return;
+    if (engineState === "down" && !WITHOUT_ENGINE.has(name)) return;
     v.load().catch(showError);
   })]),
 );
@@ -25,9 +29,9 @@ const QUIET = /^(exec_|attach|resize|top|archive-path|extract-to-dir|export)/;
 
 // Which lists an event type touches.
 const AFFECTS = {
-  container: ["containers", "images"],
-  image: ["images"],
-  volume: ["volumes"],
+  container: ["containers", "images", "disk"],
+  image: ["images", "disk"],
+  volume: ["volumes", "disk"],
   network: ["networks"],
 };
 
@@ -41,7 +45,8 @@ function show(name) {
 
 function showStatus(s) {
   engineState = s.state;
-  $("engine-down-hint").hidden = s.state !== "down";
+  applyEngineState(s, Object.keys(views));
+  settings.showEngine(s);
   const el = $("engine-status");
   el.dataset.state = s.state;
   el.textContent = s.state === "ready" ? `Engine ${s.version || ""}`.trim() : "Engine stopped";
@@ -56,7 +61,9 @@ async function start() {
   for (const b of document.querySelectorAll("nav button")) b.addEventListener("click", () => show(b.dataset.view));
   $("error-dismiss").addEventListener("click", clearError);
   await on(EVENTS.status, showStatus);
+  watchTimes();
   await on(EVENTS.event, (ev) => {
+    watchNames(ev);
     if (ev.type === "container" && QUIET.test(ev.action)) return;
     for (const name of AFFECTS[ev.type] || []) reload[name]();
   });

@@ -449,6 +449,35 @@ pub(crate) async fn disk_compact(state: &StateDir) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `berth doctor`: collects the diagnostics bundle and writes it; prints where.
+pub(crate) async fn doctor(
+    state: &StateDir,
+    output: Option<std::path::PathBuf>,
+    docker_host: Option<&str>,
+) -> anyhow::Result<()> {
+    use berth_host::doctor;
+    let endpoint = match docker_host {
+        Some(h) => berth_host::endpoint::Endpoint::parse(h)
+            .with_context(|| format!("{h:?} is not a unix socket or named pipe"))?,
+        None => state.docker_endpoint(),
+    };
+    let bundle = doctor::collect(state, &endpoint, &[]).await;
+    let path = output.unwrap_or_else(|| doctor::file_name(bundle.generated).into());
+    doctor::write(&bundle, &path)?;
+    let api = if bundle.docker.version.get("error").is_some() {
+        "not answering"
+    } else {
+        "answering"
+    };
+    println!(
+        "Wrote {} (Docker API at {}: {api}; {} logs).",
+        path.display(),
+        bundle.docker.endpoint,
+        bundle.logs.len()
+    );
+    Ok(())
+}
+
 pub(crate) async fn logs(state: &StateDir, follow: bool) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
     let path = state.console_log();

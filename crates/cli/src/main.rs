@@ -60,6 +60,16 @@ enum Cmd {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Write a diagnostics bundle (versions, config, status, disk, `docker info`, recent logs)
+    /// to a JSON file, the same as the app's Troubleshoot view saves
+    Doctor {
+        /// The file to write (default: berth-doctor-<unix time>.json in the current directory)
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+        /// The Docker API to ask (default: Berth's own socket)
+        #[arg(long)]
+        docker_host: Option<String>,
+    },
     /// Run the supervisor in the foreground (what `start` spawns)
     #[command(hide = true)]
     Daemon,
@@ -121,6 +131,10 @@ fn main() {
                 cmd: DiskCmd::Usage,
             } => commands::disk_usage(&state).await,
             Cmd::Logs { follow } => commands::logs(&state, follow).await,
+            Cmd::Doctor {
+                output,
+                docker_host,
+            } => commands::doctor(&state, output, docker_host.as_deref()).await,
             Cmd::Daemon => commands::daemon(state.clone()).await,
         }
     });

@@ -88,7 +88,7 @@ pub async fn ensure_data_disk(path: &Path, gib: u32) -> Result<bool> {
 
 /// The qcow2's size as the guest sees it and what it takes on the host (`qemu-img info`,
 /// which reads it even while QEMU holds it: `-U`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ImageSize {
     pub virtual_bytes: u64,
     pub allocated_bytes: u64,

@@ -23,6 +23,7 @@ pub mod control;
 pub mod control_endpoint;
 pub mod daemon_json;
 pub mod disk;
+pub mod doctor;
 pub mod endpoint;
 pub mod error;
 pub mod forward;

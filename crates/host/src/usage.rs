@@ -26,7 +26,7 @@ pub struct DiskUsage {
 }
 
 /// The engine's view, per kind of object.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EngineUsage {
     pub images: Category,
     pub containers: Category,
@@ -35,7 +35,7 @@ pub struct EngineUsage {
 }
 
 /// How many objects of a kind, their bytes, and the bytes no running container needs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Category {
     pub count: usize,
     pub bytes: u64,
@@ -150,10 +150,25 @@ pub async fn read(state: &StateDir, vm_running: bool) -> DiskUsage {
     }
 }
 
+/// The engine's accounting at `e` (`GET /system/df`, summarised as `docker system df` does).
+pub async fn engine_usage(e: &Endpoint) -> Result<EngineUsage> {
+    Ok(summarise(&system_df(e).await?))
+}
+
 /// `GET /system/df` on the Docker API at `e`.
 async fn system_df(e: &Endpoint) -> Result<SystemDf> {
-    let failed = |detail: String| HostError::Command {
+    let body = api_get(e, "/system/df").await?;
+    serde_json::from_slice(&body).map_err(|err| HostError::Command {
         what: "GET /system/df".into(),
+        detail: err.to_string(),
+    })
+}
+
+/// `GET <path>` on the Docker API at `e`: the body of a 2xx reply, else the status and body
+/// as the error.
+pub async fn api_get(e: &Endpoint, path: &str) -> Result<Bytes> {
+    let failed = |detail: String| HostError::Command {
+        what: format!("GET {path}"),
         detail,
     };
     let io = endpoint::connect(e)
@@ -163,7 +178,7 @@ async fn system_df(e: &Endpoint) -> Result<SystemDf> {
         .await
         .map_err(|err| failed(err.to_string()))?;
     let driver = tokio::spawn(conn);
-    let req = hyper::Request::get("/system/df")
+    let req = hyper::Request::get(path)
         .header(hyper::header::HOST, "docker")
         .body(Empty::<Bytes>::new())
         .map_err(|err| failed(err.to_string()))?;
@@ -185,7 +200,7 @@ async fn system_df(e: &Endpoint) -> Result<SystemDf> {
             String::from_utf8_lossy(&body).trim()
         )));
     }
-    serde_json::from_slice(&body).map_err(|err| failed(err.to_string()))
+    Ok(body)
 }
 
 /// The lines `berth disk usage` prints.

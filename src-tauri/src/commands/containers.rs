@@ -4,8 +4,8 @@
 use bollard::container::LogOutput;
 use bollard::models::{ContainerStatsResponse, ContainerSummary, PortSummary};
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RestartContainerOptions, StartContainerOptions, StatsOptionsBuilder, StopContainerOptions,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RestartContainerOptions,
+    StartContainerOptions, StatsOptionsBuilder, StopContainerOptions,
 };
 use futures::StreamExt;
 use serde::Serialize;
@@ -162,23 +162,26 @@ impl OutputDecoder {
     }
 }
 
-/// Follows a container's logs (the last `tail` lines first) until stopped or the container
-/// ends; returns the stream id.
+/// Streams a container's logs (the last `tail` lines, all when `None`, since `since` seconds
+/// since the epoch; then, with `follow` (default), what it writes until stopped or the
+/// container ends); returns the stream id. With `timestamps` each line starts with its time.
 #[tauri::command]
 pub async fn containers_logs(
     state: State<'_, AppState>,
     id: String,
     tail: Option<u32>,
+    since: Option<i64>,
+    follow: Option<bool>,
+    timestamps: Option<bool>,
     channel: Channel<StreamEvent>,
 ) -> Result<StreamId> {
     let e = state.engine();
-    let tail = tail.map_or_else(|| "500".to_string(), |t| t.to_string());
-    let opts = LogsOptionsBuilder::default()
-        .follow(true)
-        .stdout(true)
-        .stderr(true)
-        .tail(&tail)
-        .build();
+    let opts = super::logs::log_options(
+        since,
+        tail,
+        follow.unwrap_or(true),
+        timestamps.unwrap_or(false),
+    );
     let ch = channel.clone();
     Ok(state.streams.spawn(channel, None, async move {
         let mut logs = e.docker()?.logs(&id, Some(opts));
@@ -200,6 +203,39 @@ pub struct StatsSample {
     pub mem_usage: u64,
     pub mem_limit: u64,
     pub mem_percent: f64,
+    /// Bytes received and sent over all networks since the container started.
+    pub net_rx: u64,
+    pub net_tx: u64,
+    /// Bytes read from and written to block devices since the container started.
+    pub blk_read: u64,
+    pub blk_write: u64,
+}
+
+/// Received and sent bytes summed over every network of a sample.
+fn net_totals(s: &ContainerStatsResponse) -> (u64, u64) {
+    s.networks
+        .iter()
+        .flatten()
+        .fold((0, 0), |(rx, tx), (_, n)| {
+            (rx + n.rx_bytes.unwrap_or(0), tx + n.tx_bytes.unwrap_or(0))
+        })
+}
+
+/// Read and written block bytes of a sample (`io_service_bytes_recursive`; the op is
+/// `read`/`write` on cgroup v2, `Read`/`Write` on v1).
+fn blk_totals(s: &ContainerStatsResponse) -> (u64, u64) {
+    let entries = s
+        .blkio_stats
+        .as_ref()
+        .and_then(|b| b.io_service_bytes_recursive.as_ref());
+    entries.into_iter().flatten().fold((0, 0), |(r, w), e| {
+        let v = e.value.unwrap_or(0);
+        match e.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            Some("read") => (r + v, w),
+            Some("write") => (r, w + v),
+            _ => (r, w),
+        }
+    })
 }
 
 impl StatsSample {
@@ -225,7 +261,13 @@ impl StatsSample {
             .unwrap_or(0);
         let mem_usage = usage.saturating_sub(inactive);
         let mem_limit = mem.and_then(|m| m.limit).unwrap_or(0);
+        let (net_rx, net_tx) = net_totals(s);
+        let (blk_read, blk_write) = blk_totals(s);
         Self {
+            net_rx,
+            net_tx,
+            blk_read,
+            blk_write,
             cpu_percent: cpu_percent(cpu, pre_cpu, sys, pre_sys, cpus),
             mem_usage,
             mem_limit,
@@ -277,6 +319,27 @@ mod tests {
         // 1e8 ns of CPU over 1e9 ns of system time on 2 CPUs = 20 %.
         let p = cpu_percent(300_000_000, 200_000_000, 2_000_000_000, 1_000_000_000, 2);
         assert!((p - 20.0).abs() < 1e-9, "{p}");
+    }
+
+    #[test]
+    fn net_and_block_totals_sum_every_entry() {
+        let s: ContainerStatsResponse = serde_json::from_value(serde_json::json!({
+            "networks": {"eth0": {"rx_bytes": 10, "tx_bytes": 3}, "eth1": {"rx_bytes": 5, "tx_bytes": 1}},
+            "blkio_stats": {"io_service_bytes_recursive": [
+                {"major": 8, "minor": 0, "op": "read", "value": 100},
+                {"major": 8, "minor": 0, "op": "write", "value": 7},
+                {"major": 8, "minor": 16, "op": "Write", "value": 1},
+                {"major": 8, "minor": 16, "op": "discard", "value": 50}
+            ]}
+        }))
+        .unwrap();
+        let x = StatsSample::from_response(&s);
+        assert_eq!(
+            (x.net_rx, x.net_tx, x.blk_read, x.blk_write),
+            (15, 4, 100, 8)
+        );
+        let none = StatsSample::from_response(&ContainerStatsResponse::default());
+        assert_eq!((none.net_rx, none.blk_write), (0, 0));
     }
 
     #[test]

@@ -4,12 +4,16 @@
 pub mod compose;
 pub mod containers;
 pub mod detail;
+pub mod disk;
 pub mod exec;
+pub mod files;
 pub mod images;
+pub mod logs;
 pub mod networks;
 pub mod run_line;
 pub mod settings;
 pub mod system;
+pub mod tray;
 pub mod vm;
 pub mod volumes;
 
@@ -30,6 +34,11 @@ macro_rules! all_commands {
             $crate::commands::containers::containers_stats,
             $crate::commands::detail::containers_inspect,
             $crate::commands::exec::containers_exec,
+            $crate::commands::files::containers_files_list,
+            $crate::commands::files::containers_files_read,
+            $crate::commands::files::containers_files_save,
+            $crate::commands::files::containers_files_upload,
+            $crate::commands::logs::containers_logs_save,
             $crate::commands::exec::containers_exec_input,
             $crate::commands::exec::containers_exec_resize,
             $crate::commands::images::images_list,
@@ -51,6 +60,11 @@ macro_rules! all_commands {
             $crate::commands::vm::vm_stop,
             $crate::commands::settings::settings_get,
             $crate::commands::settings::settings_save,
+            $crate::commands::disk::disk_usage,
+            $crate::commands::disk::disk_prune,
+            $crate::commands::disk::disk_compact,
+            $crate::commands::tray::tray_menu,
+            $crate::commands::tray::tray_activate,
         ]
     };
 }

@@ -27,6 +27,9 @@ pub struct SettingsView {
     pub vm: VmResources,
     pub settings_file: String,
     pub vm_config_file: String,
+    /// Whether the app starts at login, and where that entry is.
+    pub start_at_login: bool,
+    pub login_item: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +37,9 @@ pub struct SettingsView {
 pub struct SettingsUpdate {
     pub docker_host: String,
     pub vm: VmResources,
+    /// Turns the login entry on or off (left alone when absent).
+    #[serde(default)]
+    pub start_at_login: Option<bool>,
 }
 
 /// Bounds the form accepts (the VM needs some memory to boot; disks only grow).
@@ -65,7 +71,10 @@ fn load_config(berth: &berth_host::StateDir) -> Result<berth_host::Config> {
 
 fn view(state: &AppState) -> Result<SettingsView> {
     let c = load_config(&state.berth)?;
+    let login = crate::autostart::login_item()?;
     Ok(SettingsView {
+        start_at_login: login.enabled(),
+        login_item: login.location(),
         docker_host: state.settings().docker_host.unwrap_or_default(),
         socket: state.engine().socket().clone(),
         vm: VmResources {
@@ -100,6 +109,9 @@ pub fn settings_save(state: State<'_, AppState>, update: SettingsUpdate) -> Resu
     c.memory_mib = update.vm.memory_mib;
     c.disk_gib = update.vm.disk_gib;
     c.save(&state.berth)?;
+    if let Some(on) = update.start_at_login {
+        crate::autostart::login_item()?.set(on)?;
+    }
     state.set_settings(AppSettings {
         docker_host: (!host.is_empty()).then(|| host.to_string()),
     })?;

@@ -64,7 +64,11 @@ pub fn berth_cli() -> PathBuf {
 }
 
 /// Runs `berth <args> --home <state>` and fails with what it printed when it fails.
-async fn run_cli(berth: &berth_host::StateDir, args: &[&str], timeout: Duration) -> Result<()> {
+pub(crate) async fn run_cli(
+    berth: &berth_host::StateDir,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<()> {
     let what = format!("berth {}", args.join(" "));
     let cli = berth_cli();
     let mut cmd = tokio::process::Command::new(&cli);

@@ -1,11 +1,14 @@
-// The container detail panel: overview and inspect (./container-overview.js), logs (follow),
-// a terminal (xterm.js over a TTY exec, see ../terminal.js) and live stats. Each open stream is stopped when its tab closes or another
+// The container detail panel: overview and inspect (./container-overview.js), logs
+// (./container-logs.js), files (./container-files.js), a terminal (xterm.js over a TTY exec,
+// see ../terminal.js) and live stats. Each open stream is stopped when its tab closes or another
 // container is opened.
 
-import { call, stream } from "../api.js";
-import { $, appendConsole, bytes, showError } from "../dom.js";
+import { $, showError } from "../dom.js";
 import { ExecTerminal, loadXterm } from "../terminal.js";
 import { showInspect, showOverview } from "./container-overview.js";
+import { initLogs, openLogs } from "./container-logs.js";
+import { initFiles, openFiles } from "./container-files.js";
+import { openStats } from "./container-stats.js";
 
 let current = null; // { id, name, state, tab, handle, term }
 
@@ -71,23 +74,13 @@ async function showTab(tab) {
     } else if (tab === "inspect") {
       await showInspect(me.id, isCurrent);
     } else if (tab === "logs") {
-      const out = $("logs-output");
-      out.textContent = "";
-      me.handle = await stream("containers_logs", { id: me.id, tail: 500 }, (m) => {
-        if (m.kind === "output") appendConsole(out, m.text);
-        else if (m.kind === "end" && m.error) showError(m.error);
-      });
+      me.handle = await openLogs(me.id);
+    } else if (tab === "files") {
+      await openFiles(me.id);
     } else if (tab === "exec") {
       await openTerminal(me);
     } else if (tab === "stats") {
-      $("stats-cpu").textContent = "–";
-      $("stats-mem").textContent = "–";
-      me.handle = await stream("containers_stats", { id: me.id }, (m) => {
-        if (m.kind === "stats") {
-          $("stats-cpu").textContent = `${m.cpuPercent.toFixed(2)} %`;
-          $("stats-mem").textContent = `${bytes(m.memUsage)} / ${bytes(m.memLimit)} (${m.memPercent.toFixed(1)} %)`;
-        } else if (m.kind === "end" && m.error) showError(m.error);
-      });
+      me.handle = await openStats(me.id);
     }
   } catch (e) {
     showError(e);
@@ -134,6 +127,8 @@ export function initDetail() {
     b.addEventListener("click", () => showTab(b.dataset.tab));
   }
   $("detail-close").addEventListener("click", closeDetail);
+  initLogs(() => current?.id, () => current?.tab === "logs" && showTab("logs"));
+  initFiles();
   $("exec-shell").addEventListener("change", () => {
     const custom = $("exec-shell").value === "custom";
     $("exec-command").hidden = !custom;

@@ -6,6 +6,7 @@
 import { call } from "../api.js";
 import { $, h, actionButton, renderRows, showError, clearError } from "../dom.js";
 import { confirmAction } from "../dialog.js";
+import { liveStatus } from "../time.js";
 import { closeDetail, follow, initDetail, openDetail } from "./container-detail.js";
 
 export { closeDetail };
@@ -146,7 +147,7 @@ function row(c) {
       c.project ? h("div", { class: "muted", testid: "container-project", title: "compose project · service" },
         `${c.project} · ${c.service}`) : null),
     h("td", { testid: "container-image" }, c.image),
-    h("td", { testid: "container-state", class: `state-${c.state}`, title: c.status },
+    h("td", { testid: "container-state", class: `state-${c.state}`, ...liveStatus(c.status) },
       c.pending ? h("span", { class: "pending" }, c.pending) : c.state),
     h("td", { testid: "container-ports", class: "mono" }, c.ports.join(", ")),
     h("td", { class: "actions" },

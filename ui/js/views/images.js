@@ -59,8 +59,11 @@ export function init() {
     const status = $("pull-status");
     status.textContent = `Pulling ${reference}…`;
     status.dataset.state = "pulling";
+    // Shown with the first progress line: a pull that fails before any leaves no empty strip.
     $("pull-progress").textContent = "";
+    $("pull-progress").hidden = true;
     let n = 0;
+    const failed = (e) => { status.textContent = "Pull failed"; status.dataset.state = "failed"; throw e; };
     pulling = await stream("images_pull", { reference }, (m) => {
       if (m.kind === "progress") {
         const key = m.id ? `layer:${m.id}` : `line:${n++}`;
@@ -73,6 +76,8 @@ export function init() {
         if (m.error) {
           status.textContent = `Pull failed`;
           status.dataset.state = "failed";
+          // Only status lines, no layer: nothing worth a strip.
+          if (!order.some((k) => k.startsWith("layer:"))) $("pull-progress").hidden = true;
           showError(m.error);
         } else {
           status.textContent = `Pulled ${reference}`;
@@ -80,7 +85,7 @@ export function init() {
           load().catch(showError);
         }
       }
-    });
+    }).catch(failed);
   });
 
   onSubmit($("run-form"), async () => {

@@ -2,14 +2,11 @@
 // plus VM start/stop through the `berth` CLI.
 
 import { call } from "../api.js";
-import { $, actionButton, notice, onSubmit } from "../dom.js";
+import { $, notice, onSubmit, showError } from "../dom.js";
+import { SOURCES } from "../engine-state.js";
 
-const SOURCES = {
-  berth_docker_host: "BERTH_DOCKER_HOST",
-  settings: "these settings",
-  docker_host: "DOCKER_HOST",
-  berth_vm: "Berth VM",
-};
+let engine = null; // the last engine status
+let vm = null; // the last VM status
 
 // Set once the user edits the form: a reload (navigation, engine reconnect) then leaves the
 // inputs alone until the form is saved.
@@ -23,15 +20,48 @@ function fill(s, { force = false } = {}) {
     $("settings-cpus").value = s.vm.cpus;
     $("settings-memory").value = s.vm.memoryMib;
     $("settings-disk").value = s.vm.diskGib;
+    $("settings-login").checked = s.startAtLogin;
     dirty = false;
   }
   $("settings-vm-file").textContent = s.vmConfigFile;
+  $("settings-login-item").textContent = s.loginItem;
   $("settings-file").textContent = `App settings: ${s.settingsFile}`;
 }
 
 function showVm(v) {
+  vm = v;
   $("vm-state").textContent = v.state;
   $("vm-message").textContent = v.message || "";
+  $("vm-start").disabled = !["stopped", "failed"].includes(v.state);
+  $("vm-stop").disabled = ["stopped", "failed"].includes(v.state);
+  explain();
+}
+
+/** The engine's state as the status bar has it (called on every change). */
+export function showEngine(s) {
+  engine = s;
+  const el = $("settings-engine-state");
+  el.dataset.state = s.state;
+  el.textContent = s.state === "ready" ? `running${s.version ? ` (${s.version})` : ""}` : "not answering";
+  explain();
+}
+
+/** Says how the VM and the engine relate, so "VM stopped" never sits unexplained beside a running engine. */
+function explain() {
+  const note = $("vm-note");
+  if (!engine || !vm) return;
+  const ready = engine.state === "ready";
+  const where = `${engine.socket.path} (${SOURCES[engine.socket.source] || engine.socket.source})`;
+  let text = "";
+  if (engine.socket.source !== "berth_vm") {
+    text = `Not in use: the app talks to the engine at ${where}, not to Berth's VM.`;
+  } else if (ready && vm.state !== "running") {
+    text = `An engine answers at ${where}, but this Berth home has no VM ${vm.state === "stopped" ? "running" : vm.state}.`;
+  } else if (!ready && vm.state === "running") {
+    text = "The VM runs but its engine does not answer yet.";
+  }
+  note.textContent = text;
+  note.hidden = !text;
 }
 
 export async function load() {
@@ -49,17 +79,17 @@ export function init() {
         memoryMib: Number($("settings-memory").value),
         diskGib: Number($("settings-disk").value),
       },
+      startAtLogin: $("settings-login").checked,
     };
     fill(await call("settings_save", { update }), { force: true });
     notice("Settings saved");
   });
   const wire = (testid, cmd, busy) => {
-    const old = $(testid);
-    const b = actionButton(old.textContent, testid, async () => {
+    $(testid).addEventListener("click", async () => {
+      for (const b of ["vm-start", "vm-stop"]) $(b).disabled = true;
       $("vm-state").textContent = busy;
-      try { showVm(await call(cmd)); } catch (e) { showVm(await call("vm_status")); throw e; }
+      try { showVm(await call(cmd)); } catch (e) { showError(e); showVm(await call("vm_status")); }
     });
-    old.replaceWith(b);
   };
   wire("vm-start", "vm_start", "starting…");
   wire("vm-stop", "vm_stop", "stopping…");
