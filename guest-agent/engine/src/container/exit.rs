@@ -33,20 +33,30 @@ pub(super) fn restart_delay(restart_count: i64) -> Duration {
     Duration::from_millis(100 << n).min(Duration::from_secs(60))
 }
 
-/// Records the exit in the state; returns the attachment to release.
-fn mark_exited(
-    st: &mut Stored,
-    code: i32,
-    finished_at: String,
-) -> Option<crate::network::Attachment> {
+/// What an exit leaves to do: the attachment to release, and whether the restart policy
+/// restarts the container.
+struct ExitOutcome {
+    attachment: Option<crate::network::Attachment>,
+    restart: bool,
+}
+
+/// Records the exit in the state. A container the policy restarts is `restarting` from this
+/// very update on (as in dockerd), so a plain `docker rm` between its exit and its restart
+/// is refused instead of racing the restart.
+fn mark_exited(st: &mut Stored, code: i32, finished_at: String) -> ExitOutcome {
+    let restart = should_restart(&st.host.restart_policy, code, st);
     let s = &mut st.state.state;
-    s.status = "exited".into();
+    s.status = if restart { "restarting" } else { "exited" }.into();
+    s.restarting = restart;
     s.running = false;
     s.paused = false;
     s.pid = 0;
     s.exit_code = i64::from(code);
     s.finished_at = finished_at;
-    st.attachment.take()
+    ExitOutcome {
+        attachment: st.attachment.take(),
+        restart,
+    }
 }
 
 /// Leaves the `restarting` state (the restart did not happen) for `exited`.
@@ -128,13 +138,16 @@ impl Svc {
     pub(super) async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, code: Option<i32>) {
         let paths = self.paths(&c.id);
         let (code, finished) = Self::exit_status(&paths, &c.id, code).await;
-        let att = c
+        let outcome = c
             .update(&paths, |st| mark_exited(st, code, finished))
             .unwrap_or_else(|e| {
                 tracing::error!(id = %c.id, error = %e, "failed to record exit");
-                None
+                ExitOutcome {
+                    attachment: None,
+                    restart: false,
+                }
             });
-        if let Some(att) = att {
+        if let Some(att) = outcome.attachment {
             // Off the exit path: the next start of this container awaits it.
             let svc = self.clone();
             let id = c.id.clone();
@@ -152,10 +165,9 @@ impl Svc {
             st.exits += 1;
             st.exit_code = i64::from(code);
         });
-        let s = c.snapshot();
-        if should_restart(&s.host.restart_policy, code, &s) {
+        if outcome.restart {
             self.schedule_restart(c.clone(), paths);
-        } else if s.host.auto_remove {
+        } else if c.snapshot().host.auto_remove {
             self.spawn_auto_remove(c);
         }
     }
@@ -173,8 +185,8 @@ impl Svc {
         });
     }
 
-    /// The restart policy's restart: `restarting` for the delay, then a start, unless the
-    /// user stopped, started or removed the container meanwhile.
+    /// The restart policy's restart (the container is already `restarting`): the delay, then
+    /// a start, unless the user stopped, started or removed the container meanwhile.
     fn schedule_restart(self: &Arc<Self>, c: Arc<Container>, paths: Paths) {
         let svc = self.clone();
         let token = c.tasks.clone();
@@ -185,10 +197,6 @@ impl Svc {
                     tracing::warn!(id = %c.id, error = %e, "cannot record the restart state");
                 }
             };
-            log(c.update(&paths, |st| {
-                st.state.state.restarting = true;
-                st.state.state.status = "restarting".into();
-            }));
             tokio::time::sleep(delay).await;
             let _op = c.op.lock().await;
             let s = c.snapshot();
@@ -256,6 +264,23 @@ mod tests {
         }
     }
 
+    /// The exit that the policy restarts leaves the container `restarting` at once (so a
+    /// plain `docker rm` is refused from then on); any other exit leaves it `exited`.
+    #[test]
+    fn exit_marks_restarting_when_the_policy_restarts() {
+        for (policy, want) in [("always", true), ("no", false)] {
+            let (p, mut s) = stored(policy, 0, 0, false);
+            s.host.restart_policy = p;
+            s.state.state.running = true;
+            let out = mark_exited(&mut s, 1, "2026-12-05T00:00:00Z".into());
+            assert_eq!(out.restart, want, "--restart {policy}");
+            assert_eq!(s.state.state.restarting, want, "--restart {policy}");
+            assert!(!s.state.state.running);
+            let status = if want { "restarting" } else { "exited" };
+            assert_eq!(s.state.state.status, status, "--restart {policy}");
+        }
+    }
+
     #[test]
     fn restart_delay_doubles_to_a_bound() {
         assert_eq!(restart_delay(0), Duration::from_millis(100));
@@ -272,7 +297,7 @@ mod tests {
         s.state.state.pid = 42;
         s.attachment = Some(Default::default());
         let att = mark_exited(&mut s, 3, "2026-01-01T00:00:00Z".into());
-        assert!(att.is_some() && s.attachment.is_none());
+        assert!(att.attachment.is_some() && s.attachment.is_none());
         let st = &s.state.state;
         assert_eq!(
             (st.running, st.pid, st.exit_code, st.status.as_str()),

@@ -16,6 +16,12 @@ impl Svc {
             return Err(EngineError::not_found(format!("No such container: {key}")));
         }
         let s = c.snapshot();
+        if s.state.state.restarting && !force {
+            return Err(EngineError::conflict(format!(
+                "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                c.id
+            )));
+        }
         if s.state.state.running {
             if !force {
                 let what = if s.state.state.paused {
