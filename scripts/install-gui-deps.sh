@@ -4,7 +4,7 @@
 #   - Debian packages: WebKitGTK 4.1, GTK 3, appindicator, librsvg and libxdo headers (Tauri 2),
 #     Xvfb (a private X display), webkit2gtk-driver (WebKitWebDriver) and dbus-daemon
 #     (dbus-run-session: a session bus for the app under test);
-#   - tauri-driver (crates.io), pinned, into $BERTH_TOOLS/bin (default ~/.cache/berth/tools);
+#   - tauri-driver (from Cargo's registry), pinned, into $BERTH_TOOLS/bin (default ~/.cache/berth/tools);
 #   - the web UI's npm modules (xterm.js and its fit addon for the terminal), pinned by
 #     ui/package-lock.json, installed by `npm ci` outside the tree ($BERTH_UI_NPM, default
 #     ~/.cache/berth/ui-npm); the files the UI loads are copied to ui/vendor/ (ignored by git;
