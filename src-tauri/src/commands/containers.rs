@@ -31,14 +31,19 @@ pub struct ContainerRow {
     pub service: String,
 }
 
+/// The name a list shows for a container: the first of the summary's `Names`, without the
+/// leading `/`; empty when it has none.
+pub fn shown_name(names: Option<Vec<String>>) -> String {
+    names
+        .unwrap_or_default()
+        .first()
+        .map(|n| n.trim_start_matches('/').to_string())
+        .unwrap_or_default()
+}
+
 impl From<ContainerSummary> for ContainerRow {
     fn from(c: ContainerSummary) -> Self {
-        let name = c
-            .names
-            .unwrap_or_default()
-            .first()
-            .map(|n| n.trim_start_matches('/').to_string())
-            .unwrap_or_default();
+        let name = shown_name(c.names);
         let labels = c.labels.unwrap_or_default();
         let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
         Self {

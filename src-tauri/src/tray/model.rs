@@ -50,12 +50,7 @@ pub struct TrayContainer {
 
 impl From<ContainerSummary> for TrayContainer {
     fn from(c: ContainerSummary) -> Self {
-        let name = c
-            .names
-            .unwrap_or_default()
-            .first()
-            .map(|n| n.trim_start_matches('/').to_string())
-            .unwrap_or_default();
+        let name = crate::commands::containers::shown_name(c.names);
         let mut ports: Vec<u16> = c
             .ports
             .unwrap_or_default()
