@@ -95,6 +95,27 @@ fn exec_with_a_terminal_sizes_codes_and_start_errors() {
     );
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("40 120"), "{text}");
+    // A resize that comes before the process has a terminal (clients send it right after the
+    // start request; here before it) is kept and given to the terminal it gets.
+    let (code, body) = e.api(
+        "POST",
+        "/containers/tx/exec",
+        Some(r#"{"AttachStdout":true,"AttachStderr":true,"Tty":true,"Cmd":["stty","size"]}"#),
+    );
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).expect("exec create")["Id"]
+        .as_str()
+        .expect("exec id")
+        .to_string();
+    let (code, body) = e.api("POST", &format!("/exec/{id}/resize?h=33&w=77"), None);
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = e.api(
+        "POST",
+        &format!("/exec/{id}/start"),
+        Some(r#"{"Tty":true}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("33 77"), "{body:?}");
     // Start failures inside the stream, with dockerd's exit code 126 (TTY or not).
     for flags in [&["-t"][..], &[][..]] {
         let mut args = vec!["exec"];

@@ -22,6 +22,10 @@ struct ExecState {
     exit_code: Option<i64>,
     pid: i64,
     master: Option<Arc<std::fs::File>>,
+    /// The last size a client asked for (`rows`, `cols`). Clients resize right after the
+    /// start request, while the process may not have a terminal yet: the size is kept and
+    /// applied once it has one.
+    size: Option<(u16, u16)>,
 }
 
 /// One exec instance.
@@ -137,7 +141,8 @@ impl Svc {
     /// `POST /exec/{id}/resize`.
     pub fn exec_resize(&self, id: &str, h: u16, w: u16) -> Result<()> {
         let e = self.execs.get(id)?;
-        let st = e.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.size = Some((h, w));
         if let Some(m) = &st.master {
             // Our pty is the runtime's controlling terminal: the kernel sends it SIGWINCH, and
             // it relays the new size to the container's terminal.
@@ -195,6 +200,12 @@ impl Svc {
             return Err(super::not_running(&c.id));
         }
         let paths = self.paths(&c.id);
+        // A resize that came before the start wins over the start's own size.
+        let asked = e.state.lock().unwrap_or_else(|p| p.into_inner()).size;
+        let console = asked
+            .filter(|&(h, w)| h > 0 && w > 0)
+            .map(|(h, w)| [u32::from(h), u32::from(w)])
+            .or(console);
         let process = self.exec_process(&s, &e.config, console)?;
         let process_file = paths.bundle().join(format!("exec-{}.json", &e.id[..12]));
         // Read once by the runtime right away: no fsync needed.
@@ -224,6 +235,10 @@ impl Svc {
             let master = Arc::new(master);
             {
                 let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
+                // One that came while the runtime was being spawned reaches it by SIGWINCH.
+                if let Some((h, w)) = st.size.filter(|&size| Some(size) != asked) {
+                    crate::shim::console::resize(&master, h, w);
+                }
                 st.master = Some(master.clone());
                 st.pid = child.id().map(i64::from).unwrap_or(0);
             }
