@@ -116,8 +116,12 @@ fn wait_line(rx: &mpsc::Receiver<String>, needle: &str, timeout: Duration) -> Re
     Err(seen)
 }
 
+/// The body of `GET /` on the loopback port.
 fn page(port: u16) -> Option<String> {
-    http_get(&format!("127.0.0.1:{port}"), "/").ok()
+    let reply = http_get(&format!("127.0.0.1:{port}"), "/").ok()?;
+    reply
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
 }
 
 const ORDERED: &str = r#"name: berthv2
@@ -260,8 +264,14 @@ volumes:
   state:
 "#;
 
+/// The host port `compose port app 80` names.
+fn host_port(p: &Project) -> u16 {
+    let port = p.ok(&["port", "app", "80"]);
+    port.trim().rsplit(':').next().unwrap().parse().unwrap()
+}
+
 const APP_DOCKERFILE: &str = "FROM busybox\n\
-RUN mkdir /www && echo app-page > /www/index.html\n\
+RUN mkdir -p /www && echo app-page > /www/index.html\n\
 CMD [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n";
 
 #[test]
@@ -280,8 +290,7 @@ fn compose_v2_day_two_verbs_with_the_classic_builder() {
     p.ok(&["up", "-d", "--wait"]);
 
     // `port` names the ephemeral host port, which serves the built page.
-    let port = p.ok(&["port", "app", "80"]);
-    let port: u16 = port.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let port = host_port(&p);
     assert_eq!(page(port).as_deref(), Some("app-page\n"));
 
     assert_eq!(
@@ -319,11 +328,16 @@ fn compose_v2_day_two_verbs_with_the_classic_builder() {
 
     p.ok(&["up", "-d", "--wait", "--scale", "worker=2"]);
     assert_eq!(p.ok(&["ps", "-q", "worker"]).lines().count(), 2);
-    assert!(wait_until(Duration::from_secs(20), || {
-        p.ok(&["logs", "--no-color", "worker"])
-            .lines()
-            .any(|l| l.starts_with("worker-2") && l.contains("| tick 1"))
-    }));
+    let mut logs = String::new();
+    let second_ticks = wait_until(Duration::from_secs(20), || {
+        logs = p.ok(&["logs", "--no-color", "worker"]);
+        logs.lines()
+            .any(|l| l.contains("worker-2") && l.contains("| tick 1"))
+    });
+    assert!(
+        second_ticks,
+        "no tick of the second worker in compose logs:\n{logs}"
+    );
 
     // `events` reports the restart it sees.
     let (_events, rx) = p.spawn(&["events"]);
@@ -336,6 +350,8 @@ fn compose_v2_day_two_verbs_with_the_classic_builder() {
         "compose events showed no restart\n{}",
         e.log_tail()
     );
+    // An ephemeral host port may change with the restart, as with dockerd: ask again.
+    let port = host_port(&p);
     assert!(wait_until(Duration::from_secs(20), || page(port).is_some()));
 
     // `down -v --rmi local` leaves nothing of the project: containers, network, volume, and
