@@ -818,3 +818,48 @@ fn domainname_sysctls_mac_oom_score_and_cgroup_parent() {
         let _ = std::fs::remove_dir(format!("{r}/{parent}"));
     }
 }
+
+/// Client connections open on the engine's socket (`/proc/net/unix`: accepted sockets carry
+/// the listener's path; state 03 is connected).
+fn engine_connections(e: &Engine) -> usize {
+    let path = e.socket().to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/net/unix")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() == 8 && f[5] == "03" && f[7] == path
+        })
+        .count()
+}
+
+/// `docker run -d` asks to wait for the container's exit before starting it and goes away
+/// without the answer: the engine ends that request when the client leaves (dockerd does),
+/// instead of holding a connection per running container.
+#[test]
+fn a_client_gone_mid_request_ends_it() {
+    let e = Engine::start();
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    let before = engine_connections(&e);
+    for i in 0..5 {
+        e.docker_ok(&[
+            "run",
+            "-d",
+            NET,
+            "--name",
+            &format!("w{i}"),
+            "busybox",
+            "sleep",
+            "600",
+        ]);
+    }
+    let mut now = engine_connections(&e);
+    let released = wait_until(Duration::from_secs(10), || {
+        now = engine_connections(&e);
+        now <= before
+    });
+    assert!(
+        released,
+        "{before} connections before 5 x run -d, {now} after"
+    );
+}
