@@ -4,9 +4,10 @@
 //! unmount overlays; it depends on none of them. The engine itself only unmounts (a rootfs
 //! after an exit or at `rm`): it asks through the [`Mounter`] injected at
 //! [`crate::Engine::open_with`], so a test sees those calls without root. The mounts are made
-//! by separate processes (the shim before `run`, the `docker cp` helper in its own mount
-//! namespace) and by a build's image view, which call [`overlay`] directly: they run the real
-//! thing by design.
+//! by separate processes: the shim before `run` (through a [`Mounter`] too, always the
+//! [`HostMounter`]: the seam of a fake shim is the shim itself) and the `docker cp` helper in
+//! its own mount namespace; those, volume devices and a build's read-only image view call
+//! [`overlay`] or `nix` directly, as they run the real thing by design.
 
 pub mod overlay;
 
