@@ -80,8 +80,8 @@ impl Svc {
     /// Releases what the container holds: its rootfs mount, its network endpoints, and the
     /// runtime state a shim that died left behind.
     async fn release_all(&self, c: &Container, s: &Stored) -> Result<()> {
-        let rootfs = self.paths(&c.id).rootfs();
-        tokio::task::spawn_blocking(move || super::rootfs::unmount(&rootfs))
+        let (rootfs, mounter) = (self.paths(&c.id).rootfs(), self.mounter.clone());
+        tokio::task::spawn_blocking(move || mounter.unmount(&rootfs))
             .await
             .map_err(super::start::join_error)?;
         // `docker rm` returns with the endpoint released (`network rm` may follow at once).

@@ -302,7 +302,7 @@ fn port_filter_matches<'a>(want: &str, ports: impl Iterator<Item = &'a String>) 
 
 /// `SizeRw` (the writable layer) and `SizeRootFs` (that plus the image), as dockerd reports.
 fn sizes(svc: &Svc, v: &mut Value, upper: &std::path::Path, image_id: &str) {
-    let rw = super::size::dir_size(upper) as i64;
+    let rw = crate::fsutil::dir_size(upper) as i64;
     v["SizeRw"] = json!(rw);
     v["SizeRootFs"] = json!(rw + svc.images.size_of(image_id));
 }
