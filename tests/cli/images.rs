@@ -418,6 +418,100 @@ fn load_docker_archive_fixture() {
     assert!(tmp.is_empty(), "{tmp:?}");
 }
 
+/// The fixtures' busybox archive (`tests/fixtures/images.py`).
+fn busybox_archive() -> PathBuf {
+    let cache = std::env::var("BERTH_FIXTURES")
+        .unwrap_or_else(|_| "/root/.cache/berth/fixtures".to_string());
+    Path::new(&cache).join("images/busybox.tar")
+}
+
+/// A docker-archive of busybox plus a second layer that does not match the diff id its
+/// config lists: the first layer loads, then the image fails.
+fn archive_with_bad_second_layer() -> Vec<u8> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(busybox_archive()).unwrap());
+    for entry in ar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        files.insert(path, data);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    let entry = &manifest[0];
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&files[entry["Config"].as_str().unwrap()]).unwrap();
+    let bogus = format!("sha256:{}", "0".repeat(64));
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(bogus.into());
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_cksum();
+    layer.append_data(&mut h, "extra", &b"abc"[..]).unwrap();
+    let mut layers: Vec<serde_json::Value> = entry["Layers"].as_array().unwrap().clone();
+    layers.push("extra/layer.tar".into());
+    let out_manifest = serde_json::json!([{
+        "Config": "bad-config.json",
+        "RepoTags": ["half:loaded"],
+        "Layers": layers,
+    }]);
+    let mut out = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        out.append_data(&mut h, name, data).unwrap();
+    };
+    for l in entry["Layers"].as_array().unwrap() {
+        let l = l.as_str().unwrap();
+        add(l, &files[l]);
+    }
+    add("extra/layer.tar", &layer.into_inner().unwrap());
+    add("bad-config.json", &serde_json::to_vec(&config).unwrap());
+    add("manifest.json", &serde_json::to_vec(&out_manifest).unwrap());
+    out.into_inner().unwrap()
+}
+
+/// Names in `dir` (none when it does not exist).
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn load_of_broken_archive_fails_in_stream_and_leaves_nothing() {
+    let e = Engine::start_offline();
+    let whole = std::fs::read(busybox_archive()).unwrap();
+    // A cut archive: dockerd answers 200 and puts the error in the JSON stream.
+    let cut = &whole[..100_000];
+    let (status, body) = e.api_bytes("POST", "/v1.50/images/load", "application/x-tar", cut);
+    assert_eq!(status, 200, "{body}");
+    let line: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+    let msg = line["error"].as_str().unwrap_or_default();
+    assert!(msg.starts_with("Error processing tar file"), "{body}");
+    assert_eq!(line["errorDetail"]["message"].as_str(), Some(msg), "{body}");
+    let out = e.docker_stdin(&["load"], cut);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Error processing tar file"), "{err}");
+    // A second layer that fails its digest: the first one, already in the store, goes again.
+    let out = e.docker_stdin(&["load"], &archive_with_bad_second_layer());
+    assert!(!out.status.success(), "{out:?}");
+    assert!(tags(&e, &[]).is_empty());
+    let store = e.data_root().join("image");
+    assert_eq!(entries(&store.join("layers")), Vec::<String>::new());
+    assert_eq!(entries(&store.join("blobs/sha256")), Vec::<String>::new());
+}
+
 #[test]
 fn save_then_load_round_trips() {
     let e = Engine::start();
