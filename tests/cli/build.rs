@@ -340,23 +340,7 @@ fn commit_container_changes_then_run_the_image() {
 
 /// The pause, commit and unpause events of container `name` so far.
 fn commit_events(e: &Engine, name: &str) -> Vec<String> {
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
-    let filter = format!("container={name}");
-    let out = e.docker_ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        &until.to_string(),
-        "--filter",
-        &filter,
-        "--format",
-        "{{.Action}}",
-    ]);
+    let out = e.past_events(&format!("container={name}"), "{{.Action}}");
     out.lines()
         .filter(|a| matches!(*a, "pause" | "commit" | "unpause"))
         .map(String::from)

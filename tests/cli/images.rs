@@ -48,22 +48,7 @@ fn pull_busybox_through_mirror_then_up_to_date() {
         "{again}"
     );
     // The pull shows up as an image event.
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
-    let ev = e.docker_ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        &until.to_string(),
-        "--filter",
-        "type=image",
-        "--format",
-        "{{.Action}} {{.Actor.ID}}",
-    ]);
+    let ev = e.past_events("type=image", "{{.Action}} {{.Actor.ID}}");
     assert!(ev.contains("pull busybox:latest"), "{ev}");
 }
 
@@ -387,10 +372,8 @@ fn login_and_authenticated_pull_basic_and_token() {
 #[test]
 fn load_docker_archive_fixture() {
     let e = Engine::start_offline();
-    let cache = std::env::var("BERTH_FIXTURES")
-        .unwrap_or_else(|_| "/root/.cache/berth/fixtures".to_string());
-    let fixture = format!("{cache}/images/busybox.tar");
-    let fixture = fixture.as_str();
+    let fixture = busybox_archive();
+    let fixture = fixture.to_str().unwrap();
     assert!(
         Path::new(fixture).exists(),
         "fixture {fixture} missing: run tests/fixtures/images.py"
@@ -545,9 +528,7 @@ fn corrupt_layer_blob_is_refused_and_leaves_nothing() {
     let reg = AuthRegistry::start(e.scratch().join("registry-plain"), &[]);
     // A loaded image has its layer as a plain tar, so a flipped byte inside a file keeps the
     // tar readable and only the digests can catch it.
-    let cache = std::env::var("BERTH_FIXTURES")
-        .unwrap_or_else(|_| "/root/.cache/berth/fixtures".to_string());
-    e.docker_ok(&["load", "-i", &format!("{cache}/images/busybox.tar")]);
+    e.docker_ok(&["load", "-i", busybox_archive().to_str().unwrap()]);
     let name = format!("{}/team/plain:1", reg.addr);
     e.docker_ok(&["tag", "busybox", &name]);
     e.docker_ok(&["push", &name]);
@@ -588,10 +569,8 @@ fn corrupt_layer_blob_is_refused_and_leaves_nothing() {
 #[test]
 fn import_a_tarball_with_changes() {
     let e = Engine::start_offline();
-    let cache = std::env::var("BERTH_FIXTURES")
-        .unwrap_or_else(|_| "/root/.cache/berth/fixtures".to_string());
     // The layer of the busybox fixture is a plain root filesystem tar.
-    let fixture = format!("{cache}/images/busybox.tar");
+    let fixture = busybox_archive().display().to_string();
     let out = Command::new("tar")
         .args(["-xOf", &fixture, "manifest.json"])
         .output()

@@ -244,6 +244,20 @@ impl Engine {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `docker events` from the start up to a second from now (so it ends by itself) with
+    /// `filter` (`type=image`…) and `format`; returns stdout.
+    pub fn past_events(&self, filter: &str, format: &str) -> String {
+        let until = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            + 1;
+        let until = until.to_string();
+        self.docker_ok(&[
+            "events", "--since", "0", "--until", &until, "--filter", filter, "--format", format,
+        ])
+    }
+
     /// Runs the docker CLI expecting failure; returns stderr.
     pub fn docker_err(&self, args: &[&str]) -> String {
         let out = self.docker(args);
