@@ -96,6 +96,23 @@ fn detached_lifecycle_inspect_and_errors() {
 }
 
 #[test]
+fn unknown_log_driver_is_refused_with_dockerds_text() {
+    let e = Engine::start();
+    let want = "error looking up logging plugin foo: plugin \"foo\" not found";
+    let err = e.docker_err(&["run", "--rm", NET, "--log-driver", "foo", "busybox", "true"]);
+    assert!(err.contains(want), "{err}");
+    let body = r#"{"Image":"busybox","HostConfig":{"LogConfig":{"Type":"foo"}}}"#;
+    let (status, out) = e.api("POST", "/v1.50/containers/create", Some(body));
+    assert_eq!(status, 400, "{out}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["message"],
+        want
+    );
+    let ps = e.docker_ok(&["ps", "-aq"]);
+    assert!(ps.trim().is_empty(), "{ps}");
+}
+
+#[test]
 fn logs_streams_tail_and_timestamps() {
     let e = Engine::start();
     e.docker_ok(&[

@@ -343,8 +343,8 @@ impl Build {
             parent: st.image.clone(),
             config: Some(st.config.clone()),
             created_by,
-            comment: String::new(),
             author: st.author.clone(),
+            ..ImageSpec::default()
         };
         let images = self.engine.images.clone();
         let id = tokio::task::spawn_blocking(move || match layer {

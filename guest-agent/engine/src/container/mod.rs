@@ -51,6 +51,7 @@ use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
+use berth_docker_api::container::HostConfig;
 use tokio::sync::watch;
 
 use crate::id::{match_prefix, PrefixMatch};
@@ -151,6 +152,13 @@ impl Container {
         let out = f(&mut g);
         g.save_state(paths)?;
         Ok(out)
+    }
+
+    /// Replaces the host config and writes `hostconfig.json`.
+    fn set_host(&self, paths: &Paths, host: HostConfig) -> Result<()> {
+        crate::fsutil::write_json_atomic(&paths.host_config(), &host)?;
+        self.stored.lock().unwrap_or_else(|e| e.into_inner()).host = host;
+        Ok(())
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Status> {
