@@ -722,4 +722,103 @@ mod tests {
             assert_eq!(v, b"v");
         }
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Entry names and link targets from the parts that have let archives escape.
+        fn name() -> impl Strategy<Value = String> {
+            (
+                prop::sample::select(vec!["", "/", "./"]),
+                prop::collection::vec(
+                    prop::sample::select(vec![
+                        "a",
+                        "b",
+                        "..",
+                        ".",
+                        "outside",
+                        "secret",
+                        ".wh.a",
+                        ".wh..wh..opq",
+                    ]),
+                    1..4,
+                ),
+            )
+                .prop_map(|(lead, parts)| format!("{lead}{}", parts.join("/")))
+        }
+
+        #[derive(Debug, Clone)]
+        enum Kind {
+            File,
+            Dir,
+            Symlink(String),
+            Hardlink(String),
+        }
+
+        /// A symlink target: a name, or the sandbox's `outside/` by absolute path.
+        fn kind() -> impl Strategy<Value = Kind> {
+            prop_oneof![
+                Just(Kind::File),
+                Just(Kind::Dir),
+                prop_oneof![name(), Just("@outside".to_string())].prop_map(Kind::Symlink),
+                name().prop_map(Kind::Hardlink),
+            ]
+        }
+
+        fn archive(entries: &[(String, Kind)], outside: &Path) -> Vec<u8> {
+            let outside = outside.display().to_string();
+            let mut t = Tar::new();
+            for (path, kind) in entries {
+                t = match kind {
+                    Kind::File => t.file(path, b"pwned"),
+                    Kind::Dir => t.dir(path),
+                    Kind::Symlink(to) => t.symlink(path, &to.replace("@outside", &outside)),
+                    Kind::Hardlink(to) => t.hardlink(path, to),
+                };
+            }
+            t.bytes()
+        }
+
+        /// Nothing next to the layer but `layer/` and `outside/`, which holds only its
+        /// untouched `secret`.
+        fn nothing_escaped(s: &Sandbox) -> Result<(), TestCaseError> {
+            let parent = s.layer.parent().unwrap();
+            let mut names: Vec<_> = fs::read_dir(parent)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            prop_assert_eq!(names, vec![OsStr::new("layer"), OsStr::new("outside")]);
+            let inside: Vec<_> = fs::read_dir(&s.outside)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            prop_assert_eq!(inside, vec![OsStr::new("secret")]);
+            let secret = s.outside.join("secret");
+            prop_assert!(fs::symlink_metadata(&secret).unwrap().file_type().is_file());
+            prop_assert_eq!(fs::read(&secret).unwrap(), b"s");
+            prop_assert_eq!(fs::metadata(&secret).unwrap().nlink(), 1);
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// However entries are named and linked, unpacking (as a layer or as a `docker cp`
+            /// archive) succeeds or fails without writing outside the root.
+            #[test]
+            fn no_entry_escapes_the_root(entries in prop::collection::vec((name(), kind()), 1..8), copy in any::<bool>()) {
+                let s = sandbox();
+                fs::write(s.outside.join("secret"), b"s").unwrap();
+                let opts = if copy {
+                    UnpackOptions { whiteouts: false, no_overwrite_dir_non_dir: true, ..UnpackOptions::default() }
+                } else {
+                    UnpackOptions::default()
+                };
+                let _ = unpack_with(&archive(&entries, &s.outside)[..], &s.layer, opts);
+                nothing_escaped(&s)?;
+            }
+        }
+    }
 }
