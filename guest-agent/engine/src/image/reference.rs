@@ -306,7 +306,11 @@ mod tests {
                 prop::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
                 prop::option::of("[0-9a-f]{64}"),
             )
-                .prop_map(|(domain, path, tag, digest)| {
+                .prop_map(|(domain, mut path, tag, digest)| {
+                    // Without a registry, a first component with a dot would name one.
+                    if domain.is_none() && path.len() > 1 {
+                        path[0] = path[0].replace('.', "-");
+                    }
                     let mut s = domain.map(|d| format!("{d}/")).unwrap_or_default();
                     s.push_str(&path.join("/"));
                     if let Some(t) = tag {
@@ -333,8 +337,13 @@ mod tests {
         fn check_round_trip(r: &Reference) -> Result<(), TestCaseError> {
             let again = Reference::parse(&r.to_string()).unwrap();
             prop_assert_eq!(&again, &shown(r));
-            let familiar = Reference::parse(&r.familiar()).unwrap();
-            prop_assert_eq!(&familiar, &shown(r));
+            // Docker's familiar form is ambiguous for a Hub path that starts like a registry
+            // (`docker.io/0.0/a` shows as `0.0/a`); dockerd shows it so too.
+            let first = r.path.split('/').next().unwrap_or_default();
+            if r.domain != DOCKER_HUB || !is_domain(first) {
+                let familiar = Reference::parse(&r.familiar()).unwrap();
+                prop_assert_eq!(&familiar, &shown(r));
+            }
             Ok(())
         }
 
