@@ -228,7 +228,7 @@ impl<'a> Unpacker<'a> {
                 };
                 self.stats.size += entry.size();
                 loop {
-                    let n = entry.read(&mut self.buf)?;
+                    let n = entry.read(&mut self.buf).map_err(bad_archive)?;
                     if n == 0 {
                         break;
                     }
@@ -410,10 +410,15 @@ pub fn unpack(reader: impl Read, root: &Path) -> Result<UnpackStats> {
 pub fn unpack_with(reader: impl Read, root: &Path, opts: UnpackOptions) -> Result<UnpackStats> {
     let mut archive = tar::Archive::new(reader);
     let mut u = Unpacker::new(root, opts);
-    for entry in archive.entries()? {
-        u.entry(entry?)?;
+    for entry in archive.entries().map_err(bad_archive)? {
+        u.entry(entry.map_err(bad_archive)?)?;
     }
     u.finish()
+}
+
+/// A stream that is not a well-formed tar (or ends early) is the sender's error, not ours.
+fn bad_archive(e: io::Error) -> EngineError {
+    EngineError::invalid(format!("invalid tar archive: {e}"))
 }
 
 #[cfg(test)]
@@ -546,6 +551,26 @@ mod tests {
         assert_eq!(opq.as_deref(), Some(&b"y"[..]));
         assert!(s.layer.join("var/cache/new").exists());
         assert!(fs::symlink_metadata(s.layer.join("var/cache/.wh..wh..opq")).is_err());
+    }
+
+    /// Found by the API fuzzer: a body that is not a tar (a PNG) was a 500 for `docker build`
+    /// and `docker load`, truncated data too.
+    #[test]
+    fn streams_that_are_not_tars_are_client_errors() {
+        let s = sandbox();
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\0\0\0\0:~\x9bU";
+        let mut padded = png.to_vec();
+        padded.resize(1024, 0);
+        let truncated = Tar::new().file("f", &[7u8; 2000]).bytes()[..1200].to_vec();
+        for bad in [&png[..], &padded[..], &truncated[..]] {
+            let e = unpack(bad, &s.layer).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                crate::ErrorKind::InvalidArgument,
+                "{}",
+                e.message()
+            );
+        }
     }
 
     #[test]
