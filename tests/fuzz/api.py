@@ -102,6 +102,8 @@ class Agent:
     def __init__(self, binary, bridge, bip):
         if os.geteuid() != 0:
             fail_setup("starting berth-agent needs root (or pass --socket)")
+        if not binary.exists():
+            fail_setup(f"no berth-agent at {binary}: build it (cargo build -p berth-agent) or pass --agent")
         self.bridge = bridge
         self.own_bridge = not Path("/sys/class/net", bridge).exists()
         self.dir = Path(tempfile.mkdtemp(prefix="berth-fuzz-"))
