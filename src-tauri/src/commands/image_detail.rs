@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::ImageInspect;
+use bollard::models::{ImageHistoryResponseItem, ImageInspect};
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListImagesOptionsBuilder, TagImageOptionsBuilder,
 };
@@ -91,9 +91,12 @@ fn root_layers(i: &ImageInspect) -> Vec<String> {
 }
 
 /// Every other local image as (label, layers).
-async fn other_images(docker: &bollard::Docker, own_id: &str) -> Vec<(String, Vec<String>)> {
+async fn other_images(
+    docker: &bollard::Docker,
+    own_id: &str,
+) -> Result<Vec<(String, Vec<String>)>, bollard::errors::Error> {
     let opts = ListImagesOptionsBuilder::default().build();
-    let list = docker.list_images(Some(opts)).await.unwrap_or_default();
+    let list = docker.list_images(Some(opts)).await?;
     let inspects = list
         .into_iter()
         .filter(|i| i.id != own_id)
@@ -108,21 +111,38 @@ async fn other_images(docker: &bollard::Docker, own_id: &str) -> Vec<(String, Ve
             // An image removed meanwhile shares nothing.
             (label, layers.unwrap_or_default())
         });
-    futures::future::join_all(inspects).await
+    Ok(futures::future::join_all(inspects).await)
 }
 
-#[tauri::command]
-pub async fn images_inspect(state: State<'_, AppState>, id: String) -> Result<ImageDetail> {
-    let e = state.engine();
-    let docker = e.docker()?;
-    let inspect = docker.inspect_image(&id).await.map_err(|x| e.err(x))?;
-    let own_id = inspect.id.clone().unwrap_or_default();
-    let mut history = docker.image_history(&own_id).await.map_err(|x| e.err(x))?;
+/// The containers made from image `own_id`.
+async fn used_by(
+    docker: &bollard::Docker,
+    own_id: &str,
+) -> Result<Vec<UsedBy>, bollard::errors::Error> {
+    let opts = ListContainersOptionsBuilder::default().all(true).build();
+    Ok(docker
+        .list_containers(Some(opts))
+        .await?
+        .into_iter()
+        .filter(|c| c.image_id.as_deref() == Some(own_id))
+        .map(|c| UsedBy {
+            id: c.id.unwrap_or_default(),
+            name: shown_name(c.names),
+            state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// History steps (newest first, as the engine sends them) as rows with their layer and who
+/// shares it.
+fn layer_rows(
+    mut history: Vec<ImageHistoryResponseItem>,
+    layers: &[String],
+    shared: &HashMap<String, Vec<String>>,
+) -> Vec<LayerRow> {
     history.reverse(); // oldest first, as the RootFS lists layers
-    let layers = root_layers(&inspect);
     let sizes: Vec<i64> = history.iter().map(|h| h.size).collect();
-    let digests = layers_of_steps(&sizes, &layers);
-    let shared = sharers(&layers, &other_images(&docker, &own_id).await);
+    let digests = layers_of_steps(&sizes, layers);
     let mut rows: Vec<LayerRow> = history
         .into_iter()
         .zip(digests)
@@ -139,33 +159,38 @@ pub async fn images_inspect(state: State<'_, AppState>, id: String) -> Result<Im
         })
         .collect();
     rows.reverse();
-    let opts = ListContainersOptionsBuilder::default().all(true).build();
-    let containers = docker
-        .list_containers(Some(opts))
-        .await
-        .map_err(|x| e.err(x))?
-        .into_iter()
-        .filter(|c| c.image_id.as_deref() == Some(own_id.as_str()))
-        .map(|c| UsedBy {
-            id: c.id.unwrap_or_default(),
-            name: shown_name(c.names),
-            state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-        })
-        .collect();
-    let platform = [&inspect.os, &inspect.architecture, &inspect.variant]
+    rows
+}
+
+/// `os/arch[/variant]` of an image.
+fn platform(i: &ImageInspect) -> String {
+    [&i.os, &i.architecture, &i.variant]
         .into_iter()
         .flatten()
         .filter(|s| !s.is_empty())
         .cloned()
         .collect::<Vec<_>>()
-        .join("/");
+        .join("/")
+}
+
+#[tauri::command]
+pub async fn images_inspect(state: State<'_, AppState>, id: String) -> Result<ImageDetail> {
+    let e = state.engine();
+    let docker = e.docker()?;
+    let inspect = docker.inspect_image(&id).await.map_err(|x| e.err(x))?;
+    let own_id = inspect.id.clone().unwrap_or_default();
+    let history = docker.image_history(&own_id).await.map_err(|x| e.err(x))?;
+    let layers = root_layers(&inspect);
+    let others = other_images(&docker, &own_id).await.map_err(|x| e.err(x))?;
+    let rows = layer_rows(history, &layers, &sharers(&layers, &others));
+    let containers = used_by(&docker, &own_id).await.map_err(|x| e.err(x))?;
     Ok(ImageDetail {
         id: own_id,
+        platform: platform(&inspect),
         tags: inspect.repo_tags.unwrap_or_default(),
         digests: inspect.repo_digests.unwrap_or_default(),
         size: inspect.size.unwrap_or_default(),
         created: inspect.created.map(|c| c.to_string()),
-        platform,
         layers: rows,
         containers,
     })

@@ -58,9 +58,10 @@ pub fn read_log(berth: &berth_host::StateDir, kind: LogKind) -> LogView {
     }
 }
 
+/// Async, so reading a long console log never holds the main thread.
 #[tauri::command]
-pub fn troubleshoot_log(state: State<'_, AppState>, kind: LogKind) -> LogView {
-    read_log(&state.berth, kind)
+pub async fn troubleshoot_log(state: State<'_, AppState>, kind: LogKind) -> Result<LogView> {
+    Ok(read_log(&state.berth, kind))
 }
 
 fn app_log(app: &AppHandle) -> Result<PathBuf> {
@@ -123,9 +124,10 @@ pub fn troubleshoot_reset_plan(state: State<'_, AppState>) -> ResetPlan {
     }
 }
 
-/// Deletes what the plan lists (refused while the VM runs); returns what it deleted.
+/// Deletes what the plan lists (refused while the VM runs); returns what it deleted. Async:
+/// deleting a large data disk must not hold the main thread.
 #[tauri::command]
-pub fn troubleshoot_reset(state: State<'_, AppState>) -> Result<Vec<Item>> {
+pub async fn troubleshoot_reset(state: State<'_, AppState>) -> Result<Vec<Item>> {
     let app = app_plan(&state);
     let mut done = berth_host::reset::reset(&state.berth)?;
     if !app.is_empty() {
