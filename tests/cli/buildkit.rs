@@ -4,58 +4,21 @@
 //! own `DOCKER_CONFIG` (`cliPluginsExtraDirs`).
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::path::Path;
+use std::process::Output;
 
-use berth_test_support::{run_bounded, Engine};
+use berth_test_support::Engine;
 
-fn plugins() -> PathBuf {
-    let dir = std::env::var("BERTH_PLUGINS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("/root/.cache/berth/docker-plugins"));
-    assert!(
-        dir.join("buildx/docker-buildx").exists() && dir.join("compose/docker-compose").exists(),
-        "buildx and compose v2 are missing from {}: run scripts/install-docker-plugins.sh",
-        dir.display()
-    );
-    dir
-}
+use crate::plugins::{docker_with, expect_ok, run_in, write_files as write, Plugin};
 
-/// A docker CLI with buildx and compose v2 as plugins (BuildKit on, as on any current install).
-fn docker_with_plugins(e: &Engine, args: &[&str]) -> Command {
-    let p = plugins();
-    let config = e.scratch().join("docker-config-buildkit");
-    fs::create_dir_all(&config).unwrap();
-    let dirs = [p.join("buildx"), p.join("compose")];
-    let json = serde_json::json!({ "cliPluginsExtraDirs": dirs });
-    fs::write(config.join("config.json"), json.to_string()).unwrap();
-    let mut c = e.docker_cmd(args);
-    c.env("DOCKER_CONFIG", &config)
-        .env_remove("DOCKER_BUILDKIT");
-    c
-}
+const BOTH: &[Plugin] = &[Plugin::Buildx, Plugin::Compose];
 
 fn run(e: &Engine, args: &[&str], dir: &Path) -> Output {
-    let mut c = docker_with_plugins(e, args);
-    c.current_dir(dir);
-    run_bounded(c, Duration::from_secs(180))
+    run_in(docker_with(e, BOTH, args), dir)
 }
 
 fn ok(e: &Engine, args: &[&str], dir: &Path) -> String {
-    let out = run(e, args, dir);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed ({}):\n{text}\n{}",
-        out.status,
-        e.log_tail()
-    );
-    text
+    expect_ok(e, args, run(e, args, dir))
 }
 
 /// `docker buildx build --progress plain <extra> .` in `dir`; returns its output.
@@ -64,14 +27,6 @@ fn buildx(e: &Engine, dir: &Path, extra: &[&str]) -> String {
     args.extend_from_slice(extra);
     args.push(".");
     ok(e, &args, dir)
-}
-
-fn write(dir: &Path, files: &[(&str, &str)]) {
-    for (p, content) in files {
-        let path = dir.join(p);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, content).unwrap();
-    }
 }
 
 /// Nothing of BuildKit's own container driver was made: no container, no `moby/buildkit`.

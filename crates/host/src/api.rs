@@ -58,14 +58,31 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let io = endpoint::connect(e)
+        .await
+        .map_err(HostError::io(e.to_string()))?;
+    send_on(io, req).await
+}
+
+/// Sends `req` on a connection already open (`io`).
+async fn send_on<T, B>(
+    io: T,
+    req: hyper::Request<B>,
+) -> Result<(
+    hyper::Response<hyper::body::Incoming>,
+    tokio::task::JoinHandle<()>,
+)>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let what = format!("{} {}", req.method(), req.uri());
     let failed = |detail: String| HostError::Command {
         what: what.clone(),
         detail,
     };
-    let io = endpoint::connect(e)
-        .await
-        .map_err(HostError::io(e.to_string()))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|err| failed(err.to_string()))?;
@@ -93,6 +110,17 @@ fn error_text(body: &[u8]) -> String {
 /// `GET <path>` on the Docker API at `e`: the body of a 2xx reply, else the status and body
 /// as the error.
 pub async fn get(e: &Endpoint, path: &str) -> Result<Bytes> {
+    let io = endpoint::connect(e)
+        .await
+        .map_err(HostError::io(e.to_string()))?;
+    get_on(io, path).await
+}
+
+/// `GET <path>` on a Docker API connection already open (`io`), as [`get`].
+pub async fn get_on<T>(io: T, path: &str) -> Result<Bytes>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let req = hyper::Request::get(path)
         .header(hyper::header::HOST, "docker")
         .body(Empty::<Bytes>::new())
@@ -100,7 +128,7 @@ pub async fn get(e: &Endpoint, path: &str) -> Result<Bytes> {
             what: format!("GET {path}"),
             detail: err.to_string(),
         })?;
-    let (resp, driver) = send(e, req).await?;
+    let (resp, driver) = send_on(io, req).await?;
     let status = resp.status();
     let body = resp.into_body().collect().await;
     driver.abort();

@@ -125,6 +125,7 @@ pub async fn read(state: &StateDir, vm_running: bool) -> DiskUsage {
         };
     }
     let bound = Duration::from_secs(10);
+    crate::idle::wake(state).await;
     let guest = match crate::control::side_connector(state) {
         Ok(c) => match crate::control::one_request(c.as_ref(), Request::Health, bound).await {
             Ok(Reply::Health { disk, .. }) => disk,
