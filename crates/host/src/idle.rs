@@ -140,6 +140,7 @@ impl IdleGate {
                 _ = cancel.cancelled() => return,
                 _ = self.quiet_for(after) => {}
             }
+            tracing::debug!("VM quiet: checking whether it may pause");
             let mut vm = self.vm.lock().await;
             let Some(pauser) = vm.pauser.clone().filter(|_| !vm.paused) else {
                 drop(vm);
@@ -149,6 +150,7 @@ impl IdleGate {
                     _ = self.left.notified() => continue,
                 }
             };
+            tracing::debug!("asking the guest whether containers run");
             if busy().await {
                 tracing::info!("VM idle but containers run: not paused");
                 self.clients_mut().quiet_since = Instant::now();
