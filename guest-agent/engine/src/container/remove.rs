@@ -142,7 +142,7 @@ impl Svc {
                 continue;
             }
             let upper = self.paths(&c.id).upper();
-            let size = tokio::task::spawn_blocking(move || super::size::dir_size(&upper))
+            let size = tokio::task::spawn_blocking(move || crate::fsutil::dir_size(&upper))
                 .await
                 .unwrap_or(0);
             if self.remove(&c.id, false, false).await.is_ok() {
