@@ -205,7 +205,7 @@ impl IdleGate {
 /// bypass the supervisor (`berth disk usage`, trim).
 pub async fn wake(state: &crate::StateDir) {
     if crate::supervisor::Status::read(state).is_some_and(|s| s.paused) {
-        if let Err(e) = crate::usage::api_get(&state.docker_endpoint(), "/_ping").await {
+        if let Err(e) = crate::api::get(&state.docker_endpoint(), "/_ping").await {
             tracing::debug!(error = %e, "waking the paused VM failed");
         }
     }
