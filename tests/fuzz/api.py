@@ -267,7 +267,7 @@ def main():
     if args.max_examples is None:
         args.max_examples = 150 if args.long else 3
     if args.max_time is None:
-        args.max_time = 3600 if args.long else 100
+        args.max_time = 3600 if args.long else 60
     if args.phases is None and not args.long:
         args.phases = "examples,fuzzing"
     if not Path(args.spec).exists():
