@@ -64,6 +64,9 @@ pub enum AppError {
     /// No stream with that id (already ended or stopped).
     #[error("no stream {0}")]
     NoStream(u64),
+    /// Something the app looked up is not there (a compose project with no container left).
+    #[error("{0}")]
+    NotFound(String),
     /// The host library failed; the message is its whole chain (so not also a source).
     #[error("{}", berth_host::supervisor::error_chain(.0))]
     Host(berth_host::HostError),
@@ -86,7 +89,7 @@ impl AppError {
             Self::Docker { status, .. } => ErrorCode::from_status(*status),
             Self::Unreachable { .. } => ErrorCode::Unavailable,
             Self::Invalid(_) => ErrorCode::Invalid,
-            Self::NoStream(_) => ErrorCode::NotFound,
+            Self::NoStream(_) | Self::NotFound(_) => ErrorCode::NotFound,
             Self::Client(_) | Self::Host(_) | Self::Vm { .. } | Self::Io { .. } => {
                 ErrorCode::Internal
             }

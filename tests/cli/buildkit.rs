@@ -4,40 +4,14 @@
 //! own `DOCKER_CONFIG` (`cliPluginsExtraDirs`).
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
 use berth_test_support::{run_bounded, Engine};
 
-fn plugins() -> PathBuf {
-    let dir = std::env::var("BERTH_PLUGINS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("/root/.cache/berth/docker-plugins"));
-    assert!(
-        dir.join("buildx/docker-buildx").exists() && dir.join("compose/docker-compose").exists(),
-        "buildx and compose v2 are missing from {}: run scripts/install-docker-plugins.sh",
-        dir.display()
-    );
-    dir
-}
-
-/// A docker CLI with buildx and compose v2 as plugins (BuildKit on, as on any current install).
-fn docker_with_plugins(e: &Engine, args: &[&str]) -> Command {
-    let p = plugins();
-    let config = e.scratch().join("docker-config-buildkit");
-    fs::create_dir_all(&config).unwrap();
-    let dirs = [p.join("buildx"), p.join("compose")];
-    let json = serde_json::json!({ "cliPluginsExtraDirs": dirs });
-    fs::write(config.join("config.json"), json.to_string()).unwrap();
-    let mut c = e.docker_cmd(args);
-    c.env("DOCKER_CONFIG", &config)
-        .env_remove("DOCKER_BUILDKIT");
-    c
-}
-
 fn run(e: &Engine, args: &[&str], dir: &Path) -> Output {
-    let mut c = docker_with_plugins(e, args);
+    let mut c = e.docker_with_plugins(&["buildx", "compose"], args);
     c.current_dir(dir);
     run_bounded(c, Duration::from_secs(180))
 }

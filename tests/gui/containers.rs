@@ -55,7 +55,8 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     )
     .await;
 
-    // Removing it while it runs asks first and offers to stop it; cancelled, it keeps running.
+    // Removing it while it runs asks first and offers to stop it or force it; cancelled, it
+    // keeps running.
     gui.click(&format!("{row} [data-testid=container-remove]"))
         .await;
     gui.wait_visible("[data-testid=confirm-alt]").await;
@@ -63,7 +64,7 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
         gui.text("[data-testid=confirm-alt]").await,
         "Stop and remove"
     );
-    gui.wait_hidden("[data-testid=confirm-ok]").await;
+    assert_eq!(gui.text("[data-testid=confirm-ok]").await, "Force remove");
     gui.snapshot("containers-confirm").await;
     gui.confirm("gui-web is running", "cancel").await;
     assert_eq!(

@@ -17,6 +17,7 @@ mod harness;
 mod idle;
 mod images;
 mod polish;
+mod projects;
 mod resources;
 mod terminal;
 mod tray;
