@@ -63,20 +63,18 @@ fn inspect(gui: &Gui, format: &str, container: &str) -> String {
 /// The states of the project's containers, by the CLI.
 fn states(gui: &Gui) -> Vec<String> {
     let label = format!("label=com.docker.compose.project={PROJECT}");
-    let out = gui.engine.docker_ok(&[
-        "ps",
-        "-a",
-        "--filter",
-        &label,
-        "--format",
-        "{{.State}}",
-    ]);
+    let out = gui
+        .engine
+        .docker_ok(&["ps", "-a", "--filter", &label, "--format", "{{.State}}"]);
     out.lines().map(str::to_string).collect()
 }
 
 /// Seconds since midnight of an RFC 3339 time (`…T21:04:02.123456789Z`).
 fn day_seconds(ts: &str) -> f64 {
-    let time = ts.split_once('T').map_or(ts, |(_, t)| t).trim_end_matches('Z');
+    let time = ts
+        .split_once('T')
+        .map_or(ts, |(_, t)| t)
+        .trim_end_matches('Z');
     time.split(':')
         .map(|p| p.parse::<f64>().unwrap_or_else(|_| panic!("a time: {ts}")))
         .fold(0.0, |acc, p| acc * 60.0 + p)
@@ -287,7 +285,6 @@ async fn unified_logs(gui: &Gui) {
         vec![],
     )
     .await;
-    gui.type_into("[data-testid=unified-search]", "").await;
 }
 
 /// Stop (concurrent, rows marked at once), Start and Restart on the whole project.
@@ -297,12 +294,11 @@ async fn stop_start_restart(gui: &Gui) {
     gui.click(&format!("{CARD} [data-testid=projects-stop]"))
         .await;
     // Both rows say so while the engine waits out their grace period.
-    gui.wait_attr(&row("web"), "data-pending", "stopping…").await;
+    gui.wait_attr(&row("web"), "data-pending", "stopping…")
+        .await;
     gui.wait_attr(&row("db"), "data-pending", "stopping…").await;
     let marked = t0.elapsed();
-    gui.cli_until("both stopped", || {
-        states(gui).iter().all(|s| s == "exited")
-    });
+    gui.cli_until("both stopped", || states(gui).iter().all(|s| s == "exited"));
     let took = t0.elapsed();
     let finished = |c: &str| day_seconds(&inspect(gui, "{{.State.FinishedAt}}", c));
     let gap = (finished("guiproj-web-1") - finished("guiproj-db-1")).abs();

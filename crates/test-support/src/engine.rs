@@ -212,13 +212,16 @@ impl Engine {
     /// `DOCKER_CONFIG` lists the plugin folders in `cliPluginsExtraDirs`.
     pub fn docker_with_plugins(&self, plugins: &[&str], args: &[&str]) -> Command {
         let dir = crate::docker_plugins();
-        let config = self.scratch().join(format!("docker-config-{}", plugins.join("-")));
+        let config = self
+            .scratch()
+            .join(format!("docker-config-{}", plugins.join("-")));
         std::fs::create_dir_all(&config).expect("docker config dir");
         let dirs: Vec<PathBuf> = plugins.iter().map(|p| dir.join(p)).collect();
         let json = serde_json::json!({ "cliPluginsExtraDirs": dirs });
         std::fs::write(config.join("config.json"), json.to_string()).expect("docker config");
         let mut c = self.docker_cmd(args);
-        c.env("DOCKER_CONFIG", &config).env_remove("DOCKER_BUILDKIT");
+        c.env("DOCKER_CONFIG", &config)
+            .env_remove("DOCKER_BUILDKIT");
         c
     }
 

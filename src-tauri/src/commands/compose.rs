@@ -178,7 +178,7 @@ async fn labelled_networks(e: &Engine, label: String) -> Result<Vec<Network>> {
 }
 
 /// The project named `project`, as [`compose_list`] shows it.
-async fn project(e: &Engine, project: &str) -> Result<Project> {
+async fn find_project(e: &Engine, project: &str) -> Result<Project> {
     let label = format!("{PROJECT_LABEL}={project}");
     let containers = labelled_containers(e, label.clone()).await?;
     let networks = labelled_networks(e, label).await?;
@@ -352,15 +352,18 @@ async fn read_config(path: String) -> ConfigFile {
 /// The project's compose files (named by its containers' labels), read on this machine: where
 /// `docker compose` ran elsewhere, each says why it cannot be read.
 #[tauri::command]
-pub async fn compose_config(state: State<'_, AppState>, project: String) -> Result<Vec<ConfigFile>> {
-    let p = self::project(&state.engine(), &project).await?;
+pub async fn compose_config(
+    state: State<'_, AppState>,
+    project: String,
+) -> Result<Vec<ConfigFile>> {
+    let p = find_project(&state.engine(), &project).await?;
     Ok(futures::future::join_all(p.config_files.into_iter().map(read_config)).await)
 }
 
 /// Opens the project's folder (its working_dir label) in the file manager; returns the path.
 #[tauri::command]
 pub async fn compose_open_folder(state: State<'_, AppState>, project: String) -> Result<String> {
-    let p = self::project(&state.engine(), &project).await?;
+    let p = find_project(&state.engine(), &project).await?;
     let dir = PathBuf::from(&p.working_dir);
     if p.working_dir.is_empty() || !dir.is_dir() {
         return Err(AppError::Invalid(format!(
@@ -488,7 +491,10 @@ mod tests {
         let got = read_config(missing.clone()).await;
         assert!(got.text.is_none());
         assert!(
-            got.error.as_deref().unwrap_or("").starts_with(&format!("cannot read {missing}")),
+            got.error
+                .as_deref()
+                .unwrap_or("")
+                .starts_with(&format!("cannot read {missing}")),
             "{got:?}"
         );
         let big = dir.path().join("big.yaml");
