@@ -88,6 +88,7 @@ async function openSource(c, again) {
   if (since) view.skipShown(c.id);
   const handle = await stream("containers_logs",
     { id: c.id, tail: since ? null : TAIL, since, follow: true, timestamps: true }, (m) => {
+      if (sources.get(c.id) !== s) return; // dropped (view left, filter changed) before its id came
       if (m.kind === "output") view.add(c.id, m.stream, m.text);
       else if (m.kind === "end") {
         view.flush(c.id);
