@@ -151,5 +151,20 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     gui.confirm("Remove project demo?", "ok").await;
     gui.cli_until("the project to be removed", || states().trim().is_empty());
     gui.wait_gone(project).await;
+
+    // Force remove, offered for a running container: killed and removed, as `docker rm -f`.
+    gui.cli(&["run", "-d", "--name", "gui-force", "busybox", "sleep", "3600"]);
+    let force = container_row("gui-force");
+    gui.wait_attr(&force, "data-state", "running").await;
+    gui.click(&format!("{force} [data-testid=container-remove]"))
+        .await;
+    gui.confirm("gui-force is running", "ok").await;
+    gui.cli_until("gui-force to be removed", || {
+        gui.engine
+            .docker_ok(&["ps", "-aq", "--filter", "name=^gui-force$"])
+            .trim()
+            .is_empty()
+    });
+    gui.wait_gone(&force).await;
     gui.finish().await;
 }
