@@ -49,6 +49,7 @@ export async function load() {
 
 export function enter() {
   open = true;
+  renderFilter(); // says what is shown at once; the streams open with the list
 }
 
 /** Leaving the view stops every stream (its lines stay until it opens again). */
