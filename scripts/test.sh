@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs Berth's whole test suite on a fresh Debian 12 machine (root):
 # packages, VM tools and image, build, static checks, then every test tier (unit, component,
-# end-to-end with the real docker CLI, VM under QEMU, the desktop app in a real webview under Xvfb).
+# end-to-end with the real docker CLI, VM under QEMU, the desktop app in a real webview under Xvfb),
+# then the macOS and Windows builds (scripts/test-xplat.sh).
 #
 # Build output is cached outside the clone (CARGO_TARGET_DIR, default ~/.cache/berth/target) so
 # repeated runs and CI are incremental.
@@ -46,4 +47,7 @@ bash tests/fixtures/selftest.sh >/dev/null
 
 step "tests"
 cargo nextest run --workspace --profile ci --locked "$@"
+
+step "other OSes: clippy for macOS, the Windows build and its host tests under wine"
+bash scripts/test-xplat.sh
 step "done"

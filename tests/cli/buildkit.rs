@@ -6,30 +6,19 @@
 use std::fs;
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
-use berth_test_support::{run_bounded, Engine};
+use berth_test_support::Engine;
+
+use crate::plugins::{docker_with, expect_ok, run_in, write_files as write, Plugin};
+
+const BOTH: &[Plugin] = &[Plugin::Buildx, Plugin::Compose];
 
 fn run(e: &Engine, args: &[&str], dir: &Path) -> Output {
-    let mut c = e.docker_with_plugins(&["buildx", "compose"], args);
-    c.current_dir(dir);
-    run_bounded(c, Duration::from_secs(180))
+    run_in(docker_with(e, BOTH, args), dir)
 }
 
 fn ok(e: &Engine, args: &[&str], dir: &Path) -> String {
-    let out = run(e, args, dir);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed ({}):\n{text}\n{}",
-        out.status,
-        e.log_tail()
-    );
-    text
+    expect_ok(e, args, run(e, args, dir))
 }
 
 /// `docker buildx build --progress plain <extra> .` in `dir`; returns its output.
@@ -38,14 +27,6 @@ fn buildx(e: &Engine, dir: &Path, extra: &[&str]) -> String {
     args.extend_from_slice(extra);
     args.push(".");
     ok(e, &args, dir)
-}
-
-fn write(dir: &Path, files: &[(&str, &str)]) {
-    for (p, content) in files {
-        let path = dir.join(p);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, content).unwrap();
-    }
 }
 
 /// Nothing of BuildKit's own container driver was made: no container, no `moby/buildkit`.

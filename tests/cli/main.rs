@@ -3,6 +3,7 @@
 mod build;
 mod buildkit;
 mod compose;
+mod compose_v2;
 mod containers;
 mod crash;
 mod doctor;
@@ -12,6 +13,7 @@ mod images;
 mod netconnect;
 mod netvol;
 mod network;
+mod plugins;
 mod resources;
 mod restart;
 mod sandbox;

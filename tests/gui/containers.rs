@@ -153,7 +153,15 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     gui.wait_gone(project).await;
 
     // Force remove, offered for a running container: killed and removed, as `docker rm -f`.
-    gui.cli(&["run", "-d", "--name", "gui-force", "busybox", "sleep", "3600"]);
+    gui.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "gui-force",
+        "busybox",
+        "sleep",
+        "3600",
+    ]);
     let force = container_row("gui-force");
     gui.wait_attr(&force, "data-state", "running").await;
     gui.click(&format!("{force} [data-testid=container-remove]"))

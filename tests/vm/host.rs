@@ -796,6 +796,93 @@ fn supervisor_restarts_a_dead_vm() {
     b.berth_ok(&["stop"]);
 }
 
+/// Auto-pause: a VM with no client and no container is paused after `auto_pause_secs` (QEMU's
+/// monitor says so, `berth status` too, without waking it), and the next docker call resumes it
+/// transparently; a running container keeps it from pausing again.
+#[test]
+fn an_idle_vm_pauses_and_the_next_call_resumes_it() {
+    let reg = Registry::shared();
+    let port = reg.addr.rsplit(':').next().unwrap();
+    let b = Berth::new(&format!("http://10.0.2.2:{port}"));
+    set_config(&b, "auto_pause_secs", serde_json::json!(2));
+    b.berth_ok(&["start", "--timeout", "240"]);
+    let paused = || {
+        std::fs::read(b.home.path().join("run/status.json"))
+            .ok()
+            .and_then(|s| serde_json::from_slice::<serde_json::Value>(&s).ok())
+            .is_some_and(|s| s["paused"] == true)
+    };
+    assert!(
+        wait_until(Duration::from_secs(120), paused),
+        "the idle VM was not paused\n{}",
+        b.read_log("logs/supervisor.log")
+    );
+    let monitor = b.home.path().join("run/qemu-monitor.sock");
+    assert!(hmp(&monitor, "info status").contains("VM status: paused"));
+    let st = b.berth_ok(&["status"]);
+    assert!(st.contains("paused while idle"), "{st}");
+    assert!(
+        hmp(&monitor, "info status").contains("VM status: paused"),
+        "status woke it"
+    );
+
+    let t = Instant::now();
+    b.docker_ok(&["version"]);
+    eprintln!("docker version on the paused VM: {:?}", t.elapsed());
+    assert!(hmp(&monitor, "info status").contains("VM status: running"));
+    assert!(wait_until(Duration::from_secs(10), || !paused()));
+
+    // A running container keeps it awake: pausing needs the guest to say it has none.
+    assert!(
+        wait_until(Duration::from_secs(120), paused),
+        "not paused again"
+    );
+    b.docker_ok(&["pull", "-q", "busybox"]);
+    b.docker_ok(&["run", "-d", "--name", "busy", "busybox", "sleep", "600"]);
+    // The next quiet period ends in the guest saying it is busy, and no pause.
+    let log = b.home.path().join("logs/supervisor.log");
+    let count = |what: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches(what)
+            .count()
+    };
+    let (pauses, checks) = (count("VM paused"), count("containers run: not paused"));
+    assert!(
+        wait_until(Duration::from_secs(60), || count(
+            "containers run: not paused"
+        ) > checks),
+        "no idle check with a container running\n{}",
+        b.read_log("logs/supervisor.log")
+    );
+    assert_eq!(
+        count("VM paused"),
+        pauses,
+        "paused with a container running"
+    );
+    assert!(hmp(&monitor, "info status").contains("VM status: running"));
+    b.berth_ok(&["stop"]);
+}
+
+/// One command on QEMU's human monitor; its answer up to the next prompt.
+fn hmp(sock: &Path, command: &str) -> String {
+    let mut s = UnixStream::connect(sock).expect("monitor socket");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let read_prompt = |s: &mut UnixStream| {
+        let mut buf = Vec::new();
+        let mut b = [0u8; 1024];
+        while !buf.ends_with(b"(qemu) ") {
+            let n = s.read(&mut b).expect("monitor read");
+            assert!(n > 0, "monitor closed");
+            buf.extend_from_slice(&b[..n]);
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    read_prompt(&mut s);
+    s.write_all(format!("{command}\n").as_bytes()).unwrap();
+    read_prompt(&mut s)
+}
+
 /// Rewrites one key of the test's config.json.
 /// `docker run -d --name <name> -p <publish> busybox httpd` serving /www on the container's port 80.
 fn run_httpd(b: &Berth, name: &str, publish: &str) {

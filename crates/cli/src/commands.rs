@@ -337,24 +337,33 @@ fn kill_leftovers(state: &StateDir) {
 pub(crate) async fn status(state: &StateDir) -> anyhow::Result<()> {
     let daemon = live_pid(&state.pid_file(DAEMON));
     let st = Status::read(state);
-    let api = daemon.is_some() && ping(&state.docker_endpoint()).await;
+    // Asking a paused VM would resume it: its API counts as ready (the next call resumes it).
+    let paused = st.as_ref().is_some_and(|s| s.paused);
+    let api = daemon.is_some() && (paused || ping(&state.docker_endpoint()).await);
     match (daemon, &st) {
         (Some(pid), Some(s)) => {
             println!("supervisor: running (pid {pid})");
             println!(
-                "vm:         {:?}{}",
+                "vm:         {:?}{}{}",
                 s.state,
                 s.vm_pid
                     .map(|p| format!(" (qemu pid {p})"))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                if s.paused {
+                    ", paused while idle (the next docker call resumes it)"
+                } else {
+                    ""
+                }
             );
             println!("restarts:   {}", s.restarts);
             if let Some(a) = &s.accel {
                 println!("accel:      {a}");
             }
             if s.state == VmState::Running {
-                let m = berth_host::memory::read(state, s.vm_pid).await;
-                println!("memory:     {}", berth_host::memory::describe(&m));
+                if !s.paused {
+                    let m = berth_host::memory::read(state, s.vm_pid).await;
+                    println!("memory:     {}", berth_host::memory::describe(&m));
+                }
                 print_forwards(state, s);
             }
         }

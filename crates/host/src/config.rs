@@ -40,6 +40,9 @@ pub struct Config {
     pub free_page_reporting: bool,
     /// Pass the guest's discards (fstrim) to the qcow2, which then shrinks.
     pub disk_discard: bool,
+    /// Pause the VM's CPUs after this many seconds with no client connected and no container
+    /// running (resumed by the next client, [`crate::idle`]); 0 never pauses.
+    pub auto_pause_secs: u64,
 }
 
 /// Where the guest image and tools live by default: `/root/.cache/berth` on Linux (where
@@ -84,6 +87,7 @@ impl Default for Config {
             ports_on_localhost: false,
             free_page_reporting: true,
             disk_discard: true,
+            auto_pause_secs: 300,
         }
     }
 }

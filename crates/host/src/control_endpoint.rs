@@ -40,6 +40,21 @@ impl Guest for ControlClient {
     }
 }
 
+/// A guest whose requests first wake its VM if auto-pause stopped it ([`crate::idle`]).
+pub struct Awake<G> {
+    pub guest: G,
+    pub gate: Arc<crate::idle::IdleGate>,
+}
+
+impl<G: Guest> Guest for Awake<G> {
+    fn request(&self, req: Request, timeout: Duration) -> BoxFuture<'_, Result<Reply>> {
+        Box::pin(async move {
+            let _awake = self.gate.enter().await?;
+            self.guest.request(req, timeout).await
+        })
+    }
+}
+
 /// The guest of the current boot: `None` while the VM boots, restarts or stops.
 pub type CurrentGuest = watch::Receiver<Option<Arc<dyn Guest>>>;
 

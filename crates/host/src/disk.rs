@@ -25,6 +25,7 @@ pub fn allocated_bytes(path: &Path) -> Result<u64> {
 /// punched them out of the qcow2 by the time the reply comes).
 pub async fn trim_online(state: &crate::StateDir) -> Result<u64> {
     use berth_agent_proto::{Reply, Request};
+    crate::idle::wake(state).await;
     let connector = crate::control::side_connector(state)?;
     let reply = crate::control::one_request(
         connector.as_ref(),

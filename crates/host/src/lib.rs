@@ -28,6 +28,7 @@ pub mod endpoint;
 pub mod error;
 pub mod forward;
 pub mod helpers;
+pub mod idle;
 pub mod memory;
 pub mod process;
 pub mod share;

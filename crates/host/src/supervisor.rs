@@ -13,8 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::boot::{early_exit_cause, Phase, Phases};
 use crate::control::{wait_for_agent, ControlClient};
+use crate::control_endpoint::Awake;
 use crate::error::{HostError, Result};
 use crate::forward::ports::PortForwarder;
+use crate::idle::IdleGate;
 use crate::process::Child;
 use crate::vm::{Hypervisor, ShareDevice, Shares, VmHandle, VmSpec};
 use crate::{forward, helpers, share, Config, StateDir};
@@ -41,6 +43,10 @@ pub struct Status {
     /// How the VM runs: `kvm`, or `tcg` with the reason KVM is not used.
     #[serde(default)]
     pub accel: Option<String>,
+    /// A running VM's CPUs are paused because it was idle ([`crate::idle`]); the next client
+    /// resumes it.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +91,7 @@ pub async fn run(
         shares: vec![],
         phases: vec![],
         accel: None,
+        paused: false,
     };
     write_status(&state, &status);
     let r = run_inner(&state, &config, hv, &stop, &mut status).await;
@@ -151,9 +158,11 @@ async fn run_inner(
     );
     let listener = crate::endpoint::Listener::bind(&state.docker_endpoint())?;
     let fwd_cancel = stop.child_token();
+    let gate = IdleGate::new();
     tokio::spawn(forward::docker::serve(
         listener,
         docker_mux.clone(),
+        gate.clone(),
         fwd_cancel.clone(),
     ));
     let guest = serve_control_endpoint(state, stop, &fwd_cancel);
@@ -167,6 +176,7 @@ async fn run_inner(
                 tokio::spawn(forward::docker::serve(
                     l,
                     docker_mux.clone(),
+                    gate.clone(),
                     fwd_cancel.clone(),
                 ));
             }
@@ -200,7 +210,10 @@ async fn run_inner(
         let died_early = match agent {
             Some(Ok((control, events))) => {
                 boot.phases.mark(crate::boot::AGENT_CONNECTED, None);
-                guest.send_replace(Some(Arc::new(control.clone())));
+                guest.send_replace(Some(Arc::new(Awake {
+                    guest: control.clone(),
+                    gate: gate.clone(),
+                })));
                 let session = Session::begin(config, control, events, ports.clone()).await;
                 boot.phases.mark(crate::boot::READY, None);
                 status.state = VmState::Running;
@@ -209,10 +222,19 @@ async fn run_inner(
                 status.phases = boot.phases.list();
                 write_status(state, status);
                 tracing::info!("engine ready");
-                let vm_stopped = tokio::select! {
-                    _ = boot.vm.wait() => true,
-                    _ = stop.cancelled() => false,
+                let mut idle = AutoPause::begin(config, &gate, boot.vm.as_ref(), &docker_mux).await;
+                let vm_stopped = loop {
+                    tokio::select! {
+                        _ = boot.vm.wait() => break true,
+                        _ = stop.cancelled() => break false,
+                        Ok(()) = idle.paused.changed() => {
+                            let paused = *idle.paused.borrow_and_update();
+                            on_pause_change(state, status, &session.control, paused).await;
+                        }
+                    }
                 };
+                idle.end(&gate).await;
+                status.paused = false;
                 guest.send_replace(None);
                 if !vm_stopped {
                     status.state = VmState::Stopping;
@@ -273,6 +295,88 @@ async fn run_inner(
         d.stop(Duration::from_secs(2)).await;
     }
     result
+}
+
+/// The auto-pause loop of one boot ([`crate::idle`]) and the paused flag it changes.
+struct AutoPause {
+    paused: tokio::sync::watch::Receiver<bool>,
+    cancel: CancellationToken,
+}
+
+impl AutoPause {
+    /// Gates the booted VM; pauses it after `auto_pause_secs` of quiet (0: never).
+    async fn begin(
+        config: &Config,
+        gate: &Arc<IdleGate>,
+        vm: &dyn VmHandle,
+        docker_mux: &Arc<MuxClient>,
+    ) -> Self {
+        let cancel = CancellationToken::new();
+        let pauser = vm.pauser().filter(|_| config.auto_pause_secs > 0);
+        if pauser.is_some() {
+            let mux = docker_mux.clone();
+            tokio::spawn(gate.clone().run(
+                Duration::from_secs(config.auto_pause_secs),
+                move || guest_busy(mux.clone()),
+                cancel.clone(),
+            ));
+        }
+        gate.attach(pauser).await;
+        Self {
+            paused: gate.paused(),
+            cancel,
+        }
+    }
+
+    /// The VM is stopping or stopped: no more pausing, and resumed if it was paused.
+    async fn end(self, gate: &IdleGate) {
+        self.cancel.cancel();
+        gate.detach().await;
+    }
+}
+
+/// Whether the guest has work that must keep running: any container running (or the engine
+/// not answering, which is no reason to pause).
+fn guest_busy(mux: Arc<MuxClient>) -> futures::future::BoxFuture<'static, bool> {
+    Box::pin(async move {
+        let Ok(stream) = mux.open().await else {
+            return true;
+        };
+        match crate::usage::api_get_on(stream, "/containers/json").await {
+            Ok(body) => serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(&body)
+                .map_or(true, |running| !running.is_empty()),
+            Err(_) => true,
+        }
+    })
+}
+
+/// Records a pause or resume in the status; after a resume the guest's clock, stopped with
+/// its CPUs, is set again from the host's.
+async fn on_pause_change(
+    state: &StateDir,
+    status: &mut Status,
+    control: &ControlClient,
+    paused: bool,
+) {
+    status.paused = paused;
+    write_status(state, status);
+    if !paused {
+        sync_guest_clock(control).await;
+    }
+}
+
+/// Sets the guest's clock from the host's.
+async fn sync_guest_clock(control: &ControlClient) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or_default();
+    if let Err(e) = control
+        .request(Request::TimeSync { unix_nanos: nanos })
+        .await
+    {
+        tracing::warn!(error = %e, "time sync failed");
+    }
 }
 
 /// Serves the control endpoint ([`crate::control_endpoint`]) for other processes; returns the
@@ -471,16 +575,7 @@ impl Session {
         mut events: tokio::sync::mpsc::Receiver<berth_agent_proto::Event>,
         ports: Arc<PortForwarder>,
     ) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-            .unwrap_or_default();
-        if let Err(e) = control
-            .request(Request::TimeSync { unix_nanos: nanos })
-            .await
-        {
-            tracing::warn!(error = %e, "time sync failed");
-        }
+        sync_guest_clock(&control).await;
         let mut shares = Vec::new();
         for (i, dir) in config.shares.iter().enumerate() {
             let share = Share {

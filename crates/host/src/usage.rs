@@ -128,6 +128,7 @@ pub async fn read(state: &StateDir, vm_running: bool) -> DiskUsage {
         };
     }
     let bound = Duration::from_secs(10);
+    crate::idle::wake(state).await;
     let guest = match crate::control::side_connector(state) {
         Ok(c) => match crate::control::one_request(c.as_ref(), Request::Health, bound).await {
             Ok(Reply::Health { disk, .. }) => disk,
@@ -167,13 +168,21 @@ async fn system_df(e: &Endpoint) -> Result<SystemDf> {
 /// `GET <path>` on the Docker API at `e`: the body of a 2xx reply, else the status and body
 /// as the error.
 pub async fn api_get(e: &Endpoint, path: &str) -> Result<Bytes> {
+    let io = endpoint::connect(e)
+        .await
+        .map_err(HostError::io(e.to_string()))?;
+    api_get_on(io, path).await
+}
+
+/// `GET <path>` on a Docker API connection already open (`io`), as [`api_get`].
+pub async fn api_get_on<T>(io: T, path: &str) -> Result<Bytes>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let failed = |detail: String| HostError::Command {
         what: format!("GET {path}"),
         detail,
     };
-    let io = endpoint::connect(e)
-        .await
-        .map_err(HostError::io(e.to_string()))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|err| failed(err.to_string()))?;

@@ -46,7 +46,8 @@ where
     let e = state.docker_endpoint();
     let l = Listener::bind(&e).unwrap();
     let client = Arc::new(MuxClient::new(connector, 2375));
-    tokio::spawn(docker::serve(l, client, CancellationToken::new()));
+    let gate = berth_host::idle::IdleGate::new();
+    tokio::spawn(docker::serve(l, client, gate, CancellationToken::new()));
     e
 }
 

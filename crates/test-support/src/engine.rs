@@ -217,6 +217,13 @@ impl Engine {
             .join(format!("docker-config-{}", plugins.join("-")));
         std::fs::create_dir_all(&config).expect("docker config dir");
         let dirs: Vec<PathBuf> = plugins.iter().map(|p| dir.join(p)).collect();
+        for (name, d) in plugins.iter().zip(&dirs) {
+            assert!(
+                d.join(format!("docker-{name}")).exists(),
+                "docker-{name} is missing from {}: run scripts/install-docker-plugins.sh",
+                d.display()
+            );
+        }
         let json = serde_json::json!({ "cliPluginsExtraDirs": dirs });
         std::fs::write(config.join("config.json"), json.to_string()).expect("docker config");
         let mut c = self.docker_cmd(args);

@@ -23,22 +23,16 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The docker CLI plugins `scripts/install-docker-plugins.sh` installs, one folder each
+/// Where `scripts/install-docker-plugins.sh` puts the docker CLI plugins, one folder each
 /// (`compose/docker-compose`, `buildx/docker-buildx`): `$BERTH_PLUGINS`, else
-/// `~/.cache/berth/docker-plugins`. Panics, saying how to install them, when they are missing.
+/// `~/.cache/berth/docker-plugins`.
 pub fn docker_plugins() -> PathBuf {
-    let dir = std::env::var_os("BERTH_PLUGINS")
+    std::env::var_os("BERTH_PLUGINS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
             PathBuf::from(home).join(".cache/berth/docker-plugins")
-        });
-    assert!(
-        dir.join("buildx/docker-buildx").exists() && dir.join("compose/docker-compose").exists(),
-        "buildx and compose v2 are missing from {}: run scripts/install-docker-plugins.sh",
-        dir.display()
-    );
-    dir
+        })
 }
 
 /// The `berth-agent` binary under test: `$BERTH_AGENT_BIN`, else the one cargo built next to

@@ -15,6 +15,7 @@ use futures::future::BoxFuture;
 use crate::error::Result;
 use crate::{Config, StateDir};
 
+pub mod monitor;
 pub mod qemu;
 pub mod vz;
 pub mod whpx;
@@ -75,6 +76,17 @@ pub trait VmHandle: Send {
     fn power_button(&mut self) -> BoxFuture<'_, Result<()>>;
     /// Stops it now.
     fn kill(&mut self) -> BoxFuture<'_, ()>;
+    /// What pauses and resumes this VM's CPUs (auto-pause, [`crate::idle`]); `None` when the
+    /// back-end cannot.
+    fn pauser(&self) -> Option<Arc<dyn Pauser>> {
+        None
+    }
+}
+
+/// Stops a running VM's CPUs and starts them again; memory and devices stay as they are.
+pub trait Pauser: Send + Sync {
+    fn pause(&self) -> BoxFuture<'_, Result<()>>;
+    fn resume(&self) -> BoxFuture<'_, Result<()>>;
 }
 
 /// A way to run VMs on this host.

@@ -1,7 +1,7 @@
 //! QEMU back-end: q35 (robust under TCG; microvm needs `tsc_early_khz`, notes/vm.md §7),
 //! memfd shared memory for the vhost-user devices, vhost-user-vsock, vhost-user-fs per share,
 //! the data disk and the read-only root as virtio-blk found by serial, user networking, serial
-//! console to a file, a monitor socket for `system_powerdown`.
+//! console to a file, a monitor socket for `system_powerdown` and auto-pause (`vm::monitor`).
 //!
 //! Laptop citizenship: the data disk passes discard through (`discard=unmap`, and zeroed
 //! blocks become holes with `detect-zeroes=unmap`), so the guest's fstrim shrinks the qcow2;
@@ -11,7 +11,6 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::io::AsyncWriteExt;
 
 use super::{Hypervisor, VmHandle, VmSpec};
 use crate::endpoint::Endpoint;
@@ -185,17 +184,15 @@ impl VmHandle for QemuVm {
 
     fn power_button(&mut self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let what = std::path::PathBuf::from(self.monitor.to_string());
-            let mut s = crate::endpoint::connect(&self.monitor)
-                .await
-                .map_err(HostError::io(&what))?;
-            s.write_all(b"system_powerdown\n")
-                .await
-                .map_err(HostError::io(&what))?;
-            // Let the monitor read the line before the connection closes.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            super::monitor::command(&self.monitor, "system_powerdown").await?;
             Ok(())
         })
+    }
+
+    fn pauser(&self) -> Option<std::sync::Arc<dyn super::Pauser>> {
+        Some(std::sync::Arc::new(super::monitor::MonitorPauser {
+            at: self.monitor.clone(),
+        }))
     }
 
     fn kill(&mut self) -> BoxFuture<'_, ()> {

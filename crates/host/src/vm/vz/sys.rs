@@ -419,6 +419,39 @@ impl Machine {
         Ok(Box::new(tokio::net::UnixStream::from_std(s)?))
     }
 
+    /// Runs `call` on the VM's queue with a completion handler (pause, resume) and resolves
+    /// with what the handler reported.
+    async fn with_completion(
+        &self,
+        what: &str,
+        call: impl FnOnce(&VZVirtualMachine, &RcBlock<dyn Fn(*mut NSError)>) + Send + 'static,
+    ) -> Result<()> {
+        let (tx, rx) = oneshot::channel::<std::result::Result<(), String>>();
+        let vm = self.vm.clone();
+        self.queue.exec_async(move || {
+            let tx = Mutex::new(Some(tx));
+            let done: RcBlock<dyn Fn(*mut NSError)> = RcBlock::new(move |err: *mut NSError| {
+                // SAFETY: the framework passes nil or a valid NSError.
+                let r = match unsafe { err.as_ref() } {
+                    None => Ok(()),
+                    Some(e) => Err(e.localizedDescription().to_string()),
+                };
+                if let Some(tx) = tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    let _ = tx.send(r);
+                }
+            });
+            call(&vm.0, &done);
+        });
+        let failed = |detail: String| HostError::Command {
+            what: what.to_string(),
+            detail,
+        };
+        match rx.await {
+            Ok(r) => r.map_err(failed),
+            Err(_) => Err(failed("the VM's queue dropped the request".into())),
+        }
+    }
+
     /// Runs `f` on the VM's queue and returns its result.
     async fn on_queue<R: Send + 'static>(
         &self,
@@ -561,9 +594,53 @@ impl Drop for VzVm {
     }
 }
 
+/// Pauses and resumes the VM's CPUs (auto-pause).
+struct VzPauser(Arc<Machine>);
+
+impl crate::vm::Pauser for VzPauser {
+    fn pause(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            // SAFETY: run on the VM's queue by `on_queue`.
+            if self.0.on_queue(|vm| unsafe { vm.canPause() }).await != Some(true) {
+                return Err(HostError::Command {
+                    what: "pausing the VM".into(),
+                    detail: "Virtualization.framework says it cannot be paused now".into(),
+                });
+            }
+            self.0
+                .with_completion("pausing the VM", |vm, done| {
+                    // SAFETY: run on the VM's queue by `with_completion`; the block is copied
+                    // by the framework, which calls it once.
+                    unsafe { vm.pauseWithCompletionHandler(done) }
+                })
+                .await
+        })
+    }
+
+    fn resume(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            // SAFETY: run on the VM's queue by `on_queue`.
+            if self.0.on_queue(|vm| unsafe { vm.canResume() }).await != Some(true) {
+                // Not paused (or stopped): nothing to resume.
+                return Ok(());
+            }
+            self.0
+                .with_completion("resuming the VM", |vm, done| {
+                    // SAFETY: as in `pause`.
+                    unsafe { vm.resumeWithCompletionHandler(done) }
+                })
+                .await
+        })
+    }
+}
+
 impl VmHandle for VzVm {
     fn pid(&self) -> Option<u32> {
         None
+    }
+
+    fn pauser(&self) -> Option<Arc<dyn crate::vm::Pauser>> {
+        Some(Arc::new(VzPauser(self.machine.clone())))
     }
 
     fn wait(&mut self) -> BoxFuture<'_, ()> {
