@@ -33,6 +33,18 @@ impl ErrorCode {
         }
     }
 
+    /// The code for an engine error: its status, except that a failure to bind a published
+    /// port is a `conflict` (the port is taken) though dockerd, and Berth with it, answer 500
+    /// with these texts (`Bind for 0.0.0.0:8080 failed: port is already allocated`, or the
+    /// userland proxy's `bind: address already in use`).
+    pub fn from_response(status: u16, message: &str) -> Self {
+        const PORT_TAKEN: [&str; 2] = ["port is already allocated", "address already in use"];
+        if status == 500 && PORT_TAKEN.iter().any(|t| message.contains(t)) {
+            return Self::Conflict;
+        }
+        Self::from_status(status)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NotFound => "not_found",
@@ -79,17 +91,22 @@ pub enum AppError {
 
 impl From<berth_host::HostError> for AppError {
     fn from(e: berth_host::HostError) -> Self {
-        Self::Host(e)
+        match e {
+            // A Docker API answer through berth-host reads like one through the client.
+            berth_host::HostError::Api { status, message } => Self::Docker { status, message },
+            e => Self::Host(e),
+        }
     }
 }
 
 impl AppError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Docker { status, .. } => ErrorCode::from_status(*status),
+            Self::Docker { status, message } => ErrorCode::from_response(*status, message),
             Self::Unreachable { .. } => ErrorCode::Unavailable,
             Self::Invalid(_) => ErrorCode::Invalid,
             Self::NoStream(_) | Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Host(berth_host::HostError::VmRunning(_)) => ErrorCode::Conflict,
             Self::Client(_) | Self::Host(_) | Self::Vm { .. } | Self::Io { .. } => {
                 ErrorCode::Internal
             }
@@ -176,6 +193,20 @@ mod tests {
                 "message": "cannot remove container \"web\": container is running"
             })
         );
+    }
+
+    #[test]
+    fn a_port_taken_is_a_conflict_whatever_the_status() {
+        let msg = |m: &str| AppError::Docker {
+            status: 500,
+            message: m.into(),
+        };
+        let allocated = "driver failed programming external connectivity on endpoint web: Bind for 127.0.0.1:8080 failed: port is already allocated";
+        assert_eq!(msg(allocated).code(), ErrorCode::Conflict);
+        let in_use =
+            "Error starting userland proxy: listen tcp4 0.0.0.0:80: bind: address already in use";
+        assert_eq!(msg(in_use).code(), ErrorCode::Conflict);
+        assert_eq!(msg("disk full").code(), ErrorCode::Internal);
     }
 
     #[test]

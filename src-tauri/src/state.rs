@@ -45,6 +45,14 @@ impl AppState {
             .clone()
     }
 
+    /// The engine socket as a `berth_host` endpoint (for what the app asks through
+    /// `berth_host`: `system df`, the doctor's bundle, push progress).
+    pub fn host_endpoint(&self) -> berth_host::endpoint::Endpoint {
+        let path = self.engine().socket().path.clone();
+        berth_host::endpoint::Endpoint::parse(&path.display().to_string())
+            .unwrap_or(berth_host::endpoint::Endpoint::Unix(path))
+    }
+
     pub fn settings(&self) -> AppSettings {
         self.settings
             .read()

@@ -338,6 +338,66 @@ fn commit_container_changes_then_run_the_image() {
         .contains("No such container: nope"));
 }
 
+/// The pause, commit and unpause events of container `name` so far.
+fn commit_events(e: &Engine, name: &str) -> Vec<String> {
+    let out = e.past_events(&format!("container={name}"), "{{.Action}}");
+    out.lines()
+        .filter(|a| matches!(*a, "pause" | "commit" | "unpause"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn commit_pauses_a_running_container_and_names_it_in_the_image() {
+    let e = Engine::start();
+    let id = e.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "live",
+        "busybox",
+        "sh",
+        "-c",
+        "echo live > /f; sleep 300",
+    ]);
+    let id = id.trim();
+    assert!(berth_test_support::wait_until(
+        std::time::Duration::from_secs(10),
+        || e.docker(&["exec", "live", "test", "-e", "/f"])
+            .status
+            .success()
+    ));
+    e.docker_ok(&["commit", "live", "live-snap"]);
+    assert_eq!(commit_events(&e, "live"), ["pause", "commit", "unpause"]);
+    let state = e.docker_ok(&["inspect", "--format", "{{.State.Status}}", "live"]);
+    assert_eq!(state.trim(), "running");
+    e.docker_ok(&["commit", "--pause=false", "live", "live-snap2"]);
+    assert_eq!(
+        commit_events(&e, "live"),
+        ["pause", "commit", "unpause", "commit"]
+    );
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "--network", "none", "live-snap", "cat", "/f"]),
+        "live\n"
+    );
+    // The image names its container, as dockerd's does (API before 1.45 shows it; Berth
+    // shows it at every version).
+    for version in ["v1.44", "v1.50"] {
+        let (status, body) = e.api("GET", &format!("/{version}/images/live-snap/json"), None);
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        berth_test_support::assert_response("GET", "/images/{name}/json", 200, &v);
+        assert_eq!(v["Container"], id, "{version}");
+        assert_eq!(v["ContainerConfig"]["Image"], "busybox", "{version}");
+        assert_eq!(
+            v["ContainerConfig"]["Cmd"],
+            serde_json::json!(["sh", "-c", "echo live > /f; sleep 300"])
+        );
+    }
+}
+
 #[test]
 fn built_image_pushes_and_pulls_back_with_its_whiteouts() {
     let e = Engine::start();

@@ -96,6 +96,23 @@ fn detached_lifecycle_inspect_and_errors() {
 }
 
 #[test]
+fn unknown_log_driver_is_refused_with_dockerds_text() {
+    let e = Engine::start();
+    let want = "error looking up logging plugin foo: plugin \"foo\" not found";
+    let err = e.docker_err(&["run", "--rm", NET, "--log-driver", "foo", "busybox", "true"]);
+    assert!(err.contains(want), "{err}");
+    let body = r#"{"Image":"busybox","HostConfig":{"LogConfig":{"Type":"foo"}}}"#;
+    let (status, out) = e.api("POST", "/v1.50/containers/create", Some(body));
+    assert_eq!(status, 400, "{out}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["message"],
+        want
+    );
+    let ps = e.docker_ok(&["ps", "-aq"]);
+    assert!(ps.trim().is_empty(), "{ps}");
+}
+
+#[test]
 fn logs_streams_tail_and_timestamps() {
     let e = Engine::start();
     e.docker_ok(&[
@@ -817,4 +834,49 @@ fn domainname_sysctls_mac_oom_score_and_cgroup_parent() {
     for r in roots {
         let _ = std::fs::remove_dir(format!("{r}/{parent}"));
     }
+}
+
+/// Client connections open on the engine's socket (`/proc/net/unix`: accepted sockets carry
+/// the listener's path; state 03 is connected).
+fn engine_connections(e: &Engine) -> usize {
+    let path = e.socket().to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/net/unix")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() == 8 && f[5] == "03" && f[7] == path
+        })
+        .count()
+}
+
+/// `docker run -d` asks to wait for the container's exit before starting it and goes away
+/// without the answer: the engine ends that request when the client leaves (dockerd does),
+/// instead of holding a connection per running container.
+#[test]
+fn a_client_gone_mid_request_ends_it() {
+    let e = Engine::start();
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    let before = engine_connections(&e);
+    for i in 0..5 {
+        e.docker_ok(&[
+            "run",
+            "-d",
+            NET,
+            "--name",
+            &format!("w{i}"),
+            "busybox",
+            "sleep",
+            "600",
+        ]);
+    }
+    let mut now = engine_connections(&e);
+    let released = wait_until(Duration::from_secs(10), || {
+        now = engine_connections(&e);
+        now <= before
+    });
+    assert!(
+        released,
+        "{before} connections before 5 x run -d, {now} after"
+    );
 }

@@ -1,5 +1,6 @@
 //! `berth doctor`: the diagnostics bundle written to a file holds the engine's own `docker
-//! info` and version, Berth's config and status, and the tails of the logs in its home.
+//! info` and version, Berth's config and status, and the tails of the logs in its home; `berth
+//! reset` lists, then deletes, what a reset to factory defaults removes.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -98,4 +99,50 @@ fn doctor_says_when_the_engine_does_not_answer() {
     let err = b["docker"]["info"]["error"].as_str().expect("an error");
     assert!(err.contains("none.sock"), "{err}");
     assert_eq!(b["config"], serde_json::Value::Null);
+}
+
+/// `berth reset`: without `--yes` it only lists; with it, the listed paths are gone; refused
+/// while a supervisor runs.
+#[test]
+fn reset_lists_then_deletes_and_refuses_while_the_vm_runs() {
+    let home = tempfile::tempdir().expect("home");
+    let h = home.path();
+    for d in ["disk", "logs", "run"] {
+        std::fs::create_dir_all(h.join(d)).unwrap();
+    }
+    std::fs::write(h.join("disk/data.qcow2"), "disk").unwrap();
+    std::fs::write(h.join("config.json"), "{}").unwrap();
+    let berth = |args: &[&str]| {
+        let mut cmd = Command::new(berth_bin());
+        cmd.arg("--home").arg(h).args(args);
+        run_bounded(cmd, std::time::Duration::from_secs(30))
+    };
+    let listed = berth(&["reset"]);
+    let said = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{said}");
+    assert!(
+        said.contains(&h.join("disk").display().to_string()) && said.contains("every image"),
+        "{said}"
+    );
+    assert!(
+        h.join("disk/data.qcow2").exists(),
+        "listing deletes nothing"
+    );
+
+    std::fs::write(h.join("run/supervisor.pid"), std::process::id().to_string()).unwrap();
+    let refused = berth(&["reset", "--yes"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("berth stop"));
+    assert!(h.join("disk/data.qcow2").exists());
+    std::fs::remove_file(h.join("run/supervisor.pid")).unwrap();
+
+    let done = berth(&["reset", "--yes"]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    for p in ["disk", "config.json", "logs", "run"] {
+        assert!(!h.join(p).exists(), "{p} left");
+    }
 }

@@ -48,22 +48,7 @@ fn pull_busybox_through_mirror_then_up_to_date() {
         "{again}"
     );
     // The pull shows up as an image event.
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
-    let ev = e.docker_ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        &until.to_string(),
-        "--filter",
-        "type=image",
-        "--format",
-        "{{.Action}} {{.Actor.ID}}",
-    ]);
+    let ev = e.past_events("type=image", "{{.Action}} {{.Actor.ID}}");
     assert!(ev.contains("pull busybox:latest"), "{ev}");
 }
 
@@ -387,10 +372,8 @@ fn login_and_authenticated_pull_basic_and_token() {
 #[test]
 fn load_docker_archive_fixture() {
     let e = Engine::start_offline();
-    let cache = std::env::var("BERTH_FIXTURES")
-        .unwrap_or_else(|_| "/root/.cache/berth/fixtures".to_string());
-    let fixture = format!("{cache}/images/busybox.tar");
-    let fixture = fixture.as_str();
+    let fixture = busybox_archive();
+    let fixture = fixture.to_str().unwrap();
     assert!(
         Path::new(fixture).exists(),
         "fixture {fixture} missing: run tests/fixtures/images.py"
@@ -416,6 +399,100 @@ fn load_docker_archive_fixture() {
         .filter(|n| n.starts_with('.'))
         .collect();
     assert!(tmp.is_empty(), "{tmp:?}");
+}
+
+/// The fixtures' busybox archive (`tests/fixtures/images.py`).
+fn busybox_archive() -> PathBuf {
+    let cache = std::env::var("BERTH_FIXTURES")
+        .unwrap_or_else(|_| "/root/.cache/berth/fixtures".to_string());
+    Path::new(&cache).join("images/busybox.tar")
+}
+
+/// A docker-archive of busybox plus a second layer that does not match the diff id its
+/// config lists: the first layer loads, then the image fails.
+fn archive_with_bad_second_layer() -> Vec<u8> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(busybox_archive()).unwrap());
+    for entry in ar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        files.insert(path, data);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    let entry = &manifest[0];
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&files[entry["Config"].as_str().unwrap()]).unwrap();
+    let bogus = format!("sha256:{}", "0".repeat(64));
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(bogus.into());
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_cksum();
+    layer.append_data(&mut h, "extra", &b"abc"[..]).unwrap();
+    let mut layers: Vec<serde_json::Value> = entry["Layers"].as_array().unwrap().clone();
+    layers.push("extra/layer.tar".into());
+    let out_manifest = serde_json::json!([{
+        "Config": "bad-config.json",
+        "RepoTags": ["half:loaded"],
+        "Layers": layers,
+    }]);
+    let mut out = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        out.append_data(&mut h, name, data).unwrap();
+    };
+    for l in entry["Layers"].as_array().unwrap() {
+        let l = l.as_str().unwrap();
+        add(l, &files[l]);
+    }
+    add("extra/layer.tar", &layer.into_inner().unwrap());
+    add("bad-config.json", &serde_json::to_vec(&config).unwrap());
+    add("manifest.json", &serde_json::to_vec(&out_manifest).unwrap());
+    out.into_inner().unwrap()
+}
+
+/// Names in `dir` (none when it does not exist).
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn load_of_broken_archive_fails_in_stream_and_leaves_nothing() {
+    let e = Engine::start_offline();
+    let whole = std::fs::read(busybox_archive()).unwrap();
+    // A cut archive: dockerd answers 200 and puts the error in the JSON stream.
+    let cut = &whole[..100_000];
+    let (status, body) = e.api_bytes("POST", "/v1.50/images/load", "application/x-tar", cut);
+    assert_eq!(status, 200, "{body}");
+    let line: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+    let msg = line["error"].as_str().unwrap_or_default();
+    assert!(msg.starts_with("Error processing tar file"), "{body}");
+    assert_eq!(line["errorDetail"]["message"].as_str(), Some(msg), "{body}");
+    let out = e.docker_stdin(&["load"], cut);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Error processing tar file"), "{err}");
+    // A second layer that fails its digest: the first one, already in the store, goes again.
+    let out = e.docker_stdin(&["load"], &archive_with_bad_second_layer());
+    assert!(!out.status.success(), "{out:?}");
+    assert!(tags(&e, &[]).is_empty());
+    let store = e.data_root().join("image");
+    assert_eq!(entries(&store.join("layers")), Vec::<String>::new());
+    assert_eq!(entries(&store.join("blobs/sha256")), Vec::<String>::new());
 }
 
 #[test]
@@ -451,9 +528,7 @@ fn corrupt_layer_blob_is_refused_and_leaves_nothing() {
     let reg = AuthRegistry::start(e.scratch().join("registry-plain"), &[]);
     // A loaded image has its layer as a plain tar, so a flipped byte inside a file keeps the
     // tar readable and only the digests can catch it.
-    let cache = std::env::var("BERTH_FIXTURES")
-        .unwrap_or_else(|_| "/root/.cache/berth/fixtures".to_string());
-    e.docker_ok(&["load", "-i", &format!("{cache}/images/busybox.tar")]);
+    e.docker_ok(&["load", "-i", busybox_archive().to_str().unwrap()]);
     let name = format!("{}/team/plain:1", reg.addr);
     e.docker_ok(&["tag", "busybox", &name]);
     e.docker_ok(&["push", &name]);
@@ -494,10 +569,8 @@ fn corrupt_layer_blob_is_refused_and_leaves_nothing() {
 #[test]
 fn import_a_tarball_with_changes() {
     let e = Engine::start_offline();
-    let cache = std::env::var("BERTH_FIXTURES")
-        .unwrap_or_else(|_| "/root/.cache/berth/fixtures".to_string());
     // The layer of the busybox fixture is a plain root filesystem tar.
-    let fixture = format!("{cache}/images/busybox.tar");
+    let fixture = busybox_archive().display().to_string();
     let out = Command::new("tar")
         .args(["-xOf", &fixture, "manifest.json"])
         .output()

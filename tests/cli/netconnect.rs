@@ -350,3 +350,132 @@ fn fixed_ip_aliases_and_several_networks_at_run() {
     e.docker_ok(&["rm", "-f", "fixed2", "multi", "later"]);
     e.docker_ok(&["network", "rm", "fixnet", "autonet"]);
 }
+
+#[test]
+fn endpoint_settings_show_in_inspect_like_dockerd() {
+    let e = Engine::start();
+    let n = slot(&e);
+    // IPAM options not given are `null`, as dockerd shows them.
+    let (status, body) = e.api(
+        "POST",
+        "/v1.50/networks/create",
+        Some(r#"{"Name":"rawnet"}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    let v = inspect_json(&e, "/v1.50/networks/rawnet", "/networks/{id}");
+    assert!(v["IPAM"]["Options"].is_null(), "{}", v["IPAM"]);
+    e.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.236.{n}.0/24"),
+        "epnet",
+    ]);
+    e.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.237.{n}.0/24"),
+        "epnet2",
+    ]);
+    sleeper(&e, "peer", &["--network", "epnet"]);
+    let ip1 = format!("10.236.{n}.10");
+    sleeper(
+        &e,
+        "ep",
+        &[
+            "--network",
+            "epnet",
+            "--ip",
+            &ip1,
+            "--network-alias",
+            "x2",
+            "--link-local-ip",
+            "169.254.1.1",
+        ],
+    );
+    let ip2 = format!("10.237.{n}.20");
+    e.docker_ok(&[
+        "network",
+        "connect",
+        "--ip",
+        &ip2,
+        "--alias",
+        "y",
+        "--link",
+        "peer:pl",
+        "--link-local-ip",
+        "169.254.2.2",
+        "--driver-opt",
+        "com.example.a=b",
+        "epnet2",
+        "ep",
+    ]);
+    let v = inspect_json(&e, "/v1.50/containers/ep/json", "/containers/{id}/json");
+    let nets = &v["NetworkSettings"]["Networks"];
+    let first = &nets["epnet"];
+    assert_eq!(
+        first["IPAMConfig"],
+        serde_json::json!({"IPv4Address": ip1, "LinkLocalIPs": ["169.254.1.1"]})
+    );
+    assert_eq!(first["Aliases"], serde_json::json!(["x2"]));
+    assert!(
+        first["Links"].is_null() && first["DriverOpts"].is_null(),
+        "{first}"
+    );
+    assert_eq!(first["IPAddress"], ip1);
+    let second = &nets["epnet2"];
+    assert_eq!(
+        second["IPAMConfig"],
+        serde_json::json!({"IPv4Address": ip2, "LinkLocalIPs": ["169.254.2.2"]})
+    );
+    assert_eq!(second["Links"], serde_json::json!(["peer:pl"]));
+    assert_eq!(second["Aliases"], serde_json::json!(["y"]));
+    assert_eq!(
+        second["DriverOpts"],
+        serde_json::json!({"com.example.a": "b"})
+    );
+    assert_eq!(second["IPAddress"], ip2);
+    assert!(
+        second["MacAddress"].as_str().is_some_and(|m| m.len() == 17),
+        "{second}"
+    );
+
+    // Created with `NetworkingConfig`: what was asked shows before the first start.
+    let create = serde_json::json!({
+        "Image": "busybox",
+        "Cmd": ["sleep", "300"],
+        "HostConfig": {"NetworkMode": "epnet"},
+        "NetworkingConfig": {"EndpointsConfig": {"epnet": {
+            "IPAMConfig": {
+                "IPv4Address": format!("10.236.{n}.11"),
+                "IPv6Address": "fd00::11",
+                "LinkLocalIPs": ["169.254.3.3"],
+            },
+            "Aliases": ["rawalias"],
+            "Links": ["peer:p3"],
+            "DriverOpts": {"k": "v"},
+            "MacAddress": "02:42:0a:ec:00:0b",
+        }}},
+    });
+    let (status, body) = e.api(
+        "POST",
+        "/v1.50/containers/create?name=raw",
+        Some(&create.to_string()),
+    );
+    assert_eq!(status, 201, "{body}");
+    let v = inspect_json(&e, "/v1.50/containers/raw/json", "/containers/{id}/json");
+    let ep = &v["NetworkSettings"]["Networks"]["epnet"];
+    assert_eq!(
+        ep["IPAMConfig"],
+        serde_json::json!({
+            "IPv4Address": format!("10.236.{n}.11"),
+            "IPv6Address": "fd00::11",
+            "LinkLocalIPs": ["169.254.3.3"],
+        })
+    );
+    assert_eq!(ep["Aliases"], serde_json::json!(["rawalias"]));
+    assert_eq!(ep["Links"], serde_json::json!(["peer:p3"]));
+    assert_eq!(ep["DriverOpts"], serde_json::json!({"k": "v"}));
+    assert_eq!(ep["MacAddress"], "02:42:0a:ec:00:0b");
+}

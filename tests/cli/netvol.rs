@@ -374,6 +374,35 @@ fn netvol_link_adds_hosts_line_and_checks_the_target() {
 }
 
 #[test]
+fn netvol_rm_link_removes_only_the_link() {
+    let e = Engine::start();
+    e.docker_ok(&["run", "-d", "--name", "other", "busybox", "sleep", "300"]);
+    e.docker_ok(&[
+        "run", "-d", "--name", "web", "--link", "other:db", "busybox", "sleep", "300",
+    ]);
+    let hosts = e.docker_ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(hosts.contains("\tdb "), "{hosts}");
+    // `docker rm --link name` names no link: refused, and the container stays.
+    let err = e.docker_err(&["rm", "--link", "web"]);
+    assert!(
+        err.contains("Conflict, cannot remove the default link name of the container"),
+        "{err}"
+    );
+    let out = e.docker_ok(&["rm", "--link", "web/db"]);
+    assert_eq!(out.trim(), "web/db");
+    let links = e.docker_ok(&["inspect", "--format", "{{json .HostConfig.Links}}", "web"]);
+    assert_eq!(links.trim(), "null");
+    let err = e.docker_err(&["rm", "--link", "web/db"]);
+    assert!(err.contains("No such container: web/db"), "{err}");
+    // Both containers stay; the next start has no link.
+    let names = e.docker_ok(&["ps", "--format", "{{.Names}}"]);
+    assert!(names.contains("web") && names.contains("other"), "{names}");
+    e.docker_ok(&["restart", "-t", "1", "web"]);
+    let hosts = e.docker_ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("\tdb "), "{hosts}");
+}
+
+#[test]
 fn netvol_volumes_from_shares_volumes_and_binds() {
     let e = Engine::start();
     let err = e.docker_err(&["create", "--volumes-from", "nosuch", "busybox"]);

@@ -274,22 +274,7 @@ fn network_create_ls_inspect_rm_prune() {
     let ls = e.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert_eq!(ls.lines().count(), 3, "{ls}");
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
-    let events = e.docker_ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        &now.to_string(),
-        "--filter",
-        "type=network",
-        "--format",
-        "{{.Action}} {{.Actor.Attributes.name}}",
-    ]);
+    let events = e.past_events("type=network", "{{.Action}} {{.Actor.Attributes.name}}");
     for want in [
         "create n1",
         "create n2",

@@ -1,7 +1,8 @@
 //! The official Docker SDK for Python (docker-py) against a fresh engine: runs
 //! `tests/sdk/python/test_sdk.py` (images, build, containers, exec, attach, archives, stats,
 //! update, commit, networks, volumes, events, prune) and `fidelity.py` (behaviours that must
-//! match dockerd's, one area per test) with the venv made by `tests/fixtures/python-sdk.sh`
+//! match dockerd's, one area per test), and `test_testcontainers.py` (testcontainers-python),
+//! with the venv made by `tests/fixtures/python-sdk.sh`
 //! (`$BERTH_PYTHON_SDK`, default `~/.cache/berth/python-sdk`).
 
 use std::path::PathBuf;
@@ -51,11 +52,19 @@ fn python_sdk_build_fidelity() {
     run_checks("fidelity.py", &["build_"]);
 }
 
+/// testcontainers-python: a container from the local registry, waits for a log line and the
+/// mapped port, exec, a network alias, cleanup (Ryuk disabled: its image is not offline).
+#[test]
+fn python_testcontainers_start_wait_exec_cleanup() {
+    run_checks("test_testcontainers.py", &[]);
+}
+
 /// Runs the checks of `tests/sdk/python/<script>` whose names start with one of `prefixes`
 /// (all without any) against a fresh engine.
 fn run_checks(script: &str, prefixes: &[&str]) {
     let python = sdk_python();
     let e = Engine::start();
+    let registry = &berth_test_support::Registry::shared().addr;
     let log = e.scratch().join("python-sdk.log");
     let out = std::fs::File::create(&log).expect("sdk log");
     let mut child = Command::new(&python)
@@ -64,6 +73,8 @@ fn run_checks(script: &str, prefixes: &[&str]) {
         .args(prefixes)
         .env("DOCKER_HOST", e.host())
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("BERTH_TEST_REGISTRY", registry)
+        .env("TESTCONTAINERS_RYUK_DISABLED", "true")
         .env_remove("DOCKER_TLS_VERIFY")
         .env_remove("DOCKER_CERT_PATH")
         .env_remove("DOCKER_CONFIG")

@@ -257,3 +257,97 @@ fn system_df_prune_and_ps_filters_read_like_dockerd() {
     );
     assert_eq!(names("status=running"), ["old"]);
 }
+
+/// `POST {path}` answered 200 with a body valid for the spec; returns the body.
+fn prune(e: &Engine, path: &str) -> serde_json::Value {
+    let (code, body) = e.api("POST", &format!("/v1.50{path}"), None);
+    assert_eq!(code, 200, "{path}: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let spec_path = path.split('?').next().unwrap_or(path);
+    berth_test_support::assert_response("POST", spec_path, 200, &v);
+    v
+}
+
+/// A stopped container named `name` that wrote `bytes` bytes to its writable layer.
+fn writer(e: &Engine, name: &str, bytes: u32) -> String {
+    let cmd = format!("head -c {bytes} /dev/zero > /big");
+    e.docker_ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        name,
+        "busybox",
+        "sh",
+        "-c",
+        &cmd,
+    ]);
+    e.docker_ok(&["inspect", "--format", "{{.Id}}", name])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn prune_reports_what_it_freed_like_dockerd() {
+    let e = Engine::start();
+    e.docker_ok(&["pull", "-q", "busybox"]);
+    // Nothing to prune: dockerd's shapes, `null` lists.
+    let v = prune(&e, "/containers/prune");
+    assert_eq!(
+        v,
+        serde_json::json!({"ContainersDeleted": null, "SpaceReclaimed": 0})
+    );
+    let v = prune(&e, "/images/prune");
+    assert_eq!(
+        v,
+        serde_json::json!({"ImagesDeleted": null, "SpaceReclaimed": 0})
+    );
+    let v = prune(&e, "/networks/prune");
+    assert_eq!(v, serde_json::json!({"NetworksDeleted": null}));
+    let v = prune(&e, "/volumes/prune");
+    assert_eq!(
+        v,
+        serde_json::json!({"VolumesDeleted": [], "SpaceReclaimed": 0})
+    );
+    // Containers: the bytes of their writable layers.
+    let id = writer(&e, "w1", 1_000_000);
+    let v = prune(&e, "/containers/prune");
+    assert_eq!(v["ContainersDeleted"], serde_json::json!([id]));
+    assert_eq!(v["SpaceReclaimed"], 1_000_000);
+    // Images: the layers no other image shares (the commit's own layer, not busybox's).
+    writer(&e, "w2", 300_000);
+    let image = e.docker_ok(&["commit", "w2"]);
+    e.docker_ok(&["rm", "w2"]);
+    let v = prune(&e, "/images/prune");
+    assert_eq!(
+        v["ImagesDeleted"],
+        serde_json::json!([{"Deleted": image.trim()}])
+    );
+    assert_eq!(v["SpaceReclaimed"], 300_000);
+    let size = e.docker_ok(&["image", "inspect", "--format", "{{.Size}}", "busybox"]);
+    let filters = "%7B%22dangling%22%3A%5B%22false%22%5D%7D";
+    let v = prune(&e, &format!("/images/prune?filters={filters}"));
+    assert_eq!(v["SpaceReclaimed"].to_string(), size.trim(), "{v}");
+    // Volumes: their data.
+    e.docker_ok(&["volume", "create", "v1"]);
+    e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "v1:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 500000 /dev/zero > /v/f",
+    ]);
+    let v = prune(
+        &e,
+        "/volumes/prune?filters=%7B%22all%22%3A%5B%22true%22%5D%7D",
+    );
+    assert_eq!(
+        v,
+        serde_json::json!({"VolumesDeleted": ["v1"], "SpaceReclaimed": 500_000})
+    );
+}

@@ -24,7 +24,7 @@ pub(crate) struct Gui {
 }
 
 /// `target/<profile>/<name>` next to the running test binary, or `$<env>`.
-fn built_bin(name: &str, env: &str) -> PathBuf {
+pub(crate) fn built_bin(name: &str, env: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(env) {
         return PathBuf::from(p);
     }
@@ -729,7 +729,6 @@ const TERMINAL_LINES: &str = "const box = document.querySelector('[data-testid=e
     return out;";
 
 /// Docker's own message in a CLI error (`Error response from daemon: <message>`).
-#[allow(dead_code)] // for the failed-Run test
 pub(crate) fn daemon_message(stderr: &str) -> String {
     let line = stderr
         .lines()

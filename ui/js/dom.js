@@ -45,9 +45,12 @@ export function renderRows(tbody, items, key, build) {
   while (tbody.children.length > rows.length) tbody.lastElementChild.remove();
 }
 
-/** A button that runs `action`, disabled while it runs; errors go to the banner. */
-export function actionButton(label, testid, action, cls) {
-  const b = h("button", { testid, class: cls, type: "button" }, label);
+/**
+ * A button that runs `action`, disabled while it runs; errors go to the banner. `name` is its
+ * accessible name when the label alone does not say what it acts on (a row's "Remove").
+ */
+export function actionButton(label, testid, action, cls, name) {
+  const b = h("button", { testid, class: cls, type: "button", "aria-label": name }, label);
   b.addEventListener("click", async () => {
     b.disabled = true;
     try { await action(); } catch (e) { showError(e); } finally { b.disabled = false; }

@@ -11,12 +11,13 @@ import * as volumes from "./views/volumes.js";
 import * as networks from "./views/networks.js";
 import * as settings from "./views/settings.js";
 import * as disk from "./views/disk.js";
+import * as troubleshoot from "./views/troubleshoot.js";
 import { applyEngineState, WITHOUT_ENGINE } from "./engine-state.js";
 import { watchNames } from "./names.js";
 import { watchTimes } from "./time.js";
 import { setNavigator } from "./nav.js";
 
-const views = { containers, projects, logs, images, volumes, networks, settings, disk };
+const views = { containers, projects, logs, images, volumes, networks, settings, disk, troubleshoot };
 let shown = null;
 let engineState = "unknown";
 // Lists need the engine: while it is down they are not loaded (the hint says why), so no

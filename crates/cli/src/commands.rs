@@ -458,6 +458,31 @@ pub(crate) async fn disk_compact(state: &StateDir) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `berth reset`: lists what a reset to factory defaults deletes; with `yes`, deletes it.
+pub(crate) fn reset(state: &StateDir, yes: bool) -> anyhow::Result<()> {
+    use berth_host::reset;
+    if let Some(why) = reset::refusal(state) {
+        bail!(why);
+    }
+    let plan = reset::plan(state);
+    if plan.is_empty() {
+        println!("Nothing to reset in {}.", state.root().display());
+        return Ok(());
+    }
+    if !yes {
+        println!("A reset deletes:");
+        for i in &plan {
+            println!("  {}  ({})", i.path.display(), i.what);
+        }
+        println!("Run `berth reset --yes` to delete them.");
+        return Ok(());
+    }
+    for i in reset::reset(state)? {
+        println!("Deleted {}", i.path.display());
+    }
+    Ok(())
+}
+
 /// `berth doctor`: collects the diagnostics bundle and writes it; prints where.
 pub(crate) async fn doctor(
     state: &StateDir,

@@ -70,6 +70,14 @@ enum Cmd {
         #[arg(long)]
         docker_host: Option<String>,
     },
+    /// Back to factory defaults: list what is deleted (the data disk with every image,
+    /// container and volume, config.json, daemon.json, logs); `--yes` deletes it. Refused while
+    /// the VM runs. The same as the app's Troubleshoot view does
+    Reset {
+        /// Delete without asking
+        #[arg(long)]
+        yes: bool,
+    },
     /// Run the supervisor in the foreground (what `start` spawns)
     #[command(hide = true)]
     Daemon,
@@ -135,6 +143,7 @@ fn main() {
                 output,
                 docker_host,
             } => commands::doctor(&state, output, docker_host.as_deref()).await,
+            Cmd::Reset { yes } => commands::reset(&state, yes),
             Cmd::Daemon => commands::daemon(state.clone()).await,
         }
     });

@@ -342,3 +342,12 @@ pub struct ContainerUpdate {
     pub pids_limit: Option<i64>,
     pub restart_policy: Option<RestartPolicy>,
 }
+
+/// `POST /containers/prune`: `ContainersDeleted` is `null` when nothing was removed, as
+/// dockerd sends it; `SpaceReclaimed` is the size of the removed writable layers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainersPruneReport {
+    pub containers_deleted: Option<Vec<String>>,
+    pub space_reclaimed: i64,
+}

@@ -45,8 +45,9 @@ pub struct Ipam {
     pub driver: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub config: Vec<IpamConfig>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub options: BTreeMap<String, String>,
+    /// `null` when the create request gave none, as dockerd shows it.
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, String>>,
 }
 
 impl Default for Ipam {
@@ -54,7 +55,7 @@ impl Default for Ipam {
         Self {
             driver: default_driver(),
             config: vec![],
-            options: BTreeMap::new(),
+            options: None,
         }
     }
 }
@@ -154,7 +155,8 @@ pub struct NetworkConnectRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct NetworkPruneResponse {
-    pub networks_deleted: Vec<String>,
+    /// `null` when nothing was removed (dockerd's shape).
+    pub networks_deleted: Option<Vec<String>>,
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>

@@ -84,6 +84,23 @@ pub fn tail(path: &Path, n: usize) -> Option<Vec<String>> {
     )
 }
 
+/// Whether a VM console line is the engine's: the engine's tracing lines name their target
+/// (`berth_engine::…`, `berth_server::…`, `berth_agent::…`); the kernel's and PID 1's do not.
+pub fn is_engine_line(line: &str) -> bool {
+    [" berth_engine", " berth_server", " berth_agent"]
+        .iter()
+        .any(|t| line.contains(t))
+}
+
+/// The engine's last `n` lines in the VM console log (`None` when there is no console log).
+pub fn engine_tail(state: &StateDir, n: usize) -> Option<Vec<String>> {
+    let mut lines = tail(&state.console_log(), usize::MAX)?;
+    lines.retain(|l| is_engine_line(l));
+    let cut = lines.len().saturating_sub(n);
+    lines.drain(..cut);
+    Some(lines)
+}
+
 /// Every `*.log` in `dir` plus `extra` (name, path), each as its last [`LOG_LINES`] lines.
 pub fn logs(dir: &Path, extra: &[(String, PathBuf)]) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
@@ -105,7 +122,7 @@ pub fn logs(dir: &Path, extra: &[(String, PathBuf)]) -> BTreeMap<String, Vec<Str
 }
 
 async fn api_json(e: &Endpoint, path: &str) -> Value {
-    match tokio::time::timeout(API_BOUND, crate::usage::api_get(e, path)).await {
+    match tokio::time::timeout(API_BOUND, crate::api::get(e, path)).await {
         Ok(Ok(body)) => serde_json::from_slice(&body)
             .unwrap_or_else(|err| json!({ "error": format!("GET {path}: {err}") })),
         Ok(Err(err)) => json!({ "error": crate::supervisor::error_chain(&err) }),
@@ -208,6 +225,24 @@ mod tests {
         let got = logs(d.path(), &[("berth-app".into(), app)]);
         assert_eq!(got.keys().collect::<Vec<_>>(), ["berth-app", "console"]);
         assert_eq!(got["console"], ["boot"]);
+    }
+
+    #[test]
+    fn engine_lines_are_those_naming_an_engine_target() {
+        let d = tempfile::tempdir().unwrap();
+        let s = StateDir::new(d.path());
+        s.create().unwrap();
+        assert!(engine_tail(&s, 5).is_none(), "no console log yet");
+        let console = [
+            "[    0.000000] Linux version 6.1.0",
+            "2026-12-05T10:00:00.1Z  INFO engine started (pid 80) at uptime 1.2",
+            "2026-12-05T10:00:01.1Z  INFO berth_agent: listening on /run/docker.sock",
+            "2026-12-05T10:00:02.1Z DEBUG request{method=GET}: berth_server::routes: done",
+            "2026-12-05T10:00:03.1Z  WARN berth_engine::image::pull: retrying",
+        ];
+        std::fs::write(s.console_log(), console.join("\n")).unwrap();
+        assert_eq!(engine_tail(&s, 10).unwrap(), console[2..].to_vec());
+        assert_eq!(engine_tail(&s, 1).unwrap(), [console[4]]);
     }
 
     #[test]

@@ -36,6 +36,12 @@ pub enum HostError {
     Control(String),
     #[error("the VM failed to start: {0}")]
     VmFailed(String),
+    /// A Docker API answered with an error status; `message` is its `{"message"}`.
+    #[error("{message}")]
+    Api { status: u16, message: String },
+    /// Refused because Berth's VM runs (stop it first).
+    #[error("{0}")]
+    VmRunning(String),
     #[error("{0} is not supported on this platform")]
     NotSupported(&'static str),
 }

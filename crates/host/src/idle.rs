@@ -140,6 +140,7 @@ impl IdleGate {
                 _ = cancel.cancelled() => return,
                 _ = self.quiet_for(after) => {}
             }
+            tracing::debug!("VM quiet: checking whether it may pause");
             let mut vm = self.vm.lock().await;
             let Some(pauser) = vm.pauser.clone().filter(|_| !vm.paused) else {
                 drop(vm);
@@ -149,6 +150,7 @@ impl IdleGate {
                     _ = self.left.notified() => continue,
                 }
             };
+            tracing::debug!("asking the guest whether containers run");
             if busy().await {
                 tracing::info!("VM idle but containers run: not paused");
                 self.clients_mut().quiet_since = Instant::now();
@@ -203,7 +205,7 @@ impl IdleGate {
 /// bypass the supervisor (`berth disk usage`, trim).
 pub async fn wake(state: &crate::StateDir) {
     if crate::supervisor::Status::read(state).is_some_and(|s| s.paused) {
-        if let Err(e) = crate::usage::api_get(&state.docker_endpoint(), "/_ping").await {
+        if let Err(e) = crate::api::get(&state.docker_endpoint(), "/_ping").await {
             tracing::debug!(error = %e, "waking the paused VM failed");
         }
     }

@@ -11,12 +11,15 @@
 //! - [`memory`]: the VM's memory as the host and the guest see it;
 //! - [`control`]: the host end of the control protocol, and [`control_endpoint`], the
 //!   supervisor's own (one-off guest requests and `berth stop` from other processes);
+//! - [`api`]: plain requests to a Docker API (whole bodies, JSON-lines progress);
+//! - [`reset`]: back to factory defaults (what it deletes, and deleting it);
 //! - [`endpoint`]: where the Docker API is served (unix socket, or named pipe on Windows);
 //! - [`forward`]: the Docker endpoint and published ports over multiplexed vsock;
 //! - [`share`]: host file events under shared folders;
 //! - [`system_socket`]: the opt-in `/var/run/docker.sock` link (unix);
 //! - [`supervisor`]: the daemon that owns all of the above and restarts a dead VM.
 
+pub mod api;
 pub mod boot;
 pub mod config;
 pub mod control;
@@ -31,6 +34,7 @@ pub mod helpers;
 pub mod idle;
 pub mod memory;
 pub mod process;
+pub mod reset;
 pub mod share;
 pub mod state;
 pub mod supervisor;

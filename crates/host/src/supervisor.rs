@@ -342,7 +342,7 @@ fn guest_busy(mux: Arc<MuxClient>) -> futures::future::BoxFuture<'static, bool> 
         let Ok(stream) = mux.open().await else {
             return true;
         };
-        match crate::usage::api_get_on(stream, "/containers/json").await {
+        match crate::api::get_on(stream, "/containers/json").await {
             Ok(body) => serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(&body)
                 .map_or(true, |running| !running.is_empty()),
             Err(_) => true,

@@ -7,13 +7,10 @@
 use std::time::Duration;
 
 use berth_agent_proto::{GuestDisk, Reply, Request};
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
 use crate::disk::ImageSize;
-use crate::endpoint::{self, Endpoint};
+use crate::endpoint::Endpoint;
 use crate::error::{HostError, Result};
 use crate::StateDir;
 
@@ -158,58 +155,11 @@ pub async fn engine_usage(e: &Endpoint) -> Result<EngineUsage> {
 
 /// `GET /system/df` on the Docker API at `e`.
 async fn system_df(e: &Endpoint) -> Result<SystemDf> {
-    let body = api_get(e, "/system/df").await?;
+    let body = crate::api::get(e, "/system/df").await?;
     serde_json::from_slice(&body).map_err(|err| HostError::Command {
         what: "GET /system/df".into(),
         detail: err.to_string(),
     })
-}
-
-/// `GET <path>` on the Docker API at `e`: the body of a 2xx reply, else the status and body
-/// as the error.
-pub async fn api_get(e: &Endpoint, path: &str) -> Result<Bytes> {
-    let io = endpoint::connect(e)
-        .await
-        .map_err(HostError::io(e.to_string()))?;
-    api_get_on(io, path).await
-}
-
-/// `GET <path>` on a Docker API connection already open (`io`), as [`api_get`].
-pub async fn api_get_on<T>(io: T, path: &str) -> Result<Bytes>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-{
-    let failed = |detail: String| HostError::Command {
-        what: format!("GET {path}"),
-        detail,
-    };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|err| failed(err.to_string()))?;
-    let driver = tokio::spawn(conn);
-    let req = hyper::Request::get(path)
-        .header(hyper::header::HOST, "docker")
-        .body(Empty::<Bytes>::new())
-        .map_err(|err| failed(err.to_string()))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|err| failed(err.to_string()))?;
-    let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|err| failed(err.to_string()))?
-        .to_bytes();
-    driver.abort();
-    if !status.is_success() {
-        return Err(failed(format!(
-            "{status}: {}",
-            String::from_utf8_lossy(&body).trim()
-        )));
-    }
-    Ok(body)
 }
 
 /// The lines `berth disk usage` prints.

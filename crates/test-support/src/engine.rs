@@ -269,6 +269,20 @@ impl Engine {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `docker events` from the start up to a second from now (so it ends by itself) with
+    /// `filter` (`type=image`…) and `format`; returns stdout.
+    pub fn past_events(&self, filter: &str, format: &str) -> String {
+        let until = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            + 1;
+        let until = until.to_string();
+        self.docker_ok(&[
+            "events", "--since", "0", "--until", &until, "--filter", filter, "--format", format,
+        ])
+    }
+
     /// Runs the docker CLI expecting failure; returns stderr.
     pub fn docker_err(&self, args: &[&str]) -> String {
         let out = self.docker(args);
@@ -282,14 +296,27 @@ impl Engine {
 
     /// A raw HTTP/1.1 request on the engine socket; returns (status, body).
     pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let body = body.unwrap_or("");
+        self.api_bytes(method, path, "application/json", body.as_bytes())
+    }
+
+    /// A raw HTTP/1.1 request with a binary body of `content_type` (an archive for
+    /// `/images/load`); returns (status, body).
+    pub fn api_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, String) {
         let mut s = UnixStream::connect(&self.sock).expect("connect engine socket");
         s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-        let body = body.unwrap_or("");
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
-        s.write_all(req.as_bytes()).expect("write request");
+        s.write_all(head.as_bytes()).expect("write request");
+        s.write_all(body).expect("write request body");
         let mut raw = Vec::new();
         let _ = s.read_to_end(&mut raw);
         let text = String::from_utf8_lossy(&raw).into_owned();

@@ -1,5 +1,6 @@
 //! Crash-safe file writes: temp file in the same directory, fsync, rename, fsync the directory.
-//! No reader ever sees a half-written file. Plus the one placement hint the store gives ext4.
+//! No reader ever sees a half-written file. Plus the one placement hint the store gives ext4,
+//! and the size of a directory tree (`SizeRw`, `/system/df`, volume usage).
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -135,6 +136,25 @@ pub fn create_hierarchy_root(dir: &Path) -> std::io::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Total size of regular files under `dir` (no symlink following; 0 when missing).
+pub fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut total = 0;
+    for e in rd.flatten() {
+        let Ok(m) = e.path().symlink_metadata() else {
+            continue;
+        };
+        if m.is_dir() {
+            total += dir_size(&e.path());
+        } else if m.is_file() {
+            total += m.len();
+        }
+    }
+    total
 }
 
 #[cfg(test)]

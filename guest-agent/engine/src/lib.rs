@@ -13,10 +13,12 @@ pub mod events;
 pub mod fsutil;
 pub mod id;
 pub mod image;
+pub mod mount;
 pub mod network;
 pub mod registry;
 pub mod runtime;
 pub mod shim;
+pub mod stream;
 pub mod volume;
 
 use std::sync::Arc;
@@ -38,17 +40,24 @@ pub struct Engine {
     pub containers: Arc<container::ContainerService>,
 }
 
-/// The engine's seams to the OS, chosen once when it opens.
+/// The engine's seams to the OS, chosen once when it opens: the real ones by default,
+/// fakes that record what they are asked in tests (`berth_test_support::fake`).
 #[derive(Clone)]
 pub struct Seams {
     /// The OCI runtime back-ends the engine calls (the shims use the real ones).
     pub runtimes: Arc<dyn runtime::Runtimes>,
+    /// The per-container shims that run the containers ([`shim::seam`]).
+    pub shims: Arc<dyn shim::Shims>,
+    /// The mount calls the engine makes in its own process ([`mount`]).
+    pub mounter: Arc<dyn mount::Mounter>,
 }
 
 impl Default for Seams {
     fn default() -> Self {
         Self {
             runtimes: Arc::new(runtime::OciRuntimes),
+            shims: Arc::new(shim::HostShims),
+            mounter: Arc::new(mount::HostMounter),
         }
     }
 }
@@ -77,7 +86,7 @@ impl Engine {
                 images.clone(),
                 networks.clone(),
                 volumes.clone(),
-                seams.runtimes,
+                seams,
             )
             .await?,
         );

@@ -1,25 +1,36 @@
-//! The container lifecycle through the engine's seams: the engine opened with fake runtimes
-//! (`berth_test_support::fake`, which record what they are asked) and a shim binary that does
-//! not exist, so every start fails at launch and its undo can be checked step by step.
+//! The container lifecycle through the engine's seams: the engine opened with a fake host
+//! (`berth_test_support::fake`: runtime, shims and mounter that record what they are asked and
+//! run fake containers), so create, start, stop, rm, the restart policy and the restore after
+//! an engine restart are checked call by call, without runc. Two tests keep the real shim
+//! seam with a shim binary that does not exist, so every start fails at launch and its undo
+//! can be checked step by step.
 //!
-//! Needs root (the default network's bridge, in a test slot shared with the e2e harness) and
-//! the offline fixture images (`python3 tests/fixtures/images.py build`).
+//! Needs root for the network service (the default network's bridge, in a test slot shared
+//! with the e2e harness; the network has no fake yet) and the offline fixture images
+//! (`python3 tests/fixtures/images.py build`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth_docker_api::container::ContainerCreateRequest;
-use berth_engine::container::WaitCondition;
+use berth_engine::container::record::{Paths, Stored};
+use berth_engine::container::{Status, WaitCondition};
+use berth_engine::shim::HostShims;
 use berth_engine::{Engine, EngineConfig, ErrorKind, Seams};
-use berth_test_support::fake::{FakeRuntimes, RuntimeCall};
+use berth_test_support::fake::{Call, FakeHost, MountCall, RuntimeCall, ShimCall};
 use berth_test_support::{repo_root, NetSlot};
 
+/// Bound of every wait for the engine to react to a fake container's exit.
+const REACT: Duration = Duration::from_secs(20);
+
 struct Fixture {
-    _dir: tempfile::TempDir,
-    _slot: NetSlot,
+    dir: tempfile::TempDir,
+    slot: NetSlot,
     engine: Arc<Engine>,
-    runtimes: FakeRuntimes,
+    host: FakeHost,
+    /// Whether the engine spawns real shims (of a binary that does not exist).
+    real_shims: bool,
     /// Where the runtime keeps a container's state (`<exec root>/runc/<id>`).
     runtime_root: PathBuf,
 }
@@ -40,20 +51,21 @@ fn fixture(tag: &str) -> PathBuf {
 }
 
 impl Fixture {
+    /// An engine over the fake host, with busybox loaded.
     async fn open() -> Self {
+        Self::open_with(false).await
+    }
+
+    /// An engine whose shims are real and cannot be spawned.
+    async fn open_failing_shims() -> Self {
+        Self::open_with(true).await
+    }
+
+    async fn open_with(real_shims: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let slot = NetSlot::claim();
-        let mut config = EngineConfig::new(dir.path().join("data"));
-        config.exec_root = dir.path().join("exec");
-        config.bridge_name = slot.bridge.clone();
-        config.bridge_cidr = slot.bip.clone();
-        config.self_exe = dir.path().join("no-such-shim");
-        let runtime_root = config.exec_root.join("runc");
-        let runtimes = FakeRuntimes::default();
-        let seams = Seams {
-            runtimes: Arc::new(runtimes.clone()),
-        };
-        let engine = Engine::open_with(config, seams).await.unwrap();
+        let host = FakeHost::default();
+        let engine = Self::engine(dir.path(), &slot, &host, real_shims).await;
         let images = engine.images.clone();
         let archive = fixture("busybox:latest");
         tokio::task::spawn_blocking(move || {
@@ -63,12 +75,41 @@ impl Fixture {
         .unwrap()
         .unwrap();
         Self {
-            _dir: dir,
-            _slot: slot,
+            runtime_root: dir.path().join("exec/runc"),
+            dir,
+            slot,
             engine,
-            runtimes,
-            runtime_root,
+            host,
+            real_shims,
         }
+    }
+
+    async fn engine(
+        dir: &std::path::Path,
+        slot: &NetSlot,
+        host: &FakeHost,
+        real_shims: bool,
+    ) -> Arc<Engine> {
+        let mut config = EngineConfig::new(dir.join("data"));
+        config.exec_root = dir.join("exec");
+        config.bridge_name = slot.bridge.clone();
+        config.bridge_cidr = slot.bip.clone();
+        config.self_exe = dir.join("no-such-shim");
+        let mut seams = host.seams();
+        if real_shims {
+            seams = Seams {
+                shims: Arc::new(HostShims),
+                ..seams
+            };
+        }
+        Engine::open_with(config, seams).await.unwrap()
+    }
+
+    /// Ends this engine as its process ending would (the containers' shims live on) and opens
+    /// a new one over the same state and the same host.
+    async fn reopen(&mut self) {
+        self.engine.shutdown().await;
+        self.engine = Self::engine(self.dir.path(), &self.slot, &self.host, self.real_shims).await;
     }
 
     async fn create(&self, req: serde_json::Value) -> String {
@@ -78,6 +119,23 @@ impl Fixture {
             .create(None, None, req)
             .await
             .unwrap()
+    }
+
+    fn stored(&self, id: &str) -> Stored {
+        self.engine.containers.get(id).unwrap().snapshot()
+    }
+
+    fn rootfs(&self, id: &str) -> PathBuf {
+        Paths::new(&self.dir.path().join("data"), id).rootfs()
+    }
+
+    /// Waits (bounded) until the status of `id` satisfies `done`.
+    async fn until(&self, id: &str, what: &str, done: impl FnMut(&Status) -> bool) {
+        let mut rx = self.engine.containers.get(id).unwrap().subscribe();
+        tokio::time::timeout(REACT, rx.wait_for(done))
+            .await
+            .unwrap_or_else(|_| panic!("{id}: not {what} within {REACT:?}"))
+            .unwrap();
     }
 
     /// Whether the default network lists `id` as an endpoint.
@@ -96,7 +154,7 @@ fn delete(id: &str) -> RuntimeCall {
 
 #[tokio::test]
 async fn a_failed_start_is_undone_and_rm_clears_runtime_leftovers() {
-    let fx = Fixture::open().await;
+    let fx = Fixture::open_failing_shims().await;
     let c = &fx.engine.containers;
     let id = fx
         .create(serde_json::json!({"Image": "busybox", "Cmd": ["true"]}))
@@ -109,14 +167,14 @@ async fn a_failed_start_is_undone_and_rm_clears_runtime_leftovers() {
     ] {
         assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
     }
-    assert_eq!(fx.runtimes.calls(), vec![]);
+    assert_eq!(fx.host.runtime_calls(), vec![]);
 
     // A runtime state an engine crash left behind is deleted before the start; the start
     // then fails at the shim's launch, after the network was attached.
     std::fs::create_dir_all(fx.runtime_root.join(&id)).unwrap();
     let err = c.start(&id).await.unwrap_err();
     assert!(err.message().contains("failed to spawn the shim"), "{err}");
-    assert_eq!(fx.runtimes.calls(), vec![delete(&id)]);
+    assert_eq!(fx.host.runtime_calls(), vec![delete(&id)]);
 
     // Undone: the error recorded as dockerd does, the endpoint released, nothing running.
     let s = c.get(&id).unwrap().snapshot();
@@ -131,7 +189,7 @@ async fn a_failed_start_is_undone_and_rm_clears_runtime_leftovers() {
 
     // `rm`: no shim answers for the runtime state still there, so the runtime deletes it.
     c.remove(&id, false, false).await.unwrap();
-    assert_eq!(fx.runtimes.calls(), vec![delete(&id), delete(&id)]);
+    assert_eq!(fx.host.runtime_calls(), vec![delete(&id), delete(&id)]);
     assert_eq!(
         c.get(&id).err().map(|e| e.kind()),
         Some(ErrorKind::NotFound)
@@ -141,7 +199,7 @@ async fn a_failed_start_is_undone_and_rm_clears_runtime_leftovers() {
 
 #[tokio::test]
 async fn a_failed_start_with_autoremove_removes_the_container() {
-    let fx = Fixture::open().await;
+    let fx = Fixture::open_failing_shims().await;
     let c = &fx.engine.containers;
     let id = fx
         .create(serde_json::json!({
@@ -161,6 +219,185 @@ async fn a_failed_start_with_autoremove_removes_the_container() {
     );
     assert!(!fx.on_bridge(&id));
     // Nothing was left for the runtime: the start failed before any runtime call.
-    assert_eq!(fx.runtimes.calls(), vec![]);
+    assert_eq!(fx.host.runtime_calls(), vec![]);
+    fx.engine.shutdown().await;
+}
+
+fn shim(call: fn(String) -> ShimCall, id: &str) -> Call {
+    Call::Shim(call(id.to_string()))
+}
+
+fn spawn_and_start(id: &str) -> [Call; 2] {
+    [
+        shim(|id| ShimCall::Spawn { id }, id),
+        shim(|id| ShimCall::Start { id }, id),
+    ]
+}
+
+fn unmount(target: PathBuf) -> Call {
+    Call::Mount(MountCall::Unmount { target })
+}
+
+#[tokio::test]
+async fn lifecycle_makes_its_calls_in_order() {
+    let fx = Fixture::open().await;
+    let c = &fx.engine.containers;
+    let id = fx
+        .create(serde_json::json!({"Image": "busybox", "Cmd": ["sleep", "1000"]}))
+        .await;
+    assert_eq!(fx.host.calls(), vec![], "create asks nothing of the host");
+
+    c.start(&id).await.unwrap();
+    assert_eq!(fx.host.calls(), spawn_and_start(&id));
+    let st = fx.stored(&id).state;
+    assert!(st.state.running && st.state.pid > 0 && st.has_been_started);
+    assert_eq!(st.state.status, "running");
+    assert!(fx.on_bridge(&id));
+
+    // `docker stop`: SIGTERM through the runtime; the fake init ends with it; the exit
+    // unmounts the rootfs (the shim has done so already: only a leftover would be there).
+    c.stop(&id, None, Some(10)).await.unwrap();
+    let mut want = spawn_and_start(&id).to_vec();
+    want.extend([
+        Call::Runtime(RuntimeCall::Kill {
+            id: id.clone(),
+            signal: libc::SIGTERM,
+            all: false,
+        }),
+        unmount(fx.rootfs(&id)),
+    ]);
+    assert_eq!(fx.host.calls(), want);
+    let st = fx.stored(&id).state;
+    assert_eq!((st.state.running, st.state.exit_code), (false, 143));
+    assert_eq!(st.state.status, "exited");
+    assert!(st.manually_stopped);
+    assert!(!fx.host.shim_alive(&id));
+
+    // `docker rm`: the rootfs once more; no runtime state was left, so no delete.
+    c.remove(&id, false, false).await.unwrap();
+    want.push(unmount(fx.rootfs(&id)));
+    assert_eq!(fx.host.calls(), want);
+    assert_eq!(
+        c.get(&id).err().map(|e| e.kind()),
+        Some(ErrorKind::NotFound)
+    );
+    assert!(!fx.on_bridge(&id));
+    fx.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn stop_escalates_to_sigkill_when_the_init_ignores_the_signal() {
+    let fx = Fixture::open().await;
+    let c = &fx.engine.containers;
+    let id = fx
+        .create(serde_json::json!({"Image": "busybox", "Cmd": ["sleep", "1000"]}))
+        .await;
+    fx.host.ignore_signal(&id, libc::SIGTERM);
+    c.start(&id).await.unwrap();
+    c.stop(&id, None, Some(0)).await.unwrap();
+    let kills: Vec<(i32, bool)> = fx
+        .host
+        .runtime_calls()
+        .into_iter()
+        .filter_map(|r| match r {
+            RuntimeCall::Kill { signal, all, .. } => Some((signal, all)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kills, vec![(libc::SIGTERM, false), (libc::SIGKILL, true)]);
+    assert_eq!(fx.stored(&id).state.state.exit_code, 137);
+    fx.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn restart_policy_restarts_after_exits_until_its_retries_are_spent() {
+    let fx = Fixture::open().await;
+    let c = &fx.engine.containers;
+    let id = fx
+        .create(serde_json::json!({
+            "Image": "busybox",
+            "Cmd": ["sleep", "1000"],
+            "HostConfig": {"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}},
+        }))
+        .await;
+    c.start(&id).await.unwrap();
+    for exits in 1..=2 {
+        assert!(fx.host.exit(&id, 1));
+        fx.until(&id, "restarted", |s| s.exits == exits && s.running)
+            .await;
+        assert_eq!(
+            fx.stored(&id).state.restart_count,
+            i64::try_from(exits).unwrap()
+        );
+    }
+    // The third failure finds the retries spent: the container stays exited.
+    assert!(fx.host.exit(&id, 1));
+    fx.until(&id, "exited", |s| s.exits == 3 && !s.running)
+        .await;
+    let st = fx.stored(&id).state;
+    assert_eq!(
+        (st.state.status.as_str(), st.state.exit_code),
+        ("exited", 1)
+    );
+    assert!(!st.state.restarting);
+    let starts = fx.host.calls();
+    let starts = starts
+        .iter()
+        .filter(|c| matches!(c, Call::Shim(ShimCall::Start { .. })))
+        .count();
+    assert_eq!(starts, 3, "the first start and two restarts");
+    fx.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn restore_reconnects_records_exits_and_restarts_after_an_engine_restart() {
+    let mut fx = Fixture::open().await;
+    let sleeper = serde_json::json!({"Image": "busybox", "Cmd": ["sleep", "1000"]});
+    let mut always = sleeper.clone();
+    always["HostConfig"] = serde_json::json!({"RestartPolicy": {"Name": "always"}});
+    let kept = fx.create(sleeper.clone()).await;
+    let ended = fx.create(sleeper).await;
+    let revived = fx.create(always).await;
+    for id in [&kept, &ended, &revived] {
+        fx.engine.containers.start(id).await.unwrap();
+    }
+    let kept_pid = fx.stored(&kept).state.state.pid;
+
+    // While no engine runs, two containers exit; their shims record it and go.
+    fx.engine.shutdown().await;
+    assert!(fx.host.exit(&ended, 7));
+    assert!(fx.host.exit(&revived, 3));
+    let before = fx.host.calls().len();
+    fx.reopen().await;
+
+    // The running one is monitored again, same process: no new shim for it.
+    let st = fx.stored(&kept).state.state;
+    assert!(st.running && st.pid == kept_pid, "{st:?}");
+    // The exit while the engine was down is read from the shim's exit file.
+    let st = fx.stored(&ended).state.state;
+    assert_eq!(
+        (st.running, st.exit_code, st.status.as_str()),
+        (false, 7, "exited")
+    );
+    // `always` restarts it.
+    fx.until(&revived, "restarted", |s| s.running).await;
+    let after = fx.host.calls().split_off(before);
+    let shims: Vec<&Call> = after
+        .iter()
+        .filter(|c| matches!(c, Call::Shim(_)))
+        .collect();
+    assert_eq!(shims, spawn_and_start(&revived).iter().collect::<Vec<_>>());
+    for id in [&ended, &revived] {
+        assert!(
+            after.contains(&unmount(fx.rootfs(id))),
+            "{id}: rootfs unmounted at its exit"
+        );
+    }
+    assert_eq!(fx.stored(&revived).state.restart_count, 1);
+
+    // The new engine's monitor sees the next exit of the container it reconnected to.
+    assert!(fx.host.exit(&kept, 0));
+    fx.until(&kept, "exited", |s| !s.running).await;
+    assert_eq!(fx.stored(&kept).state.state.exit_code, 0);
     fx.engine.shutdown().await;
 }

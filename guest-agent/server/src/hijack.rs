@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use berth_engine::container::io::{Session, SessionFuture};
-use berth_engine::container::stream::{DetachScanner, Scan};
+use berth_engine::stream::{DetachScanner, Scan};
 use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;

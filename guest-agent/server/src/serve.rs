@@ -10,13 +10,19 @@ use tokio_util::sync::CancellationToken;
 
 /// Serves one connection until the client closes it; hijacked connections are handed to
 /// their handlers through `hyper::upgrade`.
+///
+/// A client that goes away while its request is in progress ends it, as with dockerd: no
+/// half-close, so hyper notices the EOF and drops the handler. `docker run -d` asks for
+/// `POST /containers/{id}/wait?condition=next-exit` before the start and exits without
+/// reading the answer; with half-close allowed, that connection (and, in the VM, the host's
+/// forwarded one) stayed open until the container exited.
 pub async fn serve_stream<S>(app: Router, stream: S)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let svc = TowerToHyperService::new(app);
     let conn = hyper::server::conn::http1::Builder::new()
-        .half_close(true)
+        .half_close(false)
         .serve_connection(TokioIo::new(stream), svc)
         .with_upgrades();
     if let Err(e) = conn.await {

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 
-use berth_host::endpoint::Endpoint;
 use berth_host::usage::{Category, EngineUsage};
 use bollard::query_parameters::{
     PruneBuildOptionsBuilder, PruneContainersOptions, PruneImagesOptionsBuilder,
@@ -88,14 +87,8 @@ pub struct CompactResult {
     pub after: u64,
 }
 
-/// The app's socket as a `berth_host` endpoint.
-fn endpoint(state: &AppState) -> Endpoint {
-    let path = state.engine().socket().path.clone();
-    Endpoint::parse(&path.display().to_string()).unwrap_or(Endpoint::Unix(path))
-}
-
 async fn engine_usage(state: &AppState) -> Result<EngineUsage> {
-    Ok(berth_host::usage::engine_usage(&endpoint(state)).await?)
+    Ok(berth_host::usage::engine_usage(&state.host_endpoint()).await?)
 }
 
 /// Why compaction cannot run, given whether the data disk exists and where the app points.

@@ -1,4 +1,5 @@
-//! Images: list, pull with progress, remove, and run a container from an image.
+//! Images: list, pull with progress, remove, and run a container from an image (the detail
+//! pane's inspect, tag and push are in [`super::image_detail`]).
 
 use std::collections::HashMap;
 
@@ -77,6 +78,14 @@ pub fn split_reference(reference: &str) -> Result<(String, String)> {
     }
 }
 
+/// A layer's progress as the UI reads it: `current/total` bytes, when the total is known.
+pub fn progress_text(current: Option<u64>, total: Option<u64>) -> Option<String> {
+    match (current, total) {
+        (Some(c), Some(t)) if t > 0 => Some(format!("{c}/{t}")),
+        _ => None,
+    }
+}
+
 /// Pulls `reference`, streaming progress lines; returns the stream id. The stream ends with
 /// `End` (with Docker's message when the pull failed).
 #[tauri::command]
@@ -102,12 +111,9 @@ pub async fn images_pull(
                     message: err,
                 });
             }
-            let progress = info
-                .progress_detail
-                .and_then(|p| match (p.current, p.total) {
-                    (Some(c), Some(t)) if t > 0 => Some(format!("{c}/{t}")),
-                    _ => None,
-                });
+            let detail = info.progress_detail.unwrap_or_default();
+            let bytes = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok());
+            let progress = progress_text(bytes(detail.current), bytes(detail.total));
             let _ = ch.send(StreamEvent::Progress {
                 id: info.id,
                 status: info.status.unwrap_or_default(),

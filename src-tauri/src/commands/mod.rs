@@ -7,6 +7,7 @@ pub mod detail;
 pub mod disk;
 pub mod exec;
 pub mod files;
+pub mod image_detail;
 pub mod images;
 pub mod logs;
 pub mod networks;
@@ -14,6 +15,7 @@ pub mod run_line;
 pub mod settings;
 pub mod system;
 pub mod tray;
+pub mod troubleshoot;
 pub mod vm;
 pub mod volumes;
 
@@ -50,6 +52,9 @@ macro_rules! all_commands {
             $crate::commands::images::images_pull,
             $crate::commands::images::images_remove,
             $crate::commands::images::images_run,
+            $crate::commands::image_detail::images_inspect,
+            $crate::commands::image_detail::images_tag,
+            $crate::commands::image_detail::images_push,
             $crate::commands::volumes::volumes_list,
             $crate::commands::volumes::volumes_create,
             $crate::commands::volumes::volumes_remove,
@@ -63,6 +68,11 @@ macro_rules! all_commands {
             $crate::commands::vm::vm_status,
             $crate::commands::vm::vm_start,
             $crate::commands::vm::vm_stop,
+            $crate::commands::vm::vm_restart,
+            $crate::commands::troubleshoot::troubleshoot_log,
+            $crate::commands::troubleshoot::troubleshoot_bundle,
+            $crate::commands::troubleshoot::troubleshoot_reset_plan,
+            $crate::commands::troubleshoot::troubleshoot_reset,
             $crate::commands::settings::settings_get,
             $crate::commands::settings::settings_save,
             $crate::commands::disk::disk_usage,

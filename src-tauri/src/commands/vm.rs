@@ -118,14 +118,23 @@ pub async fn vm_stop(state: State<'_, AppState>) -> Result<VmStatus> {
     stop(&state).await
 }
 
+/// Restarts the VM and with it the engine (`berth restart`: an orderly stop, then a start
+/// waiting for the Docker API).
+#[tauri::command]
+pub async fn vm_restart(state: State<'_, AppState>) -> Result<VmStatus> {
+    boot(&state, "restart").await
+}
+
 pub async fn start(state: &AppState) -> Result<VmStatus> {
+    boot(state, "start").await
+}
+
+/// `berth start` or `berth restart` (both wait for the Docker API), then reconnects at once.
+async fn boot(state: &AppState, verb: &str) -> Result<VmStatus> {
     let t = START_TIMEOUT.as_secs().to_string();
-    run_cli(
-        &state.berth,
-        &["start", "--timeout", &t],
-        START_TIMEOUT + Duration::from_secs(10),
-    )
-    .await?;
+    // A restart first stops the VM in order (up to 90 s).
+    let bound = START_TIMEOUT + Duration::from_secs(100);
+    run_cli(&state.berth, &[verb, "--timeout", &t], bound).await?;
     state.reconnect.notify_one();
     Ok(read_status(&state.berth))
 }

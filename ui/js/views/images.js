@@ -1,14 +1,17 @@
-// Images: the list, pull with per-layer progress, remove, and a Run form (name, ports, env).
+// Images: the list, pull with per-layer progress, remove, a Run form (name, ports, env), and
+// the detail pane (./image-detail.js: layers, tags, containers, tag, push).
 
 import { call, stream } from "../api.js";
 import { $, h, actionButton, bytes, renderRows, shortId, notice, onSubmit, showError } from "../dom.js";
-import { confirmAction } from "../dialog.js";
+import { LayerProgress } from "../progress.js";
+import { initImageDetail, openImage, refreshImage, removeImage } from "./image-detail.js";
 
 let pulling = null;
 
 export async function load() {
   const rows = await call("images_list");
   renderRows($("image-list"), rows, (i) => `${i.id} ${i.reference}`, row);
+  await refreshImage(rows);
 }
 
 function row(i) {
@@ -19,18 +22,15 @@ function row(i) {
     h("td", { class: "mono" }, shortId(i.id)),
     h("td", {}, bytes(i.size)),
     h("td", { class: "actions" },
-      actionButton("Run", "image-run", () => openRun(target)),
-      actionButton("Remove", "image-remove", async () => {
-        const answer = await confirmAction({
-          title: `Remove image ${ref === "<none>:<none>" ? shortId(i.id) : ref}?`,
-          message: "Layers no other image uses are deleted; pulling it again brings it back.",
-          confirm: "Remove",
-        });
-        if (answer === "confirm") await call("images_remove", { id: target, force: false });
-      }, "danger"),
+      actionButton("Details", "image-details", () => openImage(i.id, ref), null, `Details of ${shown(ref, i.id)}`),
+      actionButton("Run", "image-run", () => openRun(target), null, `Run ${shown(ref, i.id)}`),
+      actionButton("Remove", "image-remove", () => removeImage(target, shown(ref, i.id)), "danger", `Remove ${shown(ref, i.id)}`),
     ),
   );
 }
+
+/** How an image is named to the user: its reference, or its short id when untagged. */
+const shown = (ref, id) => (ref === "<none>:<none>" ? shortId(id) : ref);
 
 function openRun(image) {
   const f = $("run-form");
@@ -41,43 +41,25 @@ function openRun(image) {
   $("run-name").focus();
 }
 
-/** Renders the progress lines, one per layer id, like `docker pull`. */
-function renderProgress(lines, order) {
-  const pre = $("pull-progress");
-  pre.hidden = false;
-  pre.textContent = order.map((k) => lines.get(k)).join("\n");
-  pre.scrollTop = pre.scrollHeight;
-}
-
 export function init() {
   onSubmit($("pull-form"), async () => {
     const reference = $("pull-reference").value.trim();
     if (!reference) throw { code: "invalid", message: "type an image reference to pull" };
     pulling?.stop();
-    const lines = new Map();
-    const order = [];
     const status = $("pull-status");
     status.textContent = `Pulling ${reference}…`;
     status.dataset.state = "pulling";
-    // Shown with the first progress line: a pull that fails before any leaves no empty strip.
-    $("pull-progress").textContent = "";
-    $("pull-progress").hidden = true;
-    let n = 0;
+    const progress = new LayerProgress($("pull-progress"), "Pull");
     const failed = (e) => { status.textContent = "Pull failed"; status.dataset.state = "failed"; throw e; };
     pulling = await stream("images_pull", { reference }, (m) => {
       if (m.kind === "progress") {
-        const key = m.id ? `layer:${m.id}` : `line:${n++}`;
-        if (!lines.has(key)) order.push(key);
-        const text = [m.id ? `${m.id}:` : null, m.status, m.progress].filter(Boolean).join(" ");
-        lines.set(key, text);
-        renderProgress(lines, order);
+        progress.add(m);
       } else if (m.kind === "end") {
         pulling = null;
         if (m.error) {
           status.textContent = `Pull failed`;
           status.dataset.state = "failed";
-          // Only status lines, no layer: nothing worth a strip.
-          if (!order.some((k) => k.startsWith("layer:"))) $("pull-progress").hidden = true;
+          progress.hideWithoutLayers();
           showError(m.error);
         } else {
           status.textContent = `Pulled ${reference}`;
@@ -102,4 +84,5 @@ export function init() {
     notice(`Started ${request.name || shortId(id)} from ${request.image}`);
   });
   $("run-cancel").addEventListener("click", () => { $("run-form").hidden = true; });
+  initImageDetail();
 }

@@ -343,8 +343,8 @@ impl Build {
             parent: st.image.clone(),
             config: Some(st.config.clone()),
             created_by,
-            comment: String::new(),
             author: st.author.clone(),
+            ..ImageSpec::default()
         };
         let images = self.engine.images.clone();
         let id = tokio::task::spawn_blocking(move || match layer {
@@ -385,7 +385,7 @@ pub fn clean_leftovers(data_root: &Path) {
         let name = e.file_name().to_string_lossy().into_owned();
         let p = e.path();
         if name.starts_with("mnt-") {
-            crate::container::rootfs::unmount(&p);
+            crate::mount::unmount(&p);
         }
         if ["ctx-", "layer-", "mnt-"]
             .iter()

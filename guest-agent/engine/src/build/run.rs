@@ -82,8 +82,8 @@ impl Build {
                     parent: Some(image),
                     config: Some(st.config.clone()),
                     created_by,
-                    comment: String::new(),
                     author: st.author.clone(),
+                    ..ImageSpec::default()
                 };
                 containers
                     .commit_upper(&cid, spec)

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
 
-use crate::container::rootfs::unmount;
+use crate::mount::unmount;
 use crate::Result;
 
 /// The merged tree of some layers; unmounted (and its mount point removed) on drop.

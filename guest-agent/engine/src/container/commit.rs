@@ -69,7 +69,8 @@ impl Svc {
     pub async fn commit(self: &Arc<Self>, key: &str, opts: CommitOptions) -> Result<String> {
         let c = self.get(key)?;
         let s = c.snapshot();
-        let mut config = image_config_of(&serde_json::to_value(&s.record.config)?);
+        let container_config = serde_json::to_value(&s.record.config)?;
+        let mut config = image_config_of(&container_config);
         if let Some(Value::Object(over)) = &opts.config {
             for (k, v) in over {
                 let empty = v.is_null()
@@ -96,26 +97,27 @@ impl Svc {
             created_by,
             comment: opts.comment.clone(),
             author: opts.author.clone(),
+            container: Some((c.id.clone(), container_config)),
         };
-        let res = self.commit_upper(&c.id, spec).await;
+        // As with dockerd, the container stays paused until the image is tagged and the
+        // commit event is out (events: pause, commit, unpause).
+        let res = self.commit_upper(&c.id, spec).await.and_then(|image| {
+            if !opts.repo.is_empty() {
+                self.images.tag(&image, &opts.repo, &opts.tag)?;
+            }
+            let attrs = [
+                ("comment", opts.comment.clone()),
+                ("imageID", image.clone()),
+            ];
+            self.publish(&c, "commit", &attrs);
+            Ok(image)
+        });
         if pause {
             if let Err(e) = self.pause(&c.id, false).await {
                 tracing::warn!(container = %c.id, error = %e, "unpause after commit failed");
             }
         }
-        let image = res?;
-        if !opts.repo.is_empty() {
-            self.images.tag(&image, &opts.repo, &opts.tag)?;
-        }
-        self.publish(
-            &c,
-            "commit",
-            &[
-                ("comment", opts.comment.clone()),
-                ("imageID", image.clone()),
-            ],
-        );
-        Ok(image)
+        res
     }
 }
 

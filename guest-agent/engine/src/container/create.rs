@@ -167,12 +167,7 @@ impl Svc {
         if host.log_config.typ.is_empty() {
             host.log_config.typ = self.config.log_driver.clone();
         }
-        if host.log_config.typ != "json-file" && host.log_config.typ != "none" {
-            return Err(EngineError::invalid(format!(
-                "logging driver {} is not supported",
-                host.log_config.typ
-            )));
-        }
+        check_log_driver(&host.log_config.typ)?;
         host.restart_policy.name = restart_policy_name(&host.restart_policy.name)?;
         if host.auto_remove && !host.restart_policy.name.is_empty() {
             return Err(EngineError::invalid(
@@ -519,9 +514,50 @@ pub(crate) fn restart_policy_name(name: &str) -> Result<String> {
     }
 }
 
+/// Logging drivers dockerd has built in: besides `json-file` and `none`, Berth has none of
+/// them, so it refuses them by name; any other name is a plugin, refused with dockerd's text.
+const DOCKERD_LOG_DRIVERS: &[&str] = &[
+    "awslogs",
+    "etwlogs",
+    "fluentd",
+    "gcplogs",
+    "gelf",
+    "journald",
+    "local",
+    "logentries",
+    "splunk",
+    "syslog",
+];
+
+/// A container's logging driver: `json-file` and `none` are served.
+fn check_log_driver(name: &str) -> Result<()> {
+    match name {
+        "json-file" | "none" => Ok(()),
+        d if DOCKERD_LOG_DRIVERS.contains(&d) => Err(EngineError::invalid(format!(
+            "logging driver {d} is not supported"
+        ))),
+        plugin => Err(EngineError::invalid(format!(
+            "error looking up logging plugin {plugin}: plugin \"{plugin}\" not found"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_log_driver_is_a_missing_plugin() {
+        assert!(check_log_driver("json-file").is_ok());
+        assert_eq!(
+            check_log_driver("journald").unwrap_err().to_string(),
+            "logging driver journald is not supported"
+        );
+        assert_eq!(
+            check_log_driver("foo").unwrap_err().to_string(),
+            "error looking up logging plugin foo: plugin \"foo\" not found"
+        );
+    }
 
     #[test]
     fn env_merges_by_key() {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::record::Paths;
@@ -11,34 +12,49 @@ use super::{Container, Svc};
 use crate::network::{self, EndpointRequest};
 use crate::{EngineError, ErrorKind, Result};
 
-/// `IPAMConfig.IPv4Address`, `Aliases` and `MacAddress` of one `EndpointSettings` value.
-fn endpoint_request(network: &str, settings: &Value) -> EndpointRequest {
-    let ipv4_address = settings
-        .pointer("/IPAMConfig/IPv4Address")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let aliases = settings
-        .get("Aliases")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
-    let mac_address = settings
-        .get("MacAddress")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    EndpointRequest {
+/// The parts of Docker's `EndpointSettings` a request gives (the rest is output only).
+/// `null` and absent are the same, as in dockerd.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct EndpointSettings {
+    #[serde(rename = "IPAMConfig")]
+    ipam_config: Option<EndpointIpam>,
+    aliases: Option<Vec<String>>,
+    links: Option<Vec<String>>,
+    mac_address: Option<String>,
+    driver_opts: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct EndpointIpam {
+    #[serde(rename = "IPv4Address")]
+    ipv4_address: Option<String>,
+    #[serde(rename = "IPv6Address")]
+    ipv6_address: Option<String>,
+    #[serde(rename = "LinkLocalIPs")]
+    link_local_ips: Option<Vec<String>>,
+}
+
+/// The request for `network` made of one `EndpointSettings` value.
+fn endpoint_request(network: &str, settings: &Value) -> Result<EndpointRequest> {
+    let s: EndpointSettings = if settings.is_null() {
+        EndpointSettings::default()
+    } else {
+        EndpointSettings::deserialize(settings)
+            .map_err(|e| EngineError::invalid(format!("invalid endpoint settings: {e}")))?
+    };
+    let ipam = s.ipam_config.unwrap_or_default();
+    Ok(EndpointRequest {
         network: network.to_string(),
-        ipv4_address,
-        aliases,
-        mac_address,
-    }
+        ipv4_address: ipam.ipv4_address.unwrap_or_default(),
+        aliases: s.aliases.unwrap_or_default(),
+        mac_address: s.mac_address.unwrap_or_default(),
+        ipv6_address: ipam.ipv6_address.unwrap_or_default(),
+        link_local_ips: ipam.link_local_ips.unwrap_or_default(),
+        links: s.links.unwrap_or_default(),
+        driver_opts: s.driver_opts,
+    })
 }
 
 fn is_default(name: &str) -> bool {
@@ -63,6 +79,7 @@ impl Svc {
             .iter()
             .find(|(k, _)| same(k))
             .map(|(_, v)| endpoint_request(network_mode, v))
+            .transpose()?
             .unwrap_or_else(|| EndpointRequest {
                 network: network_mode.to_string(),
                 ..Default::default()
@@ -71,12 +88,9 @@ impl Svc {
             first.mac_address = legacy_mac.unwrap_or_default().to_string();
         }
         let mut plan = vec![first];
-        plan.extend(
-            endpoints
-                .iter()
-                .filter(|(k, _)| !same(k))
-                .map(|(k, v)| endpoint_request(k, v)),
-        );
+        for (k, v) in endpoints.iter().filter(|(k, _)| !same(k)) {
+            plan.push(endpoint_request(k, v)?);
+        }
         if plan.len() > 1 && matches!(network_mode, "host" | "none") {
             return Err(EngineError::invalid(
                 "conflicting options: cannot attach both user-defined and non-user-defined network-modes",
@@ -106,7 +120,7 @@ impl Svc {
     ) -> Result<()> {
         let c = self.get(container)?;
         let (net_name, net_id) = self.networks.resolve(network)?;
-        let req = endpoint_request(&net_name, settings);
+        let req = endpoint_request(&net_name, settings)?;
         let _op = c.op.lock().await;
         let s = c.snapshot();
         match s.host.network_mode.as_str() {
@@ -187,7 +201,7 @@ impl Svc {
     }
 
     /// The id of a network named in a plan (empty if it is gone).
-    fn network_id(&self, key: &str) -> String {
+    pub(super) fn network_id(&self, key: &str) -> String {
         let key = if is_default(key) { "bridge" } else { key };
         self.networks
             .resolve(key)
@@ -223,13 +237,24 @@ mod tests {
     #[test]
     fn endpoint_settings_give_ip_and_aliases() {
         let v: Value = serde_json::from_str(
-            r#"{"IPAMConfig":{"IPv4Address":"10.1.2.3"},"Aliases":["a","b"],"Links":null}"#,
+            r#"{"IPAMConfig":{"IPv4Address":"10.1.2.3","IPv6Address":"fd00::3",
+                "LinkLocalIPs":["169.254.1.1"]},"Aliases":["a","b"],"Links":["c:d"],
+                "DriverOpts":{"k":"v"},"MacAddress":"02:42:0a:01:02:03","NetworkID":"x"}"#,
         )
         .unwrap();
-        let r = endpoint_request("n1", &v);
+        let r = endpoint_request("n1", &v).unwrap();
         assert_eq!(r.ipv4_address, "10.1.2.3");
+        assert_eq!(r.ipv6_address, "fd00::3");
+        assert_eq!(r.link_local_ips, ["169.254.1.1"]);
         assert_eq!(r.aliases, ["a", "b"]);
-        let r = endpoint_request("n1", &Value::Null);
-        assert!(r.ipv4_address.is_empty() && r.aliases.is_empty());
+        assert_eq!(r.links, ["c:d"]);
+        assert_eq!(r.mac_address, "02:42:0a:01:02:03");
+        assert_eq!(r.driver_opts.unwrap()["k"], "v");
+        let r = endpoint_request("n1", &Value::Null).unwrap();
+        assert!(r.ipv4_address.is_empty() && r.aliases.is_empty() && r.driver_opts.is_none());
+        let nulls = serde_json::json!({"IPAMConfig": null, "Aliases": null, "Links": null});
+        assert!(endpoint_request("n1", &nulls).unwrap().links.is_empty());
+        let bad = serde_json::json!({"Aliases": "x"});
+        assert!(endpoint_request("n1", &bad).is_err());
     }
 }

@@ -9,10 +9,10 @@ use berth_docker_api::container::ExecConfig;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::io::Session;
-use super::stream::framed;
 use super::{user, Svc};
 use crate::runtime::spec::{self, ProcessInput};
 use crate::runtime::ExecOptions;
+use crate::stream::framed;
 use crate::{EngineError, Result};
 
 #[derive(Debug, Default)]

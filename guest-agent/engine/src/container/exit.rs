@@ -9,8 +9,8 @@ use berth_docker_api::container::RestartPolicy;
 use super::record::{Paths, Stored};
 use super::{Container, Svc};
 use crate::fsutil::read_json;
-use crate::shim::client::ShimClient;
-use crate::shim::ExitRecord;
+use crate::mount::Mounter;
+use crate::shim::{ExitRecord, Shim};
 
 /// Whether the restart policy restarts a container that exited with `code` (dockerd's rules:
 /// never after a user's stop; `on-failure[:N]` only on a non-zero code, at most N times).
@@ -88,7 +88,7 @@ impl Svc {
     }
 
     /// Waits for the shim to report the exit, then records it.
-    pub(super) fn spawn_monitor(self: &Arc<Self>, c: Arc<Container>, shim: ShimClient) {
+    pub(super) fn spawn_monitor(self: &Arc<Self>, c: Arc<Container>, shim: Box<dyn Shim>) {
         let svc = self.clone();
         let token = c.tasks.clone();
         self.tasks.spawn_until(&token, async move {
@@ -106,7 +106,12 @@ impl Svc {
 
     /// The exit code (from the shim, else from the exit file, else 255) and finish time;
     /// unmounts the rootfs in case the shim died uncleanly.
-    async fn exit_status(paths: &Paths, id: &str, code: Option<i32>) -> (i32, String) {
+    async fn exit_status(
+        mounter: Arc<dyn Mounter>,
+        paths: &Paths,
+        id: &str,
+        code: Option<i32>,
+    ) -> (i32, String) {
         let p = paths.clone();
         let rec = tokio::task::spawn_blocking(move || {
             let rec: Option<ExitRecord> = match read_json(&p.exit_file()) {
@@ -116,7 +121,7 @@ impl Svc {
                     None
                 }
             };
-            super::rootfs::unmount(&p.rootfs());
+            mounter.unmount(&p.rootfs());
             rec
         })
         .await
@@ -137,7 +142,7 @@ impl Svc {
     /// Records an exit, releases the network, and applies AutoRemove and the restart policy.
     pub(super) async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, code: Option<i32>) {
         let paths = self.paths(&c.id);
-        let (code, finished) = Self::exit_status(&paths, &c.id, code).await;
+        let (code, finished) = Self::exit_status(self.mounter.clone(), &paths, &c.id, code).await;
         let outcome = c
             .update(&paths, |st| mark_exited(st, code, finished))
             .unwrap_or_else(|e| {

@@ -3,7 +3,7 @@
 use berth_docker_api::container::{HostConfig, MountPoint};
 
 use super::Svc;
-use crate::{EngineError, Result};
+use crate::{EngineError, ErrorKind, Result};
 
 /// `name[:alias]` → (name, alias), leading `/` dropped (dockerd's `ParseLink`).
 fn parse_link(link: &str) -> Result<(&str, &str)> {
@@ -128,6 +128,30 @@ impl Svc {
             out.hosts.push(format!("{ip}\t{names}"));
         }
         Ok(out)
+    }
+
+    /// `DELETE /containers/{parent}/{alias}?link=true` (`docker rm --link parent/alias`):
+    /// drops the link named `alias` from `parent`; both containers stay. Effective at the
+    /// parent's next start (its `/etc/hosts` and variables are made at start).
+    pub async fn remove_link(&self, parent: &str, alias: &str) -> Result<()> {
+        let missing = || EngineError::not_found(format!("No such container: {parent}/{alias}"));
+        let c = self.get(parent).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => missing(),
+            _ => e,
+        })?;
+        let _op = c.op.lock().await;
+        let mut host = c.snapshot().host;
+        let links = host.links.take().unwrap_or_default();
+        let before = links.len();
+        let kept: Vec<String> = links
+            .into_iter()
+            .filter(|l| parse_link(l).map_or(true, |(_, a)| a != alias))
+            .collect();
+        if kept.len() == before {
+            return Err(missing());
+        }
+        host.links = (!kept.is_empty()).then_some(kept);
+        c.set_host(&self.paths(&c.id), host)
     }
 
     /// `--volumes-from`: the other containers' volumes and binds (not their tmpfs), with the

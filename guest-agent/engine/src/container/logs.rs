@@ -9,9 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::stream::frame;
 use super::Svc;
 use crate::shim::jsonlog::{self, Entry};
+use crate::stream::frame;
 use crate::{EngineError, Result};
 
 /// Query of the logs endpoint.

@@ -4,7 +4,8 @@
 //! short-held mutex, an operation lock serialising start/stop/remove, a watch channel of
 //! its [`Status`], and the token of its background tasks). A per-container shim
 //! (`crate::shim`) holds the running process; the engine talks to it over its socket and can
-//! be restarted without disturbing it.
+//! be restarted without disturbing it. Shims, runtimes and mounts are reached only through
+//! the seams injected at [`crate::Engine::open_with`] ([`crate::Seams`]).
 //!
 //! One file per verb: `create`, `start` (acting) over `start_plan` (pure), `stop` (stop, kill,
 //! restart), `pause`, `remove` (rm, prune), `rename`, `wait`, `top` (top, resize), `exit`
@@ -30,15 +31,12 @@ pub mod record;
 mod remove;
 mod rename;
 mod restore;
-pub mod rootfs;
 pub mod signal;
-pub mod size;
 mod spec_opts;
 mod start;
 pub mod start_plan;
 pub mod stats;
 mod stop;
-pub mod stream;
 mod tasks;
 pub mod top;
 pub mod update;
@@ -53,14 +51,17 @@ use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
+use berth_docker_api::container::HostConfig;
 use tokio::sync::watch;
 
 use crate::id::{match_prefix, PrefixMatch};
 use crate::image::ImageService;
+use crate::mount::Mounter;
 use crate::network::NetworkService;
 use crate::runtime::{Runtime, RuntimeSpec, Runtimes};
+use crate::shim::{Shim, Shims};
 use crate::volume::VolumeService;
-use crate::{EngineConfig, EngineError, EventBus, Result};
+use crate::{EngineConfig, EngineError, EventBus, Result, Seams};
 use record::{Paths, Stored};
 
 /// Container counts for `/info`.
@@ -153,6 +154,13 @@ impl Container {
         Ok(out)
     }
 
+    /// Replaces the host config and writes `hostconfig.json`.
+    fn set_host(&self, paths: &Paths, host: HostConfig) -> Result<()> {
+        crate::fsutil::write_json_atomic(&paths.host_config(), &host)?;
+        self.stored.lock().unwrap_or_else(|e| e.into_inner()).host = host;
+        Ok(())
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<Status> {
         self.status.subscribe()
     }
@@ -176,8 +184,10 @@ pub struct Svc {
     pub(crate) images: Arc<ImageService>,
     pub(crate) networks: Arc<NetworkService>,
     pub(crate) volumes: Arc<VolumeService>,
-    /// The runtime back-ends (injected at [`crate::Engine::open_with`]).
+    /// The runtime back-ends, shims and mounts (injected at [`crate::Engine::open_with`]).
     runtimes: Arc<dyn Runtimes>,
+    shims: Arc<dyn Shims>,
+    mounter: Arc<dyn Mounter>,
     containers: RwLock<HashMap<String, Arc<Container>>>,
     /// Serialises name reservation.
     names: Mutex<()>,
@@ -193,7 +203,7 @@ impl ContainerService {
         images: Arc<ImageService>,
         networks: Arc<NetworkService>,
         volumes: Arc<VolumeService>,
-        runtimes: Arc<dyn Runtimes>,
+        seams: Seams,
     ) -> Result<Self> {
         crate::fsutil::create_hierarchy_root(&config.data_root.join("containers"))?;
         let svc = Arc::new(Svc {
@@ -202,7 +212,9 @@ impl ContainerService {
             images,
             networks,
             volumes,
-            runtimes,
+            runtimes: seams.runtimes,
+            shims: seams.shims,
+            mounter: seams.mounter,
             containers: RwLock::new(HashMap::new()),
             names: Mutex::new(()),
             execs: exec::ExecTable::default(),
@@ -265,9 +277,9 @@ impl Svc {
         Ok(self.runtime(&self.runtime_spec(&s.host.runtime)?))
     }
 
-    /// A client of a container's shim.
-    pub(crate) fn shim(&self, id: &str) -> crate::shim::client::ShimClient {
-        crate::shim::client::ShimClient::new(self.shim_socket(id))
+    /// The shim of a container (which may be gone).
+    pub(crate) fn shim(&self, id: &str) -> Box<dyn Shim> {
+        self.shims.connect(&self.shim_socket(id))
     }
 
     /// Short socket path of a container's shim (unix socket paths are limited to 108 bytes).

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_docker_api::container::ContainersPruneReport;
+
 use super::record::Stored;
 use super::{Container, Svc};
 use crate::{EngineError, Result};
@@ -80,8 +82,8 @@ impl Svc {
     /// Releases what the container holds: its rootfs mount, its network endpoints, and the
     /// runtime state a shim that died left behind.
     async fn release_all(&self, c: &Container, s: &Stored) -> Result<()> {
-        let rootfs = self.paths(&c.id).rootfs();
-        tokio::task::spawn_blocking(move || super::rootfs::unmount(&rootfs))
+        let (rootfs, mounter) = (self.paths(&c.id).rootfs(), self.mounter.clone());
+        tokio::task::spawn_blocking(move || mounter.unmount(&rootfs))
             .await
             .map_err(super::start::join_error)?;
         // `docker rm` returns with the endpoint released (`network rm` may follow at once).
@@ -129,18 +131,28 @@ impl Svc {
         }
     }
 
-    /// `POST /containers/prune`: removes stopped containers; returns their ids.
-    pub async fn prune(self: &Arc<Self>, labels: &[String]) -> Result<Vec<String>> {
-        let mut out = vec![];
+    /// `POST /containers/prune`: removes stopped containers; returns their ids and the size
+    /// of their writable layers.
+    pub async fn prune(self: &Arc<Self>, labels: &[String]) -> Result<ContainersPruneReport> {
+        let mut deleted = vec![];
+        let mut reclaimed: u64 = 0;
         for c in self.all() {
             let s = c.snapshot();
             if s.state.state.running || !super::view::labels_match(&s, labels) {
                 continue;
             }
+            let upper = self.paths(&c.id).upper();
+            let size = tokio::task::spawn_blocking(move || crate::fsutil::dir_size(&upper))
+                .await
+                .unwrap_or(0);
             if self.remove(&c.id, false, false).await.is_ok() {
-                out.push(c.id.clone());
+                deleted.push(c.id.clone());
+                reclaimed += size;
             }
         }
-        Ok(out)
+        Ok(ContainersPruneReport {
+            containers_deleted: (!deleted.is_empty()).then_some(deleted),
+            space_reclaimed: i64::try_from(reclaimed).unwrap_or(i64::MAX),
+        })
     }
 }

@@ -19,7 +19,7 @@ use super::record::{Paths, Stored};
 use super::start_plan::{self, HostFacts, StartPlan, VolumeUse};
 use super::{etc, spec_opts, user, Container, Svc};
 use crate::runtime::{self, RuntimeSpec};
-use crate::shim::client::{self, ShimClient};
+use crate::shim::Shim;
 use crate::{EngineError, Result};
 
 /// Where `--init` finds its binary on the host, first match wins.
@@ -140,7 +140,7 @@ impl Svc {
             .await
             .map_err(join_error)??;
         c.detached().await;
-        ShimClient::new(socket).wait_gone().await;
+        self.shims.connect(&socket).wait_gone().await;
         if tokio::fs::try_exists(rt.root.join(&c.id)).await? {
             let rt = self.runtime(rt);
             let id = c.id.clone();
@@ -229,14 +229,15 @@ impl Svc {
         c: &Container,
         paths: &Paths,
         socket: PathBuf,
-    ) -> Result<(ShimClient, i32)> {
-        client::spawn(
-            &self.config.self_exe,
-            &paths.shim_config(),
-            &paths.shim_log(),
-        )
-        .await?;
-        let shim = ShimClient::new(socket);
+    ) -> Result<(Box<dyn Shim>, i32)> {
+        self.shims
+            .spawn(
+                &self.config.self_exe,
+                &paths.shim_config(),
+                &paths.shim_log(),
+            )
+            .await?;
+        let shim = self.shims.connect(&socket);
         let pending: Vec<_> =
             std::mem::take(&mut *c.pending.lock().unwrap_or_else(|e| e.into_inner()));
         for p in pending {

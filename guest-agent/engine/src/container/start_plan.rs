@@ -12,12 +12,13 @@ use super::etc::EtcSettings;
 use super::record::{Paths, Stored};
 use super::spec_opts::{devices, rlimits};
 use super::user::ResolvedUser;
+use crate::mount::RootfsMount;
 use crate::network::{Attachment, EndpointRequest, PortBinding};
 use crate::runtime::spec::{
     self, BindMount, DeviceMapping, NetNs, NsMode, ProcessInput, Resources, SpecInput,
 };
 use crate::runtime::{seccomp, RuntimeSpec};
-use crate::shim::{RootfsMount, ShimConfig};
+use crate::shim::ShimConfig;
 use crate::{EngineConfig, Result};
 
 /// Where `--init` mounts the init binary in the container.

@@ -9,7 +9,6 @@ use berth_docker_api::container::{ContainerUpdate, HostConfig};
 
 use super::create::{check_memory, restart_policy_name};
 use super::Svc;
-use crate::fsutil::write_json_atomic;
 use crate::runtime::spec::{limits, Resources};
 use crate::{EngineError, Result};
 
@@ -113,8 +112,7 @@ impl Svc {
                     EngineError::new(e.kind(), msg)
                 })?;
         }
-        write_json_atomic(&self.paths(&c.id).host_config(), &host)?;
-        c.stored.lock().unwrap_or_else(|e| e.into_inner()).host = host;
+        c.set_host(&self.paths(&c.id), host)?;
         self.publish(&c, "update", &[]);
         Ok(vec![])
     }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::record::Stored;
 use super::{Container, Svc};
-use crate::network::Endpoint;
+use crate::network::{Endpoint, EndpointRequest};
 use crate::Result;
 
 fn ports_map(s: &Stored) -> Value {
@@ -41,11 +41,32 @@ fn ports_map(s: &Stored) -> Value {
     Value::Object(m)
 }
 
+/// `IPAMConfig` of an endpoint: the addresses asked for, `null` when none (dockerd leaves
+/// empty ones out).
+fn ipam_config(r: &EndpointRequest) -> Value {
+    let mut m = serde_json::Map::new();
+    if !r.ipv4_address.is_empty() {
+        m.insert("IPv4Address".into(), json!(r.ipv4_address));
+    }
+    if !r.ipv6_address.is_empty() {
+        m.insert("IPv6Address".into(), json!(r.ipv6_address));
+    }
+    if !r.link_local_ips.is_empty() {
+        m.insert("LinkLocalIPs".into(), json!(r.link_local_ips));
+    }
+    if m.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(m)
+    }
+}
+
 /// `NetworkSettings.Networks`: every network the container is on while it runs (address,
-/// gateway, MAC, endpoint), else the networks it will join, without addresses.
+/// gateway, MAC, endpoint), else the networks it will join, without addresses; with what
+/// was asked for each (`IPAMConfig`, `Links`, `DriverOpts`).
 fn networks(svc: &Svc, c: &Container, s: &Stored) -> Value {
     let short_id = &c.id[..c.id.len().min(12)];
-    let entry = |e: &Endpoint, user_net: bool| {
+    let entry = |e: &Endpoint, req: Option<&EndpointRequest>, user_net: bool| {
         let aliases = (!e.aliases.is_empty()).then(|| e.aliases.clone());
         // dockerd's DNSNames: name, aliases, short id, on user networks only.
         let dns_names = user_net.then(|| {
@@ -55,11 +76,11 @@ fn networks(svc: &Svc, c: &Container, s: &Stored) -> Value {
             v
         });
         json!({
-            "IPAMConfig": null,
-            "Links": null,
+            "IPAMConfig": req.map_or(Value::Null, ipam_config),
+            "Links": req.map(|r| &r.links).filter(|l| !l.is_empty()),
             "Aliases": aliases,
             "MacAddress": e.mac_address,
-            "DriverOpts": null,
+            "DriverOpts": req.and_then(|r| r.driver_opts.as_ref()),
             "GwPriority": 0,
             "NetworkID": e.network_id,
             "EndpointID": e.endpoint_id,
@@ -73,32 +94,32 @@ fn networks(svc: &Svc, c: &Container, s: &Stored) -> Value {
         })
     };
     let user_net = |name: &str| !matches!(name, "bridge" | "host" | "none");
+    let plan = s.network_plan();
     let mut m = serde_json::Map::new();
     match &s.attachment {
         Some(a) => {
             for e in a.endpoints() {
-                m.insert(e.network_name.clone(), entry(e, user_net(&e.network_name)));
+                let req = plan
+                    .iter()
+                    .find(|r| svc.network_id(&r.network) == e.network_id);
+                let v = entry(e, req, user_net(&e.network_name));
+                m.insert(e.network_name.clone(), v);
             }
         }
         None => {
-            for r in s.network_plan() {
+            for r in &plan {
                 let (name, id) = svc
                     .networks
                     .resolve(&r.network)
                     .unwrap_or_else(|_| (r.network.clone(), String::new()));
-                let mut v = entry(
-                    &Endpoint {
-                        network_name: name.clone(),
-                        network_id: id,
-                        aliases: r.aliases.clone(),
-                        ..Default::default()
-                    },
-                    user_net(&name),
-                );
-                if !r.ipv4_address.is_empty() {
-                    v["IPAMConfig"] = json!({"IPv4Address": r.ipv4_address});
-                }
-                m.insert(name, v);
+                let planned = Endpoint {
+                    network_name: name.clone(),
+                    network_id: id,
+                    aliases: r.aliases.clone(),
+                    mac_address: r.mac_address.clone(),
+                    ..Default::default()
+                };
+                m.insert(name.clone(), entry(&planned, Some(r), user_net(&name)));
             }
         }
     }
@@ -302,7 +323,7 @@ fn port_filter_matches<'a>(want: &str, ports: impl Iterator<Item = &'a String>) 
 
 /// `SizeRw` (the writable layer) and `SizeRootFs` (that plus the image), as dockerd reports.
 fn sizes(svc: &Svc, v: &mut Value, upper: &std::path::Path, image_id: &str) {
-    let rw = super::size::dir_size(upper) as i64;
+    let rw = crate::fsutil::dir_size(upper) as i64;
     v["SizeRw"] = json!(rw);
     v["SizeRootFs"] = json!(rw + svc.images.size_of(image_id));
 }

@@ -25,6 +25,10 @@ pub struct ImageSpec {
     pub created_by: String,
     pub comment: String,
     pub author: String,
+    /// `docker commit`: the container's id and config, kept as the image JSON's `container`
+    /// and `container_config` (dockerd does; inspect shows them as `Container` and
+    /// `ContainerConfig`).
+    pub container: Option<(String, Value)>,
 }
 
 /// Applies `docker import --change`/`docker commit --change` instructions to a config.
@@ -231,6 +235,10 @@ impl ImageService {
         }
         if !spec.comment.is_empty() {
             config.insert("comment".into(), json!(spec.comment));
+        }
+        if let Some((id, container_config)) = spec.container {
+            config.insert("container".into(), json!(id));
+            config.insert("container_config".into(), container_config);
         }
         config.insert("history".into(), json!(history));
         config.insert(

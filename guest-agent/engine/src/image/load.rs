@@ -3,7 +3,6 @@
 //! unpacker as layers into a scratch directory, then each layer is verified against the
 //! config's diff ids and unpacked into its own layer directory.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -53,13 +52,20 @@ fn open_inside(root: &Path, rel: &str) -> Result<File> {
 
 impl ImageService {
     /// Loads every image of a docker-archive read from `input` (blocking). Returns the
-    /// `Loaded image: …` lines.
+    /// `Loaded image: …` lines. Layers of an image that failed to load are removed again;
+    /// images loaded before it stay, as with dockerd.
     pub fn load_archive(&self, input: impl Read) -> Result<Vec<String>> {
-        let _busy = self.busy();
-        let spool = self.lock().layer_tmp_dir()?;
-        let result = self.load_from(input, &spool);
-        if let Err(e) = fs::remove_dir_all(&spool) {
-            tracing::warn!(path = %spool.display(), error = %e, "load scratch not removed");
+        let result = {
+            let _busy = self.busy();
+            let spool = self.lock().layer_tmp_dir()?;
+            let result = self.load_from(input, &spool);
+            if let Err(e) = fs::remove_dir_all(&spool) {
+                tracing::warn!(path = %spool.display(), error = %e, "load scratch not removed");
+            }
+            result
+        };
+        if result.is_err() {
+            self.collect_orphans();
         }
         result
     }
@@ -67,7 +73,8 @@ impl ImageService {
     fn load_from(&self, input: impl Read, spool: &Path) -> Result<Vec<String>> {
         // dockerd also takes the archive compressed (`docker save | gzip`).
         let input = crate::compression::decoder(BufReader::new(input))?;
-        unpack(input, spool).map_err(|e| e.context("reading image archive"))?;
+        // dockerd's words, which clients show.
+        unpack(input, spool).map_err(|e| e.context("Error processing tar file"))?;
         let manifest = fs::read(spool.join("manifest.json")).map_err(|_| {
             EngineError::invalid(
                 "image archive has no manifest.json (only docker-archive is supported)",
@@ -92,13 +99,7 @@ impl ImageService {
             }
             let mut sizes = Vec::with_capacity(diff_ids.len());
             let mut blobs = Vec::with_capacity(diff_ids.len());
-            let mut known: BTreeMap<String, u64> = {
-                let s = self.lock();
-                s.images
-                    .values()
-                    .flat_map(|r| r.layers.iter().cloned().zip(r.layer_sizes.iter().copied()))
-                    .collect()
-            };
+            let mut known = self.layer_sizes();
             for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
                 let (present, dest) = {
                     let s = self.lock();

@@ -183,6 +183,15 @@ impl ImageService {
         BusyGuard(self)
     }
 
+    /// The size of every layer some image uses, by diff id.
+    fn layer_sizes(&self) -> HashMap<String, u64> {
+        let s = self.lock();
+        s.images
+            .values()
+            .flat_map(|r| r.layers.iter().cloned().zip(r.layer_sizes.iter().copied()))
+            .collect()
+    }
+
     /// Deletes unreferenced layers and blobs unless an operation that creates them runs.
     fn collect_orphans(&self) {
         let idle = *self.busy.lock().unwrap_or_else(|e| e.into_inner()) == 0;
@@ -800,18 +809,23 @@ impl ImageService {
         };
         let mut report = ImagesPruneReport::default();
         let mut deleted = Vec::new();
+        let layers_before = self.layer_sizes();
         for rec in candidates {
             if !self.lock().images.contains_key(rec.hex()) {
                 continue; // went with an image built on it
             }
-            let before = self.lock().images.len();
             self.untag_all(&rec, &mut deleted)?;
             self.delete_record(&rec, &mut deleted)?;
-            if self.lock().images.len() < before {
-                report.space_reclaimed += to_i64(rec.size());
-            }
             self.delete_build_parents(rec.parent.clone(), &mut deleted)?;
         }
+        // What was freed: the layers no remaining image uses (shared ones stay).
+        let layers_after = self.layer_sizes();
+        let freed: u64 = layers_before
+            .iter()
+            .filter(|(l, _)| !layers_after.contains_key(*l))
+            .map(|(_, size)| size)
+            .sum();
+        report.space_reclaimed = to_i64(freed);
         report.images_deleted = (!deleted.is_empty()).then_some(deleted);
         self.collect_orphans();
         Ok(report)

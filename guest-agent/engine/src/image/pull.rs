@@ -247,7 +247,7 @@ impl ImageService {
                     Some(k) => k,
                     None => tokio::task::spawn_blocking({
                         let dest = dest.clone();
-                        move || dir_size(&dest)
+                        move || crate::fsutil::dir_size(&dest)
                     })
                     .await
                     .unwrap_or(0),
@@ -402,25 +402,6 @@ impl LayerJob {
         progress.with_id("Pull complete", &short_id);
         Ok(stats.stats.size)
     }
-}
-
-/// Size of the regular files below `dir`.
-fn dir_size(dir: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
-                _ => {}
-            }
-        }
-    }
-    total
 }
 
 /// Fetches the manifest (following an index to the platform's entry) and the config.

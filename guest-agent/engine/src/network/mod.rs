@@ -62,6 +62,18 @@ pub struct EndpointRequest {
     /// `--mac-address` (`MacAddress`); empty derives one from the address.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mac_address: String,
+    /// `--ip6` (`IPAMConfig.IPv6Address`): recorded and shown, not configured (no IPv6 yet).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ipv6_address: String,
+    /// `--link-local-ip` (`IPAMConfig.LinkLocalIPs`): recorded and shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<String>,
+    /// `network connect --link` (`Links`, `container:alias`): recorded and shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    /// `--driver-opt` (`DriverOpts`), as the client sent it (`{}` and `null` differ).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_opts: Option<BTreeMap<String, String>>,
 }
 
 /// What a container asks of the network when it starts.

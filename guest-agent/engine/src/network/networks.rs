@@ -101,7 +101,7 @@ impl NetworkService {
             options: req.options,
             user_subnet,
             ip_range,
-            ipam_options: req.ipam.map(|i| i.options).unwrap_or_default(),
+            ipam_options: req.ipam.and_then(|i| i.options),
         };
         // Record first, then the bridge: a crash in between leaves a record whose bridge the
         // next start makes, never a bridge nothing knows about.

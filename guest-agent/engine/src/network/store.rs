@@ -42,8 +42,9 @@ pub(crate) struct NetworkRecord {
     pub(crate) labels: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) options: BTreeMap<String, String>,
+    /// `None` when the create request gave none (inspect shows `null`).
     #[serde(default)]
-    pub(crate) ipam_options: BTreeMap<String, String>,
+    pub(crate) ipam_options: Option<BTreeMap<String, String>>,
     /// The subnet came from the create request (`--subnet`): only then may containers ask
     /// for a fixed address (`--ip`), as with dockerd.
     #[serde(default)]

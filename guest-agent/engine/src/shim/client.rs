@@ -1,4 +1,5 @@
-//! The engine's side of the shim: spawning it and talking to its control socket (async).
+//! The engine's side of the real shim: spawning it and talking to its control socket (async).
+//! The engine reaches both through [`super::seam`].
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -10,8 +11,8 @@ use super::Request;
 use crate::{EngineError, Result};
 
 /// Spawns `berth-agent shim <config>` detached (it calls setsid itself) and waits for its
-/// status line; returns the container's init pid.
-pub async fn spawn(self_exe: &Path, config: &Path, shim_log: &Path) -> Result<i32> {
+/// status line.
+pub async fn spawn(self_exe: &Path, config: &Path, shim_log: &Path) -> Result<()> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -35,7 +36,7 @@ pub async fn spawn(self_exe: &Path, config: &Path, shim_log: &Path) -> Result<i3
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
-    parse_status(line.trim())
+    parse_status(line.trim()).map(drop)
 }
 
 fn parse_status(line: &str) -> Result<i32> {
@@ -93,18 +94,6 @@ impl ShimClient {
     /// Whether the shim answers at all.
     pub async fn alive(&self) -> bool {
         self.connect().await.is_ok()
-    }
-
-    /// Waits (bounded) until no shim answers on this socket any more: a shim that has reported
-    /// its exit keeps the socket until it has deleted the runtime container and unmounted.
-    pub async fn wait_gone(&self) {
-        const LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
-        let _ = tokio::time::timeout(LIMIT, async {
-            while self.alive().await {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-        })
-        .await;
     }
 
     /// Opens an attach stream: output from the shim, stdin to it.

@@ -14,6 +14,9 @@
 //!    then deletes the runtime container, unmounts the rootfs, removes its socket and exits
 //!    (the engine waits for a live socket to go before it starts the container again).
 //!
+//! The engine reaches shims through the [`Shims`] seam ([`seam`]), so tests can run fake ones;
+//! the shim process itself uses the real runtime and mounts.
+//!
 //! Control protocol (one request line per connection, see [`Request`]):
 //! `attach <stdin> <stdout> <stderr>` → `ok\n`, then output (raw for a TTY, else Docker's
 //! multiplexed frames) and stdin the other way; `start` → `ok <pid>` | `error <msg>`;
@@ -23,22 +26,16 @@ pub mod client;
 pub(crate) mod console;
 pub mod jsonlog;
 mod monitor;
+pub mod seam;
+
+pub use seam::{HostShims, Shim, Shims};
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::mount::RootfsMount;
 use crate::runtime::RuntimeSpec;
-
-/// The overlay root filesystem the shim mounts before `create` and unmounts after exit.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RootfsMount {
-    /// Lower layers, base first.
-    pub lower: Vec<PathBuf>,
-    pub upper: PathBuf,
-    pub work: PathBuf,
-    pub target: PathBuf,
-}
 
 /// Everything a shim needs, written by the engine next to the bundle.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -14,7 +14,8 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 use super::jsonlog;
-use super::{ExitRecord, Request, RootfsMount, ShimConfig};
+use super::{ExitRecord, Request, ShimConfig};
+use crate::mount::{HostMounter, Mounter};
 use crate::runtime::{self, CreateOptions, Runtime};
 
 type ShimResult<T> = Result<T, String>;
@@ -84,12 +85,14 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
     let cfg: ShimConfig = serde_json::from_slice(&text).map_err(|e| e.to_string())?;
     let _ = nix::unistd::setsid();
     set_subreaper();
+    // The real back-ends: the engine's seams end at this process (see `super::seam`).
     let rt = runtime::for_spec(&cfg.runtime);
-    let (mut io, listener, files) = match setup(&cfg) {
+    let mounter = HostMounter;
+    let (mut io, listener, files) = match setup(&cfg, &mounter) {
         Ok(v) => v,
         Err(e) => {
             report(&format!("error {}", e.replace('\n', " ")));
-            cleanup(&cfg, rt.as_ref());
+            cleanup(&cfg, rt.as_ref(), &mounter);
             return Err(e);
         }
     };
@@ -182,7 +185,7 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
     }
     shared.exited.notify_all();
     let answered = Instant::now();
-    cleanup(&cfg, rt.as_ref());
+    cleanup(&cfg, rt.as_ref(), &mounter);
     let _ = std::fs::remove_file(&cfg.socket);
     // Give `wait` connections a moment to read their answer.
     std::thread::sleep(Duration::from_millis(100).saturating_sub(answered.elapsed()));
@@ -206,10 +209,10 @@ fn report(line: &str) {
     }
 }
 
-fn cleanup(cfg: &ShimConfig, rt: &dyn Runtime) {
+fn cleanup(cfg: &ShimConfig, rt: &dyn Runtime, mounter: &dyn Mounter) {
     let _ = rt.delete(&cfg.id, true);
     if let Some(r) = &cfg.rootfs {
-        crate::container::rootfs::unmount(&r.target);
+        mounter.unmount(&r.target);
     }
     let _ = std::fs::remove_file(console_path(&cfg.socket));
 }
@@ -220,9 +223,9 @@ fn console_path(socket: &Path) -> PathBuf {
 
 /// Mounts the rootfs, binds the control socket and prepares the stdio (pipes, or the console
 /// socket of a TTY container).
-fn setup(cfg: &ShimConfig) -> ShimResult<(Io, UnixListener, Files)> {
+fn setup(cfg: &ShimConfig, mounter: &dyn Mounter) -> ShimResult<(Io, UnixListener, Files)> {
     if let Some(r) = &cfg.rootfs {
-        mount_rootfs(r)?;
+        mounter.mount_overlay(r).map_err(|e| e.to_string())?;
     }
     let _ = std::fs::remove_file(&cfg.socket);
     let listener = UnixListener::bind(&cfg.socket)
@@ -382,10 +385,6 @@ fn receive_console(listener: &UnixListener, child: &mut Child) -> ShimResult<Fil
     super::console::recv_fd(&conn)
 }
 
-fn mount_rootfs(r: &RootfsMount) -> ShimResult<()> {
-    crate::container::rootfs::mount_overlay(r).map_err(|e| e.to_string())
-}
-
 /// Reaps children (we are their subreaper) until the container's init exits; returns its
 /// Docker-style exit code.
 fn reap(pid: i32) -> i32 {
@@ -451,7 +450,7 @@ fn deliver(s: &Shared, stream: u8, data: &[u8]) {
             c.stream.write_all(data).is_ok()
         } else {
             let mut frame = Vec::with_capacity(8 + data.len());
-            frame.extend_from_slice(&crate::container::stream::frame_header(stream, data.len()));
+            frame.extend_from_slice(&crate::stream::frame_header(stream, data.len()));
             frame.extend_from_slice(data);
             c.stream.write_all(&frame).is_ok()
         }

@@ -152,7 +152,7 @@ impl VolumeService {
         let dir = self.dir(name);
         // Never delete through a mount: the device's files are not the volume's to remove.
         mount::unmount(&self.data_path(name));
-        if crate::container::rootfs::is_mounted(&self.data_path(name)) {
+        if crate::mount::is_mounted(&self.data_path(name)) {
             return Err(EngineError::internal(format!(
                 "remove {name}: cannot unmount the volume's device"
             )));
@@ -198,7 +198,7 @@ impl VolumeService {
 
     /// Size in bytes of a volume's data.
     pub fn size(&self, name: &str) -> i64 {
-        crate::container::size::dir_size(&self.data_path(name)) as i64
+        crate::fsutil::dir_size(&self.data_path(name)) as i64
     }
 
     /// `/system/df` volume entries (`Volume` objects with `UsageData`). Reference counts are

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-use crate::container::rootfs::is_mounted;
+use crate::mount::is_mounted;
 use crate::{EngineError, Result};
 
 /// What `docker volume create -o` accepts for the `local` driver (dockerd's `validOpts`).

@@ -8,11 +8,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use berth_docker_api::container::ContainerCreateRequest;
+use berth_docker_api::container::{ContainerCreateRequest, ContainersPruneReport};
 use berth_engine::container::io::AttachOptions;
 use berth_engine::container::logs::LogOptions;
-use berth_engine::container::stream::parse_detach_keys;
 use berth_engine::container::WaitCondition;
+use berth_engine::stream::parse_detach_keys;
 use berth_engine::EngineError;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}/top", get(top))
         .route("/containers/{id}", delete(remove))
+        .route("/containers/{id}/{alias}", delete(remove_link))
 }
 
 #[derive(Deserialize, Default)]
@@ -365,6 +366,8 @@ struct RemoveQuery {
     force: bool,
     #[serde(default, deserialize_with = "de_bool")]
     v: bool,
+    #[serde(default, deserialize_with = "de_bool")]
+    link: bool,
 }
 
 async fn remove(
@@ -372,16 +375,43 @@ async fn remove(
     Path(id): Path<String>,
     Query(q): Query<RemoveQuery>,
 ) -> ApiResult<Response> {
+    if q.link {
+        // `docker rm --link name`: a link is `parent/alias`; dockerd's text.
+        return Err(ApiError(EngineError::conflict(
+            "Conflict, cannot remove the default link name of the container",
+        )));
+    }
     e.containers.remove(&id, q.force, q.v).await?;
+    Ok(no_content())
+}
+
+#[derive(Deserialize, Default)]
+struct RemoveLinkQuery {
+    #[serde(default, deserialize_with = "de_bool")]
+    link: bool,
+}
+
+/// `DELETE /containers/{parent}/{alias}?link=true` (`docker rm --link`). Without `link` the
+/// path names no container.
+async fn remove_link(
+    State(e): State<AppState>,
+    Path((id, alias)): Path<(String, String)>,
+    Query(q): Query<RemoveLinkQuery>,
+) -> ApiResult<Response> {
+    if !q.link {
+        return Err(ApiError(EngineError::not_found(format!(
+            "No such container: {id}/{alias}"
+        ))));
+    }
+    e.containers.remove_link(&id, &alias).await?;
     Ok(no_content())
 }
 
 async fn prune(
     State(e): State<AppState>,
     Query(q): Query<FiltersQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ContainersPruneReport>> {
     let f = parse_filters(q.filters.as_deref())?;
     let labels = f.get("label").cloned().unwrap_or_default();
-    let ids = e.containers.prune(&labels).await?;
-    Ok(Json(json!({"ContainersDeleted": ids, "SpaceReclaimed": 0})))
+    Ok(Json(e.containers.prune(&labels).await?))
 }

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_docker_api::container::{ExecConfig, ExecStartConfig};
-use berth_engine::container::stream::{framed, parse_detach_keys};
+use berth_engine::stream::{framed, parse_detach_keys};
 use berth_engine::EngineError;
 use serde_json::json;
 use tokio::io::AsyncReadExt;

@@ -94,7 +94,7 @@ async fn import(
         } else {
             q.message.clone()
         },
-        author: String::new(),
+        ..Default::default()
     };
     let reader = body_reader(body);
     let id = {
@@ -217,29 +217,39 @@ where
     Ok(resp)
 }
 
-/// `POST /images/load`: a docker-archive body, answered with `Loaded image: …` lines.
-async fn load(State(engine): State<AppState>, body: Body) -> ApiResult<Response> {
+/// `POST /images/load`: a docker-archive body, answered with `Loaded image: …` lines. As with
+/// dockerd the status is 200 once the body is read: an archive that cannot be loaded ends the
+/// stream with an in-band error line (`docker load` prints it and fails).
+async fn load(State(engine): State<AppState>, body: Body) -> Response {
     let reader = body_reader(body);
     let loader = {
         let engine = engine.clone();
         tokio::task::spawn_blocking(move || engine.images.load_archive(reader))
     };
-    let loaded = loader
-        .await
-        .map_err(|e| ApiError(EngineError::internal(format!("load failed: {e}"))))??;
-    let mut out = Vec::new();
-    for line in loaded {
-        out.extend_from_slice(&json_line(&ProgressMessage {
-            stream: Some(format!("{line}\n")),
-            ..ProgressMessage::default()
-        }));
-    }
+    let lines = match loader.await {
+        Ok(Ok(loaded)) => loaded
+            .into_iter()
+            .map(|line| ProgressMessage {
+                stream: Some(format!("{line}\n")),
+                ..ProgressMessage::default()
+            })
+            .collect(),
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "image load failed");
+            vec![ProgressMessage::error(e.message())]
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "image load task failed");
+            vec![ProgressMessage::error(format!("load failed: {e}"))]
+        }
+    };
+    let out: Vec<u8> = lines.iter().flat_map(json_line).collect();
     let mut resp = Body::from(out).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Ok(resp)
+    resp
 }
 
 /// `GET /images/get?names=a&names=b`: a docker-archive of the named images.

@@ -58,8 +58,11 @@ async fn prune(
     Query(q): Query<FiltersQuery>,
 ) -> ApiResult<Response> {
     let filters = parse_filters(q.filters.as_deref())?;
-    let networks_deleted = engine.networks.prune(&filters).await?;
-    Ok(Json(NetworkPruneResponse { networks_deleted }).into_response())
+    let deleted = engine.networks.prune(&filters).await?;
+    Ok(Json(NetworkPruneResponse {
+        networks_deleted: (!deleted.is_empty()).then_some(deleted),
+    })
+    .into_response())
 }
 
 async fn connect(

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::tarball::{go_file_mode, TreeWriter};
 use crate::image::unpack::{unpack_with, UnpackOptions};
-use crate::shim::RootfsMount;
+use crate::mount::RootfsMount;
 use crate::{EngineError, ErrorKind, Result};
 
 /// What the helper does, on a path inside the container.
@@ -162,8 +162,8 @@ fn enter(req: &Request) -> Result<()> {
     )
     .map_err(|e| mount_err("make private", Path::new("/"), e))?;
     let root = &req.rootfs.target;
-    if !crate::container::rootfs::is_mounted(root) {
-        crate::container::rootfs::mount_overlay(&req.rootfs)?;
+    if !crate::mount::is_mounted(root) {
+        crate::mount::mount_overlay(&req.rootfs)?;
     }
     if req.readonly_rootfs {
         bind(root, root, true)?;

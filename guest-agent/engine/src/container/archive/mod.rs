@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Container, Svc};
-use crate::shim::RootfsMount;
+use crate::mount::RootfsMount;
 use crate::{EngineError, ErrorKind, Result};
 use helper::{Bind, Op, Reply, Request};
 

@@ -1,11 +1,12 @@
-//! The container root filesystem: an overlay of the image layers plus a per-container
-//! upper/work directory. Synchronous, used by the shim (mount) and the engine (cleanup).
+//! The overlay mount of a container's root filesystem and the host's mount table: the real
+//! calls behind [`super::HostMounter`], also used directly where a separate process (the shim,
+//! the `docker cp` helper) or a build's image view mounts.
 
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-use crate::shim::RootfsMount;
+use super::RootfsMount;
 
 /// Longest mount data the kernel takes is a page; stay below it.
 const MAX_OPTIONS: usize = 4000;

@@ -1,14 +1,15 @@
-//! Fakes of the engine's OS seams (feature `engine`): they do nothing but record what the
-//! engine asked, so a test can check the calls a lifecycle step makes.
+//! The fake OCI runtime: records each call; `kill` signals the fake container.
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 use berth_engine::runtime::{
     CreateOptions, ExecOptions, Runtime, RuntimeSpec, RuntimeState, Runtimes,
 };
 use berth_engine::{EngineError, Result};
+
+use super::shim::Table;
+use super::{Call, Log};
 
 /// One call the engine made to a runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,16 +27,15 @@ pub enum RuntimeCall {
     Ps { id: String },
 }
 
-/// Runtimes that record every call (of every runtime spec) in one shared log.
-#[derive(Debug, Clone, Default)]
-pub struct FakeRuntimes {
-    calls: Arc<Mutex<Vec<RuntimeCall>>>,
+/// Runtimes that record every call (of every runtime spec) in the host's log.
+pub(super) struct FakeRuntimes {
+    log: Log,
+    table: Table,
 }
 
 impl FakeRuntimes {
-    /// The calls so far, in order.
-    pub fn calls(&self) -> Vec<RuntimeCall> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    pub(super) fn new(log: Log, table: Table) -> Self {
+        Self { log, table }
     }
 }
 
@@ -43,7 +43,8 @@ impl Runtimes for FakeRuntimes {
     fn for_spec(&self, spec: &RuntimeSpec) -> Box<dyn Runtime> {
         Box::new(FakeRuntime {
             name: spec.name.clone(),
-            calls: self.calls.clone(),
+            log: self.log.clone(),
+            table: self.table.clone(),
         })
     }
 }
@@ -51,15 +52,13 @@ impl Runtimes for FakeRuntimes {
 /// A runtime that records its calls; the commands it returns (create, run, exec) fail.
 struct FakeRuntime {
     name: String,
-    calls: Arc<Mutex<Vec<RuntimeCall>>>,
+    log: Log,
+    table: Table,
 }
 
 impl FakeRuntime {
     fn record(&self, call: RuntimeCall) {
-        self.calls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(call);
+        self.log.push(Call::Runtime(call));
     }
 
     fn failing_command(&self, call: RuntimeCall) -> Command {
@@ -92,6 +91,7 @@ impl Runtime for FakeRuntime {
             signal,
             all,
         });
+        self.table.signal(id, signal);
         Ok(())
     }
 
