@@ -212,3 +212,31 @@ fn buildx_push_sends_the_image_to_a_registry() {
     assert_eq!(e.docker_ok(&["run", "--rm", &name]), "pushed\n");
     assert_no_buildkit_container(&e);
 }
+
+#[test]
+fn buildx_runs_heredocs_as_scripts_and_as_stdin() {
+    let e = Engine::start();
+    let dir = e.scratch().join("heredoc");
+    write(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             ARG WHO=heredoc\n\
+             RUN <<EOF\n\
+             echo one > /a\n\
+             echo \"two $WHO\" >> /a\n\
+             EOF\n\
+             RUN cat > /b <<-END\n\
+             \tthree\n\
+             \tEND\n\
+             CMD [\"cat\", \"/a\", \"/b\"]\n",
+        )],
+    );
+    buildx(&e, &dir, &["-t", "heredoc-img", "--load"]);
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "heredoc-img"]),
+        "one\ntwo heredoc\nthree\n"
+    );
+    assert_no_buildkit_container(&e);
+}

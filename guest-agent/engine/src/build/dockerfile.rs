@@ -1,5 +1,6 @@
 //! Dockerfile parsing, as the classic builder does it: parser directives (`# escape=`), line
-//! continuations, comments (also inside continuations), `--flag=value`s, JSON (exec) form.
+//! continuations, comments (also inside continuations), `--flag=value`s, JSON (exec) form;
+//! and, as BuildKit's frontend does, heredocs in a shell-form `RUN` ([`heredocs`]).
 //! Variable expansion happens later, per instruction, in [`super::words`].
 
 use crate::{EngineError, Result};
@@ -116,6 +117,128 @@ fn split_flags(args: &str) -> (Vec<(String, String)>, String) {
     (flags, rest.to_string())
 }
 
+/// A heredoc opened on an instruction's line: `<<WORD`, `<<-WORD` (leading tabs stripped),
+/// `<<"WORD"` / `<<'WORD'` (no expansion: left to the shell, which honours the quotes).
+#[derive(Debug, Clone, PartialEq)]
+struct HeredocMarker {
+    word: String,
+    strip_tabs: bool,
+    /// Where the marker starts in the line, and where it ends.
+    span: (usize, usize),
+}
+
+/// The heredoc markers in `line`, in order. A marker is `<<` (not `<<<`) followed directly by an
+/// optionally quoted name, as BuildKit's frontend reads them.
+fn heredoc_markers(line: &str) -> Vec<HeredocMarker> {
+    let b = line.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 2 < b.len() {
+        if &b[i..i + 2] != b"<<" || b.get(i + 2) == Some(&b'<') || (i > 0 && b[i - 1] == b'<') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut j = i + 2;
+        let strip_tabs = b.get(j) == Some(&b'-');
+        if strip_tabs {
+            j += 1;
+        }
+        let quote = b.get(j).copied().filter(|c| *c == b'"' || *c == b'\'');
+        if quote.is_some() {
+            j += 1;
+        }
+        let name_start = j;
+        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+            j += 1;
+        }
+        let name_ok = j > name_start && !b[name_start].is_ascii_digit();
+        let quote_ok = match quote {
+            Some(q) if b.get(j) == Some(&q) => {
+                j += 1;
+                true
+            }
+            Some(_) => false,
+            None => true,
+        };
+        if name_ok && quote_ok {
+            out.push(HeredocMarker {
+                word: line[name_start..j - usize::from(quote.is_some())].to_string(),
+                strip_tabs,
+                span: (start, j),
+            });
+        }
+        i = j.max(i + 1);
+    }
+    out
+}
+
+/// Reads the bodies of the heredocs `markers` opened, from `lines[*i..]`, up to each one's
+/// terminator line; returns the lines as written (terminators included).
+fn heredoc_bodies(
+    lines: &[&str],
+    i: &mut usize,
+    markers: &[HeredocMarker],
+    line_no: usize,
+) -> Result<Vec<Vec<String>>> {
+    let mut bodies = Vec::new();
+    for m in markers {
+        let mut body = Vec::new();
+        loop {
+            let Some(l) = lines.get(*i) else {
+                return Err(parse_error(
+                    line_no,
+                    format!("unterminated heredoc {}", m.word),
+                ));
+            };
+            *i += 1;
+            let end = if m.strip_tabs {
+                l.trim_start_matches('\t')
+            } else {
+                l
+            };
+            body.push(l.to_string());
+            if end == m.word {
+                break;
+            }
+        }
+        bodies.push(body);
+    }
+    Ok(bodies)
+}
+
+/// A shell-form `RUN` with heredocs, as one script for the stage's shell. `RUN <<EOF` (the
+/// heredoc is the command) runs the heredoc's text; `RUN cmd <<EOF` keeps the heredoc for the
+/// shell, which feeds it to `cmd` (tabs, quoting and expansion as the shell does them).
+fn heredoc_script(rest: &str, markers: &[HeredocMarker], bodies: &[Vec<String>]) -> String {
+    let first = &markers[0];
+    let whole_command = rest[..first.span.0].trim().is_empty()
+        && rest[first.span.1..].trim().is_empty()
+        && markers.len() == 1;
+    if whole_command {
+        let body = &bodies[0];
+        let text: Vec<&str> = body[..body.len() - 1]
+            .iter()
+            .map(|l| {
+                if first.strip_tabs {
+                    l.trim_start_matches('\t')
+                } else {
+                    l.as_str()
+                }
+            })
+            .collect();
+        return text.join("\n");
+    }
+    let mut script = rest.to_string();
+    for body in bodies {
+        for l in body {
+            script.push('\n');
+            script.push_str(l);
+        }
+    }
+    script
+}
+
 /// Parses a Dockerfile.
 pub fn parse(text: &str) -> Result<Dockerfile> {
     let lines: Vec<&str> = text.lines().collect();
@@ -177,6 +300,21 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
         } else {
             None
         };
+        let markers = if cmd == "RUN" && json.is_none() {
+            heredoc_markers(&rest)
+        } else {
+            vec![]
+        };
+        let (rest, original) = if markers.is_empty() {
+            (rest, logical.clone())
+        } else {
+            let bodies = heredoc_bodies(&lines, &mut i, &markers, start + 1)?;
+            let original = std::iter::once(logical.clone())
+                .chain(bodies.iter().flatten().cloned())
+                .collect::<Vec<_>>()
+                .join("\n");
+            (heredoc_script(&rest, &markers, &bodies), original)
+        };
         if rest.is_empty() && !matches!(cmd.as_str(), "CMD" | "ENTRYPOINT" | "RUN") {
             return Err(parse_error(
                 start + 1,
@@ -188,7 +326,7 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
             flags,
             rest,
             json,
-            original: logical.clone(),
+            original,
             line: start + 1,
         });
     }
@@ -284,6 +422,51 @@ mod tests {
         let df = parse("# escape=`\nFROM x\nRUN dir c:\\ `\n  /b\n").unwrap();
         assert_eq!(df.escape, '`');
         assert_eq!(df.instructions[1].rest, "dir c:\\   /b");
+    }
+
+    #[test]
+    fn heredocs_in_run_become_one_shell_script() {
+        let df = parse(
+            "FROM busybox\n\
+             RUN <<EOF\n\
+             echo one > /a\n\
+             echo two >> /a\n\
+             EOF\n\
+             RUN cat > /b <<-END && cat <<'Q' > /c\n\
+             \thello $HOME\n\
+             \tEND\n\
+             $not_expanded\n\
+             Q\n\
+             CMD [\"cat\"]\n",
+        )
+        .unwrap();
+        let i = &df.instructions;
+        assert_eq!(i.len(), 4);
+        assert_eq!(i[1].rest, "echo one > /a\necho two >> /a");
+        assert_eq!(
+            i[1].original,
+            "RUN <<EOF\necho one > /a\necho two >> /a\nEOF"
+        );
+        assert_eq!(
+            i[2].rest,
+            "cat > /b <<-END && cat <<'Q' > /c\n\thello $HOME\n\tEND\n$not_expanded\nQ"
+        );
+        assert_eq!(i[2].line, 6);
+        // `a<<b` opens a heredoc named b (as the shell reads it); `<<<` and `<<1` do not.
+        let markers: Vec<String> = heredoc_markers("echo a<<b <<<here \"x <<1\"")
+            .into_iter()
+            .map(|m| m.word)
+            .collect();
+        assert_eq!(markers, ["b"]);
+    }
+
+    #[test]
+    fn an_unterminated_heredoc_is_an_error_naming_it() {
+        let e = parse("FROM busybox\nRUN <<EOF\necho x\n").unwrap_err();
+        assert_eq!(
+            e.message(),
+            "dockerfile parse error on line 2: unterminated heredoc EOF"
+        );
     }
 
     #[test]
