@@ -40,7 +40,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # idle_cpu <label>: QEMU CPU over WINDOW s, no client connected meanwhile.
 idle_cpu() {
     a=$(cpu_ms); sleep "$WINDOW"; b=$(cpu_ms)
-    echo "idle CPU, $1: $(( b - a )) ms of QEMU CPU over $WINDOW s ($(( (b - a) / (WINDOW * 10) ))% of a core)"
+    echo "idle CPU, $1: $(( b - a )) ms of QEMU CPU over $WINDOW s ($(awk "BEGIN {printf \"%.2f\", ($b - $a) / ($WINDOW * 10)}")% of a core)"
 }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) commit $(git -C "$here/.." rev-parse --short HEAD) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -76,6 +76,9 @@ pub enum AppError {
     /// No stream with that id (already ended or stopped).
     #[error("no stream {0}")]
     NoStream(u64),
+    /// Something the app looked up is not there (a compose project with no container left).
+    #[error("{0}")]
+    NotFound(String),
     /// The host library failed; the message is its whole chain (so not also a source).
     #[error("{}", berth_host::supervisor::error_chain(.0))]
     Host(berth_host::HostError),
@@ -102,7 +105,7 @@ impl AppError {
             Self::Docker { status, message } => ErrorCode::from_response(*status, message),
             Self::Unreachable { .. } => ErrorCode::Unavailable,
             Self::Invalid(_) => ErrorCode::Invalid,
-            Self::NoStream(_) => ErrorCode::NotFound,
+            Self::NoStream(_) | Self::NotFound(_) => ErrorCode::NotFound,
             Self::Host(berth_host::HostError::VmRunning(_)) => ErrorCode::Conflict,
             Self::Client(_) | Self::Host(_) | Self::Vm { .. } | Self::Io { .. } => {
                 ErrorCode::Internal

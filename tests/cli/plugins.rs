@@ -4,13 +4,14 @@
 //! tests keeps the classic builder.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use berth_test_support::{run_bounded, Engine};
 
-/// A plugin folder under `$BERTH_PLUGINS` (default `~/.cache/berth/docker-plugins`).
+/// A plugin `scripts/install-docker-plugins.sh` installs (see
+/// [`berth_test_support::docker_plugins`]).
 #[derive(Clone, Copy)]
 pub(crate) enum Plugin {
     Buildx,
@@ -18,42 +19,19 @@ pub(crate) enum Plugin {
 }
 
 impl Plugin {
-    fn dir(self) -> PathBuf {
-        let root = std::env::var("BERTH_PLUGINS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from("/root/.cache/berth/docker-plugins"));
-        let (folder, binary) = match self {
-            Plugin::Buildx => ("buildx", "docker-buildx"),
-            Plugin::Compose => ("compose", "docker-compose"),
-        };
-        let dir = root.join(folder);
-        assert!(
-            dir.join(binary).exists(),
-            "{binary} is missing from {}: run scripts/install-docker-plugins.sh",
-            dir.display()
-        );
-        dir
+    fn name(self) -> &'static str {
+        match self {
+            Plugin::Buildx => "buildx",
+            Plugin::Compose => "compose",
+        }
     }
 }
 
 /// A docker CLI pointed at `e` that sees `plugins`. BuildKit is the default (as on any current
 /// install) unless the caller sets `DOCKER_BUILDKIT=0`.
 pub(crate) fn docker_with(e: &Engine, plugins: &[Plugin], args: &[&str]) -> Command {
-    let names: Vec<String> = plugins
-        .iter()
-        .map(|p| p.dir().file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
-    let config = e
-        .scratch()
-        .join(format!("docker-config-{}", names.join("-")));
-    fs::create_dir_all(&config).unwrap();
-    let dirs: Vec<PathBuf> = plugins.iter().map(|p| p.dir()).collect();
-    let json = serde_json::json!({ "cliPluginsExtraDirs": dirs });
-    fs::write(config.join("config.json"), json.to_string()).unwrap();
-    let mut c = e.docker_cmd(args);
-    c.env("DOCKER_CONFIG", &config)
-        .env_remove("DOCKER_BUILDKIT");
-    c
+    let names: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
+    e.docker_with_plugins(&names, args)
 }
 
 /// Runs `c` in `dir`, bounded to 180 s.

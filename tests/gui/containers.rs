@@ -55,7 +55,8 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     )
     .await;
 
-    // Removing it while it runs asks first and offers to stop it; cancelled, it keeps running.
+    // Removing it while it runs asks first and offers to stop it or force it; cancelled, it
+    // keeps running.
     gui.click(&format!("{row} [data-testid=container-remove]"))
         .await;
     gui.wait_visible("[data-testid=confirm-alt]").await;
@@ -63,7 +64,7 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
         gui.text("[data-testid=confirm-alt]").await,
         "Stop and remove"
     );
-    gui.wait_hidden("[data-testid=confirm-ok]").await;
+    assert_eq!(gui.text("[data-testid=confirm-ok]").await, "Force remove");
     gui.snapshot("containers-confirm").await;
     gui.confirm("gui-web is running", "cancel").await;
     assert_eq!(
@@ -150,5 +151,28 @@ async fn cli_container_shows_up_and_ui_actions_reach_the_engine() {
     gui.confirm("Remove project demo?", "ok").await;
     gui.cli_until("the project to be removed", || states().trim().is_empty());
     gui.wait_gone(project).await;
+
+    // Force remove, offered for a running container: killed and removed, as `docker rm -f`.
+    gui.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "gui-force",
+        "busybox",
+        "sleep",
+        "3600",
+    ]);
+    let force = container_row("gui-force");
+    gui.wait_attr(&force, "data-state", "running").await;
+    gui.click(&format!("{force} [data-testid=container-remove]"))
+        .await;
+    gui.confirm("gui-force is running", "ok").await;
+    gui.cli_until("gui-force to be removed", || {
+        gui.engine
+            .docker_ok(&["ps", "-aq", "--filter", "name=^gui-force$"])
+            .trim()
+            .is_empty()
+    });
+    gui.wait_gone(&force).await;
     gui.finish().await;
 }

@@ -204,6 +204,7 @@ impl Gui {
             home.join("downloads").display()
         );
         std::fs::write(home.join("config/user-dirs.dirs"), user_dirs).expect("user-dirs.dirs");
+        let opener = gui.write_opener();
         let docker_host = if opts.late_socket {
             format!("unix://{}", gui.late_socket().display())
         } else {
@@ -223,6 +224,7 @@ impl Gui {
             .env("XDG_DATA_HOME", home.join("data"))
             .env("XDG_CACHE_HOME", home.join("cache"))
             .env("BERTH_APP_LOG", "debug")
+            .env("BERTH_OPENER", opener)
             .env_remove("DOCKER_HOST")
             // WebKit's GPU paths have nothing to use under Xvfb.
             .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
@@ -284,6 +286,29 @@ impl Gui {
     /// The app's Downloads folder (saved logs and files land here).
     pub(crate) fn downloads(&self) -> PathBuf {
         self.home().join("downloads")
+    }
+
+    /// The opener the app hands links and folders to (`BERTH_OPENER`): a script that writes
+    /// each target on a line of `opened.txt`, so nothing opens on the test machine and the
+    /// test sees what the app asked for ([`Gui::opened`]).
+    fn write_opener(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let script = self.dir.path().join("opener.sh");
+        let log = self.dir.path().join("opened.txt");
+        let body = format!("#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n", log.display());
+        std::fs::write(&script, body).expect("opener script");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .expect("opener mode");
+        script
+    }
+
+    /// What the app opened so far (links, folders), in order.
+    pub(crate) fn opened(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("opened.txt"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     fn driver_log(&self) -> PathBuf {

@@ -18,6 +18,7 @@ mod idle;
 mod image_detail;
 mod images;
 mod polish;
+mod projects;
 mod resources;
 mod terminal;
 mod tray;

@@ -3,7 +3,7 @@
 // optionally showing only the matching lines. Used by the container detail's Logs tab and the
 // unified Logs view. Nothing runs while no data arrives: lines are added when a chunk comes in.
 
-import { h } from "./dom.js";
+import { $, h } from "./dom.js";
 
 // Terminal control sequences the plain console does not render.
 const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>]/g;
@@ -24,6 +24,22 @@ export class LogView {
     this.search = null; // RegExp (global) or null
     this.onlyMatches = false;
     this.sources = new Map(); // source -> { label, colour }
+    this.last = new Map(); // source -> the time of its last line (stampKey)
+    this.floor = new Map(); // source -> lines up to this time are already shown (stampKey)
+  }
+
+  /** The time of the last line shown from `source` (as given by the engine), or "". */
+  lastStamp(source) {
+    return this.last.get(source)?.raw || "";
+  }
+
+  /**
+   * Drops `source`'s lines up to its last shown one from now on: a stream opened again with a
+   * `since` in whole seconds repeats the lines of that second.
+   */
+  skipShown(source) {
+    const last = this.last.get(source);
+    if (last) this.floor.set(source, last.key);
   }
 
   /** Names and colours a source (shown at the start of its lines when there are many). */
@@ -31,11 +47,19 @@ export class LogView {
     this.sources.set(source, { label, colour });
   }
 
+  /** Drops the lines shown (a source's place is kept: see `skipShown`). */
   clear() {
     this.lines = [];
     this.partial.clear();
     this.pre.replaceChildren();
     this.count();
+  }
+
+  /** Drops the lines and every source's place. */
+  reset() {
+    this.last.clear();
+    this.floor.clear();
+    this.clear();
   }
 
   /** Drops the half line a source left (its stream ended). */
@@ -67,6 +91,12 @@ export class LogView {
   addLine(source, stream, raw) {
     const m = STAMP.exec(raw);
     const line = { source, stream, ts: m ? m[1] : "", text: m ? raw.slice(m[0].length) : raw };
+    if (line.ts) {
+      const key = stampKey(line.ts);
+      const floor = this.floor.get(source);
+      if (floor && key <= floor) return;
+      this.last.set(source, { key, raw: line.ts });
+    }
     line.el = this.build(line);
     this.lines.push(line);
     this.pre.append(line.el);
@@ -128,5 +158,42 @@ export class LogView {
   count() {
     const hits = this.search ? this.lines.filter((l) => l.hit).length : this.lines.length;
     this.onCount(hits, this.lines.length);
+  }
+}
+
+/** An RFC 3339 UTC time (as the engine stamps lines) as a string that sorts by time. */
+export function stampKey(ts) {
+  const [secs, frac = ""] = ts.replace(/Z$/, "").split(".");
+  return `${secs}.${frac.padEnd(9, "0")}`;
+}
+
+/**
+ * Wires a LogView to its search controls, found by `prefix`: `<prefix>-search` (text),
+ * `-regex` and `-only-matches` (checkboxes), `-search-error` (a bad expression said) and
+ * `-matches` (the line count, also as `data-count`).
+ */
+export function bindSearch(view, prefix) {
+  const box = $(`${prefix}-search`);
+  const count = $(`${prefix}-matches`);
+  view.onCount = (hits, total) => {
+    const n = box.value ? hits : total;
+    count.textContent = box.value ? `${hits} matching line${hits === 1 ? "" : "s"}` : `${total} lines`;
+    count.dataset.count = String(n);
+  };
+  const apply = () => {
+    const bad = $(`${prefix}-search-error`);
+    try {
+      view.setSearch(box.value, $(`${prefix}-regex`).checked, $(`${prefix}-only-matches`).checked);
+      bad.hidden = true;
+      box.removeAttribute("aria-invalid");
+    } catch (e) {
+      bad.textContent = `Not a valid expression: ${e.message}`;
+      bad.hidden = false;
+      box.setAttribute("aria-invalid", "true");
+    }
+  };
+  for (const id of ["search", "regex", "only-matches"]) {
+    $(`${prefix}-${id}`).addEventListener("input", apply);
+    $(`${prefix}-${id}`).addEventListener("change", apply);
   }
 }

@@ -4,6 +4,8 @@
 import { on, EVENTS, call } from "./api.js";
 import { $, debounce, showError, clearError } from "./dom.js";
 import * as containers from "./views/containers.js";
+import * as projects from "./views/projects.js";
+import * as logs from "./views/logs.js";
 import * as images from "./views/images.js";
 import * as volumes from "./views/volumes.js";
 import * as networks from "./views/networks.js";
@@ -13,8 +15,10 @@ import * as troubleshoot from "./views/troubleshoot.js";
 import { applyEngineState, WITHOUT_ENGINE } from "./engine-state.js";
 import { watchNames } from "./names.js";
 import { watchTimes } from "./time.js";
+import { setNavigator } from "./nav.js";
 
-const views = { containers, images, volumes, networks, settings, disk, troubleshoot };
+const views = { containers, projects, logs, images, volumes, networks, settings, disk, troubleshoot };
+let shown = null;
 let engineState = "unknown";
 // Lists need the engine: while it is down they are not loaded (the hint says why), so no
 // error banner per list; Settings (socket, VM) always loads.
@@ -30,13 +34,16 @@ const QUIET = /^(exec_|attach|resize|top|archive-path|extract-to-dir|export)/;
 
 // Which lists an event type touches.
 const AFFECTS = {
-  container: ["containers", "images", "disk"],
+  container: ["containers", "projects", "logs", "images", "disk"],
   image: ["images", "disk"],
   volume: ["volumes", "disk"],
-  network: ["networks"],
+  network: ["networks", "projects"],
 };
 
 function show(name) {
+  if (shown && shown !== name) views[shown].leave?.();
+  shown = name;
+  views[name].enter?.();
   for (const b of document.querySelectorAll("nav button")) b.classList.toggle("active", b.dataset.view === name);
   for (const [n] of Object.entries(views)) document.getElementById(`view-${n}`).hidden = n !== name;
   document.body.dataset.view = name;
@@ -60,6 +67,7 @@ async function start() {
   await call("system_stream_stop_all");
   for (const v of Object.values(views)) v.init();
   for (const b of document.querySelectorAll("nav button")) b.addEventListener("click", () => show(b.dataset.view));
+  setNavigator(show);
   $("error-dismiss").addEventListener("click", clearError);
   await on(EVENTS.status, showStatus);
   watchTimes();

@@ -204,6 +204,15 @@ mod sys {
     }
 }
 
+/// Whether process `pid` is stopped (state `T` in `/proc/<pid>/stat`).
+#[cfg(target_os = "linux")]
+pub fn is_stopped(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T')))
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -207,6 +207,31 @@ impl Engine {
         c
     }
 
+    /// A docker CLI command with the named CLI plugins (`compose`, `buildx`: folders of
+    /// [`crate::docker_plugins`]) and BuildKit on, as on any current install; its own
+    /// `DOCKER_CONFIG` lists the plugin folders in `cliPluginsExtraDirs`.
+    pub fn docker_with_plugins(&self, plugins: &[&str], args: &[&str]) -> Command {
+        let dir = crate::docker_plugins();
+        let config = self
+            .scratch()
+            .join(format!("docker-config-{}", plugins.join("-")));
+        std::fs::create_dir_all(&config).expect("docker config dir");
+        let dirs: Vec<PathBuf> = plugins.iter().map(|p| dir.join(p)).collect();
+        for (name, d) in plugins.iter().zip(&dirs) {
+            assert!(
+                d.join(format!("docker-{name}")).exists(),
+                "docker-{name} is missing from {}: run scripts/install-docker-plugins.sh",
+                d.display()
+            );
+        }
+        let json = serde_json::json!({ "cliPluginsExtraDirs": dirs });
+        std::fs::write(config.join("config.json"), json.to_string()).expect("docker config");
+        let mut c = self.docker_cmd(args);
+        c.env("DOCKER_CONFIG", &config)
+            .env_remove("DOCKER_BUILDKIT");
+        c
+    }
+
     /// Runs the docker CLI (bounded to 120 s).
     pub fn docker(&self, args: &[&str]) -> Output {
         run_bounded(self.docker_cmd(args), Duration::from_secs(120))

@@ -23,6 +23,18 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Where `scripts/install-docker-plugins.sh` puts the docker CLI plugins, one folder each
+/// (`compose/docker-compose`, `buildx/docker-buildx`): `$BERTH_PLUGINS`, else
+/// `~/.cache/berth/docker-plugins`.
+pub fn docker_plugins() -> PathBuf {
+    std::env::var_os("BERTH_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            PathBuf::from(home).join(".cache/berth/docker-plugins")
+        })
+}
+
 /// The `berth-agent` binary under test: `$BERTH_AGENT_BIN`, else the one cargo built next to
 /// the running test binary (`target/<profile>/berth-agent`).
 pub fn agent_bin() -> PathBuf {

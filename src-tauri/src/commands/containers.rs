@@ -48,7 +48,7 @@ impl From<ContainerSummary> for ContainerRow {
         let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
         Self {
             project: label(super::compose::PROJECT_LABEL),
-            service: label("com.docker.compose.service"),
+            service: label(super::compose::SERVICE_LABEL),
             id: c.id.unwrap_or_default(),
             name,
             image: c.image.unwrap_or_default(),

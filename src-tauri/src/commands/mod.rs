@@ -24,9 +24,14 @@ pub mod volumes;
 macro_rules! all_commands {
     () => {
         tauri::generate_handler![
+            $crate::commands::compose::compose_list,
             $crate::commands::compose::compose_start,
             $crate::commands::compose::compose_stop,
+            $crate::commands::compose::compose_restart,
             $crate::commands::compose::compose_remove,
+            $crate::commands::compose::compose_down,
+            $crate::commands::compose::compose_config,
+            $crate::commands::compose::compose_open_folder,
             $crate::commands::containers::containers_list,
             $crate::commands::containers::containers_start,
             $crate::commands::containers::containers_stop,

@@ -1,5 +1,6 @@
 //! The engine as a whole: status (ping + version) and stopping streams.
 
+use std::ffi::OsStr;
 use std::process::{Command, Stdio};
 
 use serde::Serialize;
@@ -84,36 +85,33 @@ pub fn system_open_url(url: String) -> Result<()> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(AppError::Invalid(format!("not a web address: {url}")));
     }
-    let mut cmd = opener(&url);
-    cmd.stdin(Stdio::null())
+    open_with_system(OsStr::new(&url))
+}
+
+/// Hands `target` (a web address or a folder) to the desktop's opener: `$BERTH_OPENER` when
+/// set (tests record what was opened with it), else `xdg-open`, `open` or `explorer`.
+pub fn open_with_system(target: &OsStr) -> Result<()> {
+    let mut cmd = match std::env::var_os("BERTH_OPENER") {
+        Some(program) => Command::new(program),
+        None => Command::new(OPENER),
+    };
+    cmd.arg(target)
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = cmd.spawn().map_err(|err| AppError::Io {
         path: format!("{:?}", cmd.get_program()),
         err,
     })?;
-    // Reaped off the command's thread: the opener hands the address over and exits.
+    // Reaped off the command's thread: the opener hands the target over and exits.
     std::thread::spawn(move || child.wait());
     Ok(())
 }
 
+/// The desktop's own opener of addresses and folders.
 #[cfg(target_os = "macos")]
-fn opener(url: &str) -> Command {
-    let mut c = Command::new("open");
-    c.arg(url);
-    c
-}
-
+const OPENER: &str = "open";
 #[cfg(windows)]
-fn opener(url: &str) -> Command {
-    let mut c = Command::new("explorer");
-    c.arg(url);
-    c
-}
-
+const OPENER: &str = "explorer";
 #[cfg(not(any(target_os = "macos", windows)))]
-fn opener(url: &str) -> Command {
-    let mut c = Command::new("xdg-open");
-    c.arg(url);
-    c
-}
+const OPENER: &str = "xdg-open";

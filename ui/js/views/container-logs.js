@@ -4,19 +4,14 @@
 
 import { call, stream } from "../api.js";
 import { $, notice, showError } from "../dom.js";
-import { LogView } from "../logview.js";
+import { bindSearch, LogView } from "../logview.js";
 
 let view = null;
 
 function logView() {
   if (!view) {
-    view = new LogView($("logs-output"), {
-      onCount: (hits, total) => {
-        const q = $("logs-search").value;
-        $("logs-matches").textContent = q ? `${hits} matching line${hits === 1 ? "" : "s"}` : `${total} lines`;
-        $("logs-matches").dataset.count = String(q ? hits : total);
-      },
-    });
+    view = new LogView($("logs-output"));
+    bindSearch(view, "logs");
   }
   return view;
 }
@@ -51,27 +46,9 @@ export async function openLogs(id) {
   return handle;
 }
 
-function applySearch() {
-  const q = $("logs-search").value;
-  const regex = $("logs-regex").checked;
-  const bad = $("logs-search-error");
-  try {
-    logView().setSearch(q, regex, $("logs-only-matches").checked);
-    bad.hidden = true;
-    $("logs-search").removeAttribute("aria-invalid");
-  } catch (e) {
-    bad.textContent = `Not a valid expression: ${e.message}`;
-    bad.hidden = false;
-    $("logs-search").setAttribute("aria-invalid", "true");
-  }
-}
-
 /** `restart()` opens the stream again (the tab's current container) after an option change. */
 export function initLogs(currentId, restart) {
-  for (const id of ["logs-search", "logs-regex", "logs-only-matches"]) {
-    $(id).addEventListener("input", applySearch);
-    $(id).addEventListener("change", applySearch);
-  }
+  logView();
   $("logs-timestamps").addEventListener("change", () => {
     $("logs-output").classList.toggle("show-ts", $("logs-timestamps").checked);
   });

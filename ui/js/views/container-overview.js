@@ -3,12 +3,7 @@
 
 import { call } from "../api.js";
 import { $, h, notice, showError } from "../dom.js";
-
-/** `http://host:port/` for a published port: wildcard addresses open on localhost. */
-export function portUrl(hostIp, hostPort) {
-  const ip = !hostIp || hostIp === "0.0.0.0" || hostIp === "::" ? "localhost" : hostIp;
-  return `http://${ip.includes(":") ? `[${ip}]` : ip}:${hostPort}/`;
-}
+import { portUrl, urlLink } from "../links.js";
 
 /** One `<dt>/<dd>` pair; `value` is a node, text or a list of nodes (one line each). */
 function item(label, testid, value) {
@@ -25,14 +20,8 @@ function ports(inspect) {
   for (const [port, bindings] of Object.entries(inspect.NetworkSettings?.Ports || {})) {
     if (!bindings?.length) { out.push(`${port} (not published)`); continue; }
     for (const b of bindings) {
-      const url = portUrl(b.HostIp, b.HostPort);
-      const a = h("a", { href: url, testid: "overview-port-link", title: `Open ${url} in the browser` },
-        `${b.HostIp || "0.0.0.0"}:${b.HostPort} → ${port}`);
-      a.addEventListener("click", (ev) => {
-        ev.preventDefault();
-        call("system_open_url", { url }).catch(showError);
-      });
-      out.push(a);
+      out.push(urlLink(portUrl(b.HostIp, b.HostPort), `${b.HostIp || "0.0.0.0"}:${b.HostPort} → ${port}`,
+        "overview-port-link"));
     }
   }
   return out;

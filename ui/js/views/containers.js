@@ -6,6 +6,7 @@
 import { call } from "../api.js";
 import { $, h, actionButton, renderRows, showError, clearError } from "../dom.js";
 import { confirmAction } from "../dialog.js";
+import { mark, onPending, pendingOf, runMarked, unmark } from "../pending.js";
 import { liveStatus } from "../time.js";
 import { closeDetail, follow, initDetail, openDetail } from "./container-detail.js";
 
@@ -13,7 +14,6 @@ export { closeDetail };
 
 let rows = []; // the last list from the engine
 const selected = new Set(); // ids
-const pending = new Map(); // id -> what runs on it now ("stopping…")
 
 export async function load() {
   rows = await call("containers_list");
@@ -48,7 +48,7 @@ function render() {
       const running = members.filter((m) => m.state === "running").length;
       items.push({ kind: "project", project: c.project, running, total: members.length });
     }
-    items.push({ ...c, pending: pending.get(c.id) || "" });
+    items.push({ ...c, pending: pendingOf(c.id) });
   }
   renderRows($("container-list"), items,
     (i) => (i.kind === "project" ? `project:${i.project}` : i.id),
@@ -114,20 +114,6 @@ function projectRow(p) {
   );
 }
 
-const PENDING = { starting: "starting…", stopping: "stopping…", restarting: "restarting…", removing: "removing…" };
-
-/** Runs `action` with `list`'s rows marked as `verb` meanwhile. */
-async function runMarked(list, verb, action) {
-  for (const c of list) pending.set(c.id, PENDING[verb]);
-  render();
-  try {
-    await action();
-  } finally {
-    for (const c of list) pending.delete(c.id);
-    render();
-  }
-}
-
 function row(c) {
   const running = c.state === "running";
   const check = h("input", {
@@ -163,9 +149,15 @@ function row(c) {
         clearError();
         const running = c.state === "running";
         const answer = await confirmAction(running
-          ? { title: `${c.name} is running`, message: "Stop it, then remove it?", confirm: null, alternative: "Stop and remove" }
+          ? {
+            title: `${c.name} is running`,
+            message: "Stop it (as docker stop), then remove it? Or force-remove it now: killed and removed, as docker rm -f. Its writable layer is deleted either way.",
+            confirm: "Force remove",
+            alternative: "Stop and remove",
+          }
           : { title: `Remove ${c.name}?`, message: "The container and its writable layer are deleted.", confirm: "Remove" });
-        if (answer) await runMarked([c], "removing", () => removeOne(c, answer === "alternative"));
+        if (answer === "alternative") await runMarked([c], "stopping", () => removeOne(c, true));
+        else if (answer) await runMarked([c], "removing", () => call("containers_remove", { id: c.id, force: running }));
       }, "danger"),
     ),
   );
@@ -218,18 +210,16 @@ async function bulk(kind) {
   };
   show();
   for (const b of $("bulk-bar").querySelectorAll("button[data-bulk]")) b.disabled = true;
-  for (const c of list) pending.set(c.id, PENDING[spec.verb]);
-  render();
+  mark(list, spec.verb);
   await Promise.all(list.map(async (c) => {
     try {
       await spec.run(c);
     } catch (e) {
       failed.push({ ...e, message: `${c.name}: ${e.message}` });
     } finally {
-      pending.delete(c.id);
       done += 1;
       show();
-      render();
+      unmark([c]);
     }
   }));
   if (failed.length) showError(failed[0]);
@@ -239,6 +229,7 @@ async function bulk(kind) {
 
 export function init() {
   initDetail();
+  onPending(render);
   $("container-search").addEventListener("input", render);
   $("container-filter").addEventListener("change", render);
   $("container-select-all").addEventListener("change", (ev) => {
