@@ -1,5 +1,6 @@
 //! End-to-end tests: the real docker CLI against a fresh berth-agent per test.
 
+mod api_fuzz;
 mod build;
 mod buildkit;
 mod compose;

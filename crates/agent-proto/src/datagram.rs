@@ -31,12 +31,9 @@ pub async fn read_datagram<R>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<b
 where
     R: AsyncRead + Unpin,
 {
-    let mut len = [0u8; 2];
-    match r.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
-        Err(e) => return Err(e),
-    }
+    let Some(len) = crate::frame::read_prefix::<_, 2>(r).await? else {
+        return Ok(false);
+    };
     buf.resize(usize::from(u16::from_be_bytes(len)), 0);
     r.read_exact(buf).await?;
     Ok(true)
@@ -63,5 +60,13 @@ mod tests {
             assert_eq!(buf, d);
         }
         assert!(!read_datagram(&mut b, &mut buf).await.unwrap());
+    }
+
+    /// A stream cut after the first byte of a length is an error, not a clean end.
+    #[tokio::test]
+    async fn stream_cut_inside_the_length_is_an_error() {
+        let mut buf = Vec::new();
+        assert!(read_datagram(&mut &[0u8][..], &mut buf).await.is_err());
+        assert!(!read_datagram(&mut &[][..], &mut buf).await.unwrap());
     }
 }

@@ -253,3 +253,41 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever a client writes first is a port or a refusal, never a panic, and a port
+        /// only comes from a `CONNECT` line.
+        #[test]
+        fn any_request_line_is_a_port_or_refused(bytes in prop::collection::vec(any::<u8>(), 0..100)) {
+            if let Ok(port) = block_on(read_connect(&mut &bytes[..])) {
+                let line = bytes.split(|b| *b == b'\n').next().unwrap();
+                let text = std::str::from_utf8(line).unwrap();
+                prop_assert_eq!(text.strip_prefix("CONNECT ").unwrap().trim().parse::<u32>().unwrap(), port);
+            }
+        }
+
+        /// `CONNECT <port>` reads back as the port and leaves the payload after it unread.
+        #[test]
+        fn connect_line_round_trips(port in any::<u32>(), payload in prop::collection::vec(any::<u8>(), 0..64)) {
+            let mut wire = format!("CONNECT {port}\n").into_bytes();
+            wire.extend_from_slice(&payload);
+            let mut r = &wire[..];
+            prop_assert_eq!(block_on(read_connect(&mut r)).unwrap(), port);
+            prop_assert_eq!(r, &payload[..]);
+        }
+    }
+}

@@ -189,4 +189,43 @@ mod tests {
         assert!(parse_filters(Some("[1]")).is_err());
         assert!(parse_filters(None).unwrap().is_empty());
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn filters() -> impl Strategy<Value = Filters> {
+            prop::collection::btree_map("\\PC{0,8}", prop::collection::vec("\\PC{0,8}", 0..4), 0..4)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Any `filters` text is a map or a client error (400), never a panic.
+            #[test]
+            fn any_text_parses_or_is_a_client_error(s in "[{}\\[\\]\":,a-z0-9 truefalsn-]{0,40}|\\PC{0,40}") {
+                if let Err(ApiError(e)) = parse_filters(Some(&s)) {
+                    prop_assert_eq!(e.kind(), berth_engine::ErrorKind::InvalidArgument);
+                }
+            }
+
+            /// Both documented shapes of the same filters parse to the same map.
+            #[test]
+            fn both_shapes_round_trip(f in filters()) {
+                let lists = serde_json::to_string(&f).unwrap();
+                prop_assert_eq!(&parse_filters(Some(&lists)).unwrap(), &f);
+                let legacy: std::collections::BTreeMap<&String, std::collections::BTreeMap<&String, bool>> = f
+                    .iter()
+                    .map(|(k, vs)| (k, vs.iter().map(|v| (v, true)).collect()))
+                    .collect();
+                let mut sorted = f.clone();
+                for vs in sorted.values_mut() {
+                    vs.sort();
+                    vs.dedup();
+                }
+                let legacy = serde_json::to_string(&legacy).unwrap();
+                prop_assert_eq!(parse_filters(Some(&legacy)).unwrap(), sorted);
+            }
+        }
+    }
 }

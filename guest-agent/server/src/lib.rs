@@ -10,6 +10,7 @@ pub mod buildkit;
 pub mod error;
 pub mod extract;
 pub mod hijack;
+pub mod keepalive;
 pub mod routes;
 pub mod serve;
 pub mod version;
@@ -48,4 +49,7 @@ pub fn app(engine: AppState) -> Router {
     Router::new()
         .fallback_service(router(engine))
         .layer(axum::middleware::from_fn(version::api_version))
+        .layer(axum::middleware::from_fn(
+            keepalive::close_after_refused_upload,
+        ))
 }

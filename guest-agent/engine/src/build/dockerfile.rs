@@ -478,4 +478,73 @@ mod tests {
         );
         assert!(parse("FROM\n").is_err());
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// An instruction with plain arguments (no flags, no continuation).
+        fn instruction() -> impl Strategy<Value = (String, String)> {
+            (
+                prop::sample::select(vec![
+                    "RUN",
+                    "CMD",
+                    "COPY",
+                    "ADD",
+                    "ENV",
+                    "LABEL",
+                    "WORKDIR",
+                    "USER",
+                    "EXPOSE",
+                    "VOLUME",
+                    "ARG",
+                    "ENTRYPOINT",
+                    "STOPSIGNAL",
+                    "SHELL",
+                ]),
+                "[a-zA-Z0-9./$\"'{}:=\\[\\]][a-zA-Z0-9 =./$\"'{}:,\\[\\]-]{0,30}",
+            )
+                .prop_map(|(c, a)| (c.to_string(), a.trim().to_string()))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Any text is a Dockerfile or a parse error, never a panic; so are the
+            /// ONBUILD triggers it holds.
+            #[test]
+            fn any_text_parses_or_errors(text in "([A-Za-z#\\\\` =\\[\\]\"-]{0,20}\n?){0,8}|\\PC{0,200}") {
+                if let Ok(df) = parse(&text) {
+                    for i in df.instructions.iter().filter(|i| i.cmd == "ONBUILD") {
+                        if let Ok(t) = onbuild_trigger(i) {
+                            let _ = parse_trigger(&t, df.escape);
+                        }
+                    }
+                }
+            }
+
+            /// Written instructions parse back one for one, also split over continuation
+            /// lines and stored as ONBUILD triggers.
+            #[test]
+            fn written_instructions_parse_back(
+                ins in prop::collection::vec(instruction(), 1..6),
+                escape in prop::sample::select(vec!['\\', '`']),
+            ) {
+                let mut text = format!("# escape={escape}\n");
+                for (cmd, args) in &ins {
+                    text.push_str(&format!("{cmd} {escape}\n  # comment\n\n  {args}\nONBUILD {cmd} {args}\n"));
+                }
+                let df = parse(&text).unwrap();
+                prop_assert_eq!(df.escape, escape);
+                prop_assert_eq!(df.instructions.len(), 2 * ins.len());
+                for (pair, (cmd, args)) in df.instructions.chunks(2).zip(&ins) {
+                    prop_assert_eq!(&pair[0].cmd, cmd);
+                    prop_assert_eq!(&pair[0].rest, args);
+                    let trigger = parse_trigger(&onbuild_trigger(&pair[1]).unwrap(), escape).unwrap();
+                    prop_assert_eq!(&trigger.cmd, cmd);
+                    prop_assert_eq!(&trigger.rest, args);
+                }
+            }
+        }
+    }
 }

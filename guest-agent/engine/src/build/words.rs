@@ -250,4 +250,55 @@ mod tests {
             [("NAME".to_string(), None)]
         );
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn escape() -> impl Strategy<Value = char> {
+            prop::sample::select(vec!['\\', '`'])
+        }
+
+        /// `v` inside double quotes, with `"`, `$` and the escape character escaped.
+        fn double_quoted(v: &str, escape: char) -> String {
+            let mut s = String::from('"');
+            for c in v.chars() {
+                if matches!(c, '"' | '$') || c == escape {
+                    s.push(escape);
+                }
+                s.push(c);
+            }
+            s.push('"');
+            s
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Any argument text is expanded or refused, never a panic.
+            #[test]
+            fn any_text_expands_or_errors(s in "[a-zA-Z0-9 ${}:+\\-_'\"\\\\`=]{0,40}|\\PC{0,40}", e in escape()) {
+                let _ = expand_words(&s, &vars(), e);
+                let _ = key_values(&s, &vars(), e, true);
+                let _ = key_values(&s, &vars(), e, false);
+            }
+
+            /// Quoting is undone exactly: single quotes keep everything, double quotes keep
+            /// everything once `"`, `$` and the escape are escaped.
+            #[test]
+            fn quoted_text_expands_to_itself(v in "\\PC{0,30}", e in escape()) {
+                prop_assert_eq!(expand(&double_quoted(&v, e), &vars(), e).unwrap(), v.clone());
+                if !v.contains('\'') {
+                    prop_assert_eq!(expand(&format!("'{v}'"), &vars(), e).unwrap(), v);
+                }
+            }
+
+            /// Single-quoted words joined by spaces split back into the same words.
+            #[test]
+            fn quoted_words_split_back(words in prop::collection::vec("[^'\\p{C}]{0,12}", 0..6), e in escape()) {
+                let line: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+                prop_assert_eq!(expand_words(&line.join(" "), &vars(), e).unwrap(), words);
+            }
+        }
+    }
 }

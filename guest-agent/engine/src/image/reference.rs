@@ -281,4 +281,87 @@ mod tests {
         let e = Reference::parse("Busybox").unwrap_err();
         assert!(e.message().contains("must be lowercase"), "{}", e.message());
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn component() -> impl Strategy<Value = String> {
+            "[a-z0-9]{1,6}([._-][a-z0-9]{1,6}){0,2}"
+        }
+
+        /// References as users write them: optional registry, one to three path components,
+        /// optional tag and digest.
+        fn written() -> impl Strategy<Value = String> {
+            (
+                prop::option::of(prop::sample::select(vec![
+                    "localhost",
+                    "localhost:5000",
+                    "127.0.0.1:5000",
+                    "index.docker.io",
+                    "docker.io",
+                    "[::1]:5000",
+                ])),
+                prop::collection::vec(component(), 1..4),
+                prop::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
+                prop::option::of("[0-9a-f]{64}"),
+            )
+                .prop_map(|(domain, mut path, tag, digest)| {
+                    // Without a registry, a first component with a dot would name one.
+                    if domain.is_none() && path.len() > 1 {
+                        path[0] = path[0].replace('.', "-");
+                    }
+                    let mut s = domain.map(|d| format!("{d}/")).unwrap_or_default();
+                    s.push_str(&path.join("/"));
+                    if let Some(t) = tag {
+                        s.push(':');
+                        s.push_str(&t);
+                    }
+                    if let Some(d) = digest {
+                        s.push_str("@sha256:");
+                        s.push_str(&d);
+                    }
+                    s
+                })
+        }
+
+        /// What the canonical form keeps of `r`: the digest wins over the tag.
+        fn shown(r: &Reference) -> Reference {
+            let mut r = r.clone();
+            if r.digest.is_some() {
+                r.tag = None;
+            }
+            r
+        }
+
+        fn check_round_trip(r: &Reference) -> Result<(), TestCaseError> {
+            let again = Reference::parse(&r.to_string()).unwrap();
+            prop_assert_eq!(&again, &shown(r));
+            // Docker's familiar form is ambiguous for a Hub path that starts like a registry
+            // (`docker.io/0.0/a` shows as `0.0/a`); dockerd shows it so too.
+            let first = r.path.split('/').next().unwrap_or_default();
+            if r.domain != DOCKER_HUB || !is_domain(first) {
+                let familiar = Reference::parse(&r.familiar()).unwrap();
+                prop_assert_eq!(&familiar, &shown(r));
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn any_text_parses_or_errors(s in "[a-zA-Z0-9._:/@\\[\\]-]{0,40}|\\PC{0,40}") {
+                if let Ok(r) = Reference::parse(&s) {
+                    check_round_trip(&r)?;
+                }
+            }
+
+            #[test]
+            fn written_references_parse_and_format_back(s in written()) {
+                let r = Reference::parse(&s).unwrap();
+                check_round_trip(&r)?;
+            }
+        }
+    }
 }

@@ -228,7 +228,7 @@ impl<'a> Unpacker<'a> {
                 };
                 self.stats.size += entry.size();
                 loop {
-                    let n = entry.read(&mut self.buf)?;
+                    let n = entry.read(&mut self.buf).map_err(bad_archive)?;
                     if n == 0 {
                         break;
                     }
@@ -410,10 +410,15 @@ pub fn unpack(reader: impl Read, root: &Path) -> Result<UnpackStats> {
 pub fn unpack_with(reader: impl Read, root: &Path, opts: UnpackOptions) -> Result<UnpackStats> {
     let mut archive = tar::Archive::new(reader);
     let mut u = Unpacker::new(root, opts);
-    for entry in archive.entries()? {
-        u.entry(entry?)?;
+    for entry in archive.entries().map_err(bad_archive)? {
+        u.entry(entry.map_err(bad_archive)?)?;
     }
     u.finish()
+}
+
+/// A stream that is not a well-formed tar (or ends early) is the sender's error, not ours.
+fn bad_archive(e: io::Error) -> EngineError {
+    EngineError::invalid(format!("invalid tar archive: {e}"))
 }
 
 #[cfg(test)]
@@ -546,6 +551,26 @@ mod tests {
         assert_eq!(opq.as_deref(), Some(&b"y"[..]));
         assert!(s.layer.join("var/cache/new").exists());
         assert!(fs::symlink_metadata(s.layer.join("var/cache/.wh..wh..opq")).is_err());
+    }
+
+    /// Found by the API fuzzer: a body that is not a tar (a PNG) was a 500 for `docker build`
+    /// and `docker load`, truncated data too.
+    #[test]
+    fn streams_that_are_not_tars_are_client_errors() {
+        let s = sandbox();
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\0\0\0\0:~\x9bU";
+        let mut padded = png.to_vec();
+        padded.resize(1024, 0);
+        let truncated = Tar::new().file("f", &[7u8; 2000]).bytes()[..1200].to_vec();
+        for bad in [&png[..], &padded[..], &truncated[..]] {
+            let e = unpack(bad, &s.layer).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                crate::ErrorKind::InvalidArgument,
+                "{}",
+                e.message()
+            );
+        }
     }
 
     #[test]
@@ -720,6 +745,105 @@ mod tests {
         // tmpfs may lack user xattrs; check only where the filesystem supports them.
         if let Ok(Some(v)) = xattr::get(&p, "user.berth") {
             assert_eq!(v, b"v");
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Entry names and link targets from the parts that have let archives escape.
+        fn name() -> impl Strategy<Value = String> {
+            (
+                prop::sample::select(vec!["", "/", "./"]),
+                prop::collection::vec(
+                    prop::sample::select(vec![
+                        "a",
+                        "b",
+                        "..",
+                        ".",
+                        "outside",
+                        "secret",
+                        ".wh.a",
+                        ".wh..wh..opq",
+                    ]),
+                    1..4,
+                ),
+            )
+                .prop_map(|(lead, parts)| format!("{lead}{}", parts.join("/")))
+        }
+
+        #[derive(Debug, Clone)]
+        enum Kind {
+            File,
+            Dir,
+            Symlink(String),
+            Hardlink(String),
+        }
+
+        /// A symlink target: a name, or the sandbox's `outside/` by absolute path.
+        fn kind() -> impl Strategy<Value = Kind> {
+            prop_oneof![
+                Just(Kind::File),
+                Just(Kind::Dir),
+                prop_oneof![name(), Just("@outside".to_string())].prop_map(Kind::Symlink),
+                name().prop_map(Kind::Hardlink),
+            ]
+        }
+
+        fn archive(entries: &[(String, Kind)], outside: &Path) -> Vec<u8> {
+            let outside = outside.display().to_string();
+            let mut t = Tar::new();
+            for (path, kind) in entries {
+                t = match kind {
+                    Kind::File => t.file(path, b"pwned"),
+                    Kind::Dir => t.dir(path),
+                    Kind::Symlink(to) => t.symlink(path, &to.replace("@outside", &outside)),
+                    Kind::Hardlink(to) => t.hardlink(path, to),
+                };
+            }
+            t.bytes()
+        }
+
+        /// Nothing next to the layer but `layer/` and `outside/`, which holds only its
+        /// untouched `secret`.
+        fn nothing_escaped(s: &Sandbox) -> Result<(), TestCaseError> {
+            let parent = s.layer.parent().unwrap();
+            let mut names: Vec<_> = fs::read_dir(parent)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            prop_assert_eq!(names, vec![OsStr::new("layer"), OsStr::new("outside")]);
+            let inside: Vec<_> = fs::read_dir(&s.outside)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            prop_assert_eq!(inside, vec![OsStr::new("secret")]);
+            let secret = s.outside.join("secret");
+            prop_assert!(fs::symlink_metadata(&secret).unwrap().file_type().is_file());
+            prop_assert_eq!(fs::read(&secret).unwrap(), b"s");
+            prop_assert_eq!(fs::metadata(&secret).unwrap().nlink(), 1);
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// However entries are named and linked, unpacking (as a layer or as a `docker cp`
+            /// archive) succeeds or fails without writing outside the root.
+            #[test]
+            fn no_entry_escapes_the_root(entries in prop::collection::vec((name(), kind()), 1..8), copy in any::<bool>()) {
+                let s = sandbox();
+                fs::write(s.outside.join("secret"), b"s").unwrap();
+                let opts = if copy {
+                    UnpackOptions { whiteouts: false, no_overwrite_dir_non_dir: true, ..UnpackOptions::default() }
+                } else {
+                    UnpackOptions::default()
+                };
+                let _ = unpack_with(&archive(&entries, &s.outside)[..], &s.layer, opts);
+                nothing_escaped(&s)?;
+            }
         }
     }
 }

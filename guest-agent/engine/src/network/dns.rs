@@ -388,4 +388,53 @@ mod tests {
         assert!(n >= 12);
         srv.stop().await;
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn label() -> impl Strategy<Value = String> {
+            "[A-Za-z0-9-]{1,63}"
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Whatever a container sends to 127.0.0.11, parsing it (and answering what
+            /// parses) never panics, and an answer repeats the id and the question.
+            #[test]
+            fn any_datagram_is_parsed_or_ignored(m in proptest::collection::vec(any::<u8>(), 0..600)) {
+                if let Some(q) = parse_query(&m) {
+                    prop_assert!(q.end <= m.len());
+                    let r = answer(&m, &q, &[Ipv4Addr::new(10, 0, 0, 1)], 0);
+                    prop_assert_eq!(&r[..2], &m[..2]);
+                    prop_assert_eq!(&r[12..q.end], &m[12..q.end]);
+                }
+            }
+
+            /// A query encoded from labels parses back to its lower-cased name and type, and
+            /// the answer carries one A record per address at the end.
+            #[test]
+            fn encoded_queries_round_trip(
+                labels in proptest::collection::vec(label(), 1..6),
+                qtype in any::<u16>(),
+                ips in proptest::collection::vec(any::<[u8; 4]>(), 0..4),
+            ) {
+                let name = labels.join(".");
+                let m = query(&name, qtype);
+                let q = parse_query(&m).unwrap();
+                prop_assert_eq!(&q.name, &name.to_ascii_lowercase());
+                prop_assert_eq!(q.qtype, qtype);
+                prop_assert_eq!(q.end, m.len());
+                let ips: Vec<Ipv4Addr> = ips.into_iter().map(Ipv4Addr::from).collect();
+                let r = answer(&m, &q, &ips, 0);
+                prop_assert_eq!(usize::from(u16::from_be_bytes([r[6], r[7]])), ips.len());
+                prop_assert_eq!(r.len(), m.len() + 16 * ips.len());
+                for (i, ip) in ips.iter().enumerate() {
+                    let at = m.len() + 16 * i;
+                    prop_assert_eq!(&r[at + 12..at + 16], &ip.octets());
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,34 @@
+//! The API fuzz smoke: `tests/fuzz/api.py` (Schemathesis from Docker's v1.50 spec, a few
+//! hundred generated requests in about a minute) against a fresh offline engine. Passes when
+//! no request got a 5xx and the engine still answers. The long run is the same script with
+//! `--long` (docs/dev/testing.md, "API fuzzing").
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use berth_test_support::Engine;
+
+#[test]
+fn api_fuzz_smoke_finds_no_server_error() {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/api.py");
+    let e = Engine::start_offline();
+    let host = e.host();
+    let sock = host.strip_prefix("unix://").expect("unix socket");
+    let reports = e.scratch().join("fuzz-report");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(["--socket", sock, "--max-time", "60", "--report-dir"])
+        .arg(&reports)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run tests/fuzz/api.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tail: Vec<&str> = stdout.lines().rev().take(80).collect();
+    assert!(
+        out.status.success(),
+        "api fuzz failed ({}):\n{}\n{}",
+        out.status,
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
