@@ -12,6 +12,8 @@ use berth_test_support::{free_port, wait_until, Engine};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 
+use crate::screen;
+
 /// The longest any single wait in these tests may take.
 pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
@@ -19,6 +21,8 @@ pub(crate) struct Gui {
     pub(crate) engine: Engine,
     pub(crate) client: Option<Client>,
     xvfb: Option<Child>,
+    /// The Xvfb display number (`:N`).
+    display: u32,
     driver: Option<Child>,
     dir: tempfile::TempDir,
 }
@@ -181,11 +185,13 @@ impl Gui {
             engine,
             client: None,
             xvfb: None,
+            display: 0,
             driver: None,
             dir,
         };
         let (xvfb, display) = start_xvfb(&gui.dir.path().join("xvfb.log"));
         gui.xvfb = Some(xvfb);
+        gui.display = display;
 
         let port = free_port();
         let native_port = loop {
@@ -621,24 +627,31 @@ impl Gui {
         .await;
     }
 
-    /// Saves a PNG of the window as `$BERTH_GUI_SCREENSHOTS/<name>.png` when that variable is
-    /// set (for looking at what a test saw); otherwise does nothing. Best effort, 10 s at most.
+    /// Saves a PNG of the app's window as `$BERTH_GUI_SCREENSHOTS/<name>.png` when that variable
+    /// is set (`scripts/screenshots.sh` sets it to `docs/screenshots`); otherwise does nothing.
+    /// The picture is read from the X server (`screen.rs`) once the page has painted two frames
+    /// since the last change.
     pub(crate) async fn snapshot(&self, name: &str) {
         let Some(dir) = std::env::var_os("BERTH_GUI_SCREENSHOTS") else {
             return;
         };
-        let dir = PathBuf::from(dir);
-        // WebKitWebDriver's snapshot waits for a quiet frame: a focused input's caret keeps
-        // the view busy.
-        let blur = "if (document.activeElement) document.activeElement.blur(); return true;";
-        let _ = tokio::time::timeout(WAIT, self.c().execute(blur, vec![])).await;
-        match tokio::time::timeout(Duration::from_secs(10), self.c().screenshot()).await {
-            Ok(Ok(png)) => {
-                let _ = std::fs::create_dir_all(&dir);
-                let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+        // No caret or focus ring in the picture, and two animation frames so the last DOM
+        // change is on screen.
+        let painted = "if (document.activeElement) document.activeElement.blur(); \
+            const done = arguments[arguments.length - 1]; \
+            requestAnimationFrame(() => requestAnimationFrame(() => done(true)));";
+        let _ = tokio::time::timeout(WAIT, self.c().execute_async(painted, vec![])).await;
+        let display = self.display;
+        let png = tokio::task::spawn_blocking(move || screen::capture_window(display, "Berth"))
+            .await
+            .expect("capture task");
+        match png {
+            Ok(png) => {
+                let dir = PathBuf::from(dir);
+                std::fs::create_dir_all(&dir).expect("screenshot dir");
+                std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
             }
-            Ok(Err(e)) => note(&format!("screenshot {name}: {e}")),
-            Err(_) => note(&format!("screenshot {name}: no answer within 10 s")),
+            Err(e) => panic!("screenshot {name}: {e}"),
         }
     }
 

@@ -20,6 +20,8 @@ mod images;
 mod polish;
 mod projects;
 mod resources;
+mod screen;
 mod terminal;
+mod tour;
 mod tray;
 mod troubleshoot;

@@ -1,0 +1,205 @@
+//! A tour of every view with a small, real workload: a compose project (a web server with a
+//! published port and a volume, and a worker that logs), a standalone container that logs, one
+//! that has exited, a few images, a volume and a network, all made with the docker CLI. Each
+//! view must show that data (its rows, its loaded state) before the next is opened, so the test
+//! proves every view renders real engine data; with `BERTH_GUI_SCREENSHOTS` set it also leaves a
+//! picture of each (`scripts/screenshots.sh` writes `docs/screenshots/*.png` this way).
+
+use std::time::Duration;
+
+use berth_test_support::{free_port, run_bounded};
+
+use crate::harness::{container_row, Gui};
+
+const COMPOSE_YAML: &str = r#"services:
+  web:
+    image: berth-test/httpd
+    ports:
+      - "127.0.0.1:${WEB_PORT}:80"
+    volumes:
+      - site:/www/data
+  worker:
+    image: busybox
+    command: ["sh", "-c", "i=0; while true; do echo job $$i done in $$((i % 7 + 3)) ms; i=$$((i+1)); sleep 1; done"]
+volumes:
+  site:
+"#;
+
+/// `docker compose -p shop up -d` of [`COMPOSE_YAML`] in a temp folder (compose v2 plugin).
+fn compose_up(gui: &Gui, dir: &std::path::Path, port: u16) {
+    std::fs::write(dir.join("compose.yaml"), COMPOSE_YAML).expect("compose.yaml");
+    let mut c = gui.engine.docker_with_plugins(
+        &["compose"],
+        &[
+            "compose",
+            "--project-name",
+            "shop",
+            "--ansi",
+            "never",
+            "up",
+            "-d",
+        ],
+    );
+    c.current_dir(dir).env("WEB_PORT", port.to_string());
+    let out = tokio::task::block_in_place(|| run_bounded(c, Duration::from_secs(180)));
+    assert!(
+        out.status.success(),
+        "docker compose up failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Containers, images, a volume and a network, as someone's machine might hold them.
+fn make_workload(gui: &Gui, dir: &std::path::Path) {
+    for image in [
+        "busybox",
+        "berth-test/httpd",
+        "hello-world",
+        "berth-test/multilayer",
+    ] {
+        gui.cli(&["pull", "-q", image]);
+    }
+    compose_up(gui, dir, free_port());
+    gui.cli(&["volume", "create", "pgdata"]);
+    gui.cli(&["network", "create", "backend"]);
+    gui.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        "backend",
+        "-v",
+        "pgdata:/var/lib/data",
+        "-e",
+        "MODE=production",
+        "--restart",
+        "unless-stopped",
+        "busybox",
+        "sh",
+        "-c",
+        "echo listening on :8080; i=0; while true; do echo GET /items/$i 200; i=$((i+1)); sleep 1; done",
+    ]);
+    gui.cli(&["run", "--name", "hello", "hello-world"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_view_shows_a_real_workload() {
+    let gui = Gui::start().await;
+    let dir = tempfile::tempdir().expect("project dir");
+    make_workload(&gui, dir.path());
+
+    // Containers: the project's two, the standalone one and the exited one.
+    for (name, state) in [
+        ("shop-web-1", "running"),
+        ("shop-worker-1", "running"),
+        ("api", "running"),
+        ("hello", "exited"),
+    ] {
+        gui.wait_attr(&container_row(name), "data-state", state)
+            .await;
+    }
+    gui.snapshot("containers").await;
+
+    // The detail of one container, tab by tab.
+    gui.click(&format!(
+        "{} [data-testid=container-details]",
+        container_row("api")
+    ))
+    .await;
+    gui.wait_attr("[data-testid=overview]", "data-state", "ready")
+        .await;
+    gui.wait_text("[data-testid=overview-env]", "MODE=production")
+        .await;
+    gui.snapshot("container-overview").await;
+    gui.click("[data-testid=detail-tab-logs]").await;
+    gui.wait_text("[data-testid=logs-output]", "GET /items/2 200")
+        .await;
+    gui.snapshot("container-logs").await;
+    gui.click("[data-testid=detail-tab-stats]").await;
+    gui.until_js(
+        "3 samples in the CPU chart",
+        "return Number(document.querySelector(arguments[0]).dataset.samples) >= 3;",
+        vec!["[data-testid=chart-cpu]".into()],
+    )
+    .await;
+    gui.snapshot("container-stats").await;
+    gui.click("[data-testid=detail-tab-files]").await;
+    gui.wait_attr("[data-testid=files-list]", "data-state", "ready")
+        .await;
+    gui.find("[data-testid=files-row][data-name=\"etc\"]").await;
+    gui.snapshot("container-files").await;
+    gui.click("[data-testid=detail-tab-inspect]").await;
+    gui.wait_text("[data-testid=inspect-json]", "\"MODE=production\"")
+        .await;
+    gui.snapshot("container-inspect").await;
+    gui.click("[data-testid=detail-close]").await;
+
+    // Projects: the compose project with both services.
+    gui.nav("projects").await;
+    let card = "[data-testid=project-card][data-project=shop]";
+    gui.wait_attr(card, "data-running", "2").await;
+    gui.snapshot("projects").await;
+
+    // Unified logs: both of the project's containers and the standalone one follow.
+    gui.nav("logs").await;
+    for source in ["shop-worker-1", "api"] {
+        gui.wait_attr(
+            &format!("[data-testid=unified-source][data-source=\"{source}\"]"),
+            "data-state",
+            "following",
+        )
+        .await;
+    }
+    gui.wait_text("[data-testid=unified-output]", "done in")
+        .await;
+    gui.wait_text("[data-testid=unified-output]", "GET /items/")
+        .await;
+    gui.snapshot("logs").await;
+
+    // Images, and the detail of the one with several layers.
+    gui.nav("images").await;
+    let multilayer = "[data-testid=image-row][data-ref=\"berth-test/multilayer:latest\"]";
+    gui.find(multilayer).await;
+    gui.snapshot("images").await;
+    gui.click(&format!("{multilayer} [data-testid=image-details]"))
+        .await;
+    gui.wait_attr("[data-testid=image-detail-body]", "data-state", "loaded")
+        .await;
+    gui.find("[data-testid=image-layer][data-index=\"1\"]")
+        .await;
+    gui.snapshot("image-detail").await;
+    gui.click("[data-testid=image-detail-close]").await;
+
+    // Volumes and networks, the CLI's and the project's.
+    gui.nav("volumes").await;
+    for v in ["pgdata", "shop_site"] {
+        gui.find(&format!("[data-testid=volume-row][data-name={v}]"))
+            .await;
+    }
+    gui.snapshot("volumes").await;
+    gui.nav("networks").await;
+    for n in ["backend", "shop_default"] {
+        gui.find(&format!("[data-testid=network-row][data-name={n}]"))
+            .await;
+    }
+    gui.snapshot("networks").await;
+
+    // Disk: the engine's usage per kind.
+    gui.nav("disk").await;
+    gui.wait_attr("[data-testid=view-disk]", "data-state", "loaded")
+        .await;
+    gui.snapshot("disk").await;
+
+    // Settings and Troubleshoot.
+    gui.nav("settings").await;
+    gui.wait_text("[data-testid=settings-socket-source]", "BERTH_DOCKER_HOST")
+        .await;
+    gui.snapshot("settings").await;
+    gui.nav("troubleshoot").await;
+    gui.find("[data-testid=trouble-bundle]").await;
+    gui.snapshot("troubleshoot").await;
+
+    gui.finish().await;
+}
