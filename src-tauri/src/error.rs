@@ -79,6 +79,9 @@ pub enum AppError {
     /// Something the app looked up is not there (a compose project with no container left).
     #[error("{0}")]
     NotFound(String),
+    /// The app refused to change something that is there (overwriting a volume).
+    #[error("{0}")]
+    Conflict(String),
     /// The host library failed; the message is its whole chain (so not also a source).
     #[error("{}", berth_host::supervisor::error_chain(.0))]
     Host(berth_host::HostError),
@@ -106,6 +109,7 @@ impl AppError {
             Self::Unreachable { .. } => ErrorCode::Unavailable,
             Self::Invalid(_) => ErrorCode::Invalid,
             Self::NoStream(_) | Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
             Self::Host(berth_host::HostError::VmRunning(_)) => ErrorCode::Conflict,
             Self::Client(_) | Self::Host(_) | Self::Vm { .. } | Self::Io { .. } => {
                 ErrorCode::Internal

@@ -23,3 +23,4 @@ mod resources;
 mod terminal;
 mod tray;
 mod troubleshoot;
+mod volumes;

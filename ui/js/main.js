@@ -34,7 +34,7 @@ const QUIET = /^(exec_|attach|resize|top|archive-path|extract-to-dir|export)/;
 
 // Which lists an event type touches.
 const AFFECTS = {
-  container: ["containers", "projects", "logs", "images", "disk"],
+  container: ["containers", "projects", "logs", "images", "volumes", "disk"],
   image: ["images", "disk"],
   volume: ["volumes", "disk"],
   network: ["networks", "projects"],

@@ -56,6 +56,16 @@ pub struct UsedBy {
     pub state: String,
 }
 
+impl From<bollard::models::ContainerSummary> for UsedBy {
+    fn from(c: bollard::models::ContainerSummary) -> Self {
+        Self {
+            id: c.id.unwrap_or_default(),
+            name: shown_name(c.names),
+            state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
 /// Which RootFS layer each history step (oldest first) made. Steps with a size made one; when
 /// their count differs from the layers' (a step whose layer is empty) but the step count
 /// equals it, every step made one; otherwise the sized steps take the layers in order.
@@ -125,11 +135,7 @@ async fn used_by(
         .await?
         .into_iter()
         .filter(|c| c.image_id.as_deref() == Some(own_id))
-        .map(|c| UsedBy {
-            id: c.id.unwrap_or_default(),
-            name: shown_name(c.names),
-            state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-        })
+        .map(UsedBy::from)
         .collect())
 }
 

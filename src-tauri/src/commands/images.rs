@@ -53,6 +53,7 @@ pub async fn images_list(state: State<'_, AppState>) -> Result<Vec<ImageRow>> {
     let mut out: Vec<ImageRow> = list
         .map_err(|x| e.err(x))?
         .into_iter()
+        .filter(|i| !super::volume_helper::is_helper(Some(&i.labels)))
         .flat_map(rows)
         .collect();
     out.sort_by(|a, b| a.reference.cmp(&b.reference));

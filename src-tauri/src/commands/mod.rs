@@ -17,6 +17,7 @@ pub mod system;
 pub mod tray;
 pub mod troubleshoot;
 pub mod vm;
+pub mod volume_helper;
 pub mod volumes;
 
 /// Every command, for `tauri::Builder::invoke_handler`.
@@ -45,6 +46,7 @@ macro_rules! all_commands {
             $crate::commands::files::containers_files_read,
             $crate::commands::files::containers_files_save,
             $crate::commands::files::containers_files_upload,
+            $crate::commands::files::containers_files_upload_paths,
             $crate::commands::logs::containers_logs_save,
             $crate::commands::exec::containers_exec_input,
             $crate::commands::exec::containers_exec_resize,
@@ -58,6 +60,15 @@ macro_rules! all_commands {
             $crate::commands::volumes::volumes_list,
             $crate::commands::volumes::volumes_create,
             $crate::commands::volumes::volumes_remove,
+            $crate::commands::volumes::volumes_inspect,
+            $crate::commands::volumes::volumes_files_list,
+            $crate::commands::volumes::volumes_files_read,
+            $crate::commands::volumes::volumes_files_save,
+            $crate::commands::volumes::volumes_files_upload,
+            $crate::commands::volumes::volumes_files_upload_paths,
+            $crate::commands::volumes::volumes_export,
+            $crate::commands::volumes::volumes_import,
+            $crate::commands::volumes::volumes_clone,
             $crate::commands::networks::networks_list,
             $crate::commands::networks::networks_create,
             $crate::commands::networks::networks_remove,
