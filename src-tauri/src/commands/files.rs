@@ -19,6 +19,8 @@ use crate::state::AppState;
 
 /// At most this many entries of a folder are listed.
 pub const MAX_ENTRIES: usize = 5000;
+/// How long an upload (a restore, a clone, dropped files) may take.
+const MAX_UPLOAD: std::time::Duration = std::time::Duration::from_secs(3600);
 /// At most this much of a file is shown in the viewer.
 const MAX_VIEW: u64 = 1024 * 1024;
 
@@ -434,8 +436,11 @@ pub async fn put_tar(
         .path(dir)
         .copy_uidgid(if keep_owners { "1" } else { "0" })
         .build();
+    // The engine answers once the whole archive is in: bound it by [`MAX_UPLOAD`], not by
+    // the client's per-request limit.
     let r = e
         .docker()?
+        .with_timeout(MAX_UPLOAD)
         .upload_to_container(id, Some(opts), bollard::body_try_stream(body))
         .await;
     r.map_err(|x| e.err(x))

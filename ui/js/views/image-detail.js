@@ -3,7 +3,7 @@
 // dialog with the app's validation), push a tag with per-layer progress, remove.
 
 import { call, stream } from "../api.js";
-import { $, h, bytes, notice, onSubmit, shortId, showError } from "../dom.js";
+import { $, h, bytes, fact, notice, onSubmit, shortId, showError } from "../dom.js";
 import { LayerProgress } from "../progress.js";
 import { confirmAction } from "../dialog.js";
 
@@ -51,10 +51,6 @@ async function load() {
   if (current !== me) return;
   me.detail = d;
   render(d);
-}
-
-function fact(label, testid, value) {
-  return [h("dt", {}, label), h("dd", { testid, class: "mono" }, value)];
 }
 
 function list(testid, items, empty, item) {

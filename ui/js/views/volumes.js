@@ -4,7 +4,7 @@
 // (backup) and clone to a new name.
 
 import { call } from "../api.js";
-import { $, bytes, h, actionButton, notice, onSubmit, renderRows, showError } from "../dom.js";
+import { $, bytes, fact, h, actionButton, notice, onSubmit, renderRows, showError } from "../dom.js";
 import { confirmAction } from "../dialog.js";
 import { FileBrowser, setDropFallback, uploadHeaders } from "../files.js";
 
@@ -64,10 +64,6 @@ function closeVolume() {
   current = null;
   browser.close();
   $("volume-detail").hidden = true;
-}
-
-function fact(label, testid, value) {
-  return [h("dt", {}, label), h("dd", { testid, class: "mono" }, value)];
 }
 
 /** Size, driver, mountpoint and who uses it (not the files: listing them makes a helper). */
