@@ -190,7 +190,7 @@ async fn volume_detail_shows_size_users_files_takes_a_drop_and_exports() {
     .await;
     assert_eq!(
         tar_paths(&sub_tar),
-        ["sub", "sub/deep.txt"].map(String::from).into()
+        BTreeSet::from(["sub", "sub/deep.txt"].map(String::from))
     );
 
     // Into the sub folder and drop a file there: a new container reads it back.
@@ -322,9 +322,7 @@ async fn import_and_clone_make_equal_volumes_and_bad_input_leaves_nothing() {
     import(&gui, &backup, "gimp").await;
     gui.wait_attr("[data-testid=volume-import-status]", "data-state", "done")
         .await;
-    let want: BTreeSet<String> = ["conf", "conf/app.ini", "data.txt"]
-        .map(String::from)
-        .into();
+    let want = BTreeSet::from(["conf", "conf/app.ini", "data.txt"].map(String::from));
     assert_eq!(volume_paths(&gui, "gimp"), want);
     assert_eq!(volume_cat(&gui, "gimp", "data.txt"), "restored data\n");
     let owner = gui.cli(&[
@@ -355,7 +353,10 @@ async fn import_and_clone_make_equal_volumes_and_bad_input_leaves_nothing() {
     let (code, message) = gui.error_shown().await;
     assert_eq!(code, "conflict", "{message}");
     assert!(message.contains("gfull is not empty"), "{message}");
-    assert_eq!(volume_paths(&gui, "gfull"), ["keep.txt".to_string()].into());
+    assert_eq!(
+        volume_paths(&gui, "gfull"),
+        BTreeSet::from(["keep.txt".to_string()])
+    );
     gui.click("[data-testid=error-dismiss]").await;
 
     // A file that is not a tar: invalid, and no volume made.
@@ -408,13 +409,16 @@ async fn import_and_clone_make_equal_volumes_and_bad_input_leaves_nothing() {
     assert!(message.contains("gfull already exists"), "{message}");
     gui.wait_attr("[data-testid=volume-action-status]", "data-state", "failed")
         .await;
-    assert_eq!(volume_paths(&gui, "gfull"), ["keep.txt".to_string()].into());
+    assert_eq!(
+        volume_paths(&gui, "gfull"),
+        BTreeSet::from(["keep.txt".to_string()])
+    );
 
     // No helper container is left, and only the volumes asked for exist.
     assert_eq!(gui.cli(&HELPERS), "");
     assert_eq!(
         volumes(&gui),
-        ["gclone", "gfull", "gimp"].map(String::from).into()
+        BTreeSet::from(["gclone", "gfull", "gimp"].map(String::from))
     );
     gui.finish().await;
 }

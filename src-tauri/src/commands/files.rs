@@ -500,8 +500,8 @@ fn write_tar_of_paths(
 pub async fn put_paths(e: &Engine, id: &str, dir: &str, paths: &[PathBuf]) -> Result<()> {
     let items = dropped_names(paths)?;
     let (w, r) = tokio::io::duplex(256 * 1024);
+    let mut out = SyncIoBridge::new(w);
     let writer = tokio::task::spawn_blocking(move || {
-        let mut out = SyncIoBridge::new(w);
         write_tar_of_paths(&items, &mut out)?;
         out.shutdown()
     });

@@ -100,7 +100,7 @@ fn root_layers(i: &ImageInspect) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Every other local image as (label, layers).
+/// Every other local image (not the app's helper image) as (label, layers).
 async fn other_images(
     docker: &bollard::Docker,
     own_id: &str,
@@ -109,7 +109,7 @@ async fn other_images(
     let list = docker.list_images(Some(opts)).await?;
     let inspects = list
         .into_iter()
-        .filter(|i| i.id != own_id)
+        .filter(|i| i.id != own_id && !super::volume_helper::is_helper(Some(&i.labels)))
         .map(|i| async move {
             let label = i.repo_tags.first().cloned().unwrap_or_else(|| {
                 i.id.trim_start_matches("sha256:")

@@ -24,7 +24,6 @@ use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListVolumesOptions, RemoveVolumeOptionsBuilder,
 };
-use futures::TryStreamExt;
 use serde::Serialize;
 use tauri::{AppHandle, State};
 use tokio_util::io::ReaderStream;
