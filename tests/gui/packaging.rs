@@ -74,14 +74,14 @@ fn control_field(deb: &Path, name: &str) -> String {
     stdout(&ok(cmd, DPKG_TIME)).trim().to_string()
 }
 
-/// `dpkg-deb --contents`: the paths, `./usr/bin/berth` style.
+/// `dpkg-deb --contents`: the paths as installed (`/usr/bin/berth`; folders end in `/`).
 fn contents(deb: &Path) -> Vec<String> {
     let mut cmd = Command::new("dpkg-deb");
     cmd.arg("--contents").arg(deb);
     stdout(&ok(cmd, DPKG_TIME))
         .lines()
         .filter_map(|l| l.split_whitespace().nth(5))
-        .map(str::to_string)
+        .map(|p| format!("/{}", p.trim_start_matches("./")))
         .collect()
 }
 
@@ -164,22 +164,22 @@ async fn deb_installs_into_a_throwaway_root_and_its_app_starts() {
     // tools when the packager had them (package.sh takes them whole or not at all).
     let files = contents(&deb);
     for f in [
-        "./usr/bin/berth-app",
-        "./usr/bin/berth",
-        "./usr/share/applications/Berth.desktop",
-        "./usr/share/icons/hicolor/128x128/apps/berth-app.png",
+        "/usr/bin/berth-app",
+        "/usr/bin/berth",
+        "/usr/share/applications/Berth.desktop",
+        "/usr/share/icons/hicolor/128x128/apps/berth-app.png",
     ] {
         assert!(files.iter().any(|x| x == f), "{f} missing from {files:#?}");
     }
     assert!(
-        files.iter().all(|f| f.starts_with("./usr/")),
+        files.iter().all(|f| f.starts_with("/usr/")),
         "only /usr: {files:#?}"
     );
     let image = ["cmdline", "vmlinux", "initrd.img", "rootfs.img"]
-        .map(|f| format!("./usr/lib/berth/vm-image/{f}"));
+        .map(|f| format!("/usr/lib/berth/vm-image/{f}"));
     let with_image = files
         .iter()
-        .any(|f| f.starts_with("./usr/lib/berth/vm-image/"));
+        .any(|f| f.starts_with("/usr/lib/berth/vm-image/"));
     if with_image {
         for f in &image {
             assert!(files.contains(f), "{f} missing from {files:#?}");
@@ -187,7 +187,7 @@ async fn deb_installs_into_a_throwaway_root_and_its_app_starts() {
     }
     let with_tools = files
         .iter()
-        .any(|f| f.starts_with("./usr/lib/berth/tools/"));
+        .any(|f| f.starts_with("/usr/lib/berth/tools/"));
 
     // Install into the throwaway root; the machine's dpkg database stays as it was.
     let dir = tempfile::Builder::new()
