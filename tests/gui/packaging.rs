@@ -185,9 +185,7 @@ async fn deb_installs_into_a_throwaway_root_and_its_app_starts() {
             assert!(files.contains(f), "{f} missing from {files:#?}");
         }
     }
-    let with_tools = files
-        .iter()
-        .any(|f| f.starts_with("/usr/lib/berth/tools/"));
+    let with_tools = files.iter().any(|f| f.starts_with("/usr/lib/berth/tools/"));
 
     // Install into the throwaway root; the machine's dpkg database stays as it was.
     let dir = tempfile::Builder::new()
