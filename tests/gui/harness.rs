@@ -149,6 +149,8 @@ pub(crate) struct GuiOptions {
     /// Point the app at `<session dir>/late.sock`, which does not exist until
     /// [`Gui::connect_late_socket`]: the app starts with the engine down.
     pub(crate) late_socket: bool,
+    /// The app to launch instead of `target/<profile>/berth-app` (an installed package's).
+    pub(crate) application: Option<PathBuf>,
 }
 
 impl Gui {
@@ -244,10 +246,13 @@ impl Gui {
             assert!(listening, "nothing listens on {a}\n{}", gui.logs());
         }
 
+        let application = opts
+            .application
+            .unwrap_or_else(|| built_bin("berth-app", "BERTH_APP_BIN"));
         let mut caps = serde_json::Map::new();
         caps.insert(
             "tauri:options".into(),
-            serde_json::json!({ "application": built_bin("berth-app", "BERTH_APP_BIN") }),
+            serde_json::json!({ "application": application }),
         );
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let session = tokio::time::timeout(

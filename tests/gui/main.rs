@@ -17,6 +17,7 @@ mod harness;
 mod idle;
 mod image_detail;
 mod images;
+mod packaging;
 mod polish;
 mod projects;
 mod resources;
