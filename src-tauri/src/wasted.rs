@@ -66,7 +66,13 @@ pub fn layer_files(r: impl Read) -> std::io::Result<LayerFiles> {
             Some((d, n)) => (d.to_string(), n),
             None => (String::new(), path.as_str()),
         };
-        let join = |n: &str| if dir.is_empty() { n.to_string() } else { format!("{dir}/{n}") };
+        let join = |n: &str| {
+            if dir.is_empty() {
+                n.to_string()
+            } else {
+                format!("{dir}/{n}")
+            }
+        };
         if name == ".wh..wh..opq" {
             out.opaque.push(dir.clone());
         } else if let Some(gone) = name.strip_prefix(".wh.") {
@@ -96,7 +102,11 @@ type Live = BTreeMap<String, (usize, u64)>;
 /// Takes the live files under folder `dir` (and `dir` itself when `whole`) out of `live`, as
 /// deleted by layer `by`.
 fn drop_under(live: &mut Live, out: &mut Vec<WastedFile>, dir: &str, by: usize, whole: bool) {
-    let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
     let mut gone: Vec<String> = live
         .range(prefix.clone()..)
         .take_while(|(k, _)| k.starts_with(&prefix))
@@ -262,10 +272,16 @@ impl SaveArchive {
         Ok(me)
     }
 
-    fn json(&self, path: &str, what: &'static str) -> Result<Option<serde_json::Value>, WasteError> {
+    fn json(
+        &self,
+        path: &str,
+        what: &'static str,
+    ) -> Result<Option<serde_json::Value>, WasteError> {
         self.small
             .get(path)
-            .map(|b| serde_json::from_slice(b).map_err(|source| WasteError::BadJson { what, source }))
+            .map(|b| {
+                serde_json::from_slice(b).map_err(|source| WasteError::BadJson { what, source })
+            })
             .transpose()
     }
 
@@ -273,9 +289,14 @@ impl SaveArchive {
     fn layer_order(&self) -> Result<Vec<String>, WasteError> {
         if let Some(m) = self.json("manifest.json", "manifest.json")? {
             let layers = m[0]["Layers"].as_array().cloned().unwrap_or_default();
-            return Ok(layers.iter().filter_map(|l| l.as_str().map(clean)).collect());
+            return Ok(layers
+                .iter()
+                .filter_map(|l| l.as_str().map(clean))
+                .collect());
         }
-        let index = self.json("index.json", "index.json")?.ok_or(WasteError::NoManifest)?;
+        let index = self
+            .json("index.json", "index.json")?
+            .ok_or(WasteError::NoManifest)?;
         let mut manifest = index;
         // index.json → (an index →) the image manifest.
         for _ in 0..3 {
@@ -379,7 +400,10 @@ mod tests {
 
     #[test]
     fn overwritten_and_deleted_bytes_per_layer() {
-        let ls: Vec<LayerFiles> = layers().iter().map(|t| layer_files(t.as_slice()).unwrap()).collect();
+        let ls: Vec<LayerFiles> = layers()
+            .iter()
+            .map(|t| layer_files(t.as_slice()).unwrap())
+            .collect();
         let r = report(&ls, &["l0".into(), "l1".into(), "l2".into()]);
         // Layer 0: conf (5, overwritten), big.bin (3000, deleted), cache/a (4) and cache/b/c
         // (2) under the opaque folder; layer 1: its conf (3) overwritten by layer 2.
@@ -390,7 +414,10 @@ mod tests {
         assert_eq!(r.total, 3014);
         assert_eq!(r.layers[1].digest.as_deref(), Some("l1"));
         let top = &r.biggest[0];
-        assert_eq!((top.path.as_str(), top.size, top.layer, top.by, top.deleted), ("data/big.bin", 3000, 0, 1, true));
+        assert_eq!(
+            (top.path.as_str(), top.size, top.layer, top.by, top.deleted),
+            ("data/big.bin", 3000, 0, 1, true)
+        );
         let conf: Vec<_> = r.biggest.iter().filter(|f| f.path == "etc/conf").collect();
         assert_eq!(conf.len(), 2);
         assert!(conf.iter().all(|f| !f.deleted));
@@ -399,7 +426,15 @@ mod tests {
     #[test]
     fn a_deleted_folder_wastes_everything_under_it() {
         let ls = [
-            layer_files(tar_of(&[("d/x", Some(b"xx")), ("d/y/z", Some(b"zzz")), ("dx", Some(b"1"))]).as_slice()).unwrap(),
+            layer_files(
+                tar_of(&[
+                    ("d/x", Some(b"xx")),
+                    ("d/y/z", Some(b"zzz")),
+                    ("dx", Some(b"1")),
+                ])
+                .as_slice(),
+            )
+            .unwrap(),
             layer_files(tar_of(&[(".wh.d", Some(b""))]).as_slice()).unwrap(),
         ];
         let r = report(&ls, &[]);
@@ -456,7 +491,10 @@ mod tests {
                 ("blobs/sha256/cc".into(), b"{}".to_vec()),
                 ("blobs/sha256/mm".into(), manifest.to_vec()),
                 ("index.json".into(), index.to_vec()),
-                ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+                (
+                    "oci-layout".into(),
+                    br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+                ),
             ],
             &[],
         );
@@ -472,6 +510,9 @@ mod tests {
         let e = save_layers(archive.as_slice()).unwrap_err();
         assert!(e.to_string().contains("gone/layer.tar"), "{e}");
         let archive = save(vec![("x".into(), b"y".to_vec())], &[]);
-        assert!(matches!(save_layers(archive.as_slice()), Err(WasteError::NoManifest)));
+        assert!(matches!(
+            save_layers(archive.as_slice()),
+            Err(WasteError::NoManifest)
+        ));
     }
 }

@@ -216,7 +216,11 @@ fn interrupted_cli_build_stops_its_run_and_tags_nothing() {
     let ended = berth_test_support::wait_until(std::time::Duration::from_secs(30), || {
         !Path::new(&format!("/proc/{step}")).exists() && all_containers(&e).is_empty()
     });
-    assert!(ended, "the step still runs after the client went\n{}", e.log_tail());
+    assert!(
+        ended,
+        "the step still runs after the client went\n{}",
+        e.log_tail()
+    );
     e.docker_err(&["image", "inspect", "berth-interrupted"]);
 }
 

@@ -145,20 +145,32 @@ async fn build_from_a_folder_streams_its_steps_and_honours_dockerignore() {
 
     // Both tags for the CLI; the ignored files never reached the image.
     let listed = tags(&gui);
-    assert!(listed.contains("gui-built:1") && listed.contains("gui-built:extra"), "{listed}");
+    assert!(
+        listed.contains("gui-built:1") && listed.contains("gui-built:extra"),
+        "{listed}"
+    );
     let inside = gui.cli(&["run", "--rm", "gui-built:1", "ls", "-a", "/ctx"]);
     assert!(inside.contains("app.txt"), "{inside}");
-    assert!(!inside.contains("secret.txt") && !inside.contains("debug.log"), "{inside}");
+    assert!(
+        !inside.contains("secret.txt") && !inside.contains("debug.log"),
+        "{inside}"
+    );
 
     // The history has it, with the image id the CLI sees.
     let id = gui.cli(&["image", "inspect", "-f", "{{.Id}}", "gui-built:1"]);
     let row = "[data-testid=build-row][data-outcome=succeeded]";
-    assert_eq!(gui.attr(row, "data-image").await.as_deref(), Some(id.trim()));
+    assert_eq!(
+        gui.attr(row, "data-image").await.as_deref(),
+        Some(id.trim())
+    );
     let file = gui.home().join("data/dev.berth.app/builds.json");
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&file).expect("builds.json")).unwrap();
     assert_eq!(saved[0]["imageId"].as_str(), Some(id.trim()));
-    assert!(saved[0]["log"].as_str().unwrap().contains("greeting=hello-arg"));
+    assert!(saved[0]["log"]
+        .as_str()
+        .unwrap()
+        .contains("greeting=hello-arg"));
     gui.finish().await;
 }
 
@@ -173,7 +185,10 @@ async fn failed_and_cancelled_builds_leave_nothing_and_build_again_works() {
     let failing = folder(
         tmp.path(),
         "failing",
-        &[("Dockerfile", b"FROM busybox\nRUN echo about-to-fail && exit 3\n")],
+        &[(
+            "Dockerfile",
+            b"FROM busybox\nRUN echo about-to-fail && exit 3\n",
+        )],
     );
     fill(&gui, &failing, "gui-fail:1").await;
     gui.click("[data-testid=build-submit]").await;
@@ -184,7 +199,10 @@ async fn failed_and_cancelled_builds_leave_nothing_and_build_again_works() {
     let cli_err = String::from_utf8_lossy(&cli.stderr);
     assert_eq!(code, "internal");
     assert!(message.contains("returned a non-zero code: 3"), "{message}");
-    assert!(cli_err.contains(&message), "app said {message:?}, the CLI:\n{cli_err}");
+    assert!(
+        cli_err.contains(&message),
+        "app said {message:?}, the CLI:\n{cli_err}"
+    );
     assert!(gui.text(LOG).await.contains("about-to-fail"));
     assert!(!tags(&gui).contains("gui-fail"), "{}", tags(&gui));
     assert_eq!(gui.cli(&["ps", "-aq"]).trim(), "");
@@ -194,7 +212,10 @@ async fn failed_and_cancelled_builds_leave_nothing_and_build_again_works() {
     let waiting = folder(
         tmp.path(),
         "waiting",
-        &[("Dockerfile", format!("FROM busybox\n{}", gated_run(&marker)).as_bytes())],
+        &[(
+            "Dockerfile",
+            format!("FROM busybox\n{}", gated_run(&marker)).as_bytes(),
+        )],
     );
     fill(&gui, &waiting, "gui-cancel:1").await;
     gui.click("[data-testid=build-submit]").await;
@@ -212,7 +233,8 @@ async fn failed_and_cancelled_builds_leave_nothing_and_build_again_works() {
     assert!(!tags(&gui).contains("gui-cancel"), "{}", tags(&gui));
 
     // The history: the cancelled build first, the failed one with its saved log.
-    gui.find("[data-testid=build-row][data-outcome=cancelled]").await;
+    gui.find("[data-testid=build-row][data-outcome=cancelled]")
+        .await;
     let failed = "[data-testid=build-row][data-outcome=failed]";
     gui.click(&format!("{failed} [data-testid=build-log-open]"))
         .await;
@@ -228,9 +250,13 @@ async fn failed_and_cancelled_builds_leave_nothing_and_build_again_works() {
     gui.wait_attr("[data-testid=build-status]", "data-state", "succeeded")
         .await;
     assert!(tags(&gui).contains("gui-cancel:1"), "{}", tags(&gui));
-    gui.find("[data-testid=build-row][data-outcome=succeeded]").await;
+    gui.find("[data-testid=build-row][data-outcome=succeeded]")
+        .await;
     let rows = gui
-        .js("return document.querySelectorAll('[data-testid=build-row]').length;", vec![])
+        .js(
+            "return document.querySelectorAll('[data-testid=build-row]').length;",
+            vec![],
+        )
         .await;
     assert_eq!(rows, 3);
     gui.finish().await;
@@ -254,13 +280,26 @@ async fn wasted_space_shows_a_file_a_later_layer_deletes() {
         tmp.path(),
         "waste",
         &[
-            ("Dockerfile", b"FROM busybox\nCOPY blob.bin /data/blob.bin\nRUN rm /data/blob.bin\n"),
+            (
+                "Dockerfile",
+                b"FROM busybox\nCOPY blob.bin /data/blob.bin\nRUN rm /data/blob.bin\n",
+            ),
             ("blob.bin", &blob),
         ],
     );
     let built = classic_build(&gui, &["-t", "gui-waste:1", ctx.to_str().unwrap()]);
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-    let layers = gui.cli(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", "gui-waste:1"]);
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let layers = gui.cli(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .RootFS.Layers}}",
+        "gui-waste:1",
+    ]);
     let layers: Vec<String> = serde_json::from_str(layers.trim()).unwrap();
     let copy_layer = &layers[layers.len() - 2];
 

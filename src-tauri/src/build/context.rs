@@ -168,7 +168,10 @@ mod tests {
     fn ignored_files_stay_out_but_the_dockerfile_and_ignore_file_go() {
         let d = context(&[
             ("Dockerfile", "FROM busybox\n"),
-            (".dockerignore", "secret.txt\nlogs\nDockerfile\n.dockerignore\n!logs/keep.log\n"),
+            (
+                ".dockerignore",
+                "secret.txt\nlogs\nDockerfile\n.dockerignore\n!logs/keep.log\n",
+            ),
             ("secret.txt", "x"),
             ("app.txt", "y"),
             ("logs/a.log", "z"),
@@ -188,7 +191,11 @@ mod tests {
 
     #[test]
     fn an_excluded_folder_without_exceptions_is_not_walked() {
-        let d = context(&[("Dockerfile", "FROM x\n"), (".dockerignore", "node_modules\n"), ("node_modules/a/b", "")]);
+        let d = context(&[
+            ("Dockerfile", "FROM x\n"),
+            (".dockerignore", "node_modules\n"),
+            ("node_modules/a/b", ""),
+        ]);
         let n = names(&pack(d.path().to_str().unwrap(), "").unwrap());
         assert!(n.iter().all(|x| !x.starts_with("node_modules")), "{n:?}");
     }
@@ -213,7 +220,10 @@ mod tests {
         assert!(e.to_string().contains("not found"), "{e}");
         let d = context(&[("a.txt", "a")]);
         let e = pack(d.path().to_str().unwrap(), "").unwrap_err();
-        assert!(e.to_string().contains("Cannot locate specified Dockerfile"), "{e}");
+        assert!(
+            e.to_string().contains("Cannot locate specified Dockerfile"),
+            "{e}"
+        );
         assert_eq!(e.code().as_str(), "invalid");
     }
 }

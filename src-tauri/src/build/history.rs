@@ -138,7 +138,9 @@ mod tests {
         let kept = log_tail(&log);
         assert!(kept.len() <= MAX_LOG_BYTES + 40);
         assert!(kept.ends_with("the error\n"));
-        assert!(kept.lines().nth(1).unwrap().len() == 99 || kept.lines().nth(1) == Some("the error"));
+        assert!(
+            kept.lines().nth(1).unwrap().len() == 99 || kept.lines().nth(1) == Some("the error")
+        );
     }
 
     #[test]

@@ -44,7 +44,12 @@ pub fn tags(r: &BuildRequest) -> Result<Vec<String>> {
 /// its environment, which the app's is not).
 pub fn build_args(r: &BuildRequest) -> Result<HashMap<String, String>> {
     let mut out = HashMap::new();
-    for line in r.build_args.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for line in r
+        .build_args
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
         let Some((k, v)) = line.split_once('=') else {
             return Err(AppError::Invalid(format!(
                 "build arg {line:?} has no value: write it as {line}=value"
@@ -52,7 +57,9 @@ pub fn build_args(r: &BuildRequest) -> Result<HashMap<String, String>> {
         };
         let k = k.trim();
         if k.is_empty() || k.contains(char::is_whitespace) {
-            return Err(AppError::Invalid(format!("invalid build arg name in {line:?}")));
+            return Err(AppError::Invalid(format!(
+                "invalid build arg name in {line:?}"
+            )));
         }
         out.insert(k.to_string(), v.to_string());
     }
@@ -69,7 +76,10 @@ mod tests {
             tags: "app:1, 127.0.0.1:5000/team/app:v2\nother".into(),
             ..BuildRequest::default()
         };
-        assert_eq!(tags(&r).unwrap(), ["app:1", "127.0.0.1:5000/team/app:v2", "other"]);
+        assert_eq!(
+            tags(&r).unwrap(),
+            ["app:1", "127.0.0.1:5000/team/app:v2", "other"]
+        );
         let bad = BuildRequest {
             tags: "App:1".into(),
             ..BuildRequest::default()
@@ -90,6 +100,9 @@ mod tests {
             build_args: "ONLY_NAME".into(),
             ..BuildRequest::default()
         };
-        assert!(build_args(&bad).unwrap_err().to_string().contains("has no value"));
+        assert!(build_args(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("has no value"));
     }
 }

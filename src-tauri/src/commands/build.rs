@@ -121,7 +121,11 @@ fn context_size(n: usize) -> String {
     }
     let text = format!("{v:.4}");
     let digits = text.trim_end_matches('0').trim_end_matches('.');
-    let digits = if u == 0 { n.to_string() } else { digits.to_string() };
+    let digits = if u == 0 {
+        n.to_string()
+    } else {
+        digits.to_string()
+    };
     format!("{digits}{}", units[u])
 }
 

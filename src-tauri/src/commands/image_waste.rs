@@ -17,13 +17,11 @@ pub async fn images_wasted(state: State<'_, AppState>, id: String) -> Result<Was
     // Inspect first: an unknown image is Docker's 404, and the layers' diff ids name the rows.
     let inspect = docker.inspect_image(&id).await.map_err(|x| e.err(x))?;
     let own_id = inspect.id.clone().unwrap_or(id);
-    let digests = inspect
-        .root_fs
-        .and_then(|r| r.layers)
-        .unwrap_or_default();
+    let digests = inspect.root_fs.and_then(|r| r.layers).unwrap_or_default();
+    let socket = e.clone();
     let bytes = docker
         .export_image(&own_id)
-        .map_err(|x| std::io::Error::other(e.err(x).to_string()));
+        .map_err(move |x| std::io::Error::other(socket.err(x).to_string()));
     let reader = SyncIoBridge::new(StreamReader::new(bytes));
     let span = tracing::info_span!("wasted", image = %own_id);
     let layers = tokio::task::spawn_blocking(move || span.in_scope(|| wasted::save_layers(reader)))
