@@ -8,7 +8,7 @@
 //! `manifest.json` (the legacy layout, `<id>/layer.tar`, whose entries may be symlinks to
 //! `blobs/…` in newer saves) or, without it, from `index.json` and the manifest blob it names
 //! (the OCI layout). Small blobs are held to read those JSON files when they come after the
-//! layers.
+//! layers. Layers may be gzip-compressed (Berth's engine saves its stored blobs as they are).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -55,10 +55,23 @@ fn clean(path: &str) -> String {
         .join("/")
 }
 
-/// Reads a layer tar entry by entry.
+/// A layer blob as a plain tar: gzip (how the engine stores layers it saves) is decoded on the
+/// fly; a zstd layer is not read (it fails as "not a tar").
+fn plain_tar<'a>(r: impl Read + 'a) -> std::io::Result<Box<dyn Read + 'a>> {
+    use std::io::BufRead;
+    let mut r = std::io::BufReader::new(r);
+    let gzip = r.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gzip {
+        Box::new(flate2::bufread::MultiGzDecoder::new(r))
+    } else {
+        Box::new(r)
+    })
+}
+
+/// Reads a layer tar (plain or gzip) entry by entry.
 pub fn layer_files(r: impl Read) -> std::io::Result<LayerFiles> {
     let mut out = LayerFiles::default();
-    let mut archive = tar::Archive::new(r);
+    let mut archive = tar::Archive::new(plain_tar(r)?);
     for entry in archive.entries()? {
         let entry = entry?;
         let path = clean(&entry.path()?.to_string_lossy());
@@ -421,6 +434,19 @@ mod tests {
         let conf: Vec<_> = r.biggest.iter().filter(|f| f.path == "etc/conf").collect();
         assert_eq!(conf.len(), 2);
         assert!(conf.iter().all(|f| !f.deleted));
+    }
+
+    #[test]
+    fn gzip_layers_are_read() {
+        use std::io::Write;
+        let plain = &layers()[0];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(plain).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(
+            layer_files(gz.as_slice()).unwrap(),
+            layer_files(plain.as_slice()).unwrap()
+        );
     }
 
     #[test]
