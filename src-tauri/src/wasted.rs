@@ -226,18 +226,8 @@ struct SaveArchive {
 
 /// `target` of a symlink at `at`, as an archive path.
 fn resolve(at: &str, target: &str) -> String {
-    let mut parts: Vec<&str> = at.split('/').collect();
-    parts.pop();
-    for p in target.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            _ => parts.push(p),
-        }
-    }
-    parts.join("/")
+    let dir = at.rsplit_once('/').map_or("", |(d, _)| d);
+    crate::build::ignore::clean(&format!("{dir}/{target}"))
 }
 
 fn is_layer_candidate(path: &str) -> bool {

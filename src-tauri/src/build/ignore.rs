@@ -31,8 +31,8 @@ pub struct IgnoreRules {
     rules: Vec<Rule>,
 }
 
-/// `filepath.Clean` of a relative pattern, without a leading `/` or `./`.
-fn clean(pattern: &str) -> String {
+/// `filepath.Clean` of a relative path or pattern, without a leading `/` or `./`.
+pub fn clean(pattern: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for p in pattern.split('/') {
         match p {
