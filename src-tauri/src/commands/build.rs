@@ -119,7 +119,10 @@ fn context_size(n: usize) -> String {
         v /= 1000.0;
         u += 1;
     }
-    let text = format!("{v:.4}");
+    // Go's `%.4g`: 4 significant digits.
+    let whole = (v.trunc() as u64).to_string().len();
+    let prec = 4usize.saturating_sub(whole);
+    let text = format!("{v:.prec$}");
     let digits = text.trim_end_matches('0').trim_end_matches('.');
     let digits = if u == 0 {
         n.to_string()
