@@ -128,6 +128,11 @@ impl AppError {
                 status: status_code,
                 message,
             },
+            // An error line inside a progress stream (build, pull): the engine's own words.
+            E::DockerStreamError { error } => Self::Docker {
+                status: 500,
+                message: error,
+            },
             E::IOError { .. }
             | E::HyperResponseError { .. }
             | E::RequestTimeoutError

@@ -35,16 +35,8 @@ impl AppSettings {
 
     /// Writes atomically (temp file, then rename).
     pub fn save(&self, config_dir: &Path) -> Result<()> {
-        let io = |path: &Path| {
-            let path = path.display().to_string();
-            move |err| AppError::Io { path, err }
-        };
-        std::fs::create_dir_all(config_dir).map_err(io(config_dir))?;
-        let path = Self::file(config_dir);
-        let tmp = path.with_extension("json.tmp");
         let body = serde_json::to_vec_pretty(self).map_err(|e| AppError::Client(e.to_string()))?;
-        std::fs::write(&tmp, body).map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))
+        crate::fsutil::write_atomic(&Self::file(config_dir), &body)
     }
 }
 

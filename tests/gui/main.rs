@@ -8,6 +8,7 @@
 //! (`scripts/install-gui-deps.sh`). A missing one fails the test.
 
 mod app;
+mod build;
 mod containers;
 mod detail;
 mod detail_tabs;

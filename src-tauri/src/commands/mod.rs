@@ -1,6 +1,7 @@
 //! Tauri commands, one file per area, named `area_verb`. Each is a thin forward to the Docker
 //! client or `berth-host`; errors are [`crate::error::AppError`] (`{code, message}` in the UI).
 
+pub mod build;
 pub mod compose;
 pub mod containers;
 pub mod detail;
@@ -8,6 +9,7 @@ pub mod disk;
 pub mod exec;
 pub mod files;
 pub mod image_detail;
+pub mod image_waste;
 pub mod images;
 pub mod logs;
 pub mod networks;
@@ -57,6 +59,10 @@ macro_rules! all_commands {
             $crate::commands::image_detail::images_inspect,
             $crate::commands::image_detail::images_tag,
             $crate::commands::image_detail::images_push,
+            $crate::commands::image_waste::images_wasted,
+            $crate::commands::build::images_build,
+            $crate::commands::build::builds_list,
+            $crate::commands::build::builds_log,
             $crate::commands::volumes::volumes_list,
             $crate::commands::volumes::volumes_create,
             $crate::commands::volumes::volumes_remove,
