@@ -165,7 +165,7 @@ fn as_text(buf: &[u8]) -> Option<String> {
 
 /// The archive of `path` as a byte stream; an engine error (no such path) is returned here,
 /// before any byte is read.
-async fn archive(
+pub(crate) async fn archive(
     e: &Engine,
     docker: &Docker,
     id: &str,

@@ -3,6 +3,7 @@
 
 pub mod compose;
 pub mod containers;
+pub mod debug_shell;
 pub mod detail;
 pub mod disk;
 pub mod exec;
@@ -13,6 +14,7 @@ pub mod logs;
 pub mod networks;
 pub mod run_line;
 pub mod settings;
+pub mod shells;
 pub mod system;
 pub mod tray;
 pub mod troubleshoot;
@@ -41,6 +43,9 @@ macro_rules! all_commands {
             $crate::commands::containers::containers_stats,
             $crate::commands::detail::containers_inspect,
             $crate::commands::exec::containers_exec,
+            $crate::commands::exec::containers_attach,
+            $crate::commands::debug_shell::containers_debug_shell,
+            $crate::commands::shells::containers_shells,
             $crate::commands::files::containers_files_list,
             $crate::commands::files::containers_files_read,
             $crate::commands::files::containers_files_save,
