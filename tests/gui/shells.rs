@@ -1,6 +1,6 @@
 //! The terminal's shell picker and debug shell, against images the tests build offline: one
 //! with a real bash (the host's, with the libraries `ldd` names) and one with nothing but a
-//! static binary (`FROM scratch`: busybox renamed `/server`, serving a file only it has). Bash is
+//! static binary (`FROM scratch`: busybox at `/busybox`, serving a file only it has). Bash is
 //! offered where it is and runs (`$BASH_VERSION`); a shell the container lacks ends the session
 //! with the runtime's error; attach reaches a `-it` container's own shell and leaves it running;
 //! choices are remembered per image. The debug shell's sidecar (image from Settings, pulled with
@@ -61,9 +61,9 @@ fn static_only_context(dir: &Path) {
         "FROM busybox AS tools\n\
          RUN mkdir -p /out/www && echo only-in-target > /out/www/target-only.txt\n\
          FROM scratch\n\
-         COPY --from=tools /bin/busybox /server\n\
+         COPY --from=tools /bin/busybox /busybox\n\
          COPY --from=tools /out/ /\n\
-         ENTRYPOINT [\"/server\", \"httpd\", \"-f\", \"-p\", \"127.0.0.1:8099\", \"-h\", \"/www\"]\n",
+         ENTRYPOINT [\"/busybox\", \"httpd\", \"-f\", \"-p\", \"127.0.0.1:8099\", \"-h\", \"/www\"]\n",
     )
     .unwrap();
 }
@@ -261,7 +261,7 @@ async fn debug_shell_sees_a_shell_less_container_and_leaves_no_sidecar() {
     gui.send_keys(KEYS, &format!("ps{ENTER}")).await;
     gui.until_terminal("the target's PID 1 in ps", |l| {
         l.iter()
-            .any(|x| x.trim().starts_with("1 ") && x.contains("/server httpd"))
+            .any(|x| x.trim().starts_with("1 ") && x.contains("/busybox httpd"))
     })
     .await;
     run_line(
