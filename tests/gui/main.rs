@@ -22,6 +22,7 @@ mod packaging;
 mod polish;
 mod projects;
 mod resources;
+mod shells;
 mod terminal;
 mod tray;
 mod troubleshoot;

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod compose;
 pub mod containers;
+pub mod debug_shell;
 pub mod detail;
 pub mod disk;
 pub mod exec;
@@ -15,6 +16,7 @@ pub mod logs;
 pub mod networks;
 pub mod run_line;
 pub mod settings;
+pub mod shells;
 pub mod system;
 pub mod tray;
 pub mod troubleshoot;
@@ -44,6 +46,9 @@ macro_rules! all_commands {
             $crate::commands::containers::containers_stats,
             $crate::commands::detail::containers_inspect,
             $crate::commands::exec::containers_exec,
+            $crate::commands::exec::containers_attach,
+            $crate::commands::debug_shell::containers_debug_shell,
+            $crate::commands::shells::containers_shells,
             $crate::commands::files::containers_files_list,
             $crate::commands::files::containers_files_read,
             $crate::commands::files::containers_files_save,

@@ -21,6 +21,7 @@ function fill(s, { force = false } = {}) {
     $("settings-memory").value = s.vm.memoryMib;
     $("settings-disk").value = s.vm.diskGib;
     $("settings-login").checked = s.startAtLogin;
+    $("settings-debug-image").value = s.debugImage === "busybox:latest" ? "" : s.debugImage;
     dirty = false;
   }
   $("settings-vm-file").textContent = s.vmConfigFile;
@@ -80,6 +81,7 @@ export function init() {
         diskGib: Number($("settings-disk").value),
       },
       startAtLogin: $("settings-login").checked,
+      debugImage: $("settings-debug-image").value,
     };
     fill(await call("settings_save", { update }), { force: true });
     notice("Settings saved");
