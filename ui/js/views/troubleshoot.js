@@ -1,5 +1,5 @@
-// Troubleshoot: the VM console log and the engine's lines in it, restarting the VM (and its
-// engine) with `berth restart`, the diagnostics bundle (what `berth doctor` writes) saved to a
+// Troubleshoot: the VM console log and the engine's lines in it, restarting only the engine
+// (`berth restart --engine`) or the VM and its engine (`berth restart`), the diagnostics bundle (what `berth doctor` writes) saved to a
 // file, and a reset to factory defaults that lists what it deletes before asking.
 
 import { call } from "../api.js";
@@ -51,6 +51,19 @@ async function restartVm(button) {
   });
 }
 
+async function restartEngine(button) {
+  const answer = await confirmAction({
+    title: "Restart the engine?",
+    message: "Restarts only the engine inside Berth's VM (berth restart --engine), not the VM: running containers keep running and are re-attached; the Docker API does not answer for a few seconds. The engine reads daemon.json again.",
+    confirm: "Restart the engine",
+  });
+  if (answer !== "confirm") return;
+  await busy(button, "Restarting the engine…", async () => {
+    const r = await call("engine_restart");
+    $("trouble-status").textContent = r.message;
+  });
+}
+
 async function saveBundle(button) {
   await busy(button, "Collecting diagnostics…", async () => {
     const path = await call("troubleshoot_bundle", { path: $("trouble-bundle-path").value.trim() || null });
@@ -90,6 +103,7 @@ export function init() {
     const b = $(testid);
     b.addEventListener("click", () => action(b).catch(showError));
   };
+  wire("trouble-restart-engine", restartEngine);
   wire("trouble-restart-vm", restartVm);
   wire("trouble-bundle", saveBundle);
   wire("trouble-reset", reset);
