@@ -20,6 +20,7 @@ mod images;
 mod polish;
 mod projects;
 mod resources;
+mod settings;
 mod terminal;
 mod tray;
 mod troubleshoot;
