@@ -100,12 +100,8 @@ async fn settings_checks_daemon_json_switches_contexts_and_links_the_system_sock
     let good = "{\n\"insecure-registries\": [\"r.test:5000\"],\n\"debug\": true\n}";
     gui.type_into(TEXT, good).await;
     gui.wait_attr(STATUS, "data-state", "valid").await;
-    gui.wait_attr(
-        "[data-testid=daemon-json-warning]",
-        "data-key",
-        "debug",
-    )
-    .await;
+    gui.wait_attr("[data-testid=daemon-json-warning]", "data-key", "debug")
+        .await;
     gui.click("[data-testid=daemon-json-save]").await;
     gui.confirm("Save daemon.json?", "ok").await;
     gui.wait_attr(STATUS, "data-saved", "true").await;

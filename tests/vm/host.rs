@@ -999,7 +999,10 @@ fn restart_engine_keeps_the_vm_and_its_containers() {
         "mkdir -p /www && echo kept > /www/index.html && httpd -f -p 80 -h /www",
     ]);
     let served = || http_get(&format!("127.0.0.1:{web}"), "/").is_ok_and(|b| b.contains("kept"));
-    assert!(wait_until(Duration::from_secs(60), served), "port not served");
+    assert!(
+        wait_until(Duration::from_secs(60), served),
+        "port not served"
+    );
     let uptime = || -> f64 {
         let out = b.docker_ok(&["run", "--rm", "busybox", "cat", "/proc/uptime"]);
         out.split_whitespace().next().unwrap().parse().unwrap()
@@ -1018,7 +1021,11 @@ fn restart_engine_keeps_the_vm_and_its_containers() {
         .split("(pid ")
         .nth(1)
         .and_then(|s| s.split(')').next())
-        .map(|s| s.split(" -> ").filter_map(|p| p.trim().parse().ok()).collect())
+        .map(|s| {
+            s.split(" -> ")
+                .filter_map(|p| p.trim().parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(pids.len(), 2, "{out}");
     assert_ne!(pids[0], pids[1], "the engine's pid did not change: {out}");
@@ -1028,7 +1035,10 @@ fn restart_engine_keeps_the_vm_and_its_containers() {
     let after = uptime();
     assert!(after > before, "guest uptime went from {before} to {after}");
     let info = b.docker_ok(&["info", "--format", "{{json .Runtimes}}"]);
-    assert!(info.contains("berth-restart-rt"), "new daemon.json not read: {info}");
+    assert!(
+        info.contains("berth-restart-rt"),
+        "new daemon.json not read: {info}"
+    );
     let running = b.docker_ok(&["inspect", "-f", "{{.State.Running}}", "keep"]);
     assert_eq!(running.trim(), "true");
     assert!(

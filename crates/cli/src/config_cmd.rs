@@ -49,8 +49,8 @@ pub(crate) fn daemon_check(state: &StateDir) -> anyhow::Result<()> {
 
 /// `berth config daemon --set-file F`.
 pub(crate) fn daemon_set_file(state: &StateDir, file: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     save(state, file, &text)
 }
 
@@ -98,7 +98,10 @@ pub(crate) fn daemon_edit(state: &StateDir) -> anyhow::Result<()> {
     let status = std::process::Command::new(&editor).arg(&draft).status();
     let status = status.with_context(|| format!("cannot run the editor {editor:?}"))?;
     if !status.success() {
-        bail!("the editor exited with {status}; nothing saved (draft kept at {})", draft.display());
+        bail!(
+            "the editor exited with {status}; nothing saved (draft kept at {})",
+            draft.display()
+        );
     }
     let text = std::fs::read_to_string(&draft)
         .with_context(|| format!("cannot read {}", draft.display()))?;

@@ -375,7 +375,10 @@ mod tests {
         let e = check("{\n \"log-level\": \"info\",\n \"registry-mirrors\": \"http://m\"\n}")
             .unwrap_err();
         assert_eq!(e.at, Some(Position { line: 3, column: 2 }));
-        assert_eq!(e.message, "`registry-mirrors` must be a list of strings, found a string");
+        assert_eq!(
+            e.message,
+            "`registry-mirrors` must be a list of strings, found a string"
+        );
         for bad in [
             r#"{"iptables": "yes"}"#,
             r#"{"log-opts": {"max-size": 10}}"#,

@@ -178,12 +178,14 @@ impl ContextStore {
         let dir = self.meta_dir(name);
         let path = dir.join("meta.json");
         let existing: Option<Map<String, Value>> = match std::fs::read(&path) {
-            Ok(b) => Some(
-                serde_json::from_slice(&b).map_err(|source| HostError::DockerConfig {
-                    path: path.clone(),
-                    source,
-                })?,
-            ),
+            Ok(b) => {
+                Some(
+                    serde_json::from_slice(&b).map_err(|source| HostError::DockerConfig {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(HostError::io(&path)(e)),
         };
@@ -194,10 +196,7 @@ impl ContextStore {
         };
         let mut meta = existing.unwrap_or_default();
         let endpoint = serde_json::json!({ "Host": host, "SkipTLSVerify": false });
-        let docker = meta
-            .get("Endpoints")
-            .and_then(|e| e.get("docker"))
-            .cloned();
+        let docker = meta.get("Endpoints").and_then(|e| e.get("docker")).cloned();
         if outcome == Ensured::Updated && docker.as_ref() == Some(&endpoint) {
             return Ok(Ensured::Unchanged);
         }
@@ -274,8 +273,14 @@ mod tests {
             serde_json::from_slice(&std::fs::read(written.join("meta.json")).unwrap()).unwrap();
         assert_eq!(v["Name"], "berth");
         assert_eq!(v["Endpoints"]["docker"]["Host"], host);
-        assert_eq!(s.ensure("berth", host, "Berth").unwrap(), Ensured::Unchanged);
-        assert_eq!(s.ensure("berth", "unix:///x", "Berth").unwrap(), Ensured::Updated);
+        assert_eq!(
+            s.ensure("berth", host, "Berth").unwrap(),
+            Ensured::Unchanged
+        );
+        assert_eq!(
+            s.ensure("berth", "unix:///x", "Berth").unwrap(),
+            Ensured::Updated
+        );
 
         s.use_context("berth").unwrap();
         assert_eq!(s.current().unwrap(), "berth");

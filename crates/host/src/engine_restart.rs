@@ -94,7 +94,12 @@ pub async fn restart(state: &StateDir, timeout: Duration) -> Result<Restarted> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let took = started.elapsed();
-    tracing::info!(?old_pid, new_pid, secs = took.as_secs_f64(), "engine restarted");
+    tracing::info!(
+        ?old_pid,
+        new_pid,
+        secs = took.as_secs_f64(),
+        "engine restarted"
+    );
     Ok(Restarted {
         old_pid,
         new_pid,

@@ -256,12 +256,19 @@ mod tests {
         assert_eq!(recorded(&s), None);
         assert_eq!(inspect(&s, &sys).unwrap(), LinkState::Free);
         std::fs::write(&sys, b"x").unwrap();
-        assert_eq!(inspect(&s, &sys).unwrap(), LinkState::Other("a file".into()));
+        assert_eq!(
+            inspect(&s, &sys).unwrap(),
+            LinkState::Other("a file".into())
+        );
         assert!(matches!(remove(&s, &sys).unwrap(), Unlinked::NotOurs(..)));
         assert!(sys.is_file());
         assert_eq!(
             link_command(&s, &sys),
-            format!("sudo ln -s {} {}", s.docker_socket().display(), sys.display())
+            format!(
+                "sudo ln -s {} {}",
+                s.docker_socket().display(),
+                sys.display()
+            )
         );
     }
 }

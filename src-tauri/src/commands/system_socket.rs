@@ -43,7 +43,11 @@ mod imp {
     pub fn view(berth: &berth_host::StateDir) -> Result<SystemSocketView> {
         let path = config(berth)?.system_socket_path;
         let (state, what, command) = match system_socket::inspect(berth, &path)? {
-            LinkState::Free => ("free", None, Some(system_socket::link_command(berth, &path))),
+            LinkState::Free => (
+                "free",
+                None,
+                Some(system_socket::link_command(berth, &path)),
+            ),
             LinkState::Ours => ("ours", None, Some(system_socket::unlink_command(&path))),
             LinkState::Other(what) => ("other", Some(what), None),
         };

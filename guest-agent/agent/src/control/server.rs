@@ -378,7 +378,13 @@ mod tests {
         let (mut host, guest) = tokio::io::duplex(64 * 1024);
         tokio::spawn(serve_control(Box::new(guest), ctx));
         let r = ask(&mut host, 5, Request::RestartEngine { daemon_json: None }).await;
-        assert!(matches!(&r[0], GuestFrame::Reply { reply: Reply::Ok, .. }));
+        assert!(matches!(
+            &r[0],
+            GuestFrame::Reply {
+                reply: Reply::Ok,
+                ..
+            }
+        ));
         assert!(!config.exists());
     }
 

@@ -72,9 +72,10 @@ fn run(boot: &cmdline::BootArgs, signals: &nix::sys::signalfd::SignalFd) -> anyh
     }
     let config = engine::config_file();
     let again = boot.clone();
-    let mut engine = supervise::Engine::new(engine::args(boot, config)).reconfigured_by(Box::new(
-        move || engine::args(&again, engine::restart_config_file()),
-    ));
+    let mut engine =
+        supervise::Engine::new(engine::args(boot, config)).reconfigured_by(Box::new(move || {
+            engine::args(&again, engine::restart_config_file())
+        }));
     match supervise::run(signals, &mut engine, supervise::power_button()) {
         supervise::Stop::Signal(s) => tracing::info!("power-off requested by {s}"),
         supervise::Stop::PowerButton => tracing::info!("power-off requested by the power button"),

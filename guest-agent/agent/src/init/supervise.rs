@@ -287,7 +287,8 @@ mod tests {
 
     #[test]
     fn a_requested_restart_is_immediate_with_fresh_args_and_keeps_the_backoff() {
-        let mut e = Engine::new(vec!["--old".into()]).reconfigured_by(Box::new(|| vec!["--new".into()]));
+        let mut e =
+            Engine::new(vec!["--old".into()]).reconfigured_by(Box::new(|| vec!["--new".into()]));
         e.restart_at = None;
         e.pid = Some(Pid::from_raw(42));
         e.restart_requested();
