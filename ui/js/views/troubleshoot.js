@@ -38,31 +38,25 @@ async function busy(button, what, action) {
   }
 }
 
-async function restartVm(button) {
-  const answer = await confirmAction({
-    title: "Restart Berth's VM?",
-    message: "Stops every container, shuts the VM and its engine down in order, then boots it again (berth restart). Containers with a restart policy start again.",
-    confirm: "Restart",
-  });
-  if (answer !== "confirm") return;
-  await busy(button, "Restarting the VM…", async () => {
-    const vm = await call("vm_restart");
-    $("trouble-status").textContent = `VM ${vm.state}`;
+/** A restart: asked first (`ask` for the dialog), then `cmd`, whose answer `said` words. */
+async function restart(button, ask, doing, cmd, said) {
+  if (await confirmAction(ask) !== "confirm") return;
+  await busy(button, doing, async () => {
+    $("trouble-status").textContent = said(await call(cmd));
   });
 }
 
-async function restartEngine(button) {
-  const answer = await confirmAction({
-    title: "Restart the engine?",
-    message: "Restarts only the engine inside Berth's VM (berth restart --engine), not the VM: running containers keep running and are re-attached; the Docker API does not answer for a few seconds. The engine reads daemon.json again.",
-    confirm: "Restart the engine",
-  });
-  if (answer !== "confirm") return;
-  await busy(button, "Restarting the engine…", async () => {
-    const r = await call("engine_restart");
-    $("trouble-status").textContent = r.message;
-  });
-}
+const restartVm = (button) => restart(button, {
+  title: "Restart Berth's VM?",
+  message: "Stops every container, shuts the VM and its engine down in order, then boots it again (berth restart). Containers with a restart policy start again.",
+  confirm: "Restart",
+}, "Restarting the VM…", "vm_restart", (vm) => `VM ${vm.state}`);
+
+const restartEngine = (button) => restart(button, {
+  title: "Restart the engine?",
+  message: "Restarts only the engine inside Berth's VM (berth restart --engine), not the VM: running containers keep running and are re-attached; the Docker API does not answer for a few seconds. The engine reads daemon.json again.",
+  confirm: "Restart the engine",
+}, "Restarting the engine…", "engine_restart", (r) => r.message);
 
 async function saveBundle(button) {
   await busy(button, "Collecting diagnostics…", async () => {

@@ -238,17 +238,26 @@ mod tests {
         vec![f]
     }
 
+    /// A context over a fresh event bus (kept alive by the caller).
+    fn context(
+        bus: &EventBus,
+        shutdown: CancellationToken,
+        restart: Option<EngineRestart>,
+    ) -> Arc<ControlCtx> {
+        Arc::new(ControlCtx {
+            tracker: PortTracker::start(Router::new(), bus),
+            started: Instant::now(),
+            shutdown,
+            data_root: std::env::temp_dir(),
+            restart,
+        })
+    }
+
     #[tokio::test]
     async fn hello_then_ports_health_and_shutdown() {
         let bus = EventBus::new();
         let shutdown = CancellationToken::new();
-        let ctx = Arc::new(ControlCtx {
-            tracker: PortTracker::start(Router::new(), &bus),
-            started: Instant::now(),
-            shutdown: shutdown.clone(),
-            data_root: std::env::temp_dir(),
-            restart: None,
-        });
+        let ctx = context(&bus, shutdown.clone(), None);
         let (mut host, guest) = tokio::io::duplex(64 * 1024);
         tokio::spawn(serve_control(Box::new(guest), ctx));
 
@@ -306,13 +315,7 @@ mod tests {
     #[tokio::test]
     async fn wrong_protocol_version_is_refused() {
         let bus = EventBus::new();
-        let ctx = Arc::new(ControlCtx {
-            tracker: PortTracker::start(Router::new(), &bus),
-            started: Instant::now(),
-            shutdown: CancellationToken::new(),
-            data_root: std::env::temp_dir(),
-            restart: None,
-        });
+        let ctx = context(&bus, CancellationToken::new(), None);
         let (mut host, guest) = tokio::io::duplex(64 * 1024);
         tokio::spawn(serve_control(Box::new(guest), ctx));
         let r = ask(
@@ -339,16 +342,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("run/daemon.json");
         let requested = CancellationToken::new();
-        let ctx = Arc::new(ControlCtx {
-            tracker: PortTracker::start(Router::new(), &bus),
-            started: Instant::now(),
-            shutdown: CancellationToken::new(),
-            data_root: std::env::temp_dir(),
-            restart: Some(EngineRestart {
+        let ctx = context(
+            &bus,
+            CancellationToken::new(),
+            Some(EngineRestart {
                 requested: requested.clone(),
                 config: config.clone(),
             }),
-        });
+        );
         let (mut host, guest) = tokio::io::duplex(64 * 1024);
         let served = tokio::spawn(serve_control(Box::new(guest), ctx.clone()));
         let text = "{\"debug\": true}";
@@ -392,13 +393,7 @@ mod tests {
     async fn restart_engine_is_refused_without_init_and_nothing_fires() {
         let bus = EventBus::new();
         let shutdown = CancellationToken::new();
-        let ctx = Arc::new(ControlCtx {
-            tracker: PortTracker::start(Router::new(), &bus),
-            started: Instant::now(),
-            shutdown: shutdown.clone(),
-            data_root: std::env::temp_dir(),
-            restart: None,
-        });
+        let ctx = context(&bus, shutdown.clone(), None);
         let (mut host, guest) = tokio::io::duplex(64 * 1024);
         tokio::spawn(serve_control(Box::new(guest), ctx));
         let r = ask(&mut host, 6, Request::RestartEngine { daemon_json: None }).await;
