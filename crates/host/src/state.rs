@@ -153,7 +153,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// temp file beside it, fsync, rename over, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> crate::error::Result<()> {
     use std::io::Write;
-    let io = crate::error::HostError::io;
+    use crate::error::HostError;
     let tmp = path.with_extension("tmp");
     let written = std::fs::File::create(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
@@ -161,18 +161,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> crate::error::Result<()> {
     });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(io(&tmp)(e));
+        return Err(HostError::io(&tmp)(e));
     }
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
-        return Err(io(path)(e));
+        return Err(HostError::io(path)(e));
     }
     // The rename is durable once the directory is (not possible to open on Windows).
     #[cfg(unix)]
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(io(dir))?;
+            .map_err(HostError::io(dir))?;
     }
     Ok(())
 }

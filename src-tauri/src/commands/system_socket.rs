@@ -40,7 +40,7 @@ mod imp {
     use super::*;
     use crate::error::AppError;
 
-    pub fn view(berth: &berth_host::StateDir) -> Result<SystemSocketView> {
+    pub(super) fn view(berth: &berth_host::StateDir) -> Result<SystemSocketView> {
         let path = config(berth)?.system_socket_path;
         let (state, what, command) = match system_socket::inspect(berth, &path)? {
             LinkState::Free => (
@@ -75,7 +75,7 @@ mod imp {
         }
     }
 
-    pub fn link(berth: &berth_host::StateDir) -> Result<SystemSocketView> {
+    pub(super) fn link(berth: &berth_host::StateDir) -> Result<SystemSocketView> {
         let path = config(berth)?.system_socket_path;
         berth.create()?;
         match system_socket::enable(berth, &path)
@@ -92,7 +92,7 @@ mod imp {
         view(berth)
     }
 
-    pub fn unlink(berth: &berth_host::StateDir) -> Result<SystemSocketView> {
+    pub(super) fn unlink(berth: &berth_host::StateDir) -> Result<SystemSocketView> {
         let path = config(berth)?.system_socket_path;
         match system_socket::remove(berth, &path)
             .map_err(|e| forbidden(e, system_socket::unlink_command(&path)))?
@@ -117,7 +117,7 @@ mod imp {
     const WHY: &str = "Windows has no docker.sock link: set `system_socket` in Berth's \
                        config.json and the supervisor serves the standard pipe";
 
-    pub fn view(berth: &berth_host::StateDir) -> Result<SystemSocketView> {
+    pub(super) fn view(berth: &berth_host::StateDir) -> Result<SystemSocketView> {
         Ok(SystemSocketView {
             path: config(berth)?.system_socket_path.display().to_string(),
             target: berth.docker_endpoint().url(),
@@ -127,11 +127,11 @@ mod imp {
         })
     }
 
-    pub fn link(_berth: &berth_host::StateDir) -> Result<SystemSocketView> {
+    pub(super) fn link(_berth: &berth_host::StateDir) -> Result<SystemSocketView> {
         Err(AppError::Unavailable(WHY.into()))
     }
 
-    pub fn unlink(berth: &berth_host::StateDir) -> Result<SystemSocketView> {
+    pub(super) fn unlink(berth: &berth_host::StateDir) -> Result<SystemSocketView> {
         link(berth)
     }
 }
