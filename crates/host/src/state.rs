@@ -152,8 +152,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one: a
 /// temp file beside it, fsync, rename over, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> crate::error::Result<()> {
-    use std::io::Write;
     use crate::error::HostError;
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
     let written = std::fs::File::create(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
