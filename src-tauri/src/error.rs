@@ -90,6 +90,15 @@ pub enum AppError {
     Vm { what: String, detail: String },
     #[error("failed to access {path}: {err}")]
     Io { path: String, err: std::io::Error },
+    /// What is asked has nothing to act on here (says why, and what would).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The app is not permitted to (says what command would do it).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Something in the way that the app will not replace (says what).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl From<berth_host::HostError> for AppError {
@@ -111,6 +120,11 @@ impl AppError {
             Self::NoStream(_) | Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::Host(berth_host::HostError::VmRunning(_)) => ErrorCode::Conflict,
+            Self::Host(berth_host::HostError::DaemonJson { .. }) => ErrorCode::Invalid,
+            Self::Host(berth_host::HostError::NoSuchContext(_)) => ErrorCode::NotFound,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Conflict(_) => ErrorCode::Conflict,
             Self::Client(_) | Self::Host(_) | Self::Vm { .. } | Self::Io { .. } => {
                 ErrorCode::Internal
             }

@@ -197,7 +197,7 @@ impl Gui {
             }
         };
         let home = gui.dir.path().join("home");
-        for d in ["config", "data", "cache", "berth", "downloads"] {
+        for d in ["config", "data", "cache", "berth", "downloads", "docker"] {
             std::fs::create_dir_all(home.join(d)).expect("app dirs");
         }
         // Where the app saves downloads (the desktop's own setting, read through XDG).
@@ -227,6 +227,9 @@ impl Gui {
             .env("XDG_CACHE_HOME", home.join("cache"))
             .env("BERTH_APP_LOG", "debug")
             .env("BERTH_OPENER", opener)
+            // The docker CLI's contexts the app reads and switches: the test's own.
+            .env("DOCKER_CONFIG", home.join("docker"))
+            .env_remove("DOCKER_CONTEXT")
             .env_remove("DOCKER_HOST")
             // WebKit's GPU paths have nothing to use under Xvfb.
             .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")

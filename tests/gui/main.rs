@@ -23,6 +23,7 @@ mod polish;
 mod projects;
 mod resources;
 mod shells;
+mod settings;
 mod terminal;
 mod tray;
 mod troubleshoot;

@@ -970,3 +970,83 @@ fn start_failures_say_their_cause() {
         b.read_log("logs/supervisor.log")
     );
 }
+
+/// `berth restart --engine`: only the engine restarts. The VM keeps running (same QEMU, its
+/// uptime goes on), the engine's pid changes, the new engine reads the daemon.json changed
+/// meanwhile, and a container with a restart policy is running again with its published port
+/// answering through the reconnected supervisor.
+#[test]
+fn restart_engine_keeps_the_vm_and_its_containers() {
+    let reg = Registry::shared();
+    let port = reg.addr.rsplit(':').next().unwrap();
+    let b = Berth::new(&format!("http://10.0.2.2:{port}"));
+    b.berth_ok(&["start", "--timeout", "240"]);
+    let qemu = b.pid("qemu").expect("qemu pid file");
+    b.docker_ok(&["pull", "-q", "busybox"]);
+    let web = free_port();
+    b.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keep",
+        "--restart",
+        "always",
+        "-p",
+        &format!("127.0.0.1:{web}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo kept > /www/index.html && httpd -f -p 80 -h /www",
+    ]);
+    let served = || http_get(&format!("127.0.0.1:{web}"), "/").is_ok_and(|b| b.contains("kept"));
+    assert!(
+        wait_until(Duration::from_secs(60), served),
+        "port not served"
+    );
+    let uptime = || -> f64 {
+        let out = b.docker_ok(&["run", "--rm", "busybox", "cat", "/proc/uptime"]);
+        out.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let before = uptime();
+    std::fs::write(
+        b.home.path().join("daemon.json"),
+        r#"{"runtimes": {"berth-restart-rt": {"path": "/usr/bin/crun"}}}"#,
+    )
+    .unwrap();
+
+    let t = Instant::now();
+    let out = b.berth_ok(&["restart", "--engine", "--timeout", "180"]);
+    eprintln!("berth restart --engine: {:?}: {out}", t.elapsed());
+    let pids: Vec<u32> = out
+        .split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .map(|s| {
+            s.split(" -> ")
+                .filter_map(|p| p.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(pids.len(), 2, "{out}");
+    assert_ne!(pids[0], pids[1], "the engine's pid did not change: {out}");
+
+    assert_eq!(b.pid("qemu"), Some(qemu), "the VM was restarted");
+    assert!(alive(qemu));
+    let after = uptime();
+    assert!(after > before, "guest uptime went from {before} to {after}");
+    let info = b.docker_ok(&["info", "--format", "{{json .Runtimes}}"]);
+    assert!(
+        info.contains("berth-restart-rt"),
+        "new daemon.json not read: {info}"
+    );
+    let running = b.docker_ok(&["inspect", "-f", "{{.State.Running}}", "keep"]);
+    assert_eq!(running.trim(), "true");
+    assert!(
+        wait_until(Duration::from_secs(60), served),
+        "the published port does not answer after the engine restart\n{}",
+        b.read_log("logs/supervisor.log")
+    );
+    let st = b.berth_ok(&["status"]);
+    assert!(st.contains("restarts:   0"), "{st}");
+    b.berth_ok(&["stop"]);
+}

@@ -5,8 +5,10 @@ pub mod build;
 pub mod compose;
 pub mod containers;
 pub mod debug_shell;
+pub mod contexts;
 pub mod detail;
 pub mod disk;
+pub mod engine_config;
 pub mod exec;
 pub mod files;
 pub mod image_detail;
@@ -18,6 +20,7 @@ pub mod run_line;
 pub mod settings;
 pub mod shells;
 pub mod system;
+pub mod system_socket;
 pub mod tray;
 pub mod troubleshoot;
 pub mod vm;
@@ -97,6 +100,16 @@ macro_rules! all_commands {
             $crate::commands::troubleshoot::troubleshoot_reset,
             $crate::commands::settings::settings_get,
             $crate::commands::settings::settings_save,
+            $crate::commands::engine_config::daemon_json_get,
+            $crate::commands::engine_config::daemon_json_check,
+            $crate::commands::engine_config::daemon_json_save,
+            $crate::commands::engine_config::engine_restart,
+            $crate::commands::contexts::contexts_list,
+            $crate::commands::contexts::contexts_use,
+            $crate::commands::contexts::contexts_create_berth,
+            $crate::commands::system_socket::system_socket_status,
+            $crate::commands::system_socket::system_socket_link,
+            $crate::commands::system_socket::system_socket_unlink,
             $crate::commands::disk::disk_usage,
             $crate::commands::disk::disk_prune,
             $crate::commands::disk::disk_compact,
