@@ -16,7 +16,8 @@ pub struct Config {
     pub disk_gib: u32,
     /// Host folders shared into the VM at the same path (virtiofs).
     pub shares: Vec<PathBuf>,
-    /// Where the guest image lives (`vmlinux`, `initrd.img`, `rootfs.img`, `cmdline`).
+    /// Where the guest image lives (`vmlinux` or arm64's `Image`, `initrd.img`, `rootfs.img`,
+    /// `cmdline`, `manifest.json`); by default the image of the host's architecture.
     pub image_dir: PathBuf,
     /// Where `vhost-device-vsock` and `virtiofsd` are (`bin/` below it).
     pub tools_dir: PathBuf,
@@ -62,6 +63,15 @@ fn cache_dir() -> PathBuf {
     }
 }
 
+/// Where `vm-image/build.sh` puts the host architecture's image below its cache `vm_image`:
+/// `out/` for amd64 (the original layout), `arm64/out/` for arm64.
+fn default_image_dir(vm_image: &std::path::Path) -> PathBuf {
+    match crate::vm::GuestArch::host() {
+        crate::vm::GuestArch::X86_64 => vm_image.join("out"),
+        crate::vm::GuestArch::Aarch64 => vm_image.join("arm64").join("out"),
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         let home = std::env::var_os("HOME")
@@ -73,7 +83,7 @@ impl Default for Config {
             memory_mib: 1024,
             disk_gib: 16,
             shares: home.into_iter().collect(),
-            image_dir: cache.join("vm-image").join("out"),
+            image_dir: default_image_dir(&cache.join("vm-image")),
             tools_dir: cache.join("tools"),
             accel: "auto".into(),
             registry_mirrors: vec![],
