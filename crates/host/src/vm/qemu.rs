@@ -329,7 +329,7 @@ mod tests {
         arm.kernel = "/i/Image".into();
         let joined = joined_args(&arm);
         assert!(joined.contains("-machine virt,gic-version=max,accel=tcg,memory-backend=mem"));
-        assert!(joined.contains("-cpu max"), "{joined}");
+        assert!(joined.contains("-cpu max,pauth-impdef=on"), "{joined}");
         assert!(joined.contains("-kernel /i/Image"), "{joined}");
         for dev in [
             "vhost-user-vsock-pci,chardev=vsk",
