@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
         ;;
     --arch=*) ARCH=${1#--arch=} ;;
     -h | --help)
-        sed -n '2,16p' "$0"
+        sed -n '2,15p' "$0"
         exit 0
         ;;
     *)
