@@ -115,7 +115,9 @@ mod tests {
 
     #[test]
     fn the_manifest_names_the_architecture() {
-        let arm = image_with(Some(r#"{"arch": "arm64", "kernel": "6.1.0-57-cloud-arm64"}"#));
+        let arm = image_with(Some(
+            r#"{"arch": "arm64", "kernel": "6.1.0-57-cloud-arm64"}"#,
+        ));
         assert_eq!(GuestArch::of_image(arm.path()).unwrap(), GuestArch::Aarch64);
         let x86 = image_with(Some(r#"{"arch": "amd64"}"#));
         assert_eq!(GuestArch::of_image(x86.path()).unwrap(), GuestArch::X86_64);

@@ -307,7 +307,10 @@ mod tests {
     #[test]
     fn args_carry_shared_memory_vsock_disks_and_shares() {
         let joined = joined_args(&spec(crate::vm::GuestArch::X86_64));
-        assert!(!joined.contains("-cpu"), "q35 under TCG keeps QEMU's CPU: {joined}");
+        assert!(
+            !joined.contains("-cpu"),
+            "q35 under TCG keeps QEMU's CPU: {joined}"
+        );
         assert!(joined.contains("-machine q35,accel=tcg,memory-backend=mem"));
         assert!(joined.contains("memory-backend-memfd,id=mem,size=1024M,share=on"));
         assert!(joined.contains("vhost-user-vsock-pci,chardev=vsk"));
