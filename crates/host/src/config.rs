@@ -16,7 +16,8 @@ pub struct Config {
     pub disk_gib: u32,
     /// Host folders shared into the VM at the same path (virtiofs).
     pub shares: Vec<PathBuf>,
-    /// Where the guest image lives (`vmlinux`, `initrd.img`, `rootfs.img`, `cmdline`).
+    /// Where the guest image lives (`vmlinux` or arm64's `Image`, `initrd.img`, `rootfs.img`,
+    /// `cmdline`, `manifest.json`); by default the image of the host's architecture.
     pub image_dir: PathBuf,
     /// Where `vhost-device-vsock` and `virtiofsd` are (`bin/` below it).
     pub tools_dir: PathBuf,
@@ -76,6 +77,15 @@ fn packaged_dir(exe: Option<&Path>, name: &str, marker: &str) -> Option<PathBuf>
     dir.join(marker).exists().then_some(dir)
 }
 
+/// Where `vm-image/build.sh` puts the host architecture's image below its cache `vm_image`:
+/// `out/` for amd64 (the original layout), `arm64/out/` for arm64.
+fn default_image_dir(vm_image: &Path) -> PathBuf {
+    match crate::vm::GuestArch::host() {
+        crate::vm::GuestArch::X86_64 => vm_image.join("out"),
+        crate::vm::GuestArch::Aarch64 => vm_image.join("arm64").join("out"),
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         let home = std::env::var_os("HOME")
@@ -90,7 +100,7 @@ impl Default for Config {
             disk_gib: 16,
             shares: home.into_iter().collect(),
             image_dir: packaged("vm-image", "cmdline")
-                .unwrap_or_else(|| cache.join("vm-image").join("out")),
+                .unwrap_or_else(|| default_image_dir(&cache.join("vm-image"))),
             tools_dir: packaged("tools", "bin").unwrap_or_else(|| cache.join("tools")),
             accel: "auto".into(),
             registry_mirrors: vec![],

@@ -41,6 +41,14 @@ pub enum HostError {
     MissingTool(String),
     #[error("VM image file {0} is missing: run vm-image/build.sh")]
     MissingImage(PathBuf),
+    #[error("invalid VM image manifest {path}")]
+    ImageManifest {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path} names architecture {arch:?}, which Berth cannot boot (amd64 or arm64)")]
+    UnsupportedArch { path: PathBuf, arch: String },
     #[error("{what} failed: {detail}")]
     Command { what: String, detail: String },
     #[error("timed out after {secs} s waiting for {what}")]

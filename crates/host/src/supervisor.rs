@@ -568,10 +568,12 @@ fn spec(
             config.registry_mirrors.join(",")
         ));
     }
+    let arch = crate::vm::GuestArch::of_image(img)?;
     Ok(VmSpec {
+        arch,
         cpus: config.cpus,
         memory_mib: config.memory_mib,
-        kernel: img.join("vmlinux"),
+        kernel: img.join(arch.kernel_file()),
         initrd: img.join("initrd.img"),
         rootfs: img.join("rootfs.img"),
         cmdline,
