@@ -8,7 +8,10 @@
 #   - the web UI's npm modules (xterm.js and its fit addon for the terminal), pinned by
 #     ui/package-lock.json, installed by `npm ci` outside the tree ($BERTH_UI_NPM, default
 #     ~/.cache/berth/ui-npm); the files the UI loads are copied to ui/vendor/ (ignored by git;
-#     no bundler: they are plain ES modules). Debian's npm is installed when there is no npm.
+#     no bundler: they are plain ES modules). Debian's npm is installed when there is no npm;
+#   - the Tauri CLI that bundles the app (scripts/package.sh), pinned by packaging/package-lock.json,
+#     by `npm ci` into $BERTH_TAURI_NPM (default ~/.cache/berth/tauri-cli): the npm package ships
+#     the prebuilt CLI, which installs in seconds where `cargo install tauri-cli` compiles for minutes.
 # Runs `apt-get update` only when a package is missing. Usage: scripts/install-gui-deps.sh [--print]
 set -eu
 
@@ -77,15 +80,24 @@ echo "install-gui-deps: tauri-driver in $TOOLS/bin"
 # loads are copied into ui/vendor/ (ES modules under a .js name: the app's asset server types
 # files by their extension).
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# npm_ci SRC DIR FILE...: `npm ci` of SRC's package-lock.json in DIR unless DIR has that lock
+# file and every FILE (relative to DIR/node_modules).
+npm_ci() {
+    src=$1 dir=$2
+    shift 2
+    mkdir -p "$dir"
+    fresh=1
+    cmp -s "$src/package-lock.json" "$dir/package-lock.json" || fresh=0
+    for f in "$@"; do [ -f "$dir/node_modules/$f" ] || fresh=0; done
+    if [ "$fresh" = 0 ]; then
+        echo "install-gui-deps: npm ci ($src/package-lock.json) in $dir"
+        cp "$src/package.json" "$src/package-lock.json" "$dir/"
+        (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+    fi
+}
 npm_dir="${BERTH_UI_NPM:-$HOME/.cache/berth/ui-npm}"
-mkdir -p "$npm_dir" "$repo/ui/vendor"
-if ! cmp -s "$repo/ui/package-lock.json" "$npm_dir/package-lock.json" \
-    || [ ! -f "$npm_dir/node_modules/@xterm/xterm/lib/xterm.mjs" ] \
-    || [ ! -f "$npm_dir/node_modules/@xterm/addon-fit/lib/addon-fit.mjs" ]; then
-    echo "install-gui-deps: npm ci (ui/package-lock.json) in $npm_dir"
-    cp "$repo/ui/package.json" "$repo/ui/package-lock.json" "$npm_dir/"
-    (cd "$npm_dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
-fi
+mkdir -p "$repo/ui/vendor"
+npm_ci "$repo/ui" "$npm_dir" @xterm/xterm/lib/xterm.mjs @xterm/addon-fit/lib/addon-fit.mjs
 copy() {
     # Only when different: an unchanged file keeps its mtime (no app rebuild).
     cmp -s "$1" "$2" || cp "$1" "$2"
@@ -94,3 +106,6 @@ copy "$npm_dir/node_modules/@xterm/xterm/lib/xterm.mjs" "$repo/ui/vendor/xterm.j
 copy "$npm_dir/node_modules/@xterm/addon-fit/lib/addon-fit.mjs" "$repo/ui/vendor/addon-fit.js"
 copy "$npm_dir/node_modules/@xterm/xterm/css/xterm.css" "$repo/ui/vendor/xterm.css"
 echo "install-gui-deps: UI modules in ui/vendor"
+
+npm_ci "$repo/packaging" "${BERTH_TAURI_NPM:-$HOME/.cache/berth/tauri-cli}" .bin/tauri
+echo "install-gui-deps: Tauri CLI in ${BERTH_TAURI_NPM:-$HOME/.cache/berth/tauri-cli}/node_modules/.bin"

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs the host-side helper daemons Berth's VM needs, idempotently:
 #   vhost-device-vsock (hybrid vsock for QEMU's vhost-user-vsock) and virtiofsd (folder sharing),
-# plus qemu-img. Tools go to $BERTH_TOOLS (default /root/.cache/berth/tools, binaries in bin/).
+# plus qemu-img, and what the arm64 guest needs (vm-image/build.sh --arch arm64: QEMU for aarch64,
+# the cross gcc that links its agent, user-mode QEMU for its busybox applet list).
+# Tools go to $BERTH_TOOLS (default /root/.cache/berth/tools, binaries in bin/).
 set -eu
 
 TOOLS="${BERTH_TOOLS:-/root/.cache/berth/tools}"
@@ -11,6 +13,9 @@ VIRTIOFSD_VERSION="${VIRTIOFSD_VERSION:-1.14.0}"
 need_apt=""
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need_apt="$need_apt qemu-system-x86"
 command -v qemu-img >/dev/null 2>&1 || need_apt="$need_apt qemu-utils"
+command -v qemu-system-aarch64 >/dev/null 2>&1 || need_apt="$need_apt qemu-system-arm"
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt="$need_apt gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+command -v qemu-aarch64 >/dev/null 2>&1 || need_apt="$need_apt qemu-user"
 [ -e /usr/include/seccomp.h ] || need_apt="$need_apt libseccomp-dev"
 [ -e /usr/include/cap-ng.h ] || need_apt="$need_apt libcap-ng-dev"
 if [ -n "$need_apt" ]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the app icons in icons/ (committed; run only to change them). Needs ImageMagick 6
-# from Debian (`apt-get install imagemagick`): a rounded navy square with a white hull and a
+# and icnsutils from Debian (`apt-get install imagemagick icnsutils`): a rounded navy square with a white hull and a
 # container stack, drawn at 256 px and scaled to 128 and 32 px, all RGBA PNG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,3 +22,5 @@ cp "$out/icon.png" "$out/256x256.png"
 file "$out"/*.png
 # Windows: the same pictures packed into icons/icon.ico (tauri-build's resource step needs one).
 python3 scripts/png-to-ico.py "$out/icon.ico" "$out/32x32.png" "$out/128x128.png" "$out/256x256.png"
+# macOS: the same pictures as icons/icon.icns (png2icns from icnsutils; the app bundle's icon).
+png2icns "$out/icon.icns" "$out/32x32.png" "$out/128x128.png" "$out/256x256.png"

@@ -4,7 +4,11 @@
 #
 #   vm-image/build.sh                 build what is missing or out of date (idempotent)
 #   vm-image/build.sh --agent         fast path: only re-pack a rebuilt berth-agent
-#   vm-image/build.sh --update-lock   re-resolve package versions (rewrites vm-image/packages.lock)
+#   vm-image/build.sh --update-lock   re-resolve package versions (rewrites the arch's lock file)
+#   vm-image/build.sh --arch arm64    the guest for another architecture (amd64 or arm64; default
+#                                     the host's): its own lock file (packages-arm64.lock), apt
+#                                     lists and outputs ($BERTH_VM_CACHE/arm64/out), the agent
+#                                     cross-built for aarch64-unknown-linux-gnu
 #
 # Environment: BERTH_VM_CACHE (default /root/.cache/berth/vm-image), BERTH_AGENT_BIN (use this
 # agent binary instead of `cargo build --release -p berth-agent`), SOURCE_DATE_EPOCH (mtimes),
@@ -14,37 +18,79 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 CACHE=${BERTH_VM_CACHE:-/root/.cache/berth/vm-image}
-OUT=$CACHE/out
-WORK=$CACHE/work
-DEBS=$CACHE/debs
-LOCK=$HERE/packages.lock
 EPOCH=${SOURCE_DATE_EPOCH:-1735689600}
 # Fixed identity of the root filesystem, so the image is byte-for-byte reproducible.
 ROOT_UUID=4a8f2c1e-0b7d-4e55-9c3a-6d2b1f0e9a71
-ARCH=amd64
-MULTIARCH=x86_64-linux-gnu
+HOST_ARCH=$(dpkg --print-architecture)
+ARCH=$HOST_ARCH
 
 mode=full
 update_lock=0
-for a in "$@"; do
-    case $a in
+while [ $# -gt 0 ]; do
+    case $1 in
     --agent) mode=agent ;;
     --update-lock) update_lock=1 ;;
+    --arch)
+        [ $# -ge 2 ] || { echo "build.sh: --arch needs amd64 or arm64" >&2; exit 2; }
+        ARCH=$2
+        shift
+        ;;
+    --arch=*) ARCH=${1#--arch=} ;;
     -h | --help)
-        sed -n '2,12p' "$0"
+        sed -n '2,15p' "$0"
         exit 0
         ;;
     *)
-        echo "build.sh: unknown argument $a" >&2
+        echo "build.sh: unknown argument $1" >&2
         exit 2
         ;;
     esac
+    shift
 done
+
+# Per architecture: Debian's multiarch triplet, Rust's target, the kernel file QEMU boots
+# directly (amd64: the PVH ELF vmlinux; arm64: the raw Image the package ships), the serial
+# console, and where the lock file and outputs go (amd64 keeps the original layout).
+case $ARCH in
+amd64)
+    ELF_MACHINE="Advanced Micro Devices X86-64"
+    MULTIARCH=x86_64-linux-gnu RUST_TARGET=x86_64-unknown-linux-gnu QEMU_USER=qemu-x86_64
+    QEMU_SYSTEM=qemu-system-x86_64:qemu-system-x86
+    KERNEL_FILE=vmlinux CONSOLE=ttyS0 LOCK=$HERE/packages.lock ARCH_CACHE=$CACHE
+    ;;
+arm64)
+    ELF_MACHINE=AArch64
+    MULTIARCH=aarch64-linux-gnu RUST_TARGET=aarch64-unknown-linux-gnu QEMU_USER=qemu-aarch64
+    QEMU_SYSTEM=qemu-system-aarch64:qemu-system-arm
+    KERNEL_FILE=Image CONSOLE=ttyAMA0 LOCK=$HERE/packages-arm64.lock ARCH_CACHE=$CACHE/arm64
+    ;;
+*)
+    echo "build.sh: unsupported architecture $ARCH (amd64 or arm64)" >&2
+    exit 2
+    ;;
+esac
+OUT=$ARCH_CACHE/out
+STRIP=strip
+if [ "$ARCH" != "$HOST_ARCH" ]; then STRIP=$MULTIARCH-strip; fi
+WORK=$ARCH_CACHE/work
+DEBS=$ARCH_CACHE/debs
+# apt options: the host's own lists for its own architecture; for another one, lists of that
+# architecture only, kept in the cache (the host's dpkg and apt state are not touched).
+APT_OPTS=()
+if [ "$ARCH" != "$HOST_ARCH" ]; then
+    APT_OPTS=(-o "APT::Architecture=$ARCH" -o "APT::Architectures::=$ARCH"
+        -o "Dir::State::Lists=$ARCH_CACHE/apt/lists" -o "Dir::Cache=$ARCH_CACHE/apt/cache"
+        -o "Dir::State::status=$ARCH_CACHE/apt/status" -o Debug::NoLocking=1)
+fi
 
 log() { printf 'vm-image: %s\n' "$*" >&2; }
 die() {
     printf 'vm-image: error: %s\n' "$*" >&2
     exit 1
+}
+# Runs a program built for the guest's architecture (through user-mode QEMU when foreign).
+guest_exec() {
+    if [ "$ARCH" = "$HOST_ARCH" ]; then "$@"; else "$QEMU_USER" "$@"; fi
 }
 # sha256 of stdin, hex only.
 hash_stdin() { sha256sum | cut -d' ' -f1; }
@@ -59,11 +105,16 @@ mkdir -p "$OUT" "$WORK" "$DEBS"
 # --- 0. tools ------------------------------------------------------------------------------
 ensure_tools() {
     local missing=() pair cmd pkg
-    for pair in qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils depmod:kmod cpio:cpio \
+    for pair in "$QEMU_SYSTEM" qemu-img:qemu-utils depmod:kmod cpio:cpio \
         lz4:lz4 mke2fs:e2fsprogs jq:jq strip:binutils readelf:binutils; do
         cmd=${pair%%:*} pkg=${pair#*:}
         command -v "$cmd" >/dev/null || missing+=("$pkg")
     done
+    if [ "$ARCH" != "$HOST_ARCH" ]; then
+        # The cross linker and strip, and user-mode QEMU to run the guest's busybox once.
+        command -v "$MULTIARCH-gcc" >/dev/null || missing+=("gcc-$MULTIARCH" "libc6-dev-$ARCH-cross")
+        command -v "$QEMU_USER" >/dev/null || missing+=(qemu-user)
+    fi
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -73,19 +124,33 @@ ensure_tools() {
 }
 
 # --- 1. packages -----------------------------------------------------------------------------
-# packages.lock: "name version" per line, the rootfs closure plus the kernel package.
+# The apt lists of a foreign architecture, fetched once (and again with --update-lock).
+foreign_apt_lists() {
+    [ "$ARCH" != "$HOST_ARCH" ] || return 0
+    if [ "$update_lock" = 0 ] && [ -d "$ARCH_CACHE/apt/lists" ] &&
+        compgen -G "$ARCH_CACHE/apt/lists/*_Packages*" >/dev/null; then
+        return
+    fi
+    log "fetching the $ARCH apt lists"
+    mkdir -p "$ARCH_CACHE/apt/lists/partial" "$ARCH_CACHE/apt/cache/archives/partial"
+    : >"$ARCH_CACHE/apt/status"
+    apt-get "${APT_OPTS[@]}" update -q >&2
+}
+
+# The lock file: "name version" per line, the rootfs closure plus the kernel package.
 resolve_lock() {
     local empty kpkg kver pkgs
     empty=$(mktemp)
     mapfile -t pkgs < <(list "$HERE/packages.txt")
-    log "resolving package versions"
-    apt-get -s -q -o Dir::State::status="$empty" -o Debug::NoLocking=1 \
+    log "resolving $ARCH package versions"
+    apt-get "${APT_OPTS[@]}" -s -q -o Dir::State::status="$empty" -o Debug::NoLocking=1 \
         --no-install-recommends install "${pkgs[@]}" |
         awk '/^Inst /{v=$3; sub(/^\(/, "", v); print $2, v}' | LC_ALL=C sort >"$LOCK.tmp"
     rm -f "$empty"
-    kpkg=$(apt-cache depends "linux-image-cloud-$ARCH" | awk '/Depends: linux-image-/{print $2; exit}')
+    kpkg=$(apt-cache "${APT_OPTS[@]}" depends "linux-image-cloud-$ARCH" |
+        awk '/Depends: linux-image-/{print $2; exit}')
     [ -n "$kpkg" ] || die "no linux-image-cloud-$ARCH in the apt lists (apt-get update?)"
-    kver=$(apt-cache show --no-all-versions "$kpkg" | awk '/^Version:/{print $2; exit}')
+    kver=$(apt-cache "${APT_OPTS[@]}" show --no-all-versions "$kpkg" | awk '/^Version:/{print $2; exit}')
     echo "$kpkg $kver" >>"$LOCK.tmp"
     [ -s "$LOCK.tmp" ] || die "package resolution produced nothing"
     mv "$LOCK.tmp" "$LOCK"
@@ -104,9 +169,9 @@ download_debs() {
     done <"$LOCK"
     [ ${#want[@]} -eq 0 ] && return
     log "downloading ${#want[@]} packages"
-    if ! (cd "$DEBS" && apt-get download -q "${want[@]}" >&2 2>/dev/null); then
-        apt-get update -q >&2
-        (cd "$DEBS" && apt-get download -q "${want[@]}" >&2) ||
+    if ! (cd "$DEBS" && apt-get "${APT_OPTS[@]}" download -q "${want[@]}" >&2 2>/dev/null); then
+        apt-get "${APT_OPTS[@]}" update -q >&2
+        (cd "$DEBS" && apt-get "${APT_OPTS[@]}" download -q "${want[@]}" >&2) ||
             die "cannot download the locked versions; run build.sh --update-lock"
     fi
 }
@@ -114,9 +179,9 @@ download_debs() {
 # --- 2. kernel -------------------------------------------------------------------------------
 kernel_pkg() { awk '$1 ~ /^linux-image-/{print $1, $2}' "$LOCK"; }
 
-# Extracts the kernel package and the PVH ELF vmlinux (decompressed payload of the bzImage).
+# Extracts the kernel package and the file QEMU boots directly ($KERNEL_FILE).
 build_kernel() {
-    local name ver deb dir vmlinuz off
+    local name ver deb dir
     read -r name ver < <(kernel_pkg)
     KVER=${name#linux-image-}
     dir=$WORK/kernel-$KVER-$ver
@@ -128,18 +193,35 @@ build_kernel() {
     rm -rf "$dir" && mkdir -p "$dir"
     dpkg-deb -x "$deb" "$dir"
     depmod -b "$dir" "$KVER"
-    vmlinuz=$dir/boot/vmlinuz-$KVER
-    # The cloud kernel's payload is LZ4 (legacy frame, magic 02 21 4c 18); try each match.
+    "extract_${ARCH}_kernel" "$dir/boot/vmlinuz-$KVER" "$dir/$KERNEL_FILE"
+    touch "$dir/.done"
+}
+
+# amd64: the PVH ELF vmlinux, the decompressed payload of the bzImage. The cloud kernel's
+# payload is LZ4 (legacy frame, magic 02 21 4c 18); try each match.
+extract_amd64_kernel() {
+    local vmlinuz=$1 to=$2 off
     # shellcheck disable=SC2013 # byte offsets, one number per line
     for off in $(grep -obUaP '\x02\x21\x4c\x18' "$vmlinuz" | cut -d: -f1); do
-        tail -c +$((off + 1)) "$vmlinuz" | lz4 -dc 2>/dev/null >"$dir/vmlinux" || true
-        if [ "$(head -c 4 "$dir/vmlinux" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]; then
-            break
+        tail -c +$((off + 1)) "$vmlinuz" | lz4 -dc 2>/dev/null >"$to" || true
+        if [ "$(head -c 4 "$to" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]; then
+            return
         fi
-        rm -f "$dir/vmlinux"
+        rm -f "$to"
     done
-    [ -f "$dir/vmlinux" ] || die "no LZ4 ELF payload found in $vmlinuz"
-    touch "$dir/.done"
+    die "no LZ4 ELF payload found in $vmlinuz"
+}
+
+# arm64: Debian ships the raw Image (its header's magic "ARM\x64" at byte 56), which QEMU loads
+# without firmware; a gzip-compressed one is unpacked.
+extract_arm64_kernel() {
+    local vmlinuz=$1 to=$2
+    if [ "$(head -c 2 "$vmlinuz" | od -An -tx1 | tr -d ' ')" = 1f8b ]; then
+        gzip -dc "$vmlinuz" >"$to"
+    else
+        cp "$vmlinuz" "$to"
+    fi
+    [ "$(tail -c +57 "$to" | head -c 4)" = $'ARM\x64' ] || die "$vmlinuz is not an arm64 Image"
 }
 
 # Prints "insmod <path>" lines of a module and its dependencies, dependencies first.
@@ -189,7 +271,7 @@ build_base() {
     find "$root/usr/share/ca-certificates" -name '*.crt' | LC_ALL=C sort | xargs cat \
         >"$root/etc/ssl/certs/ca-certificates.crt"
     # busybox applets where Debian ships no program of that name.
-    for path in $("$root/usr/bin/busybox" --list-full); do
+    for path in $(guest_exec "$root/usr/bin/busybox" --list-full); do
         name=${path##*/}
         if [ -e "$root/usr/bin/$name" ] || [ -e "$root/usr/sbin/$name" ] ||
             [ -L "$root/usr/bin/$name" ] || [ -L "$root/usr/sbin/$name" ]; then
@@ -223,7 +305,9 @@ build_base() {
     mkdir -p "$root/etc/berth"
     list "$HERE/modules.txt" >"$root/etc/berth/modules"
 
-    ldconfig -r "$root"
+    # ldconfig writes its own architecture's cache; a foreign guest's loader finds the
+    # libraries in its built-in multiarch directories instead.
+    if [ "$ARCH" = "$HOST_ARCH" ]; then ldconfig -r "$root"; fi
     mkdir -p "$root"/{proc,sys,dev,run,tmp,root,mnt,var/lib/berth,var/log,var/tmp}
     chmod 1777 "$root/tmp" "$root/var/tmp"
     ln -sf ../run "$root/var/run"
@@ -275,19 +359,40 @@ build_initrd() {
 }
 
 # --- 5. agent --------------------------------------------------------------------------------
+# Builds berth-agent for the guest (dynamically linked against the guest's glibc, like the
+# host's own build) and prints the binary's path. A foreign guest is cross-built with
+# Debian's cross gcc as linker (and C compiler for the crates that build C).
+cargo_build_agent() {
+    local target_dir=${CARGO_TARGET_DIR:-$REPO/target} t
+    if [ "$ARCH" = "$HOST_ARCH" ]; then
+        log "cargo build --release -p berth-agent"
+        (cd "$REPO" && cargo build --release -p berth-agent >&2)
+        echo "$target_dir/release/berth-agent"
+        return
+    fi
+    rustup target list --installed 2>/dev/null | grep -qx "$RUST_TARGET" ||
+        rustup target add "$RUST_TARGET" >&2 || die "rustup target add $RUST_TARGET failed"
+    t=$(echo "$RUST_TARGET" | tr 'a-z-' 'A-Z_')
+    log "cargo build --release -p berth-agent --target $RUST_TARGET"
+    (cd "$REPO" && env "CARGO_TARGET_${t}_LINKER=$MULTIARCH-gcc" "CC_${RUST_TARGET//-/_}=$MULTIARCH-gcc" \
+        "AR_${RUST_TARGET//-/_}=$MULTIARCH-ar" \
+        cargo build --release -p berth-agent --target "$RUST_TARGET" >&2)
+    echo "$target_dir/$RUST_TARGET/release/berth-agent"
+}
+
 build_agent() {
     local bin lib
     if [ -n "${BERTH_AGENT_BIN:-}" ]; then
         bin=$BERTH_AGENT_BIN
     else
         command -v cargo >/dev/null || die "cargo not found (install Rust) or set BERTH_AGENT_BIN"
-        log "cargo build --release -p berth-agent"
-        (cd "$REPO" && cargo build --release -p berth-agent >&2)
-        bin=${CARGO_TARGET_DIR:-$REPO/target}/release/berth-agent
+        bin=$(cargo_build_agent)
     fi
     [ -x "$bin" ] || die "no agent binary at $bin"
     AGENT_SRC_SHA=$(sha256sum <"$bin" | cut -d' ' -f1)
-    strip -o "$WORK/berth-agent" "$bin"
+    "$STRIP" -o "$WORK/berth-agent" "$bin"
+    [ "$(readelf -h "$WORK/berth-agent" | awk -F: '/Machine:/{gsub(/^ +/, "", $2); print $2}')" = \
+        "$ELF_MACHINE" ] || die "$bin is not a $ELF_MACHINE binary"
     # Every shared library the agent needs must be in the image.
     for lib in $(readelf -d "$WORK/berth-agent" | awk '/NEEDED/{gsub(/[\[\]]/, "", $5); print $5}'); do
         [ -e "$BASE/usr/lib/$MULTIARCH/$lib" ] || [ -e "$BASE/usr/lib64/$lib" ] ||
@@ -327,24 +432,31 @@ build_rootfs() {
 }
 
 # --- 7. kernel files, cmdline, manifest ------------------------------------------------------
+# amd64 also keeps the bzImage as shipped (for boot loaders that want it); the arm64 Image is the
+# package's file itself. The command line starts with the architecture's serial console.
 install_kernel() {
-    cmp -s "$KDIR/vmlinux" "$OUT/vmlinux" || cp "$KDIR/vmlinux" "$OUT/vmlinux"
-    cmp -s "$KDIR/boot/vmlinuz-$KVER" "$OUT/bzImage" || cp "$KDIR/boot/vmlinuz-$KVER" "$OUT/bzImage"
-    list "$HERE/cmdline" | tr '\n' ' ' | sed 's/ $/\n/' >"$OUT/cmdline"
+    cmp -s "$KDIR/$KERNEL_FILE" "$OUT/$KERNEL_FILE" || cp "$KDIR/$KERNEL_FILE" "$OUT/$KERNEL_FILE"
+    if [ "$ARCH" = amd64 ]; then
+        cmp -s "$KDIR/boot/vmlinuz-$KVER" "$OUT/bzImage" || cp "$KDIR/boot/vmlinuz-$KVER" "$OUT/bzImage"
+    fi
+    { echo "console=$CONSOLE"; list "$HERE/cmdline"; } | tr '\n' ' ' | sed 's/ $/\n/' >"$OUT/cmdline"
 }
 
 write_manifest() {
     local f files=()
-    for f in vmlinux bzImage initrd.img rootfs.img cmdline; do files+=("$f"); done
+    for f in "$KERNEL_FILE" bzImage initrd.img rootfs.img cmdline; do
+        if [ -f "$OUT/$f" ]; then files+=("$f"); fi
+    done
     {
         for f in "${files[@]}"; do
             printf '%s %s %s\n' "$f" "$(sha256sum <"$OUT/$f" | cut -d' ' -f1)" "$(stat -c %s "$OUT/$f")"
         done
-    } | jq -R -s --arg kver "$KVER" --arg epoch "$EPOCH" --arg agent_sha "$AGENT_SRC_SHA" \
+    } | jq -R -s --arg arch "$ARCH" --arg kver "$KVER" --arg epoch "$EPOCH" --arg agent_sha "$AGENT_SRC_SHA" \
         --arg agent_img_sha "$(sha256sum <"$WORK/berth-agent" | cut -d' ' -f1)" \
         --arg cmdline "$(cat "$OUT/cmdline")" --rawfile lock "$LOCK" \
         --rawfile exclude "$HERE/packages.exclude" '
         {
+          arch: $arch,
           kernel: $kver,
           cmdline: $cmdline,
           source_date_epoch: ($epoch | tonumber),
@@ -362,6 +474,7 @@ write_manifest() {
 start=$(date +%s)
 if [ "$mode" = full ]; then
     ensure_tools
+    foreign_apt_lists
     if [ "$update_lock" = 1 ] || [ ! -s "$LOCK" ]; then resolve_lock; fi
     download_debs
 fi

@@ -79,6 +79,9 @@ pub enum AppError {
     /// Something the app looked up is not there (a compose project with no container left).
     #[error("{0}")]
     NotFound(String),
+    /// The app refused to change something that is there (overwriting a volume).
+    #[error("{0}")]
+    Conflict(String),
     /// The host library failed; the message is its whole chain (so not also a source).
     #[error("{}", berth_host::supervisor::error_chain(.0))]
     Host(berth_host::HostError),
@@ -87,6 +90,15 @@ pub enum AppError {
     Vm { what: String, detail: String },
     #[error("failed to access {path}: {err}")]
     Io { path: String, err: std::io::Error },
+    /// What is asked has nothing to act on here (says why, and what would).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The app is not permitted to (says what command would do it).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Something in the way that the app will not replace (says what).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl From<berth_host::HostError> for AppError {
@@ -106,7 +118,13 @@ impl AppError {
             Self::Unreachable { .. } => ErrorCode::Unavailable,
             Self::Invalid(_) => ErrorCode::Invalid,
             Self::NoStream(_) | Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
             Self::Host(berth_host::HostError::VmRunning(_)) => ErrorCode::Conflict,
+            Self::Host(berth_host::HostError::DaemonJson { .. }) => ErrorCode::Invalid,
+            Self::Host(berth_host::HostError::NoSuchContext(_)) => ErrorCode::NotFound,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Conflict(_) => ErrorCode::Conflict,
             Self::Client(_) | Self::Host(_) | Self::Vm { .. } | Self::Io { .. } => {
                 ErrorCode::Internal
             }
@@ -123,6 +141,11 @@ impl AppError {
             } => Self::Docker {
                 status: status_code,
                 message,
+            },
+            // An error line inside a progress stream (build, pull): the engine's own words.
+            E::DockerStreamError { error } => Self::Docker {
+                status: 500,
+                message: error,
             },
             E::IOError { .. }
             | E::HyperResponseError { .. }

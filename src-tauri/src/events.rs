@@ -67,6 +67,12 @@ impl EngineEvent {
     }
 }
 
+/// Whether an event is about one of the app's volume helpers (by their label).
+fn from_helper(m: &bollard::models::EventMessage) -> bool {
+    let attrs = m.actor.as_ref().and_then(|a| a.attributes.as_ref());
+    crate::commands::volume_helper::is_helper(attrs)
+}
+
 /// How far back the subscription replays (covers the request's delay and clock skew with a VM).
 pub const REPLAY: Duration = Duration::from_secs(2);
 
@@ -109,6 +115,8 @@ pub fn spawn_watcher(app: AppHandle, cancel: CancellationToken) {
                         _ = cancel.cancelled() => return,
                         _ = state.reconnect.notified() => break,
                         ev = events.next() => match ev {
+                            // The app's own volume helpers change nothing a view shows.
+                            Some(Ok(m)) if from_helper(&m) => {}
                             Some(Ok(m)) => {
                                 let ev = EngineEvent::from(m);
                                 if ev.changes_containers() {

@@ -5,15 +5,18 @@
 //! lives in [`tray`]. See `docs/dev/gui.md`.
 
 pub mod autostart;
+pub mod build;
 pub mod commands;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod fsutil;
 mod log;
 pub mod settings;
 pub mod state;
 pub mod streams;
 pub mod tray;
+pub mod wasted;
 
 use tauri::{AppHandle, Manager, RunEvent, Runtime, WindowEvent};
 use tokio_util::sync::CancellationToken;

@@ -1,5 +1,6 @@
 //! The app's own settings, `settings.json` in the app config dir (e.g.
-//! `~/.config/dev.berth.app/`). Only what is the app's: the engine socket. The VM's CPUs, memory
+//! `~/.config/dev.berth.app/`). Only what is the app's: the engine socket and the debug shell's
+//! image. The VM's CPUs, memory
 //! and disk are Berth's, kept in `~/.berth/config.json` (`berth_host::Config`) so `berth start`
 //! sees the same values; the Settings view edits both.
 
@@ -14,6 +15,20 @@ use crate::error::{AppError, Result};
 pub struct AppSettings {
     /// `unix:///path` of the engine socket; empty = automatic (see `engine::socket`).
     pub docker_host: Option<String>,
+    /// The image of the terminal's debug shell sidecar; empty = `busybox:latest`.
+    pub debug_image: Option<String>,
+}
+
+impl AppSettings {
+    /// The debug shell's image: the setting, else the default.
+    pub fn debug_image(&self) -> String {
+        self.debug_image
+            .as_deref()
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+            .unwrap_or(crate::commands::debug_shell::DEFAULT_DEBUG_IMAGE)
+            .to_string()
+    }
 }
 
 impl AppSettings {
@@ -35,16 +50,8 @@ impl AppSettings {
 
     /// Writes atomically (temp file, then rename).
     pub fn save(&self, config_dir: &Path) -> Result<()> {
-        let io = |path: &Path| {
-            let path = path.display().to_string();
-            move |err| AppError::Io { path, err }
-        };
-        std::fs::create_dir_all(config_dir).map_err(io(config_dir))?;
-        let path = Self::file(config_dir);
-        let tmp = path.with_extension("json.tmp");
         let body = serde_json::to_vec_pretty(self).map_err(|e| AppError::Client(e.to_string()))?;
-        std::fs::write(&tmp, body).map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))
+        crate::fsutil::write_atomic(&Self::file(config_dir), &body)
     }
 }
 
@@ -58,6 +65,7 @@ mod tests {
         let dir = d.path().join("nested");
         let s = AppSettings {
             docker_host: Some("unix:///x.sock".into()),
+            debug_image: Some("registry.test/tools:1".into()),
         };
         s.save(&dir).unwrap();
         assert_eq!(AppSettings::load(&dir), s);
@@ -69,5 +77,15 @@ mod tests {
         assert_eq!(AppSettings::load(d.path()), AppSettings::default());
         std::fs::write(AppSettings::file(d.path()), "{not json").unwrap();
         assert_eq!(AppSettings::load(d.path()), AppSettings::default());
+    }
+
+    #[test]
+    fn the_debug_image_defaults_to_busybox() {
+        assert_eq!(AppSettings::default().debug_image(), "busybox:latest");
+        let blank = AppSettings {
+            debug_image: Some("  ".into()),
+            ..Default::default()
+        };
+        assert_eq!(blank.debug_image(), "busybox:latest");
     }
 }

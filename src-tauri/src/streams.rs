@@ -75,13 +75,35 @@ fn incomplete_tail(b: &[u8]) -> usize {
     b.len()
 }
 
-/// The hijacked stdin of an exec session.
+/// The hijacked stdin of a terminal session.
 pub type ExecInput = Arc<tokio::sync::Mutex<Pin<Box<dyn AsyncWrite + Send>>>>;
+
+/// What runs after a session is closed (the debug shell's sidecar removal).
+pub type Cleanup = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Whose TTY a terminal session resizes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tty {
+    /// An exec process (`POST /exec/{id}/resize`).
+    Exec(String),
+    /// A container's own TTY: attach and the debug shell's sidecar (`/containers/{id}/resize`).
+    Container(String),
+}
+
+/// A terminal session: where keystrokes go, whose TTY it is, how it is closed.
+pub struct Session {
+    pub input: ExecInput,
+    pub tty: Tty,
+    /// Write [`EXEC_HANGUP`] when closed: a shell the app started (exec, debug shell). Never for
+    /// an attach, whose ^C ^D would reach the container's own main process.
+    pub hang_up: bool,
+    /// Runs once the session is over, however it ended.
+    pub cleanup: Option<Cleanup>,
+}
 
 struct Entry {
     cancel: CancellationToken,
-    /// Exec sessions: where keystrokes go and the exec id (for resize).
-    exec: Option<(ExecInput, String)>,
+    session: Option<Session>,
 }
 
 /// What an exec session gets when it is closed: ^C for a program in the foreground, then ^D
@@ -89,26 +111,41 @@ struct Entry {
 /// (as with dockerd), so without this every closed terminal would leave a shell behind.
 pub const EXEC_HANGUP: &[u8] = b"\x03\x04";
 
-/// Ends streams: exec sessions get [`EXEC_HANGUP`] (2 s at most), then all are cancelled.
+/// How long closing sessions may take: the hang-up, then each cleanup.
+const CLOSE_BOUND: Duration = Duration::from_secs(2);
+
+/// Ends streams: shells the app started get [`EXEC_HANGUP`] (2 s at most), then all are
+/// cancelled and the sessions' cleanups run (bounded too).
 async fn end(entries: Vec<Entry>) {
     let hang_ups = entries
         .iter()
-        .filter_map(|e| e.exec.as_ref())
-        .map(|(input, _)| async move {
+        .filter_map(|e| e.session.as_ref().filter(|s| s.hang_up))
+        .map(|s| s.input.clone())
+        .map(|input| async move {
             let mut w = input.lock().await;
             let _ = w.write_all(EXEC_HANGUP).await;
             let _ = w.flush().await;
         });
     let hung_up = futures::future::join_all(hang_ups);
-    if tokio::time::timeout(Duration::from_secs(2), hung_up)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(CLOSE_BOUND, hung_up).await.is_err() {
         tracing::debug!("exec hang-up timed out");
     }
+    let mut cleanups = Vec::new();
     for e in entries {
         e.cancel.cancel();
+        cleanups.extend(e.session.and_then(|s| s.cleanup));
     }
+    run_cleanups(cleanups).await;
+}
+
+/// Runs session cleanups together, each bounded.
+async fn run_cleanups(cleanups: Vec<Cleanup>) {
+    let bounded = cleanups.into_iter().map(|c| async move {
+        if tokio::time::timeout(CLOSE_BOUND * 5, c).await.is_err() {
+            tracing::warn!("a session cleanup timed out");
+        }
+    });
+    futures::future::join_all(bounded).await;
 }
 
 /// The registry of running streams (Tauri managed state).
@@ -136,7 +173,7 @@ impl Streams {
     pub fn spawn<F>(
         &self,
         channel: Channel<StreamEvent>,
-        exec: Option<(ExecInput, String)>,
+        session: Option<Session>,
         body: F,
     ) -> StreamId
     where
@@ -153,7 +190,7 @@ impl Streams {
             id,
             Entry {
                 cancel: cancel.clone(),
-                exec,
+                session,
             },
         );
         let entries = self.entries.clone();
@@ -167,10 +204,13 @@ impl Streams {
                     let _ = channel.send(StreamEvent::End { error: r.err() });
                 }
             }
-            entries
+            let ended = entries
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
+            // Ended by itself (not stopped): its cleanup is still due.
+            let cleanup = ended.and_then(|e| e.session).and_then(|s| s.cleanup);
+            run_cleanups(cleanup.into_iter().collect()).await;
         });
         id
     }
@@ -197,11 +237,12 @@ impl Streams {
         self.root.cancel();
     }
 
-    /// The stdin and exec id of exec stream `id`.
-    pub fn exec(&self, id: StreamId) -> Result<(ExecInput, String)> {
+    /// The stdin and TTY of terminal stream `id`.
+    pub fn session(&self, id: StreamId) -> Result<(ExecInput, Tty)> {
         self.lock()
             .get(&id)
-            .and_then(|e| e.exec.clone())
+            .and_then(|e| e.session.as_ref())
+            .map(|s| (s.input.clone(), s.tty.clone()))
             .ok_or(AppError::NoStream(id))
     }
 
@@ -323,27 +364,80 @@ mod tests {
         }
     }
 
+    /// A session whose stdin records what it gets and whose cleanup sets a flag.
+    fn recorded_session(
+        tty: Tty,
+        hang_up: bool,
+    ) -> (Session, Arc<Mutex<Vec<u8>>>, Arc<AtomicBool>) {
+        let got: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let cleaned = Arc::new(AtomicBool::new(false));
+        let flag = cleaned.clone();
+        let session = Session {
+            input: Arc::new(tokio::sync::Mutex::new(Box::pin(Recorder(got.clone())))),
+            tty,
+            hang_up,
+            cleanup: Some(Box::pin(async move { flag.store(true, Ordering::SeqCst) })),
+        };
+        (session, got, cleaned)
+    }
+
+    /// Spawns a session that runs until stopped; the flag tells when its future was dropped.
+    fn pending_session(streams: &Streams, session: Session) -> (StreamId, Arc<AtomicBool>) {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let id = streams.spawn(channel(Arc::default()), Some(session), async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        (id, dropped)
+    }
+
     #[test]
     fn stopping_an_exec_hangs_it_up_first() {
         let streams = Streams::default();
-        let got: Arc<Mutex<Vec<u8>>> = Arc::default();
-        let input: ExecInput = Arc::new(tokio::sync::Mutex::new(Box::pin(Recorder(got.clone()))));
-        let dropped = Arc::new(AtomicBool::new(false));
-        let flag = DropFlag(dropped.clone());
-        let id = streams.spawn(
-            channel(Arc::default()),
-            Some((input, "exec1".into())),
-            async move {
-                let _flag = flag;
-                std::future::pending::<()>().await;
-                Ok(())
-            },
-        );
-        assert_eq!(streams.exec(id).unwrap().1, "exec1");
+        let (session, got, cleaned) = recorded_session(Tty::Exec("exec1".into()), true);
+        let (id, dropped) = pending_session(&streams, session);
+        assert_eq!(streams.session(id).unwrap().1, Tty::Exec("exec1".into()));
         streams.stop(id);
         assert!(wait(|| dropped.load(Ordering::SeqCst)));
         assert_eq!(got.lock().unwrap().as_slice(), EXEC_HANGUP);
-        assert!(streams.exec(id).is_err(), "gone from the registry");
+        assert!(wait(|| cleaned.load(Ordering::SeqCst)), "cleanup ran");
+        assert!(streams.session(id).is_err(), "gone from the registry");
+    }
+
+    #[test]
+    fn stopping_an_attach_sends_nothing_to_the_container() {
+        let streams = Streams::default();
+        let (session, got, _) = recorded_session(Tty::Container("c1".into()), false);
+        let (id, dropped) = pending_session(&streams, session);
+        streams.stop(id);
+        assert!(wait(|| dropped.load(Ordering::SeqCst)));
+        assert!(
+            got.lock().unwrap().is_empty(),
+            "no ^C ^D to the main process"
+        );
+    }
+
+    #[test]
+    fn a_session_that_ends_by_itself_is_cleaned_up() {
+        let streams = Streams::default();
+        let (session, _, cleaned) = recorded_session(Tty::Container("c1".into()), true);
+        streams.spawn(channel(Arc::default()), Some(session), async { Ok(()) });
+        assert!(wait(|| cleaned.load(Ordering::SeqCst)), "cleanup ran");
+        assert_eq!(streams.running(), 0);
+    }
+
+    #[test]
+    fn quitting_cleans_up_every_session() {
+        let streams = Streams::default();
+        let (session, _, cleaned) = recorded_session(Tty::Container("c1".into()), true);
+        pending_session(&streams, session);
+        streams.stop_all();
+        assert!(
+            cleaned.load(Ordering::SeqCst),
+            "done before stop_all returns"
+        );
     }
 
     #[test]

@@ -175,6 +175,55 @@ fn build_multi_step_then_run_then_cached_rebuild() {
     e.docker_ok(&["image", "inspect", "busybox"]);
 }
 
+/// The pid of a process whose command line holds `needle`.
+fn pid_running(needle: &str) -> Option<u32> {
+    fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+}
+
+#[test]
+fn interrupted_cli_build_stops_its_run_and_tags_nothing() {
+    let e = Engine::start();
+    let marker = format!("gate-cli-{}", std::process::id());
+    let dockerfile = format!(
+        "FROM busybox\nRUN echo {marker} && while [ ! -e /tmp/{marker} ]; do sleep 0.1; done\n"
+    );
+    let dir = context(&e, "interrupted", &[("Dockerfile", &dockerfile)]);
+    let mut cli = e
+        .docker_cmd(&["build", "-t", "berth-interrupted", dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let needle = format!("echo {marker}");
+    let mut step = None;
+    let running = berth_test_support::wait_until(std::time::Duration::from_secs(60), || {
+        step = pid_running(&needle);
+        step.is_some()
+    });
+    assert!(running, "the RUN step never ran\n{}", e.log_tail());
+    // Ctrl-C: the CLI drops the build's connection; the engine must stop the build.
+    // SAFETY: kill(2) on the pid of the child this test spawned and has not reaped.
+    unsafe { libc::kill(cli.id() as i32, libc::SIGINT) };
+    let _ = cli.wait();
+    let step = step.unwrap();
+    let ended = berth_test_support::wait_until(std::time::Duration::from_secs(30), || {
+        !Path::new(&format!("/proc/{step}")).exists() && all_containers(&e).is_empty()
+    });
+    assert!(
+        ended,
+        "the step still runs after the client went\n{}",
+        e.log_tail()
+    );
+    e.docker_err(&["image", "inspect", "berth-interrupted"]);
+}
+
 #[test]
 fn failing_run_reports_exit_code_and_leaves_no_container() {
     let e = Engine::start();

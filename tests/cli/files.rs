@@ -224,6 +224,39 @@ fn cp_into_a_read_only_container_is_refused() {
     assert_eq!(e.docker_ok(&["exec", "ro", "cat", "/data/f"]), "x");
 }
 
+/// The bug: a read-only volume of a container that is not running could not be mounted for
+/// `docker cp` (the remount named the directory under the new bind mount: EINVAL).
+#[test]
+fn cp_reads_a_read_only_volume_of_a_created_container() {
+    let e = Engine::start();
+    e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "-v",
+        "rov:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /v/f",
+    ]);
+    e.docker_ok(&[
+        "create",
+        "--name",
+        "roc",
+        "--network=none",
+        "-v",
+        "rov:/data:ro",
+        "busybox",
+    ]);
+    let s = e.scratch();
+    let out = s.join("f").display().to_string();
+    e.docker_ok(&["cp", "roc:/data/f", &out]);
+    assert_eq!(read(&s.join("f")), "kept\n");
+    let err = e.docker_err(&["cp", &out, "roc:/data/g"]);
+    assert!(err.contains("marked read-only"), "{err}");
+}
+
 #[test]
 fn diff_and_export_show_the_container_layer() {
     let e = Engine::start();

@@ -15,7 +15,11 @@ const LIVE: &str = "return document.getElementById(arguments[0]).inert === false
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_starts_with_the_engine_down_and_connects_when_it_appears() {
-    let gui = Gui::start_with(GuiOptions { late_socket: true }).await;
+    let gui = Gui::start_with(GuiOptions {
+        late_socket: true,
+        ..GuiOptions::default()
+    })
+    .await;
     gui.wait_attr("[data-testid=engine-status]", "data-state", "down")
         .await;
     gui.wait_visible("[data-testid=engine-down-hint]").await;

@@ -153,6 +153,8 @@ pub(crate) struct GuiOptions {
     /// Point the app at `<session dir>/late.sock`, which does not exist until
     /// [`Gui::connect_late_socket`]: the app starts with the engine down.
     pub(crate) late_socket: bool,
+    /// The app to launch instead of `target/<profile>/berth-app` (an installed package's).
+    pub(crate) application: Option<PathBuf>,
 }
 
 impl Gui {
@@ -201,7 +203,7 @@ impl Gui {
             }
         };
         let home = gui.dir.path().join("home");
-        for d in ["config", "data", "cache", "berth", "downloads"] {
+        for d in ["config", "data", "cache", "berth", "downloads", "docker"] {
             std::fs::create_dir_all(home.join(d)).expect("app dirs");
         }
         // Where the app saves downloads (the desktop's own setting, read through XDG).
@@ -231,6 +233,9 @@ impl Gui {
             .env("XDG_CACHE_HOME", home.join("cache"))
             .env("BERTH_APP_LOG", "debug")
             .env("BERTH_OPENER", opener)
+            // The docker CLI's contexts the app reads and switches: the test's own.
+            .env("DOCKER_CONFIG", home.join("docker"))
+            .env_remove("DOCKER_CONTEXT")
             .env_remove("DOCKER_HOST")
             // WebKit's GPU paths have nothing to use under Xvfb.
             .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
@@ -250,10 +255,13 @@ impl Gui {
             assert!(listening, "nothing listens on {a}\n{}", gui.logs());
         }
 
+        let application = opts
+            .application
+            .unwrap_or_else(|| built_bin("berth-app", "BERTH_APP_BIN"));
         let mut caps = serde_json::Map::new();
         caps.insert(
             "tauri:options".into(),
-            serde_json::json!({ "application": built_bin("berth-app", "BERTH_APP_BIN") }),
+            serde_json::json!({ "application": application }),
         );
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let session = tokio::time::timeout(

@@ -8,6 +8,7 @@
 //! (`scripts/install-gui-deps.sh`). A missing one fails the test.
 
 mod app;
+mod build;
 mod containers;
 mod detail;
 mod detail_tabs;
@@ -17,11 +18,15 @@ mod harness;
 mod idle;
 mod image_detail;
 mod images;
+mod packaging;
 mod polish;
 mod projects;
 mod resources;
 mod screen;
+mod shells;
+mod settings;
 mod terminal;
 mod tour;
 mod tray;
 mod troubleshoot;
+mod volumes;

@@ -7,11 +7,11 @@
 
 use crate::harness::{container_row, Gui};
 
-const TERM: &str = "[data-testid=exec-terminal]";
+pub(crate) const TERM: &str = "[data-testid=exec-terminal]";
 /// Where xterm.js takes keys.
-const KEYS: &str = "[data-testid=exec-terminal] .xterm-helper-textarea";
+pub(crate) const KEYS: &str = "[data-testid=exec-terminal] .xterm-helper-textarea";
 /// WebDriver's Enter key.
-const ENTER: &str = "\u{E007}";
+pub(crate) const ENTER: &str = "\u{E007}";
 
 /// `rows x cols` as the box's data-size says (what the TTY was last sized to).
 fn parse_size(size: &str) -> (u32, u32) {
@@ -19,12 +19,12 @@ fn parse_size(size: &str) -> (u32, u32) {
     (r.parse().expect("rows"), c.parse().expect("cols"))
 }
 
-fn has_line(lines: &[String], want: &str) -> bool {
+pub(crate) fn has_line(lines: &[String], want: &str) -> bool {
     lines.iter().any(|l| l.trim() == want)
 }
 
-/// busybox sh's prompt as root (`/ # `) on the last line that has text.
-fn at_prompt(lines: &[String]) -> bool {
+/// A root shell's prompt (busybox `/ # `, bash `bash-5.2# `) on the last line that has text.
+pub(crate) fn at_prompt(lines: &[String]) -> bool {
     lines
         .iter()
         .rev()

@@ -84,6 +84,15 @@ fn make_workload(gui: &Gui, dir: &std::path::Path) {
     gui.cli(&["run", "--name", "hello", "hello-world"]);
 }
 
+/// Scrolls the element into view (the detail panes open below their lists).
+async fn scroll_to(gui: &Gui, css: &str) {
+    gui.js(
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'start'}); return true;",
+        vec![css.into()],
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_view_shows_a_real_workload() {
     let gui = Gui::start().await;
@@ -112,6 +121,7 @@ async fn every_view_shows_a_real_workload() {
         .await;
     gui.wait_text("[data-testid=overview-env]", "MODE=production")
         .await;
+    scroll_to(&gui, "[data-testid=container-detail]").await;
     gui.snapshot("container-overview").await;
     gui.click("[data-testid=detail-tab-logs]").await;
     gui.wait_text("[data-testid=logs-output]", "GET /items/2 200")
@@ -179,12 +189,24 @@ async fn every_view_shows_a_real_workload() {
             .await;
     }
     gui.snapshot("volumes").await;
+    gui.click("[data-testid=volume-row][data-name=pgdata] [data-testid=volume-details]")
+        .await;
+    gui.wait_attr("[data-testid=volume-detail-body]", "data-state", "loaded")
+        .await;
+    gui.find("[data-testid=volume-container][data-name=api]").await;
+    scroll_to(&gui, "[data-testid=volume-detail]").await;
+    gui.snapshot("volume-detail").await;
     gui.nav("networks").await;
     for n in ["backend", "shop_default"] {
         gui.find(&format!("[data-testid=network-row][data-name={n}]"))
             .await;
     }
     gui.snapshot("networks").await;
+
+    // Builds: the form and the (empty) history of builds started from the app.
+    gui.nav("builds").await;
+    gui.wait_visible("[data-testid=build-history-empty]").await;
+    gui.snapshot("builds").await;
 
     // Disk: the engine's usage per kind.
     gui.nav("disk").await;

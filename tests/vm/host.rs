@@ -41,13 +41,18 @@ fn berth_bin() -> PathBuf {
 }
 
 /// A Berth home in a temp dir; dropping it stops Berth and kills anything left, by PID.
-struct Berth {
-    home: tempfile::TempDir,
+pub(crate) struct Berth {
+    pub(crate) home: tempfile::TempDir,
     share: PathBuf,
 }
 
 impl Berth {
     fn new(mirror: &str) -> Self {
+        Self::with_image(&[mirror], &crate::qemu::image_dir())
+    }
+
+    /// A Berth home booting the image in `image_dir`, its engine pulling through `mirrors`.
+    pub(crate) fn with_image(mirrors: &[&str], image_dir: &Path) -> Self {
         let home = tempfile::Builder::new()
             .prefix("berth-vm-")
             .tempdir()
@@ -59,10 +64,10 @@ impl Berth {
             "memory_mib": 1024,
             "disk_gib": 4,
             "shares": [share],
-            "image_dir": crate::qemu::image_dir(),
+            "image_dir": image_dir,
             "tools_dir": std::env::var("BERTH_TOOLS").unwrap_or_else(|_| "/root/.cache/berth/tools".into()),
             "accel": "auto",
-            "registry_mirrors": [mirror],
+            "registry_mirrors": mirrors,
             "max_restarts": 1,
             "system_socket_path": home.path().join("system-docker.sock"),
         });
@@ -89,7 +94,7 @@ impl Berth {
             .unwrap()
     }
 
-    fn berth_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn berth_ok(&self, args: &[&str]) -> String {
         let o = self.berth(args);
         assert!(
             o.status.success(),
@@ -102,15 +107,15 @@ impl Berth {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
-    fn read_log(&self, rel: &str) -> String {
+    pub(crate) fn read_log(&self, rel: &str) -> String {
         std::fs::read_to_string(self.home.path().join(rel)).unwrap_or_default()
     }
 
-    fn socket(&self) -> PathBuf {
+    pub(crate) fn socket(&self) -> PathBuf {
         self.home.path().join("run/docker.sock")
     }
 
-    fn docker(&self, args: &[&str]) -> Output {
+    pub(crate) fn docker(&self, args: &[&str]) -> Output {
         Command::new("docker")
             .env("DOCKER_CONFIG", self.docker_config())
             .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
@@ -119,7 +124,7 @@ impl Berth {
             .unwrap()
     }
 
-    fn docker_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn docker_ok(&self, args: &[&str]) -> String {
         let o = self.docker(args);
         assert!(
             o.status.success(),
@@ -130,7 +135,7 @@ impl Berth {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
-    fn pid(&self, name: &str) -> Option<i32> {
+    pub(crate) fn pid(&self, name: &str) -> Option<i32> {
         let p = std::fs::read_to_string(self.home.path().join(format!("run/{name}.pid"))).ok()?;
         p.trim().parse().ok()
     }
@@ -156,7 +161,25 @@ impl Drop for Berth {
     }
 }
 
-fn tail(s: &str, n: usize) -> String {
+/// `berth start -v`'s output `out` names every start phase, in boot order.
+pub(crate) fn assert_start_phases_in_order(out: &str) {
+    let mut at = 0;
+    for phase in [
+        berth_host_phase::QEMU_SPAWNED,
+        berth_host_phase::INIT_STARTED,
+        berth_host_phase::DISK_MOUNTED,
+        berth_host_phase::ENGINE_LISTENING,
+        berth_host_phase::AGENT_CONNECTED,
+        berth_host_phase::READY,
+    ] {
+        let i = out[at..]
+            .find(phase)
+            .unwrap_or_else(|| panic!("phase {phase:?} missing or out of order in:\n{out}"));
+        at += i + phase.len();
+    }
+}
+
+pub(crate) fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -201,7 +224,7 @@ fn http_get_own(addr: std::net::SocketAddr) -> std::io::Result<String> {
     Ok(out)
 }
 
-fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks existence.
     unsafe { libc::kill(pid, 0) == 0 }
 }
@@ -357,20 +380,7 @@ fn docker_cli_through_forwarded_socket() {
     let boot = t.elapsed();
     assert!(out.contains("docker.sock"), "{out}");
     eprintln!("figure: berth start -> Docker API ready: {boot:?}\n{out}");
-    let mut at = 0;
-    for phase in [
-        berth_host_phase::QEMU_SPAWNED,
-        berth_host_phase::INIT_STARTED,
-        berth_host_phase::DISK_MOUNTED,
-        berth_host_phase::ENGINE_LISTENING,
-        berth_host_phase::AGENT_CONNECTED,
-        berth_host_phase::READY,
-    ] {
-        let i = out[at..]
-            .find(phase)
-            .unwrap_or_else(|| panic!("phase {phase:?} missing or out of order in:\n{out}"));
-        at += i + phase.len();
-    }
+    assert_start_phases_in_order(&out);
     assert!(out.contains("Accelerator: "), "{out}");
     let st = b.berth_ok(&["status"]);
     assert!(st.contains("Running") && st.contains("ready"), "{st}");
@@ -969,4 +979,84 @@ fn start_failures_say_their_cause() {
         "{err}\n--- supervisor log:\n{}",
         b.read_log("logs/supervisor.log")
     );
+}
+
+/// `berth restart --engine`: only the engine restarts. The VM keeps running (same QEMU, its
+/// uptime goes on), the engine's pid changes, the new engine reads the daemon.json changed
+/// meanwhile, and a container with a restart policy is running again with its published port
+/// answering through the reconnected supervisor.
+#[test]
+fn restart_engine_keeps_the_vm_and_its_containers() {
+    let reg = Registry::shared();
+    let port = reg.addr.rsplit(':').next().unwrap();
+    let b = Berth::new(&format!("http://10.0.2.2:{port}"));
+    b.berth_ok(&["start", "--timeout", "240"]);
+    let qemu = b.pid("qemu").expect("qemu pid file");
+    b.docker_ok(&["pull", "-q", "busybox"]);
+    let web = free_port();
+    b.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keep",
+        "--restart",
+        "always",
+        "-p",
+        &format!("127.0.0.1:{web}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo kept > /www/index.html && httpd -f -p 80 -h /www",
+    ]);
+    let served = || http_get(&format!("127.0.0.1:{web}"), "/").is_ok_and(|b| b.contains("kept"));
+    assert!(
+        wait_until(Duration::from_secs(60), served),
+        "port not served"
+    );
+    let uptime = || -> f64 {
+        let out = b.docker_ok(&["run", "--rm", "busybox", "cat", "/proc/uptime"]);
+        out.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let before = uptime();
+    std::fs::write(
+        b.home.path().join("daemon.json"),
+        r#"{"runtimes": {"berth-restart-rt": {"path": "/usr/bin/crun"}}}"#,
+    )
+    .unwrap();
+
+    let t = Instant::now();
+    let out = b.berth_ok(&["restart", "--engine", "--timeout", "180"]);
+    eprintln!("berth restart --engine: {:?}: {out}", t.elapsed());
+    let pids: Vec<u32> = out
+        .split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .map(|s| {
+            s.split(" -> ")
+                .filter_map(|p| p.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(pids.len(), 2, "{out}");
+    assert_ne!(pids[0], pids[1], "the engine's pid did not change: {out}");
+
+    assert_eq!(b.pid("qemu"), Some(qemu), "the VM was restarted");
+    assert!(alive(qemu));
+    let after = uptime();
+    assert!(after > before, "guest uptime went from {before} to {after}");
+    let info = b.docker_ok(&["info", "--format", "{{json .Runtimes}}"]);
+    assert!(
+        info.contains("berth-restart-rt"),
+        "new daemon.json not read: {info}"
+    );
+    let running = b.docker_ok(&["inspect", "-f", "{{.State.Running}}", "keep"]);
+    assert_eq!(running.trim(), "true");
+    assert!(
+        wait_until(Duration::from_secs(60), served),
+        "the published port does not answer after the engine restart\n{}",
+        b.read_log("logs/supervisor.log")
+    );
+    let st = b.berth_ok(&["status"]);
+    assert!(st.contains("restarts:   0"), "{st}");
+    b.berth_ok(&["stop"]);
 }

@@ -18,13 +18,26 @@ pub(crate) fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The built image (`vm-image/build.sh`); a missing image fails the test.
-pub(crate) fn image_dir() -> PathBuf {
-    let cache = std::env::var_os("BERTH_VM_CACHE")
+/// `vm-image/build.sh`'s cache (`$BERTH_VM_CACHE`).
+pub(crate) fn vm_cache() -> PathBuf {
+    std::env::var_os("BERTH_VM_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root/.cache/berth/vm-image"));
-    let out = cache.join("out");
-    for f in ["vmlinux", "initrd.img", "rootfs.img", "cmdline"] {
+        .unwrap_or_else(|| PathBuf::from("/root/.cache/berth/vm-image"))
+}
+
+/// The built amd64 image (`vm-image/build.sh`); a missing image fails the test.
+pub(crate) fn image_dir() -> PathBuf {
+    built_image(vm_cache().join("out"), "vmlinux")
+}
+
+/// The built arm64 image (`vm-image/build.sh --arch arm64`); a missing image fails the test.
+pub(crate) fn arm64_image_dir() -> PathBuf {
+    built_image(vm_cache().join("arm64").join("out"), "Image")
+}
+
+/// `out` after checking that it holds an image booting `kernel`.
+fn built_image(out: PathBuf, kernel: &str) -> PathBuf {
+    for f in [kernel, "initrd.img", "rootfs.img", "cmdline"] {
         assert!(
             out.join(f).exists(),
             "{} missing: build the guest image first (vm-image/build.sh)",

@@ -22,6 +22,11 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** A `<dt>`/`<dd>` pair of a detail pane's facts (`dd` carries `testid`). */
+export function fact(label, testid, value) {
+  return [h("dt", {}, label), h("dd", { testid, class: "mono" }, value)];
+}
+
 /**
  * Renders `items` into `tbody` by key: a row whose data did not change is kept as it is (so a
  * reload triggered by an event does not replace elements under the pointer); changed and new

@@ -4,7 +4,7 @@
 import { $, h } from "./dom.js";
 
 /** Views that work without an engine. */
-export const WITHOUT_ENGINE = new Set(["settings", "disk", "troubleshoot"]);
+export const WITHOUT_ENGINE = new Set(["settings", "disk", "troubleshoot", "builds"]);
 
 export const SOURCES = {
   berth_docker_host: "BERTH_DOCKER_HOST",

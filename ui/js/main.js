@@ -7,6 +7,7 @@ import * as containers from "./views/containers.js";
 import * as projects from "./views/projects.js";
 import * as logs from "./views/logs.js";
 import * as images from "./views/images.js";
+import * as builds from "./views/builds.js";
 import * as volumes from "./views/volumes.js";
 import * as networks from "./views/networks.js";
 import * as settings from "./views/settings.js";
@@ -17,7 +18,7 @@ import { watchNames } from "./names.js";
 import { watchTimes } from "./time.js";
 import { setNavigator } from "./nav.js";
 
-const views = { containers, projects, logs, images, volumes, networks, settings, disk, troubleshoot };
+const views = { containers, projects, logs, images, builds, volumes, networks, settings, disk, troubleshoot };
 let shown = null;
 let engineState = "unknown";
 // Lists need the engine: while it is down they are not loaded (the hint says why), so no
@@ -34,7 +35,7 @@ const QUIET = /^(exec_|attach|resize|top|archive-path|extract-to-dir|export)/;
 
 // Which lists an event type touches.
 const AFFECTS = {
-  container: ["containers", "projects", "logs", "images", "disk"],
+  container: ["containers", "projects", "logs", "images", "volumes", "disk"],
   image: ["images", "disk"],
   volume: ["volumes", "disk"],
   network: ["networks", "projects"],

@@ -1,11 +1,12 @@
-// The exec terminal: xterm.js (from npm, copied to ui/vendor/ by scripts/install-gui-deps.sh)
-// over a TTY exec session (`containers_exec`).
+// The terminal: xterm.js (from npm, copied to ui/vendor/ by scripts/install-gui-deps.sh) over a
+// TTY session: an exec (`containers_exec`), the container's own TTY (`containers_attach`) or the
+// debug shell's sidecar (`containers_debug_shell`, whose image pull shows as progress lines).
 //
 // The order of things is what makes it reliable:
 //   1. the terminal is opened and fitted first, so the TTY starts at its size and no output can
 //      arrive before there is a terminal to write it to;
-//   2. `containers_exec` resolves once the exec runs and its hijacked stream is connected
-//      (the box's data-state turns "attached");
+//   2. the session command resolves once the process runs and its hijacked stream is
+//      connected (the box's data-state turns "attached");
 //   3. keys and size changes go through one queue, one call at a time, after the attach. Tauri
 //      runs each command as its own task, so calls sent without waiting could reach the
 //      engine out of order: a key per call, as xterm gives them, came out shuffled.
@@ -50,12 +51,13 @@ class Serial {
 }
 
 /**
- * A terminal in `box` attached to a new exec of `cmd` in container `id`. `onError` gets
- * `{code, message}` errors. `close()` ends the session (the app hangs the shell up).
+ * A terminal in `box` attached to a session (`attach`). `onError` gets `{code, message}`
+ * errors. `close()` ends the session (the app hangs up a shell it started).
  */
 export class ExecTerminal {
   #x; #fit; #box; #serial = new Serial(); #handle = null; #closed = false;
   #pendingInput = ""; #inputQueued = false; #sentSize = ""; #resizeObserver; #onError;
+  #progressShown = false;
 
   constructor(x, box, onError) {
     this.#x = x;
@@ -75,6 +77,7 @@ export class ExecTerminal {
     box.replaceChildren();
     box.term = this.term;
     box.dataset.state = "starting";
+    delete box.dataset.error;
     this.term.open(box);
     this.#fitNow();
     this.term.onData((d) => this.input(d));
@@ -83,15 +86,19 @@ export class ExecTerminal {
     this.#resizeObserver.observe(box);
   }
 
-  /** Starts `cmd` in container `id`; resolves when attached or failed (the error goes to onError). */
-  attach(id, cmd) {
+  /**
+   * Starts a session with `command` (containers_exec, containers_attach, containers_debug_shell)
+   * and its `args`; resolves when attached or failed (the error goes to onError).
+   */
+  attach(command, args) {
     const { cols, rows } = this.term;
     return this.#serial.run(async () => {
       const onEvent = (m) => {
-        if (m.kind === "output") this.term.write(m.text);
+        if (m.kind === "output") this.#write(m.text);
+        else if (m.kind === "progress") this.#progress(m);
         else if (m.kind === "end") this.#ended(m.error);
       };
-      const handle = await stream("containers_exec", { id, cmd, cols, rows }, onEvent);
+      const handle = await stream(command, { ...args, cols, rows }, onEvent);
       if (this.#closed) { handle.stop(); return; }
       this.#handle = handle;
       this.#sentSize = `${rows}x${cols}`;
@@ -129,6 +136,19 @@ export class ExecTerminal {
     this.#box.dataset.state = "closed";
   }
 
+  #write(text) {
+    if (this.#progressShown) this.term.write("\r\n");
+    this.#progressShown = false;
+    this.term.write(text);
+  }
+
+  /** A pull progress line (the debug image), written over the previous one. */
+  #progress(m) {
+    const words = [m.status, m.id, m.progress].filter(Boolean).join(" ");
+    this.term.write(`\r\x1b[2K\x1b[2m${words}\x1b[0m`);
+    this.#progressShown = true;
+  }
+
   #fitNow() {
     if (this.#closed || this.#box.clientWidth === 0) return; // hidden: keep the last size
     try { this.#fit.fit(); } catch { /* not measurable yet */ }
@@ -149,8 +169,14 @@ export class ExecTerminal {
   #ended(error) {
     if (this.#closed || this.#box.dataset.state === "ended") return;
     this.#box.dataset.state = "ended";
+    if (this.#progressShown) this.term.write("\r\n");
+    // Why it ended, in the terminal itself too (a shell the container lacks, a failed pull).
+    if (error) this.term.write(`\r\n\x1b[31m${error.message}\x1b[0m`);
     this.term.write("\r\n\x1b[2m[session ended]\x1b[0m\r\n");
-    if (error) this.#onError(error);
+    if (error) {
+      this.#box.dataset.error = error.code;
+      this.#onError(error);
+    }
   }
 
   #clipboardKey(ev) {

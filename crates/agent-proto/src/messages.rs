@@ -33,6 +33,15 @@ pub enum Request {
     FileEvents { events: Vec<FileEvent> },
     /// Trim the data disk's free blocks now (`berth disk compact`); replies [`Reply::Trimmed`].
     Trim,
+    /// Restart the engine process, not the VM (`berth restart --engine`): the guest replies
+    /// [`Reply::Ok`], then PID 1 stops the engine (SIGTERM; running containers keep running
+    /// under their monitors) and starts it again at once, which re-attaches them. This control
+    /// connection ends with the old engine; the host connects again. `daemon_json` is the
+    /// host's `daemon.json` for the new engine (`None`: the guest's own, as at boot).
+    RestartEngine {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        daemon_json: Option<String>,
+    },
 }
 
 /// A host folder exported over virtiofs.
@@ -85,6 +94,10 @@ pub enum Reply {
         /// The filesystem of the engine's data root (absent from older agents).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         disk: Option<GuestDisk>,
+        /// The engine process's pid in the guest; changes when the engine restarts (absent
+        /// from older agents).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine_pid: Option<u32>,
     },
     Ok,
     Error {

@@ -37,6 +37,15 @@ fn host_requests_match_golden() {
     check("health", &req(2, Request::Health));
     check("shutdown", &req(3, Request::Shutdown));
     check(
+        "restart_engine",
+        &req(
+            7,
+            Request::RestartEngine {
+                daemon_json: Some("{\"debug\": true}".into()),
+            },
+        ),
+    );
+    check(
         "time_sync",
         &req(
             4,
@@ -104,6 +113,7 @@ fn guest_frames_match_golden() {
                     total_bytes: 68_719_476_736,
                     available_bytes: 60_000_000_000,
                 }),
+                engine_pid: None,
             },
         },
     );

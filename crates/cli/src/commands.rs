@@ -165,20 +165,37 @@ fn print_usage(state: &StateDir) {
     );
 }
 
-/// Creates or updates the `berth` docker context (best effort: docker may be absent).
+/// Creates or updates the `berth` docker context in the docker CLI's store (best effort).
 fn create_context(state: &StateDir) {
-    let host = format!("host={}", state.docker_endpoint().url());
-    let run = |verb: &str| {
-        std::process::Command::new("docker")
-            .args(["context", verb, "berth", "--docker", &host])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !run("update") && !run("create") {
-        eprintln!("berth: could not create the docker context `berth` (is docker installed?)");
+    let store = berth_host::docker_context::ContextStore::from_env();
+    let host = state.docker_endpoint().url();
+    if let Err(e) = store.ensure("berth", &host, "Berth's VM") {
+        eprintln!(
+            "berth: could not create the docker context `berth` in {}: {:#}",
+            store.dir().display(),
+            anyhow::Error::new(e)
+        );
     }
+}
+
+/// `berth restart --engine`: only the engine in the running VM.
+pub(crate) async fn restart_engine(state: &StateDir, timeout: u64) -> anyhow::Result<()> {
+    if !vm_running(state) {
+        bail!(
+            "Berth's VM is not running (berth start); a native engine (no VM) is restarted by \
+             whoever started it, as there is no init in the VM to restart it"
+        );
+    }
+    let r = berth_host::engine_restart::restart(state, Duration::from_secs(timeout))
+        .await
+        .context("restarting the engine")?;
+    let old = r.old_pid.map_or_else(|| "?".to_string(), |p| p.to_string());
+    println!(
+        "Engine restarted in {:.1} s (pid {old} -> {}); the VM and its running containers kept running.",
+        r.took.as_secs_f64(),
+        r.new_pid
+    );
+    Ok(())
 }
 
 fn spawn_daemon(state: &StateDir) -> anyhow::Result<std::process::Child> {

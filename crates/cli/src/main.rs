@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 1 failure, 2 usage (clap).
 
 mod commands;
+mod config_cmd;
 mod ping;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +47,15 @@ enum Cmd {
         /// As for `start`
         #[arg(long)]
         system_socket: bool,
+        /// Restart only the engine inside the running VM, not the VM: running containers keep
+        /// running and are re-attached; the new engine reads the current daemon.json
+        #[arg(long, conflicts_with = "system_socket")]
+        engine: bool,
+    },
+    /// Berth's settings files
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
     },
     /// Show whether the VM and the Docker API are up
     Status,
@@ -81,6 +91,25 @@ enum Cmd {
     /// Run the supervisor in the foreground (what `start` spawns)
     #[command(hide = true)]
     Daemon,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// The engine's daemon.json (<home>/daemon.json): shown by default; a new one is checked
+    /// (position of a JSON error, keys of the wrong type refused, unknown and VM keys warned)
+    /// before it is written, atomically. It applies at the next start, or now with
+    /// `berth restart --engine`
+    Daemon {
+        /// Check this file and save it as the engine's daemon.json (an empty file removes it)
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["edit", "check"])]
+        set_file: Option<std::path::PathBuf>,
+        /// Edit it in $VISUAL / $EDITOR (default vi); saved only when the result is valid
+        #[arg(long, conflicts_with = "check")]
+        edit: bool,
+        /// Only check the saved file (exit 1 when it is refused)
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -126,12 +155,31 @@ fn main() {
             Cmd::Stop => commands::stop(&state).await,
             Cmd::Restart {
                 timeout,
+                engine: true,
+                ..
+            } => commands::restart_engine(&state, timeout).await,
+            Cmd::Restart {
+                timeout,
                 system_socket,
+                engine: false,
             } => {
                 commands::stop(&state).await?;
                 commands::start(&state, timeout, system_socket, false).await
             }
             Cmd::Status => commands::status(&state).await,
+            Cmd::Config {
+                cmd:
+                    ConfigCmd::Daemon {
+                        set_file,
+                        edit,
+                        check,
+                    },
+            } => match (set_file, edit, check) {
+                (Some(f), _, _) => config_cmd::daemon_set_file(&state, &f),
+                (None, true, _) => config_cmd::daemon_edit(&state),
+                (None, false, true) => config_cmd::daemon_check(&state),
+                (None, false, false) => config_cmd::daemon_show(&state),
+            },
             Cmd::Disk {
                 cmd: DiskCmd::Compact,
             } => commands::disk_compact(&state).await,

@@ -1,7 +1,7 @@
 //! `config.json`: what the user may change. Missing keys take defaults; a missing file is
 //! written with the defaults on first start.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +16,8 @@ pub struct Config {
     pub disk_gib: u32,
     /// Host folders shared into the VM at the same path (virtiofs).
     pub shares: Vec<PathBuf>,
-    /// Where the guest image lives (`vmlinux`, `initrd.img`, `rootfs.img`, `cmdline`).
+    /// Where the guest image lives (`vmlinux` or arm64's `Image`, `initrd.img`, `rootfs.img`,
+    /// `cmdline`, `manifest.json`); by default the image of the host's architecture.
     pub image_dir: PathBuf,
     /// Where `vhost-device-vsock` and `virtiofsd` are (`bin/` below it).
     pub tools_dir: PathBuf,
@@ -62,19 +63,45 @@ fn cache_dir() -> PathBuf {
     }
 }
 
+/// Where a package put a folder of Berth's beside its binaries: `<bin>/../lib/berth/<name>`, as the
+/// `.deb` installs `/usr/bin/berth` with `/usr/lib/berth/vm-image` and `/usr/lib/berth/tools`
+/// (`scripts/package.sh`, docs/design/host.md "Packaging"). Taken only when `marker` is in it,
+/// so an empty or half-installed folder does not hide the cache.
+fn packaged_dir(exe: Option<&Path>, name: &str, marker: &str) -> Option<PathBuf> {
+    let dir = exe?
+        .parent()?
+        .parent()?
+        .join("lib")
+        .join("berth")
+        .join(name);
+    dir.join(marker).exists().then_some(dir)
+}
+
+/// Where `vm-image/build.sh` puts the host architecture's image below its cache `vm_image`:
+/// `out/` for amd64 (the original layout), `arm64/out/` for arm64.
+fn default_image_dir(vm_image: &Path) -> PathBuf {
+    match crate::vm::GuestArch::host() {
+        crate::vm::GuestArch::X86_64 => vm_image.join("out"),
+        crate::vm::GuestArch::Aarch64 => vm_image.join("arm64").join("out"),
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         let home = std::env::var_os("HOME")
             .or_else(|| std::env::var_os("USERPROFILE"))
             .map(PathBuf::from);
         let cache = cache_dir();
+        let exe = std::env::current_exe().ok();
+        let packaged = |name, marker| packaged_dir(exe.as_deref(), name, marker);
         Self {
             cpus: 2,
             memory_mib: 1024,
             disk_gib: 16,
             shares: home.into_iter().collect(),
-            image_dir: cache.join("vm-image").join("out"),
-            tools_dir: cache.join("tools"),
+            image_dir: packaged("vm-image", "cmdline")
+                .unwrap_or_else(|| default_image_dir(&cache.join("vm-image"))),
+            tools_dir: packaged("tools", "bin").unwrap_or_else(|| cache.join("tools")),
             accel: "auto".into(),
             registry_mirrors: vec![],
             max_restarts: 3,
@@ -136,6 +163,20 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected() {
         assert!(serde_json::from_str::<Config>(r#"{"cpu": 4}"#).is_err());
+    }
+
+    #[test]
+    fn packaged_folders_beside_the_binary_are_found_when_complete() {
+        let root = tempfile::tempdir().unwrap();
+        let exe = root.path().join("usr/bin/berth");
+        let image = root.path().join("usr/lib/berth/vm-image");
+        std::fs::create_dir_all(&image).unwrap();
+        // An empty folder (no `cmdline`) is not an image.
+        assert_eq!(packaged_dir(Some(&exe), "vm-image", "cmdline"), None);
+        std::fs::write(image.join("cmdline"), "console=ttyS0").unwrap();
+        assert_eq!(packaged_dir(Some(&exe), "vm-image", "cmdline"), Some(image));
+        assert_eq!(packaged_dir(Some(&exe), "tools", "bin"), None);
+        assert_eq!(packaged_dir(None, "vm-image", "cmdline"), None);
     }
 
     #[test]

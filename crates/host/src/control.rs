@@ -25,6 +25,8 @@ pub struct ControlClient {
     out: mpsc::Sender<HostFrame>,
     pending: Pending,
     next: Arc<AtomicU64>,
+    /// Fired when the guest's end closes (VM gone, or its engine restarted).
+    closed: tokio_util::sync::CancellationToken,
 }
 
 impl ControlClient {
@@ -47,7 +49,10 @@ impl ControlClient {
             }
         });
         let p = pending.clone();
+        let closed = tokio_util::sync::CancellationToken::new();
+        let closing = closed.clone().drop_guard();
         tokio::spawn(async move {
+            let _closing = closing;
             loop {
                 match read_frame::<_, GuestFrame>(&mut rd).await {
                     Ok(Some(GuestFrame::Reply { id, reply })) => {
@@ -75,6 +80,7 @@ impl ControlClient {
             out,
             pending,
             next: Arc::new(AtomicU64::new(1)),
+            closed,
         };
         match c
             .request(Request::Hello {
@@ -126,7 +132,12 @@ impl ControlClient {
 
     /// Whether the connection is still up.
     pub fn is_open(&self) -> bool {
-        !self.out.is_closed()
+        !self.out.is_closed() && !self.closed.is_cancelled()
+    }
+
+    /// Resolves once the guest's end has closed the connection.
+    pub async fn closed(&self) {
+        self.closed.cancelled().await
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! One request per connection, framed as on the guest's control port ([`HostFrame`] in,
 //! [`GuestFrame::Reply`] out), so [`crate::control::one_request`] talks to it unchanged:
-//! - `health` and `trim` go to the guest on the supervisor's own control connection;
+//! - `health`, `trim` and `restart_engine` go to the guest on the supervisor's own control connection;
 //! - `shutdown` stops Berth in order: the supervisor's stop token fires, the agent stops the
 //!   containers, syncs and powers the guest off, then the supervisor exits;
 //! - anything else (hello, mount, time sync, file events) is the supervisor's own business and is
@@ -66,7 +66,7 @@ pub async fn answer(req: Request, guest: &CurrentGuest, stop: &CancellationToken
             stop.cancel();
             return Reply::Ok;
         }
-        Request::Health => crate::control::REQUEST_TIMEOUT,
+        Request::Health | Request::RestartEngine { .. } => crate::control::REQUEST_TIMEOUT,
         Request::Trim => TRIM_TIMEOUT,
         other => {
             return Reply::Error {
@@ -158,6 +158,7 @@ mod tests {
                         uptime_secs: 7,
                         memory: None,
                         disk: None,
+                        engine_pid: None,
                     },
                 })
             })

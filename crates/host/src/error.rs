@@ -17,7 +17,20 @@ pub enum HostError {
         source: serde_json::Error,
     },
     #[error("invalid engine configuration {path}: {detail}")]
-    DaemonJson { path: PathBuf, detail: String },
+    DaemonJson {
+        path: PathBuf,
+        detail: crate::daemon_json::Invalid,
+    },
+    /// The docker CLI's `config.json` or a context's `meta.json` is not what the CLI writes.
+    #[error("invalid docker CLI file {path}")]
+    DockerConfig {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The docker CLI's words for a context that is not in the store.
+    #[error("context \"{0}\" does not exist")]
+    NoSuchContext(String),
     #[error("failed to start {program}")]
     Spawn {
         program: String,
@@ -28,6 +41,14 @@ pub enum HostError {
     MissingTool(String),
     #[error("VM image file {0} is missing: run vm-image/build.sh")]
     MissingImage(PathBuf),
+    #[error("invalid VM image manifest {path}")]
+    ImageManifest {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path} names architecture {arch:?}, which Berth cannot boot (amd64 or arm64)")]
+    UnsupportedArch { path: PathBuf, arch: String },
     #[error("{what} failed: {detail}")]
     Command { what: String, detail: String },
     #[error("timed out after {secs} s waiting for {what}")]

@@ -11,7 +11,9 @@
 //! - [`memory`]: the VM's memory as the host and the guest see it;
 //! - [`control`]: the host end of the control protocol, and [`control_endpoint`], the
 //!   supervisor's own (one-off guest requests and `berth stop` from other processes);
+//! - [`engine_restart`]: restarting the guest's engine without the VM;
 //! - [`api`]: plain requests to a Docker API (whole bodies, JSON-lines progress);
+//! - [`docker_context`]: the docker CLI's contexts (list, switch, the `berth` one);
 //! - [`reset`]: back to factory defaults (what it deletes, and deleting it);
 //! - [`endpoint`]: where the Docker API is served (unix socket, or named pipe on Windows);
 //! - [`forward`]: the Docker endpoint and published ports over multiplexed vsock;
@@ -26,8 +28,10 @@ pub mod control;
 pub mod control_endpoint;
 pub mod daemon_json;
 pub mod disk;
+pub mod docker_context;
 pub mod doctor;
 pub mod endpoint;
+pub mod engine_restart;
 pub mod error;
 pub mod forward;
 pub mod helpers;

@@ -149,6 +149,34 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one: a
+/// temp file beside it, fsync, rename over, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> crate::error::Result<()> {
+    use crate::error::HostError;
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(HostError::io(&tmp)(e));
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(HostError::io(path)(e));
+    }
+    // The rename is durable once the directory is (not possible to open on Windows).
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(HostError::io(dir))?;
+    }
+    Ok(())
+}
+
 /// Writes `value` as pretty JSON to `path` through a temp file and a rename (best effort: the
 /// files so written are reports for `berth status`).
 pub(crate) fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) {

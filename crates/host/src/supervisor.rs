@@ -214,7 +214,7 @@ async fn run_inner(
                     guest: control.clone(),
                     gate: gate.clone(),
                 })));
-                let session = Session::begin(config, control, events, ports.clone()).await;
+                let mut session = Session::begin(config, control, events, ports.clone()).await;
                 boot.phases.mark(crate::boot::READY, None);
                 status.state = VmState::Running;
                 status.message = None;
@@ -230,6 +230,35 @@ async fn run_inner(
                         Ok(()) = idle.paused.changed() => {
                             let paused = *idle.paused.borrow_and_update();
                             on_pause_change(state, status, &session.control, paused).await;
+                        }
+                        // The engine restarted in the running VM (`berth restart --engine`, or
+                        // a crash PID 1 recovered from): connect to the new one.
+                        _ = session.control.closed() => {
+                            guest.send_replace(None);
+                            tracing::warn!("the guest's engine closed the control connection; reconnecting");
+                            let again = tokio::select! {
+                                r = wait_for_agent(connector.as_ref(), AGENT_TIMEOUT) => r,
+                                _ = boot.vm.wait() => break true,
+                                _ = stop.cancelled() => break false,
+                            };
+                            match again {
+                                Ok((control, events)) => {
+                                    let shares = std::mem::take(&mut session.shares);
+                                    session.end();
+                                    ports.clear();
+                                    session = Session::attach(config, control, events, ports.clone(), shares).await;
+                                    guest.send_replace(Some(Arc::new(Awake {
+                                        guest: session.control.clone(),
+                                        gate: gate.clone(),
+                                    })));
+                                    tracing::info!("engine ready again");
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %error_chain(&e), "the engine did not come back; restarting the VM");
+                                    boot.vm.kill().await;
+                                    break true;
+                                }
+                            }
                         }
                     }
                 };
@@ -539,10 +568,12 @@ fn spec(
             config.registry_mirrors.join(",")
         ));
     }
+    let arch = crate::vm::GuestArch::of_image(img)?;
     Ok(VmSpec {
+        arch,
         cpus: config.cpus,
         memory_mib: config.memory_mib,
-        kernel: img.join("vmlinux"),
+        kernel: img.join(arch.kernel_file()),
         initrd: img.join("initrd.img"),
         rootfs: img.join("rootfs.img"),
         cmdline,
@@ -572,10 +603,9 @@ impl Session {
     async fn begin(
         config: &Config,
         control: ControlClient,
-        mut events: tokio::sync::mpsc::Receiver<berth_agent_proto::Event>,
+        events: tokio::sync::mpsc::Receiver<berth_agent_proto::Event>,
         ports: Arc<PortForwarder>,
     ) -> Self {
-        sync_guest_clock(&control).await;
         let mut shares = Vec::new();
         for (i, dir) in config.shares.iter().enumerate() {
             let share = Share {
@@ -588,6 +618,19 @@ impl Session {
                 Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "share not mounted"),
             }
         }
+        Self::attach(config, control, events, ports, shares).await
+    }
+
+    /// The session's work on a connected agent whose shares are mounted (at boot by
+    /// [`Session::begin`]; they outlive an engine restart, being the guest kernel's).
+    async fn attach(
+        config: &Config,
+        control: ControlClient,
+        mut events: tokio::sync::mpsc::Receiver<berth_agent_proto::Event>,
+        ports: Arc<PortForwarder>,
+        shares: Vec<PathBuf>,
+    ) -> Self {
+        sync_guest_clock(&control).await;
         let mut tasks = vec![tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
                 ports.apply(&ev).await;

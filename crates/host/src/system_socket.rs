@@ -80,6 +80,59 @@ pub fn disable(state: &StateDir) -> Result<Unlinked> {
     Ok(outcome)
 }
 
+/// What is at a system socket path now, as the app's Settings shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    /// Nothing: Berth may link it.
+    Free,
+    /// A link to this state's docker socket.
+    Ours,
+    /// Something else (says what); never replaced.
+    Other(String),
+}
+
+/// What is at `path` now, compared with this state's docker socket.
+pub fn inspect(state: &StateDir, path: &Path) -> Result<LinkState> {
+    Ok(match describe(path, &state.docker_socket())? {
+        None => LinkState::Free,
+        Some(Existing::Ours) => LinkState::Ours,
+        Some(Existing::Other(what)) => LinkState::Other(what),
+    })
+}
+
+/// Removes `path` when it is a link to this state's docker socket (and forgets the record of
+/// it); anything else is left alone and said.
+pub fn remove(state: &StateDir, path: &Path) -> Result<Unlinked> {
+    match describe(path, &state.docker_socket())? {
+        Some(Existing::Ours) => match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(HostError::io(path)(e)),
+        },
+        Some(Existing::Other(what)) => return Ok(Unlinked::NotOurs(path.to_path_buf(), what)),
+        None => return Ok(Unlinked::NothingRecorded),
+    }
+    if recorded(state).as_deref() == Some(path) {
+        let record = record_file(state);
+        std::fs::remove_file(&record).map_err(HostError::io(&record))?;
+    }
+    Ok(Unlinked::Removed(path.to_path_buf()))
+}
+
+/// The shell command that does what Berth was not permitted to (the path needs root).
+pub fn link_command(state: &StateDir, path: &Path) -> String {
+    format!(
+        "sudo ln -s {} {}",
+        state.docker_socket().display(),
+        path.display()
+    )
+}
+
+/// As [`link_command`], to remove the link.
+pub fn unlink_command(path: &Path) -> String {
+    format!("sudo rm {}", path.display())
+}
+
 /// The link currently recorded (for `berth status`).
 pub fn recorded(state: &StateDir) -> Option<PathBuf> {
     let b = std::fs::read(record_file(state)).ok()?;
@@ -189,5 +242,33 @@ mod tests {
         }
         assert_eq!(std::fs::read_link(&sys).unwrap(), other);
         assert_eq!(recorded(&s), None);
+    }
+
+    #[test]
+    fn inspect_and_remove_touch_only_our_link() {
+        let (d, s) = state();
+        let sys = d.path().join("docker.sock");
+        assert_eq!(inspect(&s, &sys).unwrap(), LinkState::Free);
+        assert_eq!(remove(&s, &sys).unwrap(), Unlinked::NothingRecorded);
+        enable(&s, &sys).unwrap();
+        assert_eq!(inspect(&s, &sys).unwrap(), LinkState::Ours);
+        assert_eq!(remove(&s, &sys).unwrap(), Unlinked::Removed(sys.clone()));
+        assert_eq!(recorded(&s), None);
+        assert_eq!(inspect(&s, &sys).unwrap(), LinkState::Free);
+        std::fs::write(&sys, b"x").unwrap();
+        assert_eq!(
+            inspect(&s, &sys).unwrap(),
+            LinkState::Other("a file".into())
+        );
+        assert!(matches!(remove(&s, &sys).unwrap(), Unlinked::NotOurs(..)));
+        assert!(sys.is_file());
+        assert_eq!(
+            link_command(&s, &sys),
+            format!(
+                "sudo ln -s {} {}",
+                s.docker_socket().display(),
+                sys.display()
+            )
+        );
     }
 }

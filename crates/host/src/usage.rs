@@ -66,6 +66,7 @@ struct DfContainer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct DfVolume {
+    name: String,
     usage_data: Option<DfVolumeUsage>,
 }
 
@@ -151,6 +152,18 @@ pub async fn read(state: &StateDir, vm_running: bool) -> DiskUsage {
 /// The engine's accounting at `e` (`GET /system/df`, summarised as `docker system df` does).
 pub async fn engine_usage(e: &Endpoint) -> Result<EngineUsage> {
     Ok(summarise(&system_df(e).await?))
+}
+
+/// The size of volume `name` as `/system/df` counts it; `None` when the engine did not count
+/// it (Docker's -1) or lists no such volume.
+pub async fn volume_size(e: &Endpoint, name: &str) -> Result<Option<u64>> {
+    let df = system_df(e).await?;
+    Ok(df
+        .volumes
+        .iter()
+        .find(|v| v.name == name)
+        .and_then(|v| v.usage_data.as_ref())
+        .and_then(|u| u64::try_from(u.size).ok()))
 }
 
 /// `GET /system/df` on the Docker API at `e`.

@@ -109,6 +109,7 @@ fn fake_agent(c: &MemoryConnector, off: Arc<watch::Sender<bool>>) {
                             uptime_secs: 1,
                             memory: Some(MEMORY),
                             disk: None,
+                            engine_pid: None,
                         },
                         Request::Trim => Reply::Trimmed { bytes: TRIMMED },
                         _ => Reply::Ok,

@@ -43,10 +43,21 @@ fn main() -> anyhow::Result<()> {
     let result = rt.block_on(run(args, config.0));
     // A blocking task still in a syscall must not keep the process from exiting.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
-    result
+    if let Ok(Exit::Restart) = result {
+        std::process::exit(init::RESTART_EXIT_CODE);
+    }
+    result.map(|_| ())
 }
 
-async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Result<()> {
+/// Why the daemon stopped.
+enum Exit {
+    /// A signal, or the host's `shutdown`.
+    Stop,
+    /// The host's `restart_engine`: PID 1 starts the engine again.
+    Restart,
+}
+
+async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Result<Exit> {
     let data_root = config.data_root.clone();
     let engine = berth_engine::Engine::open(config)
         .await
@@ -59,6 +70,12 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
     let in_vm = control.as_ref().is_some_and(|c| c.is_vsock());
     // In the VM, freed blocks go back to the host's disk image.
     let fstrim = in_vm.then(|| fstrim::spawn(data_root.clone(), &engine.events, cancel.clone()));
+    // In the VM, PID 1 restarts the engine when it exits with RESTART_EXIT_CODE.
+    let restart_requested = tokio_util::sync::CancellationToken::new();
+    let restart = (in_vm && control::under_init()).then(|| control::EngineRestart {
+        requested: restart_requested.clone(),
+        config: init::RESTART_CONFIG.into(),
+    });
     let host_shutdown = match (&control, &forward) {
         (Some(c), Some(f)) => {
             let started = control::start(
@@ -69,6 +86,7 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
                 &mut listeners,
                 cancel.clone(),
                 data_root,
+                restart,
             );
             match started {
                 Ok(t) => Some(t),
@@ -87,14 +105,15 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
             .with_context(|| format!("failed to write {}", p.display()))?;
     }
     tracing::info!(hosts = ?args.hosts, "API listen");
-    let by_host = match host_shutdown {
+    let (by_host, exit) = match host_shutdown {
         Some(t) => tokio::select! {
-            _ = wait_for_signal() => false,
-            _ = t.cancelled() => true,
+            _ = wait_for_signal() => (false, Exit::Stop),
+            _ = t.cancelled() => (true, Exit::Stop),
+            _ = restart_requested.cancelled() => (false, Exit::Restart),
         },
         None => {
             wait_for_signal().await;
-            false
+            (false, Exit::Stop)
         }
     };
     if by_host {
@@ -111,7 +130,7 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
     if let Some(p) = &args.pidfile {
         let _ = std::fs::remove_file(p);
     }
-    Ok(())
+    Ok(exit)
 }
 
 /// `berth-agent init`, or the binary started as `init` (the guest's `/sbin/init` link).

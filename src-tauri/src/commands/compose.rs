@@ -157,7 +157,10 @@ pub fn group(containers: Vec<ContainerSummary>, networks: &[Network]) -> Vec<Pro
 }
 
 /// Containers carrying `label` (`key` or `key=value`), stopped ones too.
-async fn labelled_containers(e: &Engine, label: String) -> Result<Vec<ContainerSummary>> {
+pub(crate) async fn labelled_containers(
+    e: &Engine,
+    label: String,
+) -> Result<Vec<ContainerSummary>> {
     let filters = HashMap::from([("label", vec![label])]);
     let opts = ListContainersOptionsBuilder::default()
         .all(true)

@@ -80,6 +80,7 @@ pub async fn containers_list(state: State<'_, AppState>) -> Result<Vec<Container
     let mut rows: Vec<ContainerRow> = list
         .map_err(|x| e.err(x))?
         .into_iter()
+        .filter(|c| !super::volume_helper::is_helper(c.labels.as_ref()))
         .map(ContainerRow::from)
         .collect();
     // Compose projects together (first), then the other containers, each by name.

@@ -8,7 +8,6 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use bollard::query_parameters::{DownloadFromContainerOptions, UploadToContainerOptionsBuilder};
-use bollard::Docker;
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use tauri::{AppHandle, Manager, State};
@@ -19,7 +18,9 @@ use crate::error::{AppError, Result};
 use crate::state::AppState;
 
 /// At most this many entries of a folder are listed.
-const MAX_ENTRIES: usize = 5000;
+pub const MAX_ENTRIES: usize = 5000;
+/// How long an upload (a restore, a clone, dropped files) may take.
+const MAX_UPLOAD: std::time::Duration = std::time::Duration::from_secs(3600);
 /// At most this much of a file is shown in the viewer.
 const MAX_VIEW: u64 = 1024 * 1024;
 
@@ -165,14 +166,13 @@ fn as_text(buf: &[u8]) -> Option<String> {
 
 /// The archive of `path` as a byte stream; an engine error (no such path) is returned here,
 /// before any byte is read.
-async fn archive(
+pub async fn archive(
     e: &Engine,
-    docker: &Docker,
     id: &str,
     path: &str,
 ) -> Result<impl Stream<Item = std::io::Result<bytes::Bytes>> + Send + Unpin + 'static> {
     let opts = DownloadFromContainerOptions { path: path.into() };
-    let mut s = docker.download_from_container(id, Some(opts));
+    let mut s = e.docker()?.download_from_container(id, Some(opts));
     let first = match s.next().await {
         Some(r) => Some(r.map_err(|x| e.err(x))?),
         None => None,
@@ -182,19 +182,33 @@ async fn archive(
 }
 
 /// Runs `f` over the archive of `path` as a blocking reader.
-async fn with_archive<T: Send + 'static>(
-    state: &AppState,
+pub async fn with_archive<T: Send + 'static>(
+    e: &Engine,
     id: &str,
     path: &str,
     f: impl FnOnce(&mut dyn Read) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let e = state.engine();
-    let docker = e.docker()?;
-    let s = archive(&e, &docker, id, path).await?;
+    let s = archive(e, id, path).await?;
     let mut r = SyncIoBridge::new(StreamReader::new(s));
     tokio::task::spawn_blocking(move || f(&mut r))
         .await
         .map_err(|x| AppError::Client(x.to_string()))?
+}
+
+/// The direct children of folder `path` of container `id` (at most `max`) and whether there
+/// were more.
+pub async fn list_in(
+    e: &Engine,
+    id: &str,
+    path: &str,
+    max: usize,
+) -> Result<(Vec<FileEntry>, bool)> {
+    let named = top_named(path);
+    with_archive(e, id, path, move |r| {
+        list_children(r, named, max)
+            .map_err(|x| AppError::Client(format!("reading the archive: {x}")))
+    })
+    .await
 }
 
 /// Lists the folder `path` of container `id`.
@@ -204,17 +218,17 @@ pub async fn containers_files_list(
     id: String,
     path: String,
 ) -> Result<Listing> {
-    let named = top_named(&path);
-    let (entries, truncated) = with_archive(&state, &id, &path, move |r| {
-        list_children(r, named, MAX_ENTRIES)
-            .map_err(|x| AppError::Client(format!("reading the archive: {x}")))
-    })
-    .await?;
+    let (entries, truncated) = list_in(&state.engine(), &id, &path, MAX_ENTRIES).await?;
     Ok(Listing {
         path,
         entries,
         truncated,
     })
+}
+
+/// The start of the file `path` of container `id`, as text when it is text.
+pub async fn read_in(e: &Engine, id: &str, path: &str) -> Result<FileView> {
+    with_archive(e, id, path, |r| read_file(r, MAX_VIEW)).await
 }
 
 /// The start of the file `path` of container `id`, as text when it is text.
@@ -224,7 +238,7 @@ pub async fn containers_files_read(
     id: String,
     path: String,
 ) -> Result<FileView> {
-    with_archive(&state, &id, &path, |r| read_file(r, MAX_VIEW)).await
+    read_in(&state.engine(), &id, &path).await
 }
 
 /// The user's Downloads folder (created if missing).
@@ -258,10 +272,60 @@ pub fn unique_path(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// The last component of a container path (`/` when there is none).
-fn base_name(path: &str) -> String {
+pub fn base_name(path: &str) -> String {
     parts(Path::new(path))
         .pop()
         .unwrap_or_else(|| "root".into())
+}
+
+/// What a download writes: the file itself, or a folder's archive as the engine sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveAs {
+    File,
+    Tar,
+}
+
+/// Streams `path` of container `id` to a new file `name` in the Downloads folder (never
+/// overwriting one: see [`unique_path`]); returns where. A failed copy removes what it wrote.
+pub async fn save_from(
+    app: &AppHandle,
+    e: &Engine,
+    id: &str,
+    path: &str,
+    how: SaveAs,
+    name: &str,
+) -> Result<PathBuf> {
+    let target = unique_path(&downloads_dir(app)?, name);
+    let to = target.clone();
+    let saved = with_archive(e, id, path, move |r| {
+        let io = |err| AppError::Io {
+            path: to.display().to_string(),
+            err,
+        };
+        let mut out = std::fs::File::create(&to).map_err(io)?;
+        match how {
+            SaveAs::Tar => {
+                std::io::copy(r, &mut out).map_err(io)?;
+            }
+            SaveAs::File => {
+                let mut ar = tar::Archive::new(r);
+                let mut entries = ar.entries().map_err(io)?;
+                let mut e = entries
+                    .next()
+                    .ok_or_else(|| AppError::Client("the archive is empty".into()))?
+                    .map_err(io)?;
+                std::io::copy(&mut e, &mut out).map_err(io)?;
+            }
+        }
+        out.sync_all().map_err(io)
+    })
+    .await;
+    if saved.is_err() {
+        let _ = std::fs::remove_file(&target);
+    }
+    saved?;
+    tracing::info!(container = %id, %path, to = %target.display(), "file saved");
+    Ok(target)
 }
 
 /// Saves the file `path` of container `id` to the Downloads folder (a folder, `dir`, as
@@ -275,34 +339,13 @@ pub async fn containers_files_save(
     dir: bool,
 ) -> Result<String> {
     let name = base_name(&path);
-    let target = if dir {
-        unique_path(&downloads_dir(&app)?, &format!("{name}.tar"))
+    let (how, name) = if dir {
+        (SaveAs::Tar, format!("{name}.tar"))
     } else {
-        unique_path(&downloads_dir(&app)?, &name)
+        (SaveAs::File, name)
     };
-    let to = target.clone();
-    with_archive(&state, &id, &path, move |r| {
-        let io = |err| AppError::Io {
-            path: to.display().to_string(),
-            err,
-        };
-        let mut out = std::fs::File::create(&to).map_err(io)?;
-        if dir {
-            std::io::copy(r, &mut out).map_err(io)?;
-        } else {
-            let mut ar = tar::Archive::new(r);
-            let mut entries = ar.entries().map_err(io)?;
-            let mut e = entries
-                .next()
-                .ok_or_else(|| AppError::Client("the archive is empty".into()))?
-                .map_err(io)?;
-            std::io::copy(&mut e, &mut out).map_err(io)?;
-        }
-        Ok(())
-    })
-    .await?;
-    tracing::info!(container = %id, %path, to = %target.display(), "file saved");
-    Ok(target.display().to_string())
+    let to = save_from(&app, &state.engine(), &id, &path, how, &name).await?;
+    Ok(to.display().to_string())
 }
 
 /// A tar holding one regular file `name` (mode 0644, owned by root, as `docker cp` makes it
@@ -346,47 +389,153 @@ fn percent_decode(s: &str) -> Result<String> {
     String::from_utf8(out).map_err(|_| bad())
 }
 
-/// Uploads one file into the folder of a container. The body is the file's bytes (sent raw);
-/// headers `x-berth-id`, `x-berth-dir` and `x-berth-name` (each URI-encoded) say where.
+/// One file the UI uploads: the body is the file's bytes (sent raw); the headers `target`
+/// (the container or volume, named by the caller), `x-berth-dir` and `x-berth-name` (each
+/// URI-encoded) say where.
+pub struct Upload<'a> {
+    pub target: String,
+    pub dir: String,
+    pub name: String,
+    pub data: &'a [u8],
+}
+
+impl<'a> Upload<'a> {
+    pub fn from_request(request: &'a tauri::ipc::Request<'_>, target: &str) -> Result<Self> {
+        let header = |k: &str| -> Result<String> {
+            let v = request
+                .headers()
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| AppError::Invalid(format!("missing {k}")))?;
+            percent_decode(v)
+        };
+        let tauri::ipc::InvokeBody::Raw(data) = request.body() else {
+            return Err(AppError::Invalid(
+                "the file must be sent as raw bytes".into(),
+            ));
+        };
+        Ok(Self {
+            target: header(target)?,
+            dir: header("x-berth-dir")?,
+            name: header("x-berth-name")?,
+            data,
+        })
+    }
+}
+
+/// Extracts the tar `body` into folder `dir` of container `id` (`PUT …/archive`, streamed);
+/// `keep_owners` keeps the archive's owners (`docker cp -a`), else root owns what it writes.
+pub async fn put_tar(
+    e: &Engine,
+    id: &str,
+    dir: &str,
+    keep_owners: bool,
+    body: impl Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+) -> Result<()> {
+    let opts = UploadToContainerOptionsBuilder::default()
+        .path(dir)
+        .copy_uidgid(if keep_owners { "1" } else { "0" })
+        .build();
+    // The engine answers once the whole archive is in: bound it by [`MAX_UPLOAD`], not by
+    // the client's per-request limit.
+    let r = e
+        .docker()?
+        .with_timeout(MAX_UPLOAD)
+        .upload_to_container(id, Some(opts), bollard::body_try_stream(body))
+        .await;
+    r.map_err(|x| e.err(x))
+}
+
+/// Writes one file `name` with `data` into folder `dir` of container `id`.
+pub async fn put_file(e: &Engine, id: &str, dir: &str, name: &str, data: &[u8]) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let tar = tar_of_file(plain_name(name)?, data, now)
+        .map_err(|x| AppError::Client(format!("making the archive: {x}")))?;
+    let body = futures::stream::once(async move { Ok(bytes::Bytes::from(tar)) });
+    put_tar(e, id, dir, false, body).await?;
+    tracing::info!(container = %id, %dir, %name, bytes = data.len(), "file uploaded");
+    Ok(())
+}
+
+/// Host files and folders dropped on a browser (Tauri's drag-drop gives their paths).
+fn dropped_names(paths: &[PathBuf]) -> Result<Vec<(PathBuf, std::ffi::OsString)>> {
+    if paths.is_empty() {
+        return Err(AppError::Invalid("nothing to upload".into()));
+    }
+    paths
+        .iter()
+        .map(|p| match (p.file_name(), p.symlink_metadata()) {
+            (Some(name), Ok(_)) => Ok((p.clone(), name.to_owned())),
+            (None, _) => Err(AppError::Invalid(format!("invalid file name {p:?}"))),
+            (_, Err(err)) => Err(AppError::Io {
+                path: p.display().to_string(),
+                err,
+            }),
+        })
+        .collect()
+}
+
+/// Writes a tar of `items` (each under its own name; folders with everything in them,
+/// symbolic links as links) to `out`.
+fn write_tar_of_paths(
+    items: &[(PathBuf, std::ffi::OsString)],
+    out: impl std::io::Write,
+) -> std::io::Result<()> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    for (path, name) in items {
+        if path.symlink_metadata()?.is_dir() {
+            b.append_dir_all(name, path)?;
+        } else {
+            b.append_path_with_name(path, name)?;
+        }
+    }
+    b.finish()
+}
+
+/// Streams the host files and folders `paths` into folder `dir` of container `id`, as
+/// `docker cp PATH c:DIR` does: the tar is made while it is sent, never held in memory.
+pub async fn put_paths(e: &Engine, id: &str, dir: &str, paths: &[PathBuf]) -> Result<()> {
+    let items = dropped_names(paths)?;
+    let (w, r) = tokio::io::duplex(256 * 1024);
+    let mut out = SyncIoBridge::new(w);
+    let writer = tokio::task::spawn_blocking(move || {
+        write_tar_of_paths(&items, &mut out)?;
+        out.shutdown()
+    });
+    let put = put_tar(e, id, dir, false, tokio_util::io::ReaderStream::new(r)).await;
+    let wrote = writer.await.map_err(|x| AppError::Client(x.to_string()))?;
+    put?;
+    wrote.map_err(|err| AppError::Io {
+        path: format!("{paths:?}"),
+        err,
+    })?;
+    tracing::info!(container = %id, %dir, files = paths.len(), "paths uploaded");
+    Ok(())
+}
+
+/// Uploads host files and folders (dropped on the Files tab) into folder `dir` of container
+/// `id`.
+#[tauri::command]
+pub async fn containers_files_upload_paths(
+    state: State<'_, AppState>,
+    id: String,
+    dir: String,
+    paths: Vec<PathBuf>,
+) -> Result<()> {
+    put_paths(&state.engine(), &id, &dir, &paths).await
+}
+
+/// Uploads one file into the folder of a container (headers: `x-berth-id`, see [`Upload`]).
 #[tauri::command]
 pub async fn containers_files_upload(
     state: State<'_, AppState>,
     request: tauri::ipc::Request<'_>,
 ) -> Result<()> {
-    let header = |k: &str| -> Result<String> {
-        let v = request
-            .headers()
-            .get(k)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| AppError::Invalid(format!("missing {k}")))?;
-        percent_decode(v)
-    };
-    let (id, dir, name) = (
-        header("x-berth-id")?,
-        header("x-berth-dir")?,
-        header("x-berth-name")?,
-    );
-    let tauri::ipc::InvokeBody::Raw(data) = request.body() else {
-        return Err(AppError::Invalid(
-            "the file must be sent as raw bytes".into(),
-        ));
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let tar = tar_of_file(plain_name(&name)?, data, now)
-        .map_err(|x| AppError::Client(format!("making the archive: {x}")))?;
-    let e = state.engine();
-    let opts = UploadToContainerOptionsBuilder::default()
-        .path(&dir)
-        .build();
-    let r = e
-        .docker()?
-        .upload_to_container(&id, Some(opts), bollard::body_full(tar.into()))
-        .await;
-    r.map_err(|x| e.err(x))?;
-    tracing::info!(container = %id, %dir, %name, bytes = data.len(), "file uploaded");
-    Ok(())
+    let u = Upload::from_request(&request, "x-berth-id")?;
+    put_file(&state.engine(), &u.target, &u.dir, &u.name, u.data).await
 }
 
 #[cfg(test)]
@@ -464,6 +613,29 @@ mod tests {
             folder.to_string().contains("not a regular file (dir)"),
             "{folder}"
         );
+    }
+
+    #[test]
+    fn dropped_paths_become_one_tar_with_their_folders() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("folder/inner")).unwrap();
+        std::fs::write(d.path().join("folder/inner/x.txt"), "x").unwrap();
+        std::fs::write(d.path().join("one.txt"), "one").unwrap();
+        let items = dropped_names(&[d.path().join("one.txt"), d.path().join("folder")]).unwrap();
+        let mut tar = Vec::new();
+        write_tar_of_paths(&items, &mut tar).unwrap();
+        let mut names: Vec<String> = tar::Archive::new(&tar[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["folder", "folder/inner", "folder/inner/x.txt", "one.txt"]
+        );
+        assert!(dropped_names(&[]).is_err());
+        assert!(dropped_names(&[d.path().join("missing")]).is_err());
     }
 
     #[test]

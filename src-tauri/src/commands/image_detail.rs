@@ -56,6 +56,16 @@ pub struct UsedBy {
     pub state: String,
 }
 
+impl From<bollard::models::ContainerSummary> for UsedBy {
+    fn from(c: bollard::models::ContainerSummary) -> Self {
+        Self {
+            id: c.id.unwrap_or_default(),
+            name: shown_name(c.names),
+            state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
 /// Which RootFS layer each history step (oldest first) made. Steps with a size made one; when
 /// their count differs from the layers' (a step whose layer is empty) but the step count
 /// equals it, every step made one; otherwise the sized steps take the layers in order.
@@ -90,7 +100,7 @@ fn root_layers(i: &ImageInspect) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Every other local image as (label, layers).
+/// Every other local image (not the app's helper image) as (label, layers).
 async fn other_images(
     docker: &bollard::Docker,
     own_id: &str,
@@ -99,7 +109,7 @@ async fn other_images(
     let list = docker.list_images(Some(opts)).await?;
     let inspects = list
         .into_iter()
-        .filter(|i| i.id != own_id)
+        .filter(|i| i.id != own_id && !super::volume_helper::is_helper(Some(&i.labels)))
         .map(|i| async move {
             let label = i.repo_tags.first().cloned().unwrap_or_else(|| {
                 i.id.trim_start_matches("sha256:")
@@ -125,11 +135,7 @@ async fn used_by(
         .await?
         .into_iter()
         .filter(|c| c.image_id.as_deref() == Some(own_id))
-        .map(|c| UsedBy {
-            id: c.id.unwrap_or_default(),
-            name: shown_name(c.names),
-            state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-        })
+        .map(UsedBy::from)
         .collect())
 }
 

@@ -53,6 +53,7 @@ pub async fn images_list(state: State<'_, AppState>) -> Result<Vec<ImageRow>> {
     let mut out: Vec<ImageRow> = list
         .map_err(|x| e.err(x))?
         .into_iter()
+        .filter(|i| !super::volume_helper::is_helper(Some(&i.labels)))
         .flat_map(rows)
         .collect();
     out.sort_by(|a, b| a.reference.cmp(&b.reference));
@@ -98,30 +99,42 @@ pub async fn images_pull(
     let e = state.engine();
     let ch = channel.clone();
     Ok(state.streams.spawn(channel, None, async move {
-        let opts = CreateImageOptionsBuilder::default()
-            .from_image(&name)
-            .tag(&tag)
-            .build();
-        let mut pull = e.docker()?.create_image(Some(opts), None, None);
-        while let Some(item) = pull.next().await {
-            let info = item.map_err(|x| e.err(x))?;
-            if let Some(err) = info.error_detail.and_then(|d| d.message) {
-                return Err(AppError::Docker {
-                    status: 500,
-                    message: err,
-                });
-            }
-            let detail = info.progress_detail.unwrap_or_default();
-            let bytes = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok());
-            let progress = progress_text(bytes(detail.current), bytes(detail.total));
-            let _ = ch.send(StreamEvent::Progress {
-                id: info.id,
-                status: info.status.unwrap_or_default(),
-                progress,
+        pull_with_progress(&e, &name, &tag, |ev| {
+            let _ = ch.send(ev);
+        })
+        .await
+    }))
+}
+
+/// Pulls `name:tag`, giving each progress line to `progress`; fails with Docker's message.
+pub async fn pull_with_progress(
+    e: &crate::engine::Engine,
+    name: &str,
+    tag: &str,
+    mut progress: impl FnMut(StreamEvent),
+) -> Result<()> {
+    let opts = CreateImageOptionsBuilder::default()
+        .from_image(name)
+        .tag(tag)
+        .build();
+    let mut pull = e.docker()?.create_image(Some(opts), None, None);
+    while let Some(item) = pull.next().await {
+        let info = item.map_err(|x| e.err(x))?;
+        if let Some(err) = info.error_detail.and_then(|d| d.message) {
+            return Err(AppError::Docker {
+                status: 500,
+                message: err,
             });
         }
-        Ok(())
-    }))
+        let detail = info.progress_detail.unwrap_or_default();
+        let bytes = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok());
+        progress(StreamEvent::Progress {
+            id: info.id,
+            status: info.status.unwrap_or_default(),
+            progress: progress_text(bytes(detail.current), bytes(detail.total)),
+        });
+    }
+    Ok(())
 }
 
 #[tauri::command]

@@ -1,22 +1,30 @@
 //! Tauri commands, one file per area, named `area_verb`. Each is a thin forward to the Docker
 //! client or `berth-host`; errors are [`crate::error::AppError`] (`{code, message}` in the UI).
 
+pub mod build;
 pub mod compose;
 pub mod containers;
+pub mod debug_shell;
+pub mod contexts;
 pub mod detail;
 pub mod disk;
+pub mod engine_config;
 pub mod exec;
 pub mod files;
 pub mod image_detail;
+pub mod image_waste;
 pub mod images;
 pub mod logs;
 pub mod networks;
 pub mod run_line;
 pub mod settings;
+pub mod shells;
 pub mod system;
+pub mod system_socket;
 pub mod tray;
 pub mod troubleshoot;
 pub mod vm;
+pub mod volume_helper;
 pub mod volumes;
 
 /// Every command, for `tauri::Builder::invoke_handler`.
@@ -41,10 +49,14 @@ macro_rules! all_commands {
             $crate::commands::containers::containers_stats,
             $crate::commands::detail::containers_inspect,
             $crate::commands::exec::containers_exec,
+            $crate::commands::exec::containers_attach,
+            $crate::commands::debug_shell::containers_debug_shell,
+            $crate::commands::shells::containers_shells,
             $crate::commands::files::containers_files_list,
             $crate::commands::files::containers_files_read,
             $crate::commands::files::containers_files_save,
             $crate::commands::files::containers_files_upload,
+            $crate::commands::files::containers_files_upload_paths,
             $crate::commands::logs::containers_logs_save,
             $crate::commands::exec::containers_exec_input,
             $crate::commands::exec::containers_exec_resize,
@@ -55,9 +67,22 @@ macro_rules! all_commands {
             $crate::commands::image_detail::images_inspect,
             $crate::commands::image_detail::images_tag,
             $crate::commands::image_detail::images_push,
+            $crate::commands::image_waste::images_wasted,
+            $crate::commands::build::images_build,
+            $crate::commands::build::builds_list,
+            $crate::commands::build::builds_log,
             $crate::commands::volumes::volumes_list,
             $crate::commands::volumes::volumes_create,
             $crate::commands::volumes::volumes_remove,
+            $crate::commands::volumes::volumes_inspect,
+            $crate::commands::volumes::volumes_files_list,
+            $crate::commands::volumes::volumes_files_read,
+            $crate::commands::volumes::volumes_files_save,
+            $crate::commands::volumes::volumes_files_upload,
+            $crate::commands::volumes::volumes_files_upload_paths,
+            $crate::commands::volumes::volumes_export,
+            $crate::commands::volumes::volumes_import,
+            $crate::commands::volumes::volumes_clone,
             $crate::commands::networks::networks_list,
             $crate::commands::networks::networks_create,
             $crate::commands::networks::networks_remove,
@@ -75,6 +100,16 @@ macro_rules! all_commands {
             $crate::commands::troubleshoot::troubleshoot_reset,
             $crate::commands::settings::settings_get,
             $crate::commands::settings::settings_save,
+            $crate::commands::engine_config::daemon_json_get,
+            $crate::commands::engine_config::daemon_json_check,
+            $crate::commands::engine_config::daemon_json_save,
+            $crate::commands::engine_config::engine_restart,
+            $crate::commands::contexts::contexts_list,
+            $crate::commands::contexts::contexts_use,
+            $crate::commands::contexts::contexts_create_berth,
+            $crate::commands::system_socket::system_socket_status,
+            $crate::commands::system_socket::system_socket_link,
+            $crate::commands::system_socket::system_socket_unlink,
             $crate::commands::disk::disk_usage,
             $crate::commands::disk::disk_prune,
             $crate::commands::disk::disk_compact,

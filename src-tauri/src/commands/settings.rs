@@ -30,6 +30,8 @@ pub struct SettingsView {
     /// Whether the app starts at login, and where that entry is.
     pub start_at_login: bool,
     pub login_item: String,
+    /// The terminal's debug shell image (the setting, or the default).
+    pub debug_image: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +42,9 @@ pub struct SettingsUpdate {
     /// Turns the login entry on or off (left alone when absent).
     #[serde(default)]
     pub start_at_login: Option<bool>,
+    /// The debug shell's image (left alone when absent; blank = the default).
+    #[serde(default)]
+    pub debug_image: Option<String>,
 }
 
 /// Bounds the form accepts (the VM needs some memory to boot; disks only grow).
@@ -75,6 +80,7 @@ fn view(state: &AppState) -> Result<SettingsView> {
     Ok(SettingsView {
         start_at_login: login.enabled(),
         login_item: login.location(),
+        debug_image: state.settings().debug_image(),
         docker_host: state.settings().docker_host.unwrap_or_default(),
         socket: state.engine().socket().clone(),
         vm: VmResources {
@@ -112,8 +118,17 @@ pub fn settings_save(state: State<'_, AppState>, update: SettingsUpdate) -> Resu
     if let Some(on) = update.start_at_login {
         crate::autostart::login_item()?.set(on)?;
     }
+    let debug_image = match update.debug_image.as_deref().map(str::trim) {
+        None => state.settings().debug_image,
+        Some("") => None,
+        Some(image) => {
+            super::images::split_reference(image)?;
+            Some(image.to_string())
+        }
+    };
     state.set_settings(AppSettings {
         docker_host: (!host.is_empty()).then(|| host.to_string()),
+        debug_image,
     })?;
     view(&state)
 }

@@ -73,10 +73,22 @@ pub fn system_stream_stop(state: State<'_, AppState>, id: StreamId) {
 }
 
 /// Stops every stream: the UI calls it when it (re)loads, so a reloaded page leaves no stream
-/// of its previous instance running.
+/// of its previous instance running, then removes debug shell sidecars a crashed app left.
 #[tauri::command]
-pub fn system_stream_stop_all(state: State<'_, AppState>) {
+pub async fn system_stream_stop_all(state: State<'_, AppState>) -> Result<()> {
     state.streams.stop_all_current();
+    let e = state.engine();
+    if e.docker().is_err() {
+        return Ok(()); // no engine yet: nothing to sweep
+    }
+    // Bounded: the page waits for this before it shows anything.
+    let sweep = super::debug_shell::remove_leftover_sidecars(&e);
+    match tokio::time::timeout(std::time::Duration::from_secs(3), sweep).await {
+        Ok(Err(err)) => tracing::debug!(error = %err, "sweeping debug sidecars"),
+        Err(_) => tracing::warn!("sweeping debug sidecars timed out"),
+        Ok(Ok(())) => {}
+    }
+    Ok(())
 }
 
 /// Opens an `http(s)://` address (a published port) in the user's browser.

@@ -1,22 +1,32 @@
 // The container detail panel: overview and inspect (./container-overview.js), logs
-// (./container-logs.js), files (./container-files.js), a terminal (xterm.js over a TTY exec,
-// see ../terminal.js) and live stats. Each open stream is stopped when its tab closes or another
-// container is opened.
+// (./container-logs.js), files (./container-files.js), a terminal (xterm.js, see ../terminal.js;
+// its shell picker is ../shell-picker.js) and live stats. Each open stream is stopped when its
+// tab closes or another container is opened.
+//
+// An open terminal survives a page reload: the container it was on is kept in sessionStorage
+// and, once the list shows that container running, its terminal opens again with a new session
+// of the same shell (the previous page's session was hung up by `system_stream_stop_all`).
 
 import { $, showError } from "../dom.js";
 import { ExecTerminal, loadXterm } from "../terminal.js";
+import { initShellPicker, offerShells, session } from "../shell-picker.js";
 import { showInspect, showOverview } from "./container-overview.js";
 import { initLogs, openLogs } from "./container-logs.js";
 import { initFiles, openFiles } from "./container-files.js";
 import { openStats } from "./container-stats.js";
 
-let current = null; // { id, name, state, tab, handle, term }
+let current = null; // { id, name, state, tab, handle, term, shells }
+
+/** sessionStorage key: the container whose terminal was open (reopened after a reload). */
+const OPEN_TERMINAL = "berth.terminal.open";
+let restoring = sessionStorage.getItem(OPEN_TERMINAL);
 
 /** The container whose detail is open, if any. */
 export const openId = () => current?.id;
 
 /** Follows the list: closes the panel when its container is gone, else updates its state. */
 export function follow(rows) {
+  if (restoring) reopenTerminal(rows);
   if (!current) return;
   const open = rows.find((r) => r.id === current.id);
   if (!open) closeDetail();
@@ -35,6 +45,14 @@ function setDetailState(state) {
   tab.title = tab.disabled ? "Start the container to open a terminal" : "";
 }
 
+/** After a page reload: the terminal that was open opens again (once, if still running). */
+function reopenTerminal(rows) {
+  const c = rows.find((r) => r.id === restoring);
+  restoring = null;
+  if (c?.state === "running" && !current) openDetail(c, "exec");
+  else sessionStorage.removeItem(OPEN_TERMINAL);
+}
+
 function stopStream() {
   if (current?.handle) current.handle.stop();
   current?.term?.close();
@@ -46,13 +64,14 @@ function stopStream() {
 
 export function closeDetail() {
   stopStream();
+  sessionStorage.removeItem(OPEN_TERMINAL);
   current = null;
   $("container-detail").hidden = true;
 }
 
 export async function openDetail(c, tab) {
   stopStream();
-  current = { id: c.id, name: c.name, tab, handle: null, term: null };
+  current = { id: c.id, name: c.name, tab, handle: null, term: null, shells: null };
   $("detail-title").textContent = c.name;
   $("container-detail").hidden = false;
   setDetailState(c.state);
@@ -63,6 +82,8 @@ async function showTab(tab) {
   if (!current) return;
   stopStream();
   current.tab = tab;
+  if (tab === "exec") sessionStorage.setItem(OPEN_TERMINAL, current.id);
+  else sessionStorage.removeItem(OPEN_TERMINAL);
   const detail = $("container-detail");
   for (const p of detail.querySelectorAll("[data-pane]")) p.hidden = p.dataset.pane !== tab;
   for (const b of detail.querySelectorAll("[data-tab]")) b.classList.toggle("on", b.dataset.tab === tab);
@@ -89,17 +110,6 @@ async function showTab(tab) {
   if (current !== me || me.tab !== tab) me.handle?.stop();
 }
 
-/** The command the shell picker names: sh, bash or a custom command line. */
-function shellCommand() {
-  const shell = $("exec-shell").value;
-  if (shell === "bash") return ["/bin/bash"];
-  if (shell === "custom") {
-    const words = $("exec-command").value.trim().split(/\s+/).filter(Boolean);
-    if (words.length) return words;
-  }
-  return ["/bin/sh"];
-}
-
 async function openTerminal(me) {
   const box = $("exec-terminal");
   const x = await loadXterm();
@@ -111,8 +121,11 @@ async function openTerminal(me) {
     box.dataset.state = "closed";
     return;
   }
+  if (!me.shells) me.shells = await offerShells(me.id);
+  if (current !== me || me.tab !== "exec") return;
   me.term = new ExecTerminal(x, box, showError);
-  await me.term.attach(me.id, shellCommand());
+  const { command, args } = session(me.id, me.shells);
+  await me.term.attach(command, args);
 }
 
 /** Starts a new session in the open terminal tab (after a shell change). */
@@ -129,14 +142,5 @@ export function initDetail() {
   $("detail-close").addEventListener("click", closeDetail);
   initLogs(() => current?.id, () => current?.tab === "logs" && showTab("logs"));
   initFiles();
-  $("exec-shell").addEventListener("change", () => {
-    const custom = $("exec-shell").value === "custom";
-    $("exec-command").hidden = !custom;
-    if (custom) $("exec-command").focus();
-    else reconnect();
-  });
-  $("exec-form").addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    reconnect();
-  });
+  initShellPicker(reconnect);
 }

@@ -1,9 +1,10 @@
 // The image detail pane: facts, tags, the containers made from it, layers newest first (size,
-// the command that made each, which other local images share it), and its actions: tag (a
-// dialog with the app's validation), push a tag with per-layer progress, remove.
+// the command that made each, which other local images share it, the bytes of it a later layer
+// overwrites or deletes once "wasted space" is computed), and its actions: tag (a dialog with
+// the app's validation), push a tag with per-layer progress, remove.
 
 import { call, stream } from "../api.js";
-import { $, h, bytes, notice, onSubmit, shortId, showError } from "../dom.js";
+import { $, h, bytes, fact, notice, onSubmit, shortId, showError } from "../dom.js";
 import { LayerProgress } from "../progress.js";
 import { confirmAction } from "../dialog.js";
 
@@ -18,12 +19,13 @@ export async function removeImage(target, shown) {
   return answer === "confirm";
 }
 
-let current = null; // { id, ref, detail }
+let current = null; // { id, ref, detail, waste }
 let pushing = null;
 
 /** Opens the pane for image `id` (shown as `ref`). */
 export async function openImage(id, ref) {
-  current = { id, ref, detail: null };
+  current = { id, ref, detail: null, waste: null };
+  resetWaste();
   $("image-detail").hidden = false;
   $("image-detail-title").textContent = ref === "<none>:<none>" ? shortId(id) : ref;
   $("image-detail-body").dataset.state = "loading";
@@ -53,20 +55,25 @@ async function load() {
   render(d);
 }
 
-function fact(label, testid, value) {
-  return [h("dt", {}, label), h("dd", { testid, class: "mono" }, value)];
-}
-
 function list(testid, items, empty, item) {
   $(testid).replaceChildren(...(items.length ? items.map(item) : [h("li", { class: "muted" }, empty)]));
 }
 
+/** Wasted bytes by layer diff id, once computed. */
+function wasteOf(digest) {
+  const w = current?.waste?.layers.find((x) => x.digest && x.digest === digest);
+  return w || null;
+}
+
 function layerRow(l, i) {
   const shared = l.sharedWith.length > 0;
+  const w = l.digest ? wasteOf(l.digest) : null;
   return h("tr", { testid: "image-layer", dataset: { index: i, digest: l.digest || "", shared: String(shared), size: l.size } },
     h("td", { testid: "image-layer-size" }, l.digest ? bytes(l.size) : h("span", { class: "muted", title: "This step made no layer" }, "–")),
     h("td", { class: "mono cmd", testid: "image-layer-command", title: l.createdBy }, l.createdBy || h("span", { class: "muted" }, "(no command recorded)")),
     h("td", { testid: "image-layer-shared" }, shared ? `Shared with ${l.sharedWith.join(", ")}` : l.digest ? h("span", { class: "muted" }, "only this image") : ""),
+    h("td", { testid: "image-layer-wasted", dataset: { bytes: w ? w.bytes : "" }, title: w ? `${w.files} file(s) a later layer overwrites or deletes` : "" },
+      w ? bytes(w.bytes) : ""),
   );
 }
 
@@ -92,6 +99,54 @@ function render(d) {
   $("push-submit").disabled = d.tags.length === 0;
   $("push-submit").title = d.tags.length ? "" : "Tag the image with a registry name to push it";
   $("image-detail-body").dataset.state = "loaded";
+}
+
+function resetWaste() {
+  $("image-wasted").hidden = true;
+  $("image-wasted").dataset.state = "idle";
+  $("image-wasted-files").replaceChildren();
+  $("image-wasted-summary").textContent = "Bytes of files a later layer overwrites or deletes: still stored and pulled, seen by no container.";
+  delete $("image-wasted-summary").dataset.total;
+}
+
+function wastedRow(f) {
+  const how = f.deleted ? "deleted" : "overwritten";
+  return h("tr", { testid: "image-wasted-file", dataset: { path: `/${f.path}`, bytes: f.size, layer: f.layer, by: f.by, how } },
+    h("td", {}, bytes(f.size)),
+    h("td", { class: "mono" }, `/${f.path}`),
+    h("td", {}, `#${f.layer + 1}`),
+    h("td", {}, `#${f.by + 1} (${how})`),
+  );
+}
+
+/** Reads the image's save stream and shows what later layers overwrite or delete. */
+async function computeWaste() {
+  const me = current;
+  if (!me) return;
+  const table = $("image-wasted");
+  const summary = $("image-wasted-summary");
+  table.dataset.state = "computing";
+  summary.textContent = "Reading the image's layers…";
+  try {
+    const w = await call("images_wasted", { id: me.id });
+    if (current !== me) return;
+    me.waste = w;
+    const files = w.layers.reduce((n, l) => n + l.files, 0);
+    summary.textContent = w.total
+      ? `${bytes(w.total)} wasted in ${files} file${files === 1 ? "" : "s"} (the biggest below)`
+      : "Nothing wasted: no layer overwrites or deletes a file of an earlier one.";
+    summary.dataset.total = String(w.total);
+    $("image-wasted-files").replaceChildren(...w.biggest.map(wastedRow));
+    table.hidden = w.biggest.length === 0;
+    table.dataset.state = "done";
+    if (me.detail) render(me.detail);
+  } catch (e) {
+    if (current === me) {
+      table.dataset.state = "failed";
+      summary.textContent = `Could not compute: ${e.message}`;
+    }
+    throw e;
+  }
 }
 
 function openTagDialog() {
@@ -162,4 +217,9 @@ export function initImageDetail() {
     }
   });
   onSubmit($("push-form"), push);
+  $("image-wasted-compute").addEventListener("click", async (ev) => {
+    const b = ev.currentTarget;
+    b.disabled = true;
+    try { await computeWaste(); } catch (e) { showError(e); } finally { b.disabled = false; }
+  });
 }

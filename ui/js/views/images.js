@@ -1,10 +1,11 @@
-// Images: the list, pull with per-layer progress, remove, a Run form (name, ports, env), and
-// the detail pane (./image-detail.js: layers, tags, containers, tag, push).
+// Images: the list, pull with per-layer progress, remove, a Run form (name, ports, env), Build…
+// (opens the Builds view), and the detail pane (./image-detail.js: layers, tags, containers, tag, push).
 
 import { call, stream } from "../api.js";
 import { $, h, actionButton, bytes, renderRows, shortId, notice, onSubmit, showError } from "../dom.js";
 import { LayerProgress } from "../progress.js";
 import { initImageDetail, openImage, refreshImage, removeImage } from "./image-detail.js";
+import { navigate } from "../nav.js";
 
 let pulling = null;
 
@@ -84,5 +85,9 @@ export function init() {
     notice(`Started ${request.name || shortId(id)} from ${request.image}`);
   });
   $("run-cancel").addEventListener("click", () => { $("run-form").hidden = true; });
+  $("images-build-open").addEventListener("click", () => {
+    navigate("builds");
+    $("build-context").focus();
+  });
   initImageDetail();
 }

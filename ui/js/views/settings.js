@@ -1,9 +1,13 @@
 // Settings: the engine socket (app settings) and the VM's resources (Berth's config.json),
-// plus VM start/stop through the `berth` CLI.
+// plus VM start/stop through the `berth` CLI, the engine's daemon.json, the docker CLI's
+// context and the system socket link (each in its own module).
 
 import { call } from "../api.js";
 import { $, notice, onSubmit, showError } from "../dom.js";
 import { SOURCES } from "../engine-state.js";
+import * as daemonJson from "./daemon-json.js";
+import * as contexts from "./contexts.js";
+import * as systemSocket from "./system-socket.js";
 
 let engine = null; // the last engine status
 let vm = null; // the last VM status
@@ -21,6 +25,7 @@ function fill(s, { force = false } = {}) {
     $("settings-memory").value = s.vm.memoryMib;
     $("settings-disk").value = s.vm.diskGib;
     $("settings-login").checked = s.startAtLogin;
+    $("settings-debug-image").value = s.debugImage === "busybox:latest" ? "" : s.debugImage;
     dirty = false;
   }
   $("settings-vm-file").textContent = s.vmConfigFile;
@@ -67,9 +72,13 @@ function explain() {
 export async function load() {
   fill(await call("settings_get"));
   showVm(await call("vm_status"));
+  await Promise.all([daemonJson.load(), contexts.load(), systemSocket.load()]);
 }
 
 export function init() {
+  daemonJson.init();
+  contexts.init();
+  systemSocket.init();
   for (const ev of ["input", "change"]) $("settings-form").addEventListener(ev, () => { dirty = true; });
   onSubmit($("settings-form"), async () => {
     const update = {
@@ -80,6 +89,7 @@ export function init() {
         diskGib: Number($("settings-disk").value),
       },
       startAtLogin: $("settings-login").checked,
+      debugImage: $("settings-debug-image").value,
     };
     fill(await call("settings_save", { update }), { force: true });
     notice("Settings saved");

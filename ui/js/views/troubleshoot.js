@@ -1,5 +1,5 @@
-// Troubleshoot: the VM console log and the engine's lines in it, restarting the VM (and its
-// engine) with `berth restart`, the diagnostics bundle (what `berth doctor` writes) saved to a
+// Troubleshoot: the VM console log and the engine's lines in it, restarting only the engine
+// (`berth restart --engine`) or the VM and its engine (`berth restart`), the diagnostics bundle (what `berth doctor` writes) saved to a
 // file, and a reset to factory defaults that lists what it deletes before asking.
 
 import { call } from "../api.js";
@@ -38,18 +38,25 @@ async function busy(button, what, action) {
   }
 }
 
-async function restartVm(button) {
-  const answer = await confirmAction({
-    title: "Restart Berth's VM?",
-    message: "Stops every container, shuts the VM and its engine down in order, then boots it again (berth restart). Containers with a restart policy start again.",
-    confirm: "Restart",
-  });
-  if (answer !== "confirm") return;
-  await busy(button, "Restarting the VM…", async () => {
-    const vm = await call("vm_restart");
-    $("trouble-status").textContent = `VM ${vm.state}`;
+/** A restart: asked first (`ask` for the dialog), then `cmd`, whose answer `said` words. */
+async function restart(button, ask, doing, cmd, said) {
+  if (await confirmAction(ask) !== "confirm") return;
+  await busy(button, doing, async () => {
+    $("trouble-status").textContent = said(await call(cmd));
   });
 }
+
+const restartVm = (button) => restart(button, {
+  title: "Restart Berth's VM?",
+  message: "Stops every container, shuts the VM and its engine down in order, then boots it again (berth restart). Containers with a restart policy start again.",
+  confirm: "Restart",
+}, "Restarting the VM…", "vm_restart", (vm) => `VM ${vm.state}`);
+
+const restartEngine = (button) => restart(button, {
+  title: "Restart the engine?",
+  message: "Restarts only the engine inside Berth's VM (berth restart --engine), not the VM: running containers keep running and are re-attached; the Docker API does not answer for a few seconds. The engine reads daemon.json again.",
+  confirm: "Restart the engine",
+}, "Restarting the engine…", "engine_restart", (r) => r.message);
 
 async function saveBundle(button) {
   await busy(button, "Collecting diagnostics…", async () => {
@@ -90,6 +97,7 @@ export function init() {
     const b = $(testid);
     b.addEventListener("click", () => action(b).catch(showError));
   };
+  wire("trouble-restart-engine", restartEngine);
   wire("trouble-restart-vm", restartVm);
   wire("trouble-bundle", saveBundle);
   wire("trouble-reset", reset);

@@ -14,7 +14,9 @@ use futures::future::BoxFuture;
 
 use crate::error::Result;
 use crate::{Config, StateDir};
+pub use arch::GuestArch;
 
+pub mod arch;
 pub mod monitor;
 pub mod qemu;
 pub mod vz;
@@ -44,6 +46,8 @@ pub enum Shares {
 /// Everything a back-end needs to boot Berth's guest.
 #[derive(Debug, Clone)]
 pub struct VmSpec {
+    /// The image's architecture (its QEMU, machine, CPU and kernel file).
+    pub arch: GuestArch,
     pub cpus: u32,
     pub memory_mib: u32,
     pub kernel: PathBuf,

@@ -1,4 +1,6 @@
-//! QEMU back-end: q35 (robust under TCG; microvm needs `tsc_early_khz`, notes/vm.md §7),
+//! QEMU back-end: q35 (robust under TCG; microvm needs `tsc_early_khz`, notes/vm.md §7) for an
+//! amd64 guest, `virt` with `-cpu max` under TCG for an arm64 one ([`super::GuestArch`]; both
+//! boot their kernel directly, without firmware, and take the same virtio-pci devices),
 //! memfd shared memory for the vhost-user devices, vhost-user-vsock, vhost-user-fs per share,
 //! the data disk and the read-only root as virtio-blk found by serial, user networking, serial
 //! console to a file, a monitor socket for `system_powerdown` and auto-pause (`vm::monitor`).
@@ -30,10 +32,13 @@ pub fn args(spec: &VmSpec) -> Vec<OsString> {
     let accel = if spec.kvm { "kvm" } else { "tcg" };
     let mem = spec.memory_mib;
     push("-machine");
-    push(&format!("q35,accel={accel},memory-backend=mem"));
-    if spec.kvm {
+    push(&format!(
+        "{},accel={accel},memory-backend=mem",
+        spec.arch.machine()
+    ));
+    if let Some(cpu) = spec.arch.cpu(spec.kvm) {
         push("-cpu");
-        push("host");
+        push(cpu);
     }
     push("-object");
     push(&format!("memory-backend-memfd,id=mem,size={mem}M,share=on"));
@@ -133,7 +138,7 @@ impl Hypervisor for Qemu {
     fn start(&self, spec: &VmSpec) -> Result<Box<dyn VmHandle>> {
         let _ = std::fs::remove_file(&spec.monitor_socket);
         let monitor = Endpoint::Unix(spec.monitor_socket.clone());
-        launch("qemu-system-x86_64".as_ref(), args(spec), spec, monitor)
+        launch(spec.arch.qemu_program().as_ref(), args(spec), spec, monitor)
     }
 }
 
@@ -264,9 +269,9 @@ mod tests {
     use super::*;
     use crate::vm::ShareDevice;
 
-    #[test]
-    fn args_carry_shared_memory_vsock_disks_and_shares() {
-        let spec = VmSpec {
+    fn spec(arch: crate::vm::GuestArch) -> VmSpec {
+        VmSpec {
+            arch,
             cpus: 2,
             memory_mib: 1024,
             kernel: "/i/vmlinux".into(),
@@ -288,12 +293,24 @@ mod tests {
             daemon_json: Some("/s/run/daemon.json".into()),
             free_page_reporting: true,
             disk_discard: true,
-        };
-        let a: Vec<String> = args(&spec)
+        }
+    }
+
+    fn joined_args(spec: &VmSpec) -> String {
+        let a: Vec<String> = args(spec)
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect();
-        let joined = a.join(" ");
+        a.join(" ")
+    }
+
+    #[test]
+    fn args_carry_shared_memory_vsock_disks_and_shares() {
+        let joined = joined_args(&spec(crate::vm::GuestArch::X86_64));
+        assert!(
+            !joined.contains("-cpu"),
+            "q35 under TCG keeps QEMU's CPU: {joined}"
+        );
         assert!(joined.contains("-machine q35,accel=tcg,memory-backend=mem"));
         assert!(joined.contains("memory-backend-memfd,id=mem,size=1024M,share=on"));
         assert!(joined.contains("vhost-user-vsock-pci,chardev=vsk"));
@@ -307,6 +324,27 @@ mod tests {
         let data = joined.find("id=data").unwrap();
         let root = joined.find("id=root").unwrap();
         assert!(data < root);
+    }
+
+    #[test]
+    fn an_arm64_guest_boots_on_virt_with_the_same_devices() {
+        let mut arm = spec(crate::vm::GuestArch::Aarch64);
+        arm.kernel = "/i/Image".into();
+        let joined = joined_args(&arm);
+        assert!(joined.contains("-machine virt,gic-version=max,accel=tcg,memory-backend=mem"));
+        assert!(joined.contains("-cpu max,pauth-impdef=on"), "{joined}");
+        assert!(joined.contains("-kernel /i/Image"), "{joined}");
+        for dev in [
+            "vhost-user-vsock-pci,chardev=vsk",
+            "virtio-blk-pci,drive=root,serial=berth-root",
+            "virtio-net-pci,netdev=net0",
+            "vhost-user-fs-pci,chardev=vfs0,tag=share0",
+        ] {
+            assert!(joined.contains(dev), "{dev} missing: {joined}");
+        }
+        arm.kvm = true;
+        let joined = joined_args(&arm);
+        assert!(joined.contains("virt,gic-version=max,accel=kvm") && joined.contains("-cpu host"));
     }
 
     #[cfg(target_os = "linux")]

@@ -180,6 +180,7 @@ mod tests {
 
     fn spec() -> VmSpec {
         VmSpec {
+            arch: crate::vm::GuestArch::host(),
             cpus: 2,
             memory_mib: 2048,
             kernel: "/img/vmlinux".into(),

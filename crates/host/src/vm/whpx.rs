@@ -188,6 +188,7 @@ mod tests {
 
     fn spec() -> VmSpec {
         VmSpec {
+            arch: crate::vm::GuestArch::X86_64,
             cpus: 2,
             memory_mib: 2048,
             kernel: r"C:\berth\image\vmlinux".into(),

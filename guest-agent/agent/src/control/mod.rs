@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::listen::{Endpoint, Listeners};
 pub(crate) use ports::PortTracker;
 use server::ControlCtx;
+pub(crate) use server::EngineRestart;
 
 /// Starts the control and forward endpoints on `listeners`. Returns the token a host `shutdown`
 /// request fires.
@@ -31,6 +32,7 @@ pub(crate) fn start(
     listeners: &mut Listeners,
     cancel: CancellationToken,
     data_root: std::path::PathBuf,
+    restart: Option<EngineRestart>,
 ) -> anyhow::Result<CancellationToken> {
     let tracker = PortTracker::start(app, events);
     let shutdown = CancellationToken::new();
@@ -39,6 +41,7 @@ pub(crate) fn start(
         started: std::time::Instant::now(),
         shutdown: shutdown.clone(),
         data_root,
+        restart,
     });
     let acc = control.bind()?;
     listeners.add(control, acc, cancel.clone(), move |io| {
@@ -54,11 +57,16 @@ pub(crate) fn start(
 /// After a host `shutdown` request: in the VM, PID 1 (`berth-agent init`) does the orderly
 /// power-off, so it is asked with SIGTERM; elsewhere the agent just exits.
 pub(crate) fn request_power_off(in_vm: bool) {
-    if in_vm && nix::unistd::getppid() == nix::unistd::Pid::from_raw(1) {
+    if in_vm && under_init() {
         tracing::info!("asking init to power off");
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(1),
             nix::sys::signal::Signal::SIGTERM,
         );
     }
+}
+
+/// Whether this agent is the engine a VM's PID 1 (`berth-agent init`) supervises.
+pub(crate) fn under_init() -> bool {
+    nix::unistd::getppid() == nix::unistd::Pid::from_raw(1)
 }

@@ -20,6 +20,37 @@ pub(crate) struct ControlCtx {
     pub(crate) shutdown: CancellationToken,
     /// The engine's data root (trimmed on a `trim` request).
     pub(crate) data_root: std::path::PathBuf,
+    /// Fired once a `restart_engine` reply is written, when this engine can be restarted (a
+    /// VM's PID 1 supervises it); `None` otherwise.
+    pub(crate) restart: Option<EngineRestart>,
+}
+
+/// How a `restart_engine` request reaches PID 1: the daemon.json the next engine reads is
+/// written to `config`, then `requested` fires and the agent exits with
+/// [`crate::init::RESTART_EXIT_CODE`], which PID 1 answers by starting it again at once.
+pub(crate) struct EngineRestart {
+    pub(crate) requested: CancellationToken,
+    pub(crate) config: std::path::PathBuf,
+}
+
+impl EngineRestart {
+    /// Writes (or, with `None`, removes) the daemon.json the next engine reads.
+    fn stage(&self, daemon_json: Option<&str>) -> std::io::Result<()> {
+        match daemon_json {
+            Some(text) => {
+                if let Some(dir) = self.config.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let tmp = self.config.with_extension("json.tmp");
+                std::fs::write(&tmp, text)?;
+                std::fs::rename(&tmp, &self.config)
+            }
+            None => match std::fs::remove_file(&self.config) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        }
+    }
 }
 
 /// Serves one control connection until the host closes it.
@@ -35,7 +66,8 @@ pub(crate) async fn serve_control(io: BoxIo, ctx: Arc<ControlCtx>) {
         }
     });
     let mut ports_task: Option<tokio::task::JoinHandle<()>> = None;
-    loop {
+    let mut restarting = false;
+    while !restarting {
         let frame: HostFrame = match read_frame(&mut rd).await {
             Ok(Some(f)) => f,
             Ok(None) => break,
@@ -45,7 +77,10 @@ pub(crate) async fn serve_control(io: BoxIo, ctx: Arc<ControlCtx>) {
             }
         };
         let is_hello = matches!(frame.request, Request::Hello { .. });
+        let is_restart = matches!(frame.request, Request::RestartEngine { .. });
         let reply = handle(frame.request, &ctx).await;
+        // The engine stops once this reply is written: read nothing more.
+        restarting = is_restart && reply == Reply::Ok;
         if out_tx
             .send(GuestFrame::Reply {
                 id: frame.id,
@@ -68,6 +103,11 @@ pub(crate) async fn serve_control(io: BoxIo, ctx: Arc<ControlCtx>) {
     }
     drop(out_tx);
     let _ = writer.await;
+    // The reply is written (or the host is gone): now the engine may stop.
+    if let Some(r) = ctx.restart.as_ref().filter(|_| restarting) {
+        tracing::info!("engine restart requested by the host");
+        r.requested.cancel();
+    }
 }
 
 /// Pushes the full published set, then every change, as `ports_changed` events.
@@ -131,12 +171,24 @@ async fn handle(req: Request, ctx: &ControlCtx) -> Reply {
             uptime_secs: ctx.started.elapsed().as_secs(),
             memory: system::memory(),
             disk: system::disk(&ctx.data_root),
+            engine_pid: Some(std::process::id()),
         },
         Request::Shutdown => {
             tracing::info!("shutdown requested by the host");
             ctx.shutdown.cancel();
             Reply::Ok
         }
+        Request::RestartEngine { daemon_json } => match &ctx.restart {
+            None => Reply::Error {
+                message: "this engine is not supervised by Berth's VM init; restart it the way it was started".into(),
+            },
+            Some(r) => match r.stage(daemon_json.as_deref()) {
+                Ok(()) => Reply::Ok,
+                Err(e) => Reply::Error {
+                    message: format!("cannot write {}: {e}", r.config.display()),
+                },
+            },
+        },
         Request::TimeSync { unix_nanos } => result(system::set_clock(unix_nanos)),
         Request::Mount(share) => result(
             tokio::task::spawn_blocking(move || system::mount_share(&share))
@@ -186,16 +238,26 @@ mod tests {
         vec![f]
     }
 
+    /// A context over a fresh event bus (kept alive by the caller).
+    fn context(
+        bus: &EventBus,
+        shutdown: CancellationToken,
+        restart: Option<EngineRestart>,
+    ) -> Arc<ControlCtx> {
+        Arc::new(ControlCtx {
+            tracker: PortTracker::start(Router::new(), bus),
+            started: Instant::now(),
+            shutdown,
+            data_root: std::env::temp_dir(),
+            restart,
+        })
+    }
+
     #[tokio::test]
     async fn hello_then_ports_health_and_shutdown() {
         let bus = EventBus::new();
         let shutdown = CancellationToken::new();
-        let ctx = Arc::new(ControlCtx {
-            tracker: PortTracker::start(Router::new(), &bus),
-            started: Instant::now(),
-            shutdown: shutdown.clone(),
-            data_root: std::env::temp_dir(),
-        });
+        let ctx = context(&bus, shutdown.clone(), None);
         let (mut host, guest) = tokio::io::duplex(64 * 1024);
         tokio::spawn(serve_control(Box::new(guest), ctx));
 
@@ -253,12 +315,7 @@ mod tests {
     #[tokio::test]
     async fn wrong_protocol_version_is_refused() {
         let bus = EventBus::new();
-        let ctx = Arc::new(ControlCtx {
-            tracker: PortTracker::start(Router::new(), &bus),
-            started: Instant::now(),
-            shutdown: CancellationToken::new(),
-            data_root: std::env::temp_dir(),
-        });
+        let ctx = context(&bus, CancellationToken::new(), None);
         let (mut host, guest) = tokio::io::duplex(64 * 1024);
         tokio::spawn(serve_control(Box::new(guest), ctx));
         let r = ask(
@@ -277,5 +334,79 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[tokio::test]
+    async fn restart_engine_stages_the_config_replies_then_ends_and_fires() {
+        let bus = EventBus::new();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("run/daemon.json");
+        let requested = CancellationToken::new();
+        let ctx = context(
+            &bus,
+            CancellationToken::new(),
+            Some(EngineRestart {
+                requested: requested.clone(),
+                config: config.clone(),
+            }),
+        );
+        let (mut host, guest) = tokio::io::duplex(64 * 1024);
+        let served = tokio::spawn(serve_control(Box::new(guest), ctx.clone()));
+        let text = "{\"debug\": true}";
+        let r = ask(
+            &mut host,
+            4,
+            Request::RestartEngine {
+                daemon_json: Some(text.into()),
+            },
+        )
+        .await;
+        assert_eq!(
+            r[0],
+            GuestFrame::Reply {
+                id: 4,
+                reply: Reply::Ok
+            }
+        );
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), text);
+        // The guest reads nothing more and closes; then the restart fires.
+        let end: Option<GuestFrame> = read_frame(&mut host).await.unwrap();
+        assert_eq!(end, None);
+        served.await.unwrap();
+        assert!(requested.is_cancelled());
+
+        // Without a host daemon.json the staged copy goes (the guest's own applies).
+        let (mut host, guest) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(serve_control(Box::new(guest), ctx));
+        let r = ask(&mut host, 5, Request::RestartEngine { daemon_json: None }).await;
+        assert!(matches!(
+            &r[0],
+            GuestFrame::Reply {
+                reply: Reply::Ok,
+                ..
+            }
+        ));
+        assert!(!config.exists());
+    }
+
+    #[tokio::test]
+    async fn restart_engine_is_refused_without_init_and_nothing_fires() {
+        let bus = EventBus::new();
+        let shutdown = CancellationToken::new();
+        let ctx = context(&bus, shutdown.clone(), None);
+        let (mut host, guest) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(serve_control(Box::new(guest), ctx));
+        let r = ask(&mut host, 6, Request::RestartEngine { daemon_json: None }).await;
+        match &r[0] {
+            GuestFrame::Reply {
+                reply: Reply::Error { message },
+                ..
+            } => assert!(message.contains("not supervised"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        // The connection stays usable.
+        let r = ask(&mut host, 7, Request::Health).await;
+        assert!(matches!(&r[0], GuestFrame::Reply { id: 7, .. }));
+        assert!(!shutdown.is_cancelled());
     }
 }

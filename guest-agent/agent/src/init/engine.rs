@@ -25,8 +25,11 @@ pub(crate) const CONFIG_FILE: &str = "/var/lib/berth/daemon.json";
 /// The host's daemon.json for this boot (`<berth state dir>/daemon.json` on the host), passed by
 /// QEMU as the fw_cfg item `opt/berth/daemon.json`.
 const HOST_CONFIG: &str = "/sys/firmware/qemu_fw_cfg/by_name/opt/berth/daemon.json/raw";
-/// Where PID 1 copies it (sysfs reports no file size, and the engine may re-read it).
+/// Where PID 1 copies it (sysfs reports no file size, and the engine may re-read it); a
+/// `restart_engine` request replaces it with the host's current file.
 const HOST_CONFIG_COPY: &str = "/run/berth/daemon.json";
+/// The daemon.json an engine restart stages (see [`restart_config_file`]).
+pub(crate) const RESTART_CONFIG: &str = HOST_CONFIG_COPY;
 
 /// The config file for the engine: the host's daemon.json when it sent one, else the one kept
 /// on the data disk, if any.
@@ -49,6 +52,14 @@ pub(crate) fn config_file() -> Option<&'static str> {
     std::path::Path::new(CONFIG_FILE)
         .exists()
         .then_some(CONFIG_FILE)
+}
+
+/// The config file for an engine restarted on the host's request: the host's daemon.json as
+/// the request staged it, else the one on the data disk, as at boot.
+pub(crate) fn restart_config_file() -> Option<&'static str> {
+    [HOST_CONFIG_COPY, CONFIG_FILE]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
 }
 
 /// The names Docker Desktop gives the host inside containers.

@@ -16,6 +16,11 @@ mod power;
 mod supervise;
 
 use clock::set_wall_clock;
+pub(crate) use engine::RESTART_CONFIG;
+
+/// The engine's exit status asking PID 1 to start it again at once (the host's
+/// `restart_engine`), rather than after the crash back-off.
+pub(crate) const RESTART_EXIT_CODE: i32 = 75;
 
 use anyhow::{bail, Context};
 
@@ -66,7 +71,11 @@ fn run(boot: &cmdline::BootArgs, signals: &nix::sys::signalfd::SignalFd) -> anyh
         debug_shell();
     }
     let config = engine::config_file();
-    let mut engine = supervise::Engine::new(engine::args(boot, config));
+    let again = boot.clone();
+    let mut engine =
+        supervise::Engine::new(engine::args(boot, config)).reconfigured_by(Box::new(move || {
+            engine::args(&again, engine::restart_config_file())
+        }));
     match supervise::run(signals, &mut engine, supervise::power_button()) {
         supervise::Stop::Signal(s) => tracing::info!("power-off requested by {s}"),
         supervise::Stop::PowerButton => tracing::info!("power-off requested by the power button"),

@@ -67,9 +67,13 @@ impl Backoff {
     }
 }
 
+/// The engine's arguments for a restart the host asked for (its daemon.json may have changed).
+pub(crate) type Reconfigure = Box<dyn Fn() -> Vec<String>>;
+
 /// The supervised engine.
 pub(crate) struct Engine {
     args: Vec<String>,
+    reconfigure: Option<Reconfigure>,
     pub(crate) pid: Option<Pid>,
     started: Instant,
     restart_at: Option<Instant>,
@@ -80,6 +84,7 @@ impl Engine {
     pub(crate) fn new(args: Vec<String>) -> Self {
         Self {
             args,
+            reconfigure: None,
             pid: None,
             started: Instant::now(),
             restart_at: Some(Instant::now()),
@@ -87,6 +92,22 @@ impl Engine {
                 delay: Backoff::FIRST,
             },
         }
+    }
+
+    pub(crate) fn reconfigured_by(mut self, f: Reconfigure) -> Self {
+        self.reconfigure = Some(f);
+        self
+    }
+
+    /// The engine exited on the host's request: start it again now, with fresh arguments,
+    /// and without touching the crash back-off.
+    fn restart_requested(&mut self) {
+        self.pid = None;
+        if let Some(f) = &self.reconfigure {
+            self.args = f();
+        }
+        tracing::info!("engine restart requested by the host; starting it again");
+        self.restart_at = Some(Instant::now());
     }
 
     fn start_if_due(&mut self) {
@@ -131,8 +152,12 @@ pub(crate) fn reap(engine: &mut Engine) {
             Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
             Ok(status) => {
                 if status.pid().is_some() && status.pid() == engine.pid {
-                    tracing::error!("engine exited: {status:?}");
-                    engine.exited();
+                    if matches!(status, WaitStatus::Exited(_, super::RESTART_EXIT_CODE)) {
+                        engine.restart_requested();
+                    } else {
+                        tracing::error!("engine exited: {status:?}");
+                        engine.exited();
+                    }
                 }
             }
             Err(Errno::EINTR) => continue,
@@ -258,5 +283,18 @@ mod tests {
         let seen: Vec<u64> = (0..7).map(|_| b.next(short).as_secs()).collect();
         assert_eq!(seen, [1, 2, 4, 8, 16, 30, 30]);
         assert_eq!(b.next(Duration::from_secs(120)).as_secs(), 1);
+    }
+
+    #[test]
+    fn a_requested_restart_is_immediate_with_fresh_args_and_keeps_the_backoff() {
+        let mut e =
+            Engine::new(vec!["--old".into()]).reconfigured_by(Box::new(|| vec!["--new".into()]));
+        e.restart_at = None;
+        e.pid = Some(Pid::from_raw(42));
+        e.restart_requested();
+        assert_eq!(e.args, ["--new"]);
+        assert!(e.pid.is_none());
+        assert!(e.restart_at.is_some_and(|t| t <= Instant::now()));
+        assert_eq!(e.backoff.delay, Backoff::FIRST);
     }
 }

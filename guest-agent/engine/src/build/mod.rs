@@ -23,6 +23,7 @@ use std::sync::Arc;
 use berth_docker_api::auth::AuthConfig;
 use berth_docker_api::progress::{ErrorDetail, ProgressMessage};
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
 use crate::id::short;
 use crate::image::create::ImageSpec;
@@ -57,6 +58,9 @@ pub struct BuildOptions {
     /// `--cache-from` images: when given, only steps these images were built from are cache
     /// hits (dockerd's classic builder with cache sources).
     pub cache_from: Vec<String>,
+    /// Cancelled when the client goes away (dockerd ends a build whose request is gone): no
+    /// further step starts, a running `RUN` container is killed and removed, nothing is tagged.
+    pub cancel: CancellationToken,
 }
 
 /// How a build ended when it did not fail with an [`EngineError`].
@@ -273,6 +277,14 @@ impl Build {
             .line(format!("Step {}/{} : {original}\n", self.step, self.total));
     }
 
+    /// Stops the build between steps once it is cancelled.
+    pub(crate) fn check_cancelled(&self) -> StepResult {
+        if self.opts.cancel.is_cancelled() {
+            return Err(Fail::Engine(cancelled()));
+        }
+        Ok(())
+    }
+
     pub(crate) fn image_exists(&self, id: &str) -> bool {
         self.engine.images.image_id(id).is_ok()
     }
@@ -372,6 +384,11 @@ impl Build {
             .join("build")
             .join(format!("{what}-{}", &crate::id::new_id()[..16]))
     }
+}
+
+/// The error of a build whose client went away (dockerd's text for a cancelled request).
+pub(crate) fn cancelled() -> EngineError {
+    EngineError::new(crate::error::ErrorKind::Unavailable, "context canceled")
 }
 
 /// Removes what builds cut short by a crash left under `<data-root>/build/`: contexts,
@@ -590,6 +607,7 @@ impl Build {
         }
         let mut last = None;
         for stage in stages {
+            self.check_cancelled()?;
             let id = self.stage(&stage).await?;
             self.stages.push((stage.name.clone(), id.clone()));
             last = id;
@@ -631,6 +649,7 @@ impl Build {
         }
         self.run_triggers(&mut st).await?;
         for i in &stage.body {
+            self.check_cancelled()?;
             self.header(&i.original);
             self.instruction(&mut st, i).await?;
         }

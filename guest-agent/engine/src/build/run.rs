@@ -101,7 +101,7 @@ impl Build {
         };
         // A failed step's container goes too unless all are kept (`--rm=false`), so a
         // failed build leaves nothing behind.
-        if self.opts.remove || self.opts.force_remove {
+        if self.opts.remove || self.opts.force_remove || self.opts.cancel.is_cancelled() {
             match containers.remove(&cid, true, true).await {
                 Ok(()) if res.is_ok() => self
                     .out
@@ -117,8 +117,23 @@ impl Build {
         Ok(())
     }
 
-    /// Starts the container, streams its output into the build and returns its exit code.
+    /// Runs the container to its exit (see [`Self::output_until_exit`]); a cancelled build
+    /// kills it instead and fails.
     async fn run_container(&self, cid: &str) -> crate::Result<i64> {
+        tokio::select! {
+            code = self.output_until_exit(cid) => code,
+            () = self.opts.cancel.cancelled() => {
+                tracing::info!(container = %cid, "build cancelled: killing its RUN container");
+                if let Err(e) = self.engine.containers.kill(cid, Some("KILL")).await {
+                    tracing::warn!(container = %cid, error = %e, "build container not killed");
+                }
+                Err(super::cancelled())
+            }
+        }
+    }
+
+    /// Starts the container, streams its output into the build and returns its exit code.
+    async fn output_until_exit(&self, cid: &str) -> crate::Result<i64> {
         let containers = &self.engine.containers;
         let (_, session) = containers
             .attach(

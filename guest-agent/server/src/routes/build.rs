@@ -16,8 +16,9 @@ use berth_engine::container::commit::CommitOptions;
 use berth_engine::EngineError;
 use serde::Deserialize;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
-use super::images::{progress_stream, query_values};
+use super::images::{progress_stream_until_gone, query_values};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{body_reader, de_bool, Query};
 use crate::AppState;
@@ -161,11 +162,14 @@ async fn build(
         network_mode: q.networkmode,
         platform: q.platform,
         auths: registry_config(&headers)?,
+        cancel: CancellationToken::new(),
     };
+    let gone = opts.cancel.clone();
     let context = body_reader(body);
-    progress_stream(move |progress| async move {
-        engine.build(opts, context, progress).await.map(|_| ())
-    })
+    progress_stream_until_gone(
+        move |progress| async move { engine.build(opts, context, progress).await.map(|_| ()) },
+        Some(gone),
+    )
     .await
 }
 

@@ -16,6 +16,7 @@ use berth_engine::image::Progress;
 use berth_engine::registry::auth::decode_registry_auth;
 use berth_engine::EngineError;
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{body_reader, de_bool, parse_filters, FiltersQuery, Query};
@@ -174,8 +175,23 @@ async fn create(
 }
 
 /// Runs `op` with a progress sink and streams its lines as the response. An error before the
-/// first line is a plain HTTP error; a later one is the last, in-band line.
+/// first line is a plain HTTP error; a later one is the last, in-band line. A gone client
+/// does not stop the operation (a pull completes).
 pub(crate) async fn progress_stream<F, Fut>(op: F) -> ApiResult<Response>
+where
+    F: FnOnce(Progress) -> Fut,
+    Fut: std::future::Future<Output = berth_engine::Result<()>> + Send + 'static,
+{
+    progress_stream_until_gone(op, None).await
+}
+
+/// As [`progress_stream`], and `gone` (when given) is cancelled as soon as the client has
+/// dropped the response (a build stops then, as with dockerd); the lines the operation still
+/// sends are drained until it returns.
+pub(crate) async fn progress_stream_until_gone<F, Fut>(
+    op: F,
+    gone: Option<CancellationToken>,
+) -> ApiResult<Response>
 where
     F: FnOnce(Progress) -> Fut,
     Fut: std::future::Future<Output = berth_engine::Result<()>> + Send + 'static,
@@ -191,10 +207,23 @@ where
     };
     let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(64);
     tokio::spawn(async move {
-        // A gone client does not stop the operation: keep draining so it completes.
         let _ = out_tx.send(Ok(json_line(&first))).await;
-        while let Some(m) = rx.recv().await {
-            let _ = out_tx.send(Ok(json_line(&m))).await;
+        let mut watching = gone;
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => {
+                        let _ = out_tx.send(Ok(json_line(&m))).await;
+                    }
+                    None => break,
+                },
+                () = out_tx.closed(), if watching.is_some() => {
+                    tracing::info!("client went away: cancelling");
+                    if let Some(t) = watching.take() {
+                        t.cancel();
+                    }
+                }
+            }
         }
         let err = match task.await {
             Ok(Ok(())) => None,

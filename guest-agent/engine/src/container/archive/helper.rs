@@ -189,16 +189,21 @@ fn bind(source: &Path, target: &Path, readonly: bool) -> Result<()> {
     )
     .map_err(|e| mount_err("bind", target, e))?;
     if readonly {
-        mount(
-            None::<&str>,
-            target,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .map_err(|e| mount_err("remount read-only", target, e))?;
+        remount_readonly(target)?;
     }
     Ok(())
+}
+
+/// Makes the bind mount at `target` read-only.
+fn remount_readonly(target: &Path) -> Result<()> {
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .map_err(|e| mount_err("remount read-only", target, e))
 }
 
 /// Lays `b` over the root at its destination, resolved inside the root (a symlink in the
@@ -238,7 +243,17 @@ fn bind_into(root: &File, b: &Bind) -> Result<()> {
         Err(e) => return Err(e.into()),
     };
     let proc_path = PathBuf::from(format!("/proc/self/fd/{}", target.as_raw_fd()));
-    bind(&b.source, &proc_path, b.readonly)
+    bind(&b.source, &proc_path, false)?;
+    if b.readonly {
+        // `target` still names the directory under the new mount, where a remount fails
+        // with EINVAL: open the mount itself to make it read-only.
+        let mounted = openat2(root, dest, how(OFlag::O_PATH))?;
+        remount_readonly(&PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            mounted.as_raw_fd()
+        )))?;
+    }
+    Ok(())
 }
 
 /// Dockerd's view of a requested path: absolute, cleaned, with a trailing `/.` kept.
