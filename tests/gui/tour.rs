@@ -193,7 +193,8 @@ async fn every_view_shows_a_real_workload() {
         .await;
     gui.wait_attr("[data-testid=volume-detail-body]", "data-state", "loaded")
         .await;
-    gui.find("[data-testid=volume-container][data-name=api]").await;
+    gui.find("[data-testid=volume-container][data-name=api]")
+        .await;
     scroll_to(&gui, "[data-testid=volume-detail]").await;
     gui.snapshot("volume-detail").await;
     gui.nav("networks").await;

@@ -4,8 +4,8 @@
 pub mod build;
 pub mod compose;
 pub mod containers;
-pub mod debug_shell;
 pub mod contexts;
+pub mod debug_shell;
 pub mod detail;
 pub mod disk;
 pub mod engine_config;
