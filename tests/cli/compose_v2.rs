@@ -341,13 +341,16 @@ fn compose_v2_day_two_verbs_with_the_classic_builder() {
 
     // `events` reports the restart it sees.
     let (_events, rx) = p.spawn(&["events"]);
+    let mut printed = String::new();
     let restarted = wait_until(Duration::from_secs(60), || {
         p.ok(&["restart", "-t", "1", "app"]);
-        wait_line(&rx, "container restart", Duration::from_secs(5)).is_ok()
+        wait_line(&rx, "container restart", Duration::from_secs(5))
+            .map_err(|seen| printed.push_str(&seen))
+            .is_ok()
     });
     assert!(
         restarted,
-        "compose events showed no restart\n{}",
+        "compose events showed no restart; it printed:\n{printed}\n{}",
         e.log_tail()
     );
     // An ephemeral host port may change with the restart, as with dockerd: ask again.
