@@ -79,7 +79,8 @@ pub enum AppError {
     /// Something the app looked up is not there (a compose project with no container left).
     #[error("{0}")]
     NotFound(String),
-    /// The app refused to change something that is there (overwriting a volume).
+    /// The app refused to change or replace something that is there (overwriting a volume, a
+    /// system socket that is not Berth's).
     #[error("{0}")]
     Conflict(String),
     /// The host library failed; the message is its whole chain (so not also a source).
@@ -96,9 +97,6 @@ pub enum AppError {
     /// The app is not permitted to (says what command would do it).
     #[error("{0}")]
     Forbidden(String),
-    /// Something in the way that the app will not replace (says what).
-    #[error("{0}")]
-    Conflict(String),
 }
 
 impl From<berth_host::HostError> for AppError {
@@ -124,7 +122,6 @@ impl AppError {
             Self::Host(berth_host::HostError::NoSuchContext(_)) => ErrorCode::NotFound,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Forbidden(_) => ErrorCode::Forbidden,
-            Self::Conflict(_) => ErrorCode::Conflict,
             Self::Client(_) | Self::Host(_) | Self::Vm { .. } | Self::Io { .. } => {
                 ErrorCode::Internal
             }

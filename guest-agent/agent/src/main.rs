@@ -85,8 +85,7 @@ async fn run(args: cli::Args, config: berth_engine::EngineConfig) -> anyhow::Res
                 &engine.events,
                 &mut listeners,
                 cancel.clone(),
-                data_root,
-                restart,
+                control::EngineFacts { data_root, restart },
             );
             match started {
                 Ok(t) => Some(t),

@@ -33,10 +33,9 @@ pub struct ShellChoices {
 
 /// The first of `paths` that exists in container `id`.
 async fn first_present(e: &Engine, id: &str, paths: &[&str]) -> Result<Option<String>> {
-    let docker = e.docker()?;
     for p in paths {
         // Only the answer's status matters: the body is dropped unread.
-        match archive(e, &docker, id, p).await {
+        match archive(e, id, p).await {
             Ok(_) => return Ok(Some(p.to_string())),
             Err(AppError::Docker { status: 404, .. }) => {}
             Err(err) => return Err(err),

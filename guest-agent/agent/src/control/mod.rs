@@ -22,6 +22,14 @@ pub(crate) use ports::PortTracker;
 use server::ControlCtx;
 pub(crate) use server::EngineRestart;
 
+/// What the control endpoint needs of the engine it serves beside.
+pub(crate) struct EngineFacts {
+    /// The engine's data root (disk usage, trims).
+    pub(crate) data_root: std::path::PathBuf,
+    /// How a `restart_engine` request reaches PID 1; `None` when no init supervises the engine.
+    pub(crate) restart: Option<EngineRestart>,
+}
+
 /// Starts the control and forward endpoints on `listeners`. Returns the token a host `shutdown`
 /// request fires.
 pub(crate) fn start(
@@ -31,9 +39,9 @@ pub(crate) fn start(
     events: &EventBus,
     listeners: &mut Listeners,
     cancel: CancellationToken,
-    data_root: std::path::PathBuf,
-    restart: Option<EngineRestart>,
+    engine: EngineFacts,
 ) -> anyhow::Result<CancellationToken> {
+    let EngineFacts { data_root, restart } = engine;
     let tracker = PortTracker::start(app, events);
     let shutdown = CancellationToken::new();
     let ctx = Arc::new(ControlCtx {
