@@ -73,8 +73,7 @@ async fn settings_checks_daemon_json_switches_contexts_and_links_the_system_sock
     .await;
 
     // A trailing comma: refused where the parser stops, Save disabled, nothing written.
-    gui.type_into(TEXT, "{\n\"insecure-registries\": [\"r.test:5000\",]\n}")
-        .await;
+    set_text(&gui, "{\n\"insecure-registries\": [\"r.test:5000\",]\n}").await;
     gui.wait_attr(STATUS, "data-state", "invalid").await;
     assert_eq!(gui.attr(STATUS, "data-line").await.as_deref(), Some("2"));
     let column = gui.attr(STATUS, "data-column").await.unwrap_or_default();
@@ -90,15 +89,14 @@ async fn settings_checks_daemon_json_switches_contexts_and_links_the_system_sock
         Some("true")
     );
     // A known key of the wrong type is refused too, at the key.
-    gui.type_into(TEXT, "{\"log-level\": \"info\",\n \"iptables\": \"yes\"}")
-        .await;
+    set_text(&gui, "{\"log-level\": \"info\",\n \"iptables\": \"yes\"}").await;
     gui.wait_text(STATUS, "Line 2, column 2: `iptables` must be true or false")
         .await;
     assert!(!daemon_json.exists(), "a refused text was written");
 
     // A good text with a key the engine does not read: valid, warned, saved as typed.
     let good = "{\n\"insecure-registries\": [\"r.test:5000\"],\n\"debug\": true\n}";
-    gui.type_into(TEXT, good).await;
+    set_text(&gui, good).await;
     gui.wait_attr(STATUS, "data-state", "valid").await;
     gui.wait_attr("[data-testid=daemon-json-warning]", "data-key", "debug")
         .await;
@@ -170,4 +168,15 @@ async fn settings_checks_daemon_json_switches_contexts_and_links_the_system_sock
     assert_eq!(code, "unavailable", "{msg}");
     assert!(msg.contains("needs Berth's VM"), "{msg}");
     gui.finish().await;
+}
+
+/// Puts `text` in the daemon.json editor as a paste would (value, then an `input` event):
+/// WebKitWebDriver's typed keys do not insert a newline for `\n`.
+async fn set_text(gui: &Gui, text: &str) {
+    gui.js(
+        "const a = document.querySelector(arguments[0]); a.value = arguments[1]; \
+         a.dispatchEvent(new Event('input', { bubbles: true })); return true;",
+        vec![TEXT.into(), text.into()],
+    )
+    .await;
 }
