@@ -79,7 +79,7 @@ fn make_workload(gui: &Gui, dir: &std::path::Path) {
         "busybox",
         "sh",
         "-c",
-        "echo listening on :8080; i=0; while true; do echo GET /items/$i 200; i=$((i+1)); sleep 1; done",
+        "mkdir -p /var/lib/data/base/1 && echo 16 > /var/lib/data/PG_VERSION && seq 1 40000 > /var/lib/data/base/1/16384 && echo listening on :8080; i=0; while true; do echo GET /items/$i 200; i=$((i+1)); sleep 1; done",
     ]);
     gui.cli(&["run", "--name", "hello", "hello-world"]);
 }
@@ -129,8 +129,8 @@ async fn every_view_shows_a_real_workload() {
     gui.snapshot("container-logs").await;
     gui.click("[data-testid=detail-tab-stats]").await;
     gui.until_js(
-        "3 samples in the CPU chart",
-        "return Number(document.querySelector(arguments[0]).dataset.samples) >= 3;",
+        "8 samples in the CPU chart",
+        "return Number(document.querySelector(arguments[0]).dataset.samples) >= 8;",
         vec!["[data-testid=chart-cpu]".into()],
     )
     .await;
