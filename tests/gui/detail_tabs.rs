@@ -227,18 +227,10 @@ async fn files_tab_browses_views_downloads_and_uploads_a_dropped_file() {
         .await;
 
     // Download the file: its bytes land in Downloads.
-    gui.click(&format!(
-        "{} [data-testid=files-download]",
-        entry("readme.txt")
-    ))
-    .await;
-    let saved = gui.downloads().join("readme.txt");
-    gui.wait_attr(
-        "[data-testid=files-status]",
-        "data-saved",
-        &saved.display().to_string(),
-    )
-    .await;
+    let status = "[data-testid=files-status]";
+    let saved = gui
+        .download_entry(&entry("readme.txt"), status, "readme.txt")
+        .await;
     assert_eq!(std::fs::read_to_string(&saved).unwrap(), "hello files\n");
 
     // Drop a file on the list: it is uploaded into the open folder.
@@ -262,15 +254,7 @@ async fn files_tab_browses_views_downloads_and_uploads_a_dropped_file() {
     // Download a folder: a tar of it, as `docker cp` makes.
     gui.click("[data-testid=files-up]").await;
     gui.wait_attr(list, "data-path", "/srv").await;
-    gui.click(&format!("{} [data-testid=files-download]", entry("app")))
-        .await;
-    let tar_path = gui.downloads().join("app.tar");
-    gui.wait_attr(
-        "[data-testid=files-status]",
-        "data-saved",
-        &tar_path.display().to_string(),
-    )
-    .await;
+    let tar_path = gui.download_entry(&entry("app"), status, "app.tar").await;
     let mut ar = tar::Archive::new(std::fs::File::open(&tar_path).unwrap());
     let mut names: Vec<String> = ar
         .entries()

@@ -600,6 +600,18 @@ impl Gui {
         self.wait_attr("body", "data-view", view).await;
     }
 
+    /// Clicks Download on the file browser row `row` and waits until the browser's status
+    /// (`status`: its `files-status` element) says it saved `name` in the Downloads folder;
+    /// returns that path.
+    pub(crate) async fn download_entry(&self, row: &str, status: &str, name: &str) -> PathBuf {
+        self.click(&format!("{row} [data-testid=files-download]"))
+            .await;
+        let saved = self.downloads().join(name);
+        self.wait_attr(status, "data-saved", &saved.display().to_string())
+            .await;
+        saved
+    }
+
     /// Waits for the error banner and returns `(code, message)`.
     pub(crate) async fn error_shown(&self) -> (String, String) {
         self.until_js(

@@ -166,28 +166,12 @@ async fn volume_detail_shows_size_users_files_takes_a_drop_and_exports() {
         "hello volume",
     )
     .await;
-    gui.click(&format!(
-        "{} [data-testid=files-download]",
-        entry("readme.txt")
-    ))
-    .await;
-    let saved = gui.downloads().join("readme.txt");
-    gui.wait_attr(
-        &in_detail("[data-testid=files-status]"),
-        "data-saved",
-        &saved.display().to_string(),
-    )
-    .await;
-    assert_eq!(std::fs::read_to_string(&saved).unwrap(), "hello volume\n");
-    gui.click(&format!("{} [data-testid=files-download]", entry("sub")))
+    let status = in_detail("[data-testid=files-status]");
+    let saved = gui
+        .download_entry(&entry("readme.txt"), &status, "readme.txt")
         .await;
-    let sub_tar = gui.downloads().join("sub.tar");
-    gui.wait_attr(
-        &in_detail("[data-testid=files-status]"),
-        "data-saved",
-        &sub_tar.display().to_string(),
-    )
-    .await;
+    assert_eq!(std::fs::read_to_string(&saved).unwrap(), "hello volume\n");
+    let sub_tar = gui.download_entry(&entry("sub"), &status, "sub.tar").await;
     assert_eq!(
         tar_paths(&sub_tar),
         BTreeSet::from(["sub", "sub/deep.txt"].map(String::from))
