@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}"
 export CARGO_TERM_COLOR=never
+# Clean clones rebuild the workspace crates anyway; incremental caches only cost disk (~8 GB).
+export CARGO_INCREMENTAL=0
 export RUST_BACKTRACE=1
 
 step() { printf '\n==> %s (%ss)\n' "$*" "$SECONDS"; }
@@ -20,6 +22,9 @@ bash tests/fixtures/deps.sh
 bash scripts/install-gui-deps.sh
 bash scripts/install-docker-plugins.sh
 if [ -x scripts/install-vm-tools.sh ]; then bash scripts/install-vm-tools.sh; fi
+
+step "disk space for the build"
+bash scripts/target-space.sh
 
 step "static checks: fmt, clippy"
 cargo fmt --all -- --check
