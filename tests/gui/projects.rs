@@ -255,19 +255,17 @@ async fn unified_logs(gui: &Gui) {
         vec![],
     )
     .await;
-    let marks = gui
+    // Marks and the count are read in one script: lines keep arriving, and a count read after
+    // the marks can already include a line that came in between.
+    let seen = gui
         .js(
-            "return [...document.querySelectorAll('[data-testid=unified-output] mark')].map(m => m.textContent);",
+            "return { marks: [...document.querySelectorAll('[data-testid=unified-output] mark')].map(m => m.textContent), \
+                      count: Number(document.querySelector('[data-testid=unified-matches]').dataset.count) };",
             vec![],
         )
         .await;
-    let marks: Vec<String> = serde_json::from_value(marks).unwrap();
-    let count: usize = gui
-        .attr("[data-testid=unified-matches]", "data-count")
-        .await
-        .unwrap()
-        .parse()
-        .unwrap();
+    let marks: Vec<String> = serde_json::from_value(seen["marks"].clone()).unwrap();
+    let count = seen["count"].as_u64().unwrap() as usize;
     assert!(
         !marks.is_empty() && marks.iter().all(|m| m == "says 1"),
         "{marks:?}"
