@@ -1,0 +1,241 @@
+//! The Dev Containers CLI (`@devcontainers/cli`, pinned by `tests/sdk/devcontainers`, installed by
+//! `tests/fixtures/devcontainers-cli.sh` into `$BERTH_DEVCONTAINERS`, default
+//! `~/.cache/berth/devcontainers-cli`) brings projects up against a fresh engine as VS Code
+//! does: `devcontainer up --docker-path docker` of a `devcontainer.json` naming an image of the
+//! loopback registry (then reopened: stopped and `up` again), and of one with a
+//! `build.dockerfile`, built once by the classic builder and once by buildx; each with
+//! `containerEnv`, `remoteUser` and a `postCreateCommand`, no features. Then `devcontainer exec`
+//! sees the bind-mounted workspace, the environment, the user and what the post-create command
+//! wrote.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use berth_test_support::{Engine, Registry};
+
+use crate::plugins::{expect_ok, run_in, write_files};
+
+/// The `devcontainer` launcher of the pinned install.
+fn devcontainer_bin() -> PathBuf {
+    let dir = std::env::var_os("BERTH_DEVCONTAINERS").map_or_else(
+        || {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/berth/devcontainers-cli")
+        },
+        PathBuf::from,
+    );
+    let bin = dir.join("node_modules/.bin/devcontainer");
+    assert!(
+        bin.exists(),
+        "{} is missing: run tests/fixtures/devcontainers-cli.sh (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// `devcontainer VERB --workspace-folder DIR --docker-path docker ARGS…` against `e`, with its
+/// in-container state in `/tmp` (the fixture users' home folders do not exist). The CLI keeps
+/// its cache in `$TMPDIR/devcontainercli-<user>`, where it refreshes a "control manifest" (feature
+/// advisories) from the internet when the cached one is older than 5 minutes: each run gets a
+/// `TMPDIR` of its own holding a fresh copy of the CLI's built-in empty manifest, so it never
+/// reaches out (the projects use no features, which is all the manifest is about).
+fn devcontainer(
+    e: &Engine,
+    builder: Builder,
+    verb: &str,
+    workspace: &Path,
+    args: &[&str],
+) -> Command {
+    let tmp = e.scratch().join("devcontainer-tmp");
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let cache = tmp.join(format!("devcontainercli-{user}"));
+    std::fs::create_dir_all(&cache).expect("devcontainer cache");
+    std::fs::write(
+        cache.join("control-manifest.json"),
+        r#"{"disallowedFeatures":[],"featureAdvisories":[]}"#,
+    )
+    .expect("control manifest");
+    let mut c = e.client_cmd(devcontainer_bin().to_str().expect("utf-8 path"), &[verb]);
+    c.arg("--workspace-folder")
+        .arg(workspace)
+        .args(["--docker-path", "docker"])
+        .args(["--container-data-folder", "/tmp/devcontainer"])
+        .args(args)
+        .env("TMPDIR", &tmp);
+    if builder == Builder::Buildx {
+        // The docker CLI's environment with the buildx plugin (its own DOCKER_CONFIG, BuildKit on).
+        let docker = e.docker_with_plugins(&["buildx"], &[]);
+        for (k, v) in docker.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+    }
+    c
+}
+
+/// How the CLI builds a `build.dockerfile` image: it uses `docker buildx build` when the docker
+/// CLI has buildx (BuildKit through the engine's `/grpc`), else plain `docker build`
+/// (`DOCKER_BUILDKIT=0`, the classic builder).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Builder {
+    Classic,
+    Buildx,
+}
+
+/// Brings `workspace` up, checks the CLI's JSON outcome (run as `user`), and returns the
+/// container's id.
+fn up(e: &Engine, builder: Builder, workspace: &Path, user: &str) -> String {
+    let out = run_in(devcontainer(e, builder, "up", workspace, &[]), workspace);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    expect_ok(e, &["devcontainer up"], out);
+    let outcome: serde_json::Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON outcome from devcontainer up:\n{stdout}"));
+    assert_eq!(outcome["outcome"], "success", "{outcome}");
+    assert_eq!(outcome["remoteUser"], user, "{outcome}");
+    outcome["containerId"]
+        .as_str()
+        .expect("containerId")
+        .to_string()
+}
+
+/// What `devcontainer exec` sees in the container of `workspace` (mounted at
+/// `/workspaces/<name>`): the host's file, `containerEnv`, `user`, the post-create file.
+fn exec_sees_workspace_env_user(e: &Engine, workspace: &Path, user: &str) {
+    let name = workspace.file_name().unwrap().to_str().unwrap();
+    let script = format!(
+        "cat /workspaces/{name}/hello.txt; echo \"env=$BERTH_DC_ENV\"; echo \"user=$(id -un)\"; \
+         cat /workspaces/{name}/post-create.txt; echo \"pwd=$(pwd)\""
+    );
+    let out = run_in(
+        devcontainer(
+            e,
+            Builder::Classic,
+            "exec",
+            workspace,
+            &["sh", "-c", &script],
+        ),
+        workspace,
+    );
+    let text = expect_ok(e, &["devcontainer exec"], out);
+    let ran = format!("post-create ran as {user}");
+    for want in [
+        "hello from the host",
+        "env=from-containerEnv",
+        &format!("user={user}"),
+        &ran,
+        &format!("pwd=/workspaces/{name}"),
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    // The post-create command wrote through the bind mount: the host sees its file.
+    let host = std::fs::read_to_string(workspace.join("post-create.txt")).expect("post-create");
+    assert_eq!(host.trim(), ran);
+}
+
+/// A project folder `name` in `e`'s scratch with `hello.txt`, `.devcontainer/devcontainer.json`
+/// made of `settings` plus env, `user` and a post-create command, and `extra` files; writable by
+/// the container's user (the post-create command writes through the bind mount).
+fn project(e: &Engine, name: &str, settings: &str, user: &str, extra: &[(&str, &str)]) -> PathBuf {
+    let dir = e.scratch().join(name);
+    let config = format!(
+        r#"{{
+  {settings},
+  "updateRemoteUserUID": false,
+  "containerEnv": {{ "BERTH_DC_ENV": "from-containerEnv" }},
+  "remoteUser": "{user}",
+  "postCreateCommand": "echo \"post-create ran as $(id -un)\" > post-create.txt"
+}}"#
+    );
+    let mut files = vec![
+        (".devcontainer/devcontainer.json", config.as_str()),
+        ("hello.txt", "hello from the host\n"),
+    ];
+    files.extend_from_slice(extra);
+    write_files(&dir, &files);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    dir
+}
+
+/// `devcontainer up` of an image from the loopback registry, as the image's user `postgres`
+/// (uid 70), then `exec`; after a `docker stop`, `up` again starts the same container (what
+/// reopening a folder in VS Code does) without running the post-create command again.
+#[test]
+fn devcontainer_up_image_then_exec_and_reopen() {
+    let e = Engine::start();
+    let registry = &Registry::shared().addr;
+    let settings = format!(r#""name": "berth image", "image": "{registry}/busybox:latest""#);
+    let dir = project(&e, "dc-image", &settings, "postgres", &[]);
+    let id = up(&e, Builder::Classic, &dir, "postgres");
+    let image = e.docker_ok(&["inspect", "-f", "{{.Config.Image}}", &id]);
+    assert!(image.contains("busybox"), "{image}");
+    exec_sees_workspace_env_user(&e, &dir, "postgres");
+
+    std::fs::remove_file(dir.join("post-create.txt")).expect("remove the post-create file");
+    e.docker_ok(&["stop", "-t", "1", &id]);
+    assert_eq!(
+        up(&e, Builder::Classic, &dir, "postgres"),
+        id,
+        "the same container"
+    );
+    let running = e.docker_ok(&["inspect", "-f", "{{.State.Running}}", &id]);
+    assert_eq!(running.trim(), "true");
+    assert!(
+        !dir.join("post-create.txt").exists(),
+        "the post-create command ran again on reopen"
+    );
+}
+
+/// A project whose image is built from its own Dockerfile by `builder`, as a user `dev` the
+/// Dockerfile adds, with an explicit workspace mount.
+fn dockerfile_project_up_then_exec(builder: Builder, name: &str) {
+    let e = Engine::start();
+    let registry = &Registry::shared().addr;
+    // busybox-static has no adduser.
+    let dockerfile = format!(
+        "FROM {registry}/busybox:latest\n\
+         RUN echo 'dev:x:1000:1000:dev:/home/dev:/bin/sh' >> /etc/passwd \\\n\
+         \x20 && echo 'dev:x:1000:' >> /etc/group && mkdir -p /home/dev && chown dev:dev /home/dev\n\
+         LABEL org.berth.devcontainer=built\n"
+    );
+    let settings = format!(
+        r#""name": "berth build",
+  "build": {{ "dockerfile": "Dockerfile", "context": "." }},
+  "workspaceMount": "source=${{localWorkspaceFolder}},target=/workspaces/{name},type=bind",
+  "workspaceFolder": "/workspaces/{name}""#
+    );
+    let dir = project(
+        &e,
+        name,
+        &settings,
+        "dev",
+        &[(".devcontainer/Dockerfile", &dockerfile)],
+    );
+    let id = up(&e, builder, &dir, "dev");
+    let label = e.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"org.berth.devcontainer\"}}",
+        &id,
+    ]);
+    assert_eq!(label.trim(), "built");
+    exec_sees_workspace_env_user(&e, &dir, "dev");
+}
+
+/// `build.dockerfile` through the classic builder (the CLI's `--target` build of its own
+/// Dockerfile with an `ARG` before `FROM`).
+#[test]
+fn devcontainer_up_dockerfile_classic_then_exec() {
+    dockerfile_project_up_then_exec(Builder::Classic, "dc-classic");
+}
+
+/// `build.dockerfile` through `docker buildx build --load` (BuildKit).
+#[test]
+fn devcontainer_up_dockerfile_buildx_then_exec() {
+    dockerfile_project_up_then_exec(Builder::Buildx, "dc-buildx");
+}
