@@ -2,11 +2,11 @@
 //! `tests/fixtures/devcontainers-cli.sh` into `$BERTH_DEVCONTAINERS`, default
 //! `~/.cache/berth/devcontainers-cli`) brings projects up against a fresh engine as VS Code
 //! does: `devcontainer up --docker-path docker` of a `devcontainer.json` naming an image of the
-//! loopback registry (then reopened: stopped and `up` again), and of one with a
-//! `build.dockerfile`, built once by the classic builder and once by buildx; each with
-//! `containerEnv`, `remoteUser` and a `postCreateCommand`, no features. Then `devcontainer exec`
-//! sees the bind-mounted workspace, the environment, the user and what the post-create command
-//! wrote.
+//! loopback registry (then reopened: stopped and `up` again), of one with a `build.dockerfile`,
+//! built once by the classic builder and once by buildx, and of a `dockerComposeFile` project
+//! (compose v2) of two services; each with `containerEnv`, `remoteUser` and a
+//! `postCreateCommand`, no features. Then `devcontainer exec` sees the bind-mounted workspace,
+//! the environment, the user and what the post-create command wrote.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ fn devcontainer_bin() -> PathBuf {
 /// reaches out (the projects use no features, which is all the manifest is about).
 fn devcontainer(
     e: &Engine,
-    builder: Builder,
+    plugins: Plugins,
     verb: &str,
     workspace: &Path,
     args: &[&str],
@@ -63,9 +63,9 @@ fn devcontainer(
         .args(["--container-data-folder", "/tmp/devcontainer"])
         .args(args)
         .env("TMPDIR", &tmp);
-    if builder == Builder::Buildx {
-        // The docker CLI's environment with the buildx plugin (its own DOCKER_CONFIG, BuildKit on).
-        let docker = e.docker_with_plugins(&["buildx"], &[]);
+    if let Some(plugin) = plugins.name() {
+        // The docker CLI's environment with that plugin (its own DOCKER_CONFIG, BuildKit on).
+        let docker = e.docker_with_plugins(&[plugin], &[]);
         for (k, v) in docker.get_envs() {
             match v {
                 Some(v) => c.env(k, v),
@@ -76,19 +76,31 @@ fn devcontainer(
     c
 }
 
-/// How the CLI builds a `build.dockerfile` image: it uses `docker buildx build` when the docker
-/// CLI has buildx (BuildKit through the engine's `/grpc`), else plain `docker build`
-/// (`DOCKER_BUILDKIT=0`, the classic builder).
+/// The docker CLI plugins the Dev Containers CLI finds. It builds a `build.dockerfile` image with
+/// `docker buildx build` when the docker CLI has buildx (BuildKit through the engine's `/grpc`),
+/// else with plain `docker build` (`DOCKER_BUILDKIT=0`, the classic builder); it runs
+/// `dockerComposeFile` projects with `docker compose`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Builder {
-    Classic,
+enum Plugins {
+    None,
     Buildx,
+    Compose,
+}
+
+impl Plugins {
+    fn name(self) -> Option<&'static str> {
+        match self {
+            Plugins::None => None,
+            Plugins::Buildx => Some("buildx"),
+            Plugins::Compose => Some("compose"),
+        }
+    }
 }
 
 /// Brings `workspace` up, checks the CLI's JSON outcome (run as `user`), and returns the
 /// container's id.
-fn up(e: &Engine, builder: Builder, workspace: &Path, user: &str) -> String {
-    let out = run_in(devcontainer(e, builder, "up", workspace, &[]), workspace);
+fn up(e: &Engine, plugins: Plugins, workspace: &Path, user: &str) -> String {
+    let out = run_in(devcontainer(e, plugins, "up", workspace, &[]), workspace);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     expect_ok(e, &["devcontainer up"], out);
     let outcome: serde_json::Value = stdout
@@ -106,20 +118,14 @@ fn up(e: &Engine, builder: Builder, workspace: &Path, user: &str) -> String {
 
 /// What `devcontainer exec` sees in the container of `workspace` (mounted at
 /// `/workspaces/<name>`): the host's file, `containerEnv`, `user`, the post-create file.
-fn exec_sees_workspace_env_user(e: &Engine, workspace: &Path, user: &str) {
+fn exec_sees_workspace_env_user(e: &Engine, plugins: Plugins, workspace: &Path, user: &str) {
     let name = workspace.file_name().unwrap().to_str().unwrap();
     let script = format!(
         "cat /workspaces/{name}/hello.txt; echo \"env=$BERTH_DC_ENV\"; echo \"user=$(id -un)\"; \
          cat /workspaces/{name}/post-create.txt; echo \"pwd=$(pwd)\""
     );
     let out = run_in(
-        devcontainer(
-            e,
-            Builder::Classic,
-            "exec",
-            workspace,
-            &["sh", "-c", &script],
-        ),
+        devcontainer(e, plugins, "exec", workspace, &["sh", "-c", &script]),
         workspace,
     );
     let text = expect_ok(e, &["devcontainer exec"], out);
@@ -171,15 +177,15 @@ fn devcontainer_up_image_then_exec_and_reopen() {
     let registry = &Registry::shared().addr;
     let settings = format!(r#""name": "berth image", "image": "{registry}/busybox:latest""#);
     let dir = project(&e, "dc-image", &settings, "postgres", &[]);
-    let id = up(&e, Builder::Classic, &dir, "postgres");
+    let id = up(&e, Plugins::None, &dir, "postgres");
     let image = e.docker_ok(&["inspect", "-f", "{{.Config.Image}}", &id]);
     assert!(image.contains("busybox"), "{image}");
-    exec_sees_workspace_env_user(&e, &dir, "postgres");
+    exec_sees_workspace_env_user(&e, Plugins::None, &dir, "postgres");
 
     std::fs::remove_file(dir.join("post-create.txt")).expect("remove the post-create file");
     e.docker_ok(&["stop", "-t", "1", &id]);
     assert_eq!(
-        up(&e, Builder::Classic, &dir, "postgres"),
+        up(&e, Plugins::None, &dir, "postgres"),
         id,
         "the same container"
     );
@@ -193,7 +199,7 @@ fn devcontainer_up_image_then_exec_and_reopen() {
 
 /// A project whose image is built from its own Dockerfile by `builder`, as a user `dev` the
 /// Dockerfile adds, with an explicit workspace mount.
-fn dockerfile_project_up_then_exec(builder: Builder, name: &str) {
+fn dockerfile_project_up_then_exec(plugins: Plugins, name: &str) {
     let e = Engine::start();
     let registry = &Registry::shared().addr;
     // busybox-static has no adduser.
@@ -216,7 +222,7 @@ fn dockerfile_project_up_then_exec(builder: Builder, name: &str) {
         "dev",
         &[(".devcontainer/Dockerfile", &dockerfile)],
     );
-    let id = up(&e, builder, &dir, "dev");
+    let id = up(&e, plugins, &dir, "dev");
     let label = e.docker_ok(&[
         "inspect",
         "-f",
@@ -224,18 +230,63 @@ fn dockerfile_project_up_then_exec(builder: Builder, name: &str) {
         &id,
     ]);
     assert_eq!(label.trim(), "built");
-    exec_sees_workspace_env_user(&e, &dir, "dev");
+    exec_sees_workspace_env_user(&e, plugins, &dir, "dev");
 }
 
 /// `build.dockerfile` through the classic builder (the CLI's `--target` build of its own
 /// Dockerfile with an `ARG` before `FROM`).
 #[test]
 fn devcontainer_up_dockerfile_classic_then_exec() {
-    dockerfile_project_up_then_exec(Builder::Classic, "dc-classic");
+    dockerfile_project_up_then_exec(Plugins::None, "dc-classic");
 }
 
 /// `build.dockerfile` through `docker buildx build --load` (BuildKit).
 #[test]
 fn devcontainer_up_dockerfile_buildx_then_exec() {
-    dockerfile_project_up_then_exec(Builder::Buildx, "dc-buildx");
+    dockerfile_project_up_then_exec(Plugins::Buildx, "dc-buildx");
+}
+
+/// A `dockerComposeFile` project (compose v2): the dev container is one service of two, with the
+/// workspace bind-mounted by the compose file; `containerEnv`, `remoteUser` and the post-create
+/// command apply to it, and its post-start command reaches the other service by name.
+#[test]
+fn devcontainer_up_compose_then_exec() {
+    let e = Engine::start();
+    let registry = &Registry::shared().addr;
+    let compose = format!(
+        "services:\n\
+         \x20 app:\n\
+         \x20   image: {registry}/busybox:latest\n\
+         \x20   command: sleep infinity\n\
+         \x20   volumes: [\"..:/workspaces/dc-compose:cached\"]\n\
+         \x20 web:\n\
+         \x20   image: {registry}/berth-test/httpd:latest\n"
+    );
+    let settings = r#""name": "berth compose",
+  "dockerComposeFile": ["compose.yaml"],
+  "service": "app",
+  "runServices": ["app", "web"],
+  "workspaceFolder": "/workspaces/dc-compose""#;
+    let dir = project(
+        &e,
+        "dc-compose",
+        &format!("{settings},\n  \"postStartCommand\": \"wget -q -O- http://web/ > /tmp/web.txt\""),
+        "postgres",
+        &[(".devcontainer/compose.yaml", &compose)],
+    );
+    let id = up(&e, Plugins::Compose, &dir, "postgres");
+    let service = e.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"com.docker.compose.service\"}}",
+        &id,
+    ]);
+    assert_eq!(service.trim(), "app");
+    exec_sees_workspace_env_user(&e, Plugins::Compose, &dir, "postgres");
+    let out = run_in(
+        devcontainer(&e, Plugins::Compose, "exec", &dir, &["cat", "/tmp/web.txt"]),
+        &dir,
+    );
+    let web = expect_ok(&e, &["devcontainer exec"], out);
+    assert!(web.contains("berth-httpd-ok"), "{web}");
 }

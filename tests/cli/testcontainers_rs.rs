@@ -1,8 +1,9 @@
 //! Testcontainers for Rust (the `testcontainers` crate, pinned in tests/Cargo.toml) against a
 //! fresh engine, as a Rust test suite uses it: the fixture httpd image from the loopback
-//! registry, started with a wait for a log line and for a Docker health check, its port 80
-//! mapped to a host port the test reaches, a command run in it, and the container removed when
-//! the handle is dropped. The crate has no Ryuk reaper (nothing to disable): dropping
+//! registry, started on a network the crate creates, with an environment variable and a file
+//! copied in before start, a wait for a log line and for a Docker health check, its port 80
+//! mapped to a host port the test reaches, a command run in it, and the container and network
+//! removed when the handle is dropped. The crate has no Ryuk reaper (nothing to disable): dropping
 //! `ContainerAsync` removes the container with the API's `DELETE /containers/{id}?force=true&v=true`.
 
 use std::time::Duration;
@@ -16,8 +17,13 @@ const READY: &str = "berth-ready";
 /// What the fixture httpd serves (tests/fixtures/images.py).
 const MARKER: &str = "berth-httpd-ok";
 
-/// The fixture httpd from `registry`, logging [`READY`] before it serves, healthy once it
-/// answers on port 80.
+/// A file the crate copies into the container before it starts (httpd serves it).
+const COPIED: &str = "copied-by-testcontainers";
+/// The network the crate creates for the container (and removes after it).
+const NETWORK: &str = "berth-tc-net";
+
+/// The fixture httpd from `registry` on [`NETWORK`], with an environment variable and a file
+/// copied in, logging [`READY`] before it serves, healthy once it answers on port 80.
 async fn start_httpd(registry: &str) -> ContainerAsync<GenericImage> {
     GenericImage::new(format!("{registry}/berth-test/httpd"), "latest".to_string())
         .with_exposed_port(80.tcp())
@@ -33,6 +39,9 @@ async fn start_httpd(registry: &str) -> ContainerAsync<GenericImage> {
                 .with_interval(Duration::from_millis(200))
                 .with_retries(100),
         )
+        .with_env_var("BERTH_TC", "from-testcontainers")
+        .with_copy_to("/www/copied.html", COPIED.as_bytes().to_vec())
+        .with_network(NETWORK)
         .with_startup_timeout(Duration::from_secs(60))
         .start()
         .await
@@ -60,18 +69,25 @@ async fn testcontainers_rs_log_health_port_exec_drop() {
         body.contains(MARKER)
     });
     assert!(reached, "{addr} did not serve the fixture page: {body:?}");
+    let copied = http_get(&addr, "/copied.html").expect("the copied file");
+    assert!(copied.contains(COPIED), "{copied}");
+    let networks = e.docker_ok(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", &id]);
+    assert!(networks.contains(NETWORK), "{networks}");
 
     let mut r = c
         .exec(ExecCommand::new([
             "sh",
             "-c",
-            "echo out; echo err >&2; exit 3",
+            "echo \"out $BERTH_TC\"; echo err >&2; exit 3",
         ]))
         .await
         .expect("exec");
     let out = String::from_utf8(r.stdout_to_vec().await.unwrap()).unwrap();
     let err = String::from_utf8(r.stderr_to_vec().await.unwrap()).unwrap();
-    assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"));
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("out from-testcontainers\n", "err\n")
+    );
     assert_eq!(r.exit_code().await.expect("exit code"), Some(3));
     assert!(c.is_running().await.expect("state"));
 
@@ -80,5 +96,16 @@ async fn testcontainers_rs_log_health_port_exec_drop() {
     assert!(
         left.trim().is_empty(),
         "container {id} left after drop: {left}"
+    );
+    let nets = e.docker_ok(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("name={NETWORK}"),
+    ]);
+    assert!(
+        nets.trim().is_empty(),
+        "network {NETWORK} left after drop: {nets}"
     );
 }
