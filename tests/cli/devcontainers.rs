@@ -18,20 +18,12 @@ use crate::plugins::{expect_ok, run_in, write_files};
 
 /// The `devcontainer` launcher of the pinned install.
 fn devcontainer_bin() -> PathBuf {
-    let dir = std::env::var_os("BERTH_DEVCONTAINERS").map_or_else(
-        || {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/berth/devcontainers-cli")
-        },
-        PathBuf::from,
-    );
-    let bin = dir.join("node_modules/.bin/devcontainer");
-    assert!(
-        bin.exists(),
-        "{} is missing: run tests/fixtures/devcontainers-cli.sh (scripts/test.sh does)",
-        bin.display()
-    );
-    bin
+    berth_test_support::installed(
+        "BERTH_DEVCONTAINERS",
+        "devcontainers-cli",
+        "node_modules/.bin/devcontainer",
+        "tests/fixtures/devcontainers-cli.sh",
+    )
 }
 
 /// `devcontainer VERB --workspace-folder DIR --docker-path docker ARGS…` against `e`, with its
@@ -113,6 +105,14 @@ fn up(e: &Engine, plugins: Plugins, workspace: &Path, user: &str) -> String {
     outcome["containerId"]
         .as_str()
         .expect("containerId")
+        .to_string()
+}
+
+/// The value of the label `key` of container `id`.
+fn label(e: &Engine, id: &str, key: &str) -> String {
+    let format = format!("{{{{index .Config.Labels {key:?}}}}}");
+    e.docker_ok(&["inspect", "-f", &format, id])
+        .trim()
         .to_string()
 }
 
@@ -223,13 +223,7 @@ fn dockerfile_project_up_then_exec(plugins: Plugins, name: &str) {
         &[(".devcontainer/Dockerfile", &dockerfile)],
     );
     let id = up(&e, plugins, &dir, "dev");
-    let label = e.docker_ok(&[
-        "inspect",
-        "-f",
-        "{{index .Config.Labels \"org.berth.devcontainer\"}}",
-        &id,
-    ]);
-    assert_eq!(label.trim(), "built");
+    assert_eq!(label(&e, &id, "org.berth.devcontainer"), "built");
     exec_sees_workspace_env_user(&e, plugins, &dir, "dev");
 }
 
@@ -275,13 +269,7 @@ fn devcontainer_up_compose_then_exec() {
         &[(".devcontainer/compose.yaml", &compose)],
     );
     let id = up(&e, Plugins::Compose, &dir, "postgres");
-    let service = e.docker_ok(&[
-        "inspect",
-        "-f",
-        "{{index .Config.Labels \"com.docker.compose.service\"}}",
-        &id,
-    ]);
-    assert_eq!(service.trim(), "app");
+    assert_eq!(label(&e, &id, "com.docker.compose.service"), "app");
     exec_sees_workspace_env_user(&e, Plugins::Compose, &dir, "postgres");
     let out = run_in(
         devcontainer(&e, Plugins::Compose, "exec", &dir, &["cat", "/tmp/web.txt"]),
