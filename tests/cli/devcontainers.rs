@@ -278,3 +278,55 @@ fn devcontainer_up_compose_then_exec() {
     let web = expect_ok(&e, &["devcontainer exec"], out);
     assert!(web.contains("berth-httpd-ok"), "{web}");
 }
+
+/// A Dev Container feature from the project's own folder (no registry: `"./hello-feature"`),
+/// installed by the CLI's generated Dockerfile through the classic builder: its option reaches
+/// `install.sh`, its `containerEnv` the container. (Through buildx the CLI passes the features
+/// as a named build context, `--build-context NAME=DIR`, which the engine's BuildKit frontend
+/// does not serve yet.)
+#[test]
+fn devcontainer_up_local_feature_classic_then_exec() {
+    let e = Engine::start();
+    let registry = &Registry::shared().addr;
+    let settings = format!(
+        r#""name": "berth feature", "image": "{registry}/busybox:latest",
+  "features": {{ "./hello-feature": {{ "greeting": "hi-from-feature" }} }}"#
+    );
+    let feature = r#"{ "id": "hello-feature", "version": "1.0.0", "name": "hello",
+  "options": { "greeting": { "type": "string", "default": "hello" } },
+  "containerEnv": { "BERTH_FEATURE_ENV": "set-by-feature" } }"#;
+    let install = "#!/bin/sh\nset -e\necho \"$GREETING\" > /usr/local/bin/greeting.txt\n";
+    let dir = project(
+        &e,
+        "dc-feature",
+        &settings,
+        "postgres",
+        &[
+            (
+                ".devcontainer/hello-feature/devcontainer-feature.json",
+                feature,
+            ),
+            (".devcontainer/hello-feature/install.sh", install),
+        ],
+    );
+    let script = dir.join(".devcontainer/hello-feature/install.sh");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    up(&e, Plugins::None, &dir, "postgres");
+    exec_sees_workspace_env_user(&e, Plugins::None, &dir, "postgres");
+    let out = run_in(
+        devcontainer(
+            &e,
+            Plugins::None,
+            "exec",
+            &dir,
+            &[
+                "sh",
+                "-c",
+                "cat /usr/local/bin/greeting.txt; echo \"$BERTH_FEATURE_ENV\"",
+            ],
+        ),
+        &dir,
+    );
+    let text = expect_ok(&e, &["devcontainer exec"], out);
+    assert_eq!(text.trim(), "hi-from-feature\nset-by-feature", "{text}");
+}
