@@ -3,10 +3,10 @@
 //! `~/.cache/berth/devcontainers-cli`) brings projects up against a fresh engine as VS Code
 //! does: `devcontainer up --docker-path docker` of a `devcontainer.json` naming an image of the
 //! loopback registry (then reopened: stopped and `up` again), of one with a `build.dockerfile`,
-//! built once by the classic builder and once by buildx, and of a `dockerComposeFile` project
-//! (compose v2) of two services; each with `containerEnv`, `remoteUser` and a
-//! `postCreateCommand`, no features. Then `devcontainer exec` sees the bind-mounted workspace,
-//! the environment, the user and what the post-create command wrote.
+//! built once by the classic builder and once by buildx, of a `dockerComposeFile` project
+//! (compose v2) of two services, and of one with a feature from its own folder; each with
+//! `containerEnv`, `remoteUser` and a `postCreateCommand`. Then `devcontainer exec` sees the
+//! bind-mounted workspace, the environment, the user and what the post-create command wrote.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ fn devcontainer_bin() -> PathBuf {
 /// its cache in `$TMPDIR/devcontainercli-<user>`, where it refreshes a "control manifest" (feature
 /// advisories) from the internet when the cached one is older than 5 minutes: each run gets a
 /// `TMPDIR` of its own holding a fresh copy of the CLI's built-in empty manifest, so it never
-/// reaches out (the projects use no features, which is all the manifest is about).
+/// reaches out (the manifest only concerns features from registries; the projects use none).
 fn devcontainer(
     e: &Engine,
     plugins: Plugins,
