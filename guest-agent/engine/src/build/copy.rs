@@ -389,6 +389,19 @@ mod tests {
             .collect()
     }
 
+    /// A `COPY` (or with `add`, an `ADD`) of `sources` under `root` to `dest`.
+    fn copy_spec<'a>(root: &'a Path, sources: &[&str], dest: &str, add: bool) -> CopySpec<'a> {
+        CopySpec {
+            src_root: root,
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            dest: dest.into(),
+            owner: (0, 0),
+            chmod: None,
+            add,
+            cmd: if add { "ADD" } else { "COPY" },
+        }
+    }
+
     #[test]
     fn files_dirs_and_globs_land_under_the_destination() {
         let ctx = tempfile::tempdir().unwrap();
@@ -402,13 +415,8 @@ mod tests {
         fs::create_dir_all(img.path().join("etc")).unwrap();
         let view = ImageView::open(&[img.path().to_path_buf()], PathBuf::new()).unwrap();
         let spec = |sources: &[&str], dest: &str| CopySpec {
-            src_root: c,
-            sources: sources.iter().map(|s| s.to_string()).collect(),
-            dest: dest.into(),
             owner: (5, 6),
-            chmod: None,
-            add: false,
-            cmd: "COPY",
+            ..copy_spec(c, sources, dest, false)
         };
         let mut buf = Vec::new();
         let sum1 = copy_layer(&spec(&["*.txt"], "/etc/app/"), &view, &mut buf).unwrap();
@@ -456,15 +464,7 @@ mod tests {
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).unwrap();
         let view = ImageView::open(&[img.path().to_path_buf()], PathBuf::new()).unwrap();
         for dest in ["/tmp/y", "/tmp/"] {
-            let spec = CopySpec {
-                src_root: ctx.path(),
-                sources: vec!["sub/".into()],
-                dest: dest.into(),
-                owner: (0, 0),
-                chmod: None,
-                add: false,
-                cmd: "COPY",
-            };
+            let spec = copy_spec(ctx.path(), &["sub/"], dest, false);
             let mut buf = Vec::new();
             copy_layer(&spec, &view, &mut buf).unwrap();
             let mut a = tar::Archive::new(&buf[..]);
@@ -489,15 +489,7 @@ mod tests {
         fs::write(ctx.path().join("a.tar.gz"), gz.finish().unwrap()).unwrap();
         let img = tempfile::tempdir().unwrap();
         let view = ImageView::open(&[img.path().to_path_buf()], PathBuf::new()).unwrap();
-        let spec = CopySpec {
-            src_root: ctx.path(),
-            sources: vec!["a.tar.gz".into()],
-            dest: "/srv/".into(),
-            owner: (0, 0),
-            chmod: None,
-            add: true,
-            cmd: "ADD",
-        };
+        let spec = copy_spec(ctx.path(), &["a.tar.gz"], "/srv/", true);
         let mut buf = Vec::new();
         copy_layer(&spec, &view, &mut buf).unwrap();
         let n: Vec<String> = names(&buf).into_iter().map(|x| x.0).collect();
