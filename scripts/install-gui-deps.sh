@@ -80,21 +80,7 @@ echo "install-gui-deps: tauri-driver in $TOOLS/bin"
 # loads are copied into ui/vendor/ (ES modules under a .js name: the app's asset server types
 # files by their extension).
 repo=$(cd "$(dirname "$0")/.." && pwd)
-# npm_ci SRC DIR FILE...: `npm ci` of SRC's package-lock.json in DIR unless DIR has that lock
-# file and every FILE (relative to DIR/node_modules).
-npm_ci() {
-    src=$1 dir=$2
-    shift 2
-    mkdir -p "$dir"
-    fresh=1
-    cmp -s "$src/package-lock.json" "$dir/package-lock.json" || fresh=0
-    for f in "$@"; do [ -f "$dir/node_modules/$f" ] || fresh=0; done
-    if [ "$fresh" = 0 ]; then
-        echo "install-gui-deps: npm ci ($src/package-lock.json) in $dir"
-        cp "$src/package.json" "$src/package-lock.json" "$dir/"
-        (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
-    fi
-}
+. "$repo/scripts/npm-ci.sh"
 npm_dir="${BERTH_UI_NPM:-$HOME/.cache/berth/ui-npm}"
 mkdir -p "$repo/ui/vendor"
 npm_ci "$repo/ui" "$npm_dir" @xterm/xterm/lib/xterm.mjs @xterm/addon-fit/lib/addon-fit.mjs

@@ -21,6 +21,7 @@ step "packages"
 bash tests/fixtures/deps.sh
 bash scripts/install-gui-deps.sh
 bash scripts/install-docker-plugins.sh
+sh tests/fixtures/devcontainers-cli.sh
 if [ -x scripts/install-vm-tools.sh ]; then bash scripts/install-vm-tools.sh; fi
 
 step "disk space for the build"

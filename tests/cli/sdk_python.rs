@@ -20,17 +20,12 @@ fn sdk_dir() -> PathBuf {
 }
 
 fn sdk_python() -> PathBuf {
-    let venv = std::env::var_os("BERTH_PYTHON_SDK").map_or_else(
-        || PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/berth/python-sdk"),
-        PathBuf::from,
-    );
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run tests/fixtures/python-sdk.sh (scripts/test.sh does)",
-        python.display()
-    );
-    python
+    berth_test_support::installed(
+        "BERTH_PYTHON_SDK",
+        "python-sdk",
+        "bin/python",
+        "tests/fixtures/python-sdk.sh",
+    )
 }
 
 #[test]

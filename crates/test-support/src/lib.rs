@@ -23,16 +23,32 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Where the set-up scripts install a client the tests drive: `$var` when set, else
+/// `~/.cache/berth/<default>`.
+pub fn berth_cache(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+        PathBuf::from(home).join(".cache/berth").join(default)
+    })
+}
+
+/// `rel` inside [`berth_cache`]`(var, default)`, which must exist: else the panic says to run
+/// `installer`.
+pub fn installed(var: &str, default: &str, rel: &str, installer: &str) -> PathBuf {
+    let path = berth_cache(var, default).join(rel);
+    assert!(
+        path.exists(),
+        "{} is missing: run {installer} (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
 /// Where `scripts/install-docker-plugins.sh` puts the docker CLI plugins, one folder each
 /// (`compose/docker-compose`, `buildx/docker-buildx`): `$BERTH_PLUGINS`, else
 /// `~/.cache/berth/docker-plugins`.
 pub fn docker_plugins() -> PathBuf {
-    std::env::var_os("BERTH_PLUGINS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            PathBuf::from(home).join(".cache/berth/docker-plugins")
-        })
+    berth_cache("BERTH_PLUGINS", "docker-plugins")
 }
 
 /// The `berth-agent` binary under test: `$BERTH_AGENT_BIN`, else the one cargo built next to

@@ -152,16 +152,39 @@ impl<'v, W: Write> LayerWriter<'v, W> {
         );
     }
 
-    /// Adds the missing parents of `rel` (those the image does not have either).
+    /// Adds the parents of `rel` the tar does not hold yet. One the image has as a directory is
+    /// written with the image's mode, owner and mtime, as the copy-up into a container's layer
+    /// puts it in dockerd's layer: without it, unpacking the layer would make the parent anew
+    /// (0755) and hide the image's (`/tmp` would lose its 1777). A missing one is made 0755; one
+    /// that is something else in the image (a symlink) is left to the image.
     fn parents(&mut self, rel: &Path) -> Result<()> {
         let mut acc = PathBuf::new();
         let comps: Vec<_> = rel.components().collect();
         for c in comps.iter().take(comps.len().saturating_sub(1)) {
             acc.push(c);
-            if !self.dirs.contains(&acc) && !self.view.exists(&acc.to_string_lossy()) {
+            if self.dirs.contains(&acc) {
+                continue;
+            }
+            let path = acc.to_string_lossy().into_owned();
+            if let Some(m) = self.view.dir_metadata(&path) {
+                self.image_dir(&acc.clone(), &m)?;
+            } else if !self.view.exists(&path) {
                 self.dir_entry(&acc.clone(), 0o755, now())?;
             }
         }
+        Ok(())
+    }
+
+    /// The image's directory `rel` as it is there (`m`), after its parents.
+    fn image_dir(&mut self, rel: &Path, m: &fs::Metadata) -> Result<()> {
+        self.parents(rel)?;
+        let mode = m.permissions().mode();
+        let mut h = self.header(EntryType::Directory, mode, m.mtime());
+        h.set_uid(u64::from(m.uid()));
+        h.set_gid(u64::from(m.gid()));
+        self.out.append_data(&mut h, rel, io::empty())?;
+        self.note(rel, "d", mode, &format!("{}:{}", m.uid(), m.gid()));
+        self.dirs.insert(rel.to_path_buf());
         Ok(())
     }
 
@@ -192,7 +215,10 @@ impl<'v, W: Write> LayerWriter<'v, W> {
         let mode = chmod.unwrap_or(m.permissions().mode());
         let ft = m.file_type();
         if ft.is_dir() {
-            if self.view.is_dir(&rel.to_string_lossy()) {
+            let path = rel.to_string_lossy().into_owned();
+            if let Some(existing) = self.view.dir_metadata(&path) {
+                self.image_dir(rel, &existing)?;
+            } else if self.view.is_dir(&path) {
                 self.parents(rel)?;
             } else {
                 self.dir_entry(rel, mode, m.mtime())?;
@@ -363,6 +389,19 @@ mod tests {
             .collect()
     }
 
+    /// A `COPY` (or with `add`, an `ADD`) of `sources` under `root` to `dest`.
+    fn copy_spec<'a>(root: &'a Path, sources: &[&str], dest: &str, add: bool) -> CopySpec<'a> {
+        CopySpec {
+            src_root: root,
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            dest: dest.into(),
+            owner: (0, 0),
+            chmod: None,
+            add,
+            cmd: if add { "ADD" } else { "COPY" },
+        }
+    }
+
     #[test]
     fn files_dirs_and_globs_land_under_the_destination() {
         let ctx = tempfile::tempdir().unwrap();
@@ -376,22 +415,22 @@ mod tests {
         fs::create_dir_all(img.path().join("etc")).unwrap();
         let view = ImageView::open(&[img.path().to_path_buf()], PathBuf::new()).unwrap();
         let spec = |sources: &[&str], dest: &str| CopySpec {
-            src_root: c,
-            sources: sources.iter().map(|s| s.to_string()).collect(),
-            dest: dest.into(),
             owner: (5, 6),
-            chmod: None,
-            add: false,
-            cmd: "COPY",
+            ..copy_spec(c, sources, dest, false)
         };
         let mut buf = Vec::new();
         let sum1 = copy_layer(&spec(&["*.txt"], "/etc/app/"), &view, &mut buf).unwrap();
         let n = names(&buf);
         assert_eq!(
             n.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
-            ["etc/app", "etc/app/a.txt", "etc/app/b.txt"]
+            ["etc", "etc/app", "etc/app/a.txt", "etc/app/b.txt"]
         );
-        assert!(n.iter().all(|x| x.1 == 5));
+        // The image's `etc` keeps its owner; what the step wrote is the step's.
+        assert_eq!(
+            n[0].1,
+            u64::from(fs::metadata(img.path().join("etc")).unwrap().uid())
+        );
+        assert!(n[1..].iter().all(|x| x.1 == 5));
         let mut again = Vec::new();
         let sum2 = copy_layer(&spec(&["*.txt"], "/etc/app/"), &view, &mut again).unwrap();
         assert_eq!(sum1, sum2);
@@ -403,12 +442,37 @@ mod tests {
 
         let mut buf = Vec::new();
         copy_layer(&spec(&["a.txt"], "/etc/renamed"), &view, &mut buf).unwrap();
-        assert_eq!(names(&buf)[0].0, "etc/renamed");
+        assert_eq!(names(&buf)[1].0, "etc/renamed");
 
         let err = copy_layer(&spec(&["a.txt", "b.txt"], "/x"), &view, Vec::new()).unwrap_err();
         assert!(err.message().contains("must be a directory"));
         let err = copy_layer(&spec(&["nope"], "/x"), &view, Vec::new()).unwrap_err();
         assert!(err.message().contains("file not found in build context"));
+    }
+
+    /// What dockerd's layer holds too: the parents the image has, as they are there. Without
+    /// them the unpacked layer made `/tmp` anew with 0755 over the image's 1777 (a Dev
+    /// Containers feature build then left `/tmp` unwritable for the remote user).
+    #[test]
+    fn parents_the_image_has_keep_their_mode() {
+        let ctx = tempfile::tempdir().unwrap();
+        fs::create_dir_all(ctx.path().join("sub")).unwrap();
+        fs::write(ctx.path().join("sub/f"), b"f").unwrap();
+        let img = tempfile::tempdir().unwrap();
+        let tmp = img.path().join("tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).unwrap();
+        let view = ImageView::open(&[img.path().to_path_buf()], PathBuf::new()).unwrap();
+        for dest in ["/tmp/y", "/tmp/"] {
+            let spec = copy_spec(ctx.path(), &["sub/"], dest, false);
+            let mut buf = Vec::new();
+            copy_layer(&spec, &view, &mut buf).unwrap();
+            let mut a = tar::Archive::new(&buf[..]);
+            let first = a.entries().unwrap().next().unwrap().unwrap();
+            let path = first.path().unwrap().display().to_string();
+            assert_eq!(path.trim_end_matches('/'), "tmp", "{dest}");
+            assert_eq!(first.header().mode().unwrap(), 0o1777, "{dest}");
+        }
     }
 
     #[test]
@@ -425,15 +489,7 @@ mod tests {
         fs::write(ctx.path().join("a.tar.gz"), gz.finish().unwrap()).unwrap();
         let img = tempfile::tempdir().unwrap();
         let view = ImageView::open(&[img.path().to_path_buf()], PathBuf::new()).unwrap();
-        let spec = CopySpec {
-            src_root: ctx.path(),
-            sources: vec!["a.tar.gz".into()],
-            dest: "/srv/".into(),
-            owner: (0, 0),
-            chmod: None,
-            add: true,
-            cmd: "ADD",
-        };
+        let spec = copy_spec(ctx.path(), &["a.tar.gz"], "/srv/", true);
         let mut buf = Vec::new();
         copy_layer(&spec, &view, &mut buf).unwrap();
         let n: Vec<String> = names(&buf).into_iter().map(|x| x.0).collect();

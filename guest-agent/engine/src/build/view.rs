@@ -68,6 +68,14 @@ impl ImageView {
         self.root.join(path.trim_start_matches('/')).is_dir()
     }
 
+    /// The metadata of `path` when it is a directory in the image (a final symlink is not
+    /// followed: a link to a directory gives `None`).
+    pub fn dir_metadata(&self, path: &str) -> Option<std::fs::Metadata> {
+        std::fs::symlink_metadata(self.root.join(path.trim_start_matches('/')))
+            .ok()
+            .filter(std::fs::Metadata::is_dir)
+    }
+
     /// Whether `path` exists (without following a final symlink).
     pub fn exists(&self, path: &str) -> bool {
         std::fs::symlink_metadata(self.root.join(path.trim_start_matches('/'))).is_ok()
