@@ -225,7 +225,7 @@ impl Engine {
             );
         }
         let json = serde_json::json!({ "cliPluginsExtraDirs": dirs });
-        std::fs::write(config.join("config.json"), json.to_string()).expect("docker config");
+        write_config_once(&config.join("config.json"), &json.to_string());
         let mut c = self.docker_cmd(args);
         c.env("DOCKER_CONFIG", &config)
             .env_remove("DOCKER_BUILDKIT");
@@ -469,6 +469,22 @@ fn wait_output(child: Child, timeout: Duration) -> Output {
             );
         }
     }
+}
+
+/// Writes a CLI config file that a docker process started earlier may be reading right now (a
+/// spawned `compose events` while the next `compose restart` is set up): left alone when it
+/// already holds `text`, else replaced whole by a rename, so no reader ever sees it truncated. A
+/// truncated config has no plugin folders, and the CLI then reads `compose --ansi` as its own
+/// unknown flag.
+fn write_config_once(path: &Path, text: &str) {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return;
+    }
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
+    std::fs::write(&tmp, text).expect("docker config");
+    std::fs::rename(&tmp, path).expect("docker config in place");
 }
 
 #[cfg(test)]
