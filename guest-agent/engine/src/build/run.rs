@@ -38,7 +38,9 @@ impl Build {
                 argv.join(" ")
             )
         };
-        let key = step_key(st.image.as_deref(), &created_by, &st.config, "");
+        let mounts = self.run_mounts(&i.flags, &st.vars())?;
+        let mounts_key = self.mounts_key(&mounts).await?;
+        let key = step_key(st.image.as_deref(), &created_by, &st.config, &mounts_key);
         if self.cached(st, &key) {
             return Ok(());
         }
@@ -62,9 +64,12 @@ impl Build {
         if config.working_dir.is_empty() {
             config.working_dir = "/".into();
         }
+        // Held until the container is removed: locks, views and files its mounts use.
+        let prepared = self.prepare_mounts(&mounts).await?;
         let req = ContainerCreateRequest {
             config,
             host_config: HostConfig {
+                mounts: (!prepared.mounts.is_empty()).then(|| prepared.mounts.clone()),
                 network_mode: self.opts.network_mode.clone(),
                 extra_hosts: (!self.opts.extra_hosts.is_empty())
                     .then(|| self.opts.extra_hosts.clone()),
@@ -112,6 +117,7 @@ impl Build {
                 }
             }
         }
+        drop(prepared);
         let id = res?;
         self.finish_step(st, &key, id)?;
         Ok(())
