@@ -271,7 +271,10 @@ fn buildx_copies_heredocs_into_files() {
     // Only heredocs can be the sources of a heredoc COPY.
     write(
         &dir,
-        &[("Dockerfile", "FROM busybox\nCOPY <<EOF Dockerfile /x/\nx\nEOF\n")],
+        &[(
+            "Dockerfile",
+            "FROM busybox\nCOPY <<EOF Dockerfile /x/\nx\nEOF\n",
+        )],
     );
     let out = run(
         &e,
@@ -314,7 +317,14 @@ fn buildx_run_mounts_cache_bind_tmpfs_and_secret() {
         buildx(
             &e,
             &dir,
-            &["-t", "bk-mounts", "--build-arg", &arg, "--secret", &secret_arg],
+            &[
+                "-t",
+                "bk-mounts",
+                "--build-arg",
+                &arg,
+                "--secret",
+                &secret_arg,
+            ],
         );
         e.docker_ok(&["run", "--rm", "bk-mounts"])
     };
@@ -396,7 +406,13 @@ fn buildx_runs_independent_stages_at_once_and_skips_unused_ones() {
     let out = run(
         &e,
         &[
-            "buildx", "build", "--progress", "plain", "--target", "broken", ".",
+            "buildx",
+            "build",
+            "--progress",
+            "plain",
+            "--target",
+            "broken",
+            ".",
         ],
         &dir,
     );

@@ -533,9 +533,15 @@ mod tests {
         assert_eq!(i[1].rest, "EOF RAW /dir/");
         assert_eq!(i[1].flag("chmod"), Some("755"));
         let h = &i[1].heredocs;
-        assert_eq!((h[0].name.as_str(), h[0].content.as_str()), ("EOF", "a $X\n"));
+        assert_eq!(
+            (h[0].name.as_str(), h[0].content.as_str()),
+            ("EOF", "a $X\n")
+        );
         assert!(h[0].expand);
-        assert_eq!((h[1].name.as_str(), h[1].content.as_str()), ("RAW", "b $X\n"));
+        assert_eq!(
+            (h[1].name.as_str(), h[1].content.as_str()),
+            ("RAW", "b $X\n")
+        );
         assert!(!h[1].expand);
         assert_eq!(i[2].rest, "one /one");
         assert_eq!(i[2].heredocs[0].content, "one\n");

@@ -77,7 +77,7 @@ pub(crate) fn waves(deps: &[BTreeSet<usize>], needed: &BTreeSet<usize>) -> Vec<V
     let mut out: Vec<Vec<usize>> = Vec::new();
     for &k in needed {
         // Dependencies are earlier stages, so their levels are known.
-        level[k] = deps[k].iter().map(|d| level[d] + 1).max().unwrap_or(0);
+        level[k] = deps[k].iter().map(|&d| level[d] + 1).max().unwrap_or(0);
         if out.len() <= level[k] {
             out.resize(level[k] + 1, vec![]);
         }

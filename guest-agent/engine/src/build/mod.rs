@@ -693,12 +693,13 @@ impl Build {
         self.stages = stages.iter().map(|s| (s.name.clone(), None)).collect();
         for wave in graph::waves(&deps, &needed) {
             self.check_cancelled()?;
-            let mut forks: Vec<(usize, Build)> =
-                wave.iter().map(|&k| (k, self.fork(first_step[k]))).collect();
-            let results = futures::future::join_all(
-                forks.iter_mut().map(|(k, b)| b.stage(&stages[*k])),
-            )
-            .await;
+            let mut forks: Vec<(usize, Build)> = wave
+                .iter()
+                .map(|&k| (k, self.fork(first_step[k])))
+                .collect();
+            let results =
+                futures::future::join_all(forks.iter_mut().map(|(k, b)| b.stage(&stages[*k])))
+                    .await;
             for ((k, b), res) in forks.into_iter().zip(results) {
                 self.consumed.extend(b.consumed);
                 self.stages[k].1 = res?;

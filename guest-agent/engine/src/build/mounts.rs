@@ -186,7 +186,11 @@ pub(crate) fn parse(spec: &str, vars: &Vars, escape: char) -> Result<RunMount> {
                 }
             };
             Ok(RunMount::Cache {
-                id: o.id.clone().filter(|i| !i.is_empty()).unwrap_or(target.clone()),
+                id: o
+                    .id
+                    .clone()
+                    .filter(|i| !i.is_empty())
+                    .unwrap_or(target.clone()),
                 target,
                 sharing,
                 readonly: o.readonly.unwrap_or(false),
@@ -234,12 +238,9 @@ pub(crate) fn parse(spec: &str, vars: &Vars, escape: char) -> Result<RunMount> {
     }
 }
 
-/// What keeps a step's mounts usable until its container is gone.
-enum Guard {
-    View(ImageView),
-    Dir(TempDir),
-    Lock(tokio::sync::OwnedMutexGuard<()>),
-}
+/// What keeps a step's mounts usable until its container is gone (dropped after): image
+/// views, throwaway directories, cache mount locks.
+type Guard = Box<dyn std::any::Any + Send>;
 
 /// The container mounts of one `RUN`, and what must live as long as it runs.
 pub(crate) struct Prepared {
@@ -391,14 +392,14 @@ impl Build {
                         Sharing::Shared => {}
                         Sharing::Locked => {
                             let g = cache_lock(&dir).lock_owned().await;
-                            out._guards.push(Guard::Lock(g));
+                            out._guards.push(Box::new(g));
                         }
                         Sharing::Private => match cache_lock(&dir).try_lock_owned() {
-                            Ok(g) => out._guards.push(Guard::Lock(g)),
+                            Ok(g) => out._guards.push(Box::new(g)),
                             Err(_) => {
                                 let tmp = TempDir(self.scratch("ctx-cache"));
                                 dir = tmp.0.clone();
-                                out._guards.push(Guard::Dir(tmp));
+                                out._guards.push(Box::new(tmp));
                             }
                         },
                     }
@@ -419,7 +420,7 @@ impl Build {
                         )));
                     }
                     if let Some(v) = view {
-                        out._guards.push(Guard::View(v));
+                        out._guards.push(Box::new(v));
                     }
                     if *rw {
                         let tmp = TempDir(self.scratch("ctx-bind"));
@@ -432,7 +433,7 @@ impl Build {
                         .await
                         .map_err(|e| EngineError::internal(format!("bind copy failed: {e}")))??;
                         out.mounts.push(bind(&copy, target, false));
-                        out._guards.push(Guard::Dir(tmp));
+                        out._guards.push(Box::new(tmp));
                     } else {
                         out.mounts.push(bind(&path, target, true));
                     }
@@ -460,7 +461,7 @@ impl Build {
                     let file = tmp.0.join("secret");
                     write_secret(&file, value, *mode, *owner)?;
                     out.mounts.push(bind(&file, target, true));
-                    out._guards.push(Guard::Dir(tmp));
+                    out._guards.push(Box::new(tmp));
                 }
             }
         }
@@ -551,7 +552,10 @@ mod tests {
         let msg = |s: &str| p(s).unwrap_err().message().to_string();
         assert_eq!(msg("type=nfs,target=/x"), "unsupported mount type \"nfs\"");
         assert_eq!(msg("type=cache"), "mount type=cache: a target is required");
-        assert_eq!(msg("type=cache,target=/c,colour=red"), "unexpected key 'colour' in 'colour=red'");
+        assert_eq!(
+            msg("type=cache,target=/c,colour=red"),
+            "unexpected key 'colour' in 'colour=red'"
+        );
         assert_eq!(
             msg("type=cache,target=/c,sharing=sometimes"),
             "unsupported sharing value \"sometimes\""

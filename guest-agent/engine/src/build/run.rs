@@ -14,6 +14,16 @@ use crate::id::short;
 use crate::image::create::ImageSpec;
 use crate::EngineError;
 
+/// A failed `RUN`'s error, in the classic builder's or BuildKit's words.
+fn run_failed(argv: &[String], code: i64, buildkit: bool) -> String {
+    let command = argv.join(" ");
+    if buildkit {
+        format!("process \"{command}\" did not complete successfully: exit code: {code}")
+    } else {
+        format!("The command '{command}' returned a non-zero code: {code}")
+    }
+}
+
 impl Build {
     pub(crate) async fn run_step(&mut self, st: &mut StageState, i: &Instruction) -> StepResult {
         let argv = super::steps::command(st, i);
@@ -96,10 +106,7 @@ impl Build {
                     .map_err(Fail::from)
             }
             Ok(code) => Err(Fail::Run {
-                message: format!(
-                    "The command '{}' returned a non-zero code: {code}",
-                    argv.join(" ")
-                ),
+                message: run_failed(&argv, code, self.opts.buildkit),
                 code,
             }),
             Err(e) => Err(Fail::Engine(e)),

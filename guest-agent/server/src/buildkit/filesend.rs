@@ -22,7 +22,7 @@ use bollard_buildkit_proto::fsutil::types::{Packet, Stat};
 use bollard_buildkit_proto::moby::filesync::v1::BytesMessage;
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::wrappers::ReceiverStream;
 
 use super::filesync::SyncError;
 use super::session::{origin, SessionClient};
@@ -52,7 +52,11 @@ fn go_mode(meta: &std::fs::Metadata) -> Option<u32> {
     let ft = meta.file_type();
     let m = meta.mode();
     let mut out = m & 0o777;
-    for (unix, go) in [(0o4000, GO_SETUID), (0o2000, GO_SETGID), (0o1000, GO_STICKY)] {
+    for (unix, go) in [
+        (0o4000, GO_SETUID),
+        (0o2000, GO_SETGID),
+        (0o1000, GO_STICKY),
+    ] {
         if m & unix != 0 {
             out |= go;
         }
@@ -124,12 +128,27 @@ fn walk(root: &Path) -> std::io::Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// The client's answer stream of a `FileSend/DiffCopy` call. The client's gRPC server sends
+/// its headers only once its handler writes or returns, which it does only after reading:
+/// the call runs in its own task while the engine writes.
+type Answer<T> = tokio::task::JoinHandle<Result<tonic::Streaming<T>, tonic::Status>>;
+
+async fn push<T>(tx: &mpsc::Sender<T>, m: T) -> Result<(), SyncError> {
+    tx.send(m)
+        .await
+        .map_err(|_| SyncError::Protocol("the client closed the stream".into()))
+}
+
+async fn answer<T>(answer: Answer<T>) -> Result<tonic::Streaming<T>, SyncError> {
+    Ok(answer
+        .await
+        .map_err(|e| SyncError::Protocol(format!("FileSend call failed: {e}")))??)
+}
+
 /// Opens `FileSend/DiffCopy` on the session with messages of type `T`.
-async fn open<T>(
-    session: &SessionClient,
-) -> Result<(mpsc::UnboundedSender<T>, tonic::Streaming<T>), SyncError>
+async fn open<T>(session: &SessionClient) -> Result<(mpsc::Sender<T>, Answer<T>), SyncError>
 where
-    T: prost::Message + Default + Send + 'static,
+    T: prost::Message + Default + Send + Sync + 'static,
 {
     if !session.supports(FILE_SEND) {
         return Err(SyncError::Unsupported);
@@ -139,14 +158,18 @@ where
     grpc.ready()
         .await
         .map_err(|e| tonic::Status::unavailable(format!("session: {e}")))?;
-    let (tx, rx) = mpsc::unbounded_channel::<T>();
-    let mut req = tonic::Request::new(UnboundedReceiverStream::new(rx));
-    req.metadata_mut()
-        .insert(EXPORTER_ID, tonic::metadata::MetadataValue::from_static("0"));
-    let codec = tonic_prost::ProstCodec::<T, T>::default();
-    let path = http::uri::PathAndQuery::from_static(FILE_SEND);
-    let incoming = grpc.streaming(req, path, codec).await?.into_inner();
-    Ok((tx, incoming))
+    let (tx, rx) = mpsc::channel::<T>(8);
+    let mut req = tonic::Request::new(ReceiverStream::new(rx));
+    req.metadata_mut().insert(
+        EXPORTER_ID,
+        tonic::metadata::MetadataValue::from_static("0"),
+    );
+    let answer = tokio::spawn(async move {
+        let codec = tonic_prost::ProstCodec::<T, T>::default();
+        let path = http::uri::PathAndQuery::from_static(FILE_SEND);
+        Ok(grpc.streaming(req, path, codec).await?.into_inner())
+    });
+    Ok((tx, answer))
 }
 
 fn packet(t: PacketType, id: u32, data: Vec<u8>) -> Packet {
@@ -159,17 +182,16 @@ fn packet(t: PacketType, id: u32, data: Vec<u8>) -> Packet {
 }
 
 /// Sends the file `path` as `DATA` packets of `id`, then the empty `DATA` that ends it.
-async fn send_file(tx: &mpsc::UnboundedSender<Packet>, id: u32, path: &Path) -> std::io::Result<()> {
+async fn send_file(tx: &mpsc::Sender<Packet>, id: u32, path: &Path) -> Result<(), SyncError> {
     let mut f = std::fs::File::open(path)?;
     loop {
         let mut buf = vec![0u8; CHUNK];
         let n = f.read(&mut buf)?;
         buf.truncate(n);
-        let end = n == 0;
-        if tx.send(packet(PacketType::PacketData, id, buf)).is_err() || end {
+        push(tx, packet(PacketType::PacketData, id, buf)).await?;
+        if n == 0 {
             return Ok(());
         }
-        tokio::task::yield_now().await;
     }
 }
 
@@ -187,7 +209,7 @@ pub(crate) async fn send_dir(session: &SessionClient, root: &Path) -> Result<(),
     let entries = tokio::task::spawn_blocking(move || walk(&r))
         .await
         .map_err(|e| SyncError::Protocol(format!("walking the output: {e}")))??;
-    let (tx, mut incoming) = open::<Packet>(session).await?;
+    let (tx, call) = open::<Packet>(session).await?;
     let mut files: HashMap<u32, PathBuf> = HashMap::new();
     for (id, e) in (0u32..).zip(entries) {
         if e.stat.mode & (GO_DIR | GO_SYMLINK) == 0 {
@@ -195,11 +217,13 @@ pub(crate) async fn send_dir(session: &SessionClient, root: &Path) -> Result<(),
         }
         let mut p = packet(PacketType::PacketStat, id, vec![]);
         p.stat = Some(e.stat);
-        let _ = tx.send(p);
+        push(&tx, p).await?;
     }
-    let _ = tx.send(packet(PacketType::PacketStat, 0, vec![]));
+    push(&tx, packet(PacketType::PacketStat, 0, vec![])).await?;
+    let mut incoming = answer(call).await?;
     while let Some(p) = incoming.next().await {
         let p = p?;
+        tracing::debug!(packet = p.r#type, id = p.id, "FileSend packet");
         match PacketType::try_from(p.r#type) {
             Ok(PacketType::PacketReq) => {
                 let path = files
@@ -208,7 +232,7 @@ pub(crate) async fn send_dir(session: &SessionClient, root: &Path) -> Result<(),
                 send_file(&tx, p.id, path).await?;
             }
             Ok(PacketType::PacketFin) => {
-                let _ = tx.send(packet(PacketType::PacketFin, 0, vec![]));
+                push(&tx, packet(PacketType::PacketFin, 0, vec![])).await?;
                 drop(tx);
                 return drain(incoming).await;
             }
@@ -218,7 +242,9 @@ pub(crate) async fn send_dir(session: &SessionClient, root: &Path) -> Result<(),
             _ => return Err(SyncError::Protocol(format!("{} from the client", p.r#type))),
         }
     }
-    Err(SyncError::Protocol("the client ended the stream before FIN".into()))
+    Err(SyncError::Protocol(
+        "the client ended the stream before FIN".into(),
+    ))
 }
 
 /// Writes the tar of the tree at `root` into `tar_path`.
@@ -235,7 +261,7 @@ pub(crate) fn write_tar(root: &Path, tar_path: &Path) -> std::io::Result<()> {
 
 /// Sends the file `tar_path` to the client's `type=tar` output.
 pub(crate) async fn send_tar(session: &SessionClient, tar_path: &Path) -> Result<(), SyncError> {
-    let (tx, incoming) = open::<BytesMessage>(session).await?;
+    let (tx, call) = open::<BytesMessage>(session).await?;
     let mut f = std::fs::File::open(tar_path)?;
     loop {
         let mut data = vec![0u8; CHUNK];
@@ -244,13 +270,10 @@ pub(crate) async fn send_tar(session: &SessionClient, tar_path: &Path) -> Result
             break;
         }
         data.truncate(n);
-        if tx.send(BytesMessage { data }).is_err() {
-            break;
-        }
-        tokio::task::yield_now().await;
+        push(&tx, BytesMessage { data }).await?;
     }
     drop(tx);
-    drain(incoming).await
+    drain(answer(call).await?).await
 }
 
 #[cfg(test)]

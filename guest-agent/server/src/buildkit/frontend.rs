@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_engine::build::{BuildOptions, Outcome, Secrets};
 use berth_engine::build::view::ImageView;
+use berth_engine::build::{BuildOptions, Outcome, Secrets};
 use berth_engine::image::Progress;
 use berth_engine::{Engine, EngineError};
 
@@ -138,7 +138,12 @@ async fn fetch_secrets(
                 out.insert(id, r.into_inner().data);
             }
             Err(s) if s.code() == tonic::Code::NotFound => {}
-            Err(s) => return Err(FrontendError::Failed(format!("secret {id}: {}", s.message()))),
+            Err(s) => {
+                return Err(FrontendError::Failed(format!(
+                    "secret {id}: {}",
+                    s.message()
+                )))
+            }
         }
     }
     Ok(out)
