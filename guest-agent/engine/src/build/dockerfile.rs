@@ -524,7 +524,7 @@ mod tests {
              \tb $X\n\
              \tRAW\n\
              ADD <<one /one\n\
-             one\n\
+             uno\n\
              one\n",
         )
         .unwrap();
@@ -544,7 +544,7 @@ mod tests {
         );
         assert!(!h[1].expand);
         assert_eq!(i[2].rest, "one /one");
-        assert_eq!(i[2].heredocs[0].content, "one\n");
+        assert_eq!(i[2].heredocs[0].content, "uno\n");
         assert!(i[0].heredocs.is_empty());
     }
 
