@@ -24,7 +24,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::filesync::SyncError;
+use super::filesync::{unix_mode_to_go, SyncError, MODE_DIR, MODE_SYMLINK};
 use super::session::{origin, SessionClient};
 
 pub(crate) const FILE_SEND: &str = "/moby.filesync.v1.FileSend/DiffCopy";
@@ -35,12 +35,6 @@ const EXPORTER_ID: &str = "buildkit-attachable-exporter-id";
 /// Chunk size of file data and tar bytes (below gRPC's 4 MiB message limit).
 const CHUNK: usize = 1 << 20;
 
-const GO_DIR: u32 = 1 << 31;
-const GO_SYMLINK: u32 = 1 << 27;
-const GO_SETUID: u32 = 1 << 23;
-const GO_SETGID: u32 = 1 << 22;
-const GO_STICKY: u32 = 1 << 20;
-
 /// One entry of the tree sent.
 struct Entry {
     path: PathBuf,
@@ -50,21 +44,11 @@ struct Entry {
 /// The Go `os.FileMode` of a directory, regular file or symlink; `None` for other types.
 fn go_mode(meta: &std::fs::Metadata) -> Option<u32> {
     let ft = meta.file_type();
-    let m = meta.mode();
-    let mut out = m & 0o777;
-    for (unix, go) in [
-        (0o4000, GO_SETUID),
-        (0o2000, GO_SETGID),
-        (0o1000, GO_STICKY),
-    ] {
-        if m & unix != 0 {
-            out |= go;
-        }
-    }
+    let out = unix_mode_to_go(meta.mode());
     if ft.is_dir() {
-        Some(out | GO_DIR)
+        Some(out | MODE_DIR)
     } else if ft.is_symlink() {
-        Some(out | GO_SYMLINK)
+        Some(out | MODE_SYMLINK)
     } else if ft.is_file() {
         Some(out)
     } else {
@@ -212,7 +196,7 @@ pub(crate) async fn send_dir(session: &SessionClient, root: &Path) -> Result<(),
     let (tx, call) = open::<Packet>(session).await?;
     let mut files: HashMap<u32, PathBuf> = HashMap::new();
     for (id, e) in (0u32..).zip(entries) {
-        if e.stat.mode & (GO_DIR | GO_SYMLINK) == 0 {
+        if e.stat.mode & (MODE_DIR | MODE_SYMLINK) == 0 {
             files.insert(id, e.path);
         }
         let mut p = packet(PacketType::PacketStat, id, vec![]);
@@ -293,8 +277,8 @@ mod tests {
         let names: Vec<&str> = entries.iter().map(|e| e.stat.path.as_str()).collect();
         assert_eq!(names, ["a", "b", "b/c", "b/c/f", "l"]);
         assert_eq!(entries[0].stat.size, 3);
-        assert!(entries[1].stat.mode & GO_DIR != 0);
+        assert!(entries[1].stat.mode & MODE_DIR != 0);
         assert_eq!(entries[4].stat.linkname, "a");
-        assert!(entries[4].stat.mode & GO_SYMLINK != 0);
+        assert!(entries[4].stat.mode & MODE_SYMLINK != 0);
     }
 }
