@@ -440,8 +440,8 @@ row "docker exec <running> true, median ms" exec "" 1
 row "docker stop -t 0, median ms" stop "" 1
 row "docker build, no cache (6 steps), median ms" build "" 1
 row "docker build, all cached, median ms" build_cached "" 1
-row "buildx build (BuildKit), no cache, median ms" buildkit "<= 1.00x" 1
-row "buildx build (BuildKit), all cached, median ms" buildkit_cached "<= 1.00x" 1
+row "buildx build, no cache, median ms" buildkit "<= 1.00x" 1
+row "buildx build, all cached, median ms" buildkit_cached "<= 1.00x" 1
 row "docker ps, median ms" ps "" 1
 row "GET /containers/json (curl), median ms" api_ps "" 1
 row "pull berth-test/multilayer, median ms" pull "<= 0.50x" 1
