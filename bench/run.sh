@@ -7,6 +7,8 @@
 #                (env BENCH_BUILDS: uncached builds of a 6-step Dockerfile per daemon, default 5)
 #   --only SIDE  measure one daemon only (the other column prints n/a)
 #   --keep       keep the temp dir (logs) after the run
+#                BuildKit builds of the same Dockerfile go through the real buildx plugin (docker driver) when
+#                BUILDX_DIR (default ~/.cache/berth/docker-plugins/buildx) has it, else print n/a
 # env: BERTH_AGENT (default target/release/berth-agent), DOCKERD (default dockerd on PATH),
 #      DOCKER (default /usr/local/bin/docker, else docker on PATH), BENCH_SETTLE (idle RSS settle, default 5 s)
 #
@@ -46,6 +48,9 @@ TMP=$(mktemp -d /tmp/berth-bench.XXXXXX)
 TAG=$(basename "$TMP" | tr -dc 'a-zA-Z0-9' | tail -c 6 | tr 'A-Z' 'a-z')
 export DOCKER_CONFIG=$TMP/docker-config
 mkdir -p "$DOCKER_CONFIG"
+BUILDX_DIR=${BUILDX_DIR:-$HOME/.cache/berth/docker-plugins/buildx}
+# buildx is found through the private config only: `DOCKER_BUILDKIT=0 docker build` stays classic.
+printf '{"cliPluginsExtraDirs": ["%s"]}\n' "$BUILDX_DIR" >"$DOCKER_CONFIG/config.json"
 DAEMON_PID=""
 CREATED_BRIDGES=()
 REGISTRY_DIR=$TMP/registry
@@ -322,6 +327,8 @@ DOCKERFILE
 
 build_cold() { DOCKER_BUILDKIT=0 dk build -q --no-cache -t bench-build "$BUILD_CTX"; }
 build_cached() { DOCKER_BUILDKIT=0 dk build -q -t bench-build "$BUILD_CTX"; }
+buildkit_cold() { dk buildx build -q --no-cache -t bench-build-bk "$BUILD_CTX"; }
+buildkit_cached() { dk buildx build -q -t bench-build-bk "$BUILD_CTX"; }
 
 stop_one() { # `docker stop` of a container that ignores SIGTERM
     local id
@@ -374,8 +381,14 @@ run_side() { # side
         measure_stop "$side"
         sample "$side" build "$BUILDS" build_cold
         sample "$side" build_cached "$RUNS" build_cached
+        if [ -x "$BUILDX_DIR/docker-buildx" ]; then
+            sample "$side" buildkit "$BUILDS" buildkit_cold
+            sample "$side" buildkit_cached "$RUNS" buildkit_cached
+        else
+            for k in buildkit buildkit_cached; do set_err "$side.$k" "no buildx plugin in $BUILDX_DIR"; done
+        fi
     else
-        for k in run exec stop build build_cached; do set_err "$side.$k" "cannot get busybox: $e"; done
+        for k in run exec stop build build_cached buildkit buildkit_cached; do set_err "$side.$k" "cannot get busybox: $e"; done
     fi
     sample "$side" ps "$RUNS" dk ps
     sample "$side" api_ps "$RUNS" api_ps
@@ -386,7 +399,7 @@ run_side() { # side
     stop_daemon
 }
 
-METRICS="run exec stop build build_cached ps api_ps pull pullcheck rss rss_after"
+METRICS="run exec stop build build_cached buildkit buildkit_cached ps api_ps pull pullcheck rss rss_after"
 make_build_context
 run_side dockerd
 run_side berth
@@ -427,6 +440,8 @@ row "docker exec <running> true, median ms" exec "" 1
 row "docker stop -t 0, median ms" stop "" 1
 row "docker build, no cache (6 steps), median ms" build "" 1
 row "docker build, all cached, median ms" build_cached "" 1
+row "buildx build, no cache, median ms" buildkit "<= 1.00x" 1
+row "buildx build, all cached, median ms" buildkit_cached "<= 1.00x" 1
 row "docker ps, median ms" ps "" 1
 row "GET /containers/json (curl), median ms" api_ps "" 1
 row "pull berth-test/multilayer, median ms" pull "<= 0.50x" 1

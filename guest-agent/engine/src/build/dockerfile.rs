@@ -1,6 +1,7 @@
 //! Dockerfile parsing, as the classic builder does it: parser directives (`# escape=`), line
 //! continuations, comments (also inside continuations), `--flag=value`s, JSON (exec) form;
-//! and, as BuildKit's frontend does, heredocs in a shell-form `RUN` ([`heredocs`]).
+//! and, as BuildKit's frontend does, heredocs: in a shell-form `RUN` one script for the shell
+//! ([`heredoc_script`]), in `COPY`/`ADD` files made from their text ([`Heredoc`]).
 //! Variable expansion happens later, per instruction, in [`super::words`].
 
 use crate::{EngineError, Result};
@@ -20,6 +21,18 @@ pub struct Instruction {
     pub original: String,
     /// 1-based line where it starts.
     pub line: usize,
+    /// `COPY`/`ADD` heredocs, in order; `rest` names each by its word.
+    pub heredocs: Vec<Heredoc>,
+}
+
+/// A `COPY <<EOF /dest` source: a file named `name` holding `content`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heredoc {
+    pub name: String,
+    /// The body's lines (tabs stripped for `<<-`), each ended by a newline.
+    pub content: String,
+    /// Unquoted delimiter: variables in the content are expanded.
+    pub expand: bool,
 }
 
 impl Instruction {
@@ -123,6 +136,7 @@ fn split_flags(args: &str) -> (Vec<(String, String)>, String) {
 struct HeredocMarker {
     word: String,
     strip_tabs: bool,
+    quoted: bool,
     /// Where the marker starts in the line, and where it ends.
     span: (usize, usize),
 }
@@ -165,6 +179,7 @@ fn heredoc_markers(line: &str) -> Vec<HeredocMarker> {
             out.push(HeredocMarker {
                 word: line[name_start..j - usize::from(quote.is_some())].to_string(),
                 strip_tabs,
+                quoted: quote.is_some(),
                 span: (start, j),
             });
         }
@@ -216,18 +231,7 @@ fn heredoc_script(rest: &str, markers: &[HeredocMarker], bodies: &[Vec<String>])
         && rest[first.span.1..].trim().is_empty()
         && markers.len() == 1;
     if whole_command {
-        let body = &bodies[0];
-        let text: Vec<&str> = body[..body.len() - 1]
-            .iter()
-            .map(|l| {
-                if first.strip_tabs {
-                    l.trim_start_matches('\t')
-                } else {
-                    l.as_str()
-                }
-            })
-            .collect();
-        return text.join("\n");
+        return body_lines(first, &bodies[0]).join("\n");
     }
     let mut script = rest.to_string();
     for body in bodies {
@@ -237,6 +241,50 @@ fn heredoc_script(rest: &str, markers: &[HeredocMarker], bodies: &[Vec<String>])
         }
     }
     script
+}
+
+/// The lines of a heredoc body without its terminator, tabs stripped for `<<-`.
+fn body_lines<'a>(m: &HeredocMarker, body: &'a [String]) -> Vec<&'a str> {
+    body[..body.len() - 1]
+        .iter()
+        .map(|l| {
+            if m.strip_tabs {
+                l.trim_start_matches('\t')
+            } else {
+                l.as_str()
+            }
+        })
+        .collect()
+}
+
+/// `COPY`/`ADD` with heredocs: each marker in `rest` becomes its word (a source name) and
+/// each body a [`Heredoc`] file.
+fn heredoc_files(
+    rest: &str,
+    markers: &[HeredocMarker],
+    bodies: &[Vec<String>],
+) -> (String, Vec<Heredoc>) {
+    let mut named = String::new();
+    let mut at = 0;
+    for m in markers {
+        named.push_str(&rest[at..m.span.0]);
+        named.push_str(&m.word);
+        at = m.span.1;
+    }
+    named.push_str(&rest[at..]);
+    let files = markers
+        .iter()
+        .zip(bodies)
+        .map(|(m, body)| Heredoc {
+            name: m.word.clone(),
+            content: body_lines(m, body)
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect(),
+            expand: !m.quoted,
+        })
+        .collect();
+    (named, files)
 }
 
 /// Parses a Dockerfile.
@@ -300,20 +348,25 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
         } else {
             None
         };
-        let markers = if cmd == "RUN" && json.is_none() {
+        let markers = if matches!(cmd.as_str(), "RUN" | "COPY" | "ADD") && json.is_none() {
             heredoc_markers(&rest)
         } else {
             vec![]
         };
-        let (rest, original) = if markers.is_empty() {
-            (rest, logical.clone())
+        let (rest, original, heredocs) = if markers.is_empty() {
+            (rest, logical.clone(), vec![])
         } else {
             let bodies = heredoc_bodies(&lines, &mut i, &markers, start + 1)?;
             let original = std::iter::once(logical.clone())
                 .chain(bodies.iter().flatten().cloned())
                 .collect::<Vec<_>>()
                 .join("\n");
-            (heredoc_script(&rest, &markers, &bodies), original)
+            if cmd == "RUN" {
+                (heredoc_script(&rest, &markers, &bodies), original, vec![])
+            } else {
+                let (named, files) = heredoc_files(&rest, &markers, &bodies);
+                (named, original, files)
+            }
         };
         if rest.is_empty() && !matches!(cmd.as_str(), "CMD" | "ENTRYPOINT" | "RUN") {
             return Err(parse_error(
@@ -328,6 +381,7 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
             json,
             original,
             line: start + 1,
+            heredocs,
         });
     }
     Ok(Dockerfile {
@@ -458,6 +512,40 @@ mod tests {
             .map(|m| m.word)
             .collect();
         assert_eq!(markers, ["b"]);
+    }
+
+    #[test]
+    fn heredocs_in_copy_become_named_files() {
+        let df = parse(
+            "FROM busybox\n\
+             COPY --chmod=755 <<EOF <<-'RAW' /dir/\n\
+             a $X\n\
+             EOF\n\
+             \tb $X\n\
+             \tRAW\n\
+             ADD <<one /one\n\
+             uno\n\
+             one\n",
+        )
+        .unwrap();
+        let i = &df.instructions;
+        assert_eq!(i.len(), 3);
+        assert_eq!(i[1].rest, "EOF RAW /dir/");
+        assert_eq!(i[1].flag("chmod"), Some("755"));
+        let h = &i[1].heredocs;
+        assert_eq!(
+            (h[0].name.as_str(), h[0].content.as_str()),
+            ("EOF", "a $X\n")
+        );
+        assert!(h[0].expand);
+        assert_eq!(
+            (h[1].name.as_str(), h[1].content.as_str()),
+            ("RAW", "b $X\n")
+        );
+        assert!(!h[1].expand);
+        assert_eq!(i[2].rest, "one /one");
+        assert_eq!(i[2].heredocs[0].content, "uno\n");
+        assert!(i[0].heredocs.is_empty());
     }
 
     #[test]

@@ -9,7 +9,9 @@
 pub mod cache;
 pub mod copy;
 pub mod dockerfile;
+mod graph;
 mod ignore;
+mod mounts;
 mod run;
 mod steps;
 pub mod view;
@@ -58,9 +60,47 @@ pub struct BuildOptions {
     /// `--cache-from` images: when given, only steps these images were built from are cache
     /// hits (dockerd's classic builder with cache sources).
     pub cache_from: Vec<String>,
+    /// BuildKit's way (the `dockerfile.v0` frontend): only the stages the target needs are
+    /// built, independent ones at once ([`graph`]).
+    pub buildkit: bool,
+    /// Build secrets by id, for `RUN --mount=type=secret` (BuildKit builds only).
+    pub secrets: Secrets,
     /// Cancelled when the client goes away (dockerd ends a build whose request is gone): no
     /// further step starts, a running `RUN` container is killed and removed, nothing is tagged.
     pub cancel: CancellationToken,
+}
+
+/// Secret values by id; never printed.
+#[derive(Clone, Default)]
+pub struct Secrets(pub BTreeMap<String, Vec<u8>>);
+
+impl Secrets {
+    pub(crate) fn get(&self, id: &str) -> Option<&[u8]> {
+        self.0.get(id).map(Vec::as_slice)
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+/// The ids of the secrets the `RUN --mount=type=secret` instructions of `dockerfile` use
+/// (what a BuildKit frontend asks the client's session for before the build).
+pub fn secret_ids(dockerfile: &str) -> Result<Vec<String>> {
+    let df = dockerfile::parse(dockerfile)?;
+    let mut ids = BTreeSet::new();
+    for i in df.instructions.iter().filter(|i| i.cmd == "RUN") {
+        for (_, v) in i.flags.iter().filter(|(k, _)| k == "mount") {
+            if let Ok(mounts::RunMount::Secret { id, .. }) =
+                mounts::parse(v, &words::Vars::new(), df.escape)
+            {
+                ids.insert(id);
+            }
+        }
+    }
+    Ok(ids.into_iter().collect())
 }
 
 /// How a build ended when it did not fail with an [`EngineError`].
@@ -446,6 +486,12 @@ impl Engine {
 
     /// `POST /build/prune`: forgets the step cache; returns the dropped keys.
     pub fn prune_build_cache(&self) -> Result<Vec<String>> {
+        let cache_mounts = self.config.data_root.join("build").join("cache-mounts");
+        if let Err(e) = std::fs::remove_dir_all(&cache_mounts) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(e.into());
+            }
+        }
         cache::BuildCache::new(&self.config.data_root).clear()
     }
 
@@ -519,6 +565,7 @@ impl Engine {
                     rest,
                     json: None,
                     line: 0,
+                    heredocs: vec![],
                 });
             }
         }
@@ -605,18 +652,83 @@ impl Build {
                 self.meta_args.insert(k, v);
             }
         }
-        let mut last = None;
-        for stage in stages {
-            self.check_cancelled()?;
-            let id = self.stage(&stage).await?;
-            self.stages.push((stage.name.clone(), id.clone()));
-            last = id;
-        }
+        let last = if self.opts.buildkit {
+            self.run_graph(stages).await?
+        } else {
+            let mut last = None;
+            for stage in stages {
+                self.check_cancelled()?;
+                let id = self.stage(&stage).await?;
+                self.stages.push((stage.name.clone(), id.clone()));
+                last = id;
+            }
+            last
+        };
         last.ok_or_else(|| {
             Fail::Engine(EngineError::invalid(
                 "No image was generated. Is your Dockerfile empty?",
             ))
         })
+    }
+
+    /// Builds the stages the last one needs, wave by wave, the stages of a wave at once
+    /// (each in its own [`Build::fork`]); returns the last stage's image.
+    async fn run_graph(&mut self, stages: Vec<Stage>) -> StepResult<Option<String>> {
+        let vars: words::Vars = self
+            .meta_args
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect();
+        let deps = graph::dependencies(&stages, &vars, self.escape);
+        let target = stages.len() - 1;
+        let needed = graph::needed(&deps, target);
+        // Step numbers as if the needed stages ran in order.
+        let mut first_step = vec![0; stages.len()];
+        let mut step = self.step;
+        for &k in &needed {
+            first_step[k] = step;
+            step += 1 + stages[k].body.len();
+        }
+        self.total = step;
+        self.stages = stages.iter().map(|s| (s.name.clone(), None)).collect();
+        for wave in graph::waves(&deps, &needed) {
+            self.check_cancelled()?;
+            let mut forks: Vec<(usize, Build)> = wave
+                .iter()
+                .map(|&k| (k, self.fork(first_step[k])))
+                .collect();
+            let results =
+                futures::future::join_all(forks.iter_mut().map(|(k, b)| b.stage(&stages[*k])))
+                    .await;
+            for ((k, b), res) in forks.into_iter().zip(results) {
+                self.consumed.extend(b.consumed);
+                self.stages[k].1 = res?;
+            }
+        }
+        self.step = step;
+        Ok(self.stages[target].1.clone())
+    }
+
+    /// A copy of this build's state for one stage that runs beside others, numbering its
+    /// steps from `step`.
+    fn fork(&self, step: usize) -> Build {
+        Build {
+            engine: self.engine.clone(),
+            opts: self.opts.clone(),
+            out: Out {
+                progress: self.out.progress.clone(),
+                quiet: self.out.quiet,
+            },
+            context: self.context.clone(),
+            escape: self.escape,
+            cache: cache::BuildCache::new(&self.engine.config.data_root),
+            meta_args: self.meta_args.clone(),
+            consumed: BTreeSet::new(),
+            stages: self.stages.clone(),
+            step,
+            total: self.total,
+            cache_sources: self.cache_sources.clone(),
+        }
     }
 
     async fn stage(&mut self, stage: &Stage) -> StepResult<Option<String>> {

@@ -14,6 +14,16 @@ use crate::id::short;
 use crate::image::create::ImageSpec;
 use crate::EngineError;
 
+/// A failed `RUN`'s error, in the classic builder's or BuildKit's words.
+fn run_failed(argv: &[String], code: i64, buildkit: bool) -> String {
+    let command = argv.join(" ");
+    if buildkit {
+        format!("process \"{command}\" did not complete successfully: exit code: {code}")
+    } else {
+        format!("The command '{command}' returned a non-zero code: {code}")
+    }
+}
+
 impl Build {
     pub(crate) async fn run_step(&mut self, st: &mut StageState, i: &Instruction) -> StepResult {
         let argv = super::steps::command(st, i);
@@ -38,7 +48,9 @@ impl Build {
                 argv.join(" ")
             )
         };
-        let key = step_key(st.image.as_deref(), &created_by, &st.config, "");
+        let mounts = self.run_mounts(&i.flags, &st.vars())?;
+        let mounts_key = self.mounts_key(&mounts).await?;
+        let key = step_key(st.image.as_deref(), &created_by, &st.config, &mounts_key);
         if self.cached(st, &key) {
             return Ok(());
         }
@@ -62,9 +74,12 @@ impl Build {
         if config.working_dir.is_empty() {
             config.working_dir = "/".into();
         }
+        // Held until the container is removed: locks, views and files its mounts use.
+        let prepared = self.prepare_mounts(&mounts).await?;
         let req = ContainerCreateRequest {
             config,
             host_config: HostConfig {
+                mounts: (!prepared.mounts.is_empty()).then(|| prepared.mounts.clone()),
                 network_mode: self.opts.network_mode.clone(),
                 extra_hosts: (!self.opts.extra_hosts.is_empty())
                     .then(|| self.opts.extra_hosts.clone()),
@@ -91,10 +106,7 @@ impl Build {
                     .map_err(Fail::from)
             }
             Ok(code) => Err(Fail::Run {
-                message: format!(
-                    "The command '{}' returned a non-zero code: {code}",
-                    argv.join(" ")
-                ),
+                message: run_failed(&argv, code, self.opts.buildkit),
                 code,
             }),
             Err(e) => Err(Fail::Engine(e)),
@@ -112,6 +124,7 @@ impl Build {
                 }
             }
         }
+        drop(prepared);
         let id = res?;
         self.finish_step(st, &key, id)?;
         Ok(())

@@ -271,8 +271,13 @@ impl Build {
         }
         let dest = in_workdir(st, &args.pop().unwrap_or_default());
         let sources = args;
-        // Where the sources come from: the context, an earlier stage or an image.
+        let heredoc_dir = TempDir(self.scratch("ctx-heredoc"));
+        // Where the sources come from: heredocs, the context, an earlier stage or an image.
         let (src_layers, src_root) = match i.flag("from") {
+            _ if !i.heredocs.is_empty() => {
+                write_heredocs(i, &sources, &vars, self.escape, &heredoc_dir.0)?;
+                (None, Some(heredoc_dir.0.clone()))
+            }
             Some(from) => {
                 let from = expand(from, &vars, self.escape)?;
                 let id = match self.stage_image(&from) {
@@ -345,6 +350,40 @@ impl Build {
             .await?;
         Ok(())
     }
+}
+
+/// Writes the heredocs of a `COPY <<EOF`/`ADD <<EOF` into `dir` as files named by their
+/// words (mode 0644, as BuildKit makes them), variables expanded unless the delimiter was
+/// quoted. Every source must be one of the heredocs.
+fn write_heredocs(
+    i: &Instruction,
+    sources: &[String],
+    vars: &super::words::Vars,
+    escape: char,
+    dir: &Path,
+) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(other) = sources
+        .iter()
+        .find(|s| !i.heredocs.iter().any(|h| &h.name == *s))
+    {
+        return Err(invalid(format!(
+            "{}: {other:?}: sources from the context cannot be mixed with heredocs",
+            i.cmd
+        )));
+    }
+    std::fs::create_dir_all(dir)?;
+    for h in &i.heredocs {
+        let content = if h.expand {
+            super::words::expand_raw(&h.content, vars, escape)?
+        } else {
+            h.content.clone()
+        };
+        let path = dir.join(&h.name);
+        std::fs::write(&path, content)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+    }
+    Ok(())
 }
 
 /// `HEALTHCHECK [--interval=…] CMD …` / `HEALTHCHECK NONE`.

@@ -81,6 +81,30 @@ pub fn expand(word: &str, vars: &Vars, escape: char) -> Result<String> {
     Ok(out)
 }
 
+/// Expands variables in a heredoc's text, keeping quotes and escapes as written (BuildKit's
+/// raw-quotes mode for `COPY <<EOF`): an escaped `$` stays as written, unexpanded.
+pub fn expand_raw(text: &str, vars: &Vars, escape: char) -> Result<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        if c == escape {
+            out.push(c);
+            if let Some(&n) = chars.get(i) {
+                out.push(n);
+                i += 1;
+            }
+        } else if c == '$' {
+            i = substitute(&chars, i, vars, escape, text, &mut out)?;
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 /// Handles a `$…` starting after the `$` at `i`; returns the index after it.
 fn substitute(
     chars: &[char],
@@ -198,6 +222,15 @@ pub fn key_values(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_expansion_keeps_quotes_and_escapes() {
+        let vars: Vars = [("X".to_string(), "x".to_string())].into();
+        assert_eq!(
+            expand_raw("'$X' \"${X}\" \\$X ${Y:-d}\n", &vars, '\\').unwrap(),
+            "'x' \"x\" \\$X d\n"
+        );
+    }
 
     fn vars() -> Vars {
         Vars::from([

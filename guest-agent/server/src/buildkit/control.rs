@@ -97,7 +97,7 @@ impl Api {
     async fn export(
         &self,
         entry: &super::registry::BuildEntry,
-        build: &str,
+        (build, session): (&str, &str),
         exporters: &[bk::Exporter],
         image: Option<String>,
     ) -> Result<HashMap<String, String>, Status> {
@@ -127,6 +127,18 @@ impl Api {
                     }
                     resp.insert("containerimage.digest".into(), id.clone());
                     resp.insert("containerimage.config.digest".into(), id.clone());
+                }
+                kind @ ("local" | "tar") => {
+                    entry
+                        .status
+                        .publish(vx.start(&format!("exporting to client {kind}")));
+                    let session = self.reg.session(session).await?;
+                    let res = frontend::export_files(&self.engine, &session, &id, kind).await;
+                    let err = res.as_ref().err().map(ToString::to_string);
+                    entry
+                        .status
+                        .publish(vx.complete(err.as_deref().unwrap_or_default()));
+                    res?;
                 }
                 other => {
                     return Err(Status::unimplemented(format!(
@@ -219,7 +231,8 @@ impl Control for Api {
                         .await?,
                 )
             };
-            self.export(&entry, &build, &exporters, image).await
+            self.export(&entry, (&build, &req.session), &exporters, image)
+                .await
         }
         .await;
         self.reg.finish(&build);

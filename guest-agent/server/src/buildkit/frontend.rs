@@ -3,17 +3,19 @@
 //! side, as BuildKit does), are packed into the tar the classic builder takes, and the
 //! builder's output lines become the build's vertexes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_engine::build::{BuildOptions, Outcome};
+use berth_engine::build::view::ImageView;
+use berth_engine::build::{BuildOptions, Outcome, Secrets};
 use berth_engine::image::Progress;
 use berth_engine::{Engine, EngineError};
 
+use super::filesend;
 use super::filesync::{self, SyncRequest};
 use super::registry::BuildEntry;
-use super::session::SessionClient;
+use super::session::{origin, SessionClient};
 use super::status::Vertexes;
 
 /// A directory removed on drop.
@@ -58,6 +60,7 @@ pub(crate) fn build_options(attrs: &HashMap<String, String>) -> BuildOptions {
     let mut o = BuildOptions {
         remove: true,
         force_remove: true,
+        buildkit: true,
         ..BuildOptions::default()
     };
     for (k, v) in attrs {
@@ -108,6 +111,42 @@ async fn fetch_file(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+const GET_SECRET: &str = "/moby.buildkit.secrets.v1.Secrets/GetSecret";
+
+/// The values of the secrets `ids` from the client's session (`--secret id=…`); ids the
+/// client does not have are left out (a `required` mount fails the build on them).
+async fn fetch_secrets(
+    session: &SessionClient,
+    ids: Vec<String>,
+) -> Result<BTreeMap<String, Vec<u8>>, FrontendError> {
+    use bollard_buildkit_proto::moby::buildkit::secrets::v1 as secrets;
+    let mut out = BTreeMap::new();
+    if ids.is_empty() || !session.supports(GET_SECRET) {
+        return Ok(out);
+    }
+    let mut client =
+        secrets::secrets_client::SecretsClient::with_origin(session.channel.clone(), origin());
+    for id in ids {
+        let req = secrets::GetSecretRequest {
+            id: id.clone(),
+            ..Default::default()
+        };
+        match client.get_secret(req).await {
+            Ok(r) => {
+                out.insert(id, r.into_inner().data);
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => {}
+            Err(s) => {
+                return Err(FrontendError::Failed(format!(
+                    "secret {id}: {}",
+                    s.message()
+                )))
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Packs `dir` into a tar file for the classic builder.
@@ -190,6 +229,9 @@ pub(crate) async fn dockerfile(
     let in_context = ctx.join(&filename);
     let mut opts = build_options(attrs);
     opts.dockerfile = filename.clone();
+    // Unparsable Dockerfiles are reported by the build itself.
+    let ids = berth_engine::build::secret_ids(&String::from_utf8_lossy(&df)).unwrap_or_default();
+    opts.secrets = Secrets(fetch_secrets(&session, ids).await?);
     if std::fs::read(&in_context).ok().as_deref() != Some(df.as_slice()) {
         let name = format!(".berth-dockerfile-{}", &berth_engine::id::new_id()[..12]);
         std::fs::write(ctx.join(&name), &df)?;
@@ -231,6 +273,35 @@ pub(crate) async fn dockerfile(
             Err(e.into())
         }
     }
+}
+
+/// Sends the filesystem of image `id` to the client: `kind` is `local` (the files) or
+/// `tar` (one tar stream), as [`filesend`] does them.
+pub(crate) async fn export_files(
+    engine: &Arc<Engine>,
+    session: &SessionClient,
+    id: &str,
+    kind: &str,
+) -> Result<(), FrontendError> {
+    let layers = engine.images.resolve(id).await?.layer_dirs;
+    let build_dir = engine.config.data_root.join("build");
+    let suffix = &berth_engine::id::new_id()[..16];
+    let mnt = build_dir.join(format!("mnt-export-{suffix}"));
+    let view = tokio::task::spawn_blocking(move || ImageView::open(&layers, mnt))
+        .await
+        .map_err(|e| FrontendError::Failed(format!("opening the image: {e}")))??;
+    if kind == "local" {
+        return Ok(filesend::send_dir(session, view.root()).await?);
+    }
+    let scratch = Scratch(build_dir.join(format!("ctx-export-{suffix}")));
+    std::fs::create_dir_all(&scratch.0)?;
+    let tar_path = scratch.0.join("out.tar");
+    let (root, t) = (view.root().to_path_buf(), tar_path.clone());
+    tokio::task::spawn_blocking(move || filesend::write_tar(&root, &t))
+        .await
+        .map_err(|e| FrontendError::Failed(format!("writing the tar: {e}")))??;
+    drop(view);
+    Ok(filesend::send_tar(session, &tar_path).await?)
 }
 
 /// The exporter names of an `image`/`moby` export: `name` is comma separated.

@@ -10,6 +10,7 @@
 //! builder's steps, their progress streamed as vertexes on `Control.Status` ([`status`]).
 
 mod control;
+mod filesend;
 mod filesync;
 mod frontend;
 mod registry;

@@ -163,6 +163,7 @@ async fn build(
         platform: q.platform,
         auths: registry_config(&headers)?,
         cancel: CancellationToken::new(),
+        ..BuildOptions::default()
     };
     let gone = opts.cancel.clone();
     let context = body_reader(body);
