@@ -15,6 +15,7 @@ mod netconnect;
 mod netvol;
 mod network;
 mod plugins;
+mod registry_faults;
 mod resources;
 mod restart;
 mod sandbox;

@@ -215,7 +215,10 @@ impl ImageService {
         Ok(id)
     }
 
-    /// Downloads and unpacks the layers not present yet; returns every layer's size.
+    /// Downloads and unpacks the layers not present yet; returns every layer's size. A layer
+    /// whose download broke off (reset, cut short, stalled, a 5xx) is fetched again after a
+    /// growing pause, up to [`MAX_LAYER_ATTEMPTS`] times; content that does not match its
+    /// digest is refused at once, as dockerd does.
     async fn fetch_layers(
         &self,
         repo: &Arc<Repository>,
@@ -227,6 +230,15 @@ impl ImageService {
         let mut tasks = JoinSet::new();
         let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_LAYERS));
         let mut seen = std::collections::HashSet::new();
+        let mut attempts = vec![0u32; layers.len()];
+        let spawn = |tasks: &mut JoinSet<_>, i: usize, job: LayerJob, pause: Duration| {
+            let limit = limit.clone();
+            tasks.spawn(async move {
+                tokio::time::sleep(pause).await;
+                let _permit = limit.acquire_owned().await;
+                (i, job.run().await)
+            });
+        };
         for (i, (desc, diff_id)) in layers.iter().zip(diff_ids).enumerate() {
             let short_id = short(&desc.digest).to_string();
             let (present, dest, known) = {
@@ -255,41 +267,50 @@ impl ImageService {
                 continue;
             }
             progress.with_id("Pulling fs layer", &short_id);
-            let (tmp, blob) = {
-                let s = self.lock();
-                let blob = if s.has_blob(&desc.digest) {
-                    None
-                } else {
-                    Some((s.blob_writer()?, s.blob_path(&desc.digest)?))
-                };
-                (s.layer_tmp_dir()?, blob)
-            };
-            let job = LayerJob {
-                blob,
-                repo: repo.clone(),
-                desc: desc.clone(),
-                diff_id: diff_id.clone(),
-                tmp,
-                dest,
-                progress: progress.clone(),
-                short_id,
-            };
-            let limit = limit.clone();
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                (i, job.run().await)
-            });
+            attempts[i] = 1;
+            let job = self.layer_job(repo, desc, diff_id, progress)?;
+            spawn(&mut tasks, i, job, Duration::ZERO);
         }
         while let Some(joined) = tasks.join_next().await {
             let (i, result) =
                 joined.map_err(|e| EngineError::internal(format!("layer task failed: {e}")))?;
-            match result {
-                Ok(size) => sizes[i] = size,
-                Err(e) => {
-                    tasks.abort_all();
-                    return Err(e);
+            let failure = match result {
+                Ok(size) => {
+                    sizes[i] = size;
+                    continue;
+                }
+                Err(f) => f,
+            };
+            let short_id = short(&layers[i].digest);
+            if failure.transient && attempts[i] < MAX_LAYER_ATTEMPTS {
+                let pause = retry_pause(attempts[i]);
+                attempts[i] += 1;
+                tracing::info!(layer = %short_id, attempt = attempts[i], error = %failure.error, "retrying layer download");
+                progress.with_id(
+                    format!("Retrying in {} second(s)", pause.as_secs().max(1)),
+                    short_id,
+                );
+                match self.layer_job(repo, &layers[i], &diff_ids[i], progress) {
+                    Ok(job) => {
+                        spawn(&mut tasks, i, job, pause);
+                        continue;
+                    }
+                    Err(e) => {
+                        tasks.abort_all();
+                        return Err(e);
+                    }
                 }
             }
+            tasks.abort_all();
+            return Err(if failure.transient {
+                EngineError::unavailable(format!(
+                    "layer {short_id}: download failed after {} attempts: {}",
+                    attempts[i],
+                    failure.error.message()
+                ))
+            } else {
+                failure.error
+            });
         }
         // Duplicated layers of one image take the size of their first copy.
         for (i, diff_id) in diff_ids.iter().enumerate() {
@@ -300,6 +321,60 @@ impl ImageService {
             }
         }
         Ok(sizes)
+    }
+
+    /// A fresh download of one layer: its own temp directory and, unless the blob is kept
+    /// already, its own temp blob file.
+    fn layer_job(
+        &self,
+        repo: &Arc<Repository>,
+        desc: &Descriptor,
+        diff_id: &str,
+        progress: &Progress,
+    ) -> Result<LayerJob> {
+        let s = self.lock();
+        let blob = if s.has_blob(&desc.digest) {
+            None
+        } else {
+            Some((s.blob_writer()?, s.blob_path(&desc.digest)?))
+        };
+        Ok(LayerJob {
+            blob,
+            repo: repo.clone(),
+            desc: desc.clone(),
+            diff_id: diff_id.to_string(),
+            tmp: s.layer_tmp_dir()?,
+            dest: s.layer_dir(diff_id)?,
+            progress: progress.clone(),
+            short_id: short(&desc.digest).to_string(),
+        })
+    }
+}
+
+/// Attempts per layer download (dockerd makes 5 too).
+const MAX_LAYER_ATTEMPTS: u32 = 5;
+/// Pause before the first retry; doubled for each further one (0.5, 1, 2, 4 s: 7.5 s at most).
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// The pause after failed attempt number `attempt` (1-based).
+fn retry_pause(attempt: u32) -> Duration {
+    FIRST_RETRY_PAUSE * 2u32.pow(attempt.saturating_sub(1).min(4))
+}
+
+/// Why one layer attempt failed, and whether another attempt may succeed.
+struct LayerFailure {
+    error: EngineError,
+    /// The transfer broke off (connection refused or reset, cut short, stalled, a registry
+    /// 5xx); not content that failed verification or a local error.
+    transient: bool,
+}
+
+impl LayerFailure {
+    fn fatal(error: EngineError) -> Self {
+        Self {
+            error,
+            transient: false,
+        }
     }
 }
 
@@ -317,7 +392,7 @@ struct LayerJob {
 }
 
 impl LayerJob {
-    async fn run(self) -> Result<u64> {
+    async fn run(self) -> std::result::Result<u64, LayerFailure> {
         let tmp = self.tmp.clone();
         let result = self.download_and_unpack().await;
         if result.is_err() {
@@ -326,7 +401,7 @@ impl LayerJob {
         result
     }
 
-    async fn download_and_unpack(self) -> Result<u64> {
+    async fn download_and_unpack(self) -> std::result::Result<u64, LayerFailure> {
         let Self {
             blob,
             repo,
@@ -337,7 +412,10 @@ impl LayerJob {
             progress,
             short_id,
         } = self;
-        let resp = repo.blob(&desc.digest, 0).await?;
+        let resp = repo.blob(&desc.digest, 0).await.map_err(|e| LayerFailure {
+            transient: e.kind() == crate::ErrorKind::Unavailable,
+            error: e,
+        })?;
         let total = if desc.size > 0 {
             desc.size
         } else {
@@ -366,6 +444,7 @@ impl LayerJob {
         let mut current = 0u64;
         let mut last = Instant::now();
         let mut first = true;
+        let mut broke_off = false;
         while let Some(chunk) = body.next().await {
             match chunk {
                 Ok(b) => {
@@ -381,6 +460,7 @@ impl LayerJob {
                     }
                 }
                 Err(e) => {
+                    broke_off = true;
                     let msg = crate::registry::error_chain(&e);
                     let _ = tx.send(Err(io::Error::other(msg))).await;
                     break;
@@ -392,13 +472,21 @@ impl LayerJob {
         progress.with_id("Download complete", &short_id);
         let stats = unpack
             .await
-            .map_err(|e| EngineError::internal(format!("unpack task failed: {e}")))?
-            .map_err(|e| e.context(format!("layer {}", short(&desc.digest))))?;
+            .map_err(|e| {
+                LayerFailure::fatal(EngineError::internal(format!("unpack task failed: {e}")))
+            })?
+            .map_err(|e| LayerFailure {
+                error: e.context(format!("layer {}", short(&desc.digest))),
+                transient: broke_off,
+            })?;
         progress.bytes("Extracting", &short_id, total, total);
         let dest2 = dest.clone();
         tokio::task::spawn_blocking(move || commit_layer(&tmp, &dest2))
             .await
-            .map_err(|e| EngineError::internal(format!("commit task failed: {e}")))??;
+            .map_err(|e| {
+                LayerFailure::fatal(EngineError::internal(format!("commit task failed: {e}")))
+            })?
+            .map_err(LayerFailure::fatal)?;
         progress.with_id("Pull complete", &short_id);
         Ok(stats.stats.size)
     }
@@ -468,4 +556,16 @@ async fn resolve_manifest(
         });
     }
     Err(EngineError::invalid("manifest index nested too deeply"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_pauses_double_and_stay_bounded() {
+        let pauses: Vec<_> = (1..MAX_LAYER_ATTEMPTS).map(retry_pause).collect();
+        assert_eq!(pauses, [500, 1000, 2000, 4000].map(Duration::from_millis));
+        assert_eq!(retry_pause(40), Duration::from_secs(8));
+    }
 }
