@@ -8,6 +8,7 @@ mod compose_v2;
 mod containers;
 mod crash;
 mod doctor;
+mod edges;
 mod exec;
 mod files;
 mod images;
