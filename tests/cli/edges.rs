@@ -92,6 +92,7 @@ fn tcp_is_served_on_loopback_when_asked() {
     let e = Engine::start_with(EngineOptions {
         no_mirror: true,
         args: vec!["-H".into(), format!("tcp://127.0.0.1:{port}")],
+        ..Default::default()
     });
     // /proc/net/tcp: 127.0.0.1 is 0100007F, the port in hex.
     let ports = tcp_listen_ports(e.pid().unwrap());

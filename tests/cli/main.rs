@@ -7,6 +7,7 @@ mod compose;
 mod compose_v2;
 mod containers;
 mod crash;
+mod disk_full;
 mod doctor;
 mod edges;
 mod exec;

@@ -18,6 +18,7 @@ fn engine_and_proxy() -> (Engine, FaultProxy) {
     let e = Engine::start_with(EngineOptions {
         no_mirror: true,
         args: vec!["--registry-read-timeout".into(), "2".into()],
+        ..Default::default()
     });
     (e, proxy)
 }

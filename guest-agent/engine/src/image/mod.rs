@@ -193,7 +193,7 @@ impl ImageService {
     }
 
     /// Deletes unreferenced layers and blobs unless an operation that creates them runs.
-    fn collect_orphans(&self) {
+    pub(super) fn collect_orphans(&self) {
         let idle = *self.busy.lock().unwrap_or_else(|e| e.into_inner()) == 0;
         if !idle {
             tracing::debug!("orphan collection skipped: image operation in progress");

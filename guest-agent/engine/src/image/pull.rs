@@ -11,6 +11,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::layer::{self, ChannelReader, TeeReader};
 use super::manifest::{Descriptor, ManifestDoc, Platform};
@@ -119,7 +120,25 @@ impl ImageService {
     /// Pulls `reference` for `platform` (empty: the host's), reporting progress; returns the
     /// image id. Errors before the first progress line are plain errors (404 for an unknown
     /// image); the caller turns later ones into in-band error lines.
+    /// Layers a failed pull committed are removed again (space on a full disk comes back).
     pub async fn pull(
+        &self,
+        reference: &str,
+        platform: &str,
+        auth: Option<AuthConfig>,
+        progress: Progress,
+    ) -> Result<String> {
+        let result = {
+            let _busy = self.busy();
+            self.pull_busy(reference, platform, auth, progress).await
+        };
+        if result.is_err() {
+            self.collect_orphans();
+        }
+        result
+    }
+
+    async fn pull_busy(
         &self,
         reference: &str,
         platform: &str,
@@ -128,7 +147,6 @@ impl ImageService {
     ) -> Result<String> {
         let r = Reference::parse(reference)?.with_default_tag();
         let platform = Platform::parse(platform)?;
-        let _busy = self.busy();
         let creds = auth.as_ref().and_then(Credentials::from_auth_config);
         let repo = Arc::new(self.registry.repository(&r.domain, &r.path, creds));
         let resolved = resolve_manifest(&repo, &r, &platform).await?;
@@ -231,12 +249,26 @@ impl ImageService {
         let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_LAYERS));
         let mut seen = std::collections::HashSet::new();
         let mut attempts = vec![0u32; layers.len()];
+        // Ends the other downloads once one failed for good; each cleans up after itself.
+        let cancel = CancellationToken::new();
         let spawn = |tasks: &mut JoinSet<_>, i: usize, job: LayerJob, pause: Duration| {
-            let limit = limit.clone();
+            let (limit, cancel) = (limit.clone(), cancel.clone());
             tasks.spawn(async move {
-                tokio::time::sleep(pause).await;
-                let _permit = limit.acquire_owned().await;
-                (i, job.run().await)
+                let turn = async {
+                    tokio::time::sleep(pause).await;
+                    limit.acquire_owned().await.ok()
+                };
+                let permit = tokio::select! {
+                    p = turn => p,
+                    _ = cancel.cancelled() => None,
+                };
+                let result = match permit {
+                    Some(_permit) => job.run(&cancel).await,
+                    None => Err(LayerFailure::fatal(EngineError::unavailable(
+                        "pull cancelled",
+                    ))),
+                };
+                (i, result)
             });
         };
         for (i, (desc, diff_id)) in layers.iter().zip(diff_ids).enumerate() {
@@ -296,12 +328,14 @@ impl ImageService {
                         continue;
                     }
                     Err(e) => {
-                        tasks.abort_all();
+                        cancel.cancel();
+                        while tasks.join_next().await.is_some() {}
                         return Err(e);
                     }
                 }
             }
-            tasks.abort_all();
+            cancel.cancel();
+            while tasks.join_next().await.is_some() {}
             return Err(if failure.transient {
                 EngineError::unavailable(format!(
                     "layer {short_id}: download failed after {} attempts: {}",
@@ -343,7 +377,7 @@ impl ImageService {
             repo: repo.clone(),
             desc: desc.clone(),
             diff_id: diff_id.to_string(),
-            tmp: s.layer_tmp_dir()?,
+            tmp: TmpDir(s.layer_tmp_dir()?),
             dest: s.layer_dir(diff_id)?,
             progress: progress.clone(),
             short_id: short(&desc.digest).to_string(),
@@ -385,23 +419,32 @@ struct LayerJob {
     repo: Arc<Repository>,
     desc: Descriptor,
     diff_id: String,
-    tmp: std::path::PathBuf,
+    tmp: TmpDir,
     dest: std::path::PathBuf,
     progress: Progress,
     short_id: String,
 }
 
-impl LayerJob {
-    async fn run(self) -> std::result::Result<u64, LayerFailure> {
-        let tmp = self.tmp.clone();
-        let result = self.download_and_unpack().await;
-        if result.is_err() {
-            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
-        }
-        result
-    }
+/// A layer's temp directory, removed when dropped: after a failure, a cancellation, or (a
+/// no-op) once it was renamed into place.
+struct TmpDir(std::path::PathBuf);
 
-    async fn download_and_unpack(self) -> std::result::Result<u64, LayerFailure> {
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        match std::fs::remove_dir_all(&self.0) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                tracing::warn!(dir = %self.0.display(), error = %e, "layer temp dir not removed");
+            }
+            _ => {}
+        }
+    }
+}
+
+impl LayerJob {
+    /// Streams the blob into a blocking task that hashes, unpacks and commits it. That task
+    /// owns the temp directory and blob file, so whatever ends the download (an error,
+    /// `cancel`) they are gone once it returns, and this waits for it.
+    async fn run(self, cancel: &CancellationToken) -> std::result::Result<u64, LayerFailure> {
         let Self {
             blob,
             repo,
@@ -412,8 +455,12 @@ impl LayerJob {
             progress,
             short_id,
         } = self;
-        let resp = repo.blob(&desc.digest, 0).await.map_err(|e| LayerFailure {
-            transient: e.kind() == crate::ErrorKind::Unavailable,
+        let resp = tokio::select! {
+            r = repo.blob(&desc.digest, 0) => r,
+            _ = cancel.cancelled() => Err(EngineError::unavailable("pull cancelled")),
+        };
+        let resp = resp.map_err(|e| LayerFailure {
+            transient: e.kind() == crate::ErrorKind::Unavailable && !cancel.is_cancelled(),
             error: e,
         })?;
         let total = if desc.size > 0 {
@@ -423,51 +470,29 @@ impl LayerJob {
         };
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(64);
         let unpack = tokio::task::spawn_blocking({
-            let (digest, diff_id, tmp) = (desc.digest.clone(), diff_id.clone(), tmp.clone());
+            let (digest, diff_id) = (desc.digest.clone(), diff_id.clone());
             move || -> Result<layer::Extracted> {
                 let input = ChannelReader::new(rx);
-                match blob {
-                    Some((mut writer, dest)) => {
+                let x = match blob {
+                    Some((mut writer, blob_dest)) => {
                         let mut tee = TeeReader {
                             inner: input,
                             out: &mut writer,
                         };
-                        let x = layer::extract(&mut tee, Some(&digest), Some(&diff_id), &tmp)?;
-                        writer.commit_unsynced(&dest)?;
-                        Ok(x)
+                        let x = layer::extract(&mut tee, Some(&digest), Some(&diff_id), &tmp.0)?;
+                        writer.commit_unsynced(&blob_dest)?;
+                        x
                     }
-                    None => layer::extract(input, Some(&digest), Some(&diff_id), &tmp),
-                }
+                    None => layer::extract(input, Some(&digest), Some(&diff_id), &tmp.0)?,
+                };
+                commit_layer(&tmp.0, &dest)?;
+                Ok(x)
             }
         });
-        let mut body = resp.bytes_stream();
-        let mut current = 0u64;
-        let mut last = Instant::now();
-        let mut first = true;
-        let mut broke_off = false;
-        while let Some(chunk) = body.next().await {
-            match chunk {
-                Ok(b) => {
-                    current += b.len() as u64;
-                    if tx.send(Ok(b)).await.is_err() {
-                        // The unpacker stopped: its error explains why.
-                        break;
-                    }
-                    if first || last.elapsed() >= PROGRESS_EVERY {
-                        first = false;
-                        last = Instant::now();
-                        progress.bytes("Downloading", &short_id, current, total);
-                    }
-                }
-                Err(e) => {
-                    broke_off = true;
-                    let msg = crate::registry::error_chain(&e);
-                    let _ = tx.send(Err(io::Error::other(msg))).await;
-                    break;
-                }
-            }
-        }
-        drop(tx);
+        let broke_off = stream_body(resp, tx, cancel, |current| {
+            progress.bytes("Downloading", &short_id, current, total)
+        })
+        .await;
         progress.with_id("Verifying Checksum", &short_id);
         progress.with_id("Download complete", &short_id);
         let stats = unpack
@@ -480,15 +505,47 @@ impl LayerJob {
                 transient: broke_off,
             })?;
         progress.bytes("Extracting", &short_id, total, total);
-        let dest2 = dest.clone();
-        tokio::task::spawn_blocking(move || commit_layer(&tmp, &dest2))
-            .await
-            .map_err(|e| {
-                LayerFailure::fatal(EngineError::internal(format!("commit task failed: {e}")))
-            })?
-            .map_err(LayerFailure::fatal)?;
         progress.with_id("Pull complete", &short_id);
         Ok(stats.stats.size)
+    }
+}
+
+/// Sends a response body down `tx` chunk by chunk, reporting the bytes so far at most every
+/// [`PROGRESS_EVERY`], until it ends, the receiver stops or `cancel` fires. Returns whether
+/// the transfer broke off (the reader then gets the error as its last chunk).
+async fn stream_body(
+    resp: reqwest::Response,
+    tx: tokio::sync::mpsc::Sender<io::Result<bytes::Bytes>>,
+    cancel: &CancellationToken,
+    report: impl Fn(u64),
+) -> bool {
+    let mut body = resp.bytes_stream();
+    let mut current = 0u64;
+    let mut last: Option<Instant> = None;
+    loop {
+        let chunk = tokio::select! {
+            c = body.next() => c,
+            _ = cancel.cancelled() => return false,
+        };
+        match chunk {
+            None => return false,
+            Some(Ok(b)) => {
+                current += b.len() as u64;
+                if tx.send(Ok(b)).await.is_err() {
+                    // The unpacker stopped: its error explains why.
+                    return false;
+                }
+                if last.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
+                    last = Some(Instant::now());
+                    report(current);
+                }
+            }
+            Some(Err(e)) => {
+                let msg = crate::registry::error_chain(&e);
+                let _ = tx.send(Err(io::Error::other(msg))).await;
+                return true;
+            }
+        }
     }
 }
 
