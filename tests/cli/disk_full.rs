@@ -41,39 +41,23 @@ fn a_full_data_root_fails_writes_cleanly_and_recovers() {
     e.docker_ok(&["version"]);
     check_consistent(&e, "after the pull that did not fit");
 
-    let out = e.docker(&[
-        "run",
-        "--name",
-        "filler",
-        "--network",
-        "none",
-        "busybox",
-        "dd",
-        "if=/dev/zero",
-        "of=/big",
-        "bs=1M",
-        "count=100",
-    ]);
-    assert!(!out.status.success(), "a 100 MB file fitted");
-    assert_out_of_space(&String::from_utf8_lossy(&out.stderr), "container write");
-    e.docker_ok(&["rm", "filler"]);
-
-    let out = e.docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        "full:/v",
-        "busybox",
-        "dd",
-        "if=/dev/zero",
-        "of=/v/big",
-        "bs=1M",
-        "count=100",
-    ]);
-    assert!(!out.status.success(), "a 100 MB volume file fitted");
-    assert_out_of_space(&String::from_utf8_lossy(&out.stderr), "volume write");
+    // A container's own files, then a volume (the container's `--rm` as well).
+    for (what, dir, mount) in [("container", "/", None), ("volume", "/v", Some("full:/v"))] {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend(mount.iter().flat_map(|m| ["-v", *m]));
+        let target = format!("of={dir}/big");
+        args.extend([
+            "busybox",
+            "dd",
+            "if=/dev/zero",
+            &target,
+            "bs=1M",
+            "count=100",
+        ]);
+        let out = e.docker(&args);
+        assert!(!out.status.success(), "{what}: a 100 MB file fitted");
+        assert_out_of_space(&String::from_utf8_lossy(&out.stderr), what);
+    }
     // The disk stays full (the volume keeps its 36 MB): the engine answers and lists what it
     // holds. (Starting a container now hangs the CLI: docs/reliability.md, "Found and left".)
     e.docker_ok(&["volume", "inspect", "full"]);
@@ -89,17 +73,9 @@ fn a_full_data_root_fails_writes_cleanly_and_recovers() {
     // Space returns: the same work succeeds, and every image runs.
     e.resize_data_root(512);
     e.docker_ok(&["pull", &big]);
+    let script = "dd if=/dev/zero of=/v/big bs=1M count=100 2>/dev/null && wc -c < /v/big";
     let out = e.docker_ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        "full:/v",
-        "busybox",
-        "sh",
-        "-c",
-        "dd if=/dev/zero of=/v/big bs=1M count=100 2>/dev/null && wc -c < /v/big",
+        "run", "--rm", "-v", "full:/v", "busybox", "sh", "-c", script,
     ]);
     assert_eq!(out.trim(), "104857600");
     check_consistent(&e, "after space returned");

@@ -13,6 +13,7 @@ mod edges;
 mod exec;
 mod files;
 mod images;
+mod load;
 mod netconnect;
 mod netvol;
 mod network;

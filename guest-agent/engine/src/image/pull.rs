@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use berth_docker_api::auth::AuthConfig;
 use futures::StreamExt;
 use serde::Deserialize;
-use tokio::sync::Semaphore;
+use std::collections::HashMap;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -249,6 +250,10 @@ impl ImageService {
         let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_LAYERS));
         let mut seen = std::collections::HashSet::new();
         let mut attempts = vec![0u32; layers.len()];
+        // Layers this pull downloads (released as each is in place), and the ones another
+        // pull is downloading, to wait for.
+        let mut claims: Vec<Option<DownloadClaim>> = layers.iter().map(|_| None).collect();
+        let mut waiting = vec![];
         // Ends the other downloads once one failed for good; each cleans up after itself.
         let cancel = CancellationToken::new();
         let spawn = |tasks: &mut JoinSet<_>, i: usize, job: LayerJob, pause: Duration| {
@@ -298,6 +303,14 @@ impl ImageService {
                 };
                 continue;
             }
+            match self.downloads.claim(diff_id) {
+                Ok(claim) => claims[i] = Some(claim),
+                Err(other) => {
+                    progress.with_id("Waiting", &short_id);
+                    waiting.push((i, other));
+                    continue;
+                }
+            }
             progress.with_id("Pulling fs layer", &short_id);
             attempts[i] = 1;
             let job = self.layer_job(repo, desc, diff_id, progress)?;
@@ -309,6 +322,7 @@ impl ImageService {
             let failure = match result {
                 Ok(size) => {
                     sizes[i] = size;
+                    claims[i] = None;
                     continue;
                 }
                 Err(f) => f,
@@ -346,6 +360,21 @@ impl ImageService {
                 failure.error
             });
         }
+        drop(claims);
+        for (i, mut other) in waiting {
+            // Ends when the other pull's download ended, one way or the other.
+            let _ = other.changed().await;
+            let dest = self.lock().layer_dir(&diff_ids[i])?;
+            sizes[i] = if dest.is_dir() {
+                progress.with_id("Already exists", short(&layers[i].digest));
+                tokio::task::spawn_blocking(move || crate::fsutil::dir_size(&dest))
+                    .await
+                    .unwrap_or(0)
+            } else {
+                let again = (&layers[i..=i], &diff_ids[i..=i]);
+                Box::pin(self.fetch_layers(repo, again.0, again.1, progress)).await?[0]
+            };
+        }
         // Duplicated layers of one image take the size of their first copy.
         for (i, diff_id) in diff_ids.iter().enumerate() {
             if sizes[i] == 0 {
@@ -381,6 +410,45 @@ impl ImageService {
             dest: s.layer_dir(diff_id)?,
             progress: progress.clone(),
             short_id: short(&desc.digest).to_string(),
+        })
+    }
+}
+
+/// Layers being downloaded, by diff id: a pull that needs one of them waits for that download
+/// instead of starting its own (ten concurrent pulls of one image download it once).
+#[derive(Default)]
+pub(super) struct Downloads(std::sync::Mutex<HashMap<String, watch::Receiver<()>>>);
+
+/// A pull's claim on downloading one layer; pulls waiting for it wake when it is dropped.
+struct DownloadClaim {
+    downloads: Arc<Downloads>,
+    diff_id: String,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for DownloadClaim {
+    fn drop(&mut self) {
+        let mut m = self.downloads.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(&self.diff_id);
+    }
+}
+
+impl Downloads {
+    /// Claims the download of `diff_id`, or returns the download in progress to wait for.
+    fn claim(
+        self: &Arc<Self>,
+        diff_id: &str,
+    ) -> std::result::Result<DownloadClaim, watch::Receiver<()>> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(other) = m.get(diff_id) {
+            return Err(other.clone());
+        }
+        let (done, rx) = watch::channel(());
+        m.insert(diff_id.to_string(), rx);
+        Ok(DownloadClaim {
+            downloads: self.clone(),
+            diff_id: diff_id.to_string(),
+            _done: done,
         })
     }
 }
