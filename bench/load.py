@@ -8,7 +8,8 @@ target/debug/berth-agent) on a temp data root and bridge, and a fresh fixture re
 (tests/fixtures/registry.py), then measures:
   - RUNS concurrent `docker run --rm busybox true`: all succeed, latency percentiles;
   - PULLS concurrent pulls of berth-test/multilayer (7 layers, 207 MB): all succeed, and the
-    layer blobs the registry served (its access log) = one download per layer;
+    bytes the engine read (/proc/PID/io rchar) against the layers' compressed size: about 1x
+    is one download per layer (tests/cli/load.rs counts the GETs exactly);
   - CONNS concurrent HTTP connections to a published port (berth-test/httpd on 127.0.0.1):
     all answered, latency percentiles;
   - the engine's RSS (VmRSS) idle, after each phase, and its peak (VmHWM).
@@ -48,6 +49,25 @@ def rss_kb(pid, field="VmRSS"):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def io_rchar(pid):
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    return 0
+
+
+def layer_sizes(reg, repo):
+    """Compressed layer sizes from the registry's manifest."""
+    import urllib.request
+    req = urllib.request.Request(
+        f"http://{reg}/v2/{repo}/manifests/latest",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+                           "application/vnd.oci.image.manifest.v1+json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return [layer["size"] for layer in json.load(r)["layers"]]
 
 
 def wait_for(cond, timeout, what):
@@ -141,15 +161,16 @@ def main():
             r = docker("pull", image)
             return r.returncode == 0, r.stderr
 
-        reg_log = os.path.join(reg_dir, "registry.log")
-        before = open(reg_log, errors="replace").read().count("/v2/berth-test/multilayer/blobs/")
+        read_before = io_rchar(engine.pid)
         ok &= report(f"{args.pulls} concurrent pulls of berth-test/multilayer",
                      concurrently(args.pulls, pull))
-        served = open(reg_log, errors="replace").read().count("/v2/berth-test/multilayer/blobs/")
-        layers = len(json.loads(docker("image", "inspect", image).stdout)[0]["RootFS"]["Layers"])
-        # The registry logs each request twice (request and response lines): count distinct
-        # blob requests from the response lines only when that doubles; report both.
-        print(f"  registry blob log lines: {served - before} for {layers} layers + 1 config")
+        read = io_rchar(engine.pid) - read_before
+        size = sum(layer_sizes(reg, "berth-test/multilayer"))
+        # The fixture registry keeps no access log: the bytes the engine read during the
+        # pulls (sockets included) against the compressed size of the image's layers tell
+        # one download from ten.
+        print(f"  engine read {read / 1e6:.0f} MB for {size / 1e6:.0f} MB of compressed layers "
+              f"({read / size:.2f}x)")
         print(f"  RSS after: {rss_kb(engine.pid) / 1024:.1f} MB")
 
         port = None
