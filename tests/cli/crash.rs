@@ -53,7 +53,7 @@ fn crash_during(
 }
 
 /// Names in `dir` (empty when it does not exist).
-fn names(dir: &Path) -> Vec<String> {
+pub(super) fn names(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -114,7 +114,7 @@ fn lines(s: &str) -> BTreeSet<String> {
 }
 
 /// Everything the engine lists works, and the data root agrees with it.
-fn check_consistent(e: &Engine, ctx: &str) {
+pub(super) fn check_consistent(e: &Engine, ctx: &str) {
     let root = e.data_root();
     let left = leftovers(&root, e.pid());
     assert!(left.is_empty(), "{ctx}: leftovers after start: {left:?}");
@@ -243,7 +243,7 @@ fn shim_ids(root: &Path) -> BTreeSet<String> {
 }
 
 /// Image id of the multilayer fixture, from the fixtures' index.
-fn fixture_id(tag: &str) -> String {
+pub(super) fn fixture_id(tag: &str) -> String {
     let dir = std::env::var("BERTH_FIXTURES").unwrap_or("/root/.cache/berth/fixtures".into());
     let raw = fs::read(Path::new(&dir).join("images/index.json")).expect("fixtures index");
     let idx: serde_json::Value = serde_json::from_slice(&raw).unwrap();

@@ -157,6 +157,7 @@ fn config_file_keys_apply() {
     let e = Engine::start_with(berth_test_support::EngineOptions {
         no_mirror: true,
         args: vec!["--config-file".into(), cfg.display().to_string()],
+        ..Default::default()
     });
     let out = e.docker_ok(&[
         "info",

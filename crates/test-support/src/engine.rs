@@ -19,6 +19,9 @@ pub struct EngineOptions {
     pub no_mirror: bool,
     /// Extra berth-agent flags.
     pub args: Vec<String>,
+    /// Put the data root on a tmpfs of this many MiB (a disk that fills up); unmounted with
+    /// the rest of the test's directory.
+    pub data_root_mib: Option<u64>,
 }
 
 pub struct Engine {
@@ -56,8 +59,33 @@ impl Engine {
             slot: NetSlot::claim(),
             opts,
         };
+        if let Some(mib) = e.opts.data_root_mib {
+            std::fs::create_dir_all(e.data_root()).expect("data root");
+            e.mount_data_root("", mib);
+        }
         e.spawn();
         e
+    }
+
+    /// Changes the size of the data root's tmpfs (see [`EngineOptions::data_root_mib`]):
+    /// space returns, or runs out.
+    pub fn resize_data_root(&self, mib: u64) {
+        self.mount_data_root("remount,", mib);
+    }
+
+    fn mount_data_root(&self, remount: &str, mib: u64) {
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("{remount}size={mib}m,mode=0711"),
+            ])
+            .arg("berth-e2e-data")
+            .arg(self.data_root())
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mount tmpfs on the data root failed");
     }
 
     /// The engine's data root.

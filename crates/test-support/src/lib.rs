@@ -5,12 +5,14 @@
 mod engine;
 #[cfg(feature = "engine")]
 pub mod fake;
+mod fault_proxy;
 mod net_slot;
 mod registry;
 mod spec;
 mod wait;
 
 pub use engine::{run_bounded, Engine, EngineOptions};
+pub use fault_proxy::{Fault, FaultProxy, LAYER_MIN_BYTES};
 pub use net_slot::NetSlot;
 pub use registry::Registry;
 pub use spec::assert_response;

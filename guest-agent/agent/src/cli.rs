@@ -65,6 +65,10 @@ pub(crate) struct Args {
     /// (e.g. host.docker.internal); repeatable
     #[arg(long = "host-alias")]
     pub(crate) host_aliases: Vec<String>,
+    /// Seconds without bytes from a registry before a download counts as stalled and is
+    /// retried (Berth's own flag; default 120)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) registry_read_timeout: Option<u64>,
 }
 
 impl Args {
@@ -93,6 +97,10 @@ impl Args {
     /// Builds the engine config: defaults, then the config file, then flags. Also returns the
     /// config file's log level.
     pub(crate) fn engine_config(&self) -> anyhow::Result<(EngineConfig, Option<String>)> {
+        // Refuse bad listen addresses before any state is opened.
+        for host in self.hosts.iter().filter(|h| !h.starts_with("mux+unix://")) {
+            crate::listen::Endpoint::parse(host)?;
+        }
         let mut c = EngineConfig::new(self.data_root.clone());
         if let Some(e) = &self.exec_root {
             c.exec_root = e.clone();
@@ -123,6 +131,9 @@ impl Args {
             c.host_gateway_ip = Some(ip.to_string());
         }
         c.host_aliases.extend(self.host_aliases.iter().cloned());
+        if let Some(secs) = self.registry_read_timeout {
+            c.registry_read_timeout = std::time::Duration::from_secs(secs);
+        }
         if let Some(ip) = &c.host_gateway_ip {
             ip.parse::<std::net::IpAddr>()
                 .with_context(|| format!("invalid host-gateway-ip {ip}"))?;

@@ -4,7 +4,11 @@
 //!   is a yamux multiplexer whose streams are HTTP connections. When the VM has the
 //!   virtio-serial port `berth.PORT` (QEMU on Windows hosts, [`crate::virtio_port`]) that port
 //!   is served instead, one stream at a time;
-//! - `mux+unix:///path`: the same multiplexer on a unix socket (tests and native mode).
+//! - `mux+unix:///path`: the same multiplexer on a unix socket (tests and native mode);
+//! - `tcp://ADDR:PORT`: plain HTTP on TCP, only when asked and only on a loopback address.
+//!   The API is root-equivalent and berth-agent has no TLS client verification
+//!   (`--tlsverify`): a non-loopback address is refused at start, where dockerd only warns and
+//!   waits before serving anyone on the network as root.
 //!
 //! The control and port-forward endpoints (`control/`) use the same [`Endpoint`] forms.
 
@@ -22,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) enum Endpoint {
     Unix(PathBuf),
     Vsock(u32),
+    Tcp(std::net::SocketAddr),
 }
 
 impl Endpoint {
@@ -37,7 +42,10 @@ impl Endpoint {
                 .with_context(|| format!("invalid vsock port in {s}"))?;
             return Ok(Self::Vsock(port));
         }
-        bail!("unsupported endpoint {s}: use unix:///path or vsock://:PORT")
+        if let Some(a) = s.strip_prefix("tcp://") {
+            return Ok(Self::Tcp(loopback_tcp(a)?));
+        }
+        bail!("unsupported endpoint {s}: use unix:///path, vsock://:PORT or tcp://127.0.0.1:PORT")
     }
 
     pub(crate) fn is_vsock(&self) -> bool {
@@ -59,6 +67,14 @@ impl Endpoint {
                 berth_server::serve::bind_unix(path, 0o660)
                     .with_context(|| format!("failed to listen on {}", path.display()))?,
             )),
+            Self::Tcp(addr) => {
+                let l = std::net::TcpListener::bind(addr)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .and_then(tokio::net::TcpListener::from_std)
+                    .with_context(|| format!("failed to listen on tcp://{addr}"))?;
+                tracing::warn!(%addr, "API on TCP without TLS: any local user can reach it");
+                Ok(Acceptor::Tcp(l))
+            }
             Self::Vsock(port) => Ok(Acceptor::Vsock(
                 berth_vsock::VsockListener::bind(
                     berth_vsock::CID_ANY,
@@ -76,6 +92,7 @@ pub(crate) enum Acceptor {
     Unix(tokio::net::UnixListener),
     Vsock(berth_vsock::VsockListener),
     Port(crate::virtio_port::PortListener),
+    Tcp(tokio::net::TcpListener),
 }
 
 impl Acceptor {
@@ -84,6 +101,7 @@ impl Acceptor {
             Self::Unix(l) => Ok(Box::new(l.accept().await?.0)),
             Self::Vsock(l) => Ok(Box::new(l.accept().await?.0)),
             Self::Port(l) => Ok(Box::new(l.accept().await?)),
+            Self::Tcp(l) => Ok(Box::new(l.accept().await?.0)),
         }
     }
 
@@ -186,9 +204,39 @@ pub(crate) async fn start(
                 l.sockets.push(path.clone());
             }
             Endpoint::Vsock(_) => l.add(&ep, acc, cancel.clone(), mux_api(app.clone())),
+            Endpoint::Tcp(_) => {
+                let app = app.clone();
+                l.add(&ep, acc, cancel.clone(), move |io| {
+                    berth_server::serve::serve_stream(app.clone(), io)
+                });
+            }
         }
     }
     Ok(l)
+}
+
+/// The address of a `tcp://` host, which must be a loopback one (`localhost` counts).
+fn loopback_tcp(addr: &str) -> anyhow::Result<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    let addr = addr.trim_end_matches('/');
+    let parsed = match addr.strip_prefix("localhost:") {
+        Some(port) => port
+            .parse()
+            .map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)))
+            .ok(),
+        None => addr.parse::<SocketAddr>().ok(),
+    };
+    let Some(sa) = parsed else {
+        bail!("invalid tcp endpoint tcp://{addr}: use tcp://ADDRESS:PORT");
+    };
+    if !sa.ip().is_loopback() {
+        bail!(
+            "refusing to listen on tcp://{sa}: the API is root-equivalent and berth-agent \
+             has no TLS client verification (--tlsverify); listen on a loopback address \
+             (tcp://127.0.0.1:PORT) or on a unix socket"
+        );
+    }
+    Ok(sa)
 }
 
 /// Serves the Docker API on every stream of a multiplexed connection.
@@ -222,6 +270,31 @@ mod tests {
             Endpoint::parse("unix:///run/x.sock").unwrap(),
             Endpoint::Unix("/run/x.sock".into())
         );
-        assert!(Endpoint::parse("tcp://0.0.0.0:2375").is_err());
+        assert_eq!(
+            Endpoint::parse("tcp://127.0.0.1:2375").unwrap(),
+            Endpoint::Tcp("127.0.0.1:2375".parse().unwrap())
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://localhost:2375").unwrap(),
+            Endpoint::Tcp("127.0.0.1:2375".parse().unwrap())
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://[::1]:2375").unwrap(),
+            Endpoint::Tcp("[::1]:2375".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn tcp_beyond_loopback_is_refused() {
+        for host in [
+            "tcp://0.0.0.0:2375",
+            "tcp://[::]:2375",
+            "tcp://192.168.1.4:2376",
+        ] {
+            let e = Endpoint::parse(host).unwrap_err().to_string();
+            assert!(e.starts_with("refusing to listen on tcp://"), "{host}: {e}");
+        }
+        assert!(Endpoint::parse("tcp://example.com:2375").is_err());
+        assert!(Endpoint::parse("tcp://127.0.0.1").is_err());
     }
 }

@@ -73,6 +73,9 @@ pub struct EngineConfig {
     pub host_gateway_ip: Option<String>,
     /// Names mapped to the host-gateway address in every container's `/etc/hosts`.
     pub host_aliases: Vec<String>,
+    /// Longest wait for the next bytes from a registry before the read counts as stalled
+    /// (and a layer download is retried).
+    pub registry_read_timeout: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -102,6 +105,7 @@ impl EngineConfig {
             self_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth-agent")),
             host_gateway_ip: None,
             host_aliases: vec![],
+            registry_read_timeout: std::time::Duration::from_secs(120),
         }
     }
 

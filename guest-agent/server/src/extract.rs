@@ -1,6 +1,6 @@
 //! Request extractors whose rejections use Docker's error shape.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use berth_engine::EngineError;
@@ -56,6 +56,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
             .await
             .map(|q| Query(q.0))
             .map_err(|e: QueryRejection| ApiError(EngineError::invalid(e.body_text())))
+    }
+}
+
+/// Path parameters; a segment that is not valid UTF-8 once percent-decoded (`/containers/%FF/json`)
+/// is a 400 `{"message"}` like any other bad input, not axum's plain-text answer.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e: PathRejection| ApiError(EngineError::invalid(e.body_text())))
     }
 }
 

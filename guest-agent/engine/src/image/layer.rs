@@ -84,6 +84,15 @@ fn digest_of(h: Sha256) -> String {
     format!("sha256:{}", hex::encode(h.finalize()))
 }
 
+/// The error for content whose digest is not the one asked for.
+fn mismatch(want: Option<&str>, got: &str) -> Option<EngineError> {
+    want.filter(|w| *w != got).map(|want| {
+        EngineError::invalid(format!(
+            "digest mismatch for layer {want}: downloaded content has {got}"
+        ))
+    })
+}
+
 /// Unpacks a (possibly compressed) layer stream into `dir`, checking the compressed bytes
 /// against `blob_digest` and the tar against `diff_id` when they are known.
 pub fn extract(
@@ -102,7 +111,7 @@ pub fn extract(
                 hasher: &mut blob_hash,
             },
         );
-        let stats = {
+        let unpacked = (|| -> Result<UnpackStats> {
             let decoded = crate::compression::decoder(&mut compressed)?;
             let mut tar = HashReader {
                 inner: decoded,
@@ -111,17 +120,26 @@ pub fn extract(
             let stats = unpack(&mut tar, dir)?;
             // The end-of-archive blocks and any padding count towards the diff id.
             io::copy(&mut tar, &mut io::sink())?;
-            stats
-        };
-        // Trailing bytes after the compressed stream still belong to the blob.
-        io::copy(&mut compressed, &mut io::sink())?;
-        stats
+            Ok(stats)
+        })();
+        // Trailing bytes after the compressed stream still belong to the blob; after a failed
+        // unpack, the rest tells whether the content was what was asked for at all.
+        let rest = io::copy(&mut compressed, &mut io::sink());
+        match (unpacked, rest) {
+            (Ok(stats), rest) => {
+                rest?;
+                stats
+            }
+            (Err(e), Ok(_)) => {
+                drop(compressed);
+                return Err(mismatch(blob_digest, &digest_of(blob_hash)).unwrap_or(e));
+            }
+            (Err(e), Err(_)) => return Err(e),
+        }
     };
     let blob = digest_of(blob_hash);
-    if let Some(want) = blob_digest.filter(|w| *w != blob) {
-        return Err(EngineError::invalid(format!(
-            "digest mismatch for layer {want}: downloaded content has {blob}"
-        )));
+    if let Some(e) = mismatch(blob_digest, &blob) {
+        return Err(e);
     }
     let diff = digest_of(diff_hash);
     if let Some(want) = diff_id.filter(|w| *w != diff) {
@@ -183,6 +201,28 @@ mod tests {
         assert!(extract(&tar[..], Some(&wrong), Some(&sha(&tar)), dir.path()).is_err());
         let dir = tempfile::tempdir().unwrap();
         assert!(extract(&tar[..], Some(&sha(&tar)), Some(&wrong), dir.path()).is_err());
+    }
+
+    #[test]
+    fn corrupt_content_is_reported_as_a_digest_mismatch_not_a_format_error() {
+        let tar = layer_tar();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut bad = gz.clone();
+        let mid = bad.len() / 2;
+        bad[mid..].iter_mut().for_each(|b| *b ^= 0x5a);
+        let dir = tempfile::tempdir().unwrap();
+        let e = extract(&bad[..], Some(&sha(&gz)), Some(&sha(&tar)), dir.path()).unwrap_err();
+        assert!(
+            e.message().starts_with("digest mismatch for layer"),
+            "{}",
+            e.message()
+        );
+        // Without a digest to compare with, the format error stays.
+        let dir = tempfile::tempdir().unwrap();
+        let e = extract(&bad[..], None, None, dir.path()).unwrap_err();
+        assert!(!e.message().contains("digest mismatch"), "{}", e.message());
     }
 
     #[test]

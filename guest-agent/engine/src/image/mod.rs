@@ -142,6 +142,8 @@ pub struct ImageService {
     /// Pulls, loads and creates in progress: they commit layers before their image record,
     /// so orphan collection waits until none runs.
     busy: Mutex<usize>,
+    /// Layer downloads in progress, shared by concurrent pulls.
+    downloads: Arc<pull::Downloads>,
 }
 
 /// Marks an operation that commits layers or blobs ahead of its record.
@@ -175,6 +177,7 @@ impl ImageService {
             registry,
             store: Mutex::new(store),
             busy: Mutex::new(0),
+            downloads: Arc::default(),
         })
     }
 
@@ -193,7 +196,7 @@ impl ImageService {
     }
 
     /// Deletes unreferenced layers and blobs unless an operation that creates them runs.
-    fn collect_orphans(&self) {
+    pub(super) fn collect_orphans(&self) {
         let idle = *self.busy.lock().unwrap_or_else(|e| e.into_inner()) == 0;
         if !idle {
             tracing::debug!("orphan collection skipped: image operation in progress");

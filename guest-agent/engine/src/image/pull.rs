@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use berth_docker_api::auth::AuthConfig;
 use futures::StreamExt;
 use serde::Deserialize;
-use tokio::sync::Semaphore;
+use std::collections::HashMap;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::layer::{self, ChannelReader, TeeReader};
 use super::manifest::{Descriptor, ManifestDoc, Platform};
@@ -119,7 +121,25 @@ impl ImageService {
     /// Pulls `reference` for `platform` (empty: the host's), reporting progress; returns the
     /// image id. Errors before the first progress line are plain errors (404 for an unknown
     /// image); the caller turns later ones into in-band error lines.
+    /// Layers a failed pull committed are removed again (space on a full disk comes back).
     pub async fn pull(
+        &self,
+        reference: &str,
+        platform: &str,
+        auth: Option<AuthConfig>,
+        progress: Progress,
+    ) -> Result<String> {
+        let result = {
+            let _busy = self.busy();
+            self.pull_busy(reference, platform, auth, progress).await
+        };
+        if result.is_err() {
+            self.collect_orphans();
+        }
+        result
+    }
+
+    async fn pull_busy(
         &self,
         reference: &str,
         platform: &str,
@@ -128,7 +148,6 @@ impl ImageService {
     ) -> Result<String> {
         let r = Reference::parse(reference)?.with_default_tag();
         let platform = Platform::parse(platform)?;
-        let _busy = self.busy();
         let creds = auth.as_ref().and_then(Credentials::from_auth_config);
         let repo = Arc::new(self.registry.repository(&r.domain, &r.path, creds));
         let resolved = resolve_manifest(&repo, &r, &platform).await?;
@@ -215,7 +234,10 @@ impl ImageService {
         Ok(id)
     }
 
-    /// Downloads and unpacks the layers not present yet; returns every layer's size.
+    /// Downloads and unpacks the layers not present yet; returns every layer's size. A layer
+    /// whose download broke off (reset, cut short, stalled, a 5xx) is fetched again after a
+    /// growing pause, up to [`MAX_LAYER_ATTEMPTS`] times; content that does not match its
+    /// digest is refused at once, as dockerd does.
     async fn fetch_layers(
         &self,
         repo: &Arc<Repository>,
@@ -227,6 +249,33 @@ impl ImageService {
         let mut tasks = JoinSet::new();
         let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_LAYERS));
         let mut seen = std::collections::HashSet::new();
+        let mut attempts = vec![0u32; layers.len()];
+        // Layers this pull downloads (released as each is in place), and the ones another
+        // pull is downloading, to wait for.
+        let mut claims: Vec<Option<DownloadClaim>> = layers.iter().map(|_| None).collect();
+        let mut waiting = vec![];
+        // Ends the other downloads once one failed for good; each cleans up after itself.
+        let cancel = CancellationToken::new();
+        let spawn = |tasks: &mut JoinSet<_>, i: usize, job: LayerJob, pause: Duration| {
+            let (limit, cancel) = (limit.clone(), cancel.clone());
+            tasks.spawn(async move {
+                let turn = async {
+                    tokio::time::sleep(pause).await;
+                    limit.acquire_owned().await.ok()
+                };
+                let permit = tokio::select! {
+                    p = turn => p,
+                    _ = cancel.cancelled() => None,
+                };
+                let result = match permit {
+                    Some(_permit) => job.run(&cancel).await,
+                    None => Err(LayerFailure::fatal(EngineError::unavailable(
+                        "pull cancelled",
+                    ))),
+                };
+                (i, result)
+            });
+        };
         for (i, (desc, diff_id)) in layers.iter().zip(diff_ids).enumerate() {
             let short_id = short(&desc.digest).to_string();
             let (present, dest, known) = {
@@ -254,42 +303,77 @@ impl ImageService {
                 };
                 continue;
             }
+            match self.downloads.claim(diff_id) {
+                Ok(claim) => claims[i] = Some(claim),
+                Err(other) => {
+                    progress.with_id("Waiting", &short_id);
+                    waiting.push((i, other));
+                    continue;
+                }
+            }
             progress.with_id("Pulling fs layer", &short_id);
-            let (tmp, blob) = {
-                let s = self.lock();
-                let blob = if s.has_blob(&desc.digest) {
-                    None
-                } else {
-                    Some((s.blob_writer()?, s.blob_path(&desc.digest)?))
-                };
-                (s.layer_tmp_dir()?, blob)
-            };
-            let job = LayerJob {
-                blob,
-                repo: repo.clone(),
-                desc: desc.clone(),
-                diff_id: diff_id.clone(),
-                tmp,
-                dest,
-                progress: progress.clone(),
-                short_id,
-            };
-            let limit = limit.clone();
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                (i, job.run().await)
-            });
+            attempts[i] = 1;
+            let job = self.layer_job(repo, desc, diff_id, progress)?;
+            spawn(&mut tasks, i, job, Duration::ZERO);
         }
         while let Some(joined) = tasks.join_next().await {
             let (i, result) =
                 joined.map_err(|e| EngineError::internal(format!("layer task failed: {e}")))?;
-            match result {
-                Ok(size) => sizes[i] = size,
-                Err(e) => {
-                    tasks.abort_all();
-                    return Err(e);
+            let failure = match result {
+                Ok(size) => {
+                    sizes[i] = size;
+                    claims[i] = None;
+                    continue;
+                }
+                Err(f) => f,
+            };
+            let short_id = short(&layers[i].digest);
+            if failure.transient && attempts[i] < MAX_LAYER_ATTEMPTS {
+                let pause = retry_pause(attempts[i]);
+                attempts[i] += 1;
+                tracing::info!(layer = %short_id, attempt = attempts[i], error = %failure.error, "retrying layer download");
+                progress.with_id(
+                    format!("Retrying in {} second(s)", pause.as_secs().max(1)),
+                    short_id,
+                );
+                match self.layer_job(repo, &layers[i], &diff_ids[i], progress) {
+                    Ok(job) => {
+                        spawn(&mut tasks, i, job, pause);
+                        continue;
+                    }
+                    Err(e) => {
+                        cancel.cancel();
+                        while tasks.join_next().await.is_some() {}
+                        return Err(e);
+                    }
                 }
             }
+            cancel.cancel();
+            while tasks.join_next().await.is_some() {}
+            return Err(if failure.transient {
+                EngineError::unavailable(format!(
+                    "layer {short_id}: download failed after {} attempts: {}",
+                    attempts[i],
+                    failure.error.message()
+                ))
+            } else {
+                failure.error
+            });
+        }
+        drop(claims);
+        for (i, mut other) in waiting {
+            // Ends when the other pull's download ended, one way or the other.
+            let _ = other.changed().await;
+            let dest = self.lock().layer_dir(&diff_ids[i])?;
+            sizes[i] = if dest.is_dir() {
+                progress.with_id("Already exists", short(&layers[i].digest));
+                tokio::task::spawn_blocking(move || crate::fsutil::dir_size(&dest))
+                    .await
+                    .unwrap_or(0)
+            } else {
+                let again = (&layers[i..=i], &diff_ids[i..=i]);
+                Box::pin(self.fetch_layers(repo, again.0, again.1, progress)).await?[0]
+            };
         }
         // Duplicated layers of one image take the size of their first copy.
         for (i, diff_id) in diff_ids.iter().enumerate() {
@@ -301,6 +385,99 @@ impl ImageService {
         }
         Ok(sizes)
     }
+
+    /// A fresh download of one layer: its own temp directory and, unless the blob is kept
+    /// already, its own temp blob file.
+    fn layer_job(
+        &self,
+        repo: &Arc<Repository>,
+        desc: &Descriptor,
+        diff_id: &str,
+        progress: &Progress,
+    ) -> Result<LayerJob> {
+        let s = self.lock();
+        let blob = if s.has_blob(&desc.digest) {
+            None
+        } else {
+            Some((s.blob_writer()?, s.blob_path(&desc.digest)?))
+        };
+        Ok(LayerJob {
+            blob,
+            repo: repo.clone(),
+            desc: desc.clone(),
+            diff_id: diff_id.to_string(),
+            tmp: TmpDir(s.layer_tmp_dir()?),
+            dest: s.layer_dir(diff_id)?,
+            progress: progress.clone(),
+            short_id: short(&desc.digest).to_string(),
+        })
+    }
+}
+
+/// Layers being downloaded, by diff id: a pull that needs one of them waits for that download
+/// instead of starting its own (ten concurrent pulls of one image download it once).
+#[derive(Default)]
+pub(super) struct Downloads(std::sync::Mutex<HashMap<String, watch::Receiver<()>>>);
+
+/// A pull's claim on downloading one layer; pulls waiting for it wake when it is dropped.
+struct DownloadClaim {
+    downloads: Arc<Downloads>,
+    diff_id: String,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for DownloadClaim {
+    fn drop(&mut self) {
+        let mut m = self.downloads.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(&self.diff_id);
+    }
+}
+
+impl Downloads {
+    /// Claims the download of `diff_id`, or returns the download in progress to wait for.
+    fn claim(
+        self: &Arc<Self>,
+        diff_id: &str,
+    ) -> std::result::Result<DownloadClaim, watch::Receiver<()>> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(other) = m.get(diff_id) {
+            return Err(other.clone());
+        }
+        let (done, rx) = watch::channel(());
+        m.insert(diff_id.to_string(), rx);
+        Ok(DownloadClaim {
+            downloads: self.clone(),
+            diff_id: diff_id.to_string(),
+            _done: done,
+        })
+    }
+}
+
+/// Attempts per layer download (dockerd makes 5 too).
+const MAX_LAYER_ATTEMPTS: u32 = 5;
+/// Pause before the first retry; doubled for each further one (0.5, 1, 2, 4 s: 7.5 s at most).
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// The pause after failed attempt number `attempt` (1-based).
+fn retry_pause(attempt: u32) -> Duration {
+    FIRST_RETRY_PAUSE * 2u32.pow(attempt.saturating_sub(1).min(4))
+}
+
+/// Why one layer attempt failed, and whether another attempt may succeed.
+struct LayerFailure {
+    error: EngineError,
+    /// The transfer broke off (connection refused or reset, cut short, stalled, a registry
+    /// 5xx); not content that failed verification or a local error.
+    transient: bool,
+}
+
+impl LayerFailure {
+    fn fatal(error: EngineError) -> Self {
+        Self {
+            error,
+            transient: false,
+        }
+    }
 }
 
 /// One layer to download and unpack.
@@ -310,23 +487,32 @@ struct LayerJob {
     repo: Arc<Repository>,
     desc: Descriptor,
     diff_id: String,
-    tmp: std::path::PathBuf,
+    tmp: TmpDir,
     dest: std::path::PathBuf,
     progress: Progress,
     short_id: String,
 }
 
-impl LayerJob {
-    async fn run(self) -> Result<u64> {
-        let tmp = self.tmp.clone();
-        let result = self.download_and_unpack().await;
-        if result.is_err() {
-            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
-        }
-        result
-    }
+/// A layer's temp directory, removed when dropped: after a failure, a cancellation, or (a
+/// no-op) once it was renamed into place.
+struct TmpDir(std::path::PathBuf);
 
-    async fn download_and_unpack(self) -> Result<u64> {
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        match std::fs::remove_dir_all(&self.0) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                tracing::warn!(dir = %self.0.display(), error = %e, "layer temp dir not removed");
+            }
+            _ => {}
+        }
+    }
+}
+
+impl LayerJob {
+    /// Streams the blob into a blocking task that hashes, unpacks and commits it. That task
+    /// owns the temp directory and blob file, so whatever ends the download (an error,
+    /// `cancel`) they are gone once it returns, and this waits for it.
+    async fn run(self, cancel: &CancellationToken) -> std::result::Result<u64, LayerFailure> {
         let Self {
             blob,
             repo,
@@ -337,7 +523,14 @@ impl LayerJob {
             progress,
             short_id,
         } = self;
-        let resp = repo.blob(&desc.digest, 0).await?;
+        let resp = tokio::select! {
+            r = repo.blob(&desc.digest, 0) => r,
+            _ = cancel.cancelled() => Err(EngineError::unavailable("pull cancelled")),
+        };
+        let resp = resp.map_err(|e| LayerFailure {
+            transient: e.kind() == crate::ErrorKind::Unavailable && !cancel.is_cancelled(),
+            error: e,
+        })?;
         let total = if desc.size > 0 {
             desc.size
         } else {
@@ -345,62 +538,82 @@ impl LayerJob {
         };
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(64);
         let unpack = tokio::task::spawn_blocking({
-            let (digest, diff_id, tmp) = (desc.digest.clone(), diff_id.clone(), tmp.clone());
+            let (digest, diff_id) = (desc.digest.clone(), diff_id.clone());
             move || -> Result<layer::Extracted> {
                 let input = ChannelReader::new(rx);
-                match blob {
-                    Some((mut writer, dest)) => {
+                let x = match blob {
+                    Some((mut writer, blob_dest)) => {
                         let mut tee = TeeReader {
                             inner: input,
                             out: &mut writer,
                         };
-                        let x = layer::extract(&mut tee, Some(&digest), Some(&diff_id), &tmp)?;
-                        writer.commit_unsynced(&dest)?;
-                        Ok(x)
+                        let x = layer::extract(&mut tee, Some(&digest), Some(&diff_id), &tmp.0)?;
+                        writer.commit_unsynced(&blob_dest)?;
+                        x
                     }
-                    None => layer::extract(input, Some(&digest), Some(&diff_id), &tmp),
-                }
+                    None => layer::extract(input, Some(&digest), Some(&diff_id), &tmp.0)?,
+                };
+                commit_layer(&tmp.0, &dest)?;
+                Ok(x)
             }
         });
-        let mut body = resp.bytes_stream();
-        let mut current = 0u64;
-        let mut last = Instant::now();
-        let mut first = true;
-        while let Some(chunk) = body.next().await {
-            match chunk {
-                Ok(b) => {
-                    current += b.len() as u64;
-                    if tx.send(Ok(b)).await.is_err() {
-                        // The unpacker stopped: its error explains why.
-                        break;
-                    }
-                    if first || last.elapsed() >= PROGRESS_EVERY {
-                        first = false;
-                        last = Instant::now();
-                        progress.bytes("Downloading", &short_id, current, total);
-                    }
-                }
-                Err(e) => {
-                    let msg = crate::registry::error_chain(&e);
-                    let _ = tx.send(Err(io::Error::other(msg))).await;
-                    break;
-                }
-            }
-        }
-        drop(tx);
+        let broke_off = stream_body(resp, tx, cancel, |current| {
+            progress.bytes("Downloading", &short_id, current, total)
+        })
+        .await;
         progress.with_id("Verifying Checksum", &short_id);
         progress.with_id("Download complete", &short_id);
         let stats = unpack
             .await
-            .map_err(|e| EngineError::internal(format!("unpack task failed: {e}")))?
-            .map_err(|e| e.context(format!("layer {}", short(&desc.digest))))?;
+            .map_err(|e| {
+                LayerFailure::fatal(EngineError::internal(format!("unpack task failed: {e}")))
+            })?
+            .map_err(|e| LayerFailure {
+                error: e.context(format!("layer {}", short(&desc.digest))),
+                transient: broke_off,
+            })?;
         progress.bytes("Extracting", &short_id, total, total);
-        let dest2 = dest.clone();
-        tokio::task::spawn_blocking(move || commit_layer(&tmp, &dest2))
-            .await
-            .map_err(|e| EngineError::internal(format!("commit task failed: {e}")))??;
         progress.with_id("Pull complete", &short_id);
         Ok(stats.stats.size)
+    }
+}
+
+/// Sends a response body down `tx` chunk by chunk, reporting the bytes so far at most every
+/// [`PROGRESS_EVERY`], until it ends, the receiver stops or `cancel` fires. Returns whether
+/// the transfer broke off (the reader then gets the error as its last chunk).
+async fn stream_body(
+    resp: reqwest::Response,
+    tx: tokio::sync::mpsc::Sender<io::Result<bytes::Bytes>>,
+    cancel: &CancellationToken,
+    report: impl Fn(u64),
+) -> bool {
+    let mut body = resp.bytes_stream();
+    let mut current = 0u64;
+    let mut last: Option<Instant> = None;
+    loop {
+        let chunk = tokio::select! {
+            c = body.next() => c,
+            _ = cancel.cancelled() => return false,
+        };
+        match chunk {
+            None => return false,
+            Some(Ok(b)) => {
+                current += b.len() as u64;
+                if tx.send(Ok(b)).await.is_err() {
+                    // The unpacker stopped: its error explains why.
+                    return false;
+                }
+                if last.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
+                    last = Some(Instant::now());
+                    report(current);
+                }
+            }
+            Some(Err(e)) => {
+                let msg = crate::registry::error_chain(&e);
+                let _ = tx.send(Err(io::Error::other(msg))).await;
+                return true;
+            }
+        }
     }
 }
 
@@ -468,4 +681,16 @@ async fn resolve_manifest(
         });
     }
     Err(EngineError::invalid("manifest index nested too deeply"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_pauses_double_and_stay_bounded() {
+        let pauses: Vec<_> = (1..MAX_LAYER_ATTEMPTS).map(retry_pause).collect();
+        assert_eq!(pauses, [500, 1000, 2000, 4000].map(Duration::from_millis));
+        assert_eq!(retry_pause(40), Duration::from_secs(8));
+    }
 }

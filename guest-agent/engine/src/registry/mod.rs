@@ -160,7 +160,7 @@ impl RegistryClient {
         let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(120))
+            .read_timeout(config.registry_read_timeout)
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| EngineError::internal(format!("registry client: {e}")))?;

@@ -2,7 +2,7 @@
 //! `docker diff` (`GET /containers/{id}/changes`) and `docker export` (`GET …/export`).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -14,7 +14,7 @@ use berth_engine::EngineError;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{body_channel, de_bool, Query};
+use crate::extract::{body_channel, de_bool, Path, Query};
 use crate::AppState;
 
 const PATH_STAT: HeaderName = HeaderName::from_static("x-docker-container-path-stat");

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{de_bool, parse_filters, FiltersQuery, JsonBody, Query, ResizeQuery};
+use crate::extract::{de_bool, parse_filters, FiltersQuery, JsonBody, Path, Query, ResizeQuery};
 use crate::hijack;
 use crate::AppState;
 

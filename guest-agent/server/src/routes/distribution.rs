@@ -1,7 +1,7 @@
 //! `GET /distribution/{name}/json`: the registry's descriptor of an image name and its
 //! platforms, without pulling (buildx reads the pushed digest from it).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -9,6 +9,7 @@ use berth_engine::EngineError;
 
 use super::images::registry_auth;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Path;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {

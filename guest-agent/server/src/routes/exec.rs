@@ -1,6 +1,6 @@
 //! Routes of the `exec` resource.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::io::AsyncReadExt;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Query, ResizeQuery};
+use crate::extract::{JsonBody, Path, Query, ResizeQuery};
 use crate::hijack;
 use crate::AppState;
 

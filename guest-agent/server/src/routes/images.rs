@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,7 +19,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{body_reader, de_bool, parse_filters, FiltersQuery, Query};
+use crate::extract::{body_reader, de_bool, parse_filters, FiltersQuery, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {

@@ -1,7 +1,7 @@
 //! Routes of the `networks` resource: list, inspect, create, remove, prune, connect and
 //! disconnect.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,7 +11,7 @@ use berth_docker_api::network::{
 };
 
 use crate::error::ApiResult;
-use crate::extract::{parse_filters, FiltersQuery, JsonBody, Query};
+use crate::extract::{parse_filters, FiltersQuery, JsonBody, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,7 +16,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 
 use crate::error::ApiResult;
-use crate::extract::{de_bool, JsonBody, Query};
+use crate::extract::{de_bool, JsonBody, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {

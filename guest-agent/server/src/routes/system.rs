@@ -74,7 +74,7 @@ async fn no_plugins() -> ApiError {
 
 /// `/plugins/{name}/{json,enable,disable,push,set,upgrade}` and `DELETE /plugins/{name}`:
 /// dockerd's text for a plugin it does not have.
-async fn no_such_plugin(axum::extract::Path(rest): axum::extract::Path<String>) -> ApiError {
+async fn no_such_plugin(crate::extract::Path(rest): crate::extract::Path<String>) -> ApiError {
     let name = ["json", "enable", "disable", "push", "set", "upgrade"]
         .iter()
         .find_map(|a| rest.strip_suffix(&format!("/{a}")))

@@ -1,6 +1,6 @@
 //! Routes of the `volumes` resource.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{de_bool, parse_filters, FiltersQuery, JsonBody, Query};
+use crate::extract::{de_bool, parse_filters, FiltersQuery, JsonBody, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
