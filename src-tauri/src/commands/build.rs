@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion, TagImageOptionsBuilder};
+use bollard::models::{BuildInfoAux, ImageId};
 use futures::StreamExt;
 use serde::Serialize;
 use tauri::ipc::Channel;
@@ -168,7 +169,7 @@ async fn run_build(
         if let Some(text) = info.stream {
             rec.output(text);
         }
-        if let Some(id) = info.aux.and_then(|a| a.id) {
+        if let Some(BuildInfoAux::Default(ImageId { id: Some(id) })) = info.aux {
             image = Some(id);
         }
     }
