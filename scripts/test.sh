@@ -21,14 +21,17 @@ step "packages"
 bash tests/fixtures/deps.sh
 bash scripts/install-gui-deps.sh
 bash scripts/install-docker-plugins.sh
+bash scripts/install-cargo-deny.sh
 if [ -x scripts/install-vm-tools.sh ]; then bash scripts/install-vm-tools.sh; fi
 
 step "disk space for the build"
 bash scripts/target-space.sh
 
-step "static checks: fmt, clippy"
+step "static checks: fmt, clippy, cargo deny"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Licences, bans and sources of the dependency graph (deny.toml says why no advisories).
+"${BERTH_TOOLS:-$HOME/.cache/berth/tools}/bin/cargo-deny" --offline check licenses bans sources
 
 step "build"
 cargo build --workspace --all-targets --locked
