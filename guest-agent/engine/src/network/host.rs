@@ -83,9 +83,8 @@ impl NetDriver for HostNet {
     fn prepare<'a>(&'a self, netns_dir: &'a Path) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let dir = netns_dir.to_owned();
-            tokio::task::spawn_blocking(move || netns::prepare_dir(&dir))
-                .await
-                .map_err(|e| EngineError::internal(format!("netns setup: {e}")))?
+            blocking(move || netns::prepare_dir(&dir))
+                .await?
                 .map_err(|e| {
                     EngineError::internal(format!("cannot prepare {}: {e}", netns_dir.display()))
                 })?;
@@ -161,26 +160,22 @@ impl NetDriver for HostNet {
     fn remove_sandbox<'a>(&'a self, netns: &'a Path) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let path = netns.to_owned();
-            tokio::task::spawn_blocking(move || netns::remove(&path))
-                .await
-                .map_err(|e| EngineError::internal(format!("netns: {e}")))?
-                .map_err(EngineError::from)
+            Ok(blocking(move || netns::remove(&path)).await??)
         })
     }
 
     fn release<'a>(&'a self, netns_dir: &'a Path) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let dir = netns_dir.to_owned();
-            let _ = tokio::task::spawn_blocking(move || netns::release_dir(&dir)).await;
+            let _ = blocking(move || netns::release_dir(&dir)).await;
         })
     }
 
     fn bind_dns<'a>(&'a self, netns: &'a Path) -> BoxFuture<'a, Result<UdpSocket>> {
         Box::pin(async move {
             let path = netns.to_owned();
-            tokio::task::spawn_blocking(move || dns::bind_in(&path))
-                .await
-                .map_err(|e| EngineError::internal(format!("dns: {e}")))?
+            blocking(move || dns::bind_in(&path))
+                .await?
                 .map_err(|e| EngineError::internal(format!("cannot start embedded DNS: {e}")))
         })
     }
@@ -203,13 +198,19 @@ async fn in_netns_thread(
     f: fn(&Path) -> std::io::Result<netns::Created>,
 ) -> Result<netns::Created> {
     let p = path.to_owned();
-    tokio::task::spawn_blocking(move || f(&p))
+    blocking(move || f(&p)).await?.map_err(|e| {
+        EngineError::internal(format!(
+            "cannot {verb} network namespace {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Runs a blocking namespace or socket call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<std::io::Result<T>> {
+    tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| EngineError::internal(format!("netns: {e}")))?
-        .map_err(|e| {
-            EngineError::internal(format!(
-                "cannot {verb} network namespace {}: {e}",
-                path.display()
-            ))
-        })
+        .map_err(|e| EngineError::internal(format!("network task: {e}")))
 }
