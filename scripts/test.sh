@@ -22,14 +22,19 @@ bash tests/fixtures/deps.sh
 bash scripts/install-gui-deps.sh
 bash scripts/install-docker-plugins.sh
 sh tests/fixtures/devcontainers-cli.sh
+bash scripts/install-cargo-deny.sh
 if [ -x scripts/install-vm-tools.sh ]; then bash scripts/install-vm-tools.sh; fi
 
 step "disk space for the build"
 bash scripts/target-space.sh
 
-step "static checks: fmt, clippy"
+step "static checks: fmt, clippy, cargo deny"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Licences, bans and sources of the dependency graph (deny.toml says why no advisories). Not
+# --offline: the graph of every platform needs crates (Android, macOS, Windows) that Linux
+# builds never download; cargo fetches them from crates.io as a build would.
+"${BERTH_TOOLS:-$HOME/.cache/berth/tools}/bin/cargo-deny" check licenses bans sources
 
 step "build"
 cargo build --workspace --all-targets --locked

@@ -880,3 +880,38 @@ fn a_client_gone_mid_request_ends_it() {
         "{before} connections before 5 x run -d, {now} after"
     );
 }
+
+/// One `docker run` can be followed in the engine log: the start request's span holds the
+/// container's start span, whose lines (the network attach, the start) name both.
+#[test]
+fn a_run_can_be_followed_in_the_log_by_its_request_span() {
+    let e = Engine::start();
+    let id = e.docker_ok(&["run", "-d", "busybox", "sleep", "60"]);
+    let id = id.trim();
+    let log = e.log();
+    let start_path = format!("/containers/{id}/start");
+    let in_request: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("request{") && l.contains(&start_path))
+        .collect();
+    let spans = format!("container_start{{id={id}}}");
+    for what in ["network attached", "container started"] {
+        assert!(
+            in_request
+                .iter()
+                .any(|l| l.contains("method=POST") && l.contains(&spans) && l.contains(what)),
+            "no {what:?} line inside the start request's span:\n{}",
+            in_request.join("\n")
+        );
+    }
+    let created = format!("container created id={id}");
+    assert!(
+        log.lines().any(|l| l.contains("request{")
+            && l.contains("/containers/create")
+            && l.contains("container_create{")
+            && l.contains(&created)),
+        "no create line inside the create request's span\n{}",
+        e.log_tail()
+    );
+    e.docker_ok(&["rm", "-f", id]);
+}

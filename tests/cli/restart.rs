@@ -39,6 +39,17 @@ fn containers_survive_engine_kill() {
     e.start_again();
     let ps = e.docker_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
     assert_eq!(ps.trim(), "long running", "{}", e.log_tail());
+    // The new engine asked the running container's shim for its protocol version.
+    let hello = e
+        .log()
+        .lines()
+        .filter(|l| l.contains("shim protocol"))
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    assert!(
+        hello.len() == 1 && hello[0].ends_with("version=1"),
+        "one hello, answered with version 1: {hello:?}"
+    );
     let st = e.docker_ok(&[
         "inspect",
         "--format",

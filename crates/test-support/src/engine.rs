@@ -158,6 +158,11 @@ impl Engine {
         }
     }
 
+    /// The whole engine log so far, without its terminal colour sequences.
+    pub fn log(&self) -> String {
+        without_colours(&std::fs::read_to_string(self.log_path()).unwrap_or_default())
+    }
+
     /// The last lines of the engine log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
@@ -468,6 +473,20 @@ fn dechunk(mut s: &str) -> String {
 }
 
 /// Runs `cmd` with stdout and stderr captured; killed after `timeout`.
+/// `text` without terminal colour sequences (`ESC [ … m`).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|&d| d == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn command");

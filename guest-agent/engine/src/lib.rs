@@ -50,6 +50,8 @@ pub struct Seams {
     pub shims: Arc<dyn shim::Shims>,
     /// The mount calls the engine makes in its own process ([`mount`]).
     pub mounter: Arc<dyn mount::Mounter>,
+    /// The host network: bridges, namespaces, veths, NAT, published ports ([`network::driver`]).
+    pub net: Arc<dyn network::driver::NetDriver>,
 }
 
 impl Default for Seams {
@@ -58,6 +60,7 @@ impl Default for Seams {
             runtimes: Arc::new(runtime::OciRuntimes),
             shims: Arc::new(shim::HostShims),
             mounter: Arc::new(mount::HostMounter),
+            net: Arc::new(network::HostNet::default()),
         }
     }
 }
@@ -76,8 +79,10 @@ impl Engine {
         let config = Arc::new(config);
         let events = EventBus::new();
         let images = Arc::new(image::ImageService::open(config.clone(), events.clone()).await?);
-        let networks =
-            Arc::new(network::NetworkService::open(config.clone(), events.clone()).await?);
+        let networks = Arc::new(
+            network::NetworkService::open(config.clone(), events.clone(), seams.net.clone())
+                .await?,
+        );
         let volumes = Arc::new(volume::VolumeService::open(config.clone(), events.clone()).await?);
         let containers = Arc::new(
             container::ContainerService::open(

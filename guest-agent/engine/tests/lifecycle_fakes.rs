@@ -1,13 +1,13 @@
 //! The container lifecycle through the engine's seams: the engine opened with a fake host
-//! (`berth_test_support::fake`: runtime, shims and mounter that record what they are asked and
-//! run fake containers), so create, start, stop, rm, the restart policy and the restore after
-//! an engine restart are checked call by call, without runc. Two tests keep the real shim
-//! seam with a shim binary that does not exist, so every start fails at launch and its undo
-//! can be checked step by step.
+//! (`berth_test_support::fake`: runtime, shims, mounter and host network that record what they
+//! are asked and run fake containers), so create, start, stop, rm, the restart policy, network
+//! connect and disconnect, port publishing and the restore after an engine restart are checked
+//! call by call, without runc, bridges or namespaces. Two tests keep the real shim seam with a
+//! shim binary that does not exist, so every start fails at launch and its undo can be checked
+//! step by step.
 //!
-//! Needs root for the network service (the default network's bridge, in a test slot shared
-//! with the e2e harness; the network has no fake yet) and the offline fixture images
-//! (`python3 tests/fixtures/images.py build`).
+//! Needs the offline fixture images (`python3 tests/fixtures/images.py build`); bridge names
+//! and subnets come from a test slot shared with the e2e harness, though nothing is made.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,9 +16,10 @@ use std::time::Duration;
 use berth_docker_api::container::ContainerCreateRequest;
 use berth_engine::container::record::{Paths, Stored};
 use berth_engine::container::{Status, WaitCondition};
+use berth_engine::network::driver::Link;
 use berth_engine::shim::HostShims;
 use berth_engine::{Engine, EngineConfig, ErrorKind, Seams};
-use berth_test_support::fake::{Call, FakeHost, MountCall, RuntimeCall, ShimCall};
+use berth_test_support::fake::{Call, FakeHost, MountCall, NetCall, RuntimeCall, ShimCall};
 use berth_test_support::{repo_root, NetSlot};
 
 /// Bound of every wait for the engine to react to a fake container's exit.
@@ -138,6 +139,50 @@ impl Fixture {
             .unwrap();
     }
 
+    /// The calls of the runtime, shims and mounter, in order (the host network's apart).
+    fn container_calls(&self) -> Vec<Call> {
+        self.host
+            .calls()
+            .into_iter()
+            .filter(|c| !matches!(c, Call::Net(_)))
+            .collect()
+    }
+
+    /// The host-network calls after the first `from` of them.
+    fn net_calls_since(&self, from: usize) -> Vec<NetCall> {
+        self.host.net_calls().split_off(from)
+    }
+
+    fn netns(&self, id: &str) -> PathBuf {
+        self.dir.path().join("exec/netns").join(id)
+    }
+
+    /// The host address `id`'s port `port` is published on, as inspect shows it.
+    fn published(&self, id: &str, port: &str) -> std::net::SocketAddr {
+        let v = self.engine.containers.inspect(id, false).unwrap();
+        let b = &v["NetworkSettings"]["Ports"][port][0];
+        format!(
+            "{}:{}",
+            b["HostIp"].as_str().unwrap(),
+            b["HostPort"].as_str().unwrap()
+        )
+        .parse()
+        .unwrap()
+    }
+
+    /// Waits (bounded) until the network detach after `id`'s exit is done, background veth
+    /// deletions included.
+    async fn until_detached(&self, id: &str) {
+        tokio::time::timeout(REACT, async {
+            while self.on_bridge(id) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{id}: not detached within {REACT:?}"));
+        self.engine.networks.settle().await;
+    }
+
     /// Whether the default network lists `id` as an endpoint.
     fn on_bridge(&self, id: &str) -> bool {
         let net = self.engine.networks.inspect("bridge").unwrap();
@@ -245,10 +290,14 @@ async fn lifecycle_makes_its_calls_in_order() {
     let id = fx
         .create(serde_json::json!({"Image": "busybox", "Cmd": ["sleep", "1000"]}))
         .await;
-    assert_eq!(fx.host.calls(), vec![], "create asks nothing of the host");
+    assert_eq!(
+        fx.container_calls(),
+        vec![],
+        "create asks nothing of the host"
+    );
 
     c.start(&id).await.unwrap();
-    assert_eq!(fx.host.calls(), spawn_and_start(&id));
+    assert_eq!(fx.container_calls(), spawn_and_start(&id));
     let st = fx.stored(&id).state;
     assert!(st.state.running && st.state.pid > 0 && st.has_been_started);
     assert_eq!(st.state.status, "running");
@@ -266,7 +315,7 @@ async fn lifecycle_makes_its_calls_in_order() {
         }),
         unmount(fx.rootfs(&id)),
     ]);
-    assert_eq!(fx.host.calls(), want);
+    assert_eq!(fx.container_calls(), want);
     let st = fx.stored(&id).state;
     assert_eq!((st.state.running, st.state.exit_code), (false, 143));
     assert_eq!(st.state.status, "exited");
@@ -276,7 +325,7 @@ async fn lifecycle_makes_its_calls_in_order() {
     // `docker rm`: the rootfs once more; no runtime state was left, so no delete.
     c.remove(&id, false, false).await.unwrap();
     want.push(unmount(fx.rootfs(&id)));
-    assert_eq!(fx.host.calls(), want);
+    assert_eq!(fx.container_calls(), want);
     assert_eq!(
         c.get(&id).err().map(|e| e.kind()),
         Some(ErrorKind::NotFound)
@@ -340,7 +389,7 @@ async fn restart_policy_restarts_after_exits_until_its_retries_are_spent() {
         ("exited", 1)
     );
     assert!(!st.state.restarting);
-    let starts = fx.host.calls();
+    let starts = fx.container_calls();
     let starts = starts
         .iter()
         .filter(|c| matches!(c, Call::Shim(ShimCall::Start { .. })))
@@ -367,7 +416,7 @@ async fn restore_reconnects_records_exits_and_restarts_after_an_engine_restart()
     fx.engine.shutdown().await;
     assert!(fx.host.exit(&ended, 7));
     assert!(fx.host.exit(&revived, 3));
-    let before = fx.host.calls().len();
+    let before = fx.container_calls().len();
     fx.reopen().await;
 
     // The running one is monitored again, same process: no new shim for it.
@@ -381,7 +430,7 @@ async fn restore_reconnects_records_exits_and_restarts_after_an_engine_restart()
     );
     // `always` restarts it.
     fx.until(&revived, "restarted", |s| s.running).await;
-    let after = fx.host.calls().split_off(before);
+    let after = fx.container_calls().split_off(before);
     let shims: Vec<&Call> = after
         .iter()
         .filter(|c| matches!(c, Call::Shim(_)))
@@ -399,5 +448,207 @@ async fn restore_reconnects_records_exits_and_restarts_after_an_engine_restart()
     assert!(fx.host.exit(&kept, 0));
     fx.until(&kept, "exited", |s| !s.running).await;
     assert_eq!(fx.stored(&kept).state.state.exit_code, 0);
+    fx.engine.shutdown().await;
+}
+
+/// A container publishing its port 80 on a free loopback port.
+fn web() -> serde_json::Value {
+    serde_json::json!({
+        "Image": "busybox",
+        "Cmd": ["sleep", "1000"],
+        "ExposedPorts": {"80/tcp": {}},
+        "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}},
+    })
+}
+
+fn primary_ip(fx: &Fixture, id: &str) -> std::net::Ipv4Addr {
+    let v = fx.engine.containers.inspect(id, false).unwrap();
+    v["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The calls that end a run published by `publish` on the default bridge: ports
+/// unpublished, namespace removed, the veth deleted (in the background).
+fn ended_run(fx: &Fixture, publish: &NetCall, veth: &str, id: &str) -> Vec<NetCall> {
+    let NetCall::Publish { target, ports } = publish.clone() else {
+        panic!("not a publish: {publish:?}")
+    };
+    vec![
+        NetCall::Unpublish { target, ports },
+        NetCall::RemoveSandbox {
+            netns: fx.netns(id),
+        },
+        NetCall::DeleteLink { name: veth.into() },
+    ]
+}
+
+/// The run's start calls: the namespace with its one link, then the publish.
+fn started_run(calls: &[NetCall]) -> (&Link, &NetCall) {
+    match calls {
+        [NetCall::CreateSandbox { links, .. }, publish @ NetCall::Publish { .. }]
+            if links.len() == 1 =>
+        {
+            (&links[0], publish)
+        }
+        _ => panic!("a start makes a namespace with one link and publishes: {calls:?}"),
+    }
+}
+
+#[tokio::test]
+async fn start_stop_restart_wire_and_publish_through_the_host_network() {
+    let fx = Fixture::open().await;
+    let c = &fx.engine.containers;
+    let id = fx.create(web()).await;
+    let base = fx.host.net_calls().len();
+
+    // `docker start`: one namespace with eth0 on the default bridge, then the port relayed.
+    c.start(&id).await.unwrap();
+    let calls = fx.net_calls_since(base);
+    let (link, publish) = started_run(&calls);
+    let ip = primary_ip(&fx, &id);
+    let host = fx.published(&id, "80/tcp");
+    assert!(host.ip().is_loopback() && host.port() != 0, "{host}");
+    assert!(matches!(&calls[0], NetCall::CreateSandbox { netns, .. } if netns == &fx.netns(&id)));
+    assert_eq!(
+        (&link.bridge, link.interface.as_str()),
+        (&fx.slot.bridge, "eth0")
+    );
+    assert_eq!(link.ip, ip);
+    assert!(link.gateway.is_some(), "eth0 carries the default route");
+    let key = berth_engine::network::ports::PortKey::parse("80/tcp").unwrap();
+    assert_eq!(
+        publish,
+        &NetCall::Publish {
+            target: ip,
+            ports: vec![(host, key)]
+        }
+    );
+
+    // `docker stop`: everything of the run undone (the detach runs after the exit).
+    let base = fx.host.net_calls().len();
+    c.stop(&id, None, Some(10)).await.unwrap();
+    fx.until_detached(&id).await;
+    assert_eq!(
+        fx.net_calls_since(base),
+        ended_run(&fx, publish, &link.veth, &id)
+    );
+
+    // `docker restart` of a running container: the old run undone, a new one wired and
+    // published on the same host port.
+    let base = fx.host.net_calls().len();
+    c.start(&id).await.unwrap();
+    let calls = fx.net_calls_since(base);
+    let (link, publish) = started_run(&calls);
+    let base = fx.host.net_calls().len();
+    c.restart(&id, None, Some(10)).await.unwrap();
+    fx.engine.networks.settle().await;
+    let mut calls = fx.net_calls_since(base);
+    // The old veth's deletion runs in the background, maybe after the new run's calls.
+    let old_veth = NetCall::DeleteLink {
+        name: link.veth.clone(),
+    };
+    let at = calls
+        .iter()
+        .position(|c| c == &old_veth)
+        .expect("old veth deleted");
+    calls.remove(at);
+    assert_eq!(calls[..2], ended_run(&fx, publish, &link.veth, &id)[..2]);
+    let (new_link, new_publish) = started_run(&calls[2..]);
+    assert_ne!(new_link.veth, link.veth, "a fresh endpoint");
+    let port_of = |p: &NetCall| match p {
+        NetCall::Publish { ports, .. } => ports.iter().map(|(_, k)| *k).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        port_of(new_publish),
+        port_of(publish),
+        "the same port published again"
+    );
+    fx.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn connect_and_disconnect_add_and_remove_a_link() {
+    let fx = Fixture::open().await;
+    let c = &fx.engine.containers;
+    let req: berth_docker_api::network::NetworkCreateRequest =
+        serde_json::from_value(serde_json::json!({"Name": "backend"})).unwrap();
+    let base = fx.host.net_calls().len();
+    fx.engine.networks.create(req).await.unwrap();
+    let calls = fx.net_calls_since(base);
+    let NetCall::EnsureBridge(bridge) = &calls[0] else {
+        panic!("network create makes its bridge: {calls:?}")
+    };
+    assert!(
+        matches!(&calls[1], NetCall::ApplyNat { nets } if nets.iter().any(|n| n.bridge == bridge.name)),
+        "NAT rules cover the new bridge: {calls:?}"
+    );
+
+    let id = fx
+        .create(serde_json::json!({"Image": "busybox", "Cmd": ["sleep", "1000"]}))
+        .await;
+    c.start(&id).await.unwrap();
+    let base = fx.host.net_calls().len();
+    c.network_connect("backend", &id, &serde_json::json!({}))
+        .await
+        .unwrap();
+    let calls = fx.net_calls_since(base);
+    let [NetCall::AddLink { netns, link }, NetCall::BindDns { netns: dns_ns }] = calls.as_slice()
+    else {
+        panic!("connect adds eth1 and starts the embedded DNS: {calls:?}")
+    };
+    assert_eq!((netns, dns_ns), (&fx.netns(&id), &fx.netns(&id)));
+    assert_eq!(
+        (link.interface.as_str(), &link.bridge),
+        ("eth1", &bridge.name)
+    );
+    assert_eq!(link.gateway, None, "the default route stays on eth0");
+
+    let base = fx.host.net_calls().len();
+    c.network_disconnect("backend", &id, false).await.unwrap();
+    assert_eq!(
+        fx.net_calls_since(base),
+        [NetCall::DeleteLink {
+            name: link.veth.clone()
+        }]
+    );
+    let v = c.inspect(&id, false).unwrap();
+    assert!(v["NetworkSettings"]["Networks"]["backend"].is_null(), "{v}");
+    fx.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn published_ports_come_back_after_an_engine_restart() {
+    let mut fx = Fixture::open().await;
+    let id = fx.create(web()).await;
+    fx.engine.containers.start(&id).await.unwrap();
+    let host = fx.published(&id, "80/tcp");
+    let publish = fx.host.net_calls().pop().unwrap();
+    assert!(matches!(publish, NetCall::Publish { .. }), "{publish:?}");
+
+    // The engine's end unpublishes and removes its NAT rules; the namespace stays. The next
+    // engine adopts the bridge, restores NAT and republishes the running container's port on
+    // the same host address, without a new namespace.
+    let base = fx.host.net_calls().len();
+    fx.reopen().await;
+    let NetCall::Publish { target, ports } = publish.clone() else {
+        unreachable!()
+    };
+    let calls = fx.net_calls_since(base);
+    assert_eq!(
+        calls[..2],
+        [NetCall::Unpublish { target, ports }, NetCall::RemoveNat]
+    );
+    assert!(fx.netns(&id).exists());
+    assert!(
+        matches!(&calls[2], NetCall::EnsureBridge(b) if b.name == fx.slot.bridge),
+        "{calls:?}"
+    );
+    assert!(matches!(&calls[3], NetCall::ApplyNat { .. }), "{calls:?}");
+    assert_eq!(calls[4..], [publish], "only the ports come back");
+    assert_eq!(fx.published(&id, "80/tcp"), host);
     fx.engine.shutdown().await;
 }

@@ -37,9 +37,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(self.0.kind());
         if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self.0, "request failed");
+            tracing::error!(error = %self.0.chain(), "request failed");
         } else {
-            tracing::debug!(error = %self.0, %status, "request rejected");
+            tracing::debug!(error = %self.0.chain(), %status, "request rejected");
         }
         if status == StatusCode::NOT_MODIFIED {
             // 304 carries no body.

@@ -13,6 +13,7 @@ pub mod hijack;
 pub mod keepalive;
 pub mod routes;
 pub mod serve;
+pub mod trace;
 pub mod version;
 
 use std::sync::Arc;
@@ -44,7 +45,7 @@ pub fn router(engine: AppState) -> Router {
 }
 
 /// The full API: `/v1.24`…`/v1.50` prefixes and unprefixed paths, common headers on every
-/// response.
+/// response, a span per request ([`trace`]).
 pub fn app(engine: AppState) -> Router {
     Router::new()
         .fallback_service(router(engine))
@@ -52,4 +53,5 @@ pub fn app(engine: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             keepalive::close_after_refused_upload,
         ))
+        .layer(axum::middleware::from_fn(trace::request_span))
 }

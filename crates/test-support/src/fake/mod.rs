@@ -1,5 +1,5 @@
 //! Fakes of the engine's OS seams (feature `engine`): a [`FakeHost`] hands out a fake runtime,
-//! fake shims and a fake mounter that share one log of what the engine asked, in order, and
+//! fake shims, a fake mounter and a fake host network that share one log of what the engine asked, in order, and
 //! one table of fake containers, so a test can drive a container's life (its exit, a signal
 //! that ends it) and check the calls each lifecycle step makes, without root or runc.
 //!
@@ -12,10 +12,12 @@
 //!   ignore it ([`FakeHost::ignore_signal`]).
 
 mod mount;
+mod net;
 mod runtime;
 mod shim;
 
 pub use mount::MountCall;
+pub use net::NetCall;
 pub use runtime::RuntimeCall;
 pub use shim::ShimCall;
 
@@ -29,6 +31,7 @@ pub enum Call {
     Runtime(RuntimeCall),
     Shim(ShimCall),
     Mount(MountCall),
+    Net(NetCall),
 }
 
 /// The log shared by the fakes of one host.
@@ -70,6 +73,7 @@ impl FakeHost {
                 self.containers.clone(),
             )),
             mounter: Arc::new(mount::FakeMounter::new(self.log.clone())),
+            net: Arc::new(net::FakeNet::new(self.log.clone())),
         }
     }
 
@@ -84,6 +88,17 @@ impl FakeHost {
             .into_iter()
             .filter_map(|c| match c {
                 Call::Runtime(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The host-network calls so far, in order.
+    pub fn net_calls(&self) -> Vec<NetCall> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Net(n) => Some(n),
                 _ => None,
             })
             .collect()

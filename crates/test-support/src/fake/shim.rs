@@ -195,6 +195,14 @@ impl Shim for FakeShimClient {
         Box::pin(async move { self.table.with(&self.socket, |_, _| ()).is_ok() })
     }
 
+    /// Fake shims speak the engine's own protocol version; not logged (a question, no act).
+    fn hello(&self) -> BoxFuture<'_, Result<u32>> {
+        Box::pin(async move {
+            self.table.with(&self.socket, |_, _| ())?;
+            Ok(berth_engine::shim::PROTOCOL_VERSION)
+        })
+    }
+
     fn attach(
         &self,
         _stdin: bool,

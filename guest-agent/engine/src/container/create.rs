@@ -75,6 +75,7 @@ pub fn command(
 
 impl Svc {
     /// Creates a container; returns its id.
+    #[tracing::instrument(name = "container_create", skip_all, fields(name = name.unwrap_or("")))]
     pub async fn create(
         &self,
         name: Option<&str>,
@@ -272,6 +273,7 @@ impl Svc {
         self.insert(c.clone());
         drop(_g);
         self.publish(&c, "create", &[]);
+        tracing::debug!(%id, "container created");
         Ok(id)
     }
 

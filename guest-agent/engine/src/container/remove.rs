@@ -11,6 +11,7 @@ use crate::{EngineError, Result};
 
 impl Svc {
     /// `DELETE /containers/{id}`.
+    #[tracing::instrument(name = "container_remove", skip_all, fields(id = %key))]
     pub async fn remove(self: &Arc<Self>, key: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.get(key)?;
         let _op = c.op.lock().await;

@@ -120,6 +120,13 @@ impl Svc {
         }
         let shim = self.shim(&c.id);
         if shim.alive().await {
+            match shim.hello().await {
+                Ok(v) if v > crate::shim::PROTOCOL_VERSION => {
+                    tracing::warn!(id = %c.id, version = v, "the shim speaks a newer protocol")
+                }
+                Ok(v) => tracing::debug!(id = %c.id, version = v, "shim protocol"),
+                Err(e) => tracing::warn!(id = %c.id, error = %e.chain(), "shim hello failed"),
+            }
             if let Some(att) = c.snapshot().attachment {
                 if let Err(e) = self.networks.restore(&c.id, &att).await {
                     tracing::warn!(id = %c.id, error = %e, "network restore failed");

@@ -46,6 +46,7 @@ impl Svc {
         self.start_locked(&c).await
     }
 
+    #[tracing::instrument(name = "container_start", skip_all, fields(id = %c.id))]
     pub(super) async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
         let s = c.snapshot();
         if s.state.state.running {

@@ -29,6 +29,7 @@ impl Svc {
     }
 
     /// `POST /containers/{id}/stop`.
+    #[tracing::instrument(name = "container_stop", skip_all, fields(id = %key))]
     pub async fn stop(
         self: &Arc<Self>,
         key: &str,
@@ -99,6 +100,7 @@ impl Svc {
     }
 
     /// `POST /containers/{id}/kill`.
+    #[tracing::instrument(name = "container_kill", skip_all, fields(id = %key))]
     pub async fn kill(self: &Arc<Self>, key: &str, signal: Option<&str>) -> Result<()> {
         let c = self.get(key)?;
         let s = c.snapshot();
@@ -120,6 +122,7 @@ impl Svc {
     }
 
     /// `POST /containers/{id}/restart`.
+    #[tracing::instrument(name = "container_restart", skip_all, fields(id = %key))]
     pub async fn restart(
         self: &Arc<Self>,
         key: &str,

@@ -131,6 +131,14 @@ impl<'a> Unpacker<'a> {
                     fs::create_dir(&abs)?;
                     fs::set_permissions(&abs, fs::Permissions::from_mode(0o755))?;
                 }
+                // A lookup: the caller may accept a parent that is not there.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(EngineError::not_found(format!(
+                        "{}: no such directory in the layer",
+                        cur.display()
+                    ))
+                    .with_source(e))
+                }
                 Err(e) => return Err(e.into()),
             }
             self.safe_dirs.insert(cur.clone());

@@ -8,6 +8,8 @@
 //! the proxies back for containers that kept running.
 
 mod dns;
+pub mod driver;
+mod host;
 mod ipam;
 mod nat;
 mod netlink;
@@ -19,7 +21,6 @@ mod store;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -28,14 +29,14 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use self::dns::DnsServer;
+use self::driver::{Link, NatNet, NetDriver, Publication};
 use self::ipam::Subnet;
-use self::nat::{Nat, NatNet};
-use self::netlink::Netlink;
 use self::ports::{HostPorts, PortKey, PortRequest, Proto};
-use self::proxy::{BoundPort, ProxySet};
+use self::proxy::BoundPort;
 use self::store::{EndpointRecord, NetworkRecord, State};
 use crate::{id, EngineConfig, EngineError, ErrorKind, EventBus, Result};
 
+pub use self::host::HostNet;
 pub use self::ipam::parse_mac;
 
 /// One host binding of a container port, as in `HostConfig.PortBindings`.
@@ -155,7 +156,7 @@ impl Attachment {
 
 /// Published ports of one container.
 struct Published {
-    proxies: ProxySet,
+    proxies: Box<dyn Publication>,
     sockets: Vec<(IpAddr, u16, Proto)>,
 }
 
@@ -163,10 +164,12 @@ pub struct NetworkService {
     events: EventBus,
     state_dir: PathBuf,
     netns_dir: PathBuf,
-    nl: Netlink,
-    /// A second connection for link deletions, which the kernel answers slowly.
-    nl_slow: std::sync::OnceLock<Netlink>,
-    nat: Option<Nat>,
+    /// What carries the service's decisions out on the host network.
+    driver: Arc<dyn NetDriver>,
+    /// The default bridge, which names this engine's NAT chains.
+    default_bridge: String,
+    /// Whether the engine manages NAT rules (`--iptables`).
+    iptables: bool,
     state: Arc<Mutex<State>>,
     /// Serialises state writes so the newest snapshot is the one that lands last.
     save_lock: tokio::sync::Mutex<()>,
@@ -190,40 +193,33 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl NetworkService {
     /// Loads the network state, creates or adopts the default bridge and every user bridge,
     /// and installs the NAT rules.
-    pub async fn open(config: Arc<EngineConfig>, events: EventBus) -> Result<Self> {
+    pub async fn open(
+        config: Arc<EngineConfig>,
+        events: EventBus,
+        driver: Arc<dyn NetDriver>,
+    ) -> Result<Self> {
         let state_dir = config.data_root.join("network");
         let netns_dir = config.exec_root.join("netns");
         std::fs::create_dir_all(&state_dir)?;
-        let dir = netns_dir.clone();
-        tokio::task::spawn_blocking(move || netns::prepare_dir(&dir))
-            .await
-            .map_err(|e| EngineError::internal(format!("netns setup: {e}")))?
-            .map_err(|e| {
-                EngineError::internal(format!("cannot prepare {}: {e}", netns_dir.display()))
-            })?;
+        driver.prepare(&netns_dir).await?;
         let mut state = State::load(&state_dir)?;
         let default = Subnet::from_bip(&config.bridge_cidr)?;
         networks::ensure_predefined(&mut state, &config.bridge_name, default);
         drop_stale_endpoints(&mut state, &netns_dir);
         state.save(&state_dir)?;
 
-        let nl = Netlink::host()?;
         for n in state.networks.iter().filter(|n| n.driver == "bridge") {
-            if let Some(s) = n.subnet() {
-                nl.ensure_bridge(&n.bridge, s.gateway, s.net.prefix_len(), n.mtu())
-                    .await?;
+            if let Some(b) = n.bridge() {
+                driver.ensure_bridge(&b).await?;
             }
         }
-        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
-            .map_err(|e| EngineError::internal(format!("cannot enable ip_forward: {e}")))?;
-        let nat = config.iptables.then(|| Nat::new(&config.bridge_name));
         let svc = Self {
             events,
             state_dir,
             netns_dir,
-            nl,
-            nl_slow: std::sync::OnceLock::new(),
-            nat,
+            driver,
+            default_bridge: config.bridge_name.clone(),
+            iptables: config.iptables,
             state: Arc::new(Mutex::new(state)),
             dns: Mutex::new(HashMap::new()),
             save_lock: tokio::sync::Mutex::new(()),
@@ -238,9 +234,9 @@ impl NetworkService {
     /// Programs NAT and forwarding for every bridge network. A failure (no iptables in a
     /// minimal VM image, say) is logged, not fatal: containers then reach only the host.
     async fn apply_nat(&self) {
-        let Some(nat) = &self.nat else {
+        if !self.iptables {
             return;
-        };
+        }
         let nets: Vec<NatNet> = lock(&self.state)
             .networks
             .iter()
@@ -252,7 +248,7 @@ impl NetworkService {
                 })
             })
             .collect();
-        if let Err(e) = nat.apply(&nets).await {
+        if let Err(e) = self.driver.apply_nat(&self.default_bridge, &nets).await {
             tracing::warn!(error = %e, "outbound NAT rules not installed");
         }
     }
@@ -264,19 +260,6 @@ impl NetworkService {
         tokio::task::spawn_blocking(move || snapshot.save(&dir))
             .await
             .map_err(|e| EngineError::internal(format!("network state save: {e}")))?
-    }
-
-    /// The connection for link deletions, opened (with its thread) on first use; the main
-    /// connection if that fails.
-    fn slow_netlink(&self) -> Netlink {
-        self.nl_slow
-            .get_or_init(|| {
-                Netlink::host_on_own_thread().unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "link deletions share the main netlink connection");
-                    self.nl.clone()
-                })
-            })
-            .clone()
     }
 
     fn publish_event(&self, action: &str, net: &NetworkRecord, container: Option<&str>) {
@@ -332,9 +315,10 @@ impl NetworkService {
         if net.driver == "null" {
             // A namespace of our own with `lo` up (a runtime-made one would have it down).
             let path = self.netns_dir.join(&req.container_id);
-            self.loopback_only(&path).await.inspect_err(|_| {
-                let _ = netns::remove(&path);
-            })?;
+            if let Err(e) = self.driver.create_sandbox(&path, &[]).await {
+                let _ = self.driver.remove_sandbox(&path).await;
+                return Err(e);
+            }
             return Ok(Attachment {
                 netns_path: Some(path),
                 primary: named(&net),
@@ -470,14 +454,11 @@ impl NetworkService {
                 first.endpoint_id
             ))
         })?;
-        let created = self.create_netns(netns_path).await?;
-        let ns = Netlink::from_fd(created.netlink)?;
-        self.wire(&ns, created.file.as_fd(), net, first, true)
-            .await?;
-        ns.bring_up_lo().await?;
+        let mut links = vec![link_for(net, first, true)?];
         for (n, rec) in more {
-            self.wire(&ns, created.file.as_fd(), n, rec, false).await?;
+            links.push(link_for(n, rec, false)?);
         }
+        self.driver.create_sandbox(netns_path, &links).await?;
         if !net.is_predefined() || more.iter().any(|(n, _)| !n.is_predefined()) {
             self.start_dns(&req.container_id, netns_path, &req.dns)
                 .await?;
@@ -485,43 +466,6 @@ impl NetworkService {
         let resolved = resolved_ports(&bound);
         self.start_proxies(&req.container_id, bound, first.ip);
         Ok(resolved)
-    }
-
-    /// Creates the endpoint's veth (host end on the network's bridge, the other end in the
-    /// namespace `ns_fd` under the endpoint's interface name) and addresses it; the first
-    /// interface also gets the default route.
-    async fn wire(
-        &self,
-        ns: &Netlink,
-        ns_fd: std::os::fd::BorrowedFd<'_>,
-        net: &NetworkRecord,
-        rec: &EndpointRecord,
-        default_route: bool,
-    ) -> Result<()> {
-        let subnet = net
-            .subnet()
-            .ok_or_else(|| EngineError::internal(format!("network {} has no subnet", net.name)))?;
-        let bridge =
-            self.nl.index(&net.bridge).await?.ok_or_else(|| {
-                EngineError::internal(format!("bridge {} is missing", net.bridge))
-            })?;
-        self.nl
-            .add_veth(
-                &rec.veth,
-                bridge,
-                ns_fd,
-                &rec.interface,
-                ipam::parse_mac(&rec.mac).unwrap_or_else(|| ipam::mac_for(rec.ip)),
-                net.mtu(),
-            )
-            .await?;
-        ns.configure_interface(
-            &rec.interface,
-            rec.ip,
-            subnet.net.prefix_len(),
-            default_route.then_some(subnet.gateway),
-        )
-        .await
     }
 
     /// `docker network connect` on a running container: a new interface in its namespace on
@@ -549,9 +493,8 @@ impl NetworkService {
         let rec = self.reserve(&net, container_id, container_name, req)?;
         let only = lock(&self.state).endpoints_of_container(container_id).len() == 1;
         let wired = async {
-            let ns = self.open_netns(&netns_path).await?;
-            let nl = Netlink::from_fd(ns.netlink)?;
-            self.wire(&nl, ns.file.as_fd(), &net, &rec, only).await?;
+            let link = link_for(&net, &rec, only)?;
+            self.driver.add_link(&netns_path, &link).await?;
             if !net.is_predefined() && !lock(&self.dns).contains_key(container_id) {
                 self.start_dns(container_id, &netns_path, &att.dns_upstreams)
                     .await?;
@@ -561,7 +504,7 @@ impl NetworkService {
         .await;
         if let Err(e) = wired {
             lock(&self.state).endpoints.remove(&rec.endpoint_id);
-            if let Err(d) = self.slow_netlink().delete(&rec.veth).await {
+            if let Err(d) = self.driver.delete_link(&rec.veth).await {
                 tracing::warn!(veth = %rec.veth, error = %d, "cannot delete veth");
             }
             return Err(e);
@@ -610,7 +553,7 @@ impl NetworkService {
             (rec, next)
         };
         // Awaited (unlike at exit): the address is gone when the call returns.
-        self.slow_netlink().delete(&rec.veth).await?;
+        self.driver.delete_link(&rec.veth).await?;
         if let (Some(next), Some(path)) = (next, att.netns_path.clone()) {
             let gw = lock(&self.state)
                 .networks
@@ -618,9 +561,8 @@ impl NetworkService {
                 .find(|n| n.id == next.network_id)
                 .and_then(|n| n.gateway);
             if let Some(gw) = gw {
-                let ns = self.open_netns(&path).await?;
-                Netlink::from_fd(ns.netlink)?
-                    .move_default_route(&next.interface, gw)
+                self.driver
+                    .move_default_route(&path, &next.interface, gw)
                     .await?;
             }
         }
@@ -687,11 +629,7 @@ impl NetworkService {
         netns_path: &std::path::Path,
         upstreams: &[String],
     ) -> Result<()> {
-        let path = netns_path.to_owned();
-        let sock = tokio::task::spawn_blocking(move || dns::bind_in(&path))
-            .await
-            .map_err(|e| EngineError::internal(format!("dns: {e}")))?
-            .map_err(|e| EngineError::internal(format!("cannot start embedded DNS: {e}")))?;
+        let sock = self.driver.bind_dns(netns_path).await?;
         let server = DnsServer::start(
             sock,
             self.state.clone(),
@@ -701,20 +639,6 @@ impl NetworkService {
         .map_err(|e| EngineError::internal(format!("cannot start embedded DNS: {e}")))?;
         lock(&self.dns).insert(container_id.to_string(), server);
         Ok(())
-    }
-
-    async fn create_netns(&self, path: &std::path::Path) -> Result<netns::Created> {
-        in_netns_thread(path, "create", netns::create).await
-    }
-
-    /// The running container's namespace, with a netlink socket inside it.
-    async fn open_netns(&self, path: &std::path::Path) -> Result<netns::Created> {
-        in_netns_thread(path, "enter", netns::open).await
-    }
-
-    async fn loopback_only(&self, path: &std::path::Path) -> Result<()> {
-        let created = self.create_netns(path).await?;
-        Netlink::from_fd(created.netlink)?.bring_up_lo().await
     }
 
     /// Binds every planned port, all or nothing.
@@ -752,7 +676,7 @@ impl NetworkService {
             .iter()
             .map(|b| (b.host_ip, b.host_port, b.key.proto))
             .collect();
-        let proxies = ProxySet::start(bound, ip);
+        let proxies = self.driver.publish(ip, bound);
         lock(&self.published).insert(container_id.to_string(), Published { proxies, sockets });
     }
 
@@ -760,12 +684,11 @@ impl NetworkService {
         self.stop_services(container_id).await;
         let records = lock(&self.state).take_container(container_id);
         for r in records {
-            if let Err(e) = self.nl.delete(&r.veth).await {
+            if let Err(e) = self.driver.delete_link(&r.veth).await {
                 tracing::warn!(container_id, error = %e, "cannot delete veth");
             }
         }
-        let path = netns_path.to_owned();
-        let _ = tokio::task::spawn_blocking(move || netns::remove(&path)).await;
+        let _ = self.driver.remove_sandbox(netns_path).await;
     }
 
     /// Stops a container's port proxies and DNS server.
@@ -873,21 +796,19 @@ impl NetworkService {
             // Deleting a veth waits for an RCU grace period (~20 ms): keep it off the
             // container's exit path, and off the connection the next start uses. The names
             // are unique to the endpoints, so nothing waits on them.
-            let nl = self.slow_netlink();
+            let driver = self.driver.clone();
             let mut jobs = lock(&self.cleanups);
             while jobs.try_join_next().is_some() {}
             jobs.spawn(async move {
                 for v in veths {
-                    if let Err(e) = nl.delete(&v).await {
+                    if let Err(e) = driver.delete_link(&v).await {
                         tracing::warn!(veth = %v, error = %e, "cannot delete veth");
                     }
                 }
             });
         }
-        if let Some(path) = att.netns_path.clone() {
-            tokio::task::spawn_blocking(move || netns::remove(&path))
-                .await
-                .map_err(|e| EngineError::internal(format!("netns: {e}")))??;
+        if let Some(path) = &att.netns_path {
+            self.driver.remove_sandbox(path).await?;
         }
         if !records.is_empty() {
             lock(&self.state).take_container(container_id);
@@ -959,11 +880,10 @@ impl NetworkService {
         for d in all {
             d.stop().await;
         }
-        if let Some(nat) = &self.nat {
-            nat.remove().await;
+        if self.iptables {
+            self.driver.remove_nat(&self.default_bridge).await;
         }
-        let dir = self.netns_dir.clone();
-        let _ = tokio::task::spawn_blocking(move || netns::release_dir(&dir)).await;
+        self.driver.release(&self.netns_dir).await;
     }
 
     /// Waits for background cleanups started by `detach`.
@@ -1045,22 +965,22 @@ fn requested_ip(
     Ok(ip)
 }
 
-/// Runs a blocking namespace call (`netns::create`, `netns::open`) off the runtime.
-async fn in_netns_thread(
-    path: &std::path::Path,
-    verb: &str,
-    f: fn(&std::path::Path) -> std::io::Result<netns::Created>,
-) -> Result<netns::Created> {
-    let p = path.to_owned();
-    tokio::task::spawn_blocking(move || f(&p))
-        .await
-        .map_err(|e| EngineError::internal(format!("netns: {e}")))?
-        .map_err(|e| {
-            EngineError::internal(format!(
-                "cannot {verb} network namespace {}: {e}",
-                path.display()
-            ))
-        })
+/// The veth pair of endpoint `rec` on `net`; with `default_route`, the container's default
+/// route goes via the network's gateway.
+fn link_for(net: &NetworkRecord, rec: &EndpointRecord, default_route: bool) -> Result<Link> {
+    let bridge = net
+        .bridge()
+        .ok_or_else(|| EngineError::internal(format!("network {} has no subnet", net.name)))?;
+    Ok(Link {
+        veth: rec.veth.clone(),
+        interface: rec.interface.clone(),
+        mac: ipam::parse_mac(&rec.mac).unwrap_or_else(|| ipam::mac_for(rec.ip)),
+        mtu: bridge.mtu,
+        ip: rec.ip,
+        prefix_len: bridge.prefix_len,
+        gateway: default_route.then_some(bridge.gateway),
+        bridge: bridge.name,
+    })
 }
 
 /// Endpoints whose namespace pin is gone (the host rebooted, the exec root was wiped) belong

@@ -8,20 +8,11 @@
 
 use std::process::Stdio;
 
-use ipnet::Ipv4Net;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+use super::driver::NatNet;
 use crate::{EngineError, Result};
-
-/// One bridge network to masquerade and forward.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NatNet {
-    pub(crate) bridge: String,
-    pub(crate) subnet: Ipv4Net,
-    /// `Internal` networks get neither NAT nor forwarding to the outside.
-    pub(crate) internal: bool,
-}
 
 /// The engine's two chains: `nat`/`BERTH-NAT-<bridge>` jumped to from POSTROUTING and
 /// `filter`/`BERTH-FWD-<bridge>` jumped to from the top of FORWARD.

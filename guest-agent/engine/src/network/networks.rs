@@ -82,7 +82,7 @@ impl NetworkService {
             )));
         }
         // Never adopt an interface someone else made (another engine, dockerd).
-        if self.nl.index(&bridge).await?.is_some() {
+        if self.driver.link_exists(&bridge).await? {
             return Err(EngineError::conflict(format!(
                 "bridge name {bridge} is already in use"
             )));
@@ -107,16 +107,18 @@ impl NetworkService {
         // next start makes, never a bridge nothing knows about.
         lock(&self.state).networks.push(rec.clone());
         let made = match self.save().await {
-            Ok(()) => {
-                self.nl
-                    .ensure_bridge(&bridge, subnet.gateway, subnet.net.prefix_len(), rec.mtu())
-                    .await
-            }
+            Ok(()) => match rec.bridge() {
+                Some(b) => self.driver.ensure_bridge(&b).await,
+                None => Err(EngineError::internal(format!(
+                    "network {} has no subnet",
+                    rec.name
+                ))),
+            },
             Err(e) => Err(e),
         };
         if let Err(e) = made {
             lock(&self.state).networks.retain(|n| n.id != id);
-            let _ = self.nl.delete(&bridge).await;
+            let _ = self.driver.delete_link(&bridge).await;
             let _ = self.save().await;
             return Err(e);
         }
@@ -142,7 +144,7 @@ impl NetworkService {
             }
             return Ok(s);
         }
-        let mut taken = self.nl.ipv4_in_use().await?;
+        let mut taken = self.driver.ipv4_in_use().await?;
         taken.extend(ours);
         let net = ipam::pick_subnet(&taken).ok_or_else(|| {
             EngineError::unavailable(
@@ -178,7 +180,7 @@ impl NetworkService {
         };
         // The bridge first, then the record: a crash in between leaves the network listed
         // (its bridge made again at the next start), never a bridge nothing knows about.
-        self.nl.delete(&net.bridge).await?;
+        self.driver.delete_link(&net.bridge).await?;
         lock(&self.state).networks.retain(|n| n.id != net.id);
         self.save().await?;
         self.apply_nat().await;

@@ -24,11 +24,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A host socket bound for one published port, not yet serving.
 #[derive(Debug)]
-pub(crate) struct BoundPort {
+pub struct BoundPort {
     pub(crate) key: PortKey,
     pub(crate) host_ip: IpAddr,
     pub(crate) host_port: u16,
     sock: Sock,
+}
+
+impl BoundPort {
+    /// The container port (and protocol) the socket relays to.
+    pub fn key(&self) -> PortKey {
+        self.key
+    }
+
+    /// The host address and port the socket is bound to.
+    pub fn host_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host_ip, self.host_port)
+    }
 }
 
 #[derive(Debug)]

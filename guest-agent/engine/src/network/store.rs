@@ -75,6 +75,17 @@ impl NetworkRecord {
         })
     }
 
+    /// The network's bridge on the host, for networks with a subnet (bridge networks).
+    pub(crate) fn bridge(&self) -> Option<super::driver::Bridge> {
+        let s = self.subnet()?;
+        Some(super::driver::Bridge {
+            name: self.bridge.clone(),
+            gateway: s.gateway,
+            prefix_len: s.net.prefix_len(),
+            mtu: self.mtu(),
+        })
+    }
+
     /// Docker's `Network` object, with the endpoints in `Containers`.
     pub(crate) fn to_api(&self, endpoints: &[&EndpointRecord]) -> Network {
         let config = match (self.subnet, self.gateway) {

@@ -36,9 +36,13 @@ impl Fixture {
         };
         config.bridge_cidr = format!("10.{b}.{c}.{d}/26");
         let events = EventBus::new();
-        let svc = NetworkService::open(Arc::new(config), events.clone())
-            .await
-            .unwrap();
+        let svc = NetworkService::open(
+            Arc::new(config),
+            events.clone(),
+            Arc::new(HostNet::default()),
+        )
+        .await
+        .unwrap();
         Self {
             _dir: dir,
             svc,
@@ -229,7 +233,7 @@ async fn attach_publishes_port_and_detach_cleans_up() {
     assert!(TcpStream::connect(("127.0.0.1", host_port)).is_err());
     fx.svc.settle().await;
     let veth = format!("veth{}", &att.primary.endpoint_id[..7]);
-    assert_eq!(fx.svc.nl.index(&veth).await.unwrap(), None);
+    assert!(!fx.svc.driver.link_exists(&veth).await.unwrap());
     fx.svc.detach(&req.container_id, &att).await.unwrap();
     assert!(fx.svc.inspect("bridge").unwrap().containers.is_empty());
     fx.cleanup().await;
@@ -379,8 +383,13 @@ async fn none_and_host_modes() {
     let fx = Fixture::new("c").await;
     let err = fx
         .svc
-        .nl
-        .ensure_bridge("lo", Ipv4Addr::new(10, 1, 2, 3), 8, None)
+        .driver
+        .ensure_bridge(&driver::Bridge {
+            name: "lo".into(),
+            gateway: Ipv4Addr::new(10, 1, 2, 3),
+            prefix_len: 8,
+            mtu: None,
+        })
         .await;
     assert_eq!(
         err.unwrap_err().to_string(),

@@ -7,8 +7,38 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use super::Request;
-use crate::{EngineError, Result};
+use super::{Reply, Request};
+use crate::{EngineError, ErrorKind, Result};
+
+/// What can go wrong between the engine and a shim.
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    #[error("failed to spawn the shim: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("shim {socket} unreachable: {source}")]
+    Unreachable {
+        socket: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("shim connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// The shim answered `error <message>` (its own words: the runtime's error on a start).
+    #[error("{0}")]
+    Refused(String),
+    #[error("bad shim reply: {0:?}")]
+    BadReply(String),
+}
+
+impl From<ShimError> for EngineError {
+    fn from(e: ShimError) -> Self {
+        let kind = match e {
+            ShimError::Unreachable { .. } => ErrorKind::Unavailable,
+            _ => ErrorKind::Internal,
+        };
+        EngineError::new(kind, &e).with_source(e)
+    }
+}
 
 /// Spawns `berth-agent shim <config>` detached (it calls setsid itself) and waits for its
 /// status line.
@@ -25,13 +55,16 @@ pub async fn spawn(self_exe: &Path, config: &Path, shim_log: &Path) -> Result<()
         .stderr(Stdio::from(log))
         .kill_on_drop(false)
         .spawn()
-        .map_err(|e| EngineError::internal(format!("failed to spawn the shim: {e}")))?;
+        .map_err(ShimError::Spawn)?;
     let stdout = child
         .stdout
         .take()
         .ok_or_else(|| EngineError::internal("shim has no stdout"))?;
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).await?;
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .await
+        .map_err(ShimError::Io)?;
     // Reap the shim whenever it ends; it outlives us if we die first.
     tokio::spawn(async move {
         let _ = child.wait().await;
@@ -39,20 +72,19 @@ pub async fn spawn(self_exe: &Path, config: &Path, shim_log: &Path) -> Result<()
     parse_status(line.trim()).map(drop)
 }
 
+/// The shim's ready line or its answer to `start`: `ok <pid>`, else the start's error in
+/// dockerd's words.
 fn parse_status(line: &str) -> Result<i32> {
-    if let Some(pid) = line.strip_prefix("ok ") {
-        return pid
-            .parse()
-            .map_err(|_| EngineError::internal(format!("bad shim reply: {line}")));
+    let refused = |msg: &str| {
+        EngineError::from(ShimError::Refused(msg.into()))
+            .context("failed to create task for container")
+    };
+    match Reply::parse(line) {
+        Some(Reply::Ok { pid: Some(pid) }) => Ok(pid),
+        Some(Reply::Error { message }) => Err(refused(&message)),
+        _ if line.is_empty() => Err(refused("shim exited without a status")),
+        _ => Err(ShimError::BadReply(line.into()).into()),
     }
-    let msg = line.strip_prefix("error ").unwrap_or(if line.is_empty() {
-        "shim exited without a status"
-    } else {
-        line
-    });
-    Err(EngineError::internal(format!(
-        "failed to create task for container: {msg}"
-    )))
 }
 
 /// A connection to one shim.
@@ -66,13 +98,16 @@ impl ShimClient {
         Self { socket }
     }
 
-    async fn connect(&self) -> Result<UnixStream> {
-        UnixStream::connect(&self.socket).await.map_err(|e| {
-            EngineError::unavailable(format!("shim {} unreachable: {e}", self.socket.display()))
-        })
+    async fn connect(&self) -> Result<UnixStream, ShimError> {
+        UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| ShimError::Unreachable {
+                socket: self.socket.display().to_string(),
+                source,
+            })
     }
 
-    async fn line(conn: &mut UnixStream) -> Result<String> {
+    async fn line(conn: &mut UnixStream) -> Result<String, ShimError> {
         let mut out = Vec::new();
         let mut b = [0u8; 1];
         while out.len() < 4096 {
@@ -84,11 +119,19 @@ impl ShimClient {
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
-    async fn call(&self, req: &Request) -> Result<(UnixStream, String)> {
+    async fn call(&self, req: &Request) -> Result<(UnixStream, String), ShimError> {
         let mut conn = self.connect().await?;
         conn.write_all(req.encode().as_bytes()).await?;
         let reply = Self::line(&mut conn).await?;
         Ok((conn, reply))
+    }
+
+    /// The shim's protocol version: 0 for a shim from before the `hello` request.
+    pub async fn hello(&self) -> Result<u32> {
+        let (_, reply) = self.call(&Request::Hello).await?;
+        Reply::parse(&reply)
+            .and_then(|r| r.version())
+            .ok_or_else(|| ShimError::BadReply(reply).into())
     }
 
     /// Whether the shim answers at all.
@@ -105,10 +148,12 @@ impl ShimClient {
                 stderr,
             })
             .await?;
-        if reply != "ok" {
-            return Err(EngineError::internal(format!(
-                "shim refused attach: {reply}"
-            )));
+        match Reply::parse(&reply) {
+            Some(Reply::Ok { pid: None }) => {}
+            Some(Reply::Error { message }) => {
+                return Err(EngineError::from(ShimError::Refused(message)).context("attach"))
+            }
+            _ => return Err(ShimError::BadReply(reply).into()),
         }
         Ok(conn)
     }
@@ -120,18 +165,19 @@ impl ShimClient {
     }
 
     pub async fn resize(&self, height: u16, width: u16) -> Result<()> {
-        self.call(&Request::Resize { height, width })
-            .await
-            .map(drop)
+        self.call(&Request::Resize { height, width }).await?;
+        Ok(())
     }
 
     /// Waits for the container to exit; returns its exit code.
     pub async fn wait(&self) -> Result<i32> {
         let (_, reply) = self.call(&Request::Wait).await?;
-        reply
-            .strip_prefix("exit ")
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| EngineError::unavailable(format!("shim wait failed: {reply:?}")))
+        match Reply::parse(&reply) {
+            Some(Reply::Exit { code }) => Ok(code),
+            _ => Err(EngineError::from(ShimError::BadReply(reply))
+                .context("shim wait failed")
+                .with_kind(ErrorKind::Unavailable)),
+        }
     }
 }
 

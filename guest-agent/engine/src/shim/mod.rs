@@ -17,10 +17,14 @@
 //! The engine reaches shims through the [`Shims`] seam ([`seam`]), so tests can run fake ones;
 //! the shim process itself uses the real runtime and mounts.
 //!
-//! Control protocol (one request line per connection, see [`Request`]):
-//! `attach <stdin> <stdout> <stderr>` → `ok\n`, then output (raw for a TTY, else Docker's
-//! multiplexed frames) and stdin the other way; `start` → `ok <pid>` | `error <msg>`;
-//! `resize <h> <w>` → `ok`; `wait` → `exit <code>` once the container has exited.
+//! Control protocol (one request line per connection, see [`Request`], one reply line, see
+//! [`Reply`]): `hello` → `berth-shim <version>` ([`PROTOCOL_VERSION`]); `attach <stdin>
+//! <stdout> <stderr>` → `ok`, then output (raw for a TTY, else Docker's multiplexed frames)
+//! and stdin the other way; `start` → `ok <pid>` | `error <msg>`; `resize <h> <w>` → `ok`;
+//! `wait` → `exit <code>` once the container has exited. Shims outlive engine restarts and
+//! upgrades, so an engine may meet an older shim: version 0 (before `hello`) answers it with
+//! `error unknown request`, which [`Reply::version`] reads as 0. The lines of every version
+//! are pinned by a golden test (`testdata/protocol.golden`).
 
 pub mod client;
 pub(crate) mod console;
@@ -66,9 +70,14 @@ pub struct ExitRecord {
     pub oom_killed: bool,
 }
 
+/// The control protocol's version this engine's shims speak (see the module doc).
+pub const PROTOCOL_VERSION: u32 = 1;
+
 /// A control request, one line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
+    /// Asks the shim for its protocol version (since 1).
+    Hello,
     Attach {
         stdin: bool,
         stdout: bool,
@@ -86,6 +95,7 @@ impl Request {
     pub fn encode(&self) -> String {
         let b = |x: bool| u8::from(x);
         match self {
+            Request::Hello => "hello\n".into(),
             Request::Attach {
                 stdin,
                 stdout,
@@ -102,6 +112,7 @@ impl Request {
         let verb = it.next()?;
         let mut num = || it.next().and_then(|s| s.parse::<u16>().ok());
         Some(match verb {
+            "hello" => Request::Hello,
             "attach" => Request::Attach {
                 stdin: num()? == 1,
                 stdout: num()? == 1,
@@ -115,6 +126,61 @@ impl Request {
             "wait" => Request::Wait,
             _ => return None,
         })
+    }
+}
+
+/// A control reply, one line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `berth-shim <version>`: the answer to [`Request::Hello`].
+    Hello { version: u32 },
+    /// `ok`, or `ok <pid>` after a start.
+    Ok { pid: Option<i32> },
+    /// `exit <code>`: the answer to [`Request::Wait`].
+    Exit { code: i32 },
+    /// `error <message>` (one line: newlines become spaces).
+    Error { message: String },
+}
+
+impl Reply {
+    pub fn encode(&self) -> String {
+        match self {
+            Reply::Hello { version } => format!("berth-shim {version}\n"),
+            Reply::Ok { pid: None } => "ok\n".into(),
+            Reply::Ok { pid: Some(p) } => format!("ok {p}\n"),
+            Reply::Exit { code } => format!("exit {code}\n"),
+            Reply::Error { message } => format!("error {}\n", message.replace('\n', " ")),
+        }
+    }
+
+    /// Parses a reply line (without its newline); `None` for anything else.
+    pub fn parse(line: &str) -> Option<Reply> {
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        Some(match word {
+            "berth-shim" => Reply::Hello {
+                version: rest.parse().ok()?,
+            },
+            "ok" if rest.is_empty() => Reply::Ok { pid: None },
+            "ok" => Reply::Ok {
+                pid: Some(rest.parse().ok()?),
+            },
+            "exit" => Reply::Exit {
+                code: rest.parse().ok()?,
+            },
+            "error" => Reply::Error {
+                message: rest.to_string(),
+            },
+            _ => return None,
+        })
+    }
+
+    /// The protocol version a reply to `hello` shows: a shim of version 0 refuses the request.
+    pub fn version(&self) -> Option<u32> {
+        match self {
+            Reply::Hello { version } => Some(*version),
+            Reply::Error { message } if message == "unknown request" => Some(0),
+            _ => None,
+        }
     }
 }
 
@@ -137,9 +203,10 @@ pub fn main(args: &[String]) -> i32 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn requests_round_trip() {
-        for r in [
+    /// One request of each kind.
+    fn every_request() -> [Request; 5] {
+        [
+            Request::Hello,
             Request::Attach {
                 stdin: true,
                 stdout: true,
@@ -151,10 +218,64 @@ mod tests {
                 width: 80,
             },
             Request::Wait,
-        ] {
+        ]
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        for r in every_request() {
             assert_eq!(Request::parse(r.encode().trim_end()), Some(r));
         }
         assert_eq!(Request::parse("bogus"), None);
         assert_eq!(Request::parse("resize x"), None);
+    }
+
+    /// Every line of the protocol, as the shims that are running today write and read them:
+    /// a change here breaks engines talking to shims that outlived them. Bump
+    /// [`PROTOCOL_VERSION`] and keep the old lines readable instead.
+    #[test]
+    fn lines_match_the_golden_file() {
+        let replies = [
+            Reply::Hello {
+                version: PROTOCOL_VERSION,
+            },
+            Reply::Ok { pid: None },
+            Reply::Ok { pid: Some(4242) },
+            Reply::Exit { code: 137 },
+            Reply::Error {
+                message: "exec: \"x\": executable file not found\nin $PATH".into(),
+            },
+        ];
+        let mut text = String::new();
+        for r in every_request() {
+            text += &format!("request {}", r.encode());
+        }
+        for r in &replies {
+            let line = r.encode();
+            let back = Reply::parse(line.trim_end()).expect("parses");
+            if let Reply::Error { message } = r {
+                assert_eq!(
+                    back,
+                    Reply::Error {
+                        message: message.replace('\n', " ")
+                    }
+                );
+            } else {
+                assert_eq!(&back, r);
+            }
+            text += &format!("reply {line}");
+        }
+        let golden = include_str!("testdata/protocol.golden");
+        assert_eq!(text, golden, "the shim protocol's lines changed");
+    }
+
+    #[test]
+    fn a_shim_before_hello_is_version_0() {
+        let old = Reply::parse("error unknown request").unwrap();
+        assert_eq!(old.version(), Some(0));
+        assert_eq!(Reply::parse("berth-shim 1").unwrap().version(), Some(1));
+        assert_eq!(Reply::parse("ok").unwrap().version(), None);
+        assert_eq!(Reply::parse("ok x"), None);
+        assert_eq!(Reply::parse("nonsense"), None);
     }
 }

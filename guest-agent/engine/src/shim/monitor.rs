@@ -14,7 +14,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 use super::jsonlog;
-use super::{ExitRecord, Request, ShimConfig};
+use super::{ExitRecord, Reply, Request, ShimConfig, PROTOCOL_VERSION};
 use crate::mount::{HostMounter, Mounter};
 use crate::runtime::{self, CreateOptions, Runtime};
 
@@ -486,7 +486,15 @@ fn read_line(conn: &mut UnixStream) -> std::io::Result<String> {
 
 fn handle(s: &Shared, mut conn: UnixStream) -> std::io::Result<()> {
     let line = read_line(&mut conn)?;
+    let ok = Reply::Ok { pid: None }.encode();
     match Request::parse(&line) {
+        Some(Request::Hello) => conn.write_all(
+            Reply::Hello {
+                version: PROTOCOL_VERSION,
+            }
+            .encode()
+            .as_bytes(),
+        ),
         Some(Request::Attach {
             stdin,
             stdout,
@@ -497,7 +505,7 @@ fn handle(s: &Shared, mut conn: UnixStream) -> std::io::Result<()> {
                     .clients
                     .lock()
                     .map_err(|_| std::io::Error::other("lock"))?;
-                conn.write_all(b"ok\n")?;
+                conn.write_all(ok.as_bytes())?;
                 if s.exit.lock().map(|e| e.is_some()).unwrap_or(true) {
                     return Ok(());
                 }
@@ -525,16 +533,17 @@ fn handle(s: &Shared, mut conn: UnixStream) -> std::io::Result<()> {
             } else {
                 Err("container already started".into())
             };
-            match reply {
-                Ok(pid) => writeln!(conn, "ok {pid}"),
-                Err(e) => writeln!(conn, "error {}", e.replace('\n', " ")),
-            }
+            let reply = match reply {
+                Ok(pid) => Reply::Ok { pid: Some(pid) },
+                Err(message) => Reply::Error { message },
+            };
+            conn.write_all(reply.encode().as_bytes())
         }
         Some(Request::Resize { height, width }) => {
             if let Some(m) = s.master.get() {
                 super::console::resize(m, height, width);
             }
-            conn.write_all(b"ok\n")
+            conn.write_all(ok.as_bytes())
         }
         Some(Request::Wait) => {
             let mut e = s.exit.lock().map_err(|_| std::io::Error::other("lock"))?;
@@ -546,9 +555,15 @@ fn handle(s: &Shared, mut conn: UnixStream) -> std::io::Result<()> {
             }
             let code = e.unwrap_or(255);
             drop(e);
-            writeln!(conn, "exit {code}")
+            conn.write_all(Reply::Exit { code }.encode().as_bytes())
         }
-        None => writeln!(conn, "error unknown request"),
+        None => conn.write_all(
+            Reply::Error {
+                message: "unknown request".into(),
+            }
+            .encode()
+            .as_bytes(),
+        ),
     }
 }
 

@@ -39,6 +39,10 @@ pub trait Shim: Send + Sync {
     /// Whether the shim answers at all.
     fn alive(&self) -> BoxFuture<'_, bool>;
 
+    /// The shim's control protocol version ([`super::PROTOCOL_VERSION`]; 0 for shims from
+    /// before the `hello` request).
+    fn hello(&self) -> BoxFuture<'_, Result<u32>>;
+
     /// Opens an attach stream: output from the shim, stdin to it.
     fn attach(&self, stdin: bool, stdout: bool, stderr: bool) -> BoxFuture<'_, Result<UnixStream>>;
 
@@ -88,6 +92,10 @@ impl Shims for HostShims {
 impl Shim for ShimClient {
     fn alive(&self) -> BoxFuture<'_, bool> {
         Box::pin(ShimClient::alive(self))
+    }
+
+    fn hello(&self) -> BoxFuture<'_, Result<u32>> {
+        Box::pin(ShimClient::hello(self))
     }
 
     fn attach(&self, stdin: bool, stdout: bool, stderr: bool) -> BoxFuture<'_, Result<UnixStream>> {
