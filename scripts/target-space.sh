@@ -5,7 +5,8 @@
 # suite builds with CARGO_INCREMENTAL=0 and never needs them), then every profile's output.
 set -euo pipefail
 target=${CARGO_TARGET_DIR:?CARGO_TARGET_DIR must be set}
-need_gib=${BERTH_BUILD_SPACE_GIB:-30}
+# 12 GiB: what a warm build adds when the workspace crates rebuild (a clean clone), with margin.
+need_gib=${BERTH_BUILD_SPACE_GIB:-12}
 mkdir -p "$target"
 
 free_gib() { df --output=avail -BG "$target" | tail -n1 | tr -dc '0-9'; }
