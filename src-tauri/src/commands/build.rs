@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use bollard::query_parameters::{BuildImageOptions, BuilderVersion, TagImageOptionsBuilder};
 use bollard::models::{BuildInfoAux, ImageId};
+use bollard::query_parameters::{BuildImageOptions, BuilderVersion, TagImageOptionsBuilder};
 use futures::StreamExt;
 use serde::Serialize;
 use tauri::ipc::Channel;

@@ -8,7 +8,7 @@ use tokio::io::AsyncReadExt;
 use super::cache::step_key;
 use super::dockerfile::Instruction;
 use super::{Build, Fail, StageState, StepResult};
-use crate::container::io::AttachOptions;
+use crate::container::io::{AttachOptions, SessionFuture};
 use crate::container::WaitCondition;
 use crate::id::short;
 use crate::image::create::ImageSpec;
@@ -130,23 +130,13 @@ impl Build {
         Ok(())
     }
 
-    /// Runs the container to its exit (see [`Self::output_until_exit`]); a cancelled build
-    /// kills it instead and fails.
+    /// Starts the container and runs it to its exit (see [`Self::output_until_exit`]); a
+    /// cancelled build kills it instead and fails.
+    ///
+    /// The start itself is never cut short by a cancel: dropped half-way, it left the step's
+    /// process running with the container not yet marked running, so neither the kill here
+    /// nor the forced remove after it stopped that process.
     async fn run_container(&self, cid: &str) -> crate::Result<i64> {
-        tokio::select! {
-            code = self.output_until_exit(cid) => code,
-            () = self.opts.cancel.cancelled() => {
-                tracing::info!(container = %cid, "build cancelled: killing its RUN container");
-                if let Err(e) = self.engine.containers.kill(cid, Some("KILL")).await {
-                    tracing::warn!(container = %cid, error = %e, "build container not killed");
-                }
-                Err(super::cancelled())
-            }
-        }
-    }
-
-    /// Starts the container, streams its output into the build and returns its exit code.
-    async fn output_until_exit(&self, cid: &str) -> crate::Result<i64> {
         let containers = &self.engine.containers;
         let (_, session) = containers
             .attach(
@@ -160,6 +150,24 @@ impl Build {
             .await?;
         let exited = containers.wait(cid, WaitCondition::NextExit)?;
         containers.start(cid).await?;
+        tokio::select! {
+            code = self.output_until_exit(session, exited) => Ok(code),
+            () = self.opts.cancel.cancelled() => {
+                tracing::info!(container = %cid, "build cancelled: killing its RUN container");
+                if let Err(e) = containers.kill(cid, Some("KILL")).await {
+                    tracing::warn!(container = %cid, error = %e, "build container not killed");
+                }
+                Err(super::cancelled())
+            }
+        }
+    }
+
+    /// Streams the started container's output into the build and returns its exit code.
+    async fn output_until_exit(
+        &self,
+        session: SessionFuture,
+        exited: impl std::future::Future<Output = i64>,
+    ) -> i64 {
         if let Some(mut s) = session.await {
             // Docker's multiplexed frames: 8-byte header, then the payload.
             let mut buf = Vec::new();
@@ -187,6 +195,6 @@ impl Build {
                 }
             }
         }
-        Ok(exited.await)
+        exited.await
     }
 }
