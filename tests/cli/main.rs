@@ -12,6 +12,7 @@ mod exec;
 mod files;
 mod images;
 mod netconnect;
+mod netjoin;
 mod netvol;
 mod network;
 mod plugins;

@@ -204,9 +204,27 @@ async fn every_view_shows_a_real_workload() {
     }
     gui.snapshot("networks").await;
 
-    // Builds: the form and the (empty) history of builds started from the app.
+    // Builds: one small build from the app (a folder with a Dockerfile), its log and the
+    // history row it leaves.
     gui.nav("builds").await;
     gui.wait_visible("[data-testid=build-history-empty]").await;
+    let ctx = tempfile::tempdir().expect("build folder");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY motd /etc/motd\nRUN echo built by berth > /built.txt\nCMD [\"cat\", \"/etc/motd\"]\n",
+    )
+    .expect("Dockerfile");
+    std::fs::write(ctx.path().join("motd"), "welcome to the shop\n").expect("motd");
+    gui.type_into("[data-testid=build-context]", ctx.path().to_str().unwrap())
+        .await;
+    gui.type_into("[data-testid=build-tags]", "shop/motd:1")
+        .await;
+    gui.click("[data-testid=build-submit]").await;
+    gui.wait_attr("[data-testid=build-status]", "data-state", "succeeded")
+        .await;
+    gui.find("[data-testid=build-row][data-outcome=succeeded]")
+        .await;
+    assert_ne!(gui.cli(&["image", "ls", "-q", "shop/motd:1"]).trim(), "");
     gui.snapshot("builds").await;
 
     // Disk: the engine's usage per kind.
