@@ -6,6 +6,14 @@ use berth_test_support::{free_port, Engine};
 /// Text of the fixture busybox image's `/www/index.html`.
 const PAGE_MARKER: &str = "berth-httpd-ok";
 
+/// `docker create --name <name> --network container:<target> busybox <cmd>`.
+fn create_joined(e: &Engine, name: &str, target: &str, cmd: &[&str]) {
+    let network = format!("container:{target}");
+    let mut args = vec!["create", "--name", name, "--network", &network, "busybox"];
+    args.extend_from_slice(cmd);
+    e.docker_ok(&args);
+}
+
 #[test]
 fn a_joined_container_reaches_the_targets_loopback_and_has_no_endpoint() {
     let e = Engine::start();
@@ -36,16 +44,7 @@ fn a_joined_container_reaches_the_targets_loopback_and_has_no_endpoint() {
         "a bridged container reached {listen}"
     );
 
-    e.docker_ok(&[
-        "create",
-        "--name",
-        "side",
-        "--network",
-        "container:web",
-        "busybox",
-        "sleep",
-        "300",
-    ]);
+    create_joined(&e, "side", "web", &["sleep", "300"]);
     e.docker_ok(&["start", "side"]);
     let facts = e.docker_ok(&[
         "inspect",
@@ -116,15 +115,7 @@ fn options_needing_an_own_network_and_stopped_targets_are_refused_as_dockerd_doe
     assert_eq!(e.docker_ok(&["ps", "-aq"]).lines().count(), 1);
 
     // A target that does not run: the create is taken, the start refused with a 409.
-    e.docker_ok(&[
-        "create",
-        "--name",
-        "side",
-        "--network",
-        "container:web",
-        "busybox",
-        "true",
-    ]);
+    create_joined(&e, "side", "web", &["true"]);
     let err = e.docker_err(&["start", "side"]);
     assert!(
         err.contains(&format!(
@@ -135,15 +126,7 @@ fn options_needing_an_own_network_and_stopped_targets_are_refused_as_dockerd_doe
     let (status, _) = e.api("POST", "/containers/side/start", None);
     assert_eq!(status, 409);
     // A missing one at create is kept as sent and is "No such container" at start.
-    e.docker_ok(&[
-        "create",
-        "--name",
-        "lost",
-        "--network",
-        "container:nosuch",
-        "busybox",
-        "true",
-    ]);
+    create_joined(&e, "lost", "nosuch", &["true"]);
     let mode = e.docker_ok(&["inspect", "-f", "{{.HostConfig.NetworkMode}}", "lost"]);
     assert_eq!(mode.trim(), "container:nosuch");
     let err = e.docker_err(&["start", "lost"]);

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::app::invoke;
 use crate::harness::{container_row, Gui, WAIT};
+use crate::tray::run;
 
 /// `docker inspect -f {{.State.Status}}` of `name`.
 fn status(gui: &Gui, name: &str) -> String {
@@ -26,20 +27,6 @@ fn cli_status(gui: &Gui, name: &str, want: &str) {
 async fn row_state(gui: &Gui, name: &str, state: &str) {
     gui.find(&format!("{}[data-state={state}]", container_row(name)))
         .await;
-}
-
-fn run(gui: &Gui, name: &str, labels: &[&str]) -> String {
-    let mut args = vec!["run", "-d", "--name", name];
-    for l in labels {
-        args.extend_from_slice(&["--label", l]);
-    }
-    args.extend_from_slice(&[
-        "busybox",
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; while true; do sleep 1; done",
-    ]);
-    gui.cli(&args).trim().to_string()
 }
 
 /// The label of tray submenu `id`, once `cond` holds for the shown menu.

@@ -4,10 +4,7 @@
 //! around the same moment, and its charts get points. Stopping a service leaves one stream;
 //! leaving the view ends every stats stream (the app log's stream count).
 
-use std::path::Path;
 use std::time::Duration;
-
-use berth_test_support::run_bounded;
 
 use crate::harness::Gui;
 
@@ -25,20 +22,6 @@ const COMPOSE_YAML: &str = r#"services:
     image: busybox
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 "#;
-
-fn compose(gui: &Gui, dir: &Path, args: &[&str]) {
-    let mut full = vec!["compose", "--project-name", PROJECT, "--ansi", "never"];
-    full.extend_from_slice(args);
-    let mut c = gui.engine.docker_with_plugins(&["compose"], &full);
-    c.current_dir(dir);
-    let out = tokio::task::block_in_place(|| run_bounded(c, Duration::from_secs(180)));
-    assert!(
-        out.status.success(),
-        "docker compose {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-}
 
 /// A size as `docker stats` prints it (`352KiB`, `1.23MiB`, `0B`), in bytes.
 fn parse_size(s: &str) -> f64 {
@@ -80,7 +63,7 @@ async fn projects_view_sums_the_stats_streams_of_a_projects_containers() {
     let gui = Gui::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("compose.yaml"), COMPOSE_YAML).expect("compose.yaml");
-    compose(&gui, dir.path(), &["up", "-d"]);
+    gui.compose(dir.path(), PROJECT, &[], &["up", "-d"]);
 
     gui.nav("projects").await;
     gui.find(&format!("{CARD}[data-running=\"2\"]")).await;
@@ -119,7 +102,7 @@ async fn projects_view_sums_the_stats_streams_of_a_projects_containers() {
     }
 
     // A stopped service leaves the sum (its stream is closed): only the idle one is summed.
-    compose(&gui, dir.path(), &["stop", "burn"]);
+    gui.compose(dir.path(), PROJECT, &[], &["stop", "burn"]);
     gui.find(&format!("{STATS}[data-sampled=\"1\"]")).await;
     gui.until_js(
         "the project's CPU near zero without the burner",

@@ -157,65 +157,39 @@ mod tests {
 
     #[test]
     fn options_that_need_an_own_network_are_refused_in_dockerds_words() {
-        let cfg = ContainerConfig::default();
-        assert!(check_create(&cfg, &joined("web"), None).is_ok());
-        assert_eq!(
-            refusal(&cfg, &joined("")),
-            "Invalid network mode: invalid container format container:<name|id>"
-        );
+        let none = ContainerConfig::default();
+        assert!(check_create(&none, &joined("web"), None).is_ok());
         let named = ContainerConfig {
             hostname: "h".into(),
             ..Default::default()
         };
-        assert_eq!(
-            refusal(&named, &joined("web")),
-            "conflicting options: hostname and the network mode"
-        );
-        let ports = HostConfig {
-            port_bindings: Some(BTreeMap::from([("80/tcp".to_string(), None)])),
-            ..joined("web")
-        };
-        assert_eq!(
-            refusal(&cfg, &ports),
-            "conflicting options: port publishing and the container type network mode"
-        );
-        let all = HostConfig {
-            publish_all_ports: true,
-            ..joined("web")
-        };
-        assert_eq!(
-            refusal(&cfg, &all),
-            "conflicting options: port publishing and the container type network mode"
-        );
         let exposed = ContainerConfig {
             exposed_ports: Some(BTreeMap::from([("80/tcp".to_string(), Default::default())])),
             ..Default::default()
         };
-        assert_eq!(
-            refusal(&exposed, &joined("web")),
-            "conflicting options: port exposing and the container type network mode"
-        );
-        let dns = HostConfig {
-            dns: Some(vec!["1.1.1.1".into()]),
-            ..joined("web")
-        };
-        assert_eq!(
-            refusal(&cfg, &dns),
-            "conflicting options: dns and the network mode"
-        );
-        let hosts = HostConfig {
-            extra_hosts: Some(vec!["a:1.2.3.4".into()]),
-            ..joined("web")
-        };
-        assert_eq!(
-            refusal(&cfg, &hosts),
-            "conflicting options: custom host-to-IP mapping and the network mode"
-        );
-        let links = HostConfig {
-            links: Some(vec!["web:w".into()]),
-            ..joined("web")
-        };
-        assert!(refusal(&cfg, &links).starts_with("conflicting options: container type network"));
+        let mut ports = joined("web");
+        ports.port_bindings = Some(BTreeMap::from([("80/tcp".to_string(), None)]));
+        let mut all = joined("web");
+        all.publish_all_ports = true;
+        let mut dns = joined("web");
+        dns.dns = Some(vec!["1.1.1.1".into()]);
+        let mut hosts = joined("web");
+        hosts.extra_hosts = Some(vec!["a:1.2.3.4".into()]);
+        let mut links = joined("web");
+        links.links = Some(vec!["web:w".into()]);
+        let publishing = "conflicting options: port publishing and the container type network mode";
+        for (cfg, host, said) in [
+            (&none, &joined(""), "Invalid network mode: invalid container format container:<name|id>"),
+            (&named, &joined("web"), "conflicting options: hostname and the network mode"),
+            (&none, &ports, publishing),
+            (&none, &all, publishing),
+            (&exposed, &joined("web"), "conflicting options: port exposing and the container type network mode"),
+            (&none, &dns, "conflicting options: dns and the network mode"),
+            (&none, &hosts, "conflicting options: custom host-to-IP mapping and the network mode"),
+            (&none, &links, "conflicting options: container type network can't be used with links. This would result in undefined behavior"),
+        ] {
+            assert_eq!(refusal(cfg, host), said);
+        }
     }
 
     #[test]
