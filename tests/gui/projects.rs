@@ -9,7 +9,7 @@
 //! containers and the project's network (checked with the CLI).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use berth_test_support::free_port;
 use serde_json::{json, Value};
