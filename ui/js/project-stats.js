@@ -65,17 +65,18 @@ export class ProjectStats {
     this.onChange(project, sums(this.followed, project), point);
   }
 
-  drop(id) {
+  /** Stops following container `id`; its project's sums are reported again unless `quiet`. */
+  drop(id, quiet = false) {
     const f = this.followed.get(id);
     if (!f) return;
     f.dropped = true;
     f.handle?.stop();
     this.followed.delete(id);
-    this.report(f.project);
+    if (!quiet) this.report(f.project);
   }
 
   stopAll() {
-    for (const id of [...this.followed.keys()]) this.drop(id);
+    for (const id of [...this.followed.keys()]) this.drop(id, true);
     this.lastPoint.clear();
   }
 }

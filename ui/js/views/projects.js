@@ -36,6 +36,14 @@ export function enter() {
 export function leave() {
   active = false;
   stats.stopAll();
+  // Nothing is followed while the view is hidden: no stale figures when it is shown again.
+  for (const el of $("project-list").children) {
+    const { statsLine, cpuChart, memChart } = el.parts;
+    statsLine.textContent = "–";
+    for (const k of ["cpu", "mem", "sampled"]) delete statsLine.dataset[k];
+    cpuChart.clear();
+    memChart.clear();
+  }
 }
 
 /** A project's sums from its containers' stats streams: the line and, once a second, a
