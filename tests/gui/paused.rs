@@ -66,7 +66,9 @@ async fn paused_shows_everywhere_and_pause_unpause_reach_the_engine() {
         &gui,
         "pp-web-1",
         &[
+            "--label",
             "com.docker.compose.project=pp",
+            "--label",
             "com.docker.compose.service=web",
         ],
     );
