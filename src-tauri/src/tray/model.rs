@@ -497,7 +497,12 @@ mod tests {
         };
         assert_eq!(
             ids(web),
-            ["stop:c2", "restart:c2", "open:http://localhost:8080"]
+            [
+                "stop:c2",
+                "restart:c2",
+                "pause:c2",
+                "open:http://localhost:8080"
+            ]
         );
         assert!(
             matches!(&m.items[3], Entry::Item { label, enabled: false, .. } if label == "4 running containers")
