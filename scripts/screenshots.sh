@@ -10,13 +10,7 @@ root=$PWD
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}"
 
 bash scripts/install-gui-deps.sh
-python3 tests/fixtures/images.py build >/dev/null
-regdir=$(mktemp -d /tmp/berth-shots-registry.XXXXXX)
-cleanup() { python3 "$root/tests/fixtures/registry.py" stop --dir "$regdir" >/dev/null 2>&1 || true; rm -rf "$regdir"; }
-trap cleanup EXIT
-BERTH_TEST_REGISTRY=$(python3 tests/fixtures/registry.py start --dir "$regdir" | tail -n1)
-export BERTH_TEST_REGISTRY
-python3 tests/fixtures/registry.py fill --registry "$BERTH_TEST_REGISTRY" >/dev/null
+source tests/fixtures/registry.sh berth-shots
 
 cargo build --locked -p berth-app -p berth-agent
 out=$root/docs/screenshots

@@ -44,13 +44,7 @@ if [ -x vm-image/build.sh ]; then
 fi
 
 step "fixtures: offline images and a loopback registry"
-python3 tests/fixtures/images.py build >/dev/null
-regdir=$(mktemp -d /tmp/berth-ci-registry.XXXXXX)
-cleanup() { python3 "$root/tests/fixtures/registry.py" stop --dir "$regdir" >/dev/null 2>&1 || true; rm -rf "$regdir"; }
-trap cleanup EXIT
-BERTH_TEST_REGISTRY=$(python3 tests/fixtures/registry.py start --dir "$regdir" | tail -n1)
-export BERTH_TEST_REGISTRY
-python3 tests/fixtures/registry.py fill --registry "$BERTH_TEST_REGISTRY" >/dev/null
+source tests/fixtures/registry.sh berth-ci
 echo "registry: $BERTH_TEST_REGISTRY"
 
 step "fixtures self-test"

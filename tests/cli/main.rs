@@ -16,6 +16,7 @@ mod files;
 mod images;
 mod load;
 mod netconnect;
+mod netjoin;
 mod netvol;
 mod network;
 mod plugins;

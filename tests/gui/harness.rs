@@ -357,6 +357,25 @@ impl Gui {
         tokio::task::block_in_place(|| self.engine.docker_err(args))
     }
 
+    /// `docker compose --project-name <project> <args>` in `dir` with `env` (compose v2, the
+    /// CLI plugin), bounded to 3 minutes; panics with its output when it fails.
+    pub(crate) fn compose(&self, dir: &Path, project: &str, env: &[(&str, String)], args: &[&str]) {
+        let mut full = vec!["compose", "--project-name", project, "--ansi", "never"];
+        full.extend_from_slice(args);
+        let mut c = self.engine.docker_with_plugins(&["compose"], &full);
+        c.current_dir(dir).envs(env.iter().map(|(k, v)| (k, v)));
+        let out = tokio::task::block_in_place(|| {
+            berth_test_support::run_bounded(c, Duration::from_secs(180))
+        });
+        assert!(
+            out.status.success(),
+            "docker compose {args:?} failed:\n{}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.engine.log_tail()
+        );
+    }
+
     /// Polls `cond` (CLI side) up to [`WAIT`].
     pub(crate) fn cli_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
         let ok = tokio::task::block_in_place(|| wait_until(WAIT, &mut cond));

@@ -9,9 +9,9 @@
 //! containers and the project's network (checked with the CLI).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use berth_test_support::{free_port, run_bounded};
+use berth_test_support::free_port;
 use serde_json::{json, Value};
 
 use crate::harness::Gui;
@@ -33,20 +33,9 @@ const COMPOSE_YAML: &str = r#"services:
     stop_grace_period: 3s
 "#;
 
-/// `docker compose -p guiproj <args>` in `dir` (compose v2, the CLI plugin).
+/// `docker compose -p guiproj <args>` in `dir`, the web port in `WEB_PORT`.
 fn compose(gui: &Gui, dir: &Path, port: u16, args: &[&str]) {
-    let mut full = vec!["compose", "--project-name", PROJECT, "--ansi", "never"];
-    full.extend_from_slice(args);
-    let mut c = gui.engine.docker_with_plugins(&["compose"], &full);
-    c.current_dir(dir).env("WEB_PORT", port.to_string());
-    let out = tokio::task::block_in_place(|| run_bounded(c, Duration::from_secs(180)));
-    assert!(
-        out.status.success(),
-        "docker compose {args:?} failed:\n{}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        gui.engine.log_tail()
-    );
+    gui.compose(dir, PROJECT, &[("WEB_PORT", port.to_string())], args);
 }
 
 fn row(service: &str) -> String {

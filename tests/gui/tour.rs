@@ -150,6 +150,17 @@ async fn every_view_shows_a_real_workload() {
     gui.nav("projects").await;
     let card = "[data-testid=project-card][data-project=shop]";
     gui.wait_attr(card, "data-running", "2").await;
+    // Its stats: both containers sampled and a few points on the charts.
+    gui.find(&format!(
+        "{card} [data-testid=project-stats][data-sampled=\"2\"]"
+    ))
+    .await;
+    gui.until_js(
+        "5 points on the project's CPU chart",
+        "const e = document.querySelector(arguments[0]); return !!e && Number(e.dataset.samples) >= 5;",
+        vec![format!("{card} [data-testid=project-chart-cpu]").into()],
+    )
+    .await;
     gui.snapshot("projects").await;
 
     // Unified logs: both of the project's containers and the standalone one follow.
@@ -204,9 +215,33 @@ async fn every_view_shows_a_real_workload() {
     }
     gui.snapshot("networks").await;
 
-    // Builds: the form and the (empty) history of builds started from the app.
+    // Builds: one small build from the app (a folder with a Dockerfile), its log and the
+    // history row it leaves.
     gui.nav("builds").await;
     gui.wait_visible("[data-testid=build-history-empty]").await;
+    let ctx = tempfile::tempdir().expect("build folder");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY motd /etc/motd\nRUN echo built by berth > /built.txt\nCMD [\"cat\", \"/etc/motd\"]\n",
+    )
+    .expect("Dockerfile");
+    std::fs::write(ctx.path().join("motd"), "welcome to the shop\n").expect("motd");
+    gui.type_into("[data-testid=build-context]", ctx.path().to_str().unwrap())
+        .await;
+    gui.type_into("[data-testid=build-tags]", "shop/motd:1")
+        .await;
+    gui.click("[data-testid=build-submit]").await;
+    gui.wait_attr("[data-testid=build-status]", "data-state", "succeeded")
+        .await;
+    gui.find("[data-testid=build-row][data-outcome=succeeded]")
+        .await;
+    assert_ne!(gui.cli(&["image", "ls", "-q", "shop/motd:1"]).trim(), "");
+    // The log's end and the history row below it in the picture.
+    gui.js(
+        "document.querySelector('[data-testid=build-history]').scrollIntoView({block: 'end'}); return true;",
+        vec![],
+    )
+    .await;
     gui.snapshot("builds").await;
 
     // Disk: the engine's usage per kind.

@@ -48,7 +48,8 @@ fn running_names(gui: &Gui) -> Vec<String> {
     out.lines().map(str::to_string).collect()
 }
 
-fn run(gui: &Gui, name: &str, extra: &[&str]) -> String {
+/// `docker run -d --name <name> <extra> busybox` of a shell that exits on SIGTERM; its id.
+pub(crate) fn run(gui: &Gui, name: &str, extra: &[&str]) -> String {
     let mut args = vec!["run", "-d", "--name", name];
     args.extend_from_slice(extra);
     args.extend_from_slice(&[

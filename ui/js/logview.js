@@ -173,6 +173,7 @@ export function stampKey(ts) {
  * `-matches` (the line count, also as `data-count`).
  */
 export function bindSearch(view, prefix) {
+  fillSearchBar(prefix);
   const box = $(`${prefix}-search`);
   const count = $(`${prefix}-matches`);
   view.onCount = (hits, total) => {
@@ -196,4 +197,16 @@ export function bindSearch(view, prefix) {
     $(`${prefix}-${id}`).addEventListener("input", apply);
     $(`${prefix}-${id}`).addEventListener("change", apply);
   }
+}
+
+/** Puts a copy of the `log-search` template (index.html) into `[data-log-search=prefix]`, its
+ * parts named `prefix-<part>`. */
+function fillSearchBar(prefix) {
+  const host = document.querySelector(`[data-log-search="${prefix}"]`);
+  const bar = document.getElementById("log-search").content.cloneNode(true);
+  for (const el of bar.querySelectorAll("[data-part]")) {
+    el.dataset.testid = `${prefix}-${el.dataset.part}`;
+    delete el.dataset.part;
+  }
+  host.replaceWith(bar);
 }

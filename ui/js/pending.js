@@ -5,7 +5,10 @@
 const marks = new Map(); // container id -> label
 const listeners = new Set();
 
-const LABELS = { starting: "starting…", stopping: "stopping…", restarting: "restarting…", removing: "removing…" };
+const LABELS = {
+  starting: "starting…", stopping: "stopping…", restarting: "restarting…", removing: "removing…",
+  pausing: "pausing…", unpausing: "unpausing…",
+};
 
 /** What runs on container `id` now ("" when nothing). */
 export const pendingOf = (id) => marks.get(id) || "";

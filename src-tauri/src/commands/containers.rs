@@ -124,6 +124,28 @@ pub async fn containers_restart(state: State<'_, AppState>, id: String) -> Resul
     r.map_err(|x| e.err(x))
 }
 
+/// `docker pause` (`true`) or `docker unpause` (`false`).
+pub async fn pause(state: &AppState, id: &str, pause: bool) -> Result<()> {
+    let e = state.engine();
+    let docker = e.docker()?;
+    let r = if pause {
+        docker.pause_container(id).await
+    } else {
+        docker.unpause_container(id).await
+    };
+    r.map_err(|x| e.err(x))
+}
+
+#[tauri::command]
+pub async fn containers_pause(state: State<'_, AppState>, id: String) -> Result<()> {
+    pause(&state, &id, true).await
+}
+
+#[tauri::command]
+pub async fn containers_unpause(state: State<'_, AppState>, id: String) -> Result<()> {
+    pause(&state, &id, false).await
+}
+
 /// Removes a container; without `force` a running one is refused by the engine (409).
 #[tauri::command]
 pub async fn containers_remove(state: State<'_, AppState>, id: String, force: bool) -> Result<()> {

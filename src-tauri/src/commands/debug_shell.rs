@@ -39,9 +39,9 @@ const SHELL_SCRIPT: &str = "cd /proc/1/root || echo \"berth: cannot enter the co
 const DEBUG_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:\
 /proc/1/root/usr/local/bin:/proc/1/root/usr/bin:/proc/1/root/bin";
 
-/// The sidecar's create body for `target` (an id) from `image`; `network` is the network mode
-/// (`container:<id>`, or `none` where the engine cannot join another container's network).
-pub fn sidecar_body(target: &str, image: &str, network: &str) -> ContainerCreateBody {
+/// The sidecar's create body for `target` (an id) from `image`: in the target's PID and
+/// network namespaces.
+pub fn sidecar_body(target: &str, image: &str) -> ContainerCreateBody {
     let env = TERMINAL_ENV
         .iter()
         .map(|v| v.to_string())
@@ -64,7 +64,7 @@ pub fn sidecar_body(target: &str, image: &str, network: &str) -> ContainerCreate
         )])),
         host_config: Some(HostConfig {
             pid_mode: Some(format!("container:{target}")),
-            network_mode: Some(network.to_string()),
+            network_mode: Some(format!("container:{target}")),
             auto_remove: Some(true),
             ..Default::default()
         }),
@@ -107,59 +107,36 @@ async fn ensure_image(e: &Engine, image: &str, channel: &Channel<StreamEvent>) -
     .await
 }
 
-/// Creates and starts the sidecar, attached; joins the target's network when the engine can,
-/// else (`501`) runs without one and says so on `channel`. Returns the sidecar's id and its
-/// connected TTY.
-async fn start_sidecar(
-    e: &Engine,
-    target: &str,
-    image: &str,
-    channel: &Channel<StreamEvent>,
-) -> Result<super::exec::Attached> {
+/// Creates and starts the sidecar in the target's network namespace, attached. Returns the
+/// sidecar's id and its connected TTY.
+async fn start_sidecar(e: &Engine, target: &str, image: &str) -> Result<super::exec::Attached> {
     let docker = e.docker()?;
-    let mut network = format!("container:{target}");
-    loop {
-        let body = sidecar_body(target, image, &network);
-        let created = docker
-            .create_container(None::<CreateContainerOptions>, body)
-            .await
-            .map_err(|x| e.err(x))?;
-        let id = created.id;
-        let engine = e.clone();
-        let sidecar = id.clone();
-        let cleanup = Box::pin(async move { remove_sidecar(&engine, &sidecar).await });
-        let attached = match attach_tty(e, &id, true, Some(cleanup)).await {
-            Ok(a) => a,
-            Err(err) => {
-                remove_sidecar(e, &id).await;
-                return Err(err);
-            }
-        };
-        let started = docker
-            .start_container(&id, None::<StartContainerOptions>)
-            .await
-            .map_err(|x| e.err(x));
-        match started {
-            Ok(()) => {
-                tracing::info!(target, sidecar = %id, %network, "debug shell started");
-                return Ok(attached);
-            }
-            Err(err) => {
-                remove_sidecar(e, &id).await;
-                let unsupported = matches!(err, AppError::Docker { status: 501, .. });
-                if !(unsupported && network != "none") {
-                    return Err(err);
-                }
-                let _ = channel.send(StreamEvent::Output {
-                    stream: "console",
-                    text: format!(
-                        "berth: no shared network ({err}); the container's sockets are in /proc/1/net\r\n"
-                    ),
-                });
-                network = "none".into();
-            }
+    let body = sidecar_body(target, image);
+    let created = docker
+        .create_container(None::<CreateContainerOptions>, body)
+        .await
+        .map_err(|x| e.err(x))?;
+    let id = created.id;
+    let engine = e.clone();
+    let sidecar = id.clone();
+    let cleanup = Box::pin(async move { remove_sidecar(&engine, &sidecar).await });
+    let attached = match attach_tty(e, &id, true, Some(cleanup)).await {
+        Ok(a) => a,
+        Err(err) => {
+            remove_sidecar(e, &id).await;
+            return Err(err);
         }
+    };
+    let started = docker
+        .start_container(&id, None::<StartContainerOptions>)
+        .await
+        .map_err(|x| e.err(x));
+    if let Err(err) = started {
+        remove_sidecar(e, &id).await;
+        return Err(err);
     }
+    tracing::info!(target, sidecar = %id, "debug shell started");
+    Ok(attached)
 }
 
 /// Opens a debug shell on running container `id` (see the module comment); resolves once the
@@ -183,7 +160,7 @@ pub async fn containers_debug_shell(
         .id
         .unwrap_or(id);
     ensure_image(&e, &image, &channel).await?;
-    let session = start_sidecar(&e, &target, &image, &channel).await?;
+    let session = start_sidecar(&e, &target, &image).await?;
     first_resize(&e, &session.tty, cols, rows).await;
     Ok(spawn_session(&state, channel, session, |_| async {
         Ok(())
@@ -209,7 +186,7 @@ mod tests {
 
     #[test]
     fn the_sidecar_joins_the_target_and_removes_itself() {
-        let b = sidecar_body("abc", "busybox:latest", "container:abc");
+        let b = sidecar_body("abc", "busybox:latest");
         let host = b.host_config.unwrap();
         assert_eq!(host.pid_mode.as_deref(), Some("container:abc"));
         assert_eq!(host.network_mode.as_deref(), Some("container:abc"));

@@ -72,6 +72,13 @@ pub fn system_stream_stop(state: State<'_, AppState>, id: StreamId) {
     state.streams.stop(id);
 }
 
+/// How many streams run now (logs, stats, pulls, terminals): what the Troubleshoot log and
+/// the GUI tests read to see that a view closed the streams it opened.
+#[tauri::command]
+pub fn system_streams_running(state: State<'_, AppState>) -> usize {
+    state.streams.running()
+}
+
 /// Stops every stream: the UI calls it when it (re)loads, so a reloaded page leaves no stream
 /// of its previous instance running, then removes debug shell sidecars a crashed app left.
 #[tauri::command]

@@ -206,7 +206,11 @@ pub fn spawn_updater<R: Runtime>(app: AppHandle<R>, cancel: CancellationToken) {
 
 async fn running(state: &AppState) -> Result<Vec<model::TrayContainer>> {
     let e = state.engine();
-    let filters = std::collections::HashMap::from([("status", vec!["running".to_string()])]);
+    // Paused containers still hold their processes and ports: listed, marked paused.
+    let filters = std::collections::HashMap::from([(
+        "status",
+        vec!["running".to_string(), "paused".to_string()],
+    )]);
     let opts = ListContainersOptionsBuilder::default()
         .filters(&filters)
         .build();
@@ -243,6 +247,10 @@ pub async fn activate<R: Runtime>(app: &AppHandle<R>, id: &str) -> Result<()> {
         Action::Open(url) => crate::commands::system::system_open_url(url),
         Action::ContainerStop(id) => stop(&state, &id).await,
         Action::ContainerRestart(id) => restart(&state, &id).await,
+        Action::ContainerPause(id) => crate::commands::containers::pause(&state, &id, true).await,
+        Action::ContainerUnpause(id) => {
+            crate::commands::containers::pause(&state, &id, false).await
+        }
         Action::ProjectStop(p) => {
             futures::future::try_join_all(members(app, &p).iter().map(|id| stop(&state, id)))
                 .await

@@ -46,6 +46,8 @@ pub struct TrayContainer {
     pub project: String,
     /// Published TCP ports on the host, sorted, without duplicates (IPv4 and IPv6 bindings).
     pub ports: Vec<u16>,
+    /// Paused (`docker pause`): shown as such, with Unpause instead of Pause.
+    pub paused: bool,
 }
 
 impl From<ContainerSummary> for TrayContainer {
@@ -60,7 +62,9 @@ impl From<ContainerSummary> for TrayContainer {
             .collect();
         ports.sort_unstable();
         ports.dedup();
+        let paused = c.state.is_some_and(|s| s.to_string() == "paused");
         Self {
+            paused,
             project: c
                 .labels
                 .unwrap_or_default()
@@ -126,6 +130,8 @@ pub enum Action {
     VmRestart,
     ContainerStop(String),
     ContainerRestart(String),
+    ContainerPause(String),
+    ContainerUnpause(String),
     ProjectStop(String),
     ProjectRestart(String),
     Open(String),
@@ -153,6 +159,8 @@ impl Action {
                 match kind {
                     "stop" => Self::ContainerStop(arg),
                     "restart" => Self::ContainerRestart(arg),
+                    "pause" => Self::ContainerPause(arg),
+                    "unpause" => Self::ContainerUnpause(arg),
                     "project-stop" => Self::ProjectStop(arg),
                     "project-restart" => Self::ProjectRestart(arg),
                     "open" if arg.starts_with("http://") => Self::Open(arg),
@@ -172,6 +180,8 @@ impl Action {
             Self::VmRestart => VM_RESTART.into(),
             Self::ContainerStop(id) => format!("stop:{id}"),
             Self::ContainerRestart(id) => format!("restart:{id}"),
+            Self::ContainerPause(id) => format!("pause:{id}"),
+            Self::ContainerUnpause(id) => format!("unpause:{id}"),
             Self::ProjectStop(p) => format!("project-stop:{p}"),
             Self::ProjectRestart(p) => format!("project-restart:{p}"),
             Self::Open(url) => format!("open:{url}"),
@@ -227,11 +237,24 @@ fn item(action: Action, label: impl Into<String>, enabled: bool) -> Entry {
     }
 }
 
-/// A container's submenu: stop, restart, and one entry per published port.
+/// A container's submenu: stop, restart, pause or unpause, and one entry per published port.
+/// A paused container's label says so.
 fn container_menu(c: &TrayContainer, label: String) -> Entry {
+    let (label, pause) = if c.paused {
+        (
+            format!("{label} (paused)"),
+            item(Action::ContainerUnpause(c.id.clone()), "Unpause", true),
+        )
+    } else {
+        (
+            label,
+            item(Action::ContainerPause(c.id.clone()), "Pause", true),
+        )
+    };
     let mut items = vec![
         item(Action::ContainerStop(c.id.clone()), "Stop", true),
         item(Action::ContainerRestart(c.id.clone()), "Restart", true),
+        pause,
     ];
     for p in &c.ports {
         let url = format!("http://localhost:{p}");
@@ -368,6 +391,7 @@ mod tests {
             name: name.into(),
             project: project.into(),
             ports: ports.to_vec(),
+            paused: false,
         }
     }
 
@@ -473,7 +497,12 @@ mod tests {
         };
         assert_eq!(
             ids(web),
-            ["stop:c2", "restart:c2", "open:http://localhost:8080"]
+            [
+                "stop:c2",
+                "restart:c2",
+                "pause:c2",
+                "open:http://localhost:8080"
+            ]
         );
         assert!(
             matches!(&m.items[3], Entry::Item { label, enabled: false, .. } if label == "4 running containers")
@@ -549,6 +578,42 @@ mod tests {
             TrayContainer::from(c),
             ctr("abc", "shop-web-1", "shop", &[8080])
         );
+    }
+
+    #[test]
+    fn a_paused_container_says_so_and_offers_unpause() {
+        let paused = TrayContainer {
+            paused: true,
+            ..ctr("c1", "web", "", &[])
+        };
+        let m = build(&running(vec![paused, ctr("c2", "db", "", &[])]));
+        let menu = |id: &str| {
+            m.items.iter().find_map(|e| match e {
+                Entry::Submenu {
+                    id: i,
+                    label,
+                    items,
+                } if i == id => Some((label.clone(), ids(items))),
+                _ => None,
+            })
+        };
+        let (label, items) = menu("container:c1").unwrap();
+        assert_eq!(label, "web (paused)");
+        assert_eq!(items, ["stop:c1", "restart:c1", "unpause:c1"]);
+        let (label, items) = menu("container:c2").unwrap();
+        assert_eq!(label, "db");
+        assert_eq!(items, ["stop:c2", "restart:c2", "pause:c2"]);
+        assert_eq!(
+            Action::parse("unpause:c1"),
+            Some(Action::ContainerUnpause("c1".into()))
+        );
+        assert_eq!(
+            Action::parse("pause:c2"),
+            Some(Action::ContainerPause("c2".into()))
+        );
+        let c: ContainerSummary =
+            serde_json::from_value(serde_json::json!({"Id": "x", "State": "paused"})).unwrap();
+        assert!(TrayContainer::from(c).paused);
     }
 
     #[test]

@@ -8,6 +8,8 @@
 // of the same shell (the previous page's session was hung up by `system_stream_stop_all`).
 
 import { $, showError } from "../dom.js";
+import { runMarked } from "../pending.js";
+import { call } from "../api.js";
 import { ExecTerminal, loadXterm } from "../terminal.js";
 import { initShellPicker, offerShells, session } from "../shell-picker.js";
 import { showInspect, showOverview } from "./container-overview.js";
@@ -37,9 +39,17 @@ export function follow(rows) {
   }
 }
 
-/** A terminal is offered on running containers only (an exec needs a running process). */
+/** The state beside the title, Pause/Unpause for a running/paused container; a terminal is
+ * offered on running containers only (an exec needs a running, unpaused process). */
 function setDetailState(state) {
   current.state = state;
+  const shown = $("detail-state");
+  shown.textContent = state === "paused" ? "⏸ paused" : state;
+  shown.className = `state-${state}`;
+  const pause = $("detail-pause");
+  pause.hidden = state !== "running" && state !== "paused";
+  pause.textContent = state === "paused" ? "Unpause" : "Pause";
+  pause.setAttribute("aria-label", `${pause.textContent} ${current.name}`);
   const tab = $("detail-tab-exec");
   tab.disabled = state !== "running";
   tab.title = tab.disabled ? "Start the container to open a terminal" : "";
@@ -140,6 +150,13 @@ export function initDetail() {
     b.addEventListener("click", () => showTab(b.dataset.tab));
   }
   $("detail-close").addEventListener("click", closeDetail);
+  $("detail-pause").addEventListener("click", () => {
+    if (!current) return;
+    const unpause = current.state === "paused";
+    const c = { id: current.id };
+    runMarked([c], unpause ? "unpausing" : "pausing", () => call(unpause ? "containers_unpause" : "containers_pause", c))
+      .catch(showError);
+  });
   initLogs(() => current?.id, () => current?.tab === "logs" && showTab("logs"));
   initFiles();
   initShellPicker(reconnect);

@@ -7,7 +7,7 @@ import { call } from "../api.js";
 import { $, h, actionButton, renderRows, showError, clearError } from "../dom.js";
 import { confirmAction } from "../dialog.js";
 import { mark, onPending, pendingOf, runMarked, unmark } from "../pending.js";
-import { liveStatus } from "../time.js";
+import { isUp, stateCell } from "../state.js";
 import { closeDetail, follow, initDetail, openDetail } from "./container-detail.js";
 
 export { closeDetail };
@@ -28,8 +28,8 @@ function shown() {
   const q = $("container-search").value.trim().toLowerCase();
   const f = $("container-filter").value;
   return rows.filter((c) => {
-    if (f === "running" && c.state !== "running") return false;
-    if (f === "stopped" && c.state === "running") return false;
+    if (f === "running" && !isUp(c)) return false;
+    if (f === "stopped" && isUp(c)) return false;
     if (f.startsWith("project:") && c.project !== f.slice(8)) return false;
     if (!q) return true;
     return [c.name, c.image, c.project, c.service, c.id.slice(0, 12)].some((s) => s && s.toLowerCase().includes(q));
@@ -46,7 +46,8 @@ function render() {
     if (c.project && !items.some((i) => i.kind === "project" && i.project === c.project)) {
       const members = rows.filter((r) => r.project === c.project);
       const running = members.filter((m) => m.state === "running").length;
-      items.push({ kind: "project", project: c.project, running, total: members.length });
+      const paused = members.filter((m) => m.state === "paused").length;
+      items.push({ kind: "project", project: c.project, running, paused, total: members.length });
     }
     items.push({ ...c, pending: pendingOf(c.id) });
   }
@@ -94,7 +95,7 @@ function projectRow(p) {
     h("td", {}),
     h("td", { colspan: "4" },
       h("strong", {}, p.project),
-      h("span", { class: "muted", testid: "project-summary" }, ` · compose project · ${p.running}/${p.total} running`)),
+      h("span", { class: "muted", testid: "project-summary" }, ` · compose project · ${p.running}/${p.total} running` + (p.paused ? `, ${p.paused} paused` : ""))),
     h("td", { class: "actions" },
       act("Start all", "project-start", "compose_start", "starting"),
       act("Stop all", "project-stop", "compose_stop", "stopping"),
@@ -116,6 +117,7 @@ function projectRow(p) {
 
 function row(c) {
   const running = c.state === "running";
+  const paused = c.state === "paused";
   const check = h("input", {
     type: "checkbox", testid: "container-select", "aria-label": `Select ${c.name}`,
   });
@@ -133,13 +135,14 @@ function row(c) {
       c.project ? h("div", { class: "muted", testid: "container-project", title: "compose project · service" },
         `${c.project} · ${c.service}`) : null),
     h("td", { testid: "container-image" }, c.image),
-    h("td", { testid: "container-state", class: `state-${c.state}`, ...liveStatus(c.status) },
-      c.pending ? h("span", { class: "pending" }, c.pending) : c.state),
+    stateCell(c, "container-state"),
     h("td", { testid: "container-ports", class: "mono" }, c.ports.join(", ")),
     h("td", { class: "actions" },
-      running
+      running || paused
         ? actionButton("Stop", "container-stop", one("stopping", "containers_stop"))
         : actionButton("Start", "container-start", one("starting", "containers_start")),
+      running ? actionButton("Pause", "container-pause", one("pausing", "containers_pause"), undefined, `Pause ${c.name}`) : null,
+      paused ? actionButton("Unpause", "container-unpause", one("unpausing", "containers_unpause"), undefined, `Unpause ${c.name}`) : null,
       actionButton("Restart", "container-restart", one("restarting", "containers_restart")),
       actionButton("Details", "container-details", () => openDetail(c, "overview")),
       actionButton("Logs", "container-logs", () => openDetail(c, "logs")),
@@ -147,7 +150,7 @@ function row(c) {
       actionButton("Stats", "container-stats", () => openDetail(c, "stats")),
       actionButton("Remove", "container-remove", async () => {
         clearError();
-        const running = c.state === "running";
+        const running = isUp(c);
         const answer = await confirmAction(running
           ? {
             title: `${c.name} is running`,
@@ -182,16 +185,19 @@ const BULK = {
   start: { verb: "starting", done: "Started", run: (c) => call("containers_start", { id: c.id }) },
   stop: { verb: "stopping", done: "Stopped", run: (c) => call("containers_stop", { id: c.id }) },
   restart: { verb: "restarting", done: "Restarted", run: (c) => call("containers_restart", { id: c.id }) },
-  remove: { verb: "removing", done: "Removed", run: (c) => removeOne(c, c.state === "running") },
+  // Only the running ones are paused and only the paused ones unpaused; the others are left.
+  pause: { verb: "pausing", done: "Paused", pick: (c) => c.state === "running", run: (c) => call("containers_pause", { id: c.id }) },
+  unpause: { verb: "unpausing", done: "Unpaused", pick: (c) => c.state === "paused", run: (c) => call("containers_unpause", { id: c.id }) },
+  remove: { verb: "removing", done: "Removed", run: (c) => removeOne(c, isUp(c)) },
 };
 
 /** A bulk action on the selected containers: all at once, progress as each ends. */
 async function bulk(kind) {
   const spec = BULK[kind];
-  const list = rows.filter((r) => selected.has(r.id));
+  const list = rows.filter((r) => selected.has(r.id) && (!spec.pick || spec.pick(r)));
   if (!list.length) return;
   if (kind === "remove") {
-    const running = list.filter((c) => c.state === "running").length;
+    const running = list.filter(isUp).length;
     const answer = await confirmAction({
       title: `Remove ${list.length} container${list.length === 1 ? "" : "s"}?`,
       message: running ? `${running} running: they are stopped first.` : "They and their writable layers are deleted.",

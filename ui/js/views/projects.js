@@ -2,23 +2,64 @@
 // each with its containers by service (state, published ports as links), its folder and its
 // compose files, and actions on all its containers at once (start, stop, restart: concurrent,
 // rows marked at once; down after a confirmation naming what goes), its logs in the Logs view,
-// its folder in the file manager. Lists follow the engine's events (main.js), no polling.
+// its folder in the file manager, and its live CPU and memory (the sums over its running
+// containers, ../project-stats.js) with a chart of each while the view is shown. Lists follow
+// the engine's events (main.js), no polling.
 
 import { call } from "../api.js";
-import { $, h, actionButton, notice, renderRows } from "../dom.js";
+import { $, h, actionButton, bytes, notice, renderRows } from "../dom.js";
+import { LineChart } from "../chart.js";
+import { ProjectStats } from "../project-stats.js";
 import { confirmAction } from "../dialog.js";
 import { portUrl, urlLink } from "../links.js";
 import { onPending, pendingOf, runMarked } from "../pending.js";
-import { liveStatus } from "../time.js";
+import { stateCell } from "../state.js";
 import { showLogsOf } from "./logs.js";
 
 let projects = []; // the last compose_list
 const configs = new Map(); // project -> its compose files ([{path, text, error}]) while shown
+let active = false; // the view is shown: its projects' stats are followed
+const stats = new ProjectStats(showStats);
 
 export async function load() {
   projects = await call("compose_list");
   for (const name of configs.keys()) if (!projects.some((p) => p.name === name)) configs.delete(name);
   render();
+  if (active) await stats.sync(projects);
+}
+
+export function enter() {
+  active = true;
+  stats.sync(projects).catch(() => {});
+}
+
+export function leave() {
+  active = false;
+  stats.stopAll();
+  // Nothing is followed while the view is hidden: no stale figures when it is shown again.
+  for (const el of $("project-list").children) {
+    const { statsLine, cpuChart, memChart } = el.parts;
+    statsLine.textContent = "–";
+    for (const k of ["cpu", "mem", "sampled"]) delete statsLine.dataset[k];
+    cpuChart.clear();
+    memChart.clear();
+  }
+}
+
+/** A project's sums from its containers' stats streams: the line and, once a second, a
+ * point on each chart. */
+function showStats(name, totals, point) {
+  const el = [...$("project-list").children].find((c) => c.dataset.key === name);
+  if (!el) return;
+  const { statsLine, cpuChart, memChart } = el.parts;
+  Object.assign(statsLine.dataset, { cpu: totals.cpu.toFixed(3), mem: String(totals.mem), sampled: String(totals.sampled) });
+  statsLine.textContent = totals.sampled
+    ? `CPU ${totals.cpu.toFixed(1)} % · memory ${bytes(totals.mem)} (${totals.sampled} running)`
+    : "No running container";
+  if (point && totals.sampled) {
+    cpuChart.push([totals.cpu]);
+    memChart.push([totals.mem]);
+  }
 }
 
 const byName = (name) => projects.find((p) => p.name === name);
@@ -34,7 +75,8 @@ function render() {
 
 function fill(el, p) {
   const { summary, rows, config, configButton } = el.parts;
-  summary.textContent = `${p.running}/${p.containers.length} running`;
+  const paused = p.containers.filter((c) => c.state === "paused").length;
+  summary.textContent = `${p.running}/${p.containers.length} running` + (paused ? `, ${paused} paused` : "");
   el.dataset.running = String(p.running);
   renderRows(rows, p.containers.map((c) => ({ ...c, pending: pendingOf(c.id) })), (c) => c.id, serviceRow);
   const files = configs.get(p.name);
@@ -63,10 +105,21 @@ function actions(name) {
     b.title = help;
     return b;
   };
+  // docker pause/unpause of each running/paused container, all at once.
+  const each = (label, testid, verb, command, state, help) => {
+    const b = actionButton(label, testid, () => {
+      const list = members((c) => c.state === state);
+      return runMarked(list, verb, () => Promise.all(list.map((c) => call(command, { id: c.id }))));
+    });
+    b.title = help;
+    return b;
+  };
   return [
     act("Start", "projects-start", "starting", "compose_start", (c) => !running(c), "Start every stopped container (docker compose start)"),
     act("Stop", "projects-stop", "stopping", "compose_stop", running, "Stop every running container, all at once (docker compose stop)"),
     act("Restart", "projects-restart", "restarting", "compose_restart", undefined, "Restart every container, all at once (docker compose restart)"),
+    each("Pause", "projects-pause", "pausing", "containers_pause", "running", "Pause every running container (docker compose pause)"),
+    each("Unpause", "projects-unpause", "unpausing", "containers_unpause", "paused", "Unpause every paused container (docker compose unpause)"),
     actionButton("Down", "projects-down", () => down(name), "danger"),
     actionButton("Logs", "projects-logs", () => showLogsOf(`project:${name}`)),
   ];
@@ -110,6 +163,10 @@ function card(p) {
   folder.disabled = !p.workingDir;
   folder.title = p.workingDir ? `Open ${p.workingDir} in the file manager` : "Compose did not say where the project lives";
   const configButton = actionButton("compose.yaml", "projects-config", () => toggleConfig(p.name));
+  const statsLine = h("span", { testid: "project-stats", title: "Sums over the running containers (docker stats)" }, "–");
+  const chart = (testid, what) => h("canvas", { testid, role: "img", "aria-label": `${what} of project ${p.name} over the last 2 minutes` });
+  const cpuCanvas = chart("project-chart-cpu", "CPU");
+  const memCanvas = chart("project-chart-mem", "Memory");
   configButton.setAttribute("aria-controls", config.id);
   configButton.title = "Show the project's compose files";
   const el = h("article", { class: "project-card", testid: "project-card", dataset: { project: p.name }, "aria-labelledby": `${id}-title` },
@@ -119,11 +176,17 @@ function card(p) {
       h("code", { class: "muted", testid: "project-dir", title: "The project's folder" }, p.workingDir || "")),
     h("div", { class: "row", role: "toolbar", "aria-label": `Actions on project ${p.name}` },
       ...actions(p.name), folder, configButton),
+    h("p", { class: "muted" }, statsLine),
+    h("div", { class: "charts small" },
+      h("figure", {}, h("figcaption", {}, "CPU (% of one CPU)"), cpuCanvas),
+      h("figure", {}, h("figcaption", {}, "Memory"), memCanvas)),
     h("table", { class: "list", "aria-label": `Containers of project ${p.name}` },
       h("thead", {}, h("tr", {}, ...["Service", "Container", "State", "Ports", ""].map((t) => h("th", {}, t)))),
       rows),
     config);
-  el.parts = { summary, rows, config, configButton };
+  const cpuChart = new LineChart(cpuCanvas, { title: "CPU", series: [{ label: "CPU", colour: "#1d6fd6" }], format: (v) => `${v.toFixed(1)} %`, points: 120 });
+  const memChart = new LineChart(memCanvas, { title: "Memory", series: [{ label: "used", colour: "#7b3fc4" }], format: bytes, min: 1024 * 1024, points: 120 });
+  el.parts = { summary, rows, config, configButton, statsLine, cpuChart, memChart };
   return el;
 }
 
@@ -140,8 +203,7 @@ function serviceRow(c) {
   return h("tr", { testid: "project-service", dataset: { name: c.name, service: c.service, state: c.state, ...pending } },
     h("td", {}, h("strong", {}, c.service || "–")),
     h("td", { class: "mono" }, c.name),
-    h("td", { testid: "project-service-state", class: `state-${c.state}`, ...liveStatus(c.status) },
-      c.pending ? h("span", { class: "pending" }, c.pending) : c.state),
+    stateCell(c, "project-service-state"),
     h("td", { class: "ports" }, ...portLinks(c)),
     h("td", { class: "actions" },
       actionButton("Logs", "project-service-logs", () => showLogsOf(`container:${c.name}`))),

@@ -89,6 +89,11 @@ impl Svc {
                 "config cannot be empty in order to create a container",
             ));
         }
+        super::net_join::check_create(
+            &cfg,
+            &host,
+            req.networking_config.endpoints_config.as_ref(),
+        )?;
         if let Some(p) = platform.filter(|p| !p.is_empty()) {
             self.images.check_platform(&cfg.image, p)?;
         }
@@ -147,6 +152,7 @@ impl Svc {
         if host.network_mode.is_empty() || host.network_mode == "default" {
             host.network_mode = "bridge".into();
         }
+        host.network_mode = self.resolve_net_target(&host.network_mode);
         let networks = self.network_plan(
             &host.network_mode,
             req.networking_config.endpoints_config.as_ref(),

@@ -72,6 +72,10 @@ impl Svc {
         endpoints: Option<&BTreeMap<String, Value>>,
         legacy_mac: Option<&str>,
     ) -> Result<Vec<EndpointRequest>> {
+        if super::net_join::target(network_mode).is_some() {
+            // No endpoint of its own: it shares another container's (checked at create).
+            return Ok(vec![]);
+        }
         let empty = BTreeMap::new();
         let endpoints = endpoints.unwrap_or(&empty);
         let same = |key: &str| key == network_mode || (is_default(key) && is_default(network_mode));

@@ -25,6 +25,7 @@ mod links;
 pub mod logs;
 pub mod names;
 mod namespaces;
+pub mod net_join;
 mod pause;
 mod pty;
 pub mod record;

@@ -106,8 +106,15 @@ impl Svc {
         let facts = self
             .host_facts(s, paths, image.layer_dirs.clone(), rt_spec)
             .await?;
-        let att = self.networks.attach(&start_plan::attach_request(s)).await?;
-        c.update(paths, |st| st.attachment = Some(att.clone()))?;
+        let att = match &facts.net_join {
+            // Planned with the target's addresses; nothing of its own to attach or record.
+            Some(join) => join.target.clone(),
+            None => {
+                let att = self.networks.attach(&start_plan::attach_request(s)).await?;
+                c.update(paths, |st| st.attachment = Some(att.clone()))?;
+                att
+            }
+        };
         let plan = start_plan::plan(s, paths, &att, facts, &self.config)?;
         write_start_files(paths, &plan).await?;
         self.hold_volumes(&plan.volumes, &image.layer_dirs).await?;
@@ -169,6 +176,7 @@ impl Svc {
         let pid_ns = self.ns_mode(NsKind::Pid, &host.pid_mode)?;
         let ipc_ns = self.ns_mode(NsKind::Ipc, &host.ipc_mode)?;
         let uts_ns = self.ns_mode(NsKind::Uts, &host.uts_mode)?;
+        let net_join = self.net_join(&s.record.id, host)?;
         let mut facts = HostFacts {
             layers,
             link_hosts: links.hosts,
@@ -176,6 +184,7 @@ impl Svc {
             pid_ns,
             ipc_ns,
             uts_ns,
+            net_join,
             runtime,
             socket: self.shim_socket(&s.record.id),
             ..Default::default()

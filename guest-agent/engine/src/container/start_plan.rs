@@ -40,6 +40,8 @@ pub struct HostFacts {
     pub pid_ns: NsMode,
     pub ipc_ns: NsMode,
     pub uts_ns: NsMode,
+    /// `--network container:<name>`: the namespace and names taken from that container.
+    pub net_join: Option<super::net_join::NetJoin>,
     /// The init binary found on the host, when `--init` asks for one.
     pub init: Option<PathBuf>,
     /// The host's device nodes, read only for `--privileged`.
@@ -148,9 +150,12 @@ pub fn plan(
     })
 }
 
-/// The host's name with `--network host`, else `Config.Hostname`.
+/// The host's name with `--network host`, the joined container's with `--network
+/// container:<name>`, else `Config.Hostname`.
 fn hostname(s: &Stored, facts: &HostFacts) -> String {
-    if host_network(&s.host) {
+    if let Some(join) = &facts.net_join {
+        join.hostname.clone()
+    } else if host_network(&s.host) {
         facts.host_hostname.clone()
     } else {
         s.record.config.hostname.clone()
@@ -300,10 +305,11 @@ fn spec_input(
     mounts: Vec<BindMount>,
 ) -> Result<SpecInput> {
     let host = &s.host;
-    let netns = match (&att.netns_path, att.primary.network_name.as_str()) {
-        (Some(p), _) => NetNs::Path(p.clone()),
-        (None, "host") => NetNs::Host,
-        (None, _) => NetNs::New,
+    let joined = facts.net_join.as_ref().map(|j| &j.netns);
+    let netns = match (joined, &att.netns_path, att.primary.network_name.as_str()) {
+        (Some(p), _, _) | (None, Some(p), _) => NetNs::Path(p.clone()),
+        (None, None, "host") => NetNs::Host,
+        (None, None, _) => NetNs::New,
     };
     let security_opt = host.security_opt.as_deref().unwrap_or_default();
     let seccomp = seccomp::for_container(host.privileged, security_opt, &process.caps)?;

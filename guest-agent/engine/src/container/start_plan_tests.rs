@@ -360,9 +360,29 @@ fn isolation_flags() {
         },
     );
     joined.facts.pid_ns = NsMode::Path("/proc/7/ns/pid".into());
+    // The target's attachment is what a start plans with: its address and names in /etc.
+    let mut net_joined = row(
+        "--network container:db",
+        json!({}),
+        json!({"NetworkMode": "container:db"}),
+        |p| {
+            assert_eq!(p.spec.netns, Some(NsMode::Path("/proc/7/ns/net".into())));
+            assert_eq!(
+                (p.spec.hostname.as_str(), p.etc.hostname.as_str()),
+                ("db", "db")
+            );
+            assert_eq!(p.etc.ip, "172.30.0.5");
+        },
+    );
+    net_joined.facts.net_join = Some(crate::container::net_join::NetJoin {
+        netns: "/proc/7/ns/net".into(),
+        hostname: "db".into(),
+        target: bridge(),
+    });
     run(vec![
         privileged,
         joined,
+        net_joined,
         row(
             "--device /dev/fuse:/dev/f:r",
             json!({}),
