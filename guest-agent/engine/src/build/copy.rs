@@ -175,8 +175,12 @@ impl<'v, W: Write> LayerWriter<'v, W> {
         Ok(())
     }
 
-    /// The image's directory `rel` as it is there (`m`), after its parents.
+    /// The image's directory `rel` as it is there (`m`), after its parents. The root (an empty
+    /// `rel`, as `COPY dir/ /` gives) is never an entry of a layer.
     fn image_dir(&mut self, rel: &Path, m: &fs::Metadata) -> Result<()> {
+        if rel.as_os_str().is_empty() || self.dirs.contains(rel) {
+            return Ok(());
+        }
         self.parents(rel)?;
         let mode = m.permissions().mode();
         let mut h = self.header(EntryType::Directory, mode, m.mtime());
@@ -400,6 +404,28 @@ mod tests {
             add,
             cmd: if add { "ADD" } else { "COPY" },
         }
+    }
+
+    #[test]
+    fn a_folder_copied_to_the_root_has_no_entry_for_the_root() {
+        let ctx = tempfile::tempdir().unwrap();
+        fs::create_dir_all(ctx.path().join("rootfs/www")).unwrap();
+        fs::write(ctx.path().join("rootfs/www/index.html"), b"hi").unwrap();
+        let img = tempfile::tempdir().unwrap();
+        fs::create_dir_all(img.path().join("www")).unwrap();
+        let view = ImageView::open(&[img.path().to_path_buf()], PathBuf::new()).unwrap();
+        let mut buf = Vec::new();
+        copy_layer(
+            &copy_spec(ctx.path(), &["rootfs/"], "/", false),
+            &view,
+            &mut buf,
+        )
+        .unwrap();
+        let n = names(&buf);
+        assert_eq!(
+            n.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+            ["www", "www/index.html"]
+        );
     }
 
     #[test]
