@@ -33,7 +33,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Licences, bans and sources of the dependency graph (deny.toml says why no advisories). Not
 # --offline: the graph of every platform needs crates (Android, macOS, Windows) that Linux
-# builds never download; cargo fetches them from crates.io as a build would.
+# builds never download; cargo fetches them from the default registry as a build would.
 "${BERTH_TOOLS:-$HOME/.cache/berth/tools}/bin/cargo-deny" check licenses bans sources
 
 step "build"
