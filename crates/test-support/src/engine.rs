@@ -472,7 +472,6 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-/// Runs `cmd` with stdout and stderr captured; killed after `timeout`.
 /// `text` without terminal colour sequences (`ESC [ … m`).
 fn without_colours(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -487,6 +486,7 @@ fn without_colours(text: &str) -> String {
     out
 }
 
+/// Runs `cmd` with stdout and stderr captured; killed after `timeout`.
 pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn command");

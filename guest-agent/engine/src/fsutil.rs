@@ -4,11 +4,27 @@
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Distinguishes the temp files of concurrent writes of one path within this process.
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A temporary directory, removed with what it holds when dropped: after a failure, a
+/// cancellation, or (a no-op) once its content was renamed into place. A removal that fails
+/// for another reason than the directory being gone is logged.
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        match fs::remove_dir_all(&self.0) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(dir = %self.0.display(), error = %e, "temp dir not removed");
+            }
+            _ => {}
+        }
+    }
+}
 
 /// Writes `data` to `path` atomically.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {

@@ -153,14 +153,7 @@ impl Out {
     }
 }
 
-/// A temp directory removed on drop.
-pub(crate) struct TempDir(pub PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub(crate) use crate::fsutil::TempDir;
 
 /// One `FROM` and the instructions after it.
 pub(crate) struct Stage {
@@ -346,6 +339,15 @@ impl Build {
             .images
             .pull(reference, &self.opts.platform, auth, progress)
             .await
+    }
+
+    /// The image of an earlier stage named `name` (or numbered), else the image `name`
+    /// ([`Self::base_image`]): what `FROM`, `COPY --from` and bind mounts read.
+    pub(crate) async fn image_for(&self, name: &str) -> Result<String> {
+        match self.stage_image(name) {
+            Some(id) => Ok(id),
+            None => self.base_image(name).await,
+        }
     }
 
     /// The image of an earlier stage named `name` (or numbered), if any.
@@ -671,14 +673,18 @@ impl Build {
         })
     }
 
+    /// The global `ARG`s (before the first `FROM`) that have a value.
+    fn meta_vars(&self) -> words::Vars {
+        self.meta_args
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect()
+    }
+
     /// Builds the stages the last one needs, wave by wave, the stages of a wave at once
     /// (each in its own [`Build::fork`]); returns the last stage's image.
     async fn run_graph(&mut self, stages: Vec<Stage>) -> StepResult<Option<String>> {
-        let vars: words::Vars = self
-            .meta_args
-            .iter()
-            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
-            .collect();
+        let vars = self.meta_vars();
         let deps = graph::dependencies(&stages, &vars, self.escape);
         let target = stages.len() - 1;
         let needed = graph::needed(&deps, target);
@@ -733,11 +739,7 @@ impl Build {
 
     async fn stage(&mut self, stage: &Stage) -> StepResult<Option<String>> {
         self.header(&stage.from.original);
-        let vars: words::Vars = self
-            .meta_args
-            .iter()
-            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
-            .collect();
+        let vars = self.meta_vars();
         let base_word = stage
             .from
             .rest
@@ -750,10 +752,7 @@ impl Build {
             st.config = json!({});
             self.out.line(" ---> \n");
         } else {
-            let id = match self.stage_image(&base) {
-                Some(id) => id,
-                None => self.base_image(&base).await?,
-            };
+            let id = self.image_for(&base).await?;
             let (id, config) = self.engine.images.config_json(&id)?;
             self.out.line(format!(" ---> {}\n", short(&id)));
             st.image = Some(id);

@@ -267,13 +267,9 @@ fn bind(source: &Path, target: &str, read_only: bool) -> Mount {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The directory of cache mount `id` under the data root.
 pub(crate) fn cache_dir(data_root: &Path, id: &str) -> PathBuf {
-    let name = hex(&Sha256::digest(id.as_bytes())[..16]);
+    let name = hex::encode(&Sha256::digest(id.as_bytes())[..16]);
     data_root.join("build").join("cache-mounts").join(name)
 }
 
@@ -326,11 +322,8 @@ impl Build {
         let Some(from) = from else {
             return Ok((self.context.clone(), None));
         };
-        let id = match self.stage_image(from) {
-            Some(id) => id,
-            None => self.base_image(from).await?,
-        };
-        let layers = self.engine.images.resolve(&id).await?.layer_dirs;
+        let id = self.image_for(from).await?;
+        let layers = self.layers_of(Some(&id)).await?;
         let scratch = self.scratch("mnt");
         let view = tokio::task::spawn_blocking(move || ImageView::open(&layers, scratch))
             .await

@@ -207,7 +207,7 @@ impl Build {
     }
 
     /// Layer dirs of the stage's current image (none for an empty scratch stage).
-    async fn layers_of(&self, image: Option<&str>) -> Result<Vec<PathBuf>> {
+    pub(super) async fn layers_of(&self, image: Option<&str>) -> Result<Vec<PathBuf>> {
         match image {
             Some(id) => Ok(self.engine.images.resolve(id).await?.layer_dirs),
             None => Ok(vec![]),
@@ -280,10 +280,7 @@ impl Build {
             }
             Some(from) => {
                 let from = expand(from, &vars, self.escape)?;
-                let id = match self.stage_image(&from) {
-                    Some(id) => id,
-                    None => self.base_image(&from).await?,
-                };
+                let id = self.image_for(&from).await?;
                 (Some(self.layers_of(Some(&id)).await?), None)
             }
             None => (None, Some(self.context.clone())),

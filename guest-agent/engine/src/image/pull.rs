@@ -20,6 +20,7 @@ use super::progress::Progress;
 use super::reference::Reference;
 use super::store::{commit_layer, sha256_digest, BlobWriter, ImageRecord};
 use super::ImageService;
+use crate::fsutil::TempDir;
 use crate::id::short;
 use crate::registry::{Credentials, Repository};
 use crate::{EngineError, Result};
@@ -319,7 +320,7 @@ impl ImageService {
         while let Some(joined) = tasks.join_next().await {
             let (i, result) =
                 joined.map_err(|e| EngineError::internal(format!("layer task failed: {e}")))?;
-            let failure = match result {
+            let mut failure = match result {
                 Ok(size) => {
                     sizes[i] = size;
                     claims[i] = None;
@@ -341,11 +342,8 @@ impl ImageService {
                         spawn(&mut tasks, i, job, pause);
                         continue;
                     }
-                    Err(e) => {
-                        cancel.cancel();
-                        while tasks.join_next().await.is_some() {}
-                        return Err(e);
-                    }
+                    // Not a download that broke off: the one exit below returns it as it is.
+                    Err(e) => failure = LayerFailure::fatal(e),
                 }
             }
             cancel.cancel();
@@ -406,7 +404,7 @@ impl ImageService {
             repo: repo.clone(),
             desc: desc.clone(),
             diff_id: diff_id.to_string(),
-            tmp: TmpDir(s.layer_tmp_dir()?),
+            tmp: TempDir(s.layer_tmp_dir()?),
             dest: s.layer_dir(diff_id)?,
             progress: progress.clone(),
             short_id: short(&desc.digest).to_string(),
@@ -487,25 +485,10 @@ struct LayerJob {
     repo: Arc<Repository>,
     desc: Descriptor,
     diff_id: String,
-    tmp: TmpDir,
+    tmp: TempDir,
     dest: std::path::PathBuf,
     progress: Progress,
     short_id: String,
-}
-
-/// A layer's temp directory, removed when dropped: after a failure, a cancellation, or (a
-/// no-op) once it was renamed into place.
-struct TmpDir(std::path::PathBuf);
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        match std::fs::remove_dir_all(&self.0) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                tracing::warn!(dir = %self.0.display(), error = %e, "layer temp dir not removed");
-            }
-            _ => {}
-        }
-    }
 }
 
 impl LayerJob {

@@ -17,6 +17,7 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use berth_engine::container::archive::tarball::go_file_mode;
 use bollard_buildkit_proto::fsutil::types::packet::PacketType;
 use bollard_buildkit_proto::fsutil::types::{Packet, Stat};
 use bollard_buildkit_proto::moby::filesync::v1::BytesMessage;
@@ -24,7 +25,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::filesync::{unix_mode_to_go, SyncError, MODE_DIR, MODE_SYMLINK};
+use super::filesync::{SyncError, MODE_DIR, MODE_SYMLINK};
 use super::session::{origin, SessionClient};
 
 pub(crate) const FILE_SEND: &str = "/moby.filesync.v1.FileSend/DiffCopy";
@@ -44,16 +45,7 @@ struct Entry {
 /// The Go `os.FileMode` of a directory, regular file or symlink; `None` for other types.
 fn go_mode(meta: &std::fs::Metadata) -> Option<u32> {
     let ft = meta.file_type();
-    let out = unix_mode_to_go(meta.mode());
-    if ft.is_dir() {
-        Some(out | MODE_DIR)
-    } else if ft.is_symlink() {
-        Some(out | MODE_SYMLINK)
-    } else if ft.is_file() {
-        Some(out)
-    } else {
-        None
-    }
+    (ft.is_dir() || ft.is_symlink() || ft.is_file()).then(|| go_file_mode(meta))
 }
 
 /// The entries under `root` in fsutil's walk order.

@@ -150,23 +150,19 @@ fn make_entry(dest: &Path, st: &Stat) -> Result<Option<PathBuf>, SyncError> {
     }
 }
 
-/// `st_mode`'s setuid, setgid and sticky bits and their Go `os.FileMode` bits.
-const SPECIAL_BITS: [(u32, u32); 3] = [(0o4000, 1 << 23), (0o2000, 1 << 22), (0o1000, 1 << 20)];
-
 /// Permission, setuid/setgid and sticky bits of a Go file mode as `st_mode` bits.
 fn go_mode_to_unix(m: u32) -> u32 {
-    SPECIAL_BITS
-        .iter()
-        .filter(|(_, go)| m & go != 0)
-        .fold(m & 0o777, |out, (unix, _)| out | unix)
-}
-
-/// Permission, setuid/setgid and sticky bits of `st_mode` as Go file mode bits.
-pub(crate) fn unix_mode_to_go(m: u32) -> u32 {
-    SPECIAL_BITS
-        .iter()
-        .filter(|(unix, _)| m & unix != 0)
-        .fold(m & 0o777, |out, (_, go)| out | go)
+    let mut out = m & 0o777;
+    if m & (1 << 23) != 0 {
+        out |= 0o4000;
+    }
+    if m & (1 << 22) != 0 {
+        out |= 0o2000;
+    }
+    if m & (1 << 20) != 0 {
+        out |= 0o1000;
+    }
+    out
 }
 
 fn packet(t: PacketType, id: u32) -> Packet {

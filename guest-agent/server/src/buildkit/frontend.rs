@@ -4,11 +4,12 @@
 //! builder's output lines become the build's vertexes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use berth_engine::build::view::ImageView;
 use berth_engine::build::{BuildOptions, Outcome, Secrets};
+use berth_engine::fsutil::TempDir;
 use berth_engine::image::Progress;
 use berth_engine::{Engine, EngineError};
 
@@ -17,15 +18,6 @@ use super::filesync::{self, SyncRequest};
 use super::registry::BuildEntry;
 use super::session::{origin, SessionClient};
 use super::status::Vertexes;
-
-/// A directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FrontendError {
@@ -167,7 +159,7 @@ pub(crate) async fn dockerfile(
     build_ref: &str,
     attrs: &HashMap<String, String>,
 ) -> Result<String, FrontendError> {
-    let scratch = Scratch(
+    let scratch = TempDir(
         engine
             .config
             .data_root
@@ -293,7 +285,7 @@ pub(crate) async fn export_files(
     if kind == "local" {
         return Ok(filesend::send_dir(session, view.root()).await?);
     }
-    let scratch = Scratch(build_dir.join(format!("ctx-export-{suffix}")));
+    let scratch = TempDir(build_dir.join(format!("ctx-export-{suffix}")));
     std::fs::create_dir_all(&scratch.0)?;
     let tar_path = scratch.0.join("out.tar");
     let (root, t) = (view.root().to_path_buf(), tar_path.clone());
