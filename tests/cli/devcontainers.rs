@@ -14,7 +14,7 @@ use std::process::Command;
 
 use berth_test_support::{Engine, Registry};
 
-use crate::plugins::{expect_ok, run_in, write_files};
+use crate::plugins::{docker_with, expect_ok, run_in, write_files, Plugin};
 
 /// The `devcontainer` launcher of the pinned install.
 fn devcontainer_bin() -> PathBuf {
@@ -32,9 +32,13 @@ fn devcontainer_bin() -> PathBuf {
 /// advisories) from the internet when the cached one is older than 5 minutes: each run gets a
 /// `TMPDIR` of its own holding a fresh copy of the CLI's built-in empty manifest, so it never
 /// reaches out (the manifest only concerns features from registries; the projects use none).
+/// `plugins` is the docker CLI plugin the Dev Containers CLI finds: with buildx it builds a
+/// `build.dockerfile` image with `docker buildx build` (BuildKit through the engine's `/grpc`),
+/// without it with plain `docker build` (`DOCKER_BUILDKIT=0`, the classic builder);
+/// `dockerComposeFile` projects run with compose.
 fn devcontainer(
     e: &Engine,
-    plugins: Plugins,
+    plugins: Option<Plugin>,
     verb: &str,
     workspace: &Path,
     args: &[&str],
@@ -55,9 +59,9 @@ fn devcontainer(
         .args(["--container-data-folder", "/tmp/devcontainer"])
         .args(args)
         .env("TMPDIR", &tmp);
-    if let Some(plugin) = plugins.name() {
+    if let Some(plugin) = plugins {
         // The docker CLI's environment with that plugin (its own DOCKER_CONFIG, BuildKit on).
-        let docker = e.docker_with_plugins(&[plugin], &[]);
+        let docker = docker_with(e, &[plugin], &[]);
         for (k, v) in docker.get_envs() {
             match v {
                 Some(v) => c.env(k, v),
@@ -68,30 +72,9 @@ fn devcontainer(
     c
 }
 
-/// The docker CLI plugins the Dev Containers CLI finds. It builds a `build.dockerfile` image with
-/// `docker buildx build` when the docker CLI has buildx (BuildKit through the engine's `/grpc`),
-/// else with plain `docker build` (`DOCKER_BUILDKIT=0`, the classic builder); it runs
-/// `dockerComposeFile` projects with `docker compose`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Plugins {
-    None,
-    Buildx,
-    Compose,
-}
-
-impl Plugins {
-    fn name(self) -> Option<&'static str> {
-        match self {
-            Plugins::None => None,
-            Plugins::Buildx => Some("buildx"),
-            Plugins::Compose => Some("compose"),
-        }
-    }
-}
-
 /// Brings `workspace` up, checks the CLI's JSON outcome (run as `user`), and returns the
 /// container's id.
-fn up(e: &Engine, plugins: Plugins, workspace: &Path, user: &str) -> String {
+fn up(e: &Engine, plugins: Option<Plugin>, workspace: &Path, user: &str) -> String {
     let out = run_in(devcontainer(e, plugins, "up", workspace, &[]), workspace);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     expect_ok(e, &["devcontainer up"], out);
@@ -118,7 +101,7 @@ fn label(e: &Engine, id: &str, key: &str) -> String {
 
 /// What `devcontainer exec` sees in the container of `workspace` (mounted at
 /// `/workspaces/<name>`): the host's file, `containerEnv`, `user`, the post-create file.
-fn exec_sees_workspace_env_user(e: &Engine, plugins: Plugins, workspace: &Path, user: &str) {
+fn exec_sees_workspace_env_user(e: &Engine, plugins: Option<Plugin>, workspace: &Path, user: &str) {
     let name = workspace.file_name().unwrap().to_str().unwrap();
     let script = format!(
         "cat /workspaces/{name}/hello.txt; echo \"env=$BERTH_DC_ENV\"; echo \"user=$(id -un)\"; \
@@ -177,18 +160,14 @@ fn devcontainer_up_image_then_exec_and_reopen() {
     let registry = &Registry::shared().addr;
     let settings = format!(r#""name": "berth image", "image": "{registry}/busybox:latest""#);
     let dir = project(&e, "dc-image", &settings, "postgres", &[]);
-    let id = up(&e, Plugins::None, &dir, "postgres");
+    let id = up(&e, None, &dir, "postgres");
     let image = e.docker_ok(&["inspect", "-f", "{{.Config.Image}}", &id]);
     assert!(image.contains("busybox"), "{image}");
-    exec_sees_workspace_env_user(&e, Plugins::None, &dir, "postgres");
+    exec_sees_workspace_env_user(&e, None, &dir, "postgres");
 
     std::fs::remove_file(dir.join("post-create.txt")).expect("remove the post-create file");
     e.docker_ok(&["stop", "-t", "1", &id]);
-    assert_eq!(
-        up(&e, Plugins::None, &dir, "postgres"),
-        id,
-        "the same container"
-    );
+    assert_eq!(up(&e, None, &dir, "postgres"), id, "the same container");
     let running = e.docker_ok(&["inspect", "-f", "{{.State.Running}}", &id]);
     assert_eq!(running.trim(), "true");
     assert!(
@@ -199,7 +178,7 @@ fn devcontainer_up_image_then_exec_and_reopen() {
 
 /// A project whose image is built from its own Dockerfile by `builder`, as a user `dev` the
 /// Dockerfile adds, with an explicit workspace mount.
-fn dockerfile_project_up_then_exec(plugins: Plugins, name: &str) {
+fn dockerfile_project_up_then_exec(plugins: Option<Plugin>, name: &str) {
     let e = Engine::start();
     let registry = &Registry::shared().addr;
     // busybox-static has no adduser.
@@ -231,13 +210,13 @@ fn dockerfile_project_up_then_exec(plugins: Plugins, name: &str) {
 /// Dockerfile with an `ARG` before `FROM`).
 #[test]
 fn devcontainer_up_dockerfile_classic_then_exec() {
-    dockerfile_project_up_then_exec(Plugins::None, "dc-classic");
+    dockerfile_project_up_then_exec(None, "dc-classic");
 }
 
 /// `build.dockerfile` through `docker buildx build --load` (BuildKit).
 #[test]
 fn devcontainer_up_dockerfile_buildx_then_exec() {
-    dockerfile_project_up_then_exec(Plugins::Buildx, "dc-buildx");
+    dockerfile_project_up_then_exec(Some(Plugin::Buildx), "dc-buildx");
 }
 
 /// A `dockerComposeFile` project (compose v2): the dev container is one service of two, with the
@@ -268,11 +247,17 @@ fn devcontainer_up_compose_then_exec() {
         "postgres",
         &[(".devcontainer/compose.yaml", &compose)],
     );
-    let id = up(&e, Plugins::Compose, &dir, "postgres");
+    let id = up(&e, Some(Plugin::Compose), &dir, "postgres");
     assert_eq!(label(&e, &id, "com.docker.compose.service"), "app");
-    exec_sees_workspace_env_user(&e, Plugins::Compose, &dir, "postgres");
+    exec_sees_workspace_env_user(&e, Some(Plugin::Compose), &dir, "postgres");
     let out = run_in(
-        devcontainer(&e, Plugins::Compose, "exec", &dir, &["cat", "/tmp/web.txt"]),
+        devcontainer(
+            &e,
+            Some(Plugin::Compose),
+            "exec",
+            &dir,
+            &["cat", "/tmp/web.txt"],
+        ),
         &dir,
     );
     let web = expect_ok(&e, &["devcontainer exec"], out);
@@ -311,12 +296,12 @@ fn devcontainer_up_local_feature_classic_then_exec() {
     );
     let script = dir.join(".devcontainer/hello-feature/install.sh");
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    up(&e, Plugins::None, &dir, "postgres");
-    exec_sees_workspace_env_user(&e, Plugins::None, &dir, "postgres");
+    up(&e, None, &dir, "postgres");
+    exec_sees_workspace_env_user(&e, None, &dir, "postgres");
     let out = run_in(
         devcontainer(
             &e,
-            Plugins::None,
+            None,
             "exec",
             &dir,
             &[

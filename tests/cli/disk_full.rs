@@ -6,18 +6,10 @@
 use berth_test_support::{Engine, EngineOptions, Registry};
 
 use super::crash::check_consistent;
+use super::images::busybox_archive;
 
 /// Room for busybox (2 MB) and some state, not for `berth-test/multilayer` (207 MB).
 const SMALL_MIB: u64 = 40;
-
-fn fixture_tar(name: &str) -> String {
-    let out = std::process::Command::new("python3")
-        .arg(berth_test_support::repo_root().join("tests/fixtures/images.py"))
-        .args(["path", name])
-        .output()
-        .expect("images.py path");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 fn assert_out_of_space(err: &str, what: &str) {
     assert!(
@@ -33,7 +25,7 @@ fn a_full_data_root_fails_writes_cleanly_and_recovers() {
         data_root_mib: Some(SMALL_MIB),
         ..Default::default()
     });
-    e.docker_ok(&["load", "-i", &fixture_tar("busybox")]);
+    e.docker_ok(&["load", "-i", busybox_archive().to_str().unwrap()]);
 
     let big = format!("{}/berth-test/multilayer:latest", Registry::shared().addr);
     let err = e.docker_err(&["pull", &big]);

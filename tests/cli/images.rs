@@ -402,7 +402,7 @@ fn load_docker_archive_fixture() {
 }
 
 /// The fixtures' busybox archive (`tests/fixtures/images.py`).
-fn busybox_archive() -> PathBuf {
+pub(super) fn busybox_archive() -> PathBuf {
     let cache = std::env::var("BERTH_FIXTURES")
         .unwrap_or_else(|_| "/root/.cache/berth/fixtures".to_string());
     Path::new(&cache).join("images/busybox.tar")

@@ -1,4 +1,4 @@
-//! The correctness half of the load figures (`bench/load.sh` measures them at full scale):
+//! The correctness half of the load figures (`bench/load.py` measures them at full scale):
 //! concurrent pulls of one image download each layer once, and concurrent `docker run`s
 //! all succeed.
 

@@ -57,13 +57,7 @@ fn a_joined_container_reaches_the_targets_loopback_and_has_no_endpoint() {
     let names = e.docker_ok(&["exec", "side", "hostname"]);
     assert_eq!(names.trim(), &web[..12], "the target's hostname");
     let side_id = e.docker_ok(&["inspect", "-f", "{{.Id}}", "side"]);
-    let netns = std::fs::read_dir(e.scratch().join("run/netns"))
-        .map(|d| {
-            d.flatten()
-                .map(|x| x.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_else(|_| Vec::new());
+    let netns = super::crash::names(&e.scratch().join("run/netns"));
     assert!(!netns.contains(&side_id.trim().to_string()), "{netns:?}");
     let ps = e.docker_ok(&[
         "ps",

@@ -5,9 +5,7 @@
 //! proves every view renders real engine data; with `BERTH_GUI_SCREENSHOTS` set it also leaves a
 //! picture of each (`scripts/screenshots.sh` writes `docs/screenshots/*.png` this way).
 
-use std::time::Duration;
-
-use berth_test_support::{free_port, run_bounded};
+use berth_test_support::free_port;
 
 use crate::harness::{container_row, Gui};
 
@@ -28,25 +26,11 @@ volumes:
 /// `docker compose -p shop up -d` of [`COMPOSE_YAML`] in a temp folder (compose v2 plugin).
 fn compose_up(gui: &Gui, dir: &std::path::Path, port: u16) {
     std::fs::write(dir.join("compose.yaml"), COMPOSE_YAML).expect("compose.yaml");
-    let mut c = gui.engine.docker_with_plugins(
-        &["compose"],
-        &[
-            "compose",
-            "--project-name",
-            "shop",
-            "--ansi",
-            "never",
-            "up",
-            "-d",
-        ],
-    );
-    c.current_dir(dir).env("WEB_PORT", port.to_string());
-    let out = tokio::task::block_in_place(|| run_bounded(c, Duration::from_secs(180)));
-    assert!(
-        out.status.success(),
-        "docker compose up failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    gui.compose(
+        dir,
+        "shop",
+        &[("WEB_PORT", port.to_string())],
+        &["up", "-d"],
     );
 }
 
