@@ -11,6 +11,7 @@ import { $, showError } from "../dom.js";
 import { runMarked } from "../pending.js";
 import { call } from "../api.js";
 import { ExecTerminal, loadXterm } from "../terminal.js";
+import { isUp } from "../state.js";
 import { initShellPicker, offerShells, session } from "../shell-picker.js";
 import { showInspect, showOverview } from "./container-overview.js";
 import { initLogs, openLogs } from "./container-logs.js";
@@ -47,7 +48,7 @@ function setDetailState(state) {
   shown.textContent = state === "paused" ? "⏸ paused" : state;
   shown.className = `state-${state}`;
   const pause = $("detail-pause");
-  pause.hidden = state !== "running" && state !== "paused";
+  pause.hidden = !isUp({ state });
   pause.textContent = state === "paused" ? "Unpause" : "Pause";
   pause.setAttribute("aria-label", `${pause.textContent} ${current.name}`);
   const tab = $("detail-tab-exec");

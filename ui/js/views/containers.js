@@ -138,7 +138,7 @@ function row(c) {
     stateCell(c, "container-state"),
     h("td", { testid: "container-ports", class: "mono" }, c.ports.join(", ")),
     h("td", { class: "actions" },
-      running || paused
+      isUp(c)
         ? actionButton("Stop", "container-stop", one("stopping", "containers_stop"))
         : actionButton("Start", "container-start", one("starting", "containers_start")),
       running ? actionButton("Pause", "container-pause", one("pausing", "containers_pause"), undefined, `Pause ${c.name}`) : null,
