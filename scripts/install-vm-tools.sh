@@ -18,9 +18,25 @@ command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt="$need_apt gcc-aarc
 command -v qemu-aarch64 >/dev/null 2>&1 || need_apt="$need_apt qemu-user"
 [ -e /usr/include/seccomp.h ] || need_apt="$need_apt libseccomp-dev"
 [ -e /usr/include/cap-ng.h ] || need_apt="$need_apt libcap-ng-dev"
+# The system emulators must come with the qemu-utils of their own release: a machine whose
+# qemu-utils is a newer backport (it declares Breaks on older qemu-system-common) gets the
+# distribution's qemu-utils back in the same transaction, or apt refuses both.
+candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/{print $2}'; }
+matching_utils() {
+    case "$need_apt" in *qemu-system*) ;; *) return 0 ;; esac
+    have=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
+    want=$(candidate qemu-system-x86)
+    if [ -n "$have" ] && [ -n "$want" ] && [ "$want" != "(none)" ] && [ "$have" != "$want" ]; then
+        echo "qemu-utils=$want"
+    fi
+}
+apt_install() {
+    extra=$(matching_utils)
+    echo "install-vm-tools: apt-get install$need_apt $extra"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --allow-downgrades $need_apt $extra
+}
 if [ -n "$need_apt" ]; then
-    echo "install-vm-tools: apt-get install$need_apt"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y $need_apt || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y $need_apt; }
+    apt_install || { apt-get update -q && apt_install; }
 fi
 
 install_crate() { # name version
