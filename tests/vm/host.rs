@@ -135,6 +135,11 @@ impl Berth {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// The host folder this Berth shares.
+    pub(crate) fn share(&self) -> &Path {
+        &self.share
+    }
+
     pub(crate) fn pid(&self, name: &str) -> Option<i32> {
         let p = std::fs::read_to_string(self.home.path().join(format!("run/{name}.pid"))).ok()?;
         p.trim().parse().ok()
@@ -894,7 +899,8 @@ fn run_httpd(b: &Berth, name: &str, publish: &str) {
     ]);
 }
 
-fn set_config(b: &Berth, key: &str, value: serde_json::Value) {
+/// Sets `key` in `b`'s `config.json` (before `berth start`).
+pub(crate) fn set_config(b: &Berth, key: &str, value: serde_json::Value) {
     let path = b.home.path().join("config.json");
     let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     c[key] = value;

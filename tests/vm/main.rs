@@ -7,3 +7,4 @@ mod boot;
 mod docker;
 mod host;
 mod qemu;
+mod shares;

@@ -124,7 +124,7 @@ mod tests {
     mod props {
         use super::*;
         use crate::datagram::{read_datagram, write_datagram};
-        use crate::{FileEvent, FileEventKind, GuestFrame, Reply, Share};
+        use crate::{FileEvent, FileEventKind, GuestFrame, Reply, Share, ShareTransport};
         use proptest::prelude::*;
 
         fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -151,6 +151,11 @@ mod tests {
                         tag,
                         guest_path,
                         read_only,
+                        transport: if read_only {
+                            ShareTransport::NineP
+                        } else {
+                            ShareTransport::Virtiofs
+                        },
                     })
                 }),
                 prop::collection::vec((".*", 0..3u8), 0..4).prop_map(|v| Request::FileEvents {

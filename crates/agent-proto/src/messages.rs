@@ -27,7 +27,7 @@ pub enum Request {
     Shutdown,
     /// Set the guest clock (after boot and resume).
     TimeSync { unix_nanos: i64 },
-    /// Mount a virtiofs share at `guest_path`.
+    /// Mount a share at `guest_path` (virtiofs, or 9P over a forward stream: [`Share::transport`]).
     Mount(Share),
     /// Host file events under shared folders, so guest inotify watchers see them.
     FileEvents { events: Vec<FileEvent> },
@@ -44,15 +44,38 @@ pub enum Request {
     },
 }
 
-/// A host folder exported over virtiofs.
+/// A host folder shared into the guest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Share {
-    /// virtiofs tag (the `tag=` of QEMU's vhost-user-fs device).
+    /// The share's tag: virtiofs's (the `tag=` of QEMU's vhost-user-fs device), or the one a
+    /// 9P forward stream names ([`ForwardHeader::share`]).
     pub tag: String,
-    /// Mount point in the guest; the same as the host path.
+    /// Mount point in the guest (the host path on unix hosts).
     pub guest_path: String,
     #[serde(default)]
     pub read_only: bool,
+    /// How the folder reaches the guest; absent for virtiofs (as older hosts send it).
+    #[serde(default, skip_serializing_if = "ShareTransport::is_virtiofs")]
+    pub transport: ShareTransport,
+}
+
+/// How a share's files travel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareTransport {
+    /// A virtiofs device of the VM (virtiofsd, or Virtualization.framework's own).
+    #[default]
+    Virtiofs,
+    /// 9P2000.L served by the host over a [`crate::FORWARD_PORT`] stream, which the guest's
+    /// kernel client reads (`mount -t 9p -o trans=fd`): hosts without virtiofs (Windows).
+    #[serde(rename = "9p")]
+    NineP,
+}
+
+impl ShareTransport {
+    fn is_virtiofs(&self) -> bool {
+        *self == ShareTransport::Virtiofs
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,4 +181,9 @@ pub enum Proto {
 pub struct ForwardHeader {
     pub proto: Proto,
     pub port: u16,
+    /// When set, the stream is no port's: it carries 9P2000.L for the share with this tag,
+    /// which a [`Request::Mount`] with [`ShareTransport::NineP`] then mounts. Older agents
+    /// ignore it (and find no such port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
 }

@@ -62,6 +62,19 @@ fn host_requests_match_golden() {
                 tag: "share0".into(),
                 guest_path: "/root".into(),
                 read_only: false,
+                transport: ShareTransport::Virtiofs,
+            }),
+        ),
+    );
+    check(
+        "mount_9p",
+        &req(
+            5,
+            Request::Mount(Share {
+                tag: "share0".into(),
+                guest_path: "/mnt/host/c/Users/me".into(),
+                read_only: false,
+                transport: ShareTransport::NineP,
             }),
         ),
     );
@@ -176,6 +189,15 @@ fn guest_frames_match_golden() {
         &ForwardHeader {
             proto: Proto::Tcp,
             port: 18080,
+            share: None,
+        },
+    );
+    check(
+        "forward_header_9p",
+        &ForwardHeader {
+            proto: Proto::Tcp,
+            port: 0,
+            share: Some("share0".into()),
         },
     );
 }

@@ -44,6 +44,10 @@ pub struct Config {
     /// Pause the VM's CPUs after this many seconds with no client connected and no container
     /// running (resumed by the next client, [`crate::idle`]); 0 never pauses.
     pub auto_pause_secs: u64,
+    /// How shares travel: `"virtiofs"` or `"9p"` (the host's own 9P server over the VM's
+    /// stream); absent, the back-end's own way (virtiofs on Linux and macOS, 9P on Windows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_transport: Option<berth_agent_proto::ShareTransport>,
 }
 
 /// Where the guest image and tools live by default: `/root/.cache/berth` on Linux (where
@@ -115,6 +119,7 @@ impl Default for Config {
             free_page_reporting: true,
             disk_discard: true,
             auto_pause_secs: 300,
+            share_transport: None,
         }
     }
 }

@@ -203,6 +203,7 @@ mod tests {
                 tag: "share0".into(),
                 guest_path: "/x".into(),
                 read_only: false,
+                transport: Default::default(),
             }),
             Request::TimeSync { unix_nanos: 1 },
             Request::Hello {

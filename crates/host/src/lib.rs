@@ -17,7 +17,8 @@
 //! - [`reset`]: back to factory defaults (what it deletes, and deleting it);
 //! - [`endpoint`]: where the Docker API is served (unix socket, or named pipe on Windows);
 //! - [`forward`]: the Docker endpoint and published ports over multiplexed vsock;
-//! - [`share`]: host file events under shared folders;
+//! - [`share`]: host file events under shared folders; [`share_mount`], mounting them in the
+//!   guest; [`ninep`], shares served over 9P;
 //! - [`system_socket`]: the opt-in `/var/run/docker.sock` link (unix);
 //! - [`supervisor`]: the daemon that owns all of the above and restarts a dead VM.
 
@@ -37,9 +38,11 @@ pub mod forward;
 pub mod helpers;
 pub mod idle;
 pub mod memory;
+pub mod ninep;
 pub mod process;
 pub mod reset;
 pub mod share;
+pub mod share_mount;
 pub mod state;
 pub mod supervisor;
 #[cfg(unix)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_agent_proto::{Request, Share, DOCKER_API_PORT, FORWARD_PORT};
+use berth_agent_proto::{Request, DOCKER_API_PORT, FORWARD_PORT};
 use berth_vsock::mux::MuxClient;
 use berth_vsock::Connector;
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,7 @@ use crate::forward::ports::PortForwarder;
 use crate::idle::IdleGate;
 use crate::process::Child;
 use crate::vm::{Hypervisor, ShareDevice, Shares, VmHandle, VmSpec};
-use crate::{forward, helpers, share, Config, StateDir};
+use crate::{forward, helpers, share, share_mount, Config, StateDir};
 
 /// Bound on boot → agent answering (TCG on a loaded 2-core machine is slow).
 pub const AGENT_TIMEOUT: Duration = Duration::from_secs(240);
@@ -214,7 +214,8 @@ async fn run_inner(
                     guest: control.clone(),
                     gate: gate.clone(),
                 })));
-                let mut session = Session::begin(config, control, events, ports.clone()).await;
+                let mut session =
+                    Session::begin(config, hv.shares(), control, events, ports.clone()).await;
                 boot.phases.mark(crate::boot::READY, None);
                 status.state = VmState::Running;
                 status.message = None;
@@ -498,15 +499,17 @@ impl Boot {
     ) -> Result<Self> {
         let mut shares = Vec::new();
         let mut devices = Vec::new();
-        if hv.shares() == Shares::Unsupported && !config.shares.is_empty() {
+        let kind = share_mount::effective(config, hv.shares());
+        if kind == Shares::Unsupported && !config.shares.is_empty() {
             tracing::warn!(
                 backend = hv.name(),
                 "shared folders are not carried by this back-end yet"
             );
         }
         for (i, dir) in config.shares.iter().enumerate() {
-            let socket = match hv.shares() {
-                Shares::Unsupported => break,
+            let socket = match kind {
+                // 9P shares need no device: the host serves them once the agent answers.
+                Shares::Unsupported | Shares::NineP => break,
                 Shares::Builtin => PathBuf::new(),
                 Shares::Virtiofsd => {
                     shares.push(helpers::start_virtiofsd(state, &config.tools_dir, i, dir).await?);
@@ -516,7 +519,7 @@ impl Boot {
             devices.push(ShareDevice {
                 socket,
                 dir: dir.clone(),
-                tag: share_tag(i),
+                tag: share_mount::tag(i),
             });
         }
         let spec = spec(state, config, devices, data_disk)?;
@@ -541,10 +544,6 @@ impl Boot {
             c.stop(Duration::from_secs(2)).await;
         }
     }
-}
-
-fn share_tag(i: usize) -> String {
-    format!("share{i}")
 }
 
 fn spec(
@@ -602,22 +601,13 @@ struct Session {
 impl Session {
     async fn begin(
         config: &Config,
+        share_kind: Shares,
         control: ControlClient,
         events: tokio::sync::mpsc::Receiver<berth_agent_proto::Event>,
         ports: Arc<PortForwarder>,
     ) -> Self {
-        let mut shares = Vec::new();
-        for (i, dir) in config.shares.iter().enumerate() {
-            let share = Share {
-                tag: share_tag(i),
-                guest_path: dir.to_string_lossy().into_owned(),
-                read_only: false,
-            };
-            match control.request(Request::Mount(share)).await {
-                Ok(_) => shares.push(dir.clone()),
-                Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "share not mounted"),
-            }
-        }
+        let kind = share_mount::effective(config, share_kind);
+        let shares = share_mount::mount_all(config, kind, &control, ports.mux()).await;
         Self::attach(config, control, events, ports, shares).await
     }
 

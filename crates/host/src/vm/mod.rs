@@ -39,6 +39,9 @@ pub enum Shares {
     Virtiofsd,
     /// The back-end shares the folders itself (macOS: `VZSharedDirectory`); no helper runs.
     Builtin,
+    /// The host serves each folder over 9P on a forward stream ([`crate::ninep`]); the VM
+    /// needs no device for it (Windows).
+    NineP,
     /// Not carried yet: the VM boots without shares (see `docs/design/host.md`).
     Unsupported,
 }

@@ -178,7 +178,7 @@ impl super::Hypervisor for Whpx {
     }
 
     fn shares(&self) -> super::Shares {
-        super::Shares::Unsupported
+        super::Shares::NineP
     }
 }
 

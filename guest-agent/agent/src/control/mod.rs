@@ -3,10 +3,11 @@
 //! mounts and file events; the agent pushes published-port changes on it.
 //!
 //! Also serves the port-forward tunnels on FORWARD_PORT: each multiplexed stream names a
-//! published port and is spliced to it.
+//! published port and is spliced to it, or a share whose 9P it carries (`ninep`).
 
 mod files;
 mod forward;
+mod ninep;
 mod ports;
 mod server;
 mod system;
@@ -43,9 +44,11 @@ pub(crate) fn start(
 ) -> anyhow::Result<CancellationToken> {
     let EngineFacts { data_root, restart } = engine;
     let tracker = PortTracker::start(app, events);
+    let share_streams = ninep::ShareStreams::default();
     let shutdown = CancellationToken::new();
     let ctx = Arc::new(ControlCtx {
         tracker: tracker.clone(),
+        share_streams: share_streams.clone(),
         started: std::time::Instant::now(),
         shutdown: shutdown.clone(),
         data_root,
@@ -57,7 +60,7 @@ pub(crate) fn start(
     });
     let acc = forward.bind()?;
     listeners.add(forward, acc, cancel, move |io| {
-        forward::serve_forward(io, tracker.clone())
+        forward::serve_forward(io, tracker.clone(), share_streams.clone())
     });
     Ok(shutdown)
 }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use berth_agent_proto::{
-    read_frame, write_frame, Event, GuestFrame, HostFrame, Reply, Request, PROTOCOL_VERSION,
+    read_frame, write_frame, Event, GuestFrame, HostFrame, Reply, Request, ShareTransport,
+    PROTOCOL_VERSION,
 };
 use berth_vsock::BoxIo;
 use tokio::sync::mpsc;
@@ -15,6 +16,8 @@ use super::{files, system, PortTracker};
 /// What control connections share.
 pub(crate) struct ControlCtx {
     pub(crate) tracker: PortTracker,
+    /// 9P streams the host opened for shares, until their mount request.
+    pub(crate) share_streams: super::ninep::ShareStreams,
     pub(crate) started: Instant,
     /// Fired by a `shutdown` request: the agent stops and, in a VM, powers off.
     pub(crate) shutdown: CancellationToken,
@@ -190,6 +193,9 @@ async fn handle(req: Request, ctx: &ControlCtx) -> Reply {
             },
         },
         Request::TimeSync { unix_nanos } => result(system::set_clock(unix_nanos)),
+        Request::Mount(share) if share.transport == ShareTransport::NineP => {
+            result(super::ninep::mount(&ctx.share_streams, share).await)
+        }
         Request::Mount(share) => result(
             tokio::task::spawn_blocking(move || system::mount_share(&share))
                 .await
@@ -246,6 +252,7 @@ mod tests {
     ) -> Arc<ControlCtx> {
         Arc::new(ControlCtx {
             tracker: PortTracker::start(Router::new(), bus),
+            share_streams: Default::default(),
             started: Instant::now(),
             shutdown,
             data_root: std::env::temp_dir(),

@@ -16,10 +16,16 @@ pub(super) fn set_clock(unix_nanos: i64) -> io::Result<()> {
 
 /// Mounts a virtiofs share at its guest path (created if missing); a mounted share is left as is.
 pub(super) fn mount_share(share: &Share) -> io::Result<()> {
-    let path = Path::new(&share.guest_path);
-    if is_mountpoint(path) {
+    if is_mountpoint(Path::new(&share.guest_path)) {
         return Ok(());
     }
+    mount_fs(share, "virtiofs", "virtiofs", "")
+}
+
+/// Mounts `share` as a filesystem of type `fstype` with `options`, creating its guest path; the
+/// kernel module `module` is loaded when the type is not known yet.
+pub(super) fn mount_fs(share: &Share, fstype: &str, module: &str, options: &str) -> io::Result<()> {
+    let path = Path::new(&share.guest_path);
     std::fs::create_dir_all(path).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -31,21 +37,12 @@ pub(super) fn mount_share(share: &Share) -> io::Result<()> {
     } else {
         nix::mount::MsFlags::empty()
     };
-    let mount = || {
-        nix::mount::mount(
-            Some(share.tag.as_str()),
-            path,
-            Some("virtiofs"),
-            flags,
-            None::<&str>,
-        )
-    };
+    let data = (!options.is_empty()).then_some(options);
+    let mount = || nix::mount::mount(Some(share.tag.as_str()), path, Some(fstype), flags, data);
     let r = mount().or_else(|e| {
         if e == nix::errno::Errno::ENODEV {
             // The module may not be loaded yet.
-            let _ = std::process::Command::new("modprobe")
-                .arg("virtiofs")
-                .status();
+            let _ = std::process::Command::new("modprobe").arg(module).status();
             mount()
         } else {
             Err(e)
@@ -53,16 +50,16 @@ pub(super) fn mount_share(share: &Share) -> io::Result<()> {
     });
     r.map_err(|e| {
         io::Error::other(format!(
-            "failed to mount share {} at {}: {e}",
+            "failed to mount share {} ({fstype}) at {}: {e}",
             share.tag,
             path.display()
         ))
     })?;
-    tracing::info!(tag = share.tag, path = %path.display(), "share mounted");
+    tracing::info!(tag = share.tag, fstype, path = %path.display(), "share mounted");
     Ok(())
 }
 
-fn is_mountpoint(path: &Path) -> bool {
+pub(super) fn is_mountpoint(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };

@@ -1,0 +1,43 @@
+//! A share's 9P server on a forward stream to the guest: the stream is opened with a header
+//! naming the share, then the (blocking) server runs on it in a thread of its own until the
+//! guest unmounts or the VM goes away.
+
+use std::io::{self, BufReader};
+use std::path::PathBuf;
+
+use berth_agent_proto::{write_frame, ForwardHeader, Proto};
+use berth_vsock::mux::MuxClient;
+use tokio::task::JoinHandle;
+use tokio_util::io::SyncIoBridge;
+
+use super::Server;
+
+/// Opens the 9P stream of share `tag` through `forward` (the guest's FORWARD_PORT) and serves
+/// `dir` on it; the guest mounts it when asked with a 9P `mount` request.
+pub async fn serve_share(
+    forward: &MuxClient,
+    tag: &str,
+    dir: PathBuf,
+) -> io::Result<JoinHandle<()>> {
+    let mut stream = forward.open().await?;
+    let header = ForwardHeader {
+        proto: Proto::Tcp,
+        port: 0,
+        share: Some(tag.to_string()),
+    };
+    write_frame(&mut stream, &header)
+        .await
+        .map_err(io::Error::other)?;
+    let (r, w) = tokio::io::split(stream);
+    let rt = tokio::runtime::Handle::current();
+    let tag = tag.to_string();
+    Ok(tokio::task::spawn_blocking(move || {
+        let r = BufReader::with_capacity(256 * 1024, SyncIoBridge::new_with_handle(r, rt.clone()));
+        let w = SyncIoBridge::new_with_handle(w, rt);
+        let _span = tracing::info_span!("9p share", tag, dir = %dir.display()).entered();
+        match Server::new(dir).serve(r, w) {
+            Ok(()) => tracing::info!("9p share closed by the guest"),
+            Err(e) => tracing::warn!(error = %e, "9p share stream ended"),
+        }
+    }))
+}

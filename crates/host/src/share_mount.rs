@@ -1,0 +1,129 @@
+//! Mounting the shared folders in the guest once its agent answers: over virtiofs (a device
+//! per share: virtiofsd's on Linux, Virtualization.framework's own on macOS), or over 9P
+//! streams the host serves itself ([`crate::ninep`]: Windows, or any host with
+//! `"share_transport": "9p"` in `config.json`).
+
+use std::path::{Path, PathBuf};
+
+use berth_agent_proto::{Request, Share, ShareTransport};
+use berth_vsock::mux::MuxClient;
+
+use crate::control::ControlClient;
+use crate::vm::Shares;
+use crate::Config;
+
+/// Where Windows drives appear in the guest: `C:\Users\me` is `/mnt/host/c/Users/me`.
+pub const WINDOWS_DRIVES: &str = "/mnt/host";
+
+/// How shares travel on this boot: the configured transport, else the back-end's own.
+pub fn effective(config: &Config, backend: Shares) -> Shares {
+    match config.share_transport {
+        Some(ShareTransport::NineP) => Shares::NineP,
+        Some(ShareTransport::Virtiofs) | None => backend,
+    }
+}
+
+/// The tag of share `i` (virtiofs's device tag, or the 9P stream's name).
+pub fn tag(i: usize) -> String {
+    format!("share{i}")
+}
+
+/// A host folder's path in the guest: the same on unix hosts; a Windows path under
+/// [`WINDOWS_DRIVES`] by its drive letter.
+pub fn guest_path(dir: &Path) -> String {
+    let s = dir.to_string_lossy();
+    if cfg!(windows) {
+        windows_guest_path(&s).unwrap_or_else(|| s.into_owned())
+    } else {
+        s.into_owned()
+    }
+}
+
+/// `C:\Users\me` (or `c:/Users/me`, or `\\?\C:\Users\me`) as `/mnt/host/c/Users/me`; `None`
+/// for a path without a drive letter (a UNC share, a relative path).
+pub fn windows_guest_path(p: &str) -> Option<String> {
+    let p = p.strip_prefix(r"\\?\").unwrap_or(p);
+    let mut chars = p.chars();
+    let drive = chars.next().filter(char::is_ascii_alphabetic)?;
+    let rest = chars.as_str().strip_prefix(':')?;
+    if !(rest.is_empty() || rest.starts_with(['\\', '/'])) {
+        return None;
+    }
+    let parts: Vec<&str> = rest.split(['\\', '/']).filter(|c| !c.is_empty()).collect();
+    let mut out = format!("{WINDOWS_DRIVES}/{}", drive.to_ascii_lowercase());
+    for c in parts {
+        out.push('/');
+        out.push_str(c);
+    }
+    Some(out)
+}
+
+/// Mounts every configured share; returns the folders that mounted. 9P shares get their
+/// stream (and the server thread behind it) first, which ends when the VM goes away.
+pub async fn mount_all(
+    config: &Config,
+    kind: Shares,
+    control: &ControlClient,
+    forward: &MuxClient,
+) -> Vec<PathBuf> {
+    let mut mounted = Vec::new();
+    if kind == Shares::Unsupported {
+        return mounted;
+    }
+    for (i, dir) in config.shares.iter().enumerate() {
+        let transport = if kind == Shares::NineP {
+            if let Err(e) = crate::ninep::stream::serve_share(forward, &tag(i), dir.clone()).await {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot open the share's 9p stream");
+                continue;
+            }
+            ShareTransport::NineP
+        } else {
+            ShareTransport::Virtiofs
+        };
+        let share = Share {
+            tag: tag(i),
+            guest_path: guest_path(dir),
+            read_only: false,
+            transport,
+        };
+        match control.request(Request::Mount(share)).await {
+            Ok(_) => mounted.push(dir.clone()),
+            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "share not mounted"),
+        }
+    }
+    mounted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_paths_map_below_their_drive() {
+        assert_eq!(
+            windows_guest_path(r"C:\Users\me").as_deref(),
+            Some("/mnt/host/c/Users/me")
+        );
+        assert_eq!(
+            windows_guest_path("d:/src/app/").as_deref(),
+            Some("/mnt/host/d/src/app")
+        );
+        assert_eq!(
+            windows_guest_path(r"\\?\E:\x").as_deref(),
+            Some("/mnt/host/e/x")
+        );
+        assert_eq!(windows_guest_path(r"C:\").as_deref(), Some("/mnt/host/c"));
+        assert_eq!(windows_guest_path(r"\\server\share"), None);
+        assert_eq!(windows_guest_path("relative"), None);
+        assert_eq!(windows_guest_path("C:relative"), None);
+    }
+
+    #[test]
+    fn the_configured_transport_wins_over_the_back_end() {
+        let mut c = Config::default();
+        assert_eq!(effective(&c, Shares::Virtiofsd), Shares::Virtiofsd);
+        c.share_transport = Some(ShareTransport::NineP);
+        assert_eq!(effective(&c, Shares::Virtiofsd), Shares::NineP);
+        assert_eq!(effective(&c, Shares::Builtin), Shares::NineP);
+    }
+}
