@@ -54,8 +54,15 @@ fn a_joined_container_reaches_the_targets_loopback_and_has_no_endpoint() {
     ]);
     // dockerd stores the target's full id, and the joined container has no network of its own.
     assert_eq!(facts.trim(), format!("container:{web} {{}} [] []"));
-    let names = e.docker_ok(&["exec", "side", "hostname"]);
-    assert_eq!(names.trim(), &web[..12], "the target's hostname");
+    let names = e.docker_ok(&["exec", "side", "sh", "-c", "hostname; echo $HOSTNAME"]);
+    assert_eq!(
+        names.trim(),
+        format!("{0}\n{0}", &web[..12]),
+        "the target's hostname"
+    );
+    // As dockerd does at start, the joined container's own record takes the target's name.
+    let own = e.docker_ok(&["inspect", "-f", "{{.Config.Hostname}}", "side"]);
+    assert_eq!(own.trim(), &web[..12], "Config.Hostname");
     let side_id = e.docker_ok(&["inspect", "-f", "{{.Id}}", "side"]);
     let netns = super::crash::names(&e.scratch().join("run/netns"));
     assert!(!netns.contains(&side_id.trim().to_string()), "{netns:?}");

@@ -107,8 +107,14 @@ impl Svc {
             .host_facts(s, paths, image.layer_dirs.clone(), rt_spec)
             .await?;
         let att = match &facts.net_join {
-            // Planned with the target's addresses; nothing of its own to attach or record.
-            Some(join) => join.target.clone(),
+            // Planned with the target's addresses; nothing of its own to attach. Its hostname
+            // is the target's (inspect and exec's HOSTNAME say so too, as with dockerd).
+            Some(join) => {
+                c.update(paths, |st| {
+                    st.record.config.hostname = join.hostname.clone()
+                })?;
+                join.target.clone()
+            }
             None => {
                 let att = self.networks.attach(&start_plan::attach_request(s)).await?;
                 c.update(paths, |st| st.attachment = Some(att.clone()))?;
