@@ -224,6 +224,55 @@ extract_arm64_kernel() {
     [ "$(tail -c +57 "$to" | head -c 4)" = $'ARM\x64' ] || die "$vmlinuz is not an arm64 Image"
 }
 
+# Debian's headers of exactly the locked kernel, for the modules built here.
+install_kernel_headers() {
+    local name ver hdr
+    read -r name ver < <(kernel_pkg)
+    hdr=linux-headers-$KVER
+    if [ "$(dpkg-query -W -f='${Version}' "$hdr" 2>/dev/null)" != "$ver" ]; then
+        log "installing $hdr $ver"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+            "$hdr=$ver" make >&2 || die "cannot install $hdr=$ver (apt-get update? build.sh --update-lock?)"
+    fi
+    KHEADERS=/usr/src/$hdr
+}
+
+# The kernel's 9P client (9pnet with its fd transport, and the 9p filesystem), which Debian's
+# cloud kernel leaves out (CONFIG_NET_9P is not set): built from Debian's linux-source of the
+# same version against its headers, for shares the host serves over 9P (docs/design/host.md,
+# "Shared folders over 9P"). Sets NINEP_KOS (empty when not built: another architecture's
+# headers ship kbuild tools built for that one).
+build_9p_modules() {
+    local name ver dir src
+    NINEP_KOS=
+    if [ "$ARCH" != "$HOST_ARCH" ]; then
+        log "9p modules not built for $ARCH (cross kbuild): shares there are virtiofs only"
+        return
+    fi
+    install_kernel_headers
+    read -r name ver < <(kernel_pkg)
+    dir=$WORK/9p-$KVER
+    if [ -f "$dir/fs/9p/9p.ko" ] && [ "$(cat "$dir.key" 2>/dev/null)" = "$(ninep_key)" ]; then
+        NINEP_KOS="$dir/net/9p/9pnet.ko $dir/fs/9p/9p.ko"
+        return
+    fi
+    log "building the 9p modules for $KVER from linux-source-6.1 $ver"
+    rm -rf "$dir" && mkdir -p "$dir"
+    (cd "$dir" && apt-get download "linux-source-6.1=$ver" >&2) || die "cannot download linux-source-6.1=$ver"
+    src=$(echo "$dir"/linux-source-6.1_*.deb)
+    dpkg-deb --fsys-tarfile "$src" | tar -xO ./usr/src/linux-source-6.1.tar.xz |
+        tar -xJ -C "$dir" --strip-components=1 linux-source-6.1/net/9p linux-source-6.1/fs/9p
+    rm -f "$src"
+    make -s -C "$KHEADERS" M="$dir/net/9p" CONFIG_NET_9P=m KCFLAGS="-ffile-prefix-map=$dir/=" modules >&2 ||
+        die "9pnet did not build"
+    make -s -C "$KHEADERS" M="$dir/fs/9p" CONFIG_9P_FS=m KCFLAGS="-ffile-prefix-map=$dir/=" \
+        KBUILD_EXTRA_SYMBOLS="$dir/net/9p/Module.symvers" modules >&2 || die "9p did not build"
+    NINEP_KOS="$dir/net/9p/9pnet.ko $dir/fs/9p/9p.ko"
+    for ko in $NINEP_KOS; do strip --strip-debug "$ko"; done
+    ninep_key >"$dir.key"
+}
+ninep_key() { { echo "$KVER"; kernel_pkg; cat "$0"; } | hash_stdin; }
+
 # Prints "insmod <path>" lines of a module and its dependencies, dependencies first.
 module_closure() {
     modprobe -d "$KDIR" -S "$KVER" --show-depends "$1" 2>/dev/null |
@@ -301,6 +350,11 @@ build_base() {
         done
     done
     cp "$KDIR/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$KVER/"
+    # Modules built here: loaded by the agent when it mounts a share over 9P.
+    if [ -n "$NINEP_KOS" ]; then
+        mkdir -p "$root/lib/modules/$KVER/extra"
+        cp $NINEP_KOS "$root/lib/modules/$KVER/extra/"
+    fi
     depmod -b "$root" "$KVER"
     mkdir -p "$root/etc/berth"
     list "$HERE/modules.txt" >"$root/etc/berth/modules"
@@ -480,6 +534,7 @@ if [ "$mode" = full ]; then
 fi
 [ -s "$LOCK" ] || die "no $LOCK: run a full build first"
 build_kernel
+build_9p_modules
 if [ "$mode" = agent ]; then
     BASE=$WORK/base
     if [ ! -d "$BASE" ] || [ ! -f "$OUT/initrd.img" ]; then
