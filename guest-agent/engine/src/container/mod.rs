@@ -7,22 +7,27 @@
 //! be restarted without disturbing it. Shims, runtimes and mounts are reached only through
 //! the seams injected at [`crate::Engine::open_with`] ([`crate::Seams`]).
 //!
-//! One file per verb: `create`, `start` (acting) over `start_plan` (pure), `stop` (stop, kill,
-//! restart), `pause`, `remove` (rm, prune), `rename`, `wait`, `top` (top, resize), `exit`
-//! (monitor, exit record, restart policy, AutoRemove), `restore` (engine start), `exec`.
+//! One file per verb: `create` (over `image_config`, `host_config` and `mount_points`),
+//! `start` (acting) over `start_plan` (pure), `stop` (stop, kill, restart), `pause`, `remove`
+//! (rm, prune), `rename`, `wait`, `top` (top, resize), `exit` (monitor, exit record, restart
+//! policy, AutoRemove), `restore` (engine start), `exec`.
 
 pub mod archive;
 pub mod changes;
 pub mod commit;
 pub mod create;
 pub mod endpoints;
+pub mod env;
 pub mod etc;
 pub mod exec;
 mod exit;
 pub mod health;
+mod host_config;
+pub mod image_config;
 pub mod io;
 mod links;
 pub mod logs;
+mod mount_points;
 pub mod names;
 mod namespaces;
 pub mod net_join;
