@@ -1,8 +1,12 @@
 //! Static guards of the workspace's shape (tier 0, no root, no network): the dependency edges
-//! `docs/design.md` and `../shared/STYLE.md` §2 promise, read from `cargo metadata`.
+//! `docs/design.md` and `../shared/STYLE.md` §2 promise, read from `cargo metadata`, and the
+//! reading test of `docker run`'s path ([`reading_path`]).
 //!
 //! `--no-deps` lists each member's declared dependencies for every platform without the
 //! registry: enough, since a member can only reach another member through members.
+
+#[path = "guards/reading_path.rs"]
+mod reading_path;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -35,6 +35,7 @@ pub fn router(engine: AppState) -> Router {
         .merge(routes::distribution::routes())
         .merge(routes::auth::routes())
         .merge(routes::containers::routes())
+        .merge(routes::container_streams::routes())
         .merge(routes::archive::routes())
         .merge(routes::resources::routes())
         .merge(routes::exec::routes())

@@ -346,13 +346,13 @@ impl Svc {
             s.host.group_add.as_deref().unwrap_or_default(),
         )?;
         // The container's environment (as its init gets it), the exec's own over it.
-        let mut env = super::create::container_env(
+        let mut env = super::env::container_env(
             (s.host.network_mode != "host").then_some(s.record.config.hostname.as_str()),
             self.link_settings(&s.record.name, &s.host)?.env,
             s.record.config.env.as_deref().unwrap_or_default(),
         );
-        env = super::create::merge_env(&env, cfg.env.as_deref().unwrap_or_default());
-        super::create::add_process_defaults(&mut env, cfg.tty, &usr.home);
+        env = super::env::merge_env(&env, cfg.env.as_deref().unwrap_or_default());
+        super::env::add_process_defaults(&mut env, cfg.tty, &usr.home);
         let size = console.or(cfg.console_size).filter(|s| s[0] > 0);
         spec::build_process(&ProcessInput {
             args: cfg.cmd.clone().unwrap_or_default(),

@@ -7,22 +7,28 @@
 //! be restarted without disturbing it. Shims, runtimes and mounts are reached only through
 //! the seams injected at [`crate::Engine::open_with`] ([`crate::Seams`]).
 //!
-//! One file per verb: `create`, `start` (acting) over `start_plan` (pure), `stop` (stop, kill,
-//! restart), `pause`, `remove` (rm, prune), `rename`, `wait`, `top` (top, resize), `exit`
-//! (monitor, exit record, restart policy, AutoRemove), `restore` (engine start), `exec`.
+//! One file per verb: `create` (over `image_config`, `host_config` and `mount_points`),
+//! `start` (acting) over `start_plan` (pure), `stop` (stop, kill, restart), `pause`, `remove`
+//! (rm, prune), `rename`, `wait`, `top` (top, resize), `exit` (monitor, exit record, restart
+//! policy, AutoRemove), `restore` (engine start), `exec`; `usage` answers
+//! what the other services ask of the containers.
 
 pub mod archive;
 pub mod changes;
 pub mod commit;
 pub mod create;
 pub mod endpoints;
+pub mod env;
 pub mod etc;
 pub mod exec;
 mod exit;
 pub mod health;
+mod host_config;
+pub mod image_config;
 pub mod io;
 mod links;
 pub mod logs;
+mod mount_points;
 pub mod names;
 mod namespaces;
 pub mod net_join;
@@ -41,10 +47,12 @@ mod stop;
 mod tasks;
 pub mod top;
 pub mod update;
+mod usage;
 pub mod user;
 pub mod view;
 pub mod wait;
 
+pub use usage::ContainerCounts;
 pub use wait::WaitCondition;
 
 use std::collections::HashMap;
@@ -64,15 +72,6 @@ use crate::shim::{Shim, Shims};
 use crate::volume::VolumeService;
 use crate::{EngineConfig, EngineError, EventBus, Result, Seams};
 use record::{Paths, Stored};
-
-/// Container counts for `/info`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ContainerCounts {
-    pub total: usize,
-    pub running: usize,
-    pub paused: usize,
-    pub stopped: usize,
-}
 
 /// What waiters watch.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -384,60 +383,5 @@ impl Svc {
             a.insert((*k).to_string(), v.clone());
         }
         self.events.publish("container", action, &c.id, a);
-    }
-
-    /// Ids of containers (running or not) created from image `image_id` (`sha256:…`), so
-    /// `docker rmi` can refuse with a conflict.
-    pub async fn image_users(&self, image_id: &str) -> Vec<crate::image::ImageUser> {
-        self.all()
-            .into_iter()
-            .filter_map(|c| {
-                let st = c.snapshot();
-                (st.record.image_id == image_id).then(|| crate::image::ImageUser {
-                    id: c.id.clone(),
-                    running: st.state.state.running,
-                })
-            })
-            .collect()
-    }
-
-    /// Names of containers using volume `name`.
-    pub fn volume_users(&self, name: &str) -> Vec<String> {
-        self.all()
-            .into_iter()
-            .filter(|c| {
-                c.snapshot()
-                    .record
-                    .mounts
-                    .iter()
-                    .any(|m| m.typ == "volume" && m.name == name)
-            })
-            .map(|c| c.id.clone())
-            .collect()
-    }
-
-    pub async fn counts(&self) -> ContainerCounts {
-        let mut n = ContainerCounts::default();
-        for c in self.all() {
-            let s = c.snapshot().state.state;
-            n.total += 1;
-            if s.paused {
-                n.paused += 1;
-            } else if s.running {
-                n.running += 1;
-            } else {
-                n.stopped += 1;
-            }
-        }
-        n
-    }
-
-    /// `/system/df` container entries (`ContainerSummary` objects with `SizeRw`, `SizeRootFs`).
-    pub async fn disk_usage(&self) -> Result<Vec<serde_json::Value>> {
-        Ok(self
-            .all()
-            .iter()
-            .map(|c| view::summary(self, c, true))
-            .collect())
     }
 }

@@ -257,12 +257,12 @@ fn tmpfs(s: &Stored) -> Vec<(String, Vec<String>)> {
 
 fn process(s: &Stored, etc: &EtcFiles, facts: &HostFacts) -> Result<ProcessInput> {
     let (rec, host) = (&s.record, &s.host);
-    let mut env = super::create::container_env(
+    let mut env = super::env::container_env(
         (!etc.host_network).then_some(etc.hostname.as_str()),
         facts.link_env.clone(),
         rec.config.env.as_deref().unwrap_or_default(),
     );
-    super::create::add_process_defaults(&mut env, rec.config.tty, &facts.user.home);
+    super::env::add_process_defaults(&mut env, rec.config.tty, &facts.user.home);
     let mut args: Vec<String> = std::iter::once(rec.path.clone())
         .chain(rec.args.iter().cloned())
         .collect();

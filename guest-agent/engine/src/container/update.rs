@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use berth_docker_api::container::{ContainerUpdate, HostConfig};
 
-use super::create::{check_memory, restart_policy_name};
+use super::host_config::{check_memory, restart_policy_name};
 use super::Svc;
 use crate::runtime::spec::{limits, Resources};
 use crate::{EngineError, Result};

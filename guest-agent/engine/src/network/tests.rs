@@ -2,7 +2,7 @@
 //! for this test process. They need root; traffic stays on loopback and our own namespaces.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::Duration;
 

@@ -1,9 +1,15 @@
-//! The shim process itself (synchronous: std threads, nix, libc).
+//! The shim process itself (synchronous: std threads, nix, libc): sets up the rootfs, the
+//! control socket ([`control`]) and the stdio, waits for the engine's `start`, runs the
+//! runtime's `run --detach`, copies the output ([`output`]) until the init exits, records the
+//! exit and cleans up.
+
+mod control;
+mod output;
+mod stdio;
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::Write;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
@@ -13,8 +19,10 @@ use std::time::{Duration, Instant};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
+use self::output::{open_gate, tty_io, Client, Gate, Pumps};
+use self::stdio::{console_path, Io};
 use super::jsonlog;
-use super::{ExitRecord, Reply, Request, ShimConfig, PROTOCOL_VERSION};
+use super::{ExitRecord, ShimConfig};
 use crate::mount::{HostMounter, Mounter};
 use crate::runtime::{self, CreateOptions, Runtime};
 
@@ -25,14 +33,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long output may keep flowing after the init process exited.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
-struct Client {
-    stream: UnixStream,
-    stdout: bool,
-    stderr: bool,
-}
-
 type StartReply = mpsc::Sender<ShimResult<i32>>;
 
+/// What the main thread, the output pumps and the control connections share.
 struct Shared {
     cfg: ShimConfig,
     clients: Mutex<Vec<Client>>,
@@ -47,31 +50,6 @@ struct Shared {
     start_tx: Mutex<Option<mpsc::Sender<StartReply>>>,
     /// Whether output read so far is the container's (see [`Gate`]).
     gate: Mutex<Gate>,
-}
-
-/// Output read while the runtime runs is held, in the order it arrived on either pipe: once
-/// the runtime succeeded it is the container's and goes out in that order; after a failure it
-/// is the runtime's own error text (reported from its log file) and is dropped. The pumps
-/// read from the start, so stdout and stderr keep their relative order.
-enum Gate {
-    Holding(Vec<(u8, Vec<u8>)>),
-    Open,
-    Closed,
-}
-
-/// The container's stdio prepared before the runtime runs: our ends, and the ends (or the
-/// console socket) handed to the runtime.
-struct Io {
-    stdin: Option<File>,
-    outputs: Vec<(u8, File)>,
-    child_stdio: Option<ChildStdio>,
-    console: Option<UnixListener>,
-}
-
-struct ChildStdio {
-    stdin: Option<OwnedFd>,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
 }
 
 /// Paths the runtime writes to.
@@ -110,71 +88,74 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
         start_tx: Mutex::new(Some(start_tx)),
         gate: Mutex::new(Gate::Holding(vec![])),
     });
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let mut n_pumps = 0;
-    let spawn_pumps = |outputs: Vec<(u8, File)>, n: &mut usize| {
-        for (stream, file) in outputs {
-            *n += 1;
-            let s = shared.clone();
-            let done = done_tx.clone();
-            std::thread::spawn(move || {
-                pump(&s, stream, file);
-                let _ = done.send(());
-            });
-        }
-    };
+    let mut pumps = Pumps::new(shared.clone());
     {
         let s = shared.clone();
-        std::thread::spawn(move || serve(&s, listener));
+        std::thread::spawn(move || control::serve(&s, listener));
     }
     report("ok 0");
-
-    // Wait for the engine's go (attaches are connected by then, so no output is lost), then
-    // create and start the container in one runtime call.
-    let pid = match start_rx.recv_timeout(START_TIMEOUT) {
-        Ok(reply) => {
-            spawn_pumps(std::mem::take(&mut io.outputs), &mut n_pumps);
-            let r = launch(&cfg, rt.as_ref(), &mut io, &files);
-            open_gate(&shared, r.is_ok());
-            let r = r.map(|(pid, master)| {
-                if let Some(m) = master {
-                    let outputs = tty_io(&shared, m);
-                    spawn_pumps(outputs, &mut n_pumps);
-                }
-                pid
-            });
-            let pid = r.as_ref().ok().copied();
-            let _ = reply.send(r);
-            pid
-        }
-        Err(_) => None,
-    };
+    let pid = start_on_go(&shared, &start_rx, rt.as_ref(), &mut io, &files, &mut pumps);
     // Our copies of the child's ends must not keep the pumps alive.
     drop(io);
     let code = pid.map(reap).unwrap_or(255);
-    // Drain output, then record the exit.
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
-    for _ in 0..n_pumps {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if done_rx.recv_timeout(left).is_err() {
-            break;
-        }
-    }
+    pumps.drain(Instant::now() + DRAIN_TIMEOUT);
     if let Ok(mut l) = shared.log.lock() {
         let _ = l.flush();
     }
     if pid.is_some() {
-        let rec = ExitRecord {
-            exit_code: code,
-            finished_at: jsonlog::now_rfc3339(),
-            oom_killed: false,
-        };
-        if let Err(e) = crate::fsutil::write_json_atomic(&cfg.exit_file, &rec) {
-            eprintln!("write exit file: {e}");
-        }
+        write_exit_file(&cfg, code);
     }
-    // The exit is recorded: answer waiters first, then clean up. The socket stays bound until
-    // the cleanup is done, so the engine waits for it (connect succeeds) before a restart.
+    answer_waiters(&shared, code);
+    let answered = Instant::now();
+    cleanup(&cfg, rt.as_ref(), &mounter);
+    let _ = std::fs::remove_file(&cfg.socket);
+    // Give `wait` connections a moment to read their answer.
+    std::thread::sleep(Duration::from_millis(100).saturating_sub(answered.elapsed()));
+    Ok(())
+}
+
+/// Waits for the engine's go (attaches are connected by then, so no output is lost), then
+/// creates and starts the container in one runtime call and answers the `start` request;
+/// returns the init's pid, or `None` when there was no go or the launch failed.
+fn start_on_go(
+    shared: &Shared,
+    start_rx: &mpsc::Receiver<StartReply>,
+    rt: &dyn Runtime,
+    io: &mut Io,
+    files: &Files,
+    pumps: &mut Pumps,
+) -> Option<i32> {
+    let reply = start_rx.recv_timeout(START_TIMEOUT).ok()?;
+    pumps.spawn(std::mem::take(&mut io.outputs));
+    let r = launch(&shared.cfg, rt, io, files);
+    open_gate(shared, r.is_ok());
+    let r = r.map(|(pid, master)| {
+        if let Some(m) = master {
+            pumps.spawn(tty_io(shared, m));
+        }
+        pid
+    });
+    let pid = r.as_ref().ok().copied();
+    let _ = reply.send(r);
+    pid
+}
+
+/// Records the exit for the engine, atomically.
+fn write_exit_file(cfg: &ShimConfig, code: i32) {
+    let rec = ExitRecord {
+        exit_code: code,
+        finished_at: jsonlog::now_rfc3339(),
+        oom_killed: false,
+    };
+    if let Err(e) = crate::fsutil::write_json_atomic(&cfg.exit_file, &rec) {
+        eprintln!("write exit file: {e}");
+    }
+}
+
+/// The exit is recorded: ends the attach streams and answers `wait`ers. The socket stays
+/// bound until the cleanup is done, so the engine waits for it (connect succeeds) before a
+/// restart.
+fn answer_waiters(shared: &Shared, code: i32) {
     if let Ok(mut clients) = shared.clients.lock() {
         for c in clients.drain(..) {
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
@@ -184,12 +165,6 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
         *e = Some(code);
     }
     shared.exited.notify_all();
-    let answered = Instant::now();
-    cleanup(&cfg, rt.as_ref(), &mounter);
-    let _ = std::fs::remove_file(&cfg.socket);
-    // Give `wait` connections a moment to read their answer.
-    std::thread::sleep(Duration::from_millis(100).saturating_sub(answered.elapsed()));
-    Ok(())
 }
 
 fn set_subreaper() {
@@ -217,10 +192,6 @@ fn cleanup(cfg: &ShimConfig, rt: &dyn Runtime, mounter: &dyn Mounter) {
     let _ = std::fs::remove_file(console_path(&cfg.socket));
 }
 
-fn console_path(socket: &Path) -> PathBuf {
-    socket.with_extension("con")
-}
-
 /// Mounts the rootfs, binds the control socket and prepares the stdio (pipes, or the console
 /// socket of a TTY container).
 fn setup(cfg: &ShimConfig, mounter: &dyn Mounter) -> ShimResult<(Io, UnixListener, Files)> {
@@ -236,37 +207,7 @@ fn setup(cfg: &ShimConfig, mounter: &dyn Mounter) -> ShimResult<(Io, UnixListene
     };
     let _ = std::fs::remove_file(&files.pid);
     let _ = std::fs::remove_file(&files.log);
-    let io = if cfg.tty {
-        let con = console_path(&cfg.socket);
-        let _ = std::fs::remove_file(&con);
-        let con_listener =
-            UnixListener::bind(&con).map_err(|e| format!("bind {}: {e}", con.display()))?;
-        Io {
-            stdin: None,
-            outputs: vec![],
-            child_stdio: None,
-            console: Some(con_listener),
-        }
-    } else {
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let (stdin, child_in) = if cfg.open_stdin {
-            let (in_r, in_w) = pipe()?;
-            (Some(File::from(in_w)), Some(in_r))
-        } else {
-            (None, None)
-        };
-        Io {
-            stdin,
-            outputs: vec![(1, File::from(out_r)), (2, File::from(err_r))],
-            child_stdio: Some(ChildStdio {
-                stdin: child_in,
-                stdout: out_w,
-                stderr: err_w,
-            }),
-            console: None,
-        }
-    };
+    let io = Io::prepare(cfg)?;
     Ok((io, listener, files))
 }
 
@@ -319,25 +260,6 @@ fn launch(
         .and_then(|s| s.trim().parse::<i32>().ok())
         .ok_or_else(|| "runtime wrote no pid file".to_string())?;
     Ok((pid, master))
-}
-
-/// Wires a TTY container's pty master: stdin (if open), resize, and the one output stream.
-fn tty_io(s: &Shared, master: File) -> Vec<(u8, File)> {
-    let mut outputs = vec![];
-    if s.cfg.open_stdin {
-        if let (Ok(w), Ok(mut g)) = (master.try_clone(), s.stdin.lock()) {
-            *g = Some(w);
-        }
-    }
-    if let Ok(r) = master.try_clone() {
-        outputs.push((1, r));
-    }
-    let _ = s.master.set(master);
-    outputs
-}
-
-fn pipe() -> ShimResult<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
 fn runtime_failure(log_file: &Path) -> Option<String> {
@@ -395,197 +317,6 @@ fn reap(pid: i32) -> i32 {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => {}
             Err(_) => return 255,
-        }
-    }
-}
-
-/// Copies one output stream to the log and every attached client.
-fn pump(s: &Shared, stream: u8, mut src: File) {
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let Ok(mut gate) = s.gate.lock() else {
-            break;
-        };
-        match &mut *gate {
-            Gate::Holding(held) => held.push((stream, buf[..n].to_vec())),
-            Gate::Open => deliver(s, stream, &buf[..n]),
-            Gate::Closed => {}
-        }
-    }
-}
-
-/// Ends the holding period: delivers what was held (the runtime succeeded) or drops it.
-fn open_gate(s: &Shared, launched: bool) {
-    let Ok(mut gate) = s.gate.lock() else {
-        return;
-    };
-    let next = if launched { Gate::Open } else { Gate::Closed };
-    if let Gate::Holding(held) = std::mem::replace(&mut *gate, next) {
-        if launched {
-            for (stream, data) in held {
-                deliver(s, stream, &data);
-            }
-        }
-    }
-}
-
-/// Writes output to the log and to every attached client that wants its stream.
-fn deliver(s: &Shared, stream: u8, data: &[u8]) {
-    if let Ok(mut log) = s.log.lock() {
-        let _ = log.write(stream, data);
-    }
-    let Ok(mut clients) = s.clients.lock() else {
-        return;
-    };
-    clients.retain_mut(|c| {
-        let wanted = if stream == 2 { c.stderr } else { c.stdout };
-        if !wanted {
-            return true;
-        }
-        if s.cfg.tty {
-            c.stream.write_all(data).is_ok()
-        } else {
-            let mut frame = Vec::with_capacity(8 + data.len());
-            frame.extend_from_slice(&crate::stream::frame_header(stream, data.len()));
-            frame.extend_from_slice(data);
-            c.stream.write_all(&frame).is_ok()
-        }
-    });
-}
-
-fn serve(s: &Arc<Shared>, listener: UnixListener) {
-    for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
-        let s = s.clone();
-        std::thread::spawn(move || {
-            if let Err(e) = handle(&s, conn) {
-                eprintln!("shim connection: {e}");
-            }
-        });
-    }
-}
-
-fn read_line(conn: &mut UnixStream) -> std::io::Result<String> {
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    while line.len() < 256 {
-        if conn.read(&mut b)? == 0 {
-            break;
-        }
-        if b[0] == b'\n' {
-            break;
-        }
-        line.push(b[0]);
-    }
-    Ok(String::from_utf8_lossy(&line).into_owned())
-}
-
-fn handle(s: &Shared, mut conn: UnixStream) -> std::io::Result<()> {
-    let line = read_line(&mut conn)?;
-    let ok = Reply::Ok { pid: None }.encode();
-    match Request::parse(&line) {
-        Some(Request::Hello) => conn.write_all(
-            Reply::Hello {
-                version: PROTOCOL_VERSION,
-            }
-            .encode()
-            .as_bytes(),
-        ),
-        Some(Request::Attach {
-            stdin,
-            stdout,
-            stderr,
-        }) => {
-            {
-                let mut clients = s
-                    .clients
-                    .lock()
-                    .map_err(|_| std::io::Error::other("lock"))?;
-                conn.write_all(ok.as_bytes())?;
-                if s.exit.lock().map(|e| e.is_some()).unwrap_or(true) {
-                    return Ok(());
-                }
-                clients.push(Client {
-                    stream: conn.try_clone()?,
-                    stdout,
-                    stderr,
-                });
-            }
-            if stdin {
-                copy_stdin(s, &mut conn);
-            }
-            Ok(())
-        }
-        Some(Request::Start) => {
-            let (tx, rx) = mpsc::channel();
-            let sent = s
-                .start_tx
-                .lock()
-                .ok()
-                .and_then(|mut t| t.take())
-                .is_some_and(|t| t.send(tx).is_ok());
-            let reply = if sent {
-                rx.recv().unwrap_or_else(|_| Err("shim is exiting".into()))
-            } else {
-                Err("container already started".into())
-            };
-            let reply = match reply {
-                Ok(pid) => Reply::Ok { pid: Some(pid) },
-                Err(message) => Reply::Error { message },
-            };
-            conn.write_all(reply.encode().as_bytes())
-        }
-        Some(Request::Resize { height, width }) => {
-            if let Some(m) = s.master.get() {
-                super::console::resize(m, height, width);
-            }
-            conn.write_all(ok.as_bytes())
-        }
-        Some(Request::Wait) => {
-            let mut e = s.exit.lock().map_err(|_| std::io::Error::other("lock"))?;
-            while e.is_none() {
-                e = s
-                    .exited
-                    .wait(e)
-                    .map_err(|_| std::io::Error::other("lock"))?;
-            }
-            let code = e.unwrap_or(255);
-            drop(e);
-            conn.write_all(Reply::Exit { code }.encode().as_bytes())
-        }
-        None => conn.write_all(
-            Reply::Error {
-                message: "unknown request".into(),
-            }
-            .encode()
-            .as_bytes(),
-        ),
-    }
-}
-
-/// Copies an attach client's bytes to the container's stdin; on EOF closes stdin when the
-/// container was created with `StdinOnce`.
-fn copy_stdin(s: &Shared, conn: &mut UnixStream) {
-    let mut buf = [0u8; 8192];
-    loop {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let Ok(mut g) = s.stdin.lock() else { return };
-                let Some(f) = g.as_mut() else { continue };
-                if f.write_all(&buf[..n]).is_err() {
-                    *g = None;
-                }
-            }
-        }
-    }
-    if s.cfg.stdin_once && !s.cfg.tty {
-        if let Ok(mut g) = s.stdin.lock() {
-            *g = None;
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod auth;
 pub mod build;
+pub mod container_streams;
 pub mod containers;
 pub mod distribution;
 pub mod events;

@@ -1,0 +1,204 @@
+//! The mount points of a create: `-v` binds, `--mount`, `--volumes-from` and the image's
+//! volumes, resolved to host paths (named and anonymous volumes are created here).
+
+use std::collections::BTreeMap;
+
+use berth_docker_api::container::{Empty, HostConfig, Mount, MountPoint};
+use berth_docker_api::volume::VolumeCreateOptions;
+
+use super::Svc;
+use crate::{EngineError, Result};
+
+/// A create's mount points, and the names of the anonymous volumes it made for them (removed
+/// with the container by `rm -v`).
+pub(super) struct MountPoints {
+    pub mounts: Vec<MountPoint>,
+    pub anonymous: Vec<String>,
+}
+
+impl Svc {
+    /// Binds, Mounts, `--volumes-from` and image volumes → mount points; the first to claim a
+    /// destination keeps it.
+    pub(super) fn mount_points(
+        &self,
+        host: &HostConfig,
+        image_volumes: Option<&BTreeMap<String, Empty>>,
+    ) -> Result<MountPoints> {
+        // The bool: an anonymous volume made here.
+        let mut out: Vec<(MountPoint, bool)> = vec![];
+        for b in host.binds.as_deref().unwrap_or_default() {
+            out.push((self.bind_spec(b)?, false));
+        }
+        for m in host.mounts.as_deref().unwrap_or_default() {
+            out.push(self.api_mount(m)?);
+        }
+        for m in self.volumes_from(host)? {
+            if !out.iter().any(|(o, _)| o.destination == m.destination) {
+                out.push((m, false));
+            }
+        }
+        for dst in image_volumes.into_iter().flat_map(|v| v.keys()) {
+            if !out.iter().any(|(m, _)| &m.destination == dst) {
+                out.push((self.mount_point("", dst, true, "")?, true));
+            }
+        }
+        let anonymous = out
+            .iter()
+            .filter(|(_, anon)| *anon)
+            .map(|(m, _)| m.name.clone())
+            .collect();
+        Ok(MountPoints {
+            mounts: out.into_iter().map(|(m, _)| m).collect(),
+            anonymous,
+        })
+    }
+
+    /// A `-v src:dst[:mode]` bind or volume.
+    fn bind_spec(&self, spec: &str) -> Result<MountPoint> {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (src, dst, mode) = match parts.as_slice() {
+            [s, d] => (*s, *d, ""),
+            [s, d, m] => (*s, *d, *m),
+            _ => {
+                return Err(EngineError::invalid(format!(
+                    "invalid volume specification: '{spec}'"
+                )))
+            }
+        };
+        if !dst.starts_with('/') {
+            return Err(EngineError::invalid(format!(
+                "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
+            )));
+        }
+        let rw = !mode.split(',').any(|m| m == "ro");
+        self.mount_point(src, dst, rw, mode)
+    }
+
+    /// A `--mount` (bool: an anonymous volume made here).
+    fn api_mount(&self, m: &Mount) -> Result<(MountPoint, bool)> {
+        let typ = if m.typ.is_empty() {
+            "volume"
+        } else {
+            m.typ.as_str()
+        };
+        match typ {
+            "bind" => {
+                if !std::path::Path::new(&m.source).exists() {
+                    return Err(EngineError::invalid(format!(
+                        "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                        m.source
+                    )));
+                }
+                let point = self.mount_point(&m.source, &m.target, !m.read_only, "")?;
+                Ok((point, false))
+            }
+            "volume" => {
+                let anon = m.source.is_empty();
+                let vol = volume_create_options(&m.source, m.volume_options.as_ref());
+                Ok((self.volume_mount(vol, &m.target, !m.read_only, "")?, anon))
+            }
+            "tmpfs" => Ok((
+                MountPoint {
+                    typ: "tmpfs".into(),
+                    destination: m.target.clone(),
+                    rw: !m.read_only,
+                    mode: tmpfs_options(m.tmpfs_options.as_ref()).join(","),
+                    ..Default::default()
+                },
+                false,
+            )),
+            other => Err(EngineError::invalid(format!(
+                "mount type {other} is not supported"
+            ))),
+        }
+    }
+
+    /// A host-path bind (absolute `src`) or a named (`src`) / anonymous (empty) volume.
+    fn mount_point(&self, src: &str, dst: &str, rw: bool, mode: &str) -> Result<MountPoint> {
+        if src.starts_with('/') {
+            std::fs::create_dir_all(src).ok();
+            return Ok(MountPoint {
+                typ: "bind".into(),
+                source: src.into(),
+                destination: dst.into(),
+                mode: mode.into(),
+                rw,
+                propagation: "rprivate".into(),
+                ..Default::default()
+            });
+        }
+        let vol = VolumeCreateOptions {
+            name: src.into(),
+            ..Default::default()
+        };
+        self.volume_mount(vol, dst, rw, mode)
+    }
+
+    /// A named or anonymous volume, created with `vol`'s driver and options if it is new.
+    fn volume_mount(
+        &self,
+        vol: VolumeCreateOptions,
+        dst: &str,
+        rw: bool,
+        mode: &str,
+    ) -> Result<MountPoint> {
+        let v = self.volumes.create(vol)?;
+        Ok(MountPoint {
+            typ: "volume".into(),
+            name: v.name.clone(),
+            source: v.mountpoint,
+            destination: dst.into(),
+            driver: "local".into(),
+            mode: if mode.is_empty() {
+                "z".into()
+            } else {
+                mode.into()
+            },
+            rw,
+            propagation: String::new(),
+        })
+    }
+}
+
+/// The volume `--mount type=volume,src=…,volume-driver=…,volume-opt=k=v` names (`VolumeOptions`
+/// as the API sends it: `{"DriverConfig": {"Name", "Options"}, "Labels"}`).
+fn volume_create_options(name: &str, opts: Option<&serde_json::Value>) -> VolumeCreateOptions {
+    let strings = |v: Option<&serde_json::Value>| -> BTreeMap<String, String> {
+        v.and_then(|v| v.as_object())
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let driver = opts.and_then(|o| o.get("DriverConfig"));
+    VolumeCreateOptions {
+        name: name.into(),
+        driver: driver
+            .and_then(|d| d.get("Name"))
+            .and_then(|n| n.as_str())
+            .unwrap_or_default()
+            .into(),
+        driver_opts: strings(driver.and_then(|d| d.get("Options"))),
+        labels: strings(opts.and_then(|o| o.get("Labels"))),
+    }
+}
+
+/// Mount options of `--mount type=tmpfs,tmpfs-size=…,tmpfs-mode=…`.
+fn tmpfs_options(o: Option<&serde_json::Value>) -> Vec<String> {
+    let mut out = vec![];
+    if let Some(o) = o {
+        if let Some(size) = o
+            .get("SizeBytes")
+            .and_then(|v| v.as_i64())
+            .filter(|s| *s > 0)
+        {
+            out.push(format!("size={size}"));
+        }
+        if let Some(mode) = o.get("Mode").and_then(|v| v.as_u64()) {
+            out.push(format!("mode={mode:o}"));
+        }
+    }
+    out
+}
