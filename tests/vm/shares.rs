@@ -52,7 +52,7 @@ fn a_folder_shared_over_9p_is_read_written_and_changed_from_a_container() {
     assert!(
         lines
             .last()
-            .is_some_and(|l| l.contains(". .. big.bin d in.txt link out.txt zero")),
+            .is_some_and(|l| l.contains(". .. big.bin d in.txt link out.txt w zero")),
         "{out}"
     );
 
