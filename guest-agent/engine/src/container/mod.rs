@@ -9,7 +9,8 @@
 //!
 //! One file per verb: `create`, `start` (acting) over `start_plan` (pure), `stop` (stop, kill,
 //! restart), `pause`, `remove` (rm, prune), `rename`, `wait`, `top` (top, resize), `exit`
-//! (monitor, exit record, restart policy, AutoRemove), `restore` (engine start), `exec`.
+//! (monitor, exit record, restart policy, AutoRemove), `state_retry` (a state write that failed,
+//! kept in memory and retried), `restore` (engine start), `exec`.
 
 pub mod archive;
 pub mod changes;
@@ -37,6 +38,7 @@ mod spec_opts;
 mod start;
 pub mod start_plan;
 pub mod stats;
+mod state_retry;
 mod stop;
 mod tasks;
 pub mod top;
@@ -102,6 +104,8 @@ pub struct Container {
     pending: Mutex<Vec<PendingAttach>>,
     /// The network detach of the last exit, run in the background; a start awaits it.
     detaching: Mutex<Option<tokio::task::JoinHandle<Option<()>>>>,
+    /// A background retry of a `state.json` write that failed is under way (`state_retry`).
+    state_retry: std::sync::atomic::AtomicBool,
     /// Ends this container's background tasks (cancelled at remove and at shutdown).
     tasks: tokio_util::sync::CancellationToken,
 }
@@ -121,6 +125,7 @@ impl Container {
             status: watch::channel(st).0,
             pending: Mutex::new(vec![]),
             detaching: Mutex::new(None),
+            state_retry: Default::default(),
             tasks,
         })
     }

@@ -170,7 +170,7 @@ pub(super) fn run(path: &Path) -> ShimResult<()> {
             oom_killed: false,
         };
         if let Err(e) = crate::fsutil::write_json_atomic(&cfg.exit_file, &rec) {
-            eprintln!("write exit file: {e}");
+            log_line(&format!("write exit file: {e}"));
         }
     }
     // The exit is recorded: answer waiters first, then clean up. The socket stays bound until
@@ -200,6 +200,13 @@ fn set_subreaper() {
 }
 
 /// Writes the one status line to the engine and closes stdout.
+/// Writes a line to the shim's log (its stderr, a file on the data root). Unlike `eprintln!`,
+/// which panics when the write fails, a full disk does not end the shim before it has told
+/// the engine the exit code.
+pub(super) fn log_line(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn report(line: &str) {
     let mut out = std::io::stdout();
     let _ = writeln!(out, "{line}");
@@ -463,7 +470,7 @@ fn serve(s: &Arc<Shared>, listener: UnixListener) {
         let s = s.clone();
         std::thread::spawn(move || {
             if let Err(e) = handle(&s, conn) {
-                eprintln!("shim connection: {e}");
+                log_line(&format!("shim connection: {e}"));
             }
         });
     }
