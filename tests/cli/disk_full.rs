@@ -129,13 +129,13 @@ fn an_exit_on_a_full_data_root_is_reported_at_once_and_written_when_space_return
 
     let id = e.docker_ok(&["inspect", "-f", "{{.Id}}", "filler"]);
     let id = id.trim();
-    let shown = e.docker_ok(&[
-        "inspect",
-        "-f",
-        "{{.State.Status}} {{.State.Running}} {{.State.ExitCode}}",
-        "filler",
-    ]);
-    assert_eq!(shown.trim(), "exited false 3");
+    let shown = |e: &Engine| {
+        let f = "{{.State.Status}} {{.State.Running}} {{.State.ExitCode}}";
+        e.docker_ok(&["inspect", "-f", f, "filler"])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(shown(&e), "exited false 3");
     let ps = e.docker_ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
     assert!(ps.trim().starts_with("filler Exited (3)"), "{ps}");
     // The fault did happen: the file still holds the start, and the log says why.
@@ -172,13 +172,7 @@ fn an_exit_on_a_full_data_root_is_reported_at_once_and_written_when_space_return
         e.log_tail()
     );
     e.restart();
-    let shown = e.docker_ok(&[
-        "inspect",
-        "-f",
-        "{{.State.Status}} {{.State.ExitCode}}",
-        "filler",
-    ]);
-    assert_eq!(shown.trim(), "exited 3");
+    assert_eq!(shown(&e), "exited false 3");
     check_consistent(&e, "after space returned");
     e.docker_ok(&["rm", "filler"]);
 }

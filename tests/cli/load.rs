@@ -186,23 +186,13 @@ fn a_big_log_comes_back_whole() {
         "awk",
         &prog,
     ];
-    let out = e.docker(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    check_numbered_lines(&out.stdout, LINES)
-        .map_err(|m| format!("attached: {m}"))
-        .unwrap();
-    let out = e.docker(&["logs", "biglog"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    check_numbered_lines(&out.stdout, LINES)
-        .map_err(|m| format!("docker logs: {m}"))
-        .unwrap();
+    for (how, out) in [
+        ("attached", e.docker_ok(&args)),
+        ("docker logs", e.docker_ok(&["logs", "biglog"])),
+    ] {
+        check_numbered_lines(out.as_bytes(), LINES)
+            .map_err(|m| format!("{how}: {m}"))
+            .unwrap();
+    }
     e.docker_ok(&["rm", "biglog"]);
 }
