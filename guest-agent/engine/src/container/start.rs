@@ -65,12 +65,7 @@ impl Svc {
     /// After a failed start: drops the attaches waiting for it, records the error (in memory
     /// at least: a full disk must not keep `docker run --rm` waiting), releases the network;
     /// `--rm` removes the container (`docker run --rm` waits for that).
-    async fn undo_start(
-        self: &Arc<Self>,
-        c: &Arc<Container>,
-        paths: &Paths,
-        e: &EngineError,
-    ) {
+    async fn undo_start(self: &Arc<Self>, c: &Arc<Container>, paths: &Paths, e: &EngineError) {
         c.pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let att = self.record_state(c, paths, "failed start", |st| {
             st.state.state.error = e.message().to_string();
