@@ -70,7 +70,7 @@ fn is_leftover(name: &str) -> bool {
 /// Temp files, trash directories and build scratch left in the data root's state directories.
 /// Leftovers of interrupted work under `root`. Temp files named after `live` (the running
 /// engine's PID: `.tmp-<name>-<pid>-<n>`) are writes in flight, not leftovers.
-fn leftovers(root: &Path, live: Option<u32>) -> Vec<String> {
+pub(super) fn leftovers(root: &Path, live: Option<u32>) -> Vec<String> {
     let in_flight = |n: &str| live.is_some_and(|pid| n.contains(&format!("-{pid}-")));
     let mut dirs = vec![
         root.to_path_buf(),

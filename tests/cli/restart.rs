@@ -1,9 +1,12 @@
 //! Containers outlive the engine: SIGKILL the engine, start a new one, and the running
 //! container is still there (ps, logs, stop work); one that exited meanwhile shows its code.
+//! Twenty running containers keep running and logging across the kill, no line lost or doubled.
 
 use std::time::Duration;
 
 use berth_test_support::{wait_until, Engine};
+
+use super::images::busybox_archive;
 
 #[test]
 fn containers_survive_engine_kill() {
@@ -172,4 +175,103 @@ fn two_network_endpoints_survive_engine_restart() {
     assert!(!pings(&e, "peer", r2_ip.trim()));
     e.docker_ok(&["rm", "-f", "peer", "multi"]);
     e.docker_ok(&["network", "rm", "r1", "r2"]);
+}
+
+/// The numbers a counting container logged (`docker logs`), checked to be 1, 2, 3… with no
+/// number missing or repeated; returns how many.
+fn counted_lines(e: &Engine, name: &str) -> usize {
+    let out = e.docker_ok(&["logs", name]);
+    for (i, line) in out.lines().enumerate() {
+        assert_eq!(
+            line,
+            (i + 1).to_string(),
+            "{name}: line {} of its log",
+            i + 1
+        );
+    }
+    out.lines().count()
+}
+
+/// The size of container `id`'s log file, read from the data root (the engine may be down).
+fn log_file_len(e: &Engine, id: &str) -> u64 {
+    let path = e
+        .data_root()
+        .join("containers")
+        .join(id)
+        .join(format!("{id}-json.log"));
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+#[test]
+fn twenty_running_containers_keep_running_and_logging_across_an_engine_kill() {
+    const N: usize = 20;
+    let mut e = Engine::start_offline();
+    e.docker_ok(&["load", "-i", busybox_archive().to_str().unwrap()]);
+    let count = "trap 'exit 0' TERM; i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done";
+    let names: Vec<String> = (0..N).map(|i| format!("count{i}")).collect();
+    for n in &names {
+        e.docker_ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            n,
+            "busybox",
+            "sh",
+            "-c",
+            count,
+        ]);
+    }
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    let inspect = |e: &Engine, format: &str| {
+        let mut args = vec!["inspect", "-f", format];
+        args.extend(&all);
+        e.docker_ok(&args)
+    };
+    let ids: Vec<String> = inspect(&e, "{{.Id}}").lines().map(String::from).collect();
+    let pids = inspect(&e, "{{.State.Pid}}");
+    assert!(
+        wait_until(Duration::from_secs(30), || names
+            .iter()
+            .all(|n| counted_lines(&e, n) >= 5)),
+        "not every container logs"
+    );
+    let before: Vec<usize> = names.iter().map(|n| counted_lines(&e, n)).collect();
+
+    e.kill();
+    // The monitors keep logging while no engine runs.
+    let sizes: Vec<u64> = ids.iter().map(|id| log_file_len(&e, id)).collect();
+    assert!(
+        wait_until(Duration::from_secs(30), || ids
+            .iter()
+            .zip(&sizes)
+            .all(|(id, &size)| log_file_len(&e, id) > size)),
+        "a log stopped growing while the engine was down"
+    );
+    e.start_again();
+
+    // Reattached, not restarted: the same processes, all running, and logging on.
+    assert_eq!(inspect(&e, "{{.State.Pid}}"), pids, "{}", e.log_tail());
+    let running = inspect(&e, "{{.State.Status}}");
+    assert!(running.lines().all(|s| s == "running"), "{running}");
+    assert!(
+        wait_until(Duration::from_secs(30), || names
+            .iter()
+            .zip(&before)
+            .all(|(n, &b)| counted_lines(&e, n) >= b + 20)),
+        "a log stopped after the restart"
+    );
+    let mut stop = vec!["stop"];
+    stop.extend(&all);
+    e.docker_ok(&stop);
+    let codes = inspect(&e, "{{.State.Status}} {{.State.ExitCode}}");
+    assert!(codes.lines().all(|l| l == "exited 0"), "{codes}");
+    // Whole logs, continuous across the kill.
+    for n in &names {
+        counted_lines(&e, n);
+    }
+    let mut rm = vec!["rm"];
+    rm.extend(&all);
+    e.docker_ok(&rm);
 }

@@ -143,15 +143,9 @@ impl Svc {
     pub(super) async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, code: Option<i32>) {
         let paths = self.paths(&c.id);
         let (code, finished) = Self::exit_status(self.mounter.clone(), &paths, &c.id, code).await;
-        let outcome = c
-            .update(&paths, |st| mark_exited(st, code, finished))
-            .unwrap_or_else(|e| {
-                tracing::error!(id = %c.id, error = %e, "failed to record exit");
-                ExitOutcome {
-                    attachment: None,
-                    restart: false,
-                }
-            });
+        // Stands in memory when it cannot be written (a full disk): waiters get the code, the
+        // network is released and the policy applies; the write is retried.
+        let outcome = self.record_state(c, &paths, "exit", |st| mark_exited(st, code, finished));
         if let Some(att) = outcome.attachment {
             // Off the exit path: the next start of this container awaits it.
             let svc = self.clone();

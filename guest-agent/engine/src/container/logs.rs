@@ -79,26 +79,14 @@ impl Svc {
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let mut status = c.subscribe();
         tokio::spawn(async move {
-            let files = jsonlog::files(&path);
-            let mut entries: Vec<Entry> = vec![];
-            for f in &files {
-                entries.extend(jsonlog::read_entries(f).unwrap_or_default());
+            let history = {
+                let (files, o, tx) = (jsonlog::files(&path), o.clone(), tx.clone());
+                tokio::task::spawn_blocking(move || send_history(&files, &o, tty, &tx))
+            };
+            if !history.await.unwrap_or(false) {
+                return;
             }
             let mut offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            entries.retain(|e| wanted(e, &o));
-            if let Some(n) = o.tail {
-                let skip = entries.len().saturating_sub(n);
-                entries.drain(..skip);
-            }
-            for e in &entries {
-                if tx
-                    .send(Bytes::from(render(e, tty, o.timestamps)))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
             if !o.follow {
                 return;
             }
@@ -131,6 +119,34 @@ impl Svc {
             }
         });
         Ok((tty, rx))
+    }
+}
+
+/// Sends the entries of `files` (oldest first) that `o` wants, rendered, as they are read: a
+/// log is never held whole, and with `tail` only its last n entries are (blocking). Returns
+/// false when the client went away.
+fn send_history(files: &[PathBuf], o: &LogOptions, tty: bool, tx: &mpsc::Sender<Bytes>) -> bool {
+    let mut entries = files
+        .iter()
+        .filter_map(|f| jsonlog::entries(f).ok())
+        .flatten()
+        .filter(|e| wanted(e, o));
+    let send = |e: &Entry| {
+        tx.blocking_send(Bytes::from(render(e, tty, o.timestamps)))
+            .is_ok()
+    };
+    match o.tail {
+        None => entries.all(|e| send(&e)),
+        Some(n) => {
+            let mut last = std::collections::VecDeque::with_capacity(n.min(4096));
+            for e in entries.take_while(|_| n > 0) {
+                if last.len() == n {
+                    last.pop_front();
+                }
+                last.push_back(e);
+            }
+            last.iter().all(send)
+        }
     }
 }
 

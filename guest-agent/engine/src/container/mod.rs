@@ -10,8 +10,9 @@
 //! One file per verb: `create` (over `image_config`, `host_config` and `mount_points`),
 //! `start` (acting) over `start_plan` (pure), `stop` (stop, kill, restart), `pause`, `remove`
 //! (rm, prune), `rename`, `wait`, `top` (top, resize), `exit` (monitor, exit record, restart
-//! policy, AutoRemove), `restore` (engine start), `exec`; `usage` answers
-//! what the other services ask of the containers.
+//! policy, AutoRemove), `state_retry` (a state write that failed, kept in memory and retried),
+//! `restore` (engine start), `exec`; `usage` answers what the other services ask of the
+//! containers.
 
 pub mod archive;
 pub mod changes;
@@ -42,6 +43,7 @@ pub mod signal;
 mod spec_opts;
 mod start;
 pub mod start_plan;
+mod state_retry;
 pub mod stats;
 mod stop;
 mod tasks;
@@ -101,6 +103,8 @@ pub struct Container {
     pending: Mutex<Vec<PendingAttach>>,
     /// The network detach of the last exit, run in the background; a start awaits it.
     detaching: Mutex<Option<tokio::task::JoinHandle<Option<()>>>>,
+    /// A background retry of a `state.json` write that failed is under way (`state_retry`).
+    state_retry: std::sync::atomic::AtomicBool,
     /// Ends this container's background tasks (cancelled at remove and at shutdown).
     tasks: tokio_util::sync::CancellationToken,
 }
@@ -120,6 +124,7 @@ impl Container {
             status: watch::channel(st).0,
             pending: Mutex::new(vec![]),
             detaching: Mutex::new(None),
+            state_retry: Default::default(),
             tasks,
         })
     }

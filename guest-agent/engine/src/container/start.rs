@@ -56,26 +56,22 @@ impl Svc {
         match self.start_inner(c, &s, &paths).await {
             Ok(()) => Ok(()),
             Err(e) => {
-                self.undo_start(c, &paths, &e).await?;
+                self.undo_start(c, &paths, &e).await;
                 Err(e)
             }
         }
     }
 
-    /// After a failed start: drops the attaches waiting for it, records the error, releases
-    /// the network; `--rm` removes the container (`docker run --rm` waits for that).
-    async fn undo_start(
-        self: &Arc<Self>,
-        c: &Arc<Container>,
-        paths: &Paths,
-        e: &EngineError,
-    ) -> Result<()> {
+    /// After a failed start: drops the attaches waiting for it, records the error (in memory
+    /// at least: a full disk must not keep `docker run --rm` waiting), releases the network;
+    /// `--rm` removes the container (`docker run --rm` waits for that).
+    async fn undo_start(self: &Arc<Self>, c: &Arc<Container>, paths: &Paths, e: &EngineError) {
         c.pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        let att = c.update(paths, |st| {
+        let att = self.record_state(c, paths, "failed start", |st| {
             st.state.state.error = e.message().to_string();
             st.state.state.exit_code = 128;
             st.attachment.take()
-        })?;
+        });
         if let Some(att) = att {
             if let Err(e) = self.networks.detach(&c.id, &att).await {
                 tracing::warn!(id = %c.id, error = %e, "network detach after a failed start");
@@ -89,7 +85,6 @@ impl Svc {
                 let _ = svc.remove(&id, true, true).await;
             });
         }
-        Ok(())
     }
 
     async fn start_inner(
@@ -127,7 +122,9 @@ impl Svc {
         let t_prep = t0.elapsed();
         let (shim, pid) = self.launch(c, paths, plan.shim.socket.clone()).await?;
         tracing::debug!(id = %c.id, prepare = ?t_prep, started = ?t0.elapsed(), "container started");
-        c.update(paths, |st| st.mark_running(pid))?;
+        // The container runs: a state that cannot be written does not undo that (a restarted
+        // engine adopts the start, `restore`).
+        self.record_state(c, paths, "start", |st| st.mark_running(pid));
         c.status.send_modify(|st| st.running = true);
         self.publish(c, "start", &[]);
         self.spawn_monitor(c.clone(), shim);

@@ -153,14 +153,19 @@ impl Writer {
     }
 }
 
-/// Reads every entry of a log file, skipping lines that do not parse (a torn last line).
-pub fn read_entries(path: &Path) -> io::Result<Vec<Entry>> {
+/// The entries of a log file, read as they are asked for (a log may be far bigger than
+/// memory), skipping lines that do not parse (a torn last line).
+pub fn entries(path: &Path) -> io::Result<impl Iterator<Item = Entry>> {
     let f = File::open(path)?;
     Ok(BufReader::new(f)
         .lines()
         .map_while(Result::ok)
-        .filter_map(|l| serde_json::from_str(&l).ok())
-        .collect())
+        .filter_map(|l| serde_json::from_str(&l).ok()))
+}
+
+/// Reads every entry of a log file (see [`entries`]).
+pub fn read_entries(path: &Path) -> io::Result<Vec<Entry>> {
+    Ok(entries(path)?.collect())
 }
 
 #[cfg(test)]

@@ -193,7 +193,7 @@ pub fn main(args: &[String]) -> i32 {
     match monitor::run(std::path::Path::new(path)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("berth-agent shim: {e}");
+            monitor::log_line(&format!("berth-agent shim: {e}"));
             1
         }
     }

@@ -148,7 +148,7 @@ fn write_exit_file(cfg: &ShimConfig, code: i32) {
         oom_killed: false,
     };
     if let Err(e) = crate::fsutil::write_json_atomic(&cfg.exit_file, &rec) {
-        eprintln!("write exit file: {e}");
+        log_line(&format!("write exit file: {e}"));
     }
 }
 
@@ -172,6 +172,13 @@ fn set_subreaper() {
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     }
+}
+
+/// Writes a line to the shim's log (its stderr, a file on the data root). Unlike `eprintln!`,
+/// which panics when the write fails, a full disk does not end the shim before it has told
+/// the engine the exit code.
+pub(super) fn log_line(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Writes the one status line to the engine and closes stdout.

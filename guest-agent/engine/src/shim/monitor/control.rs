@@ -17,7 +17,7 @@ pub(super) fn serve(s: &Arc<Shared>, listener: UnixListener) {
         let s = s.clone();
         std::thread::spawn(move || {
             if let Err(e) = handle(&s, conn) {
-                eprintln!("shim connection: {e}");
+                super::log_line(&format!("shim connection: {e}"));
             }
         });
     }
