@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use berth_agent_proto::{
-    read_frame, write_frame, Event, GuestFrame, HostFrame, Reply, Request, PROTOCOL_VERSION,
+    read_frame, write_frame, Event, GuestFrame, HostFrame, Reply, Request, FEATURE_FILE_RENAME,
+    PROTOCOL_VERSION,
 };
 use berth_vsock::BoxIo;
 use tokio::sync::mpsc;
@@ -164,6 +165,7 @@ async fn handle(req: Request, ctx: &ControlCtx) -> Reply {
             Reply::Hello {
                 protocol_version: PROTOCOL_VERSION,
                 agent_version: env!("CARGO_PKG_VERSION").to_string(),
+                features: vec![FEATURE_FILE_RENAME.into()],
             }
         }
         Request::Health => Reply::Health {
@@ -191,9 +193,13 @@ async fn handle(req: Request, ctx: &ControlCtx) -> Reply {
         },
         Request::TimeSync { unix_nanos } => result(system::set_clock(unix_nanos)),
         Request::Mount(share) => result(
-            tokio::task::spawn_blocking(move || system::mount_share(&share))
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            tokio::task::spawn_blocking(move || {
+                system::mount_share(&share)?;
+                files::load_module();
+                Ok(())
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e))),
         ),
         Request::FileEvents { events } => {
             let _ = tokio::task::spawn_blocking(move || files::apply(&events)).await;
