@@ -224,6 +224,41 @@ extract_arm64_kernel() {
     [ "$(tail -c +57 "$to" | head -c 4)" = $'ARM\x64' ] || die "$vmlinuz is not an arm64 Image"
 }
 
+# The berth_fsnotify module (vm-image/fsnotify/: host file events as fsnotify events, see
+# docs/vm-image.md), built against Debian's headers of exactly the locked kernel; sets
+# FSNOTIFY_KO (empty when not built). Only for a guest of the host's own architecture: Debian's
+# headers of another one ship kbuild's tools built for that one.
+FSNOTIFY_SRC=$HERE/fsnotify
+build_fsnotify_module() {
+    local name ver hdr dir
+    FSNOTIFY_KO=
+    if [ "$ARCH" != "$HOST_ARCH" ]; then
+        log "berth_fsnotify not built for $ARCH (cross kbuild); the guest re-touches instead"
+        return
+    fi
+    read -r name ver < <(kernel_pkg)
+    hdr=linux-headers-$KVER
+    if [ "$(dpkg-query -W -f='${Version}' "$hdr" 2>/dev/null)" != "$ver" ]; then
+        log "installing $hdr $ver"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+            "$hdr=$ver" make >&2 || die "cannot install $hdr=$ver (apt-get update? build.sh --update-lock?)"
+    fi
+    dir=$WORK/fsnotify-$KVER
+    FSNOTIFY_KO=$dir/berth_fsnotify.ko
+    if [ -f "$FSNOTIFY_KO" ] && [ "$(cat "$dir.key" 2>/dev/null)" = "$(fsnotify_key)" ]; then
+        return
+    fi
+    log "building berth_fsnotify for $KVER"
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$FSNOTIFY_SRC/Kbuild" "$FSNOTIFY_SRC/berth_fsnotify.c" "$dir/"
+    # The build dir out of the debug info, which the build ID hashes: the same bytes from any cache.
+    make -s -C "/usr/src/$hdr" M="$dir" KCFLAGS="-ffile-prefix-map=$dir/=" modules >&2 ||
+        die "berth_fsnotify did not build"
+    strip --strip-debug "$FSNOTIFY_KO"
+    fsnotify_key >"$dir.key"
+}
+fsnotify_key() { { echo "$KVER"; cat "$FSNOTIFY_SRC/Kbuild" "$FSNOTIFY_SRC/berth_fsnotify.c" "$0"; } | hash_stdin; }
+
 # Prints "insmod <path>" lines of a module and its dependencies, dependencies first.
 module_closure() {
     modprobe -d "$KDIR" -S "$KVER" --show-depends "$1" 2>/dev/null |
@@ -235,6 +270,7 @@ base_key() {
     {
         cat "$LOCK" "$HERE/packages.exclude" "$HERE/modules.txt" "$0"
         echo "$EPOCH"
+        if [ -n "$FSNOTIFY_KO" ]; then sha256sum <"$FSNOTIFY_KO"; fi
         (cd "$HERE/overlay" && find . -type f | LC_ALL=C sort | xargs sha256sum)
     } | hash_stdin
 }
@@ -301,6 +337,11 @@ build_base() {
         done
     done
     cp "$KDIR/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$KVER/"
+    # Loaded by the agent when it mounts a share (not in /etc/berth/modules).
+    if [ -n "$FSNOTIFY_KO" ]; then
+        mkdir -p "$root/lib/modules/$KVER/extra"
+        cp "$FSNOTIFY_KO" "$root/lib/modules/$KVER/extra/"
+    fi
     depmod -b "$root" "$KVER"
     mkdir -p "$root/etc/berth"
     list "$HERE/modules.txt" >"$root/etc/berth/modules"
@@ -480,6 +521,7 @@ if [ "$mode" = full ]; then
 fi
 [ -s "$LOCK" ] || die "no $LOCK: run a full build first"
 build_kernel
+build_fsnotify_module
 if [ "$mode" = agent ]; then
     BASE=$WORK/base
     if [ ! -d "$BASE" ] || [ ! -f "$OUT/initrd.img" ]; then
