@@ -5,5 +5,6 @@
 mod arm64;
 mod boot;
 mod docker;
+mod files;
 mod host;
 mod qemu;
