@@ -26,8 +26,8 @@ pub(super) fn from_notify(
         for path in &ev.paths {
             match side(&ev.kind, path, &exists) {
                 Some(Side::Plain(kind)) => pairing.plain(path, kind),
-                Some(Side::Old) => pairing.old(path, ev.attrs.tracker()),
-                Some(Side::New) => pairing.new(path, ev.attrs.tracker()),
+                Some(Side::Old) => pairing.old_name(path, ev.attrs.tracker()),
+                Some(Side::New) => pairing.new_name(path, ev.attrs.tracker()),
                 None => {}
             }
         }
@@ -80,7 +80,7 @@ impl Pairing {
         self.push(FileEvent::new(text(path), kind));
     }
 
-    fn old(&mut self, path: &Path, tracker: Option<usize>) {
+    fn old_name(&mut self, path: &Path, tracker: Option<usize>) {
         if tracker.is_none() && self.renamed.as_deref() == Some(path) {
             return;
         }
@@ -88,7 +88,7 @@ impl Pairing {
         self.old = Some((path.to_path_buf(), tracker));
     }
 
-    fn new(&mut self, path: &Path, tracker: Option<usize>) {
+    fn new_name(&mut self, path: &Path, tracker: Option<usize>) {
         match self.old.take() {
             Some((old, t)) if t == tracker => {
                 self.out.push(FileEvent::rename(text(&old), text(path)));
