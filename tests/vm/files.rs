@@ -9,8 +9,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth_test_support::Registry;
-
 use crate::host::{build_static, Berth};
 
 const IN_MODIFY: u32 = 0x2;
@@ -178,9 +176,7 @@ fn after(from: usize, mask: u32, name: &str) -> impl Fn(&[Seen]) -> Option<(usiz
 
 #[test]
 fn host_file_events_reach_a_container_as_inotify_events() {
-    let reg = Registry::shared();
-    let port = reg.addr.rsplit(':').next().unwrap();
-    let b = Berth::new(&format!("http://10.0.2.2:{port}"));
+    let b = Berth::pulling_from_test_registry();
     b.berth_ok(&["start", "--timeout", "240"]);
     b.docker_ok(&["pull", "-q", "busybox"]);
 

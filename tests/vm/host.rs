@@ -47,8 +47,16 @@ pub(crate) struct Berth {
 }
 
 impl Berth {
-    pub(crate) fn new(mirror: &str) -> Self {
+    fn new(mirror: &str) -> Self {
         Self::with_image(&[mirror], &crate::qemu::image_dir())
+    }
+
+    /// A Berth home whose engine pulls through the shared test registry (the guest reaches the
+    /// host's loopback as 10.0.2.2).
+    pub(crate) fn pulling_from_test_registry() -> Self {
+        let reg = Registry::shared();
+        let port = reg.addr.rsplit(':').next().unwrap();
+        Self::new(&format!("http://10.0.2.2:{port}"))
     }
 
     /// A Berth home booting the image in `image_dir`, its engine pulling through `mirrors`.
@@ -340,9 +348,7 @@ int main(int c, char **v) {
 
 #[test]
 fn docker_cli_through_forwarded_socket() {
-    let reg = Registry::shared();
-    let port = reg.addr.rsplit(':').next().unwrap();
-    let b = Berth::new(&format!("http://10.0.2.2:{port}"));
+    let b = Berth::pulling_from_test_registry();
 
     // The engine's daemon.json in the state dir reaches the guest's engine; the VM's own keys
     // (`hosts`) are dropped. A runtime entry shows in `docker info`.
@@ -727,9 +733,7 @@ fn docker_cli_through_forwarded_socket() {
 
 #[test]
 fn supervisor_restarts_a_dead_vm() {
-    let reg = Registry::shared();
-    let port = reg.addr.rsplit(':').next().unwrap();
-    let b = Berth::new(&format!("http://10.0.2.2:{port}"));
+    let b = Berth::pulling_from_test_registry();
     b.berth_ok(&["start", "--timeout", "240"]);
     let qemu = b.pid("qemu").expect("qemu pid file");
     // SAFETY: kill(2) on the QEMU this test started.
@@ -752,9 +756,7 @@ fn supervisor_restarts_a_dead_vm() {
 /// resumes it transparently, again and again; a running container keeps it from pausing.
 #[test]
 fn an_idle_vm_pauses_and_the_next_call_resumes_it() {
-    let reg = Registry::shared();
-    let port = reg.addr.rsplit(':').next().unwrap();
-    let b = Berth::new(&format!("http://10.0.2.2:{port}"));
+    let b = Berth::pulling_from_test_registry();
     set_config(&b, "auto_pause_secs", serde_json::json!(2));
     b.berth_ok(&["start", "--timeout", "240"]);
     let paused = || {
@@ -928,9 +930,7 @@ fn start_failures_say_their_cause() {
 /// answering through the reconnected supervisor.
 #[test]
 fn restart_engine_keeps_the_vm_and_its_containers() {
-    let reg = Registry::shared();
-    let port = reg.addr.rsplit(':').next().unwrap();
-    let b = Berth::new(&format!("http://10.0.2.2:{port}"));
+    let b = Berth::pulling_from_test_registry();
     b.berth_ok(&["start", "--timeout", "240"]);
     let qemu = b.pid("qemu").expect("qemu pid file");
     b.docker_ok(&["pull", "-q", "busybox"]);
