@@ -1,7 +1,8 @@
 //! Host file events reach a container as the kernel would give them: a watcher in a container
 //! (inotify on a bind-mounted shared folder) sees the host's create, write, rename and delete as
 //! IN_CREATE, IN_MODIFY, IN_MOVED_FROM + IN_MOVED_TO (one cookie) and IN_DELETE, with the
-//! names, through the real VM and the image's `berth_fsnotify` module. The delay from the
+//! names, through the real VM and the image's `berth_fsnotify` module, whose device refuses
+//! malformed records. The delay from the
 //! host's change to the watcher's line is printed (the 100 ms goal is the bench's, not an
 //! assertion); the watcher's lines come back through the share, woken by a host inotify watch.
 
@@ -279,5 +280,80 @@ fn host_file_events_reach_a_container_as_inotify_events() {
         delete.summary()
     );
     b.docker_ok(&["rm", "-f", "watcher"]);
+
+    device_refuses_malformed_records(&b);
     b.berth_ok(&["stop"]);
+}
+
+/// A `printf` format of one `berth_fsnotify` record (ABI: four native-endian u32, x86-64 here,
+/// then the bytes; `dd` writes it in one write); `path_len` may lie.
+fn record(version: u32, kind: u32, path_len: u32, bytes: &str) -> String {
+    let mut f = String::new();
+    for n in [version, kind, path_len, 0] {
+        for b in n.to_le_bytes() {
+            f.push_str(&format!("\\{b:03o}"));
+        }
+    }
+    f + bytes
+}
+
+/// The module's device, from a privileged container (which gets the guest's device nodes):
+/// a well-formed record is taken, malformed ones fail with EINVAL, a folder that does not
+/// resolve with ENOENT, and a user other than root cannot open it.
+fn device_refuses_malformed_records(b: &Berth) {
+    let cases = [
+        ("valid", record(1, 1, 6, "/tmp/x"), "ok"),
+        ("version 2", record(2, 1, 6, "/tmp/x"), "Invalid argument"),
+        ("kind 9", record(1, 9, 6, "/tmp/x"), "Invalid argument"),
+        ("short", "garbage".to_string(), "Invalid argument"),
+        ("length", record(1, 1, 10, "/tmp/x"), "Invalid argument"),
+        ("relative", record(1, 1, 1, "x"), "Invalid argument"),
+        ("dotdot", record(1, 1, 7, "/tmp/.."), "Invalid argument"),
+        ("move alone", record(1, 4, 6, "/tmp/x"), "Invalid argument"),
+        (
+            "no folder",
+            record(1, 1, 7, "/nope/x"),
+            "No such file or directory",
+        ),
+    ];
+    let script: String = cases
+        .iter()
+        .map(|(name, rec, _)| {
+            format!(
+                "if printf '{rec}' | dd of=/dev/berth-fsnotify bs=4096 conv=notrunc 2>/tmp/e; \
+                 then echo '{name}: ok'; else echo \"{name}: $(head -1 /tmp/e)\"; fi\n"
+            )
+        })
+        .collect();
+    let out = b.docker_ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    for (name, _, want) in &cases {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no result for {name}:\n{out}"));
+        assert!(line.ends_with(want), "{name}: want {want:?}, got {line:?}");
+    }
+    let o = b.docker(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "-u",
+        "1000",
+        "busybox",
+        "sh",
+        "-c",
+        "printf x >/dev/berth-fsnotify",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
+        "a non-root user wrote to the device: {o:?}"
+    );
 }
