@@ -87,17 +87,20 @@ static struct inode *dir_inode(const struct berth_entry *e)
 	return d_inode(e->dir.dentry);
 }
 
-/* Whether dropping @d from the dcache would detach a mount (a bind mount of it, or under it). */
-static bool carries_mounts(struct berth_entry *e, struct dentry *d)
+/*
+ * Whether @d may be dropped from the dcache. d_invalidate() detaches every mount on it or below
+ * it, in every namespace (a container's bind mount onto a path in a share): a positive folder is
+ * left to virtiofs's own revalidation (the VFS moves its one alias when the new name is looked
+ * up), and neither is anything mounted on.
+ */
+static bool may_drop(struct dentry *d)
 {
-	struct path p = { .mnt = e->dir.mnt, .dentry = d };
-
-	return d_mountpoint(d) || (d_is_dir(d) && path_has_submounts(&p));
+	return d_really_is_negative(d) || (!d_is_dir(d) && !d_mountpoint(d));
 }
 
 /*
- * The cached dentry of @e, dropped from the dcache unless mounts hang on it (the host changed
- * that name; virtiofs's entry timeout would keep the stale one for up to a second). Returns the
+ * The cached dentry of @e, dropped from the dcache when that is safe (the host changed that
+ * name; virtiofs's entry timeout would keep the stale one for up to a second). Returns the
  * dentry with a reference when it was positive (the caller reports its inode), else NULL.
  */
 static struct dentry *drop_cached(struct berth_entry *e)
@@ -107,7 +110,7 @@ static struct dentry *drop_cached(struct berth_entry *e)
 
 	if (IS_ERR_OR_NULL(d))
 		return NULL;
-	if (!carries_mounts(e, d))
+	if (may_drop(d))
 		d_invalidate(d);
 	if (d_really_is_negative(d)) {
 		dput(d);
