@@ -279,10 +279,41 @@ fn host_file_events_reach_a_container_as_inotify_events() {
         "figure: host delete -> IN_DELETE in a container: {}",
         delete.summary()
     );
+    mounts_on_a_changed_name_stay(&b, &log, &seen);
     b.docker_ok(&["rm", "-f", "watcher"]);
 
     device_refuses_malformed_records(&b);
     b.berth_ok(&["stop"]);
+}
+
+/// A container's bind mount onto a name in the share (`-v share/other.txt:/data/w/m.txt`)
+/// survives the host writing that name: the replay does not drop a dentry that something is
+/// mounted on (`d_invalidate` would detach the mount). (When the host removes the name, the
+/// kernel's own virtiofs revalidation drops it, mount and all, as on any network filesystem.)
+fn mounts_on_a_changed_name_stay<F>(b: &Berth, log: &EventLog, seen: &F)
+where
+    F: Fn(usize, u32, &str, &str) -> ((usize, Seen), Instant),
+{
+    let share = b.share();
+    std::fs::write(share.join("other.txt"), "other").unwrap();
+    std::fs::write(share.join("w/m.txt"), "under").unwrap();
+    let vol = format!("{}:/data", share.display());
+    let file = format!("{}/other.txt:/data/w/m.txt", share.display());
+    b.docker_ok(&[
+        "run", "-d", "--name", "mounter", "-v", &vol, "-v", &file, "busybox", "sleep", "600",
+    ]);
+    let shown = || b.docker_ok(&["exec", "mounter", "cat", "/data/w/m.txt"]);
+    assert_eq!(shown(), "other");
+    let from = log.events().len();
+    std::fs::write(share.join("w/m.txt"), "under, written").unwrap();
+    seen(from, IN_MODIFY, "m.txt", "IN_MODIFY under a mount");
+    assert_eq!(
+        shown(),
+        "other",
+        "the bind mount was detached by a host write"
+    );
+    b.docker_ok(&["rm", "-f", "mounter"]);
+    std::fs::remove_file(share.join("w/m.txt")).unwrap();
 }
 
 /// A `printf` format of one `berth_fsnotify` record (ABI: four native-endian u32, x86-64 here,
