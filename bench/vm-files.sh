@@ -8,7 +8,8 @@
 #   bench/vm-files.sh   (needs: cargo build -p berth-cli, vm-image/build.sh, a registry in
 #                        /root/.cache/berth/dev-registry.env or REGISTRY=127.0.0.1:PORT)
 # Env: BERTH_VM_CACHE (image), BERTH_TOOLS, BERTH_BIN, BIG_MIB (1024), BUSYBOX (a static busybox;
-# default: the fixtures' one, tests/fixtures/images.py build).
+# default: the fixtures' one, tests/fixtures/images.py build), CONFIG_EXTRA (more config.json
+# keys, e.g. ', "virtiofs_cache": "always"').
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 BERTH=${BERTH_BIN:-${CARGO_TARGET_DIR:-$here/../target}/debug/berth}
@@ -36,7 +37,7 @@ rm -rf "$H/tree"
 
 cat >"$H/config.json" <<JSON
 {"cpus":2,"memory_mib":2048,"disk_gib":8,"shares":["$S"],"image_dir":"$IMG","tools_dir":"$TOOLS",
- "accel":"auto","registry_mirrors":["http://10.0.2.2:${REGISTRY##*:}"],"max_restarts":1}
+ "accel":"auto","registry_mirrors":["http://10.0.2.2:${REGISTRY##*:}"],"max_restarts":1 ${CONFIG_EXTRA:-}}
 JSON
 "$BERTH" --home "$H" start >/dev/null
 export DOCKER_HOST=unix://$H/run/docker.sock
@@ -65,7 +66,7 @@ time_on() {
 }
 docker exec files-bench mkdir -p /tmp/guest
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) commit $(git -C "$here/.." rev-parse --short HEAD), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) commit $(git -C "$here/.." rev-parse --short HEAD), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), config extra: ${CONFIG_EXTRA:-none}"
 printf '%-8s %10s %12s %12s %10s\n' workload "host (s)" "guest disk" "virtiofs" "virtiofs/host"
 for w in untar find stat rm write read; do
     n=$(time_on host "$S/native" "$w")

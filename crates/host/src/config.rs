@@ -44,6 +44,9 @@ pub struct Config {
     /// Pause the VM's CPUs after this many seconds with no client connected and no container
     /// running (resumed by the next client, [`crate::idle`]); 0 never pauses.
     pub auto_pause_secs: u64,
+    /// virtiofsd's `--cache` for every share: `auto` (entries and attributes kept 1 s, pages
+    /// dropped on open), `always`, `metadata` or `never`.
+    pub virtiofs_cache: String,
 }
 
 /// Where the guest image and tools live by default: `/root/.cache/berth` on Linux (where
@@ -115,6 +118,7 @@ impl Default for Config {
             free_page_reporting: true,
             disk_discard: true,
             auto_pause_secs: 300,
+            virtiofs_cache: "auto".into(),
         }
     }
 }

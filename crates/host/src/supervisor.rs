@@ -509,7 +509,16 @@ impl Boot {
                 Shares::Unsupported => break,
                 Shares::Builtin => PathBuf::new(),
                 Shares::Virtiofsd => {
-                    shares.push(helpers::start_virtiofsd(state, &config.tools_dir, i, dir).await?);
+                    shares.push(
+                        helpers::start_virtiofsd(
+                            state,
+                            &config.tools_dir,
+                            i,
+                            dir,
+                            &config.virtiofs_cache,
+                        )
+                        .await?,
+                    );
                     state.virtiofs_socket(i)
                 }
             };
