@@ -224,7 +224,7 @@ extract_arm64_kernel() {
     [ "$(tail -c +57 "$to" | head -c 4)" = $'ARM\x64' ] || die "$vmlinuz is not an arm64 Image"
 }
 
-# Debian's headers of exactly the locked kernel, for the modules built here.
+# Debian's headers of exactly the locked kernel, for the modules built here (KHEADERS).
 install_kernel_headers() {
     local name ver hdr
     read -r name ver < <(kernel_pkg)
@@ -237,18 +237,49 @@ install_kernel_headers() {
     KHEADERS=/usr/src/$hdr
 }
 
+# Modules built here are only for a guest of the host's own architecture: Debian's headers of
+# another one ship kbuild's tools built for that one.
+cross_kbuild() {
+    if [ "$ARCH" != "$HOST_ARCH" ]; then
+        log "$1 not built for $ARCH (cross kbuild): $2"
+        return 0
+    fi
+    return 1
+}
+
+# The berth_fsnotify module (vm-image/fsnotify/: host file events as fsnotify events, see
+# docs/vm-image.md), built against Debian's headers of exactly the locked kernel; sets
+# FSNOTIFY_KO (empty when not built).
+FSNOTIFY_SRC=$HERE/fsnotify
+build_fsnotify_module() {
+    local dir
+    FSNOTIFY_KO=
+    if cross_kbuild berth_fsnotify "the guest re-touches instead"; then return; fi
+    install_kernel_headers
+    dir=$WORK/fsnotify-$KVER
+    FSNOTIFY_KO=$dir/berth_fsnotify.ko
+    if [ -f "$FSNOTIFY_KO" ] && [ "$(cat "$dir.key" 2>/dev/null)" = "$(fsnotify_key)" ]; then
+        return
+    fi
+    log "building berth_fsnotify for $KVER"
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$FSNOTIFY_SRC/Kbuild" "$FSNOTIFY_SRC/berth_fsnotify.c" "$dir/"
+    # The build dir out of the debug info, which the build ID hashes: the same bytes from any cache.
+    make -s -C "$KHEADERS" M="$dir" KCFLAGS="-ffile-prefix-map=$dir/=" modules >&2 ||
+        die "berth_fsnotify did not build"
+    strip --strip-debug "$FSNOTIFY_KO"
+    fsnotify_key >"$dir.key"
+}
+fsnotify_key() { { echo "$KVER"; cat "$FSNOTIFY_SRC/Kbuild" "$FSNOTIFY_SRC/berth_fsnotify.c" "$0"; } | hash_stdin; }
+
 # The kernel's 9P client (9pnet with its fd transport, and the 9p filesystem), which Debian's
 # cloud kernel leaves out (CONFIG_NET_9P is not set): built from Debian's linux-source of the
 # same version against its headers, for shares the host serves over 9P (docs/design/host.md,
-# "Shared folders over 9P"). Sets NINEP_KOS (empty when not built: another architecture's
-# headers ship kbuild tools built for that one).
+# "Shared folders over 9P"). Sets NINEP_KOS (empty when not built).
 build_9p_modules() {
     local name ver dir src
     NINEP_KOS=
-    if [ "$ARCH" != "$HOST_ARCH" ]; then
-        log "9p modules not built for $ARCH (cross kbuild): shares there are virtiofs only"
-        return
-    fi
+    if cross_kbuild "the 9p modules" "shares there are virtiofs only"; then return; fi
     install_kernel_headers
     read -r name ver < <(kernel_pkg)
     dir=$WORK/9p-$KVER
@@ -284,6 +315,7 @@ base_key() {
     {
         cat "$LOCK" "$HERE/packages.exclude" "$HERE/modules.txt" "$0"
         echo "$EPOCH"
+        if [ -n "$FSNOTIFY_KO" ]; then sha256sum <"$FSNOTIFY_KO"; fi
         (cd "$HERE/overlay" && find . -type f | LC_ALL=C sort | xargs sha256sum)
     } | hash_stdin
 }
@@ -350,10 +382,10 @@ build_base() {
         done
     done
     cp "$KDIR/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$KVER/"
-    # Modules built here: loaded by the agent when it mounts a share over 9P.
-    if [ -n "$NINEP_KOS" ]; then
+    # Modules built here, loaded by the agent when it mounts a share (not in /etc/berth/modules).
+    if [ -n "$FSNOTIFY_KO$NINEP_KOS" ]; then
         mkdir -p "$root/lib/modules/$KVER/extra"
-        cp $NINEP_KOS "$root/lib/modules/$KVER/extra/"
+        cp $FSNOTIFY_KO $NINEP_KOS "$root/lib/modules/$KVER/extra/"
     fi
     depmod -b "$root" "$KVER"
     mkdir -p "$root/etc/berth"
@@ -534,6 +566,7 @@ if [ "$mode" = full ]; then
 fi
 [ -s "$LOCK" ] || die "no $LOCK: run a full build first"
 build_kernel
+build_fsnotify_module
 build_9p_modules
 if [ "$mode" = agent ]; then
     BASE=$WORK/base

@@ -3,8 +3,8 @@
 //! version, 1000 pings 8-way, pull from the loopback registry (guest → host via 10.0.2.2), run,
 //! a published port (TCP and UDP) reached on the host's 127.0.0.1 and, for `-p P:80`, on a
 //! non-loopback host address (`-p 127.0.0.1:P:80` only on the loopback), the opt-in system socket
-//! link, `berth status`'s shares and ports, a shared folder read and written, host
-//! file events seen by inotify in a container, and `berth stop` + `berth start` keeping images.
+//! link, `berth status`'s shares and ports, a shared folder read and written (its file events:
+//! `files.rs`), and `berth stop` + `berth start` keeping images.
 //! Also the laptop-citizen mechanisms: the state dir's daemon.json in `docker info`, `berth start
 //! -v`'s phases, the balloon's free-page reporting and the data disk's discard as the guest
 //! sees them, and space freed in the guest shrinking the qcow2 (fstrim after a removal).
@@ -51,6 +51,14 @@ impl Berth {
         Self::with_image(&[mirror], &crate::qemu::image_dir())
     }
 
+    /// A Berth home whose engine pulls through the shared test registry (the guest reaches the
+    /// host's loopback as 10.0.2.2).
+    pub(crate) fn pulling_from_test_registry() -> Self {
+        let reg = Registry::shared();
+        let port = reg.addr.rsplit(':').next().unwrap();
+        Self::new(&format!("http://10.0.2.2:{port}"))
+    }
+
     /// A Berth home booting the image in `image_dir`, its engine pulling through `mirrors`.
     pub(crate) fn with_image(mirrors: &[&str], image_dir: &Path) -> Self {
         let home = tempfile::Builder::new()
@@ -77,6 +85,11 @@ impl Berth {
         )
         .unwrap();
         Self { home, share }
+    }
+
+    /// The shared folder (`shares` in config.json), mounted at the same path in the guest.
+    pub(crate) fn share(&self) -> &Path {
+        &self.share
     }
 
     /// The docker CLI config of this test (the `berth` context lands here, not in ~/.docker).
@@ -296,7 +309,7 @@ fn hybrid_churn(uds: &Path, port: u32, threads: usize, per: usize) -> usize {
 }
 
 /// Compiles C `src` statically into `dir/name`, to run in a busybox container.
-fn build_static(dir: &Path, name: &str, src: &str) -> PathBuf {
+pub(crate) fn build_static(dir: &Path, name: &str, src: &str) -> PathBuf {
     let c = dir.join(format!("{name}.c"));
     std::fs::write(&c, src).unwrap();
     let bin = dir.join(name);
@@ -308,33 +321,6 @@ fn build_static(dir: &Path, name: &str, src: &str) -> PathBuf {
         .expect("run cc");
     assert!(st.success(), "cc -static {name} failed");
     bin
-}
-
-/// A static inotify watcher for the container (busybox images lack `inotifyd`).
-fn build_watcher(dir: &Path) -> PathBuf {
-    build_static(
-        dir,
-        "watch",
-        r#"#include <stdio.h>
-#include <sys/inotify.h>
-#include <unistd.h>
-int main(int c, char **v) {
-  int fd = inotify_init();
-  if (c < 2 || inotify_add_watch(fd, v[1], IN_ALL_EVENTS) < 0) { perror("watch"); return 1; }
-  printf("watching\n"); fflush(stdout);
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf); if (n <= 0) return 1;
-    for (char *p = buf; p < buf + n;) {
-      struct inotify_event *e = (struct inotify_event *)p;
-      printf("%08x %s\n", e->mask, e->len ? e->name : ".");
-      fflush(stdout);
-      p += sizeof *e + e->len;
-    }
-  }
-}
-"#,
-    )
 }
 
 /// A static UDP echo server (busybox's `nc` here has no `-u`): replies `echo:<datagram>`.
@@ -367,9 +353,7 @@ int main(int c, char **v) {
 
 #[test]
 fn docker_cli_through_forwarded_socket() {
-    let reg = Registry::shared();
-    let port = reg.addr.rsplit(':').next().unwrap();
-    let b = Berth::new(&format!("http://10.0.2.2:{port}"));
+    let b = Berth::pulling_from_test_registry();
 
     // The engine's daemon.json in the state dir reaches the guest's engine; the VM's own keys
     // (`hosts`) are dropped. A runtime entry shows in `docker info`.
@@ -655,46 +639,9 @@ fn docker_cli_through_forwarded_socket() {
         "from-container"
     );
 
-    // Host file events reach inotify watchers in a container.
+    // A UDP published port: datagrams from the host reach the container and replies come back.
     let bin_dir = b.share.join("bin");
     std::fs::create_dir_all(&bin_dir).unwrap();
-    build_watcher(&bin_dir);
-    let wname = format!("berth-vm-watch-{hp}");
-    b.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        &wname,
-        "-v",
-        &vol,
-        "busybox",
-        "/data/bin/watch",
-        "/data/w",
-    ]);
-    let logs = |b: &Berth| {
-        let o = b.docker(&["logs", &wname]);
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    assert!(wait_until(Duration::from_secs(10), || logs(&b).contains("watching")));
-    std::fs::write(b.share.join("w/created.txt"), "x").unwrap();
-    assert!(
-        wait_until(Duration::from_secs(5), || logs(&b).contains("created.txt")),
-        "no inotify event for a host-side create: {}",
-        logs(&b)
-    );
-    let before = logs(&b).lines().count();
-    std::fs::remove_file(b.share.join("w/created.txt")).unwrap();
-    assert!(
-        wait_until(Duration::from_secs(5), || logs(&b)
-            .lines()
-            .skip(before)
-            .any(|l| l.ends_with(" ."))),
-        "no inotify event for a host-side delete: {}",
-        logs(&b)
-    );
-    b.docker_ok(&["rm", "-f", &wname]);
-
-    // A UDP published port: datagrams from the host reach the container and replies come back.
     build_udp_echo(&bin_dir);
     let up = free_port();
     let uname = format!("berth-vm-udp-{up}");
@@ -791,9 +738,7 @@ fn docker_cli_through_forwarded_socket() {
 
 #[test]
 fn supervisor_restarts_a_dead_vm() {
-    let reg = Registry::shared();
-    let port = reg.addr.rsplit(':').next().unwrap();
-    let b = Berth::new(&format!("http://10.0.2.2:{port}"));
+    let b = Berth::pulling_from_test_registry();
     b.berth_ok(&["start", "--timeout", "240"]);
     let qemu = b.pid("qemu").expect("qemu pid file");
     // SAFETY: kill(2) on the QEMU this test started.
@@ -816,9 +761,7 @@ fn supervisor_restarts_a_dead_vm() {
 /// resumes it transparently, again and again; a running container keeps it from pausing.
 #[test]
 fn an_idle_vm_pauses_and_the_next_call_resumes_it() {
-    let reg = Registry::shared();
-    let port = reg.addr.rsplit(':').next().unwrap();
-    let b = Berth::new(&format!("http://10.0.2.2:{port}"));
+    let b = Berth::pulling_from_test_registry();
     set_config(&b, "auto_pause_secs", serde_json::json!(2));
     b.berth_ok(&["start", "--timeout", "240"]);
     let paused = || {
@@ -993,9 +936,7 @@ fn start_failures_say_their_cause() {
 /// answering through the reconnected supervisor.
 #[test]
 fn restart_engine_keeps_the_vm_and_its_containers() {
-    let reg = Registry::shared();
-    let port = reg.addr.rsplit(':').next().unwrap();
-    let b = Berth::new(&format!("http://10.0.2.2:{port}"));
+    let b = Berth::pulling_from_test_registry();
     b.berth_ok(&["start", "--timeout", "240"]);
     let qemu = b.pid("qemu").expect("qemu pid file");
     b.docker_ok(&["pull", "-q", "busybox"]);

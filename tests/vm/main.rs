@@ -5,6 +5,7 @@
 mod arm64;
 mod boot;
 mod docker;
+mod files;
 mod host;
 mod qemu;
 mod shares;

@@ -5,18 +5,11 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use berth_test_support::Registry;
-
 use crate::host::{set_config, Berth};
 
 #[test]
 fn a_folder_shared_over_9p_is_read_written_and_changed_from_a_container() {
-    let reg = Registry::shared();
-    let port = reg.addr.rsplit(':').next().unwrap();
-    let b = Berth::with_image(
-        &[&format!("http://10.0.2.2:{port}")],
-        &crate::qemu::image_dir(),
-    );
+    let b = Berth::pulling_from_test_registry();
     set_config(&b, "share_transport", serde_json::json!("9p"));
     b.berth_ok(&["start", "--timeout", "240"]);
     let share = b.share().to_path_buf();

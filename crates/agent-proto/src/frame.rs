@@ -158,18 +158,18 @@ mod tests {
                         },
                     })
                 }),
-                prop::collection::vec((".*", 0..3u8), 0..4).prop_map(|v| Request::FileEvents {
-                    events: v
-                        .into_iter()
-                        .map(|(path, k)| FileEvent {
-                            path,
-                            kind: [
-                                FileEventKind::Create,
-                                FileEventKind::Modify,
-                                FileEventKind::Remove
-                            ][usize::from(k)],
-                        })
-                        .collect(),
+                prop::collection::vec((".*", 0..4u8, ".*"), 0..4).prop_map(|v| {
+                    Request::FileEvents {
+                        events: v
+                            .into_iter()
+                            .map(|(path, k, from)| match k {
+                                0 => FileEvent::new(path, FileEventKind::Create),
+                                1 => FileEvent::new(path, FileEventKind::Modify),
+                                2 => FileEvent::new(path, FileEventKind::Remove),
+                                _ => FileEvent::rename(from, path),
+                            })
+                            .collect(),
+                    }
                 }),
             ]
         }

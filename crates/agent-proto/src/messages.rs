@@ -80,9 +80,32 @@ impl ShareTransport {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEvent {
-    /// Absolute path, the same on host and guest.
+    /// Absolute path, the same on host and guest; for a rename, the new one.
     pub path: String,
     pub kind: FileEventKind,
+    /// For [`FileEventKind::Rename`]: the path before the rename.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+impl FileEvent {
+    /// A create, modify or remove of `path`.
+    pub fn new(path: impl Into<String>, kind: FileEventKind) -> Self {
+        Self {
+            path: path.into(),
+            kind,
+            from: None,
+        }
+    }
+
+    /// `from` renamed to `to`.
+    pub fn rename(from: impl Into<String>, to: impl Into<String>) -> Self {
+        Self {
+            path: to.into(),
+            kind: FileEventKind::Rename,
+            from: Some(from.into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +114,13 @@ pub enum FileEventKind {
     Create,
     Modify,
     Remove,
+    /// Sent only to agents whose hello lists [`FEATURE_FILE_RENAME`] (an older agent would
+    /// refuse the whole frame); to others a rename goes as a remove and a create.
+    Rename,
 }
+
+/// In [`Reply::Hello`]'s `features`: the agent understands [`FileEventKind::Rename`].
+pub const FEATURE_FILE_RENAME: &str = "file_rename";
 
 /// What the guest sends: replies to requests and unsolicited events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +136,11 @@ pub enum Reply {
     Hello {
         protocol_version: u32,
         agent_version: String,
+        /// Additions to this protocol version the agent understands (such as
+        /// [`FEATURE_FILE_RENAME`]); the host sends them only when listed. Absent from older
+        /// agents; unknown names are ignored.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        features: Vec<String>,
     },
     Health {
         engine_ready: bool,

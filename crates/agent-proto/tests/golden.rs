@@ -84,17 +84,41 @@ fn host_requests_match_golden() {
             6,
             Request::FileEvents {
                 events: vec![
-                    FileEvent {
-                        path: "/root/a".into(),
-                        kind: FileEventKind::Create,
-                    },
-                    FileEvent {
-                        path: "/root/b".into(),
-                        kind: FileEventKind::Remove,
-                    },
+                    FileEvent::new("/root/a", FileEventKind::Create),
+                    FileEvent::new("/root/b", FileEventKind::Remove),
                 ],
             },
         ),
+    );
+    check(
+        "file_events_rename",
+        &req(
+            8,
+            Request::FileEvents {
+                events: vec![
+                    FileEvent::new("/root/c", FileEventKind::Modify),
+                    FileEvent::rename("/root/d", "/root/e"),
+                ],
+            },
+        ),
+    );
+}
+
+/// A hello reply from an agent that predates `features` still reads (with none).
+#[test]
+fn hello_reply_without_features_reads() {
+    let old = r#"{"kind":"reply","id":1,"reply":{"type":"hello","protocol_version":1,"agent_version":"0.1.0"}}"#;
+    let f: GuestFrame = serde_json::from_str(old).unwrap();
+    assert_eq!(
+        f,
+        GuestFrame::Reply {
+            id: 1,
+            reply: Reply::Hello {
+                protocol_version: 1,
+                agent_version: "0.1.0".into(),
+                features: vec![],
+            },
+        }
     );
 }
 
@@ -107,6 +131,7 @@ fn guest_frames_match_golden() {
             reply: Reply::Hello {
                 protocol_version: PROTOCOL_VERSION,
                 agent_version: "0.1.0".into(),
+                features: vec![FEATURE_FILE_RENAME.into()],
             },
         },
     );

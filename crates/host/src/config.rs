@@ -48,6 +48,9 @@ pub struct Config {
     /// stream); absent, the back-end's own way (virtiofs on Linux and macOS, 9P on Windows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub share_transport: Option<berth_agent_proto::ShareTransport>,
+    /// virtiofsd's `--cache` for every share: `auto` (entries and attributes kept 1 s, pages
+    /// dropped on open), `always`, `metadata` or `never`.
+    pub virtiofs_cache: String,
 }
 
 /// Where the guest image and tools live by default: `/root/.cache/berth` on Linux (where
@@ -120,6 +123,7 @@ impl Default for Config {
             disk_discard: true,
             auto_pause_secs: 300,
             share_transport: None,
+            virtiofs_cache: "auto".into(),
         }
     }
 }

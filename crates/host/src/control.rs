@@ -27,6 +27,8 @@ pub struct ControlClient {
     next: Arc<AtomicU64>,
     /// Fired when the guest's end closes (VM gone, or its engine restarted).
     closed: tokio_util::sync::CancellationToken,
+    /// What the agent's hello listed beyond the protocol version (`FEATURE_*`).
+    features: Arc<[String]>,
 }
 
 impl ControlClient {
@@ -81,6 +83,7 @@ impl ControlClient {
             pending,
             next: Arc::new(AtomicU64::new(1)),
             closed,
+            features: Arc::new([]),
         };
         match c
             .request(Request::Hello {
@@ -92,8 +95,18 @@ impl ControlClient {
             Reply::Hello {
                 protocol_version,
                 agent_version,
+                features,
             } => {
-                tracing::info!(protocol_version, agent_version, "guest agent connected");
+                tracing::info!(
+                    protocol_version,
+                    agent_version,
+                    ?features,
+                    "guest agent connected"
+                );
+                let c = Self {
+                    features: features.into(),
+                    ..c
+                };
                 Ok((c, ev_rx))
             }
             other => Err(HostError::Control(format!(
@@ -128,6 +141,11 @@ impl ControlClient {
                 secs: timeout.as_secs(),
             }),
         }
+    }
+
+    /// Whether the agent's hello listed `feature` (a `berth_agent_proto::FEATURE_*`).
+    pub fn agent_has(&self, feature: &str) -> bool {
+        self.features.iter().any(|f| f == feature)
     }
 
     /// Whether the connection is still up.

@@ -62,12 +62,14 @@ pub async fn start_vsock_daemon(state: &StateDir, tools_dir: &Path) -> Result<Ch
     Ok(child)
 }
 
-/// Starts virtiofsd for share `i`; it exits when the VM disconnects, so one per boot.
+/// Starts virtiofsd for share `i` with its `--cache` mode; it exits when the VM disconnects,
+/// so one per boot.
 pub async fn start_virtiofsd(
     state: &StateDir,
     tools_dir: &Path,
     i: usize,
     dir: &Path,
+    cache: &str,
 ) -> Result<Child> {
     let bin = tool(tools_dir, "virtiofsd")?;
     let sock = state.virtiofs_socket(i);
@@ -75,7 +77,7 @@ pub async fn start_virtiofsd(
     let mut cmd = tokio::process::Command::new(bin);
     cmd.arg(format!("--socket-path={}", sock.display()))
         .arg(format!("--shared-dir={}", dir.display()))
-        .arg("--cache=auto")
+        .arg(format!("--cache={cache}"))
         .arg("--log-level=warn");
     let name = format!("virtiofsd-{i}");
     let mut child = Child::spawn(&name, cmd, &state.log_file(&name), &state.pid_file(&name))?;

@@ -512,7 +512,16 @@ impl Boot {
                 Shares::Unsupported | Shares::NineP => break,
                 Shares::Builtin => PathBuf::new(),
                 Shares::Virtiofsd => {
-                    shares.push(helpers::start_virtiofsd(state, &config.tools_dir, i, dir).await?);
+                    shares.push(
+                        helpers::start_virtiofsd(
+                            state,
+                            &config.tools_dir,
+                            i,
+                            dir,
+                            &config.virtiofs_cache,
+                        )
+                        .await?,
+                    );
                     state.virtiofs_socket(i)
                 }
             };

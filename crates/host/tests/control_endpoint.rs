@@ -103,6 +103,7 @@ fn fake_agent(c: &MemoryConnector, off: Arc<watch::Sender<bool>>) {
                         Request::Hello { .. } => Reply::Hello {
                             protocol_version: PROTOCOL_VERSION,
                             agent_version: "fake".into(),
+                            features: vec![],
                         },
                         Request::Health => Reply::Health {
                             engine_ready: true,

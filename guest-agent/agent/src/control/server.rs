@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use berth_agent_proto::{
     read_frame, write_frame, Event, GuestFrame, HostFrame, Reply, Request, ShareTransport,
-    PROTOCOL_VERSION,
+    FEATURE_FILE_RENAME, PROTOCOL_VERSION,
 };
 use berth_vsock::BoxIo;
 use tokio::sync::mpsc;
@@ -167,6 +167,7 @@ async fn handle(req: Request, ctx: &ControlCtx) -> Reply {
             Reply::Hello {
                 protocol_version: PROTOCOL_VERSION,
                 agent_version: env!("CARGO_PKG_VERSION").to_string(),
+                features: vec![FEATURE_FILE_RENAME.into()],
             }
         }
         Request::Health => Reply::Health {
@@ -194,12 +195,20 @@ async fn handle(req: Request, ctx: &ControlCtx) -> Reply {
         },
         Request::TimeSync { unix_nanos } => result(system::set_clock(unix_nanos)),
         Request::Mount(share) if share.transport == ShareTransport::NineP => {
-            result(super::ninep::mount(&ctx.share_streams, share).await)
+            let mounted = super::ninep::mount(&ctx.share_streams, share).await;
+            if mounted.is_ok() {
+                let _ = tokio::task::spawn_blocking(files::load_module).await;
+            }
+            result(mounted)
         }
         Request::Mount(share) => result(
-            tokio::task::spawn_blocking(move || system::mount_share(&share))
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            tokio::task::spawn_blocking(move || {
+                system::mount_share(&share)?;
+                files::load_module();
+                Ok(())
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e))),
         ),
         Request::FileEvents { events } => {
             let _ = tokio::task::spawn_blocking(move || files::apply(&events)).await;
