@@ -272,7 +272,7 @@ build_fsnotify_module() {
 }
 fsnotify_key() { { echo "$KVER"; cat "$FSNOTIFY_SRC/Kbuild" "$FSNOTIFY_SRC/berth_fsnotify.c" "$0"; } | hash_stdin; }
 
-# The kernel's 9P client (9pnet with its fd transport, and the 9p filesystem), which Debian's
+# The kernel's 9P client (9pnet, its fd transport 9pnet_fd, and the 9p filesystem), which Debian's
 # cloud kernel leaves out (CONFIG_NET_9P is not set): built from Debian's linux-source of the
 # same version against its headers, for shares the host serves over 9P (docs/design/host.md,
 # "Shared folders over 9P"). Sets NINEP_KOS (empty when not built).
@@ -284,7 +284,7 @@ build_9p_modules() {
     read -r name ver < <(kernel_pkg)
     dir=$WORK/9p-$KVER
     if [ -f "$dir/fs/9p/9p.ko" ] && [ "$(cat "$dir.key" 2>/dev/null)" = "$(ninep_key)" ]; then
-        NINEP_KOS="$dir/net/9p/9pnet.ko $dir/fs/9p/9p.ko"
+        NINEP_KOS="$dir/net/9p/9pnet.ko $dir/net/9p/9pnet_fd.ko $dir/fs/9p/9p.ko"
         return
     fi
     log "building the 9p modules for $KVER from linux-source-6.1 $ver"
@@ -294,11 +294,11 @@ build_9p_modules() {
     dpkg-deb --fsys-tarfile "$src" | tar -xO ./usr/src/linux-source-6.1.tar.xz |
         tar -xJ -C "$dir" --strip-components=1 linux-source-6.1/net/9p linux-source-6.1/fs/9p
     rm -f "$src"
-    make -s -C "$KHEADERS" M="$dir/net/9p" CONFIG_NET_9P=m KCFLAGS="-ffile-prefix-map=$dir/=" modules >&2 ||
-        die "9pnet did not build"
+    make -s -C "$KHEADERS" M="$dir/net/9p" CONFIG_NET_9P=m CONFIG_NET_9P_FD=m \
+        KCFLAGS="-ffile-prefix-map=$dir/=" modules >&2 || die "9pnet did not build"
     make -s -C "$KHEADERS" M="$dir/fs/9p" CONFIG_9P_FS=m KCFLAGS="-ffile-prefix-map=$dir/=" \
         KBUILD_EXTRA_SYMBOLS="$dir/net/9p/Module.symvers" modules >&2 || die "9p did not build"
-    NINEP_KOS="$dir/net/9p/9pnet.ko $dir/fs/9p/9p.ko"
+    NINEP_KOS="$dir/net/9p/9pnet.ko $dir/net/9p/9pnet_fd.ko $dir/fs/9p/9p.ko"
     for ko in $NINEP_KOS; do strip --strip-debug "$ko"; done
     ninep_key >"$dir.key"
 }

@@ -148,11 +148,6 @@ impl Berth {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
-    /// The host folder this Berth shares.
-    pub(crate) fn share(&self) -> &Path {
-        &self.share
-    }
-
     pub(crate) fn pid(&self, name: &str) -> Option<i32> {
         let p = std::fs::read_to_string(self.home.path().join(format!("run/{name}.pid"))).ok()?;
         p.trim().parse().ok()

@@ -23,6 +23,9 @@ pub const DOCKER_API_PORT: u32 = 2375;
 pub const CONTROL_PORT: u32 = 2376;
 /// Guest vsock port for published-port tunnels (multiplexed, one stream per TCP connection).
 pub const FORWARD_PORT: u32 = 2377;
+/// Guest vsock port for shared folders over 9P: each connection starts with a [`ShareHeader`]
+/// frame, then carries 9P2000.L, which the guest's kernel reads from the socket itself.
+pub const SHARE_PORT: u32 = 2378;
 /// Version of the control protocol, exchanged in the hello.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// vsock CID of the host, the only peer the guest accepts.

@@ -48,7 +48,7 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Share {
     /// The share's tag: virtiofs's (the `tag=` of QEMU's vhost-user-fs device), or the one a
-    /// 9P forward stream names ([`ForwardHeader::share`]).
+    /// 9P connection names ([`ShareHeader`]).
     pub tag: String,
     /// Mount point in the guest (the host path on unix hosts).
     pub guest_path: String,
@@ -66,7 +66,7 @@ pub enum ShareTransport {
     /// A virtiofs device of the VM (virtiofsd, or Virtualization.framework's own).
     #[default]
     Virtiofs,
-    /// 9P2000.L served by the host over a [`crate::FORWARD_PORT`] stream, which the guest's
+    /// 9P2000.L served by the host on a [`crate::SHARE_PORT`] connection, which the guest's
     /// kernel client reads (`mount -t 9p -o trans=fd`): hosts without virtiofs (Windows).
     #[serde(rename = "9p")]
     NineP,
@@ -215,9 +215,11 @@ pub enum Proto {
 pub struct ForwardHeader {
     pub proto: Proto,
     pub port: u16,
-    /// When set, the stream is no port's: it carries 9P2000.L for the share with this tag,
-    /// which a [`Request::Mount`] with [`ShareTransport::NineP`] then mounts. Older agents
-    /// ignore it (and find no such port).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub share: Option<String>,
+}
+
+/// First frame of every connection on [`crate::SHARE_PORT`]: the share whose 9P it carries,
+/// which a [`Request::Mount`] with [`ShareTransport::NineP`] then mounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareHeader {
+    pub tag: String,
 }

@@ -214,15 +214,12 @@ fn guest_frames_match_golden() {
         &ForwardHeader {
             proto: Proto::Tcp,
             port: 18080,
-            share: None,
         },
     );
     check(
-        "forward_header_9p",
-        &ForwardHeader {
-            proto: Proto::Tcp,
-            port: 0,
-            share: Some("share0".into()),
+        "share_header",
+        &ShareHeader {
+            tag: "share0".into(),
         },
     );
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use berth_agent_proto::{Request, Share, ShareTransport};
-use berth_vsock::mux::MuxClient;
+use berth_vsock::Connector;
 
 use crate::control::ControlClient;
 use crate::vm::Shares;
@@ -59,12 +59,12 @@ pub fn windows_guest_path(p: &str) -> Option<String> {
 }
 
 /// Mounts every configured share; returns the folders that mounted. 9P shares get their
-/// stream (and the server thread behind it) first, which ends when the VM goes away.
+/// connection (and the server thread behind it) first, which ends when the VM goes away.
 pub async fn mount_all(
     config: &Config,
     kind: Shares,
     control: &ControlClient,
-    forward: &MuxClient,
+    guest: &dyn Connector,
 ) -> Vec<PathBuf> {
     let mut mounted = Vec::new();
     if kind == Shares::Unsupported {
@@ -72,7 +72,7 @@ pub async fn mount_all(
     }
     for (i, dir) in config.shares.iter().enumerate() {
         let transport = if kind == Shares::NineP {
-            if let Err(e) = crate::ninep::stream::serve_share(forward, &tag(i), dir.clone()).await {
+            if let Err(e) = crate::ninep::stream::serve_share(guest, &tag(i), dir.clone()).await {
                 tracing::warn!(dir = %dir.display(), error = %e, "cannot open the share's 9p stream");
                 continue;
             }

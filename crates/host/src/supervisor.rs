@@ -214,8 +214,14 @@ async fn run_inner(
                     guest: control.clone(),
                     gate: gate.clone(),
                 })));
-                let mut session =
-                    Session::begin(config, hv.shares(), control, events, ports.clone()).await;
+                let mut session = Session::begin(
+                    config,
+                    (hv.shares(), connector.as_ref()),
+                    control,
+                    events,
+                    ports.clone(),
+                )
+                .await;
                 boot.phases.mark(crate::boot::READY, None);
                 status.state = VmState::Running;
                 status.message = None;
@@ -610,13 +616,13 @@ struct Session {
 impl Session {
     async fn begin(
         config: &Config,
-        share_kind: Shares,
+        (share_kind, guest): (Shares, &dyn Connector),
         control: ControlClient,
         events: tokio::sync::mpsc::Receiver<berth_agent_proto::Event>,
         ports: Arc<PortForwarder>,
     ) -> Self {
         let kind = share_mount::effective(config, share_kind);
-        let shares = share_mount::mount_all(config, kind, &control, ports.mux()).await;
+        let shares = share_mount::mount_all(config, kind, &control, guest).await;
         Self::attach(config, control, events, ports, shares).await
     }
 

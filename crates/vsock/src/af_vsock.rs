@@ -136,6 +136,12 @@ pub struct VsockStream {
 }
 
 impl VsockStream {
+    /// The socket itself, for a consumer that reads it outside tokio (the guest kernel's 9p
+    /// client).
+    pub fn into_owned_fd(self) -> OwnedFd {
+        self.fd.into_inner()
+    }
+
     fn from_fd(fd: OwnedFd) -> io::Result<Self> {
         Ok(Self { fd: register(fd)? })
     }

@@ -52,11 +52,6 @@ pub fn bind_addresses(p: &PublishedPort, localhost_only: bool) -> Vec<IpAddr> {
 }
 
 impl PortForwarder {
-    /// The multiplexed connection to the guest's forward port (also carries 9P shares).
-    pub fn mux(&self) -> &Arc<MuxClient> {
-        &self.mux
-    }
-
     pub fn new(mux: Arc<MuxClient>) -> Self {
         Self {
             mux,
@@ -260,7 +255,6 @@ async fn tunnel(client: tokio::net::TcpStream, port: u16, mux: Arc<MuxClient>) {
     let header = ForwardHeader {
         proto: Proto::Tcp,
         port,
-        share: None,
     };
     if write_frame(&mut stream, &header).await.is_err() {
         return;

@@ -93,7 +93,6 @@ impl Flow {
         let header = ForwardHeader {
             proto: Proto::Udp,
             port: self.port,
-            share: None,
         };
         if write_frame(&mut stream, &header).await.is_err() {
             return;

@@ -1,29 +1,28 @@
-//! A share's 9P server on a forward stream to the guest: the stream is opened with a header
-//! naming the share, then the (blocking) server runs on it in a thread of its own until the
-//! guest unmounts or the VM goes away.
+//! A share's 9P server on a connection to the guest's SHARE_PORT: the connection is opened
+//! with a header naming the share, then the (blocking) server runs on it in a thread of its
+//! own until the guest unmounts or the VM goes away. On the guest side the kernel reads the
+//! socket itself (no relay through the agent: see the agent's `control::ninep`).
 
 use std::io::{self, BufReader};
 use std::path::PathBuf;
 
-use berth_agent_proto::{write_frame, ForwardHeader, Proto};
-use berth_vsock::mux::MuxClient;
+use berth_agent_proto::{write_frame, ShareHeader, SHARE_PORT};
+use berth_vsock::Connector;
 use tokio::task::JoinHandle;
 use tokio_util::io::SyncIoBridge;
 
 use super::Server;
 
-/// Opens the 9P stream of share `tag` through `forward` (the guest's FORWARD_PORT) and serves
-/// `dir` on it; the guest mounts it when asked with a 9P `mount` request.
+/// Opens the 9P connection of share `tag` to the guest and serves `dir` on it; the guest
+/// mounts it when asked with a 9P `mount` request.
 pub async fn serve_share(
-    forward: &MuxClient,
+    guest: &dyn Connector,
     tag: &str,
     dir: PathBuf,
 ) -> io::Result<JoinHandle<()>> {
-    let mut stream = forward.open().await?;
-    let header = ForwardHeader {
-        proto: Proto::Tcp,
-        port: 0,
-        share: Some(tag.to_string()),
+    let mut stream = guest.connect(SHARE_PORT).await?;
+    let header = ShareHeader {
+        tag: tag.to_string(),
     };
     write_frame(&mut stream, &header)
         .await
@@ -37,7 +36,7 @@ pub async fn serve_share(
         let _span = tracing::info_span!("9p share", tag, dir = %dir.display()).entered();
         match Server::new(dir).serve(r, w) {
             Ok(()) => tracing::info!("9p share closed by the guest"),
-            Err(e) => tracing::warn!(error = %e, "9p share stream ended"),
+            Err(e) => tracing::warn!(error = %e, "9p share connection ended"),
         }
     }))
 }

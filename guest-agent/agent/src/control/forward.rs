@@ -15,18 +15,17 @@ use berth_vsock::{mux, BoxIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UdpSocket};
 
-use super::ninep::ShareStreams;
 use super::PortTracker;
 
 /// A UDP flow with no datagram either way for this long ends (longer than the host's, which
 /// normally closes first).
 const UDP_IDLE: Duration = Duration::from_secs(180);
 
-pub(crate) async fn serve_forward(io: BoxIo, tracker: PortTracker, shares: ShareStreams) {
-    mux::serve(io, move |s| tunnel(s, tracker.clone(), shares.clone())).await;
+pub(crate) async fn serve_forward(io: BoxIo, tracker: PortTracker) {
+    mux::serve(io, move |s| tunnel(s, tracker.clone())).await;
 }
 
-async fn tunnel(mut s: mux::MuxStream, tracker: PortTracker, shares: ShareStreams) {
+async fn tunnel(mut s: mux::MuxStream, tracker: PortTracker) {
     let h: ForwardHeader = match read_frame(&mut s).await {
         Ok(Some(h)) => h,
         Ok(None) => return,
@@ -35,10 +34,6 @@ async fn tunnel(mut s: mux::MuxStream, tracker: PortTracker, shares: ShareStream
             return;
         }
     };
-    if let Some(tag) = h.share {
-        shares.offer(tag, s);
-        return;
-    }
     // Straight to the container when we know it (one hop less in the guest), else through the
     // engine's port proxy on the guest's loopback.
     let target = tracker.target(h.proto, h.port);

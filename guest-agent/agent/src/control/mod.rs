@@ -3,7 +3,8 @@
 //! mounts and file events; the agent pushes published-port changes on it.
 //!
 //! Also serves the port-forward tunnels on FORWARD_PORT: each multiplexed stream names a
-//! published port and is spliced to it, or a share whose 9P it carries (`ninep`).
+//! published port and is spliced to it; in a VM, takes the 9P connections of shared folders
+//! on SHARE_PORT (`ninep`).
 
 mod files;
 mod forward;
@@ -58,9 +59,12 @@ pub(crate) fn start(
     listeners.add(control, acc, cancel.clone(), move |io| {
         server::serve_control(io, ctx.clone())
     });
+    if matches!(forward, Endpoint::Vsock(_)) {
+        ninep::listen(share_streams);
+    }
     let acc = forward.bind()?;
     listeners.add(forward, acc, cancel, move |io| {
-        forward::serve_forward(io, tracker.clone(), share_streams.clone())
+        forward::serve_forward(io, tracker.clone())
     });
     Ok(shutdown)
 }
