@@ -22,7 +22,11 @@ pub(super) fn mounts(input: &SpecInput) -> Result<Vec<Mount>> {
     if let Some(shm) = shm_mount(input)? {
         mounts.push(shm);
     }
-    for m in &input.mounts {
+    // Parents before children, whatever order the client listed them in (the docker CLI sends
+    // `-v` binds in no fixed order), as dockerd sorts them: by the destination's depth, stable.
+    let mut binds: Vec<_> = input.mounts.iter().collect();
+    binds.sort_by_key(|m| depth(&m.destination));
+    for m in binds {
         let mut opts = vec!["rbind", "rprivate"];
         opts.push(if m.readonly { "ro" } else { "rw" });
         mounts.push(mount(
@@ -38,6 +42,11 @@ pub(super) fn mounts(input: &SpecInput) -> Result<Vec<Mount>> {
         mounts.push(mount(dest, "tmpfs", "tmpfs", &o)?);
     }
     Ok(mounts)
+}
+
+/// Path components of a mount destination (`/data/w/m.txt` is 3 deep).
+fn depth(dest: &str) -> usize {
+    dest.split('/').filter(|c| !c.is_empty()).count()
 }
 
 fn default_mounts(input: &SpecInput) -> Result<Vec<Mount>> {

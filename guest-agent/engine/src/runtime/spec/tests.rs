@@ -138,3 +138,25 @@ fn host_network_and_limits() {
         .iter()
         .any(|o| o == "ro"));
 }
+
+#[test]
+fn binds_are_mounted_parents_first_whatever_their_order() {
+    let mut i = input();
+    for (src, dst) in [("/h/f", "/data/w/m.txt"), ("/h", "/data"), ("/x", "/other")] {
+        i.mounts.push(BindMount {
+            source: src.into(),
+            destination: dst.into(),
+            readonly: false,
+        });
+    }
+    let v = serde_json::to_value(build_spec(&i).unwrap()).unwrap();
+    let binds: Vec<&str> = v["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["type"] == "bind" && m["source"].as_str().unwrap().starts_with('/'))
+        .map(|m| m["destination"].as_str().unwrap())
+        .filter(|d| ["/data", "/other", "/data/w/m.txt"].contains(d))
+        .collect();
+    assert_eq!(binds, ["/data", "/other", "/data/w/m.txt"]);
+}
