@@ -59,7 +59,10 @@ cargo test --locked -p berth-host -p berth-vsock -p berth-cli -p berth-agent-pro
 
 step "berth.exe"
 exe="$CARGO_TARGET_DIR/$win/debug/berth.exe"
-"$wine" "$exe" --version | tee /dev/stderr | grep -q '^berth '
+# Not `tee /dev/stderr`: that reopens (and truncates) a log file stderr is redirected to.
+version=$("$wine" "$exe" --version)
+echo "$version"
+grep -q '^berth ' <<<"$version"
 home=$(mktemp -d /tmp/berth-xplat.XXXXXX)
 trap 'rm -rf "$home"' EXIT
 set +e
