@@ -3,7 +3,7 @@
 //! stream to the guest, whose agent hands the stream to the kernel's 9p client
 //! (`mount -t 9p -o trans=fd`), as WSL 2 serves Windows drives to its VM.
 //!
-//! Hand-written rather than taken from a crate: the Rust 9P servers on crates.io are unix-only
+//! Hand-written rather than taken from a crate: the published Rust 9P server crates are unix-only
 //! (they call `nix`/`libc` for every operation) and serve sockets they open themselves, while
 //! this one must run on Windows and over a stream it is given. It speaks only 9P2000.L, only
 //! the messages the Linux client sends, with path-based fids over `std::fs`.
