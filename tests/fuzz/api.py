@@ -165,29 +165,55 @@ class Forwarder:
         self.loop.run_forever()
 
     async def _client(self, tcp_r, tcp_w):
+        engine = socket.socket(socket.AF_UNIX)
+        engine.setblocking(False)
         try:
-            unix_r, unix_w = await asyncio.open_unix_connection(self.sock_path)
+            await self.loop.sock_connect(engine, self.sock_path)
         except OSError:
+            engine.close()
             tcp_w.close()
             return
+        to_engine = asyncio.ensure_future(self._to_engine(tcp_r, engine))
         try:
-            await asyncio.gather(self._pipe(tcp_r, unix_w), self._pipe(unix_r, tcp_w))
+            await self._from_engine(engine, tcp_w)
         finally:
+            to_engine.cancel()
+            engine.close()
             tcp_w.close()
-            unix_w.close()
 
-    @staticmethod
-    async def _pipe(r, w):
-        """Copies until the end (passed on as a half close) or a reset (passed on as a close:
-        the engine resets a connection whose request body it did not read)."""
+    async def _to_engine(self, tcp_r, engine):
+        """Copies the client's bytes to the engine, its end as a half close. When the engine
+        stops reading (it answered without reading the whole body, and closed), the rest is
+        dropped but the engine's socket stays open for reading: its answer is still on its way
+        back, and an asyncio transport would lose it (a write error aborts the reading side
+        too, which made the client see a connection closed without a response)."""
+        while data := await tcp_r.read(65536):
+            try:
+                await self.loop.sock_sendall(engine, data)
+            except OSError:
+                while await tcp_r.read(65536):
+                    pass
+                return
         try:
-            while data := await r.read(65536):
-                w.write(data)
-                await w.drain()
-            if w.can_write_eof():
-                w.write_eof()
-        except (OSError, RuntimeError):
-            w.close()
+            engine.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    async def _from_engine(self, engine, tcp_w):
+        """Copies the engine's bytes to the client until the engine's end or reset (the engine
+        resets a connection whose request body it did not read: passed on as a close)."""
+        while True:
+            try:
+                data = await self.loop.sock_recv(engine, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            tcp_w.write(data)
+            try:
+                await tcp_w.drain()
+            except OSError:
+                return
 
 
 def schemathesis_cmd(args, port, report_dir):
