@@ -84,8 +84,11 @@ impl Server {
                 tracing::trace!(?req, "9p");
                 self.handle(req)
             }
-            Err(_) if frame.kind >= kind::TVERSION || frame.kind % 2 == 0 => Err(EINVAL),
-            Err(_) => Err(EOPNOTSUPP),
+            Err(wire::DecodeError::Malformed(e)) => {
+                tracing::debug!(kind = frame.kind, error = %e, "9p: malformed request");
+                Err(EINVAL)
+            }
+            Err(wire::DecodeError::UnknownType(_)) => Err(EOPNOTSUPP),
         };
         match result {
             Ok(body) => (frame.kind + 1, body),

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use super::errno::{EBADF, EINVAL, ENOENT};
+use super::errno::{EBADF, EINVAL, ENOENT, EOPNOTSUPP};
 use super::server::{Server, MAX_MSIZE};
 use super::wire::{self, kind, Fields, Frame, Out, QT_DIR, QT_FILE};
 
@@ -200,6 +200,12 @@ fn walks_stay_below_the_root_and_bad_names_are_refused() {
     o.u32(1).str("..").u32(0);
     assert_eq!(c.err(kind::TUNLINKAT, o), EINVAL);
     assert!(d.path().join("sub").is_dir());
+    // A short request of a known type is invalid; a type the server does not know is
+    // unsupported (the client then falls back, as for Tmknod).
+    let mut o = Out::default();
+    o.u32(1);
+    assert_eq!(c.err(kind::TREAD, o), EINVAL);
+    assert_eq!(c.err(250, Out::default()), EOPNOTSUPP);
 }
 
 #[cfg(unix)]

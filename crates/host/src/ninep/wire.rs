@@ -324,8 +324,18 @@ impl Out {
     }
 }
 
+/// Why a request frame did not decode: the server answers EOPNOTSUPP for a type it does not
+/// know and EINVAL for a known one whose fields are short or malformed.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("9p message type {0} is not one this server decodes")]
+    UnknownType(u8),
+    #[error("malformed 9p message: {0}")]
+    Malformed(#[from] io::Error),
+}
+
 /// Decodes a request frame's fields.
-pub fn decode(f: &Frame) -> io::Result<Request> {
+pub fn decode(f: &Frame) -> Result<Request, DecodeError> {
     use kind::*;
     let mut b = Fields::new(&f.body);
     Ok(match f.kind {
@@ -446,7 +456,7 @@ pub fn decode(f: &Frame) -> io::Result<Request> {
                 data: b.bytes(n)?,
             }
         }
-        other => return Err(invalid(format!("9p message type {other}"))),
+        other => return Err(DecodeError::UnknownType(other)),
     })
 }
 
@@ -479,7 +489,7 @@ mod tests {
             tag: 1,
             body: vec![1, 2],
         };
-        assert!(decode(&f).is_err());
+        assert!(matches!(decode(&f), Err(DecodeError::Malformed(_))));
         let huge = 2048u32.to_le_bytes();
         assert!(read_frame(&mut huge.as_slice(), 1024).is_err());
         let f = Frame {
@@ -487,7 +497,7 @@ mod tests {
             tag: 1,
             body: vec![],
         };
-        assert!(decode(&f).is_err());
+        assert!(matches!(decode(&f), Err(DecodeError::UnknownType(250))));
         assert!(read_frame(&mut [].as_slice(), 1024).unwrap().is_none());
     }
 
