@@ -134,3 +134,37 @@ fn tmpfs_mounts() {
     ]);
     assert_eq!(out, "tmpfs 1024\ntmpfs 2048\n");
 }
+
+/// Bind sources typed as Windows paths (what the docker CLI and compose send from a Windows
+/// host) are found where the VM shares that drive (`--windows-drives`, /mnt/host in the VM),
+/// with `-v` and `--mount`; an unshared drive is refused (a one-letter volume name staying a
+/// volume is the parser's unit test: the docker CLI itself reads `-v c:/data` otherwise).
+#[test]
+fn windows_bind_sources_are_found_on_their_shared_drive() {
+    let drives = tempfile::tempdir().unwrap();
+    let src = drives.path().join("c/Users/me/src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "from C:\n").unwrap();
+    let e = Engine::start_with(berth_test_support::EngineOptions {
+        args: vec![
+            "--windows-drives".into(),
+            drives.path().display().to_string(),
+        ],
+        ..Default::default()
+    });
+    let read = |mount: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network=none"];
+        args.extend_from_slice(mount);
+        args.extend_from_slice(&["busybox", "sh", "-c", "cat /app/f && echo w > /app/g"]);
+        e.docker_ok(&args)
+    };
+    assert_eq!(read(&["-v", r"C:\Users\me\src:/app"]), "from C:\n");
+    assert_eq!(std::fs::read_to_string(src.join("g")).unwrap(), "w\n");
+    assert_eq!(
+        read(&["--mount", r"type=bind,source=c:/Users/me/src,target=/app"]),
+        "from C:\n"
+    );
+    let err = e.docker_err(&["run", "--rm", "-v", r"D:\x:/app", "busybox", "true"]);
+    assert!(err.contains("no folder of drive D: is shared"), "{err}");
+    assert!(!drives.path().join("d").exists());
+}

@@ -11,6 +11,7 @@
 
 pub mod datagram;
 pub mod frame;
+pub mod host_path;
 mod messages;
 
 pub use datagram::{read_datagram, write_datagram, MAX_DATAGRAM};

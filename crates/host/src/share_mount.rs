@@ -12,8 +12,7 @@ use crate::control::ControlClient;
 use crate::vm::Shares;
 use crate::Config;
 
-/// Where Windows drives appear in the guest: `C:\Users\me` is `/mnt/host/c/Users/me`.
-pub const WINDOWS_DRIVES: &str = "/mnt/host";
+pub use berth_agent_proto::host_path::{windows_guest_path, WINDOWS_DRIVES};
 
 /// How shares travel on this boot: the configured transport, else the back-end's own.
 pub fn effective(config: &Config, backend: Shares) -> Shares {
@@ -37,25 +36,6 @@ pub fn guest_path(dir: &Path) -> String {
     } else {
         s.into_owned()
     }
-}
-
-/// `C:\Users\me` (or `c:/Users/me`, or `\\?\C:\Users\me`) as `/mnt/host/c/Users/me`; `None`
-/// for a path without a drive letter (a UNC share, a relative path).
-pub fn windows_guest_path(p: &str) -> Option<String> {
-    let p = p.strip_prefix(r"\\?\").unwrap_or(p);
-    let mut chars = p.chars();
-    let drive = chars.next().filter(char::is_ascii_alphabetic)?;
-    let rest = chars.as_str().strip_prefix(':')?;
-    if !(rest.is_empty() || rest.starts_with(['\\', '/'])) {
-        return None;
-    }
-    let parts: Vec<&str> = rest.split(['\\', '/']).filter(|c| !c.is_empty()).collect();
-    let mut out = format!("{WINDOWS_DRIVES}/{}", drive.to_ascii_lowercase());
-    for c in parts {
-        out.push('/');
-        out.push_str(c);
-    }
-    Some(out)
 }
 
 /// Mounts every configured share; returns the folders that mounted. 9P shares get their
@@ -97,26 +77,6 @@ pub async fn mount_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn windows_paths_map_below_their_drive() {
-        assert_eq!(
-            windows_guest_path(r"C:\Users\me").as_deref(),
-            Some("/mnt/host/c/Users/me")
-        );
-        assert_eq!(
-            windows_guest_path("d:/src/app/").as_deref(),
-            Some("/mnt/host/d/src/app")
-        );
-        assert_eq!(
-            windows_guest_path(r"\\?\E:\x").as_deref(),
-            Some("/mnt/host/e/x")
-        );
-        assert_eq!(windows_guest_path(r"C:\").as_deref(), Some("/mnt/host/c"));
-        assert_eq!(windows_guest_path(r"\\server\share"), None);
-        assert_eq!(windows_guest_path("relative"), None);
-        assert_eq!(windows_guest_path("C:relative"), None);
-    }
 
     #[test]
     fn the_configured_transport_wins_over_the_back_end() {

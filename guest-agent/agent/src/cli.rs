@@ -69,6 +69,10 @@ pub(crate) struct Args {
     /// retried (Berth's own flag; default 120)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) registry_read_timeout: Option<u64>,
+    /// Where a Windows host's drives are shared (a folder per drive letter): bind sources typed
+    /// as `C:\\src` are found below it (Berth's own flag; default /mnt/host)
+    #[arg(long)]
+    pub(crate) windows_drives: Option<PathBuf>,
 }
 
 impl Args {
@@ -133,6 +137,9 @@ impl Args {
         c.host_aliases.extend(self.host_aliases.iter().cloned());
         if let Some(secs) = self.registry_read_timeout {
             c.registry_read_timeout = std::time::Duration::from_secs(secs);
+        }
+        if let Some(d) = &self.windows_drives {
+            c.windows_drives = d.clone();
         }
         if let Some(ip) = &c.host_gateway_ip {
             ip.parse::<std::net::IpAddr>()

@@ -76,6 +76,9 @@ pub struct EngineConfig {
     /// Longest wait for the next bytes from a registry before the read counts as stalled
     /// (and a layer download is retried).
     pub registry_read_timeout: std::time::Duration,
+    /// Where a Windows host's drives are shared in the VM, a folder per drive letter
+    /// ([`berth_agent_proto::host_path::WINDOWS_DRIVES`]): a bind source `C:\src` is found there.
+    pub windows_drives: PathBuf,
 }
 
 impl EngineConfig {
@@ -106,6 +109,7 @@ impl EngineConfig {
             host_gateway_ip: None,
             host_aliases: vec![],
             registry_read_timeout: std::time::Duration::from_secs(120),
+            windows_drives: PathBuf::from(berth_agent_proto::host_path::WINDOWS_DRIVES),
         }
     }
 

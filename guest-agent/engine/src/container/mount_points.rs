@@ -1,7 +1,15 @@
 //! The mount points of a create: `-v` binds, `--mount`, `--volumes-from` and the image's
 //! volumes, resolved to host paths (named and anonymous volumes are created here).
+//!
+//! A bind source typed as a Windows path (`C:\src`, what the docker CLI and compose send on a
+//! Windows host) is the guest path where Berth's VM shares that drive
+//! ([`berth_agent_proto::host_path`], `--windows-drives`); where no folder of that drive is shared (a Linux host,
+//! or the drive not shared) it is refused in Docker's words rather than made as a new folder.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+
+use berth_agent_proto::host_path;
 
 use berth_docker_api::container::{Empty, HostConfig, Mount, MountPoint};
 use berth_docker_api::volume::VolumeCreateOptions;
@@ -55,16 +63,10 @@ impl Svc {
 
     /// A `-v src:dst[:mode]` bind or volume.
     fn bind_spec(&self, spec: &str) -> Result<MountPoint> {
-        let parts: Vec<&str> = spec.split(':').collect();
-        let (src, dst, mode) = match parts.as_slice() {
-            [s, d] => (*s, *d, ""),
-            [s, d, m] => (*s, *d, *m),
-            _ => {
-                return Err(EngineError::invalid(format!(
-                    "invalid volume specification: '{spec}'"
-                )))
-            }
-        };
+        let (src, dst, mode) = split_bind(spec).ok_or_else(|| {
+            EngineError::invalid(format!("invalid volume specification: '{spec}'"))
+        })?;
+        let src = &shared_source(src, &self.config.windows_drives)?;
         if !dst.starts_with('/') {
             return Err(EngineError::invalid(format!(
                 "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
@@ -83,13 +85,14 @@ impl Svc {
         };
         match typ {
             "bind" => {
-                if !std::path::Path::new(&m.source).exists() {
+                let source = shared_source(&m.source, &self.config.windows_drives)?;
+                if !Path::new(&source).exists() {
                     return Err(EngineError::invalid(format!(
                         "invalid mount config for type \"bind\": bind source path does not exist: {}",
                         m.source
                     )));
                 }
-                let point = self.mount_point(&m.source, &m.target, !m.read_only, "")?;
+                let point = self.mount_point(&source, &m.target, !m.read_only, "")?;
                 Ok((point, false))
             }
             "volume" => {
@@ -160,6 +163,39 @@ impl Svc {
     }
 }
 
+/// `src:dst[:mode]` split at its colons. A Windows source keeps its drive's colon
+/// (`C:\src:/app`) when an absolute destination follows it; otherwise the first part is a
+/// volume name, as on Linux (`c:/data` is volume `c` at `/data`).
+fn split_bind(spec: &str) -> Option<(&str, &str, &str)> {
+    let windows = host_path::windows_drive(spec).and_then(|(_, rest)| {
+        let (path, tail) = rest.split_once(':')?;
+        let src = &spec[..spec.len() - rest.len() + path.len()];
+        tail.starts_with('/').then_some((src, tail))
+    });
+    let (src, tail) = windows.or_else(|| spec.split_once(':'))?;
+    match tail.split(':').collect::<Vec<_>>().as_slice() {
+        [d] => Some((src, *d, "")),
+        [d, m] => Some((src, *d, *m)),
+        _ => None,
+    }
+}
+
+/// A bind source as a guest path: a Windows path is its place below `drives` when that drive
+/// is shared there; any other source is kept.
+fn shared_source(src: &str, drives: &Path) -> Result<String> {
+    let Some((drive, _)) = host_path::windows_drive(src) else {
+        return Ok(src.to_string());
+    };
+    if !drives.join(drive.to_string()).is_dir() {
+        return Err(EngineError::invalid(format!(
+            "invalid mount config for type \"bind\": bind source path {src} is a Windows path, \
+             and no folder of drive {}: is shared with Berth's VM",
+            drive.to_ascii_uppercase()
+        )));
+    }
+    Ok(host_path::windows_path_below(&drives.to_string_lossy(), src).unwrap_or_default())
+}
+
 /// The volume `--mount type=volume,src=…,volume-driver=…,volume-opt=k=v` names (`VolumeOptions`
 /// as the API sends it: `{"DriverConfig": {"Name", "Options"}, "Labels"}`).
 fn volume_create_options(name: &str, opts: Option<&serde_json::Value>) -> VolumeCreateOptions {
@@ -201,4 +237,44 @@ fn tmpfs_options(o: Option<&serde_json::Value>) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_windows_source_keeps_its_drive_and_a_one_letter_volume_stays_a_volume() {
+        assert_eq!(split_bind(r"C:\src:/app"), Some((r"C:\src", "/app", "")));
+        assert_eq!(
+            split_bind("C:/src/x:/app:ro"),
+            Some(("C:/src/x", "/app", "ro"))
+        );
+        assert_eq!(split_bind("c:/data"), Some(("c", "/data", "")));
+        assert_eq!(split_bind("c:/data:ro"), Some(("c", "/data", "ro")));
+        assert_eq!(split_bind("/host:/app:ro"), Some(("/host", "/app", "ro")));
+        assert_eq!(split_bind("vol:/app"), Some(("vol", "/app", "")));
+        assert_eq!(split_bind("a:b:c:d"), None);
+        assert_eq!(split_bind("novolume"), None);
+    }
+
+    #[test]
+    fn a_windows_source_is_found_below_its_shared_drive_or_refused() {
+        let drives = tempfile::tempdir().unwrap();
+        let err = shared_source(r"C:\src", drives.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("no folder of drive C: is shared"),
+            "{err}"
+        );
+        std::fs::create_dir(drives.path().join("c")).unwrap();
+        assert_eq!(
+            shared_source(r"C:\src\app", drives.path()).unwrap(),
+            format!("{}/c/src/app", drives.path().display())
+        );
+        assert_eq!(
+            shared_source("/home/me", drives.path()).unwrap(),
+            "/home/me"
+        );
+        assert_eq!(shared_source("vol", drives.path()).unwrap(), "vol");
+    }
 }
