@@ -191,13 +191,16 @@ pub async fn wait_for_agent(
 
 /// How a process other than the supervisor reaches the running guest's ports, for one-off
 /// requests: the hybrid-vsock socket (vhost-device-vsock's on Linux, the supervisor's own on
-/// macOS). On Windows QEMU's pipes take one client each, which the supervisor holds: the
+/// macOS). Over virtio-serial (Windows, or Linux with `"guest_ports": "virtio-serial"`, where
+/// there is no such socket) each port takes one client, which the supervisor holds: the
 /// requests go through the supervisor's control endpoint instead.
 #[cfg(unix)]
 pub fn side_connector(state: &crate::StateDir) -> Result<Box<dyn Connector>> {
-    Ok(Box::new(berth_vsock::HybridConnector::new(
-        state.vsock_socket(),
-    )))
+    let hybrid = state.vsock_socket();
+    if !hybrid.exists() {
+        return Ok(Box::new(SupervisorConnector::new(state)));
+    }
+    Ok(Box::new(berth_vsock::HybridConnector::new(hybrid)))
 }
 
 #[cfg(windows)]
