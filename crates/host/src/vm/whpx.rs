@@ -4,9 +4,9 @@
 //! ports are carried by virtio-serial ([`super::serial`]): each of the agent's ports (Docker
 //! API, control, forwarding) and each shared folder is a `virtserialport` whose host end is a
 //! named pipe that QEMU serves (`-chardev pipe`); [`super::serial::SerialPorts`] is the
-//! `Connector` that opens them, and the yamux multiplexing above is unchanged (it already runs every service
-//! over one long-lived byte stream). The monitor is a named pipe too. Why QEMU and not WSL2:
-//! docs/design/host.md.
+//! `Connector` that opens them, and the yamux multiplexing above is unchanged (it already runs
+//! every service over one long-lived byte stream). The monitor is a named pipe too. Why QEMU
+//! and not WSL2: docs/design/host.md.
 //!
 //! The argument building and the names are plain code, unit-tested on every platform; only
 //! [`Whpx`] (spawning `qemu-system-x86_64.exe`) is Windows-only.

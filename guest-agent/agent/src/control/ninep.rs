@@ -79,7 +79,7 @@ pub(crate) fn listen(streams: ShareStreams) {
         return;
     }
     for (n, device) in ports {
-        tracing::info!(share = n, device = %device.display(), "9p share channel over virtio-serial");
+        tracing::info!(share = n, device = %device.display(), "9p share port over virtio-serial");
         tokio::spawn(take_port(device, streams.clone()));
     }
 }
