@@ -1,6 +1,8 @@
 //! Shared folders over 9P (`"share_transport": "9p"`): the host's own 9P server
-//! (`berth_host::ninep`) on a forward stream, mounted by the guest kernel's 9p client — the way
-//! Windows hosts share folders, checked here through the real VM and the docker CLI.
+//! (`berth_host::ninep`) mounted by the guest kernel's 9p client, the way Windows hosts share
+//! folders, checked here through the real VM and the docker CLI: over a vsock connection, and
+//! over Windows' whole transport run on Linux (`"guest_ports": "virtio-serial"`: every guest
+//! port and each share a virtio-serial port, `berth_host::vm::serial`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -12,17 +14,55 @@ fn a_folder_shared_over_9p_is_read_written_and_changed_from_a_container() {
     let b = Berth::pulling_from_test_registry();
     set_config(&b, "share_transport", serde_json::json!("9p"));
     b.berth_ok(&["start", "--timeout", "240"]);
-    let share = b.share().to_path_buf();
+    assert_the_share_is_mounted_without_virtiofsd(&b);
+    check_the_share_both_ways(&b);
+    b.berth_ok(&["stop"]);
+}
+
+/// The Windows back-end's transport in a real VM: no vsock device and no vhost-device-vsock;
+/// the docker CLI reaches the engine over the Docker API's virtio-serial port, and the share
+/// is served on a port of its own.
+#[test]
+fn windows_guest_ports_over_virtio_serial_carry_docker_and_a_9p_share() {
+    let b = Berth::pulling_from_test_registry();
+    set_config(&b, "guest_ports", serde_json::json!("virtio-serial"));
+    set_config(&b, "share_transport", serde_json::json!("9p"));
+    b.berth_ok(&["start", "--timeout", "240"]);
+    assert!(
+        b.pid("vhost-device-vsock").is_none(),
+        "vhost-device-vsock ran for virtio-serial ports"
+    );
+    let qemu = b.pid("qemu").expect("qemu's pid file");
+    let cmdline = std::fs::read(format!("/proc/{qemu}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(!cmdline.contains("vhost-user-vsock"), "{cmdline}");
+    for port in ["name=berth.2375", "name=berth.2376", "name=berth.2378.0"] {
+        assert!(cmdline.contains(port), "{port} missing: {cmdline}");
+    }
+    assert_the_share_is_mounted_without_virtiofsd(&b);
+
+    let out = b.docker_ok(&["run", "--rm", "busybox", "echo", "over virtio-serial"]);
+    assert_eq!(out.trim(), "over virtio-serial");
+    check_the_share_both_ways(&b);
+    b.berth_ok(&["stop"]);
+}
+
+fn assert_the_share_is_mounted_without_virtiofsd(b: &Berth) {
     let st = b.berth_ok(&["status"]);
     assert!(
-        st.contains(&share.display().to_string()),
+        st.contains(&b.share().display().to_string()),
         "share not mounted: {st}"
     );
     assert!(
         b.pid("virtiofsd-0").is_none(),
         "virtiofsd ran for a 9p share"
     );
+}
 
+/// Host files read in a container (3 MiB byte for byte), a container's writes, renames, links,
+/// modes and removals seen on the host, and a later host change seen in the next container.
+fn check_the_share_both_ways(b: &Berth) {
+    let share = b.share().to_path_buf();
     // A file the host wrote, 3 MiB of it, read back byte for byte (checksums on both sides).
     std::fs::write(share.join("in.txt"), "from-host").unwrap();
     let big: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
@@ -84,7 +124,6 @@ fn a_folder_shared_over_9p_is_read_written_and_changed_from_a_container() {
         "/data/link",
     ]);
     assert_eq!(again, "changedchanged");
-    b.berth_ok(&["stop"]);
 }
 
 fn md5sum(p: &std::path::Path) -> String {

@@ -48,9 +48,23 @@ pub struct Config {
     /// stream); absent, the back-end's own way (virtiofs on Linux and macOS, 9P on Windows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub share_transport: Option<berth_agent_proto::ShareTransport>,
+    /// How the host reaches the guest's ports on Linux: `"vsock"` (vhost-device-vsock, the
+    /// default) or `"virtio-serial"`, the Windows transport (a virtio-serial port per guest
+    /// port and per 9P share, host ends unix sockets QEMU listens on: [`crate::vm::serial`]),
+    /// there to test it in a real VM on Linux. Other platforms use their own either way.
+    pub guest_ports: GuestPorts,
     /// virtiofsd's `--cache` for every share: `auto` (entries and attributes kept 1 s, pages
     /// dropped on open), `always`, `metadata` or `never`.
     pub virtiofs_cache: String,
+}
+
+/// What carries the guest's ports ([`Config::guest_ports`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuestPorts {
+    #[default]
+    Vsock,
+    VirtioSerial,
 }
 
 /// Where the guest image and tools live by default: `/root/.cache/berth` on Linux (where
@@ -123,6 +137,7 @@ impl Default for Config {
             disk_discard: true,
             auto_pause_secs: 300,
             share_transport: None,
+            guest_ports: GuestPorts::Vsock,
             virtiofs_cache: "auto".into(),
         }
     }
@@ -167,6 +182,14 @@ mod tests {
         let c: Config = serde_json::from_str(r#"{"cpus": 4}"#).unwrap();
         assert_eq!(c.cpus, 4);
         assert_eq!(c.memory_mib, 1024);
+    }
+
+    #[test]
+    fn guest_ports_default_to_vsock_and_name_virtio_serial() {
+        assert_eq!(Config::default().guest_ports, GuestPorts::Vsock);
+        let c: Config = serde_json::from_str(r#"{"guest_ports": "virtio-serial"}"#).unwrap();
+        assert_eq!(c.guest_ports, GuestPorts::VirtioSerial);
+        assert!(serde_json::from_str::<Config>(r#"{"guest_ports": "serial"}"#).is_err());
     }
 
     #[test]

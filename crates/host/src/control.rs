@@ -53,7 +53,7 @@ impl ControlClient {
         let p = pending.clone();
         let closed = tokio_util::sync::CancellationToken::new();
         let closing = closed.clone().drop_guard();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let _closing = closing;
             loop {
                 match read_frame::<_, GuestFrame>(&mut rd).await {
@@ -85,13 +85,18 @@ impl ControlClient {
             closed,
             features: Arc::new([]),
         };
-        match c
+        let hello = c
             .request(Request::Hello {
                 protocol_version: PROTOCOL_VERSION,
                 host_version: env!("CARGO_PKG_VERSION").into(),
             })
-            .await?
-        {
+            .await;
+        if hello.is_err() {
+            // Nothing may keep a connection that was not greeted: over virtio-serial the port
+            // takes one client, and the next attempt needs it.
+            reader.abort();
+        }
+        match hello? {
             Reply::Hello {
                 protocol_version,
                 agent_version,
@@ -109,9 +114,12 @@ impl ControlClient {
                 };
                 Ok((c, ev_rx))
             }
-            other => Err(HostError::Control(format!(
-                "unexpected hello reply {other:?}"
-            ))),
+            other => {
+                reader.abort();
+                Err(HostError::Control(format!(
+                    "unexpected hello reply {other:?}"
+                )))
+            }
         }
     }
 
@@ -183,13 +191,16 @@ pub async fn wait_for_agent(
 
 /// How a process other than the supervisor reaches the running guest's ports, for one-off
 /// requests: the hybrid-vsock socket (vhost-device-vsock's on Linux, the supervisor's own on
-/// macOS). On Windows QEMU's pipes take one client each, which the supervisor holds: the
+/// macOS). Over virtio-serial (Windows, or Linux with `"guest_ports": "virtio-serial"`, where
+/// there is no such socket) each port takes one client, which the supervisor holds: the
 /// requests go through the supervisor's control endpoint instead.
 #[cfg(unix)]
 pub fn side_connector(state: &crate::StateDir) -> Result<Box<dyn Connector>> {
-    Ok(Box::new(berth_vsock::HybridConnector::new(
-        state.vsock_socket(),
-    )))
+    let hybrid = state.vsock_socket();
+    if !hybrid.exists() {
+        return Ok(Box::new(SupervisorConnector::new(state)));
+    }
+    Ok(Box::new(berth_vsock::HybridConnector::new(hybrid)))
 }
 
 #[cfg(windows)]
@@ -281,5 +292,29 @@ pub async fn one_request(
             what: "control reply".into(),
             secs: timeout.as_secs(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    // A guest that takes the connection and never answers the hello (over virtio-serial: the
+    // agent not started yet). When the hello times out nothing on the host may keep the
+    // connection, or the port's single client slot stays taken.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_whose_hello_times_out_is_closed() {
+        let c = berth_vsock::MemoryConnector::new();
+        let mut guest = c.listen(CONTROL_PORT);
+        let err = ControlClient::connect(&c).await.err().unwrap();
+        assert!(matches!(err, HostError::Timeout { .. }), "{err}");
+        let mut stream = guest.recv().await.unwrap();
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut got))
+            .await
+            .expect("the host's end is closed")
+            .unwrap();
+        assert!(!got.is_empty(), "the hello was sent");
     }
 }

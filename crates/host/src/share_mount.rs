@@ -1,7 +1,7 @@
 //! Mounting the shared folders in the guest once its agent answers: over virtiofs (a device
 //! per share: virtiofsd's on Linux, Virtualization.framework's own on macOS), or over 9P
 //! streams the host serves itself ([`crate::ninep`]: Windows, or any host with
-//! `"share_transport": "9p"` in `config.json`).
+//! `"share_transport": "9p"` in `config.json`), share n on channel n of SHARE_PORT.
 
 use std::path::{Path, PathBuf};
 
@@ -52,7 +52,10 @@ pub async fn mount_all(
     }
     for (i, dir) in config.shares.iter().enumerate() {
         let transport = if kind == Shares::NineP {
-            if let Err(e) = crate::ninep::stream::serve_share(guest, &tag(i), dir.clone()).await {
+            let channel = u32::try_from(i).unwrap_or(u32::MAX);
+            let served =
+                crate::ninep::stream::serve_share(guest, channel, &tag(i), dir.clone()).await;
+            if let Err(e) = served {
                 tracing::warn!(dir = %dir.display(), error = %e, "cannot open the share's 9p stream");
                 continue;
             }

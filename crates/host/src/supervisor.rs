@@ -442,12 +442,17 @@ fn serve_control_endpoint(
 }
 
 /// How the host reaches the guest's ports, and the daemon that carries them if any: on unix
-/// vhost-device-vsock's hybrid vsock socket (it outlives VM reboots, so it starts once).
+/// vhost-device-vsock's hybrid vsock socket (it outlives VM reboots, so it starts once), or
+/// with `"guest_ports": "virtio-serial"` the unix sockets QEMU serves for its virtio-serial
+/// ports (the Windows transport, no daemon).
 #[cfg(unix)]
 async fn transport(
     state: &StateDir,
     config: &Config,
 ) -> Result<(Arc<dyn Connector>, Option<Child>)> {
+    if let Some(ends) = crate::vm::qemu::serial_host_ends(state, config) {
+        return Ok((Arc::new(crate::vm::serial::SerialPorts::new(&ends)), None));
+    }
     let vsockd = helpers::start_vsock_daemon(state, &config.tools_dir).await?;
     let connector = Arc::new(berth_vsock::HybridConnector::new(state.vsock_socket()));
     Ok((connector, Some(vsockd)))
@@ -481,9 +486,10 @@ fn serve_vsock_socket(
 #[cfg(windows)]
 async fn transport(
     state: &StateDir,
-    _config: &Config,
+    config: &Config,
 ) -> Result<(Arc<dyn Connector>, Option<Child>)> {
-    Ok((Arc::new(crate::vm::whpx::PortPipes::new(state)), None))
+    let ends = crate::vm::whpx::host_ends(state, config);
+    Ok((Arc::new(crate::vm::serial::SerialPorts::new(&ends)), None))
 }
 
 /// One boot: the VM and its per-boot helpers.

@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 #[cfg(target_os = "linux")]
 pub use af_vsock::{VsockConnector, VsockListener, VsockStream};
-pub use connector::Connector;
+pub use connector::{Connecting, Connector};
 #[cfg(unix)]
 pub use hybrid::{serve as serve_hybrid, HybridConnector};
 pub use memory::MemoryConnector;

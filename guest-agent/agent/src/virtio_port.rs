@@ -1,14 +1,19 @@
-//! Guest ports over virtio-serial. Where the host has no vsock for the VM (QEMU on Windows:
-//! `crates/host/src/vm/whpx.rs`), guest port P is the virtio-serial port named `berth.P`, whose
-//! host end is a named pipe. The kernel lists ports in `/sys/class/virtio-ports/vportNpM/name`
+//! Guest ports over virtio-serial. Where the host has no vsock for the VM (QEMU on Windows, or
+//! on Linux with `"guest_ports": "virtio-serial"`: `crates/host/src/vm/serial.rs`), guest port
+//! P is the virtio-serial port named `berth.P`, whose host end is a named pipe (a unix socket
+//! on Linux). The kernel lists ports in `/sys/class/virtio-ports/vportNpM/name`
 //! and devtmpfs makes `/dev/vportNpM` (the guest runs no udev, so there is no
 //! `/dev/virtio-ports/berth.P` link). The agent serves the port as it serves an accepted vsock
 //! connection: the host's multiplexer runs over it.
 //!
+//! Shared folders over 9P have a port each, `berth.2378.n` for share n ([`channels`]; see
+//! `control::ninep`).
+//!
 //! A port is one byte stream at a time, so "accepting" opens the device once the previous
 //! stream has been dropped. While no host client is connected the device reads as end of file
 //! at once; the stream then ends and the next accept opens it again, at most every
-//! [`REOPEN_EVERY`].
+//! [`REOPEN_EVERY`]. The driver lists and names the ports asynchronously after it loads, so
+//! the agent first waits for them ([`settle`]).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -29,16 +34,90 @@ pub(crate) const SYS_CLASS: &str = "/sys/class/virtio-ports";
 pub(crate) const DEV: &str = "/dev";
 /// Bound on how often a port whose host end is closed is opened again.
 pub(crate) const REOPEN_EVERY: Duration = Duration::from_millis(250);
+/// Where the kernel lists virtio devices (a virtio-serial controller has device id 3).
+pub(crate) const SYS_BUS: &str = "/sys/bus/virtio/devices";
+/// Bound on waiting for a virtio-serial controller's ports to be listed and named.
+pub(crate) const SETTLE_WITHIN: Duration = Duration::from_secs(10);
+
+/// Waits (bounded) until the VM's virtio-serial ports are listed and named, when it has a
+/// virtio-serial controller: the driver adds the ports, then learns their names from the host,
+/// asynchronously after it loads, so an agent looking at once could miss its ports and listen
+/// on vsock instead. Returns at once in a VM without the controller.
+pub(crate) fn settle(sys_bus: &Path, sys_class: &Path, within: Duration) {
+    if !has_serial_controller(sys_bus) {
+        return;
+    }
+    let deadline = Instant::now() + within;
+    while !all_named(sys_class) {
+        if Instant::now() >= deadline {
+            tracing::warn!(?within, "virtio-serial ports still unnamed");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn has_serial_controller(sys_bus: &Path) -> bool {
+    std::fs::read_dir(sys_bus).is_ok_and(|dir| {
+        dir.flatten().any(|e| {
+            std::fs::read_to_string(e.path().join("device")).is_ok_and(|d| d.trim() == "0x0003")
+        })
+    })
+}
+
+/// Whether `sys_class` lists ports and every one has its name.
+fn all_named(sys_class: &Path) -> bool {
+    let Ok(dir) = std::fs::read_dir(sys_class) else {
+        return false;
+    };
+    let mut any = false;
+    for e in dir.flatten() {
+        any = true;
+        let named =
+            std::fs::read_to_string(e.path().join("name")).is_ok_and(|n| !n.trim().is_empty());
+        if !named {
+            return false;
+        }
+    }
+    any
+}
 
 /// The device of guest port `port` (the port named `berth.<port>` in `sys_class`, its node in
 /// `dev`), if the VM has it.
 pub(crate) fn device(sys_class: &Path, dev: &Path, port: u32) -> Option<PathBuf> {
     let want = format!("berth.{port}");
-    std::fs::read_dir(sys_class)
-        .ok()?
-        .flatten()
-        .find(|e| std::fs::read_to_string(e.path().join("name")).is_ok_and(|n| n.trim() == want))
-        .map(|e| dev.join(e.file_name()))
+    named_ports(sys_class)
+        .into_iter()
+        .find(|(name, _)| *name == want)
+        .map(|(_, node)| dev.join(node))
+}
+
+/// The channels of guest port `port`: the ports named `berth.<port>.<n>` (share n on
+/// SHARE_PORT), their nodes in `dev`, ordered by n.
+pub(crate) fn channels(sys_class: &Path, dev: &Path, port: u32) -> Vec<(u32, PathBuf)> {
+    let prefix = format!("berth.{port}.");
+    let mut found: Vec<(u32, PathBuf)> = named_ports(sys_class)
+        .into_iter()
+        .filter_map(|(name, node)| {
+            let n = name.strip_prefix(&prefix)?.parse().ok()?;
+            Some((n, dev.join(node)))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Every named port in `sys_class`: its name and its device node's name.
+fn named_ports(sys_class: &Path) -> Vec<(String, std::ffi::OsString)> {
+    let Ok(dir) = std::fs::read_dir(sys_class) else {
+        return vec![];
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let name = std::fs::read_to_string(e.path().join("name")).ok()?;
+            Some((name.trim().to_string(), e.file_name()))
+        })
+        .collect()
 }
 
 /// Hands out the port's byte stream, one at a time.
@@ -88,6 +167,20 @@ impl PortListener {
 pub(crate) struct PortStream {
     fd: AsyncFd<File>,
     _permit: OwnedSemaphorePermit,
+}
+
+impl PortStream {
+    /// The port as a blocking file, for a thread of its own; its listener is done with it.
+    pub(crate) fn into_blocking(self) -> io::Result<File> {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        let file = self.fd.into_inner();
+        let flags = OFlag::from_bits_truncate(fcntl(&file, FcntlArg::F_GETFL)?);
+        fcntl(
+            &file,
+            FcntlArg::F_SETFL(flags.difference(OFlag::O_NONBLOCK)),
+        )?;
+        Ok(file)
+    }
 }
 
 impl AsyncRead for PortStream {
@@ -160,6 +253,64 @@ mod tests {
             Some(PathBuf::from("/dev/vport1p1"))
         );
         assert_eq!(device(sys.path(), dev, 2377), None);
+    }
+
+    #[test]
+    fn settling_waits_for_names_only_with_a_serial_controller() {
+        let bus = tempfile::tempdir().unwrap();
+        let sys = tempfile::tempdir().unwrap();
+        let quick = Duration::from_secs(30);
+        // No controller (a vsock VM): no wait, though no port is named.
+        std::fs::create_dir(bus.path().join("virtio0")).unwrap();
+        std::fs::write(bus.path().join("virtio0/device"), "0x0013\n").unwrap();
+        let t = Instant::now();
+        settle(bus.path(), sys.path(), quick);
+        assert!(t.elapsed() < Duration::from_secs(5));
+
+        // A controller whose port is named by another thread while settling waits.
+        std::fs::create_dir(bus.path().join("virtio1")).unwrap();
+        std::fs::write(bus.path().join("virtio1/device"), "0x0003\n").unwrap();
+        let port = sys.path().join("vport1p1");
+        std::fs::create_dir(&port).unwrap();
+        std::fs::write(port.join("name"), "").unwrap();
+        assert!(!all_named(sys.path()));
+        let namer = std::thread::spawn(move || std::fs::write(port.join("name"), "berth.2375\n"));
+        settle(bus.path(), sys.path(), quick);
+        namer.join().unwrap().unwrap();
+        assert!(all_named(sys.path()));
+
+        // A port never named: settling gives up at its bound.
+        std::fs::create_dir(sys.path().join("vport1p2")).unwrap();
+        let t = Instant::now();
+        settle(bus.path(), sys.path(), Duration::from_millis(200));
+        assert!(t.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[test]
+    fn share_channels_are_found_by_number_beside_the_ports() {
+        let sys = tempfile::tempdir().unwrap();
+        let dev = Path::new("/dev");
+        assert!(channels(sys.path(), dev, 2378).is_empty());
+        for (entry, name) in [
+            ("vport1p1", "berth.2375\n"),
+            ("vport1p4", "berth.2378.1\n"),
+            ("vport1p5", "berth.2378.0\n"),
+            ("vport1p6", "berth.2378.x\n"),
+            ("vport1p7", "berth.23780.2\n"),
+        ] {
+            std::fs::create_dir(sys.path().join(entry)).unwrap();
+            std::fs::write(sys.path().join(entry).join("name"), name).unwrap();
+        }
+        assert_eq!(
+            channels(sys.path(), dev, 2378),
+            [
+                (0, PathBuf::from("/dev/vport1p5")),
+                (1, PathBuf::from("/dev/vport1p4"))
+            ]
+        );
+        // A channel is not the port itself, nor the port a channel.
+        assert_eq!(device(sys.path(), dev, 2378), None);
+        assert!(channels(sys.path(), dev, 2375).is_empty());
     }
 
     // A FIFO opened read-write stands in for the port: what is written comes back.

@@ -1,7 +1,8 @@
-//! A share's 9P server on a connection to the guest's SHARE_PORT: the connection is opened
-//! with a header naming the share, then the (blocking) server runs on it in a thread of its
-//! own until the guest unmounts or the VM goes away. On the guest side the kernel reads the
-//! socket itself (no relay through the agent: see the agent's `control::ninep`).
+//! A share's 9P server on its channel of the guest's SHARE_PORT (over vsock a connection of its
+//! own, over virtio-serial the share's own port: `Connector::connect_channel`): the channel is
+//! opened with a header naming the share, then the (blocking) server runs on it in a thread of
+//! its own until the guest unmounts or the VM goes away. On the guest side the kernel's 9p
+//! client reads the stream (see the agent's `control::ninep`).
 
 use std::io::{self, BufReader};
 use std::path::PathBuf;
@@ -13,14 +14,15 @@ use tokio_util::io::SyncIoBridge;
 
 use super::Server;
 
-/// Opens the 9P connection of share `tag` to the guest and serves `dir` on it; the guest
-/// mounts it when asked with a 9P `mount` request.
+/// Opens the 9P channel `channel` of share `tag` to the guest and serves `dir` on it; the
+/// guest mounts it when asked with a 9P `mount` request.
 pub async fn serve_share(
     guest: &dyn Connector,
+    channel: u32,
     tag: &str,
     dir: PathBuf,
 ) -> io::Result<JoinHandle<()>> {
-    let mut stream = guest.connect(SHARE_PORT).await?;
+    let mut stream = guest.connect_channel(SHARE_PORT, channel).await?;
     let header = ShareHeader {
         tag: tag.to_string(),
     };

@@ -19,6 +19,7 @@ pub use arch::GuestArch;
 pub mod arch;
 pub mod monitor;
 pub mod qemu;
+pub mod serial;
 pub mod vz;
 pub mod whpx;
 
@@ -39,8 +40,8 @@ pub enum Shares {
     Virtiofsd,
     /// The back-end shares the folders itself (macOS: `VZSharedDirectory`); no helper runs.
     Builtin,
-    /// The host serves each folder over 9P on a forward stream ([`crate::ninep`]); the VM
-    /// needs no device for it (Windows).
+    /// The host serves each folder over 9P ([`crate::ninep`]) on a stream to the guest: a
+    /// vsock connection, or over virtio-serial a port of the share's own ([`serial`], Windows).
     NineP,
     /// Not carried yet: the VM boots without shares (see `docs/design/host.md`).
     Unsupported,
@@ -127,8 +128,8 @@ pub trait Hypervisor: Send + Sync {
 
 /// Picks the back-end for this platform.
 #[cfg(target_os = "linux")]
-pub fn probe(_state: &StateDir, _config: &Config) -> Result<Arc<dyn Hypervisor>> {
-    Ok(Arc::new(qemu::Qemu))
+pub fn probe(state: &StateDir, config: &Config) -> Result<Arc<dyn Hypervisor>> {
+    Ok(Arc::new(qemu::Qemu::new(state, config)))
 }
 
 #[cfg(windows)]

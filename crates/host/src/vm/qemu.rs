@@ -4,6 +4,8 @@
 //! memfd shared memory for the vhost-user devices, vhost-user-vsock, vhost-user-fs per share,
 //! the data disk and the read-only root as virtio-blk found by serial, user networking, serial
 //! console to a file, a monitor socket for `system_powerdown` and auto-pause (`vm::monitor`).
+//! With `"guest_ports": "virtio-serial"` the guest's ports are virtio-serial ports on unix
+//! sockets instead of vsock ([`super::serial`]): Windows' transport, run here to test it.
 //!
 //! Laptop citizenship: the data disk passes discard through (`discard=unmap`, and zeroed
 //! blocks become holes with `detect-zeroes=unmap`), so the guest's fstrim shrinks the qcow2;
@@ -14,19 +16,51 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use super::{Hypervisor, VmHandle, VmSpec};
+use super::serial::HostEnds;
+use super::{Hypervisor, Shares, VmHandle, VmSpec};
+use crate::config::GuestPorts;
 use crate::endpoint::Endpoint;
 use crate::error::{HostError, Result};
 use crate::process::Child;
+use crate::{Config, StateDir};
 
 #[derive(Debug, Default)]
-pub struct Qemu;
+pub struct Qemu {
+    /// The host ends of the guest's virtio-serial ports, when they replace vsock.
+    serial: Option<HostEnds>,
+}
+
+impl Qemu {
+    /// The back-end for `config`: vsock, or virtio-serial ports (one per 9P share too) whose
+    /// host ends are unix sockets in the state dir's `run/`.
+    pub fn new(state: &StateDir, config: &Config) -> Self {
+        Self {
+            serial: serial_host_ends(state, config),
+        }
+    }
+
+    /// The guest's ports as this back-end carries them, when not over vsock.
+    pub fn serial_ports(&self) -> Option<&HostEnds> {
+        self.serial.as_ref()
+    }
+}
+
+/// The host ends of the guest's virtio-serial ports when `config` asks for them instead of
+/// vsock (one port per 9P share besides the services): what QEMU listens on and what the
+/// supervisor's connector dials.
+pub fn serial_host_ends(state: &StateDir, config: &Config) -> Option<HostEnds> {
+    (config.guest_ports == GuestPorts::VirtioSerial).then(|| {
+        let nine_p = crate::share_mount::effective(config, Shares::Virtiofsd) == Shares::NineP;
+        HostEnds::sockets(state, if nine_p { config.shares.len() } else { 0 })
+    })
+}
 
 /// fw_cfg item carrying the engine's daemon.json (the guest agent reads the same name).
 pub const FW_CFG_DAEMON_JSON: &str = "opt/berth/daemon.json";
 
-/// QEMU's command line for `spec`.
-pub fn args(spec: &VmSpec) -> Vec<OsString> {
+/// QEMU's command line for `spec`, the guest's ports over vsock or, given `serial`, over
+/// virtio-serial.
+pub fn args(spec: &VmSpec, serial: Option<&HostEnds>) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |s: &str| a.push(s.into());
     let accel = if spec.kvm { "kvm" } else { "tcg" };
@@ -43,14 +77,16 @@ pub fn args(spec: &VmSpec) -> Vec<OsString> {
     push("-object");
     push(&format!("memory-backend-memfd,id=mem,size={mem}M,share=on"));
     a.extend(guest_args(spec));
+    match serial {
+        Some(ends) => a.extend(super::serial::args(ends)),
+        None => {
+            a.push("-chardev".into());
+            a.push(format!("socket,id=vsk,path={}", spec.vhost_vsock_socket.display()).into());
+            a.push("-device".into());
+            a.push("vhost-user-vsock-pci,chardev=vsk".into());
+        }
+    }
     let mut push = |s: &str| a.push(s.into());
-    push("-chardev");
-    push(&format!(
-        "socket,id=vsk,path={}",
-        spec.vhost_vsock_socket.display()
-    ));
-    push("-device");
-    push("vhost-user-vsock-pci,chardev=vsk");
     for (i, s) in spec.shares.iter().enumerate() {
         push("-chardev");
         push(&format!("socket,id=vfs{i},path={}", s.socket.display()));
@@ -138,7 +174,8 @@ impl Hypervisor for Qemu {
     fn start(&self, spec: &VmSpec) -> Result<Box<dyn VmHandle>> {
         let _ = std::fs::remove_file(&spec.monitor_socket);
         let monitor = Endpoint::Unix(spec.monitor_socket.clone());
-        launch(spec.arch.qemu_program().as_ref(), args(spec), spec, monitor)
+        let args = args(spec, self.serial.as_ref());
+        launch(spec.arch.qemu_program().as_ref(), args, spec, monitor)
     }
 }
 
@@ -297,7 +334,7 @@ mod tests {
     }
 
     fn joined_args(spec: &VmSpec) -> String {
-        let a: Vec<String> = args(spec)
+        let a: Vec<String> = args(spec, None)
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect();
@@ -345,6 +382,41 @@ mod tests {
         arm.kvm = true;
         let joined = joined_args(&arm);
         assert!(joined.contains("virt,gic-version=max,accel=kvm") && joined.contains("-cpu host"));
+    }
+
+    #[test]
+    fn virtio_serial_mode_has_the_windows_ports_on_unix_sockets_and_no_vsock() {
+        let state = StateDir::new("/s");
+        let mut config = Config {
+            guest_ports: GuestPorts::VirtioSerial,
+            shares: vec!["/home/u".into(), "/srv".into()],
+            share_transport: Some(berth_agent_proto::ShareTransport::NineP),
+            ..Config::default()
+        };
+        let qemu = Qemu::new(&state, &config);
+        let ends = qemu.serial_ports().unwrap();
+        let a: Vec<String> = args(&spec(crate::vm::GuestArch::X86_64), Some(ends))
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let joined = a.join(" ");
+        assert!(!joined.contains("vhost-user-vsock"), "{joined}");
+        // The same port arguments as on Windows, built by the same code.
+        assert!(joined.contains(
+            &super::super::serial::args(ends)
+                .into_iter()
+                .map(|s| s.into_string().unwrap())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        assert!(joined.contains("path=/s/run/port2378_1.sock,server=on,wait=off"));
+        assert!(joined.contains("name=berth.2378.1"));
+
+        // Shares over virtiofs need no ports; vsock is the default.
+        config.share_transport = None;
+        let ends = Qemu::new(&state, &config).serial.unwrap();
+        assert_eq!(ends.ports.len(), super::super::serial::SERVICE_PORTS.len());
+        assert!(Qemu::new(&state, &Config::default()).serial.is_none());
     }
 
     #[cfg(target_os = "linux")]

@@ -1,29 +1,21 @@
 //! Windows back-end: QEMU for Windows with the Windows Hypervisor Platform (`-accel whpx`,
 //! falling back to TCG), booting the same kernel, initrd, root image and qcow2 data disk as on
 //! Linux. Windows has no vhost-user (no unix sockets shared with QEMU, no memfd), so the guest
-//! ports are carried by virtio-serial: each of the agent's ports (Docker API, control,
-//! forwarding) is a `virtserialport` named `berth.<port>` whose host end is a named pipe that
-//! QEMU serves (`-chardev pipe`); [`PortPipes`] is the [`Connector`] that opens them, and the
-//! yamux multiplexing above is unchanged (it already runs every service over one long-lived
-//! byte stream). The monitor is a named pipe too. Why QEMU and not WSL2: docs/design/host.md.
+//! ports are carried by virtio-serial ([`super::serial`]): each of the agent's ports (Docker
+//! API, control, forwarding) and each shared folder is a `virtserialport` whose host end is a
+//! named pipe that QEMU serves (`-chardev pipe`); [`super::serial::SerialPorts`] is the
+//! `Connector` that opens them, and the yamux multiplexing above is unchanged (it already runs
+//! every service over one long-lived byte stream). The monitor is a named pipe too. Why QEMU
+//! and not WSL2: docs/design/host.md.
 //!
 //! The argument building and the names are plain code, unit-tested on every platform; only
 //! [`Whpx`] (spawning `qemu-system-x86_64.exe`) is Windows-only.
 
 use std::ffi::OsString;
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 
-use berth_agent_proto::{CONTROL_PORT, DOCKER_API_PORT, FORWARD_PORT};
-use berth_vsock::{BoxIo, Connector};
-
+use super::serial::{pipe_chardev_path, HostEnds};
 use super::VmSpec;
-use crate::endpoint::Endpoint;
-use crate::StateDir;
-
-/// The guest ports carried as virtio-serial ports.
-pub const PORTS: [u32; 3] = [DOCKER_API_PORT, CONTROL_PORT, FORWARD_PORT];
 
 /// Which accelerators QEMU tries, in order, for the config's `accel`: `auto` tries WHPX and
 /// falls back to TCG (QEMU picks the first that initialises), `whpx`/`kvm` insist on hardware,
@@ -36,99 +28,29 @@ pub fn accelerators(accel: &str) -> &'static [&'static str] {
     }
 }
 
-/// The named pipes of one state dir: a pipe per guest port and the monitor's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pipes {
-    /// `(guest port, \\.\pipe\name)`.
-    pub ports: Vec<(u32, String)>,
-    pub monitor: String,
-}
-
-impl Pipes {
-    pub fn new(state: &StateDir) -> Self {
-        Self {
-            ports: PORTS
-                .iter()
-                .map(|p| (*p, state.pipe(&format!("port{p}"))))
-                .collect(),
-            monitor: state.pipe("qemu_monitor"),
-        }
-    }
-}
-
-/// QEMU's `-chardev pipe,path=` takes the name without the `\\.\pipe\` prefix.
-fn chardev_path(pipe: &str) -> &str {
-    pipe.strip_prefix(r"\\.\pipe\").unwrap_or(pipe)
-}
-
-/// QEMU's command line for `spec` on Windows.
-pub fn args(spec: &VmSpec, accel: &str, pipes: &Pipes) -> Vec<OsString> {
+/// QEMU's command line for `spec` on Windows: the guest's ports on the pipes `ports`, the
+/// monitor on the pipe `monitor`.
+pub fn args(spec: &VmSpec, accel: &str, ports: &HostEnds, monitor: &str) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
-    let mut push = |s: String| a.push(s.into());
     for acc in accelerators(accel) {
-        push("-accel".into());
-        push((*acc).into());
+        a.push("-accel".into());
+        a.push((*acc).into());
     }
-    push("-machine".into());
-    push("q35".into());
+    a.push("-machine".into());
+    a.push("q35".into());
     a.extend(super::qemu::guest_args(spec));
-    let mut push = |s: String| a.push(s.into());
-    push("-device".into());
-    push("virtio-serial-pci,id=vser".into());
-    for (port, pipe) in &pipes.ports {
-        push("-chardev".into());
-        push(format!("pipe,id=port{port},path={}", chardev_path(pipe)));
-        push("-device".into());
-        push(format!(
-            "virtserialport,bus=vser.0,chardev=port{port},name=berth.{port}"
-        ));
-    }
-    push("-chardev".into());
-    push(format!("pipe,id=mon,path={}", chardev_path(&pipes.monitor)));
-    push("-mon".into());
-    push("chardev=mon,mode=readline".into());
+    a.extend(super::serial::args(ports));
+    a.push("-chardev".into());
+    a.push(format!("pipe,id=mon,path={}", pipe_chardev_path(monitor)).into());
+    a.push("-mon".into());
+    a.push("chardev=mon,mode=readline".into());
     a
 }
 
-/// Reaches guest port `P` through the named pipe QEMU serves for `berth.<P>`. One client at a
-/// time per pipe, which is what the multiplexer above needs (one long-lived stream per port).
-#[derive(Debug, Clone)]
-pub struct PortPipes {
-    pipes: Pipes,
-}
-
-impl PortPipes {
-    pub fn new(state: &StateDir) -> Self {
-        Self {
-            pipes: Pipes::new(state),
-        }
-    }
-
-    /// The pipe of guest port `port`.
-    pub fn endpoint(&self, port: u32) -> Option<Endpoint> {
-        self.pipes
-            .ports
-            .iter()
-            .find(|(p, _)| *p == port)
-            .map(|(_, name)| Endpoint::Pipe(name.clone()))
-    }
-}
-
-impl Connector for PortPipes {
-    fn connect(
-        &self,
-        port: u32,
-    ) -> Pin<Box<dyn Future<Output = std::io::Result<BoxIo>> + Send + '_>> {
-        Box::pin(async move {
-            let e = self.endpoint(port).ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::ConnectionRefused,
-                    format!("guest port {port} is not carried over virtio-serial"),
-                )
-            })?;
-            crate::endpoint::connect(&e).await
-        })
-    }
+/// The named pipes of the guest's ports: every configured share is served over 9P here, on a
+/// port of its own.
+pub fn host_ends(state: &crate::StateDir, config: &crate::Config) -> HostEnds {
+    HostEnds::pipes(state, config.shares.len())
 }
 
 /// Where `qemu-system-x86_64.exe` is: `<tools_dir>\qemu\` when it is there, else `PATH`.
@@ -147,16 +69,18 @@ pub fn qemu_program(tools_dir: &std::path::Path) -> PathBuf {
 pub struct Whpx {
     program: PathBuf,
     accel: String,
-    pipes: Pipes,
+    ports: HostEnds,
+    monitor: String,
 }
 
 #[cfg(windows)]
 impl Whpx {
-    pub fn new(state: &StateDir, config: &crate::Config) -> Self {
+    pub fn new(state: &crate::StateDir, config: &crate::Config) -> Self {
         Self {
             program: qemu_program(&config.tools_dir),
             accel: config.accel.clone(),
-            pipes: Pipes::new(state),
+            ports: host_ends(state, config),
+            monitor: state.pipe("qemu_monitor"),
         }
     }
 }
@@ -168,12 +92,11 @@ impl super::Hypervisor for Whpx {
     }
 
     fn start(&self, spec: &VmSpec) -> crate::error::Result<Box<dyn super::VmHandle>> {
-        let monitor = Endpoint::Pipe(self.pipes.monitor.clone());
         super::qemu::launch(
             &self.program,
-            args(spec, &self.accel, &self.pipes),
+            args(spec, &self.accel, &self.ports, &self.monitor),
             spec,
-            monitor,
+            crate::endpoint::Endpoint::Pipe(self.monitor.clone()),
         )
     }
 
@@ -210,8 +133,9 @@ mod tests {
     }
 
     fn joined(accel: &str) -> String {
-        let state = StateDir::new(r"C:\Users\u\.berth");
-        args(&spec(), accel, &Pipes::new(&state))
+        let state = crate::StateDir::new(r"C:\Users\u\.berth");
+        let ports = HostEnds::pipes(&state, 1);
+        args(&spec(), accel, &ports, &state.pipe("qemu_monitor"))
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect::<Vec<_>>()
@@ -229,20 +153,19 @@ mod tests {
     }
 
     #[test]
-    fn ports_are_virtio_serial_over_pipes_without_vhost_user() {
+    fn ports_and_shares_are_virtio_serial_over_pipes_without_vhost_user() {
         let j = joined("auto");
-        let state = StateDir::new(r"C:\Users\u\.berth");
-        for port in PORTS {
-            let pipe = state.pipe(&format!("port{port}"));
-            let name = pipe.strip_prefix(r"\\.\pipe\").unwrap();
+        for channel in crate::vm::serial::channels(1) {
             assert!(
-                j.contains(&format!("-chardev pipe,id=port{port},path={name} ")),
-                "{j}"
+                j.contains(&format!(
+                    "virtserialport,bus=vser.0,chardev={},name={}",
+                    channel.key(),
+                    channel.name()
+                )),
+                "{channel:?} missing: {j}"
             );
-            assert!(j.contains(&format!(
-                "virtserialport,bus=vser.0,chardev=port{port},name=berth.{port}"
-            )));
         }
+        assert!(j.contains("name=berth.2378.0"), "{j}");
         assert!(j.contains("-mon chardev=mon,mode=readline"));
         // Nothing that needs Linux: no memfd, no vhost-user, no unix sockets.
         for linux_only in ["memfd", "vhost-user", "unix:", "socket,"] {
@@ -250,13 +173,5 @@ mod tests {
         }
         assert!(j.contains(r"file=C:\Users\u\.berth\disk\data.qcow2,format=qcow2"));
         assert!(j.contains("-m 2048M -smp 2"));
-    }
-
-    #[tokio::test]
-    async fn the_connector_knows_only_the_carried_ports() {
-        let c = PortPipes::new(&StateDir::new("/tmp/x"));
-        assert!(c.endpoint(DOCKER_API_PORT).is_some());
-        let err = c.connect(9999).await.err().unwrap();
-        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
     }
 }

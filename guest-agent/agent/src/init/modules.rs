@@ -10,14 +10,16 @@ use std::process::Stdio;
 
 const MODULE_LIST: &str = "/etc/berth/modules";
 
-/// Needed before the engine starts: the NIC and vsock drivers (devices, not loaded on demand),
-/// the power button, br_netfilter (never requested by the kernel; pulls in bridge),
+/// Needed before the engine starts: the NIC, vsock and virtio-serial drivers (devices, not
+/// loaded on demand; the agent's ports are virtio-serial where there is no vsock), the power
+/// button, br_netfilter (never requested by the kernel; pulls in bridge),
 /// qemu_fw_cfg (the host's daemon.json) and virtio_balloon (free-page reporting).
 pub(crate) const BEFORE_ENGINE: &[&str] = &[
     "virtio_net",
     "qemu_fw_cfg",
     "virtio_balloon",
     "vmw_vsock_virtio_transport",
+    "virtio_console",
     "button",
     "evdev",
     "br_netfilter",
