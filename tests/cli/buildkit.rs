@@ -475,3 +475,60 @@ fn buildx_exports_the_final_stage_to_a_directory_and_a_tar() {
     assert_eq!(found, want);
     assert_no_buildkit_container(&e);
 }
+
+/// The same `COPY --link` on two bases, and the same `COPY` without `--link`; the base
+/// `prepared` has the destination's parent as a 0700 folder holding a file.
+const LINK: &str = "FROM busybox AS prepared\n\
+RUN mkdir -p /opt/app && chmod 700 /opt/app && echo old > /opt/app/old\n\
+FROM busybox AS linked-on-busybox\n\
+COPY --link --chmod=640 --chown=7:8 app.txt /opt/app/\n\
+FROM prepared AS linked-on-prepared\n\
+COPY --link --chmod=640 --chown=7:8 app.txt /opt/app/\n\
+CMD [\"sh\", \"-c\", \"cat /opt/app/old /opt/app/app.txt; stat -c '%a %u:%g' /opt/app/app.txt\"]\n\
+FROM busybox AS plain-on-busybox\n\
+COPY --chmod=640 --chown=7:8 app.txt /opt/app/\n\
+FROM prepared AS plain-on-prepared\n\
+COPY --chmod=640 --chown=7:8 app.txt /opt/app/\n";
+
+/// The diff ids of `image`'s layers.
+fn layers(e: &Engine, image: &str) -> Vec<String> {
+    let out = e.docker_ok(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", image]);
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn copy_link_makes_the_same_layer_on_any_base() {
+    let e = Engine::start();
+    let dir = e.scratch().join("link");
+    write(&dir, &[("Dockerfile", LINK), ("app.txt", "linked\n")]);
+    let top_layer = |target: &str| {
+        buildx(&e, &dir, &["--target", target, "-t", target]);
+        layers(&e, target).pop().unwrap()
+    };
+    // Built on different bases (and in separate builds, each with its own copy of the
+    // context), the linked layer is byte for byte the same.
+    let on_busybox = top_layer("linked-on-busybox");
+    let on_prepared = top_layer("linked-on-prepared");
+    assert_eq!(on_busybox, on_prepared);
+    // The base's files stay under the linked layer; the copy has its mode and owner.
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "linked-on-prepared"]),
+        "old\nlinked\n640 7:8\n"
+    );
+    // Without --link the layer holds the base's parent folders, so it differs by base.
+    assert_ne!(
+        top_layer("plain-on-busybox"),
+        top_layer("plain-on-prepared")
+    );
+
+    write(
+        &dir,
+        &[("Dockerfile", "FROM busybox\nCOPY --link=maybe app.txt /\n")],
+    );
+    buildx_fails(
+        &e,
+        &dir,
+        "expecting boolean value for flag link, not: maybe",
+    );
+    assert_no_buildkit_container(&e);
+}
