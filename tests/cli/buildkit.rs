@@ -532,3 +532,50 @@ fn copy_link_makes_the_same_layer_on_any_base() {
     );
     assert_no_buildkit_container(&e);
 }
+
+/// A step whose output differs on every run, then a copy from the context.
+const STAMPED: &str = "FROM busybox\n\
+RUN cat /proc/sys/kernel/random/uuid > /stamp\n\
+COPY a.txt /a.txt\n\
+CMD [\"cat\", \"/stamp\", \"/a.txt\"]\n";
+
+/// Whether buildx's plain output `out` reports the vertex whose name holds `step` as CACHED.
+fn reported_cached(out: &str, step: &str) -> bool {
+    out.lines()
+        .filter(|l| l.contains(step))
+        .filter_map(|l| l.split_whitespace().next())
+        .any(|n| out.lines().any(|l| l.trim() == format!("{n} CACHED")))
+}
+
+#[test]
+fn inline_cache_is_reused_after_a_pull_on_a_fresh_engine() {
+    let reg = &berth_test_support::Registry::shared().addr;
+    let name = format!("{reg}/berth-bk/inline-{}:1", std::process::id());
+    let first = Engine::start();
+    let dir = first.scratch().join("stamped");
+    let files = [("Dockerfile", STAMPED), ("a.txt", "from the context\n")];
+    write(&dir, &files);
+    let out = buildx(
+        &first,
+        &dir,
+        &["--cache-to", "type=inline", "--push", "-t", &name],
+    );
+    assert!(out.contains("preparing build cache for export"), "{out}");
+
+    // Another engine, with an empty step cache, pulls the image and builds the same
+    // Dockerfile from it: the RUN and the COPY are restored, not run.
+    let fresh = Engine::start();
+    fresh.docker_ok(&["pull", &name]);
+    let pushed = fresh.docker_ok(&["run", "--rm", &name]);
+    let dir = fresh.scratch().join("stamped");
+    write(&dir, &files);
+    let out = buildx(&fresh, &dir, &["--cache-from", &name, "-t", "from-cache"]);
+    assert!(reported_cached(&out, "RUN cat /proc/sys"), "{out}");
+    assert!(reported_cached(&out, "COPY a.txt"), "{out}");
+    assert_eq!(fresh.docker_ok(&["run", "--rm", "from-cache"]), pushed);
+    // Built without the cache, the RUN runs: another stamp.
+    buildx(&fresh, &dir, &["--no-cache", "-t", "uncached"]);
+    assert_ne!(fresh.docker_ok(&["run", "--rm", "uncached"]), pushed);
+    assert_no_buildkit_container(&first);
+    assert_no_buildkit_container(&fresh);
+}

@@ -11,6 +11,7 @@ pub mod copy;
 pub mod dockerfile;
 mod graph;
 mod ignore;
+pub mod inline;
 mod mounts;
 mod run;
 mod steps;
@@ -60,6 +61,9 @@ pub struct BuildOptions {
     /// `--cache-from` images: when given, only steps these images were built from are cache
     /// hits (dockerd's classic builder with cache sources).
     pub cache_from: Vec<String>,
+    /// BuildKit's `--cache-from <image>`: images whose inline cache record ([`inline`]) is a
+    /// cache source beside the local step cache.
+    pub cache_images: Vec<String>,
     /// BuildKit's way (the `dockerfile.v0` frontend): only the stages the target needs are
     /// built, independent ones at once ([`graph`]).
     pub buildkit: bool,
@@ -167,6 +171,10 @@ pub(crate) struct Stage {
 pub(crate) struct StageState {
     /// Current image id; `None` while a `FROM scratch` stage has no step yet.
     pub image: Option<String>,
+    /// What the next step's cache key hashes as its parent: the last step's key, or the base
+    /// image's id after `FROM`. Keys chain keys, as BuildKit's do, so a step image restored
+    /// from an inline cache record ([`inline`]) continues the chain whatever its own id.
+    pub cache_parent: Option<String>,
     /// The image config being built (Docker's PascalCase JSON).
     pub config: Value,
     /// Build args declared in this stage, with values.
@@ -238,6 +246,8 @@ pub(crate) struct Build {
     pub total: usize,
     /// With `--cache-from`: the images those are built from (themselves included).
     pub cache_sources: Option<BTreeSet<String>>,
+    /// The inline cache records of [`BuildOptions::cache_images`].
+    pub inline: inline::InlineSources,
 }
 
 /// Splits instructions into stages; `ARG`s before the first `FROM` are returned apart.
@@ -379,9 +389,10 @@ impl Build {
                 self.out.line(" ---> Using cache\n");
                 self.out.line(format!(" ---> {}\n", short(&id)));
                 st.image = Some(id);
+                st.cache_parent = Some(key.to_string());
                 true
             }
-            None => false,
+            None => self.restore_from_inline(st, key),
         }
     }
 
@@ -415,6 +426,7 @@ impl Build {
         self.cache.put(key, &id, |i| self.image_exists(i))?;
         self.out.line(format!(" ---> {}\n", short(&id)));
         st.image = Some(id);
+        st.cache_parent = Some(key.to_string());
         Ok(())
     }
 
@@ -589,6 +601,7 @@ impl Engine {
             total,
             cache_sources: (!opts.cache_from.is_empty())
                 .then(|| self.cache_sources(&opts.cache_from)),
+            inline: self.inline_sources(&opts.cache_images),
             opts,
         };
         match b.run(&meta, stages).await {
@@ -734,6 +747,7 @@ impl Build {
             step,
             total: self.total,
             cache_sources: self.cache_sources.clone(),
+            inline: self.inline.clone(),
         }
     }
 
@@ -755,6 +769,7 @@ impl Build {
             let id = self.image_for(&base).await?;
             let (id, config) = self.engine.images.config_json(&id)?;
             self.out.line(format!(" ---> {}\n", short(&id)));
+            st.cache_parent = Some(id.clone());
             st.image = Some(id);
             st.config = config;
         }
@@ -791,3 +806,4 @@ impl Build {
         Ok(())
     }
 }
+

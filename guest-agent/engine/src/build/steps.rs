@@ -198,7 +198,7 @@ impl Build {
 
     /// A step that changes only the config (no layer).
     async fn config_step(&mut self, st: &mut StageState, created_by: String) -> StepResult {
-        let key = step_key(st.image.as_deref(), &created_by, &st.config, "");
+        let key = step_key(st.cache_parent.as_deref(), &created_by, &st.config, "");
         if self.cached(st, &key) {
             return Ok(());
         }
@@ -244,7 +244,7 @@ impl Build {
         .await
         .map_err(|e| invalid(format!("WORKDIR failed: {e}")))??;
         let key = step_key(
-            st.image.as_deref(),
+            st.cache_parent.as_deref(),
             &created_by,
             &st.config,
             &wrote.to_string(),
@@ -349,7 +349,7 @@ impl Build {
         .await
         .map_err(|e| invalid(format!("{} failed: {e}", i.cmd)))??;
         let created_by = format!("/bin/sh -c #(nop) {} sha256:{sum} in {dest} ", i.cmd);
-        let key = step_key(st.image.as_deref(), &created_by, &st.config, &sum);
+        let key = step_key(st.cache_parent.as_deref(), &created_by, &st.config, &sum);
         if self.cached(st, &key) {
             return Ok(());
         }

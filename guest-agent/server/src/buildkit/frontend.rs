@@ -71,7 +71,42 @@ pub(crate) fn build_options(attrs: &HashMap<String, String>) -> BuildOptions {
         .cloned()
         .unwrap_or_default();
     o.network_mode = attrs.get("force-network-mode").cloned().unwrap_or_default();
+    o.cache_images = cache_import_refs(attrs);
     o
+}
+
+/// One of BuildKit's cache imports, as its client writes them into `cache-imports`.
+#[derive(serde::Deserialize)]
+struct CacheImport {
+    #[serde(rename = "Type", alias = "type")]
+    kind: String,
+    #[serde(rename = "Attrs", alias = "attrs", default)]
+    attrs: HashMap<String, String>,
+}
+
+/// The images of the build's registry cache imports (`--cache-from <image>`, or
+/// `type=registry,ref=<image>`), whose inline cache records the build may reuse: from the
+/// `cache-imports` attribute (JSON, what BuildKit's client sends) and the older `cache-from`
+/// (comma separated). Other types are not read (`local` needs the session's content store).
+pub(crate) fn cache_import_refs(attrs: &HashMap<String, String>) -> Vec<String> {
+    let mut refs: Vec<String> = attrs
+        .get("cache-imports")
+        .and_then(|j| serde_json::from_str::<Vec<CacheImport>>(j).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.kind == "registry")
+        .filter_map(|e| e.attrs.get("ref").cloned())
+        .collect();
+    if let Some(list) = attrs.get("cache-from") {
+        refs.extend(
+            list.split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty() && !refs.iter().any(|x| x == r))
+                .map(String::from)
+                .collect::<Vec<_>>(),
+        );
+    }
+    refs
 }
 
 /// `.dockerignore` lines as exclude patterns.
@@ -222,7 +257,8 @@ pub(crate) async fn dockerfile(
     let mut opts = build_options(attrs);
     opts.dockerfile = filename.clone();
     // Unparsable Dockerfiles are reported by the build itself.
-    let ids = berth_engine::build::secret_ids(&String::from_utf8_lossy(&df)).unwrap_or_default();
+    let text = String::from_utf8_lossy(&df);
+    let ids = berth_engine::build::secret_ids(&text).unwrap_or_default();
     opts.secrets = Secrets(fetch_secrets(&session, ids).await?);
     if std::fs::read(&in_context).ok().as_deref() != Some(df.as_slice()) {
         let name = format!(".berth-dockerfile-{}", &berth_engine::id::new_id()[..12]);
@@ -334,6 +370,25 @@ mod tests {
         assert!(o.no_cache && o.pull && o.remove && o.force_remove);
         assert_eq!(o.platform, "linux/amd64");
         assert!(!build_options(&HashMap::new()).no_cache);
+    }
+
+    #[test]
+    fn registry_cache_imports_name_their_images() {
+        let attrs: HashMap<String, String> = [
+            (
+                "cache-imports",
+                r#"[{"Type":"registry","Attrs":{"ref":"reg/app:cache"}},{"Type":"local","Attrs":{"src":"/d"}}]"#,
+            ),
+            ("cache-from", "reg/app:cache, other"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            build_options(&attrs).cache_images,
+            ["reg/app:cache", "other"]
+        );
+        assert!(cache_import_refs(&HashMap::new()).is_empty());
     }
 
     #[test]
