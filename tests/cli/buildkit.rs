@@ -579,3 +579,35 @@ fn inline_cache_is_reused_after_a_pull_on_a_fresh_engine() {
     assert_no_buildkit_container(&first);
     assert_no_buildkit_container(&fresh);
 }
+
+#[test]
+fn buildx_pulls_a_base_image_with_the_clients_registry_login() {
+    let e = Engine::start();
+    let creds = "carol:b4se-pass";
+    let reg = crate::images::AuthRegistry::start(
+        e.scratch().join("auth-registry"),
+        &["--htpasswd", creds],
+    )
+    .with_busybox(Some(creds));
+    let dir = e.scratch().join("authed");
+    let df = format!(
+        "FROM {}/team/busybox\nRUN echo pulled-with-login > /p\nCMD [\"cat\", \"/p\"]\n",
+        reg.addr
+    );
+    write(&dir, &[("Dockerfile", &df)]);
+    // Without a login the engine's pull is refused.
+    buildx_fails(&e, &dir, "unauthorized");
+    // `docker login` in the CLI config buildx reads; the engine gets the credentials from the
+    // session's auth provider, never from a config of its own.
+    ok(
+        &e,
+        &["login", "-u", "carol", "-p", "b4se-pass", &reg.addr],
+        &dir,
+    );
+    buildx(&e, &dir, &["-t", "authed"]);
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "authed"]),
+        "pulled-with-login\n"
+    );
+    assert_no_buildkit_container(&e);
+}

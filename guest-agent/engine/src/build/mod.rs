@@ -107,6 +107,45 @@ pub fn secret_ids(dockerfile: &str) -> Result<Vec<String>> {
     Ok(ids.into_iter().collect())
 }
 
+/// The images the `FROM` lines of `dockerfile` name, global `ARG`s expanded (`build_args`
+/// over their defaults), `scratch` and earlier stages left out: what a BuildKit frontend asks
+/// the client's session for registry credentials for before the build.
+pub fn base_image_refs(
+    dockerfile: &str,
+    build_args: &BTreeMap<String, Option<String>>,
+) -> Result<Vec<String>> {
+    let df = dockerfile::parse(dockerfile)?;
+    let (meta, stages) = stages(df.instructions)?;
+    let mut vars = words::Vars::new();
+    for i in &meta {
+        for (k, default) in words::key_values(&i.rest, &words::Vars::new(), df.escape, false)? {
+            let value = match build_args.get(&k) {
+                Some(Some(v)) => Some(v.clone()),
+                _ => default,
+            };
+            if let Some(v) = value {
+                vars.insert(k, v);
+            }
+        }
+    }
+    let mut names = BTreeSet::new();
+    let mut refs: Vec<String> = Vec::new();
+    for s in &stages {
+        let word = s.from.rest.split_whitespace().next().unwrap_or_default();
+        let image = words::expand(word, &vars, df.escape)?;
+        if !image.eq_ignore_ascii_case("scratch")
+            && !names.contains(&image.to_ascii_lowercase())
+            && !refs.contains(&image)
+        {
+            refs.push(image);
+        }
+        if let Some(n) = &s.name {
+            names.insert(n.clone());
+        }
+    }
+    Ok(refs)
+}
+
 /// How a build ended when it did not fail with an [`EngineError`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -807,3 +846,19 @@ impl Build {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_images_expand_global_args_and_skip_stages_and_scratch() {
+        let df = "ARG REG=reg.example:5000\nARG TAG\n\
+                  FROM ${REG}/base:${TAG} AS build\nRUN true\n\
+                  FROM build\nFROM scratch\nFROM busybox AS b2\nFROM ${REG}/base:${TAG}\n";
+        let args = [("TAG".to_string(), Some("1".to_string()))].into();
+        assert_eq!(
+            base_image_refs(df, &args).unwrap(),
+            ["reg.example:5000/base:1", "busybox"]
+        );
+    }
+}

@@ -3,13 +3,15 @@
 //! side, as BuildKit does), are packed into the tar the classic builder takes, and the
 //! builder's output lines become the build's vertexes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
+use berth_docker_api::auth::AuthConfig;
 use berth_engine::build::view::ImageView;
 use berth_engine::build::{BuildOptions, Outcome, Secrets};
 use berth_engine::fsutil::TempDir;
+use berth_engine::image::reference::Reference;
 use berth_engine::image::Progress;
 use berth_engine::{Engine, EngineError};
 
@@ -140,6 +142,59 @@ async fn fetch_file(
     }
 }
 
+const CREDENTIALS: &str = "/moby.filesync.v1.Auth/Credentials";
+
+/// Registry credentials for the images `refs` from the client's auth provider (what `docker
+/// login` stored, which buildx serves on the session), keyed by registry as the builder looks
+/// them up. Docker Hub is asked for as `registry-1.docker.io`, as BuildKit does; an empty
+/// user name means the secret is an identity token. Registries the client has nothing for are
+/// left out (their pulls go anonymous).
+async fn fetch_credentials(
+    session: &SessionClient,
+    refs: &[String],
+) -> BTreeMap<String, AuthConfig> {
+    use bollard_buildkit_proto::moby::filesync::v1 as auth;
+    let mut out = BTreeMap::new();
+    if refs.is_empty() || !session.supports(CREDENTIALS) {
+        return out;
+    }
+    let domains: BTreeSet<String> = refs
+        .iter()
+        .filter_map(|r| Reference::parse(r).ok())
+        .map(|r| r.domain)
+        .collect();
+    let mut client = auth::auth_client::AuthClient::with_origin(session.channel.clone(), origin());
+    for domain in domains {
+        let host = if domain == "docker.io" {
+            "registry-1.docker.io".to_string()
+        } else {
+            domain.clone()
+        };
+        let res = match client.credentials(auth::CredentialsRequest { host }).await {
+            Ok(r) => r.into_inner(),
+            Err(s) => {
+                tracing::debug!(registry = %domain, error = %s, "no credentials from the session");
+                continue;
+            }
+        };
+        if res.secret.is_empty() {
+            continue;
+        }
+        let mut a = AuthConfig {
+            serveraddress: domain.clone(),
+            ..AuthConfig::default()
+        };
+        if res.username.is_empty() {
+            a.identitytoken = res.secret;
+        } else {
+            a.username = res.username;
+            a.password = res.secret;
+        }
+        out.insert(domain, a);
+    }
+    out
+}
+
 const GET_SECRET: &str = "/moby.buildkit.secrets.v1.Secrets/GetSecret";
 
 /// The values of the secrets `ids` from the client's session (`--secret id=…`); ids the
@@ -260,6 +315,8 @@ pub(crate) async fn dockerfile(
     let text = String::from_utf8_lossy(&df);
     let ids = berth_engine::build::secret_ids(&text).unwrap_or_default();
     opts.secrets = Secrets(fetch_secrets(&session, ids).await?);
+    let bases = berth_engine::build::base_image_refs(&text, &opts.build_args).unwrap_or_default();
+    opts.auths = fetch_credentials(&session, &bases).await;
     if std::fs::read(&in_context).ok().as_deref() != Some(df.as_slice()) {
         let name = format!(".berth-dockerfile-{}", &berth_engine::id::new_id()[..12]);
         std::fs::write(ctx.join(&name), &df)?;
