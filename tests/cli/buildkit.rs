@@ -475,3 +475,139 @@ fn buildx_exports_the_final_stage_to_a_directory_and_a_tar() {
     assert_eq!(found, want);
     assert_no_buildkit_container(&e);
 }
+
+/// The same `COPY --link` on two bases, and the same `COPY` without `--link`; the base
+/// `prepared` has the destination's parent as a 0700 folder holding a file.
+const LINK: &str = "FROM busybox AS prepared\n\
+RUN mkdir -p /opt/app && chmod 700 /opt/app && echo old > /opt/app/old\n\
+FROM busybox AS linked-on-busybox\n\
+COPY --link --chmod=640 --chown=7:8 app.txt /opt/app/\n\
+FROM prepared AS linked-on-prepared\n\
+COPY --link --chmod=640 --chown=7:8 app.txt /opt/app/\n\
+CMD [\"sh\", \"-c\", \"cat /opt/app/old /opt/app/app.txt; stat -c '%a %u:%g' /opt/app/app.txt\"]\n\
+FROM busybox AS plain-on-busybox\n\
+COPY --chmod=640 --chown=7:8 app.txt /opt/app/\n\
+FROM prepared AS plain-on-prepared\n\
+COPY --chmod=640 --chown=7:8 app.txt /opt/app/\n";
+
+/// The diff ids of `image`'s layers.
+fn layers(e: &Engine, image: &str) -> Vec<String> {
+    let out = e.docker_ok(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", image]);
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn copy_link_makes_the_same_layer_on_any_base() {
+    let e = Engine::start();
+    let dir = e.scratch().join("link");
+    write(&dir, &[("Dockerfile", LINK), ("app.txt", "linked\n")]);
+    let top_layer = |target: &str| {
+        buildx(&e, &dir, &["--target", target, "-t", target]);
+        layers(&e, target).pop().unwrap()
+    };
+    // Built on different bases (and in separate builds, each with its own copy of the
+    // context), the linked layer is byte for byte the same.
+    let on_busybox = top_layer("linked-on-busybox");
+    let on_prepared = top_layer("linked-on-prepared");
+    assert_eq!(on_busybox, on_prepared);
+    // The base's files stay under the linked layer; the copy has its mode and owner.
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "linked-on-prepared"]),
+        "old\nlinked\n640 7:8\n"
+    );
+    // Without --link the layer holds the base's parent folders, so it differs by base.
+    assert_ne!(
+        top_layer("plain-on-busybox"),
+        top_layer("plain-on-prepared")
+    );
+
+    write(
+        &dir,
+        &[("Dockerfile", "FROM busybox\nCOPY --link=maybe app.txt /\n")],
+    );
+    buildx_fails(
+        &e,
+        &dir,
+        "expecting boolean value for flag link, not: maybe",
+    );
+    assert_no_buildkit_container(&e);
+}
+
+/// A step whose output differs on every run, then a copy from the context.
+const STAMPED: &str = "FROM busybox\n\
+RUN cat /proc/sys/kernel/random/uuid > /stamp\n\
+COPY a.txt /a.txt\n\
+CMD [\"cat\", \"/stamp\", \"/a.txt\"]\n";
+
+/// Whether buildx's plain output `out` reports the vertex whose name holds `step` as CACHED.
+fn reported_cached(out: &str, step: &str) -> bool {
+    out.lines()
+        .filter(|l| l.contains(step))
+        .filter_map(|l| l.split_whitespace().next())
+        .any(|n| out.lines().any(|l| l.trim() == format!("{n} CACHED")))
+}
+
+#[test]
+fn inline_cache_is_reused_after_a_pull_on_a_fresh_engine() {
+    let reg = &berth_test_support::Registry::shared().addr;
+    let name = format!("{reg}/berth-bk/inline-{}:1", std::process::id());
+    let first = Engine::start();
+    let dir = first.scratch().join("stamped");
+    let files = [("Dockerfile", STAMPED), ("a.txt", "from the context\n")];
+    write(&dir, &files);
+    let out = buildx(
+        &first,
+        &dir,
+        &["--cache-to", "type=inline", "--push", "-t", &name],
+    );
+    assert!(out.contains("preparing build cache for export"), "{out}");
+
+    // Another engine, with an empty step cache, pulls the image and builds the same
+    // Dockerfile from it: the RUN and the COPY are restored, not run.
+    let fresh = Engine::start();
+    fresh.docker_ok(&["pull", &name]);
+    let pushed = fresh.docker_ok(&["run", "--rm", &name]);
+    let dir = fresh.scratch().join("stamped");
+    write(&dir, &files);
+    let out = buildx(&fresh, &dir, &["--cache-from", &name, "-t", "from-cache"]);
+    assert!(reported_cached(&out, "RUN cat /proc/sys"), "{out}");
+    assert!(reported_cached(&out, "COPY a.txt"), "{out}");
+    assert_eq!(fresh.docker_ok(&["run", "--rm", "from-cache"]), pushed);
+    // Built without the cache, the RUN runs: another stamp.
+    buildx(&fresh, &dir, &["--no-cache", "-t", "uncached"]);
+    assert_ne!(fresh.docker_ok(&["run", "--rm", "uncached"]), pushed);
+    assert_no_buildkit_container(&first);
+    assert_no_buildkit_container(&fresh);
+}
+
+#[test]
+fn buildx_pulls_a_base_image_with_the_clients_registry_login() {
+    let e = Engine::start();
+    let creds = "carol:b4se-pass";
+    let reg = crate::images::AuthRegistry::start(
+        e.scratch().join("auth-registry"),
+        &["--htpasswd", creds],
+    )
+    .with_busybox(Some(creds));
+    let dir = e.scratch().join("authed");
+    let df = format!(
+        "FROM {}/team/busybox\nRUN echo pulled-with-login > /p\nCMD [\"cat\", \"/p\"]\n",
+        reg.addr
+    );
+    write(&dir, &[("Dockerfile", &df)]);
+    // Without a login the engine's pull is refused.
+    buildx_fails(&e, &dir, "unauthorized");
+    // `docker login` in the CLI config buildx reads; the engine gets the credentials from the
+    // session's auth provider, never from a config of its own.
+    ok(
+        &e,
+        &["login", "-u", "carol", "-p", "b4se-pass", &reg.addr],
+        &dir,
+    );
+    buildx(&e, &dir, &["-t", "authed"]);
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "authed"]),
+        "pulled-with-login\n"
+    );
+    assert_no_buildkit_container(&e);
+}

@@ -284,7 +284,7 @@ impl AuthRegistry {
     }
 
     /// Copies busybox from the shared registry to `team/busybox:latest`.
-    fn with_busybox(self, creds: Option<&str>) -> Self {
+    pub(crate) fn with_busybox(self, creds: Option<&str>) -> Self {
         let shared = &Registry::shared().addr;
         let mut copy = Command::new("skopeo");
         copy.args([

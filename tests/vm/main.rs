@@ -4,6 +4,7 @@
 
 mod arm64;
 mod boot;
+mod buildkit;
 mod docker;
 mod files;
 mod host;

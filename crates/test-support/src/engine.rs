@@ -244,21 +244,12 @@ impl Engine {
     /// [`crate::docker_plugins`]) and BuildKit on, as on any current install; its own
     /// `DOCKER_CONFIG` lists the plugin folders in `cliPluginsExtraDirs`.
     pub fn docker_with_plugins(&self, plugins: &[&str], args: &[&str]) -> Command {
-        let dir = crate::docker_plugins();
-        let config = self
-            .scratch()
-            .join(format!("docker-config-{}", plugins.join("-")));
-        std::fs::create_dir_all(&config).expect("docker config dir");
-        let dirs: Vec<PathBuf> = plugins.iter().map(|p| dir.join(p)).collect();
-        for (name, d) in plugins.iter().zip(&dirs) {
-            assert!(
-                d.join(format!("docker-{name}")).exists(),
-                "docker-{name} is missing from {}: run scripts/install-docker-plugins.sh",
-                d.display()
-            );
-        }
-        let json = serde_json::json!({ "cliPluginsExtraDirs": dirs });
-        write_config_once(&config.join("config.json"), &json.to_string());
+        let config = docker_plugin_config(
+            &self
+                .scratch()
+                .join(format!("docker-config-{}", plugins.join("-"))),
+            plugins,
+        );
         let mut c = self.docker_cmd(args);
         c.env("DOCKER_CONFIG", &config)
             .env_remove("DOCKER_BUILDKIT");
@@ -516,6 +507,32 @@ fn wait_output(child: Child, timeout: Duration) -> Output {
             );
         }
     }
+}
+
+/// A docker CLI config folder at `config` whose `cliPluginsExtraDirs` lists the named plugins'
+/// folders of [`crate::docker_plugins`] (`buildx`, `compose`), keeping what else the CLI wrote
+/// in its `config.json` (a `docker login`'s `auths`); a plugin not installed fails the test,
+/// naming the installer. Returns `config`, for `DOCKER_CONFIG`.
+pub fn docker_plugin_config(config: &Path, plugins: &[&str]) -> PathBuf {
+    let dir = crate::docker_plugins();
+    std::fs::create_dir_all(config).expect("docker config dir");
+    let dirs: Vec<PathBuf> = plugins.iter().map(|p| dir.join(p)).collect();
+    for (name, d) in plugins.iter().zip(&dirs) {
+        assert!(
+            d.join(format!("docker-{name}")).exists(),
+            "docker-{name} is missing from {}: run scripts/install-docker-plugins.sh",
+            d.display()
+        );
+    }
+    let path = config.join("config.json");
+    let mut json = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}));
+    json["cliPluginsExtraDirs"] = serde_json::json!(dirs);
+    write_config_once(&path, &json.to_string());
+    config.to_path_buf()
 }
 
 /// Writes a CLI config file that a docker process started earlier may be reading right now (a

@@ -1,6 +1,7 @@
 //! Crash-safe file writes: temp file in the same directory, fsync, rename, fsync the directory.
 //! No reader ever sees a half-written file. Plus the one placement hint the store gives ext4,
-//! and the size of a directory tree (`SizeRw`, `/system/df`, volume usage).
+//! and the size of a directory tree (`SizeRw`, `/system/df`, volume usage), and setting a path's
+//! times without following a final symlink (layers and build contexts keep their mtimes).
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -24,6 +25,20 @@ impl Drop for TempDir {
             _ => {}
         }
     }
+}
+
+/// Sets the access and modification times of `path` to `secs` + `nanos` since the epoch; a
+/// symlink gets its own times, not its target's.
+pub fn set_times_nofollow(path: &Path, secs: i64, nanos: i64) -> std::io::Result<()> {
+    let t = nix::sys::time::TimeSpec::new(secs, nanos);
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &t,
+        &t,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(std::io::Error::from)
 }
 
 /// Writes `data` to `path` atomically.

@@ -1,8 +1,8 @@
 //! The build cache: step key → image id, in `<data-root>/build/cache.json`.
 //!
-//! A step's key hashes its parent image, its history text, the image config it produces and,
-//! for `COPY`/`ADD`, the checksum of the copied content, so a hit yields exactly the image
-//! the step would make. Entries whose image is gone are ignored (and dropped on the next
+//! A step's key hashes its parent (the previous step's key, or the base image's id), its
+//! history text, the image config it produces and, for `COPY`/`ADD`, the checksum of the
+//! copied content, so a hit yields exactly the image the step would make. Entries whose image is gone are ignored (and dropped on the next
 //! write).
 
 use std::collections::BTreeMap;
@@ -45,6 +45,16 @@ impl BuildCache {
     pub fn get(&self, key: &str, exists: impl Fn(&str) -> bool) -> Option<String> {
         let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         self.load().get(key).filter(|id| exists(id)).cloned()
+    }
+
+    /// The keys recorded for each image id (what an inline cache record names).
+    pub fn keys_by_image(&self) -> BTreeMap<String, Vec<String>> {
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (key, id) in self.load() {
+            out.entry(id).or_default().push(key);
+        }
+        out
     }
 
     /// Forgets every entry (`docker builder prune`); returns the keys dropped. The step images

@@ -29,6 +29,9 @@ pub struct CopySpec<'a> {
     pub chmod: Option<u32>,
     /// `ADD`: local archives are extracted.
     pub add: bool,
+    /// `--link`: the layer holds only what is copied (no parent or destination directories),
+    /// made against an empty view rather than the image, so it is the same on any base.
+    pub link: bool,
     /// The instruction name for messages.
     pub cmd: &'a str,
 }
@@ -122,6 +125,8 @@ pub struct LayerWriter<'v, W: Write> {
     dirs: BTreeSet<PathBuf>,
     view: &'v ImageView,
     owner: (u32, u32),
+    /// `COPY --link`: no entries for directories that are not copied ([`CopySpec::link`]).
+    only_copied: bool,
 }
 
 impl<'v, W: Write> LayerWriter<'v, W> {
@@ -132,7 +137,15 @@ impl<'v, W: Write> LayerWriter<'v, W> {
             dirs: BTreeSet::new(),
             view,
             owner,
+            only_copied: false,
         }
+    }
+
+    /// Writes only the copied entries: parents and destination directories are left to
+    /// whatever the layer is unpacked on (`COPY --link`).
+    pub fn only_copied(mut self) -> Self {
+        self.only_copied = true;
+        self
     }
 
     fn header(&self, kind: EntryType, mode: u32, mtime: i64) -> Header {
@@ -158,6 +171,9 @@ impl<'v, W: Write> LayerWriter<'v, W> {
     /// (0755) and hide the image's (`/tmp` would lose its 1777). A missing one is made 0755; one
     /// that is something else in the image (a symlink) is left to the image.
     fn parents(&mut self, rel: &Path) -> Result<()> {
+        if self.only_copied {
+            return Ok(());
+        }
         let mut acc = PathBuf::new();
         let comps: Vec<_> = rel.components().collect();
         for c in comps.iter().take(comps.len().saturating_sub(1)) {
@@ -207,7 +223,10 @@ impl<'v, W: Write> LayerWriter<'v, W> {
 
     /// Makes `rel` (a directory path in the image) exist, unless the image has it.
     pub fn ensure_dir(&mut self, rel: &Path) -> Result<()> {
-        if rel.as_os_str().is_empty() || self.view.is_dir(&rel.to_string_lossy()) {
+        if self.only_copied
+            || rel.as_os_str().is_empty()
+            || self.view.is_dir(&rel.to_string_lossy())
+        {
             return Ok(());
         }
         self.dir_entry(rel, 0o755, now())
@@ -343,6 +362,9 @@ pub fn copy_layer(spec: &CopySpec<'_>, view: &ImageView, out: impl Write) -> Res
     let dest = clean_rel(&spec.dest);
     let dest_is_dir = spec.dest.ends_with('/') || multi || view.is_dir(&spec.dest);
     let mut w = LayerWriter::new(out, view, spec.owner);
+    if spec.link {
+        w = w.only_copied();
+    }
     w.hash
         .update(format!("{}\0{:?}\0", spec.dest, spec.chmod).as_bytes());
     for rel in found {
@@ -402,6 +424,7 @@ mod tests {
             owner: (0, 0),
             chmod: None,
             add,
+            link: false,
             cmd: if add { "ADD" } else { "COPY" },
         }
     }
@@ -499,6 +522,50 @@ mod tests {
             assert_eq!(path.trim_end_matches('/'), "tmp", "{dest}");
             assert_eq!(first.header().mode().unwrap(), 0o1777, "{dest}");
         }
+    }
+
+    /// `COPY --link`: only what is copied, nothing of the image (its `/tmp`, its `etc`),
+    /// no destination directory; a copied folder is an entry, with its own mode.
+    #[test]
+    fn a_linked_copy_holds_only_the_copied_entries() {
+        let ctx = tempfile::tempdir().unwrap();
+        fs::create_dir_all(ctx.path().join("sub")).unwrap();
+        fs::set_permissions(ctx.path().join("sub"), fs::Permissions::from_mode(0o750)).unwrap();
+        fs::write(ctx.path().join("sub/f"), b"f").unwrap();
+        fs::write(ctx.path().join("a.txt"), b"a").unwrap();
+        for f in ["sub/f", "a.txt"] {
+            fs::set_permissions(ctx.path().join(f), fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let empty = tempfile::tempdir().unwrap();
+        let view = ImageView::open(&[empty.path().to_path_buf()], PathBuf::new()).unwrap();
+        let linked = |sources: &[&str], dest: &str| {
+            let spec = CopySpec {
+                link: true,
+                ..copy_spec(ctx.path(), sources, dest, false)
+            };
+            let mut buf = Vec::new();
+            copy_layer(&spec, &view, &mut buf).unwrap();
+            let mut a = tar::Archive::new(&buf[..]);
+            a.entries()
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    let p = e.path().unwrap().display().to_string();
+                    (
+                        p.trim_end_matches('/').to_string(),
+                        e.header().mode().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            linked(&["a.txt"], "/tmp/app/"),
+            [("tmp/app/a.txt".into(), 0o644)]
+        );
+        assert_eq!(
+            linked(&["sub"], "/etc/sub"),
+            [("etc/sub".into(), 0o750), ("etc/sub/f".into(), 0o644)]
+        );
     }
 
     #[test]

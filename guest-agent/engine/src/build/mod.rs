@@ -11,6 +11,7 @@ pub mod copy;
 pub mod dockerfile;
 mod graph;
 mod ignore;
+pub mod inline;
 mod mounts;
 mod run;
 mod steps;
@@ -60,6 +61,9 @@ pub struct BuildOptions {
     /// `--cache-from` images: when given, only steps these images were built from are cache
     /// hits (dockerd's classic builder with cache sources).
     pub cache_from: Vec<String>,
+    /// BuildKit's `--cache-from <image>`: images whose inline cache record ([`inline`]) is a
+    /// cache source beside the local step cache.
+    pub cache_images: Vec<String>,
     /// BuildKit's way (the `dockerfile.v0` frontend): only the stages the target needs are
     /// built, independent ones at once ([`graph`]).
     pub buildkit: bool,
@@ -101,6 +105,45 @@ pub fn secret_ids(dockerfile: &str) -> Result<Vec<String>> {
         }
     }
     Ok(ids.into_iter().collect())
+}
+
+/// The images the `FROM` lines of `dockerfile` name, global `ARG`s expanded (`build_args`
+/// over their defaults), `scratch` and earlier stages left out: what a BuildKit frontend asks
+/// the client's session for registry credentials for before the build.
+pub fn base_image_refs(
+    dockerfile: &str,
+    build_args: &BTreeMap<String, Option<String>>,
+) -> Result<Vec<String>> {
+    let df = dockerfile::parse(dockerfile)?;
+    let (meta, stages) = stages(df.instructions)?;
+    let mut vars = words::Vars::new();
+    for i in &meta {
+        for (k, default) in words::key_values(&i.rest, &words::Vars::new(), df.escape, false)? {
+            let value = match build_args.get(&k) {
+                Some(Some(v)) => Some(v.clone()),
+                _ => default,
+            };
+            if let Some(v) = value {
+                vars.insert(k, v);
+            }
+        }
+    }
+    let mut names = BTreeSet::new();
+    let mut refs: Vec<String> = Vec::new();
+    for s in &stages {
+        let word = s.from.rest.split_whitespace().next().unwrap_or_default();
+        let image = words::expand(word, &vars, df.escape)?;
+        if !image.eq_ignore_ascii_case("scratch")
+            && !names.contains(&image.to_ascii_lowercase())
+            && !refs.contains(&image)
+        {
+            refs.push(image);
+        }
+        if let Some(n) = &s.name {
+            names.insert(n.clone());
+        }
+    }
+    Ok(refs)
 }
 
 /// How a build ended when it did not fail with an [`EngineError`].
@@ -167,6 +210,10 @@ pub(crate) struct Stage {
 pub(crate) struct StageState {
     /// Current image id; `None` while a `FROM scratch` stage has no step yet.
     pub image: Option<String>,
+    /// What the next step's cache key hashes as its parent: the last step's key, or the base
+    /// image's id after `FROM`. Keys chain keys, as BuildKit's do, so a step image restored
+    /// from an inline cache record ([`inline`]) continues the chain whatever its own id.
+    pub cache_parent: Option<String>,
     /// The image config being built (Docker's PascalCase JSON).
     pub config: Value,
     /// Build args declared in this stage, with values.
@@ -238,6 +285,8 @@ pub(crate) struct Build {
     pub total: usize,
     /// With `--cache-from`: the images those are built from (themselves included).
     pub cache_sources: Option<BTreeSet<String>>,
+    /// The inline cache records of [`BuildOptions::cache_images`].
+    pub inline: inline::InlineSources,
 }
 
 /// Splits instructions into stages; `ARG`s before the first `FROM` are returned apart.
@@ -379,9 +428,10 @@ impl Build {
                 self.out.line(" ---> Using cache\n");
                 self.out.line(format!(" ---> {}\n", short(&id)));
                 st.image = Some(id);
+                st.cache_parent = Some(key.to_string());
                 true
             }
-            None => false,
+            None => self.restore_from_inline(st, key),
         }
     }
 
@@ -415,6 +465,7 @@ impl Build {
         self.cache.put(key, &id, |i| self.image_exists(i))?;
         self.out.line(format!(" ---> {}\n", short(&id)));
         st.image = Some(id);
+        st.cache_parent = Some(key.to_string());
         Ok(())
     }
 
@@ -589,6 +640,7 @@ impl Engine {
             total,
             cache_sources: (!opts.cache_from.is_empty())
                 .then(|| self.cache_sources(&opts.cache_from)),
+            inline: self.inline_sources(&opts.cache_images),
             opts,
         };
         match b.run(&meta, stages).await {
@@ -734,6 +786,7 @@ impl Build {
             step,
             total: self.total,
             cache_sources: self.cache_sources.clone(),
+            inline: self.inline.clone(),
         }
     }
 
@@ -755,6 +808,7 @@ impl Build {
             let id = self.image_for(&base).await?;
             let (id, config) = self.engine.images.config_json(&id)?;
             self.out.line(format!(" ---> {}\n", short(&id)));
+            st.cache_parent = Some(id.clone());
             st.image = Some(id);
             st.config = config;
         }
@@ -789,5 +843,22 @@ impl Build {
             self.instruction(st, &i).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_images_expand_global_args_and_skip_stages_and_scratch() {
+        let df = "ARG REG=reg.example:5000\nARG TAG\n\
+                  FROM ${REG}/base:${TAG} AS build\nRUN true\n\
+                  FROM build\nFROM scratch\nFROM busybox AS b2\nFROM ${REG}/base:${TAG}\n";
+        let args = [("TAG".to_string(), Some("1".to_string()))].into();
+        assert_eq!(
+            base_image_refs(df, &args).unwrap(),
+            ["reg.example:5000/base:1", "busybox"]
+        );
     }
 }

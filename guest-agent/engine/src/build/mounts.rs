@@ -350,6 +350,7 @@ impl Build {
                         owner: (0, 0),
                         chmod: None,
                         add: false,
+                        link: false,
                         cmd: "RUN --mount=type=bind",
                     };
                     let sum = copy_layer(&spec, &empty, std::io::sink());

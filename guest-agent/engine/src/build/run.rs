@@ -50,7 +50,12 @@ impl Build {
         };
         let mounts = self.run_mounts(&i.flags, &st.vars())?;
         let mounts_key = self.mounts_key(&mounts).await?;
-        let key = step_key(st.image.as_deref(), &created_by, &st.config, &mounts_key);
+        let key = step_key(
+            st.cache_parent.as_deref(),
+            &created_by,
+            &st.config,
+            &mounts_key,
+        );
         if self.cached(st, &key) {
             return Ok(());
         }

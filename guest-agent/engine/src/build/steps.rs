@@ -198,7 +198,7 @@ impl Build {
 
     /// A step that changes only the config (no layer).
     async fn config_step(&mut self, st: &mut StageState, created_by: String) -> StepResult {
-        let key = step_key(st.image.as_deref(), &created_by, &st.config, "");
+        let key = step_key(st.cache_parent.as_deref(), &created_by, &st.config, "");
         if self.cached(st, &key) {
             return Ok(());
         }
@@ -244,7 +244,7 @@ impl Build {
         .await
         .map_err(|e| invalid(format!("WORKDIR failed: {e}")))??;
         let key = step_key(
-            st.image.as_deref(),
+            st.cache_parent.as_deref(),
             &created_by,
             &st.config,
             &wrote.to_string(),
@@ -296,8 +296,10 @@ impl Build {
             .flag("chown")
             .map(|c| expand(c, &vars, self.escape))
             .transpose()?;
+        let link = link_flag(i)?;
         let layers = self.layers_of(st.image.as_deref()).await?;
         let (scratch_a, scratch_b) = (self.scratch("mnt"), self.scratch("mnt"));
+        let scratch_empty = self.scratch("mnt");
         let tmp = TempDir(self.scratch("layer"));
         let tar_path = tmp.0.join("layer.tar");
         let cmd = i.cmd.clone();
@@ -320,6 +322,13 @@ impl Build {
                     (u.uid, u.gid)
                 }
             };
+            // `--link` reads nothing of the image but `--chown` names: the copy is made against
+            // an empty tree.
+            let empty = if link {
+                Some(ImageView::open(&[], scratch_empty)?)
+            } else {
+                None
+            };
             std::fs::create_dir_all(tar_path.parent().unwrap_or(Path::new("/")))?;
             let f = std::io::BufWriter::new(std::fs::File::create(&tar_path)?);
             copy_layer(
@@ -330,22 +339,34 @@ impl Build {
                     owner,
                     chmod,
                     add: cmd == "ADD",
+                    link,
                     cmd: &cmd,
                 },
-                &view,
+                empty.as_ref().unwrap_or(&view),
                 f,
             )
         })
         .await
         .map_err(|e| invalid(format!("{} failed: {e}", i.cmd)))??;
         let created_by = format!("/bin/sh -c #(nop) {} sha256:{sum} in {dest} ", i.cmd);
-        let key = step_key(st.image.as_deref(), &created_by, &st.config, &sum);
+        let key = step_key(st.cache_parent.as_deref(), &created_by, &st.config, &sum);
         if self.cached(st, &key) {
             return Ok(());
         }
         self.commit(st, created_by, &key, Some(tmp.0.join("layer.tar")))
             .await?;
         Ok(())
+    }
+}
+
+/// `COPY --link` / `--link=true|false` (a bare flag is true).
+fn link_flag(i: &Instruction) -> Result<bool> {
+    match i.flag("link") {
+        None | Some("false") => Ok(false),
+        Some("" | "true") => Ok(true),
+        Some(v) => Err(invalid(format!(
+            "expecting boolean value for flag link, not: {v}"
+        ))),
     }
 }
 

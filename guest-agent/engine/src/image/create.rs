@@ -1,6 +1,7 @@
 //! New images made here rather than pulled: `docker import` (a tar becomes a one-layer image)
 //! and, for `docker commit` and the builder, a parent image plus one more layer (or none) and
-//! a new runtime config.
+//! a new runtime config; and, for the builder's inline cache, images derived from another one
+//! without new content (a prefix of its layers and history, or a field added to its JSON).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
@@ -9,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::layer::{self, TeeReader};
 use super::pull::{ConfigHead, NewImage};
-use super::store::{commit_layer, sha256_digest};
+use super::store::{commit_layer, sha256_digest, ImageRecord};
 use super::ImageService;
 use crate::compression::Compression;
 use crate::{EngineError, Result};
@@ -113,6 +114,23 @@ pub fn apply_changes(config: &mut Value, changes: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// An image made of another one's layers and history, without new content: a build step
+/// restored from an inline cache record (a prefix of the source), or a built image with
+/// fields added to its JSON (the record itself).
+#[derive(Debug, Clone, Default)]
+pub struct DerivedImage {
+    /// The image (reference or id) whose layers and history are taken.
+    pub source: String,
+    /// How many of its layers and history entries; `None` takes them all.
+    pub prefix: Option<(usize, usize)>,
+    /// The image the new one is made on (inspect's `Parent`).
+    pub parent: Option<String>,
+    /// The runtime config; `None` keeps the source's.
+    pub config: Option<Value>,
+    /// Top-level fields of the image JSON to set; a `null` removes the field.
+    pub fields: BTreeMap<String, Value>,
+}
+
 fn go_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -138,6 +156,66 @@ impl ImageService {
             .cloned()
             .unwrap_or_else(|| json!({}));
         Ok((rec.id, config))
+    }
+
+    /// The record and whole JSON (config, history, rootfs) of an image.
+    pub fn image_doc(&self, reference: &str) -> Result<(ImageRecord, Value)> {
+        let rec = self.get(reference)?;
+        let raw = self.lock().get_blob(&rec.id)?;
+        let doc = serde_json::from_slice(&raw)?;
+        Ok((rec, doc))
+    }
+
+    /// Creates the image `d` describes (blocking); returns its id. A prefix takes the
+    /// `created` time of its last history entry, so the same prefix is the same image.
+    pub fn derive_image(&self, d: DerivedImage) -> Result<String> {
+        let _busy = self.busy();
+        let rec = self.get(&d.source)?;
+        let raw = self.lock().get_blob(&rec.id)?;
+        let mut doc: Value = serde_json::from_slice(&raw)?;
+        let history = doc["history"].as_array().cloned().unwrap_or_default();
+        let (layers, entries) = d.prefix.unwrap_or((rec.layers.len(), history.len()));
+        if layers > rec.layers.len() || entries > history.len() {
+            return Err(EngineError::invalid(format!(
+                "image {} has no {layers} layers and {entries} history entries",
+                rec.id
+            )));
+        }
+        if d.prefix.is_some() {
+            if let Some(created) = history[..entries].last().and_then(|h| h.get("created")) {
+                doc["created"] = created.clone();
+            }
+        }
+        doc["history"] = json!(history[..entries]);
+        doc["rootfs"] = json!({"type": "layers", "diff_ids": rec.layers[..layers]});
+        if let Some(c) = d.config {
+            doc["config"] = c;
+        }
+        if let Some(obj) = doc.as_object_mut() {
+            for (k, v) in d.fields {
+                if v.is_null() {
+                    obj.remove(&k);
+                } else {
+                    obj.insert(k, v);
+                }
+            }
+        }
+        let bytes = serde_json::to_vec(&doc)?;
+        let id = sha256_digest(&bytes);
+        let head: ConfigHead = serde_json::from_slice(&bytes)?;
+        let blobs = rec.layer_blobs.get(..layers).map(<[_]>::to_vec);
+        self.commit_image(NewImage {
+            id: &id,
+            config: &bytes,
+            head: &head,
+            layer_sizes: rec.layer_sizes.get(..layers).unwrap_or_default(),
+            repo_digest: None,
+            tags: &[],
+            manifest: None,
+            layer_blobs: blobs.unwrap_or_default(),
+            parent: d.parent,
+        })?;
+        Ok(id)
     }
 
     /// Creates an image from `spec` and an optional layer tar (plain or compressed; blocking).

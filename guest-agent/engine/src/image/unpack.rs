@@ -398,14 +398,7 @@ fn chown(path: &Path, uid: u64, gid: u64) -> Result<()> {
 }
 
 fn set_mtime(path: &Path, mtime: i64) -> Result<()> {
-    let t = TimeSpec::new(mtime, 0);
-    stat::utimensat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        &t,
-        &t,
-        stat::UtimensatFlags::NoFollowSymlink,
-    )?;
+    crate::fsutil::set_times_nofollow(path, mtime, 0)?;
     Ok(())
 }
 

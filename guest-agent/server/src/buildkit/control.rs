@@ -93,19 +93,34 @@ fn build_ref<T>(req: &Request<T>) -> Result<String, Status> {
 }
 
 impl Api {
-    /// Exports `image` with the solve's exporters; returns the exporter response.
+    /// Exports `image` with the solve's exporters, with the inline cache record when
+    /// `inline_cache`; returns the exporter response.
     async fn export(
         &self,
         entry: &super::registry::BuildEntry,
         (build, session): (&str, &str),
         exporters: &[bk::Exporter],
-        image: Option<String>,
+        (image, inline_cache): (Option<String>, bool),
     ) -> Result<HashMap<String, String>, Status> {
         let mut resp = HashMap::new();
-        let Some(id) = image else {
+        let Some(mut id) = image else {
             return Ok(resp);
         };
         let mut vx = status::Vertexes::new(&format!("{build}/export"));
+        if inline_cache {
+            entry
+                .status
+                .publish(vx.start("preparing build cache for export"));
+            let engine = self.engine.clone();
+            let built = id.clone();
+            let res = tokio::task::spawn_blocking(move || engine.with_inline_cache(&built))
+                .await
+                .map_err(|e| Status::internal(format!("inline cache export failed: {e}")))?;
+            entry
+                .status
+                .publish(vx.complete(res.as_ref().err().map(|e| e.message()).unwrap_or_default()));
+            id = res.map_err(|e| Status::internal(e.message().to_string()))?;
+        }
         for e in exporters {
             match e.r#type.as_str() {
                 "moby" | "image" | "docker" => {
@@ -231,8 +246,17 @@ impl Control for Api {
                         .await?,
                 )
             };
-            self.export(&entry, (&build, &req.session), &exporters, image)
-                .await
+            let inline_cache = req
+                .cache
+                .as_ref()
+                .is_some_and(|c| c.exports.iter().any(|e| e.r#type == "inline"));
+            self.export(
+                &entry,
+                (&build, &req.session),
+                &exporters,
+                (image, inline_cache),
+            )
+            .await
         }
         .await;
         self.reg.finish(&build);
@@ -343,9 +367,18 @@ impl LlbBridge for Api {
         if req.definition.is_some() || req.frontend.is_empty() {
             return unsupported("solving LLB definitions");
         }
-        let id = self
-            .run_frontend(&build, &req.frontend, &req.frontend_opt)
-            .await?;
+        // Cache imports given to the gateway rather than in the frontend's attributes.
+        let mut attrs = req.frontend_opt.clone();
+        let refs: Vec<String> = req
+            .cache_imports
+            .iter()
+            .filter(|e| e.r#type == "registry")
+            .filter_map(|e| e.attrs.get("ref").cloned())
+            .collect();
+        if !refs.is_empty() && !attrs.contains_key("cache-imports") {
+            attrs.insert("cache-from".into(), refs.join(","));
+        }
+        let id = self.run_frontend(&build, &req.frontend, &attrs).await?;
         Ok(Response::new(gw::SolveResponse {
             r#ref: String::new(),
             result: Some(gw::Result {

@@ -128,26 +128,49 @@ fn safe_join(dest: &Path, p: &str) -> Result<PathBuf, SyncError> {
     Ok(dest.join(rel))
 }
 
-/// Makes the entry of one `STAT`; returns the path of a regular file to ask for.
-fn make_entry(dest: &Path, st: &Stat) -> Result<Option<PathBuf>, SyncError> {
+/// What one `STAT` made.
+enum Made {
+    /// A directory or symlink, complete.
+    Entry(PathBuf),
+    /// An empty regular file whose content is still to be asked for.
+    File(PathBuf),
+    /// Nothing (a device, pipe or socket).
+    Nothing,
+}
+
+/// Makes the entry of one `STAT`.
+fn make_entry(dest: &Path, st: &Stat) -> Result<Made, SyncError> {
     use std::os::unix::fs::PermissionsExt;
     let path = safe_join(dest, &st.path)?;
     let perm = std::fs::Permissions::from_mode(go_mode_to_unix(st.mode));
     if st.mode & MODE_DIR != 0 {
         std::fs::create_dir_all(&path)?;
         std::fs::set_permissions(&path, perm)?;
-        Ok(None)
+        Ok(Made::Entry(path))
     } else if st.mode & MODE_SYMLINK != 0 {
         std::os::unix::fs::symlink(&st.linkname, &path)?;
-        Ok(None)
+        Ok(Made::Entry(path))
     } else if st.mode & MODE_TYPE != 0 {
         // Devices, pipes and sockets have no place in a build context.
-        Ok(None)
+        Ok(Made::Nothing)
     } else {
         let f = std::fs::File::create(&path)?;
         f.set_permissions(perm)?;
-        Ok(Some(path))
+        Ok(Made::File(path))
     }
+}
+
+/// Gives every received entry the sender's modification time (`mod_time`, in nanoseconds),
+/// as BuildKit's copy of a context keeps them, so a `COPY` of unchanged files makes the same
+/// layer bytes in every build. Entries come in walk order, parents first: setting them in
+/// reverse order sets a directory's time after its children were written.
+fn set_mtimes(made: &[(PathBuf, i64)]) -> Result<(), SyncError> {
+    const NANOS: i64 = 1_000_000_000;
+    for (path, mod_time) in made.iter().rev() {
+        let (secs, nanos) = (mod_time.div_euclid(NANOS), mod_time.rem_euclid(NANOS));
+        berth_engine::fsutil::set_times_nofollow(path, secs, nanos)?;
+    }
+    Ok(())
 }
 
 /// Permission, setuid/setgid and sticky bits of a Go file mode as `st_mode` bits.
@@ -185,6 +208,7 @@ where
 {
     let mut index: u32 = 0;
     let mut wanted: HashMap<u32, PathBuf> = HashMap::new();
+    let mut made: Vec<(PathBuf, i64)> = Vec::new();
     // The file list.
     loop {
         let p = next(&mut incoming).await?;
@@ -192,8 +216,13 @@ where
             Ok(PacketType::PacketStat) => match &p.stat {
                 None => break,
                 Some(st) => {
-                    if let Some(path) = make_entry(dest, st)? {
-                        wanted.insert(index, path);
+                    match make_entry(dest, st)? {
+                        Made::File(path) => {
+                            wanted.insert(index, path.clone());
+                            made.push((path, st.mod_time));
+                        }
+                        Made::Entry(path) => made.push((path, st.mod_time)),
+                        Made::Nothing => {}
                     }
                     index += 1;
                 }
@@ -234,6 +263,7 @@ where
             _ => return Err(SyncError::Protocol(format!("{} during data", p.r#type))),
         }
     }
+    set_mtimes(&made)?;
     let _ = tx.send(packet(PacketType::PacketFin, 0));
     // The sender answers FIN; the stream may also just end.
     while let Some(p) = incoming.next().await {
@@ -258,6 +288,9 @@ where
 mod tests {
     use super::*;
 
+    /// 2021-01-01T00:00:00.5Z, the sender's mtime of every test entry.
+    const MOD_TIME: i64 = 1_609_459_200_500_000_000;
+
     fn stat(path: &str, mode: u32, linkname: &str) -> Result<Packet, tonic::Status> {
         Ok(Packet {
             r#type: PacketType::PacketStat as i32,
@@ -265,6 +298,7 @@ mod tests {
                 path: path.into(),
                 mode,
                 linkname: linkname.into(),
+                mod_time: MOD_TIME,
                 ..Stat::default()
             }),
             id: 0,
@@ -316,6 +350,16 @@ mod tests {
         let mode = std::fs::metadata(p.join("a/x.sh")).unwrap().permissions();
         assert_eq!(mode.mode() & 0o777, 0o755);
         assert_eq!(std::fs::read_link(p.join("l")).unwrap(), Path::new("b.txt"));
+        // Every entry has the sender's mtime, directories too (set after their children).
+        use std::os::unix::fs::MetadataExt;
+        for name in ["a", "a/x.sh", "b.txt", "l"] {
+            let m = std::fs::symlink_metadata(p.join(name)).unwrap();
+            assert_eq!(
+                (m.mtime(), m.mtime_nsec()),
+                (1_609_459_200, 500_000_000),
+                "{name}"
+            );
+        }
     }
 
     #[tokio::test]

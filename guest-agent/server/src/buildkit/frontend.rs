@@ -3,13 +3,15 @@
 //! side, as BuildKit does), are packed into the tar the classic builder takes, and the
 //! builder's output lines become the build's vertexes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
+use berth_docker_api::auth::AuthConfig;
 use berth_engine::build::view::ImageView;
 use berth_engine::build::{BuildOptions, Outcome, Secrets};
 use berth_engine::fsutil::TempDir;
+use berth_engine::image::reference::Reference;
 use berth_engine::image::Progress;
 use berth_engine::{Engine, EngineError};
 
@@ -71,7 +73,42 @@ pub(crate) fn build_options(attrs: &HashMap<String, String>) -> BuildOptions {
         .cloned()
         .unwrap_or_default();
     o.network_mode = attrs.get("force-network-mode").cloned().unwrap_or_default();
+    o.cache_images = cache_import_refs(attrs);
     o
+}
+
+/// One of BuildKit's cache imports, as its client writes them into `cache-imports`.
+#[derive(serde::Deserialize)]
+struct CacheImport {
+    #[serde(rename = "Type", alias = "type")]
+    kind: String,
+    #[serde(rename = "Attrs", alias = "attrs", default)]
+    attrs: HashMap<String, String>,
+}
+
+/// The images of the build's registry cache imports (`--cache-from <image>`, or
+/// `type=registry,ref=<image>`), whose inline cache records the build may reuse: from the
+/// `cache-imports` attribute (JSON, what BuildKit's client sends) and the older `cache-from`
+/// (comma separated). Other types are not read (`local` needs the session's content store).
+pub(crate) fn cache_import_refs(attrs: &HashMap<String, String>) -> Vec<String> {
+    let mut refs: Vec<String> = attrs
+        .get("cache-imports")
+        .and_then(|j| serde_json::from_str::<Vec<CacheImport>>(j).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.kind == "registry")
+        .filter_map(|e| e.attrs.get("ref").cloned())
+        .collect();
+    if let Some(list) = attrs.get("cache-from") {
+        refs.extend(
+            list.split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty() && !refs.iter().any(|x| x == r))
+                .map(String::from)
+                .collect::<Vec<_>>(),
+        );
+    }
+    refs
 }
 
 /// `.dockerignore` lines as exclude patterns.
@@ -103,6 +140,59 @@ async fn fetch_file(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+const CREDENTIALS: &str = "/moby.filesync.v1.Auth/Credentials";
+
+/// Registry credentials for the images `refs` from the client's auth provider (what `docker
+/// login` stored, which buildx serves on the session), keyed by registry as the builder looks
+/// them up. Docker Hub is asked for as `registry-1.docker.io`, as BuildKit does; an empty
+/// user name means the secret is an identity token. Registries the client has nothing for are
+/// left out (their pulls go anonymous).
+async fn fetch_credentials(
+    session: &SessionClient,
+    refs: &[String],
+) -> BTreeMap<String, AuthConfig> {
+    use bollard_buildkit_proto::moby::filesync::v1 as auth;
+    let mut out = BTreeMap::new();
+    if refs.is_empty() || !session.supports(CREDENTIALS) {
+        return out;
+    }
+    let domains: BTreeSet<String> = refs
+        .iter()
+        .filter_map(|r| Reference::parse(r).ok())
+        .map(|r| r.domain)
+        .collect();
+    let mut client = auth::auth_client::AuthClient::with_origin(session.channel.clone(), origin());
+    for domain in domains {
+        let host = if domain == "docker.io" {
+            "registry-1.docker.io".to_string()
+        } else {
+            domain.clone()
+        };
+        let res = match client.credentials(auth::CredentialsRequest { host }).await {
+            Ok(r) => r.into_inner(),
+            Err(s) => {
+                tracing::debug!(registry = %domain, error = %s, "no credentials from the session");
+                continue;
+            }
+        };
+        if res.secret.is_empty() {
+            continue;
+        }
+        let mut a = AuthConfig {
+            serveraddress: domain.clone(),
+            ..AuthConfig::default()
+        };
+        if res.username.is_empty() {
+            a.identitytoken = res.secret;
+        } else {
+            a.username = res.username;
+            a.password = res.secret;
+        }
+        out.insert(domain, a);
+    }
+    out
 }
 
 const GET_SECRET: &str = "/moby.buildkit.secrets.v1.Secrets/GetSecret";
@@ -222,8 +312,11 @@ pub(crate) async fn dockerfile(
     let mut opts = build_options(attrs);
     opts.dockerfile = filename.clone();
     // Unparsable Dockerfiles are reported by the build itself.
-    let ids = berth_engine::build::secret_ids(&String::from_utf8_lossy(&df)).unwrap_or_default();
+    let text = String::from_utf8_lossy(&df);
+    let ids = berth_engine::build::secret_ids(&text).unwrap_or_default();
     opts.secrets = Secrets(fetch_secrets(&session, ids).await?);
+    let bases = berth_engine::build::base_image_refs(&text, &opts.build_args).unwrap_or_default();
+    opts.auths = fetch_credentials(&session, &bases).await;
     if std::fs::read(&in_context).ok().as_deref() != Some(df.as_slice()) {
         let name = format!(".berth-dockerfile-{}", &berth_engine::id::new_id()[..12]);
         std::fs::write(ctx.join(&name), &df)?;
@@ -334,6 +427,25 @@ mod tests {
         assert!(o.no_cache && o.pull && o.remove && o.force_remove);
         assert_eq!(o.platform, "linux/amd64");
         assert!(!build_options(&HashMap::new()).no_cache);
+    }
+
+    #[test]
+    fn registry_cache_imports_name_their_images() {
+        let attrs: HashMap<String, String> = [
+            (
+                "cache-imports",
+                r#"[{"Type":"registry","Attrs":{"ref":"reg/app:cache"}},{"Type":"local","Attrs":{"src":"/d"}}]"#,
+            ),
+            ("cache-from", "reg/app:cache, other"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            build_options(&attrs).cache_images,
+            ["reg/app:cache", "other"]
+        );
+        assert!(cache_import_refs(&HashMap::new()).is_empty());
     }
 
     #[test]
