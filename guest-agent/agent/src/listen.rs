@@ -56,8 +56,10 @@ impl Endpoint {
     /// of the same number when it has one.
     pub(crate) fn bind(&self) -> anyhow::Result<Acceptor> {
         if let Self::Vsock(port) = self {
-            use crate::virtio_port::{device, settle, DEV, SETTLE_WITHIN, SYS_BUS, SYS_CLASS};
-            settle(SYS_BUS.as_ref(), SYS_CLASS.as_ref(), SETTLE_WITHIN);
+            use crate::virtio_port::{
+                device, ports_announced, settle, DEV, SETTLE_WITHIN, SYS_CLASS,
+            };
+            settle(ports_announced(), SYS_CLASS.as_ref(), SETTLE_WITHIN);
             if let Some(dev) = device(SYS_CLASS.as_ref(), DEV.as_ref(), *port) {
                 tracing::info!(port, device = %dev.display(), "guest port over virtio-serial");
                 return Ok(Acceptor::Port(crate::virtio_port::PortListener::new(dev)));

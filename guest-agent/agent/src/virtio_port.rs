@@ -34,17 +34,23 @@ pub(crate) const SYS_CLASS: &str = "/sys/class/virtio-ports";
 pub(crate) const DEV: &str = "/dev";
 /// Bound on how often a port whose host end is closed is opened again.
 pub(crate) const REOPEN_EVERY: Duration = Duration::from_millis(250);
-/// Where the kernel lists virtio devices (a virtio-serial controller has device id 3).
-pub(crate) const SYS_BUS: &str = "/sys/bus/virtio/devices";
-/// Bound on waiting for a virtio-serial controller's ports to be listed and named.
+/// Bound on waiting for the VM's virtio-serial ports to be listed and named.
 pub(crate) const SETTLE_WITHIN: Duration = Duration::from_secs(10);
 
-/// Waits (bounded) until the VM's virtio-serial ports are listed and named, when it has a
-/// virtio-serial controller: the driver adds the ports, then learns their names from the host,
+/// Whether the host said at boot that the agent's ports are virtio-serial ports
+/// (`berth.ports=virtio-serial` on the kernel command line).
+pub(crate) fn ports_announced() -> bool {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    crate::init::cmdline::BootArgs::parse(&cmdline).serial_ports
+}
+
+/// Waits (bounded) until the VM's virtio-serial ports are listed and named, when the host
+/// `announced` them: the driver adds the ports, then learns their names from the host,
 /// asynchronously after it loads, so an agent looking at once could miss its ports and listen
-/// on vsock instead. Returns at once in a VM without the controller.
-pub(crate) fn settle(sys_bus: &Path, sys_class: &Path, within: Duration) {
-    if !has_serial_controller(sys_bus) {
+/// on vsock instead. Without the announcement it returns at once (a vsock VM, or one whose
+/// only virtio console is its own console, never named, as VZ's on macOS).
+pub(crate) fn settle(announced: bool, sys_class: &Path, within: Duration) {
+    if !announced {
         return;
     }
     let deadline = Instant::now() + within;
@@ -55,14 +61,6 @@ pub(crate) fn settle(sys_bus: &Path, sys_class: &Path, within: Duration) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn has_serial_controller(sys_bus: &Path) -> bool {
-    std::fs::read_dir(sys_bus).is_ok_and(|dir| {
-        dir.flatten().any(|e| {
-            std::fs::read_to_string(e.path().join("device")).is_ok_and(|d| d.trim() == "0x0003")
-        })
-    })
 }
 
 /// Whether `sys_class` lists ports and every one has its name.
@@ -256,33 +254,32 @@ mod tests {
     }
 
     #[test]
-    fn settling_waits_for_names_only_with_a_serial_controller() {
-        let bus = tempfile::tempdir().unwrap();
+    fn settling_waits_for_names_only_when_the_host_announced_serial_ports() {
         let sys = tempfile::tempdir().unwrap();
         let quick = Duration::from_secs(30);
-        // No controller (a vsock VM): no wait, though no port is named.
-        std::fs::create_dir(bus.path().join("virtio0")).unwrap();
-        std::fs::write(bus.path().join("virtio0/device"), "0x0013\n").unwrap();
+        // Not announced (a vsock VM, or VZ's unnamed console port): no wait, though a port is
+        // unnamed.
+        let console = sys.path().join("vport0p0");
+        std::fs::create_dir(&console).unwrap();
         let t = Instant::now();
-        settle(bus.path(), sys.path(), quick);
+        settle(false, sys.path(), quick);
         assert!(t.elapsed() < Duration::from_secs(5));
+        std::fs::remove_dir(&console).unwrap();
 
-        // A controller whose port is named by another thread while settling waits.
-        std::fs::create_dir(bus.path().join("virtio1")).unwrap();
-        std::fs::write(bus.path().join("virtio1/device"), "0x0003\n").unwrap();
+        // Announced: a port named by another thread while settling waits.
         let port = sys.path().join("vport1p1");
         std::fs::create_dir(&port).unwrap();
         std::fs::write(port.join("name"), "").unwrap();
         assert!(!all_named(sys.path()));
         let namer = std::thread::spawn(move || std::fs::write(port.join("name"), "berth.2375\n"));
-        settle(bus.path(), sys.path(), quick);
+        settle(true, sys.path(), quick);
         namer.join().unwrap().unwrap();
         assert!(all_named(sys.path()));
 
         // A port never named: settling gives up at its bound.
         std::fs::create_dir(sys.path().join("vport1p2")).unwrap();
         let t = Instant::now();
-        settle(bus.path(), sys.path(), Duration::from_millis(200));
+        settle(true, sys.path(), Duration::from_millis(200));
         assert!(t.elapsed() >= Duration::from_millis(200));
     }
 

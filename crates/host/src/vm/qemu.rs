@@ -76,7 +76,7 @@ pub fn args(spec: &VmSpec, serial: Option<&HostEnds>) -> Vec<OsString> {
     }
     push("-object");
     push(&format!("memory-backend-memfd,id=mem,size={mem}M,share=on"));
-    a.extend(guest_args(spec));
+    a.extend(guest_args(spec, serial.is_some()));
     match serial {
         Some(ends) => a.extend(super::serial::args(ends)),
         None => {
@@ -104,8 +104,9 @@ pub fn args(spec: &VmSpec, serial: Option<&HostEnds>) -> Vec<OsString> {
 /// The part of QEMU's command line every platform shares: memory size, CPUs, our kernel,
 /// initrd and console, the data disk (discard passed through when asked) before the read-only
 /// root, user networking, entropy, the balloon with free-page reporting, and the engine's
-/// daemon.json as a fw_cfg item.
-pub(crate) fn guest_args(spec: &VmSpec) -> Vec<OsString> {
+/// daemon.json as a fw_cfg item. With `serial_ports` the kernel is told the agent's ports are
+/// virtio-serial ([`super::serial::KERNEL_ARG`]).
+pub(crate) fn guest_args(spec: &VmSpec, serial_ports: bool) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |s: &str| a.push(s.into());
     for s in [
@@ -128,7 +129,11 @@ pub(crate) fn guest_args(spec: &VmSpec) -> Vec<OsString> {
     push("-initrd");
     push(&spec.initrd.display().to_string());
     push("-append");
-    push(&spec.cmdline);
+    if serial_ports {
+        push(&format!("{} {}", spec.cmdline, super::serial::KERNEL_ARG));
+    } else {
+        push(&spec.cmdline);
+    }
     push("-drive");
     let discard = if spec.disk_discard {
         ",discard=unmap,detect-zeroes=unmap"
@@ -411,6 +416,17 @@ mod tests {
         ));
         assert!(joined.contains("path=/s/run/port2378_1.sock,server=on,wait=off"));
         assert!(joined.contains("name=berth.2378.1"));
+        // The agent is told to wait for its ports' names; a vsock VM's is not.
+        let append = |a: &[String]| a[a.iter().position(|s| s == "-append").unwrap() + 1].clone();
+        assert!(
+            append(&a).ends_with(" berth.ports=virtio-serial"),
+            "{joined}"
+        );
+        let vsock: Vec<String> = args(&spec(crate::vm::GuestArch::X86_64), None)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        assert!(!append(&vsock).contains("berth.ports"));
 
         // Shares over virtiofs need no ports; vsock is the default.
         config.share_transport = None;

@@ -32,6 +32,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::endpoint::Endpoint;
 use crate::StateDir;
 
+/// Kernel argument telling the agent that its ports are virtio-serial ports, so it waits for
+/// the driver to name them (a VM whose only virtio console is its own console, as on macOS,
+/// must not wait).
+pub const KERNEL_ARG: &str = "berth.ports=virtio-serial";
+
 /// The agent's services carried as virtio-serial ports (shares come on top, one port each).
 pub const SERVICE_PORTS: [u32; 3] = [DOCKER_API_PORT, CONTROL_PORT, FORWARD_PORT];
 

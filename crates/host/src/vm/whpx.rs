@@ -38,7 +38,7 @@ pub fn args(spec: &VmSpec, accel: &str, ports: &HostEnds, monitor: &str) -> Vec<
     }
     a.push("-machine".into());
     a.push("q35".into());
-    a.extend(super::qemu::guest_args(spec));
+    a.extend(super::qemu::guest_args(spec, true));
     a.extend(super::serial::args(ports));
     a.push("-chardev".into());
     a.push(format!("pipe,id=mon,path={}", pipe_chardev_path(monitor)).into());

@@ -27,7 +27,9 @@ use berth_agent_proto::{read_frame, Share, ShareHeader, HOST_CID, SHARE_PORT};
 use berth_vsock::{VsockListener, CID_ANY};
 use tokio::sync::Notify;
 
-use crate::virtio_port::{PortListener, PortStream, DEV, SETTLE_WITHIN, SYS_BUS, SYS_CLASS};
+use crate::virtio_port::{
+    ports_announced, PortListener, PortStream, DEV, SETTLE_WITHIN, SYS_CLASS,
+};
 
 /// How long a mount waits for its share's connection (the host opens it just before asking).
 const STREAM_WAIT: Duration = Duration::from_secs(15);
@@ -72,7 +74,7 @@ impl ShareStreams {
 /// from each share's virtio-serial port when the VM has them, else as connections on the vsock
 /// SHARE_PORT (host only).
 pub(crate) fn listen(streams: ShareStreams) {
-    crate::virtio_port::settle(SYS_BUS.as_ref(), SYS_CLASS.as_ref(), SETTLE_WITHIN);
+    crate::virtio_port::settle(ports_announced(), SYS_CLASS.as_ref(), SETTLE_WITHIN);
     let ports = crate::virtio_port::channels(SYS_CLASS.as_ref(), DEV.as_ref(), SHARE_PORT);
     if ports.is_empty() {
         listen_vsock(streams);

@@ -13,6 +13,8 @@ pub(crate) struct BootArgs {
     pub(crate) log_level: Option<String>,
     /// `berth.debug_shell=1`: a shell on the console (development only).
     pub(crate) debug_shell: bool,
+    /// `berth.ports=virtio-serial`: the agent's ports are virtio-serial ports, not vsock.
+    pub(crate) serial_ports: bool,
 }
 
 impl BootArgs {
@@ -31,6 +33,7 @@ impl BootArgs {
                 "berth.insecure_registry" => b.insecure_registries.extend(list()),
                 "berth.log" if !value.is_empty() => b.log_level = Some(value.to_string()),
                 "berth.debug_shell" => b.debug_shell = matches!(value, "1" | "true" | "yes"),
+                "berth.ports" => b.serial_ports = value == "virtio-serial",
                 _ => {}
             }
         }
@@ -57,13 +60,16 @@ mod tests {
     fn parse_reads_berth_arguments() {
         let b = BootArgs::parse(
             "console=ttyS0 quiet berth.time=1763890000.25 berth.registry_mirror=http://10.0.2.2:5000 \
-             berth.insecure_registry=a:1,b:2 berth.log=debug berth.debug_shell=1\n",
+             berth.insecure_registry=a:1,b:2 berth.log=debug berth.debug_shell=1 \
+             berth.ports=virtio-serial\n",
         );
         assert_eq!(b.time, Some((1_763_890_000, 250_000_000)));
         assert_eq!(b.registry_mirrors, ["http://10.0.2.2:5000"]);
         assert_eq!(b.insecure_registries, ["a:1", "b:2"]);
         assert_eq!(b.log_level.as_deref(), Some("debug"));
         assert!(b.debug_shell);
+        assert!(b.serial_ports);
+        assert!(!BootArgs::parse("berth.ports=vsock").serial_ports);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! reaps orphans and powers off on request. It is synchronous: no async runtime in PID 1.
 
 pub(crate) mod clock;
-mod cmdline;
+pub(crate) mod cmdline;
 mod disk;
 mod engine;
 mod log;
