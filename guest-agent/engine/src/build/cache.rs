@@ -2,8 +2,8 @@
 //!
 //! A step's key hashes its parent (the previous step's key, or the base image's id), its
 //! history text, the image config it produces and, for `COPY`/`ADD`, the checksum of the
-//! copied content, so a hit yields exactly the image the step would make. Entries whose image is gone are ignored (and dropped on the next
-//! write).
+//! copied content, so a hit yields exactly the image the step would make. Entries whose image
+//! is gone are ignored (and dropped on the next write).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
