@@ -42,11 +42,7 @@ pub(crate) fn run_in(mut c: Command, dir: &Path) -> Output {
 
 /// stdout + stderr of a command that must succeed; panics with both and the engine's log.
 pub(crate) fn expect_ok(e: &Engine, what: &[&str], out: Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = berth_test_support::output_text(&out);
     assert!(
         out.status.success(),
         "docker {what:?} failed ({}):\n{text}\n{}",

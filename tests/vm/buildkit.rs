@@ -53,11 +53,7 @@ fn docker_bk(b: &Berth, dir: &Path, args: &[&str]) -> Output {
 fn docker_bk_ok(b: &Berth, dir: &Path, args: &[&str]) -> String {
     let t = Instant::now();
     let out = docker_bk(b, dir, args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = berth_test_support::output_text(&out);
     assert!(
         out.status.success(),
         "docker {args:?} failed ({}):\n{text}\n--- console tail:\n{}",

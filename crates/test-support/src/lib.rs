@@ -11,7 +11,7 @@ mod registry;
 mod spec;
 mod wait;
 
-pub use engine::{docker_plugin_config, run_bounded, Engine, EngineOptions};
+pub use engine::{docker_plugin_config, output_text, run_bounded, Engine, EngineOptions};
 pub use fault_proxy::{Fault, FaultProxy, LAYER_MIN_BYTES};
 pub use net_slot::NetSlot;
 pub use registry::Registry;
