@@ -128,22 +128,24 @@ impl Berth {
         self.home.path().join("run/docker.sock")
     }
 
+    /// A docker command through the forwarded socket, bounded to 300 s (a hang fails with the
+    /// supervisor's log instead of waiting for the test runner's leash).
     pub(crate) fn docker(&self, args: &[&str]) -> Output {
-        Command::new("docker")
-            .env("DOCKER_CONFIG", self.docker_config())
+        let mut c = Command::new("docker");
+        c.env("DOCKER_CONFIG", self.docker_config())
             .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
-            .args(args)
-            .output()
-            .unwrap()
+            .args(args);
+        berth_test_support::run_bounded(c, Duration::from_secs(300))
     }
 
     pub(crate) fn docker_ok(&self, args: &[&str]) -> String {
         let o = self.docker(args);
         assert!(
             o.status.success(),
-            "docker {args:?} failed: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
+            "docker {args:?} failed ({}): {}\n--- supervisor log tail:\n{}",
+            o.status,
+            berth_test_support::output_text(&o),
+            tail(&self.read_log("logs/supervisor.log"), 40)
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
     }

@@ -20,6 +20,9 @@ use tokio::time::Instant;
 use crate::error::Result;
 use crate::vm::Pauser;
 
+/// Longest wait for the guest to say whether containers run; no answer counts as busy.
+const BUSY_ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
 /// Clients and quiet time, kept apart from the VM side so an [`Activity`]'s drop never waits.
 #[derive(Debug)]
 struct Clients {
@@ -141,23 +144,39 @@ impl IdleGate {
                 _ = self.quiet_for(after) => {}
             }
             tracing::debug!("VM quiet: checking whether it may pause");
-            let mut vm = self.vm.lock().await;
-            let Some(pauser) = vm.pauser.clone().filter(|_| !vm.paused) else {
-                drop(vm);
+            let pauser = {
+                let vm = self.vm.lock().await;
+                vm.pauser.clone().filter(|_| !vm.paused)
+            };
+            let Some(pauser) = pauser else {
                 // Nothing to pause (no VM, no pauser, or paused already): wait for a client.
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = self.left.notified() => continue,
                 }
             };
+            // Asked without the VM's lock, and bounded: a client arriving meanwhile must get
+            // in at once, whatever the guest does with the question.
             tracing::debug!("asking the guest whether containers run");
-            if busy().await {
+            let busy_now = tokio::time::timeout(BUSY_ANSWER_WITHIN, busy())
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::warn!(
+                        ?BUSY_ANSWER_WITHIN,
+                        "the guest did not say whether containers run: not paused"
+                    );
+                    true
+                });
+            if busy_now {
                 tracing::info!("VM idle but containers run: not paused");
                 self.clients_mut().quiet_since = Instant::now();
                 continue;
             }
-            // A client that came while the guest was asked waits on `vm`: let it in.
-            if self.clients_mut().connected > 0 {
+            let mut vm = self.vm.lock().await;
+            // A client that came while the guest was asked is in: no pause. Nor when the VM
+            // went (or came anew) meanwhile.
+            let same_vm = vm.pauser.as_ref().is_some_and(|p| Arc::ptr_eq(p, &pauser));
+            if self.clients_mut().connected > 0 || vm.paused || !same_vm {
                 continue;
             }
             match pauser.pause().await {
@@ -313,6 +332,36 @@ mod tests {
         tokio::time::advance(AFTER + Duration::from_secs(1)).await;
         until_paused(&mut paused).await;
         assert_eq!(pauser.calls(), ["pause"]);
+    }
+
+    // The gate asks the guest with no lock held and for a bounded time: a guest that never
+    // answers neither keeps a client out nor gets paused.
+    #[tokio::test(start_paused = true)]
+    async fn a_guest_that_never_answers_keeps_no_client_out_and_is_not_paused() {
+        let gate = IdleGate::new();
+        let pauser = Arc::new(FakePauser::default());
+        gate.attach(Some(pauser.clone())).await;
+        let asked = Arc::new(Notify::new());
+        let asking = asked.clone();
+        tokio::spawn(gate.clone().run(
+            AFTER,
+            move || {
+                asking.notify_one();
+                std::future::pending::<bool>()
+            },
+            CancellationToken::new(),
+        ));
+        tokio::time::timeout(AFTER * 2, asked.notified())
+            .await
+            .expect("the guest was never asked");
+        let client = tokio::time::timeout(Duration::from_millis(1), gate.enter())
+            .await
+            .expect("a client waited on the guest's answer")
+            .unwrap();
+        drop(client);
+        tokio::time::advance(BUSY_ANSWER_WITHIN + Duration::from_secs(1)).await;
+        settle().await;
+        assert!(pauser.calls().is_empty(), "paused without an answer");
     }
 
     #[tokio::test(start_paused = true)]
