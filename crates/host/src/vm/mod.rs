@@ -181,3 +181,12 @@ pub fn want_kvm(accel: &str) -> bool {
         }
     }
 }
+
+/// A QEMU command line as one string, for tests that look for arguments in it.
+#[cfg(test)]
+pub(crate) fn joined_args(args: Vec<std::ffi::OsString>) -> String {
+    args.into_iter()
+        .map(|s| s.into_string().expect("UTF-8 argument"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -339,11 +339,7 @@ mod tests {
     }
 
     fn joined_args(spec: &VmSpec) -> String {
-        let a: Vec<String> = args(spec, None)
-            .into_iter()
-            .map(|s| s.into_string().unwrap())
-            .collect();
-        a.join(" ")
+        crate::vm::joined_args(args(spec, None))
     }
 
     #[test]
@@ -409,13 +405,7 @@ mod tests {
         let joined = a.join(" ");
         assert!(!joined.contains("vhost-user-vsock"), "{joined}");
         // The same port arguments as on Windows, built by the same code.
-        assert!(joined.contains(
-            &super::super::serial::args(ends)
-                .into_iter()
-                .map(|s| s.into_string().unwrap())
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
+        assert!(joined.contains(&crate::vm::joined_args(super::super::serial::args(ends))));
         assert!(joined.contains("path=/s/run/port2378_1.sock,server=on,wait=off"));
         assert!(joined.contains("name=berth.2378.1"));
         // The agent is told to wait for its ports' names; a vsock VM's is not.

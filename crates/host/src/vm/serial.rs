@@ -250,11 +250,7 @@ mod tests {
     use super::*;
 
     fn joined(ends: &HostEnds) -> String {
-        args(ends)
-            .into_iter()
-            .map(|s| s.into_string().unwrap())
-            .collect::<Vec<_>>()
-            .join(" ")
+        crate::vm::joined_args(args(ends))
     }
 
     #[test]

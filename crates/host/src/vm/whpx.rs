@@ -135,11 +135,7 @@ mod tests {
     fn joined(accel: &str) -> String {
         let state = crate::StateDir::new(r"C:\Users\u\.berth");
         let ports = HostEnds::pipes(&state, 1);
-        args(&spec(), accel, &ports, &state.pipe("qemu_monitor"))
-            .into_iter()
-            .map(|s| s.into_string().unwrap())
-            .collect::<Vec<_>>()
-            .join(" ")
+        crate::vm::joined_args(args(&spec(), accel, &ports, &state.pipe("qemu_monitor")))
     }
 
     #[test]
